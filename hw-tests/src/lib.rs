@@ -1,0 +1,1 @@
+//! Differential testing against the host kernel's verifier and JIT (issue #3).

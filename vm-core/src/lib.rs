@@ -1,0 +1,16 @@
+//! vm-core: the eBPF instruction set, its text and ELF front ends, maps and helpers with the
+//! kernel's semantics, and the reference interpreter every later stage is checked against.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! bytes ──┐
+//! text  ──┼─► isa::decode_program ─► Program ─► interp::Vm::run(ctx) ─► Outcome
+//! ELF   ──┘   (typed Insn per slot)   (+ maps)   (maps, helpers, contexts)
+//! ```
+
+pub mod isa;
+pub mod program;
+
+pub use isa::{Insn, RawInsn};
+pub use program::{MapDef, MapType, ProgType, Program};
