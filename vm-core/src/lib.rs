@@ -9,8 +9,14 @@
 //! ELF   ──┘   (typed Insn per slot)   (+ maps)   (maps, helpers, contexts)
 //! ```
 
+pub mod asm;
+pub mod corpus;
+pub mod demo;
+pub mod elf;
 pub mod isa;
+pub mod maps;
 pub mod program;
+pub mod testdata;
 
 pub use isa::{Insn, RawInsn};
 pub use program::{MapDef, MapType, ProgType, Program};

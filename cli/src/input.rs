@@ -1,0 +1,132 @@
+//! Reading PROG: its kind is decided by content, then extension (cli-contract.md, "Program input").
+
+use std::path::Path;
+
+use vm_core::{
+    Program, ProgType, RawInsn,
+    isa::{self, DecodeError},
+    testdata::TestFile,
+};
+
+use crate::{GlobalOpts, TypeArg, exit::CliError};
+
+/// A program read from disk, plus the input memory a `.data` file carries.
+pub struct Loaded {
+    /// Raw slots exactly as given (before decoding), for `disasm` of bad encodings and the kernel.
+    pub raw: Vec<RawInsn>,
+    /// Decoded program, or the decode error at its instruction index.
+    pub program: Result<Program, DecodeError>,
+    /// `-- mem` of a `.data` file.
+    pub mem: Option<Vec<u8>>,
+    /// `-- result` of a `.data` file.
+    pub expected: Option<u64>,
+}
+
+impl Loaded {
+    /// The decoded program; an invalid encoding is bad input (exit 2) for run/asm/disasm.
+    pub fn decoded(self, path: &Path) -> Result<(Program, Option<Vec<u8>>), CliError> {
+        match self.program {
+            Ok(p) => Ok((p, self.mem)),
+            Err(e) => Err(CliError::input(format!("{}: instruction {}: {}", path.display(), e.pc, e.kind))),
+        }
+    }
+}
+
+fn type_from_arg(t: TypeArg) -> ProgType {
+    match t {
+        TypeArg::Xdp => ProgType::Xdp,
+        TypeArg::Tc => ProgType::SchedCls,
+        TypeArg::Socket => ProgType::SocketFilter,
+        TypeArg::Mem => ProgType::Mem,
+    }
+}
+
+/// Reads and classifies PROG.
+pub fn load(path: &Path, g: &GlobalOpts) -> Result<Loaded, CliError> {
+    let bytes = std::fs::read(path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let forced = g.prog_type.map(type_from_arg);
+    if bytes.starts_with(b"\x7fELF") {
+        return load_elf(path, &bytes, g, forced);
+    }
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("prog").to_string();
+    let (raw, mem, expected, default_type) = match ext {
+        "s" | "asm" => {
+            let text = String::from_utf8(bytes)
+                .map_err(|e| CliError::input(format!("{}: not UTF-8 text (byte offset {})", path.display(), e.utf8_error().valid_up_to())))?;
+            let raw = vm_core::asm::assemble(&text).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+            (raw, None, None, ProgType::Xdp)
+        }
+        "data" => {
+            let tf = TestFile::parse_file(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+            let raw = tf.program().map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+            (raw, Some(tf.mem.clone()), tf.result, ProgType::Mem)
+        }
+        _ => {
+            let raw = RawInsn::slice_from_bytes(&bytes).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+            (raw, None, None, ProgType::Xdp)
+        }
+    };
+    let prog_type = forced.unwrap_or(default_type);
+    let program = isa::decode_program(&raw).map(|insns| Program {
+        name,
+        section: None,
+        prog_type,
+        insns,
+        maps: Vec::new(),
+    });
+    Ok(Loaded { raw, program, mem, expected })
+}
+
+fn load_elf(path: &Path, bytes: &[u8], g: &GlobalOpts, forced: Option<ProgType>) -> Result<Loaded, CliError> {
+    let obj = vm_core::elf::load_object(bytes).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+    let mut program = match &g.section {
+        Some(sec) => obj.program(sec).cloned().ok_or_else(|| {
+            CliError::input(format!(
+                "{}: no program in section or function `{sec}`; programs: {}",
+                path.display(),
+                program_list(&obj.programs)
+            ))
+        })?,
+        None => match obj.programs.as_slice() {
+            [only] => only.clone(),
+            [] => return Err(CliError::input(format!("{}: no executable program section", path.display()))),
+            many => {
+                return Err(CliError::input(format!(
+                    "{}: {} programs, pick one with --section: {}",
+                    path.display(),
+                    many.len(),
+                    program_list(many)
+                )));
+            }
+        },
+    };
+    if let Some(t) = forced {
+        program.prog_type = t;
+    }
+    Ok(Loaded { raw: program.raw(), program: Ok(program), mem: None, expected: None })
+}
+
+fn program_list(programs: &[Program]) -> String {
+    programs
+        .iter()
+        .map(|p| match &p.section {
+            Some(s) if s != &p.name => format!("{s} ({})", p.name),
+            Some(s) => s.clone(),
+            None => p.name.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a packet or memory file: pcap (first frame), hex text (`.hex`/`.txt`), or raw bytes.
+pub fn read_bytes_input(path: &Path) -> Result<Vec<u8>, CliError> {
+    let bytes = std::fs::read(path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if matches!(ext, "hex" | "txt") {
+        let text = String::from_utf8_lossy(&bytes);
+        let digits: String = text.split_whitespace().collect();
+        return hex::decode(&digits).map_err(|e| CliError::input(format!("{}: bad hex: {e}", path.display())));
+    }
+    Ok(bytes)
+}

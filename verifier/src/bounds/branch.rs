@@ -1,0 +1,312 @@
+//! Conditional jumps: deciding their outcome when the operands allow only one, and narrowing
+//! both operands on each edge (the kernel's `is_branch_taken` and `reg_set_min_max`).
+//!
+//! Why: bounds checks in eBPF programs are ordinary conditional jumps (`if r1 > 16 goto
+//! out`); the verifier can only prove the memory access that follows if the fall-through edge
+//! knows `r1 <= 16`. Deciding outcomes prunes dead edges, which the kernel does too (and then
+//! does not check them), so acceptance depends on it.
+//!
+//! A JMP32 comparison refines the 32-bit ranges and the low half of the tnum; the 64-bit
+//! ranges then learn from them through [`ScalarBounds::sync`] where the upper half allows.
+//! When a refined operand turns out empty, that edge is impossible and is reported as `None`.
+//! If `dst` and `src` are the same register, the caller should intersect the two results.
+
+use vm_core::isa::{JmpCond, Width};
+
+use super::{
+    ScalarBounds,
+    lane::{Lane, as_signed, smax_of, smin_of, umax_of},
+};
+use crate::tnum::Tnum;
+
+/// Both operands of a comparison as narrowed on one edge.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Refined {
+    /// The left operand (the register the instruction names as `dst`).
+    pub dst: ScalarBounds,
+    /// The right operand (a register, or the constant of an immediate comparison).
+    pub src: ScalarBounds,
+}
+
+/// The two edges of a conditional jump; `None` marks an edge no execution can take.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BranchRefinement {
+    /// The jump is taken (the condition holds).
+    pub taken: Option<Refined>,
+    /// Fall-through (the condition does not hold).
+    pub not_taken: Option<Refined>,
+}
+
+/// Conditions closed under negation (`JSET`'s negation has no opcode of its own).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cond {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Sgt,
+    Sge,
+    Slt,
+    Sle,
+    Set,
+    NotSet,
+}
+
+impl Cond {
+    fn of(c: JmpCond) -> Cond {
+        match c {
+            JmpCond::Eq => Cond::Eq,
+            JmpCond::Ne => Cond::Ne,
+            JmpCond::Gt => Cond::Gt,
+            JmpCond::Ge => Cond::Ge,
+            JmpCond::Lt => Cond::Lt,
+            JmpCond::Le => Cond::Le,
+            JmpCond::Sgt => Cond::Sgt,
+            JmpCond::Sge => Cond::Sge,
+            JmpCond::Slt => Cond::Slt,
+            JmpCond::Sle => Cond::Sle,
+            JmpCond::Set => Cond::Set,
+        }
+    }
+
+    fn negate(self) -> Cond {
+        match self {
+            Cond::Eq => Cond::Ne,
+            Cond::Ne => Cond::Eq,
+            Cond::Gt => Cond::Le,
+            Cond::Le => Cond::Gt,
+            Cond::Ge => Cond::Lt,
+            Cond::Lt => Cond::Ge,
+            Cond::Sgt => Cond::Sle,
+            Cond::Sle => Cond::Sgt,
+            Cond::Sge => Cond::Slt,
+            Cond::Slt => Cond::Sge,
+            Cond::Set => Cond::NotSet,
+            Cond::NotSet => Cond::Set,
+        }
+    }
+}
+
+/// `Some(true)` if every pair of members takes the jump, `Some(false)` if none does, `None`
+/// if it depends (or an operand is empty).
+pub fn branch_outcome(
+    cond: JmpCond,
+    width: Width,
+    dst: &ScalarBounds,
+    src: &ScalarBounds,
+) -> Option<bool> {
+    if dst.is_empty() || src.is_empty() {
+        return None;
+    }
+    outcome(Cond::of(cond), &Lane::of(dst, width), &Lane::of(src, width))
+}
+
+fn outcome(c: Cond, a: &Lane, b: &Lane) -> Option<bool> {
+    let decide = |yes: bool, no: bool| {
+        if yes {
+            Some(true)
+        } else if no {
+            Some(false)
+        } else {
+            None
+        }
+    };
+    match c {
+        Cond::Eq => {
+            if let (Some(x), Some(y)) = (a.const_value(), b.const_value()) {
+                return Some(x == y);
+            }
+            let disjoint = a.umin > b.umax
+                || b.umin > a.umax
+                || a.smin > b.smax
+                || b.smin > a.smax
+                || a.var_off.try_intersect(b.var_off).is_none();
+            disjoint.then_some(false)
+        }
+        Cond::Ne => outcome(Cond::Eq, a, b).map(|eq| !eq),
+        Cond::Set => decide(
+            a.var_off.value() & b.var_off.value() != 0,
+            a.var_off.umax() & b.var_off.umax() == 0,
+        ),
+        Cond::NotSet => outcome(Cond::Set, a, b).map(|set| !set),
+        Cond::Gt => decide(a.umin > b.umax, a.umax <= b.umin),
+        Cond::Ge => decide(a.umin >= b.umax, a.umax < b.umin),
+        Cond::Sgt => decide(a.smin > b.smax, a.smax <= b.smin),
+        Cond::Sge => decide(a.smin >= b.smax, a.smax < b.smin),
+        Cond::Lt => outcome(Cond::Gt, b, a),
+        Cond::Le => outcome(Cond::Ge, b, a),
+        Cond::Slt => outcome(Cond::Sgt, b, a),
+        Cond::Sle => outcome(Cond::Sge, b, a),
+    }
+}
+
+/// Both edges of `if dst cond src` at `width`. An edge whose outcome is decided keeps the
+/// operands unchanged (the other edge is `None`); otherwise each edge narrows both operands.
+pub fn refine_branch(
+    cond: JmpCond,
+    width: Width,
+    dst: &ScalarBounds,
+    src: &ScalarBounds,
+) -> BranchRefinement {
+    if dst.is_empty() || src.is_empty() {
+        return BranchRefinement {
+            taken: None,
+            not_taken: None,
+        };
+    }
+    let unchanged = Some(Refined {
+        dst: *dst,
+        src: *src,
+    });
+    let c = Cond::of(cond);
+    match branch_outcome(cond, width, dst, src) {
+        Some(true) => BranchRefinement {
+            taken: unchanged,
+            not_taken: None,
+        },
+        Some(false) => BranchRefinement {
+            taken: None,
+            not_taken: unchanged,
+        },
+        None => BranchRefinement {
+            taken: refine(c, width, dst, src),
+            not_taken: refine(c.negate(), width, dst, src),
+        },
+    }
+}
+
+/// Narrows both operands assuming `dst c src` holds; `None` if it cannot.
+fn refine(c: Cond, width: Width, dst: &ScalarBounds, src: &ScalarBounds) -> Option<Refined> {
+    let (mut a, mut b) = (Lane::of(dst, width), Lane::of(src, width));
+    refine_lanes(c, &mut a, &mut b)?;
+    Some(Refined {
+        dst: write_back(dst, &a, width)?,
+        src: write_back(src, &b, width)?,
+    })
+}
+
+fn write_back(orig: &ScalarBounds, lane: &Lane, width: Width) -> Option<ScalarBounds> {
+    if lane.is_empty() {
+        return None;
+    }
+    let mut r = *orig;
+    match width {
+        Width::W64 => lane.store64(&mut r),
+        Width::W32 => lane.store32(&mut r),
+    }
+    r.sync();
+    (!r.is_empty()).then_some(r)
+}
+
+fn refine_lanes(c: Cond, a: &mut Lane, b: &mut Lane) -> Option<()> {
+    match c {
+        Cond::Eq => {
+            let t = a.var_off.try_intersect(b.var_off)?;
+            let both = Lane {
+                bits: a.bits,
+                umin: a.umin.max(b.umin),
+                umax: a.umax.min(b.umax),
+                smin: a.smin.max(b.smin),
+                smax: a.smax.min(b.smax),
+                var_off: t,
+            };
+            *a = both;
+            *b = both;
+        }
+        Cond::Ne => {
+            if let Some(y) = b.const_value() {
+                exclude(a, y)?;
+            }
+            if let Some(x) = a.const_value() {
+                exclude(b, x)?;
+            }
+        }
+        Cond::Set => {
+            // x & y != 0: neither is 0, and a single-bit constant must be set in the other.
+            a.umin = a.umin.max(1);
+            b.umin = b.umin.max(1);
+            if let Some(y) = b.const_value().filter(|y| y.is_power_of_two()) {
+                a.var_off = a.var_off.try_intersect(Tnum::new(y, !y))?;
+            }
+            if let Some(x) = a.const_value().filter(|x| x.is_power_of_two()) {
+                b.var_off = b.var_off.try_intersect(Tnum::new(x, !x))?;
+            }
+        }
+        Cond::NotSet => {
+            // x & y == 0: the constant's bits are clear in the other operand.
+            let m = umax_of(a.bits);
+            if let Some(y) = b.const_value() {
+                a.var_off = a.var_off.and(Tnum::constant(!y & m));
+            }
+            if let Some(x) = a.const_value() {
+                b.var_off = b.var_off.and(Tnum::constant(!x & m));
+            }
+        }
+        Cond::Le => le_unsigned(a, b),
+        Cond::Ge => le_unsigned(b, a),
+        Cond::Lt => lt_unsigned(a, b)?,
+        Cond::Gt => lt_unsigned(b, a)?,
+        Cond::Sle => le_signed(a, b),
+        Cond::Sge => le_signed(b, a),
+        Cond::Slt => lt_signed(a, b)?,
+        Cond::Sgt => lt_signed(b, a)?,
+    }
+    (!a.is_empty() && !b.is_empty()).then_some(())
+}
+
+/// Removes `v` from the lane's ranges where it is an end point (the only place a range can
+/// express "not v").
+fn exclude(l: &mut Lane, v: u64) -> Option<()> {
+    if l.umin == v {
+        if l.umax == v {
+            return None;
+        }
+        l.umin += 1;
+    } else if l.umax == v {
+        l.umax -= 1;
+    }
+    let s = as_signed(v, l.bits);
+    if l.smin == s {
+        if l.smax == s {
+            return None;
+        }
+        l.smin += 1;
+    } else if l.smax == s {
+        l.smax -= 1;
+    }
+    Some(())
+}
+
+/// `a <= b` (unsigned).
+fn le_unsigned(a: &mut Lane, b: &mut Lane) {
+    a.umax = a.umax.min(b.umax);
+    b.umin = b.umin.max(a.umin);
+}
+
+/// `a < b` (unsigned); `None` if impossible.
+fn lt_unsigned(a: &mut Lane, b: &mut Lane) -> Option<()> {
+    if b.umax == 0 || a.umin == umax_of(a.bits) {
+        return None;
+    }
+    a.umax = a.umax.min(b.umax - 1);
+    b.umin = b.umin.max(a.umin + 1);
+    Some(())
+}
+
+/// `a <= b` (signed).
+fn le_signed(a: &mut Lane, b: &mut Lane) {
+    a.smax = a.smax.min(b.smax);
+    b.smin = b.smin.max(a.smin);
+}
+
+/// `a < b` (signed); `None` if impossible.
+fn lt_signed(a: &mut Lane, b: &mut Lane) -> Option<()> {
+    if b.smax == smin_of(a.bits) || a.smin == smax_of(a.bits) {
+        return None;
+    }
+    a.smax = a.smax.min(b.smax - 1);
+    b.smin = b.smin.max(a.smin + 1);
+    Some(())
+}
