@@ -13,6 +13,7 @@ pub mod asm;
 pub mod corpus;
 pub mod demo;
 pub mod elf;
+pub mod interp;
 pub mod isa;
 pub mod maps;
 pub mod program;

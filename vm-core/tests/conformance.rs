@@ -19,10 +19,22 @@ use vm_core::{ProgType, Program, corpus};
 
 /// uBPF files we do not run, with the reason (paths relative to `ubpf/tests`).
 const UBPF_SKIPS: &[(&str, &str)] = &[
-    ("helpers/call.data", "uses uBPF-only helper 0 (gather_bytes)"),
-    ("helpers/call-memfrob.data", "uses uBPF-only helper 1 (memfrob)"),
-    ("helpers/call-save.data", "uses uBPF-only helpers 0, 1 and 2"),
-    ("stack2.data", "uses uBPF-only helpers 0 (gather_bytes) and 1 (memfrob)"),
+    (
+        "helpers/call.data",
+        "uses uBPF-only helper 0 (gather_bytes)",
+    ),
+    (
+        "helpers/call-memfrob.data",
+        "uses uBPF-only helper 1 (memfrob)",
+    ),
+    (
+        "helpers/call-save.data",
+        "uses uBPF-only helpers 0, 1 and 2",
+    ),
+    (
+        "stack2.data",
+        "uses uBPF-only helpers 0 (gather_bytes) and 1 (memfrob)",
+    ),
     ("string-stack.data", "uses uBPF-only helper 4 (strcmp_ext)"),
     (
         "extensions/call_unwind.data",

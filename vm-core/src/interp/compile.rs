@@ -1,0 +1,687 @@
+//! Pre-decoding: typed instructions → the flat [`Op`] array the run loop executes.
+//!
+//! Everything that can be decided once is decided here, so the run loop never re-decides it:
+//! operation × width × operand kind become one opcode; immediates are pre-extended; jump and
+//! call targets become absolute op indices (validated, so the loop indexes without checks);
+//! division by a constant 0 or -1 becomes the equivalent move/negate; accesses to
+//! `r10 + constant` that are provably inside the frame become direct stack ops; helpers are
+//! resolved (an unknown or unimplemented helper is a [`LoadError`] here, never at run time).
+//!
+//! Op indices differ from instruction indices only by the `lddw` second halves, which get
+//! no op; [`Compiled::pcs`] maps back for messages.
+
+use super::fault::FaultKind;
+use super::helpers;
+use super::memory::{CODE, MAP_HANDLE, STACK_SIZE, vaddr};
+use super::op::{Code, Op, atomic_kind};
+use super::select::{jmp_code, lower_alu};
+use crate::isa::{
+    AtomicOp, ByteOrder, CallTarget, DecodeError, Insn, LdImm64, Operand, Size, Width,
+};
+use crate::{ProgType, Program};
+
+/// The kernel's limit on program size for privileged loads (`BPF_COMPLEXITY_LIMIT_INSNS`).
+pub const MAX_PROGRAM_SLOTS: usize = 1_000_000;
+
+/// Why a program cannot be loaded into the interpreter. Each case carries the instruction
+/// index (slot) it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The program calls a helper id the kernel does not define.
+    #[error("insn {pc}: call to unknown helper id {id}")]
+    UnknownHelper {
+        /// Instruction index.
+        pc: usize,
+        /// Helper id.
+        id: i32,
+    },
+    /// The program calls a kernel helper this interpreter does not implement.
+    #[error("insn {pc}: helper {name}#{id} is not implemented by the interpreter")]
+    HelperNotImplemented {
+        /// Instruction index.
+        pc: usize,
+        /// Helper id.
+        id: i32,
+        /// Kernel name (`bpf_...`).
+        name: &'static str,
+    },
+    /// The helper exists but the kernel does not offer it to this program type.
+    #[error("insn {pc}: program of type {prog_type} cannot use helper {name}#{id}")]
+    HelperNotAllowed {
+        /// Instruction index.
+        pc: usize,
+        /// Helper id.
+        id: i32,
+        /// Kernel name.
+        name: &'static str,
+        /// Program type name.
+        prog_type: &'static str,
+    },
+    /// A valid instruction the interpreter does not model (kfunc calls, BTF-id loads).
+    #[error("insn {pc}: {what} is not supported by the interpreter")]
+    Unsupported {
+        /// Instruction index.
+        pc: usize,
+        /// What it is.
+        what: &'static str,
+    },
+    /// `lddw` names a map the program does not declare.
+    #[error("insn {pc}: lddw refers to map fd {fd}, but the program has {nmaps} maps")]
+    BadMapFd {
+        /// Instruction index.
+        pc: usize,
+        /// The fd field.
+        fd: i32,
+        /// Number of maps.
+        nmaps: usize,
+    },
+    /// `lddw` asks for the address of a value of a map that has no fixed value address.
+    #[error("insn {pc}: lddw of a value address in map {fd}: {reason}")]
+    BadMapValue {
+        /// Instruction index.
+        pc: usize,
+        /// Map fd.
+        fd: i32,
+        /// Why.
+        reason: String,
+    },
+    /// The instruction stream is malformed (bad targets, stray `lddw` halves, bad widths).
+    #[error(transparent)]
+    Invalid(#[from] DecodeError),
+    /// An instruction that cannot appear in a well-formed [`Program`] at all.
+    #[error("insn {pc}: malformed instruction: {what}")]
+    Malformed {
+        /// Instruction index.
+        pc: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// More than [`MAX_PROGRAM_SLOTS`] instructions.
+    #[error(
+        "program has {slots} instructions, more than the kernel's limit of {MAX_PROGRAM_SLOTS}"
+    )]
+    TooLarge {
+        /// Number of slots.
+        slots: usize,
+    },
+    /// No context can be built for this program type.
+    #[error("programs of type {0:?} cannot be run by the interpreter (no context model)")]
+    NoContext(ProgType),
+    /// A map could not be created.
+    #[error(transparent)]
+    Map(#[from] crate::maps::MapError),
+    /// A tail-call target declares maps different from the main program's.
+    #[error("program '{name}' declares maps that differ from the main program's")]
+    MapsMismatch {
+        /// Program name.
+        name: String,
+    },
+    /// A tail-call target has another program type (the kernel requires the same type).
+    #[error("program '{name}' is of type {got}, but the Vm runs {want} programs")]
+    ProgTypeMismatch {
+        /// Program name.
+        name: String,
+        /// Its type.
+        got: &'static str,
+        /// The Vm's type.
+        want: &'static str,
+    },
+}
+
+/// Compiled code of all programs in a Vm, in one op array.
+pub(crate) struct Compiled {
+    /// The ops, with superinstructions (see `fuse`); the last op of every program is a
+    /// fall-off-the-end sentinel.
+    pub(crate) ops: Vec<Op>,
+    /// The same ops without superinstructions, index for index.
+    pub(crate) plain: Vec<Op>,
+    /// Slot index (pc) of each op, for messages.
+    pub(crate) pcs: Vec<u32>,
+    /// Where each program's ops are.
+    pub(crate) progs: Vec<ProgCode>,
+    /// Faults raised by `Fault` ops, by index.
+    pub(crate) faults: Vec<FaultKind>,
+    /// Lowest offset in a 512-byte frame that a run can write (512: none). Lets the Vm
+    /// re-zero only the part of the stack a run may have dirtied.
+    pub(crate) stack_low: usize,
+    /// Whether to form superinstructions.
+    fuse: bool,
+}
+
+/// Where one program lives in [`Code::ops`].
+pub(crate) struct ProgCode {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+/// What the compiler needs to know about the program's maps.
+pub(crate) trait MapInfo {
+    /// Number of maps.
+    fn count(&self) -> usize;
+    /// Region slot and offset of value 0 (for `lddw` map-value pseudo loads).
+    fn value_base(&self, fd: usize) -> Result<(usize, u32), String>;
+}
+
+impl Compiled {
+    pub(crate) fn new(fuse: bool) -> Compiled {
+        Compiled {
+            fuse,
+            ops: Vec::new(),
+            plain: Vec::new(),
+            pcs: Vec::new(),
+            progs: Vec::new(),
+            faults: Vec::new(),
+            stack_low: STACK_SIZE,
+        }
+    }
+
+    /// Which program op `op` belongs to.
+    pub(crate) fn prog_of(&self, op: usize) -> usize {
+        self.progs
+            .iter()
+            .position(|p| (p.start..p.end).contains(&op))
+            .unwrap_or(0)
+    }
+
+    /// Compiles `prog` and appends it; returns its program index.
+    pub(crate) fn add(&mut self, prog: &Program, maps: &dyn MapInfo) -> Result<usize, LoadError> {
+        let _span =
+            tracing::debug_span!("compile", name = %prog.name, slots = prog.insns.len()).entered();
+        let insns = &prog.insns;
+        if insns.len() > MAX_PROGRAM_SLOTS {
+            return Err(LoadError::TooLarge { slots: insns.len() });
+        }
+        crate::isa::check_targets(insns)?;
+        if insns.is_empty() {
+            return Err(DecodeError {
+                pc: 0,
+                kind: crate::isa::DecodeErrorKind::Empty,
+            }
+            .into());
+        }
+        let base = self.ops.len();
+
+        // Pass 1: op index of every slot (lddw second halves have none).
+        let mut op_of_slot = vec![u32::MAX; insns.len() + 1];
+        let mut n = base;
+        let mut pc = 0;
+        while pc < insns.len() {
+            let insn = &insns[pc];
+            if *insn == Insn::LdImm64Tail {
+                return Err(LoadError::Malformed {
+                    pc,
+                    what: "second half of lddw without a first half",
+                });
+            }
+            op_of_slot[pc] = n as u32;
+            n += 1;
+            if let Insn::LdImm64 { .. } = insn {
+                if insns.get(pc + 1) != Some(&Insn::LdImm64Tail) {
+                    return Err(LoadError::Malformed {
+                        pc,
+                        what: "lddw without its second half",
+                    });
+                }
+                pc += 2;
+            } else {
+                pc += 1;
+            }
+        }
+        op_of_slot[insns.len()] = n as u32; // the sentinel
+
+        // Pass 2: emit.
+        let target = |from: usize, to: i64| -> Result<u32, LoadError> {
+            match usize::try_from(to).ok().and_then(|t| op_of_slot.get(t)) {
+                Some(&op) if op != u32::MAX && (to as usize) < insns.len() => Ok(op),
+                _ => Err(LoadError::Malformed {
+                    pc: from,
+                    what: "jump target outside the program",
+                }),
+            }
+        };
+        let mut pc = 0;
+        while pc < insns.len() {
+            let insn = insns[pc];
+            let op = self.lower(prog.prog_type, pc, insn, &target, maps)?;
+            self.ops.push(op);
+            self.pcs.push(pc as u32);
+            pc += insn.slots();
+        }
+        let fell = self.static_fault(FaultKind::FellOffEnd);
+        self.ops.push(fell);
+        self.pcs.push(insns.len() as u32);
+        let end = self.ops.len();
+        debug_assert_eq!(end, n + 1);
+        for (i, op) in self.ops.iter_mut().enumerate().skip(base) {
+            op.link(i);
+        }
+        self.plain.extend_from_slice(&self.ops[base..end]);
+        if self.fuse {
+            super::fuse::fuse(&mut self.ops, base, end);
+            super::fuse::fuse_swaps(&mut self.ops, base, end);
+        }
+        for op in &self.ops[base..end] {
+            use Code::*;
+            let stack_load = matches!(
+                op.code,
+                StackLdxB
+                    | StackLdxH
+                    | StackLdxW
+                    | StackLdxDW
+                    | StackLdxSB
+                    | StackLdxSH
+                    | StackLdxSW
+            );
+            let stack_store = matches!(
+                op.code,
+                StackStB
+                    | StackStH
+                    | StackStW
+                    | StackStDW
+                    | StackStxB
+                    | StackStxH
+                    | StackStxW
+                    | StackStxDW
+            );
+            let atomic = matches!(op.code, Atomic32 | Atomic64);
+            // r10 copied, stored or used as an atomic's base: any byte may change.
+            let low = if (op.src == 10 && !stack_load) || (atomic && op.dst == 10) {
+                0
+            } else if stack_store {
+                op.a as usize
+            } else {
+                STACK_SIZE
+            };
+            self.stack_low = self.stack_low.min(low);
+        }
+        self.progs.push(ProgCode { start: base, end });
+        Ok(self.progs.len() - 1)
+    }
+
+    fn static_fault(&mut self, kind: FaultKind) -> Op {
+        self.faults.push(kind);
+        Op {
+            a: (self.faults.len() - 1) as u32,
+            ..Op::new(Code::Fault)
+        }
+    }
+
+    /// Lowers one instruction at slot `pc`.
+    fn lower(
+        &mut self,
+        ty: ProgType,
+        pc: usize,
+        insn: Insn,
+        target: &dyn Fn(usize, i64) -> Result<u32, LoadError>,
+        maps: &dyn MapInfo,
+    ) -> Result<Op, LoadError> {
+        if writes_r10(&insn) {
+            return Ok(self.static_fault(FaultKind::WriteFramePointer));
+        }
+        let op = match insn {
+            Insn::Alu {
+                op,
+                width,
+                dst,
+                src,
+            } => lower_alu(op, width, dst, src),
+            Insn::Neg { width, dst } => Op {
+                dst,
+                ..Op::new(if width == Width::W64 {
+                    Code::Neg64
+                } else {
+                    Code::Neg32
+                })
+            },
+            Insn::Endian { order, bits, dst } => {
+                let code = match (order, bits) {
+                    (ByteOrder::ToLe, 16) => Code::Trunc16,
+                    (ByteOrder::ToLe, 32) => Code::Trunc32,
+                    (ByteOrder::ToLe, 64) => Code::Nop,
+                    (_, 16) => Code::Swap16,
+                    (_, 32) => Code::Swap32,
+                    (_, 64) => Code::Swap64,
+                    _ => {
+                        return Err(LoadError::Malformed {
+                            pc,
+                            what: "byte-order width other than 16, 32 or 64",
+                        });
+                    }
+                };
+                Op {
+                    dst,
+                    ..Op::new(code)
+                }
+            }
+            Insn::Load {
+                size,
+                signed,
+                dst,
+                src,
+                off,
+            } => {
+                use Code::*;
+                let (generic, stack) = match (size, signed) {
+                    (Size::B, false) => (LdxB, StackLdxB),
+                    (Size::H, false) => (LdxH, StackLdxH),
+                    (Size::W, false) => (LdxW, StackLdxW),
+                    (Size::DW, _) => (LdxDW, StackLdxDW),
+                    (Size::B, true) => (LdxSB, StackLdxSB),
+                    (Size::H, true) => (LdxSH, StackLdxSH),
+                    (Size::W, true) => (LdxSW, StackLdxSW),
+                };
+                mem_op(generic, stack, dst, src, src, off, size, 0)
+            }
+            Insn::Store {
+                size,
+                dst,
+                src,
+                off,
+            } => {
+                use Code::*;
+                let (generic, stack, s, imm) = match (src, size) {
+                    (Operand::Imm(i), Size::B) => (StB, StackStB, 0, i),
+                    (Operand::Imm(i), Size::H) => (StH, StackStH, 0, i),
+                    (Operand::Imm(i), Size::W) => (StW, StackStW, 0, i),
+                    (Operand::Imm(i), Size::DW) => (StDW, StackStDW, 0, i),
+                    (Operand::Reg(r), Size::B) => (StxB, StackStxB, r, 0),
+                    (Operand::Reg(r), Size::H) => (StxH, StackStxH, r, 0),
+                    (Operand::Reg(r), Size::W) => (StxW, StackStxW, r, 0),
+                    (Operand::Reg(r), Size::DW) => (StxDW, StackStxDW, r, 0),
+                };
+                mem_op(generic, stack, dst, s, dst, off, size, imm as i64 as u64)
+            }
+            Insn::Atomic {
+                op,
+                size,
+                fetch,
+                dst,
+                src,
+                off,
+            } => {
+                let code = match size {
+                    Size::W => Code::Atomic32,
+                    Size::DW => Code::Atomic64,
+                    _ => {
+                        return Err(LoadError::Malformed {
+                            pc,
+                            what: "atomic operation on 8 or 16 bits",
+                        });
+                    }
+                };
+                let kind = match op {
+                    AtomicOp::Add => atomic_kind::ADD,
+                    AtomicOp::Or => atomic_kind::OR,
+                    AtomicOp::And => atomic_kind::AND,
+                    AtomicOp::Xor => atomic_kind::XOR,
+                    AtomicOp::Xchg => atomic_kind::XCHG | atomic_kind::FETCH,
+                    AtomicOp::CmpXchg => atomic_kind::CMPXCHG | atomic_kind::FETCH,
+                };
+                let fetch = if fetch { atomic_kind::FETCH } else { 0 };
+                Op {
+                    dst,
+                    src,
+                    aux: kind | fetch,
+                    a: off as i32 as u32,
+                    ..Op::new(code)
+                }
+            }
+            Insn::LdImm64 { dst, value } => {
+                let b = match value {
+                    LdImm64::Imm(v) => v,
+                    LdImm64::MapFd(fd) | LdImm64::MapIdx(fd) => {
+                        vaddr(MAP_HANDLE, map_index(pc, fd, maps)? as u32)
+                    }
+                    LdImm64::MapValue { fd, off } | LdImm64::MapIdxValue { idx: fd, off } => {
+                        let i = map_index(pc, fd, maps)?;
+                        let (slot, base) = maps
+                            .value_base(i)
+                            .map_err(|reason| LoadError::BadMapValue { pc, fd, reason })?;
+                        vaddr(slot, base.wrapping_add(off))
+                    }
+                    LdImm64::Func(rel) => vaddr(CODE, target(pc, pc as i64 + 1 + rel as i64)?),
+                    LdImm64::BtfId { .. } => {
+                        return Err(LoadError::Unsupported {
+                            pc,
+                            what: "lddw of a kernel variable (BTF id)",
+                        });
+                    }
+                };
+                Op {
+                    dst,
+                    b,
+                    ..Op::new(Code::LdImm64)
+                }
+            }
+            Insn::LdImm64Tail => {
+                return Err(LoadError::Malformed {
+                    pc,
+                    what: "second half of lddw without a first half",
+                });
+            }
+            Insn::LdAbs { size, imm } | Insn::LdInd { size, imm, .. } => {
+                if !matches!(ty, ProgType::SocketFilter | ProgType::SchedCls) {
+                    return Err(LoadError::Unsupported {
+                        pc,
+                        what: "BPF_LD_[ABS|IND] outside socket filter and tc programs",
+                    });
+                }
+                let (code, src) = match insn {
+                    Insn::LdInd { src, .. } => (Code::LdInd, src),
+                    _ => (Code::LdAbs, 0),
+                };
+                Op {
+                    src,
+                    aux: size.bytes() as u8,
+                    b: imm as i64 as u64,
+                    ..Op::new(code)
+                }
+            }
+            Insn::Ja { off, .. } => Op {
+                a: target(pc, pc as i64 + 1 + off as i64)?,
+                ..Op::new(Code::Ja)
+            },
+            Insn::Jmp {
+                cond,
+                width,
+                dst,
+                src,
+                off,
+            } => {
+                let (code, s, imm) = jmp_code(cond, width, src);
+                Op {
+                    dst,
+                    src: s,
+                    a: target(pc, pc as i64 + 1 + off as i64)?,
+                    b: imm as u32 as u64,
+                    ..Op::new(code)
+                }
+            }
+            Insn::Call(CallTarget::Helper(id)) => {
+                if id == helpers::TAIL_CALL_ID {
+                    helpers::resolve(id, ty, pc)?;
+                    Op::new(Code::TailCall)
+                } else {
+                    Op {
+                        a: helpers::resolve(id, ty, pc)? as u32,
+                        ..Op::new(Code::Call)
+                    }
+                }
+            }
+            Insn::Call(CallTarget::Local(rel)) => Op {
+                a: target(pc, pc as i64 + 1 + rel as i64)?,
+                ..Op::new(Code::CallLocal)
+            },
+            Insn::Call(CallTarget::Kfunc(_)) => {
+                return Err(LoadError::Unsupported {
+                    pc,
+                    what: "kfunc call",
+                });
+            }
+            Insn::CallX { reg } => Op {
+                dst: reg,
+                ..Op::new(Code::CallX)
+            },
+            Insn::Exit => Op::new(Code::Exit),
+        };
+        if op.dst > 10 || op.src > 10 {
+            return Err(LoadError::Malformed {
+                pc,
+                what: "register number above 10",
+            });
+        }
+        Ok(op)
+    }
+}
+
+fn map_index(pc: usize, fd: i32, maps: &dyn MapInfo) -> Result<usize, LoadError> {
+    usize::try_from(fd)
+        .ok()
+        .filter(|&i| i < maps.count())
+        .ok_or(LoadError::BadMapFd {
+            pc,
+            fd,
+            nmaps: maps.count(),
+        })
+}
+
+/// Whether executing the instruction would write r10.
+fn writes_r10(insn: &Insn) -> bool {
+    match *insn {
+        Insn::Alu { dst, .. }
+        | Insn::Neg { dst, .. }
+        | Insn::Endian { dst, .. }
+        | Insn::Load { dst, .. }
+        | Insn::LdImm64 { dst, .. } => dst == 10,
+        Insn::Atomic { src, fetch, op, .. } => {
+            src == 10
+                && (fetch || matches!(op, AtomicOp::Xchg | AtomicOp::CmpXchg))
+                && op != AtomicOp::CmpXchg
+        }
+        _ => false,
+    }
+}
+
+/// A load/store: the direct stack form when the base is r10 and the access provably lies
+/// inside the frame, else the translated form. `base` is the address register.
+#[allow(clippy::too_many_arguments)]
+fn mem_op(
+    generic: Code,
+    stack: Code,
+    dst: u8,
+    src: u8,
+    base: u8,
+    off: i16,
+    size: Size,
+    imm: u64,
+) -> Op {
+    let off = off as i64;
+    let in_frame = -(STACK_SIZE as i64) <= off && off + size.bytes() as i64 <= 0;
+    if base == 10 && in_frame {
+        Op {
+            dst,
+            src,
+            a: (STACK_SIZE as i64 + off) as u32,
+            b: imm,
+            ..Op::new(stack)
+        }
+    } else {
+        Op {
+            dst,
+            src,
+            a: off as i32 as u32,
+            b: imm,
+            ..Op::new(generic)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::RawInsn;
+    use crate::isa::AluOp;
+
+    struct NoMaps;
+    impl MapInfo for NoMaps {
+        fn count(&self) -> usize {
+            0
+        }
+        fn value_base(&self, _: usize) -> Result<(usize, u32), String> {
+            Err("no maps".into())
+        }
+    }
+
+    fn compile(raw: &[RawInsn]) -> Result<Compiled, LoadError> {
+        let prog = Program::from_raw("t", ProgType::Mem, raw)?;
+        let mut code = Compiled::new(false);
+        code.add(&prog, &NoMaps)?;
+        Ok(code)
+    }
+
+    #[test]
+    fn lddw_takes_one_op_and_targets_are_remapped() {
+        // lddw r0, 1; ja +0 (to exit); exit
+        let raw = [
+            RawInsn::new(0x18, 0, 0, 0, 1),
+            RawInsn::new(0, 0, 0, 0, 0),
+            RawInsn::new(0x05, 0, 0, 0, 0),
+            RawInsn::new(0x95, 0, 0, 0, 0),
+        ];
+        let code = compile(&raw).unwrap();
+        assert_eq!(code.ops.len(), 4); // lddw, ja, exit, sentinel
+        assert_eq!(code.pcs, vec![0, 2, 3, 4]);
+        assert_eq!(code.ops[1].code, Code::Ja);
+        assert_eq!(code.ops[1].rel(), 1);
+    }
+
+    #[test]
+    fn r10_relative_accesses_inside_the_frame_become_stack_ops() {
+        let raw = [
+            RawInsn::new(0x7b, 10, 1, -8, 0),   // stxdw [r10-8], r1
+            RawInsn::new(0x7b, 10, 1, 0, 0),    // stxdw [r10+0], r1 (outside)
+            RawInsn::new(0x61, 0, 10, -516, 0), // ldxw r0, [r10-516] (outside)
+            RawInsn::new(0x95, 0, 0, 0, 0),
+        ];
+        let code = compile(&raw).unwrap();
+        assert_eq!(code.ops[0].code, Code::StackStxDW);
+        assert_eq!(code.ops[0].a, 504);
+        assert_eq!(code.ops[1].code, Code::StxDW);
+        assert_eq!(code.ops[2].code, Code::LdxW);
+    }
+
+    #[test]
+    fn constant_divisors_are_folded() {
+        let ops = |op, w, i| lower_alu(op, w, 1, Operand::Imm(i)).code;
+        assert_eq!(ops(AluOp::Div, Width::W64, 0), Code::Mov64K);
+        assert_eq!(ops(AluOp::Mod, Width::W64, 0), Code::Nop);
+        assert_eq!(ops(AluOp::Mod, Width::W32, 0), Code::Trunc32);
+        assert_eq!(ops(AluOp::SDiv, Width::W32, -1), Code::Neg32);
+        assert_eq!(ops(AluOp::SMod, Width::W64, -1), Code::Mov64K);
+        assert_eq!(ops(AluOp::Div, Width::W64, 3), Code::Div64K);
+    }
+
+    #[test]
+    fn writes_to_r10_compile_to_faults() {
+        let raw = [
+            RawInsn::new(0xb7, 10, 0, 0, 1),
+            RawInsn::new(0x95, 0, 0, 0, 0),
+        ];
+        let code = compile(&raw).unwrap();
+        assert_eq!(code.ops[0].code, Code::Fault);
+        assert_eq!(code.faults[0], FaultKind::WriteFramePointer);
+    }
+
+    #[test]
+    fn unknown_helpers_fail_at_load() {
+        let raw = [
+            RawInsn::new(0x85, 0, 0, 0, 100_000),
+            RawInsn::new(0x95, 0, 0, 0, 0),
+        ];
+        assert!(matches!(
+            compile(&raw),
+            Err(LoadError::UnknownHelper { pc: 0, id: 100_000 })
+        ));
+    }
+}

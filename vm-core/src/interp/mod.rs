@@ -1,0 +1,508 @@
+//! The reference interpreter: exact Linux / RFC 9669 semantics, checked memory, and speed.
+//!
+//! ```text
+//! Program ──compile──► ops (flat, pre-decoded) ──┐
+//! MapDefs ──MapSet::new──► maps ─────────────────┼─► Vm::run(input) ─► RunOutcome
+//! input ──context (BPF_PROG_TEST_RUN layout)─────┘      (or RunError::Fault { pc, kind })
+//! ```
+//!
+//! - **Semantics**: registers r0..r10, 512-byte stacks for up to 8 bpf-to-bpf frames with
+//!   r6..r9 restored on return, all ALU/JMP/JMP32/atomic/byte-order/sign-extension
+//!   instructions of ISA v4, legacy `LD_ABS`/`LD_IND`, `callx`, tail calls.
+//! - **Contexts**: `xdp_md`, `__sk_buff` (tc and socket filter) as Linux 6.18's test run
+//!   builds them, and the bpf_conformance `mem` convention (see [`context`]).
+//! - **Memory**: every access is checked against a region table; a bad access is a
+//!   [`RunError::Fault`] naming the instruction, never undefined behaviour or a panic.
+//! - **Determinism**: same program, config and input give the same outcome; clocks and
+//!   random numbers are seeded ([`VmConfig`]). Map contents persist across runs of one Vm.
+//! - **Budget**: [`VmConfig::budget`] caps executed instructions per run; the count in
+//!   [`RunOutcome::insns`] is exact (an `lddw` counts as one instruction).
+//! - **Speed**: instructions are pre-decoded into specialised ops (`compile`, `select`),
+//!   executed by threaded handlers (`exec`: one predicted indirect jump per instruction
+//!   instead of a central `match`), with common sequences fused into superinstructions
+//!   (`fuse`). Steady-state runs allocate nothing ([`Vm::run_into`], [`Vm::run_retval`]).
+
+mod alu;
+mod compile;
+mod context;
+mod env;
+mod exec;
+mod fault;
+mod fuse;
+mod helpers;
+mod memory;
+mod op;
+mod select;
+
+pub use compile::{LoadError, MAX_PROGRAM_SLOTS};
+pub use env::Redirect;
+pub use fault::{Access, BadInput, FaultKind, Region, RunError};
+
+use compile::{Compiled, MapInfo};
+use context::{Ctx, CtxKind, Packet};
+use env::{Env, RunState};
+use exec::{CHUNK, Flow, Frame, Machine, Stop};
+use memory::{CTX, FIRST_MAP, MAX_FRAMES, MEM, Memory, STACK_SIZE, STACK0, Window, vaddr};
+
+use crate::maps::MapSet;
+use crate::{MapDef, MapType, ProgType, Program};
+
+/// How a [`Vm`] runs programs. All fields are public; start from `VmConfig::default()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Most instructions one run may execute; one more is [`RunError::BudgetExceeded`].
+    pub budget: u64,
+    /// CPUs the per-CPU maps are created for.
+    pub ncpus: u32,
+    /// The CPU programs run on (`bpf_get_smp_processor_id`, per-CPU map copies).
+    pub cpu: u32,
+    /// Seed of `bpf_get_prandom_u32` (and the flow-hash key of `bpf_get_hash_recalc`).
+    pub prandom_seed: u64,
+    /// Clock value before the first `bpf_ktime_get_*ns` call.
+    pub clock_start_ns: u64,
+    /// Clock advance per clock helper call.
+    pub clock_step_ns: u64,
+    /// `xdp_md->ingress_ifindex` (test run default: 1, the loopback device).
+    pub ingress_ifindex: u32,
+    /// `xdp_md->rx_queue_index`.
+    pub rx_queue_index: u32,
+    /// Execute common instruction sequences as superinstructions (see the `fuse` module).
+    /// Results are identical either way; turning it off exists to test exactly that.
+    pub superinstructions: bool,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            budget: 100_000_000,
+            ncpus: 1,
+            cpu: 0,
+            prandom_seed: 0,
+            clock_start_ns: 1_000_000_000,
+            clock_step_ns: 1_000,
+            ingress_ifindex: 1,
+            rx_queue_index: 0,
+            superinstructions: true,
+        }
+    }
+}
+
+/// What one run produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The full 64-bit r0 at exit (the kernel's test run reports the low 32 bits for XDP
+    /// and tc; see [`RunOutcome::retval32`]).
+    pub retval: u64,
+    /// For packet programs, what `BPF_PROG_TEST_RUN` copies out (XDP: `data_meta` to
+    /// `data_end`; tc: `data` to `data_end`; socket filter: a zeroed Ethernet header and the
+    /// rest). For `mem` programs, the input buffer after the run.
+    pub packet: Vec<u8>,
+    /// Instructions executed (exact; `lddw` counts once).
+    pub insns: u64,
+    /// Target recorded by `bpf_redirect` / `bpf_redirect_map`, if any.
+    pub redirect: Option<Redirect>,
+    /// Lines printed with `bpf_trace_printk`, in order.
+    pub printk: Vec<String>,
+}
+
+impl RunOutcome {
+    /// The low 32 bits of r0, as `BPF_PROG_TEST_RUN` reports them.
+    pub fn retval32(&self) -> u32 {
+        self.retval as u32
+    }
+}
+
+/// An interpreter instance: compiled code, maps and reusable buffers for one program (plus
+/// its tail-call targets). Runs take `&mut self`; use one Vm per thread.
+pub struct Vm {
+    prog_type: ProgType,
+    names: Vec<String>,
+    map_defs: Vec<MapDef>,
+    code: Compiled,
+    maps: MapSet,
+    config: VmConfig,
+    mem: Memory,
+    pkt: Packet,
+    ctx: Ctx,
+    input: Vec<u8>,
+    stack: StackBuf,
+    frames: Box<[Frame; MAX_FRAMES]>,
+    /// Deepest call frame the last run used (frames 1..=this need re-zeroing).
+    dirty_frames: usize,
+    /// Whether map windows must be re-derived before the next run (after `maps_mut`).
+    maps_dirty: bool,
+    st: RunState,
+    last_insns: u64,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("prog_type", &self.prog_type)
+            .field("programs", &self.names)
+            .field("ops", &self.code.ops.len())
+            .field("maps", &self.maps.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+struct Maps<'a>(&'a MapSet);
+
+impl MapInfo for Maps<'_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn value_base(&self, fd: usize) -> Result<(usize, u32), String> {
+        let map = self.0.get(fd).ok_or("no such map")?;
+        if map.def().map_type != MapType::Array {
+            return Err(format!(
+                "value addresses exist only for array maps, not {:?}",
+                map.def().map_type
+            ));
+        }
+        // Array values sit at fixed offsets from the slab start; value 0 comes first.
+        Ok((FIRST_MAP + fd, 0))
+    }
+}
+
+impl Vm {
+    /// Compiles `program`, creates its maps and prepares a context for its type.
+    ///
+    /// Fails (never later, at run time) on helpers the interpreter does not implement or
+    /// the program type may not call, unsupported instructions, map definitions the kernel
+    /// would refuse, and program types with no context model.
+    pub fn new(program: &Program, config: VmConfig) -> Result<Vm, LoadError> {
+        let _span = tracing::debug_span!("vm.load", name = %program.name).entered();
+        let ty = program.prog_type;
+        let kind = CtxKind::of(ty).ok_or(LoadError::NoContext(ty))?;
+        let mut maps = MapSet::new(&program.maps, config.ncpus)?;
+        let mut code = Compiled::new(config.superinstructions);
+        code.add(program, &Maps(&maps))?;
+        let mut mem = Memory::new(maps.len());
+        env::map_maps(&mut mem, &mut maps);
+        let stack = StackBuf::new();
+        for d in 0..MAX_FRAMES {
+            // SAFETY: frame d is bytes d*512..(d+1)*512 of the stack allocation, which lives
+            // as long as the Vm and is only ever accessed through `stack.ptr()`.
+            let w =
+                unsafe { Window::part(stack.ptr().add(d * STACK_SIZE), STACK_SIZE, 0, STACK_SIZE) };
+            mem.set(STACK0 + d, w, w);
+        }
+        Ok(Vm {
+            prog_type: ty,
+            names: vec![program.name.clone()],
+            map_defs: program.maps.clone(),
+            code,
+            maps,
+            st: RunState::new(&config),
+            config,
+            mem,
+            pkt: Packet::new(),
+            ctx: Ctx::new(kind),
+            input: Vec::new(),
+            stack,
+            frames: Box::new([Frame::default(); MAX_FRAMES]),
+            dirty_frames: MAX_FRAMES - 1,
+            maps_dirty: true,
+            last_insns: 0,
+        })
+    }
+
+    /// Adds a tail-call target and returns its program index: the value to store in a
+    /// `BPF_MAP_TYPE_PROG_ARRAY` to make `bpf_tail_call` jump to it (the main program is 0).
+    /// It shares the Vm's maps, so it must declare the same maps (or none) and have the
+    /// same type, as the kernel requires of prog-array members.
+    pub fn add_program(&mut self, program: &Program) -> Result<usize, LoadError> {
+        if program.prog_type != self.prog_type {
+            return Err(LoadError::ProgTypeMismatch {
+                name: program.name.clone(),
+                got: program.prog_type.name(),
+                want: self.prog_type.name(),
+            });
+        }
+        if !program.maps.is_empty() && program.maps != self.map_defs {
+            return Err(LoadError::MapsMismatch {
+                name: program.name.clone(),
+            });
+        }
+        let index = self.code.add(program, &Maps(&self.maps))?;
+        self.maps_dirty = true;
+        self.names.push(program.name.clone());
+        Ok(index)
+    }
+
+    /// The maps (contents persist across runs, like the kernel's).
+    pub fn maps(&self) -> &MapSet {
+        &self.maps
+    }
+
+    /// The maps, to fill or inspect between runs.
+    pub fn maps_mut(&mut self) -> &mut MapSet {
+        self.maps_dirty = true;
+        &mut self.maps
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VmConfig {
+        &self.config
+    }
+
+    /// The program type.
+    pub fn prog_type(&self) -> ProgType {
+        self.prog_type
+    }
+
+    /// Runs the main program once on `input`: the packet for XDP, tc and socket-filter
+    /// programs (at least 14 bytes), the memory buffer for `mem` programs (r1 = its address
+    /// or 0 when empty, r2 = its length).
+    pub fn run(&mut self, input: &[u8]) -> Result<RunOutcome, RunError> {
+        let mut out = RunOutcome::default();
+        self.run_into(input, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Vm::run`], but fills `out`, reusing its buffers: with a reused `out`, a run
+    /// allocates nothing in steady state (only `bpf_trace_printk` lines allocate).
+    pub fn run_into(&mut self, input: &[u8], out: &mut RunOutcome) -> Result<(), RunError> {
+        let retval = self.execute(input)?;
+        out.retval = retval;
+        out.insns = self.last_insns;
+        out.redirect = self.st.redirect;
+        out.printk.clear();
+        out.printk.append(&mut self.st.printk);
+        out.packet.clear();
+        match self.ctx.kind {
+            CtxKind::Mem => out.packet.extend_from_slice(&self.input),
+            _ => self.pkt.output(&mut out.packet),
+        }
+        Ok(())
+    }
+
+    /// Runs and returns only r0 (no copies at all); see [`Vm::last_insns`] and
+    /// [`Vm::last_packet`] for the rest of the outcome.
+    pub fn run_retval(&mut self, input: &[u8]) -> Result<u64, RunError> {
+        self.execute(input)
+    }
+
+    /// Instructions executed by the last successful run.
+    pub fn last_insns(&self) -> u64 {
+        self.last_insns
+    }
+
+    /// The packet after the last run, as [`RunOutcome::packet`] reports it.
+    pub fn last_packet(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        match self.ctx.kind {
+            CtxKind::Mem => v.extend_from_slice(&self.input),
+            _ => self.pkt.output(&mut v),
+        }
+        v
+    }
+
+    /// One run: sets up the context, executes, and returns r0.
+    fn execute(&mut self, input: &[u8]) -> Result<u64, RunError> {
+        // Context and input.
+        let r1 = match self.ctx.kind {
+            CtxKind::Mem => {
+                self.input.clear();
+                self.input.extend_from_slice(input);
+                let w = Window::whole(&mut self.input);
+                self.mem.set(MEM, w, w);
+                if input.is_empty() { 0 } else { vaddr(MEM, 0) }
+            }
+            _ => {
+                self.pkt.setup(self.prog_type, input)?;
+                self.ctx.setup(
+                    &self.pkt,
+                    self.config.ingress_ifindex,
+                    self.config.rx_queue_index,
+                );
+                self.pkt.map_into(&mut self.mem);
+                vaddr(CTX, 0)
+            }
+        };
+        // Stacks: re-zero what the previous run may have dirtied.
+        let stack = self.stack.ptr();
+        let low = self.code.stack_low.min(STACK_SIZE);
+        let dirty_end = (self.dirty_frames + 1).min(MAX_FRAMES) * STACK_SIZE;
+        // SAFETY: both ranges lie inside the stack allocation (low <= 512 <= dirty_end <=
+        // MAX_FRAMES * 512), and nothing else accesses it during this call.
+        unsafe {
+            if low < STACK_SIZE {
+                std::ptr::write_bytes(stack.add(low), 0, STACK_SIZE - low);
+            }
+            if dirty_end > STACK_SIZE {
+                std::ptr::write_bytes(stack.add(STACK_SIZE), 0, dirty_end - STACK_SIZE);
+            }
+        }
+        self.st.printk.clear();
+        self.st.redirect = None;
+
+        let mut regs = [0u64; 16];
+        regs[1] = r1;
+        if self.ctx.kind == CtxKind::Mem {
+            regs[2] = input.len() as u64;
+        }
+        regs[10] = vaddr(STACK0, STACK_SIZE as u32);
+        let base = self.code.ops.as_ptr();
+        let plain = self.code.plain.as_ptr();
+        let len = self.code.ops.len().min(self.code.plain.len());
+        let entry = self.code.progs.first().map_or(0, |p| p.start);
+        let mut m = Machine {
+            r: regs,
+            view: self.mem.view(),
+            fp: stack,
+            env: Env {
+                mem: &mut self.mem,
+                pkt: &mut self.pkt,
+                ctx: &mut self.ctx,
+                maps: &mut self.maps,
+                st: &mut self.st,
+                cfg: &self.config,
+            },
+            base,
+            plain,
+            len,
+            progs: &self.code.progs,
+            faults: &self.code.faults,
+            frames: &mut self.frames,
+            depth: 0,
+            max_depth: 0,
+            stack,
+            tail_calls: 0,
+            // SAFETY: `entry` is the first op of the main program.
+            ip: unsafe { base.add(entry) },
+            n: 0,
+            stop: None,
+        };
+        if self.maps_dirty {
+            m.env.map_maps();
+            self.maps_dirty = false;
+        }
+        m.view = m.env.mem.view();
+
+        // Hand out the budget in chunks; each chain of handlers runs at most one chunk.
+        let mut remaining = self.config.budget;
+        let mut insns = 0u64;
+        let result = loop {
+            let chunk = remaining.min(CHUNK);
+            let ip = m.to_fused(m.ip);
+            match exec::next(&mut m, ip, chunk) {
+                Flow::Yield => {
+                    insns += chunk;
+                    remaining -= chunk;
+                    if remaining == 0 {
+                        break Err(RunError::BudgetExceeded {
+                            budget: self.config.budget,
+                        });
+                    }
+                }
+                Flow::Exit => break Ok((m.r[0], insns + chunk - m.n)),
+                Flow::Stop => match m.stop.take() {
+                    Some(Stop::Abort) => break Ok((0, insns + chunk - m.n)),
+                    Some(Stop::Fault { op, kind }) => {
+                        break Err(RunError::Fault {
+                            prog: self.code.prog_of(op),
+                            pc: self.code.pcs.get(op).copied().unwrap_or(0) as usize,
+                            kind: name_maps(&self.map_defs, kind),
+                        });
+                    }
+                    None => {
+                        break Err(RunError::Fault {
+                            prog: 0,
+                            pc: 0,
+                            kind: FaultKind::Unsupported {
+                                what: "run stopped without a reason (interpreter bug)".into(),
+                            },
+                        });
+                    }
+                },
+            }
+        };
+        if m.env.mem.len() > FIRST_MAP + m.env.maps.len() {
+            helpers::close_open_records(&mut m.env);
+        }
+        self.dirty_frames = m.max_depth;
+        let (r0, insns) = result?;
+        self.last_insns = insns;
+        Ok(r0)
+    }
+}
+
+/// The 8 × 512-byte stack, allocated once per Vm. Held as a raw allocation rather than a
+/// `Box` so that moving the Vm never invalidates the region table's pointers into it.
+struct StackBuf {
+    ptr: std::ptr::NonNull<u8>,
+}
+
+// SAFETY: the allocation is owned exclusively by the Vm that holds this value.
+unsafe impl Send for StackBuf {}
+
+impl StackBuf {
+    const LEN: usize = MAX_FRAMES * STACK_SIZE;
+
+    fn new() -> StackBuf {
+        let b: Box<[u8]> = vec![0u8; Self::LEN].into_boxed_slice();
+        let leaked: &'static mut [u8] = Box::leak(b);
+        StackBuf {
+            ptr: std::ptr::NonNull::from(leaked).cast::<u8>(),
+        }
+    }
+
+    fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for StackBuf {
+    fn drop(&mut self) {
+        let slice = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), Self::LEN);
+        // SAFETY: `ptr` came from `Box::leak` of a boxed slice of `LEN` bytes and is
+        // freed exactly once, here.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+}
+
+/// Fills in map names in a fault's region.
+fn name_maps(defs: &[MapDef], kind: FaultKind) -> FaultKind {
+    let fill = |r: Region| match r {
+        Region::Map { index, .. } => Region::Map {
+            index,
+            name: defs
+                .get(index as usize)
+                .map(|d| d.name.clone())
+                .unwrap_or_default(),
+        },
+        other => other,
+    };
+    match kind {
+        FaultKind::OutOfBounds {
+            access,
+            size,
+            region,
+            offset,
+            len,
+        } => FaultKind::OutOfBounds {
+            access,
+            size,
+            region: fill(region),
+            offset,
+            len,
+        },
+        FaultKind::ReadOnly {
+            size,
+            region,
+            offset,
+        } => FaultKind::ReadOnly {
+            size,
+            region: fill(region),
+            offset,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,290 @@
+//! The interpreter's internal instruction: one flat 24-byte record per executed instruction.
+//!
+//! Why a separate form: the typed [`Insn`](crate::Insn) is a nested enum that is pleasant to
+//! match on but costly to dispatch (several discriminants, operand enums, relative targets).
+//! The run loop wants the operation, width and operand kind already folded into one
+//! specialised handler, relative jump targets and pre-extended immediates, so that each
+//! instruction is its handler's own work plus one indirect jump to the next handler (see
+//! `exec` for why the dispatch is threaded rather than a central `match`).
+
+use super::exec::{Flow, Machine, handler};
+
+/// Every specialised operation. `K` = immediate operand, `X` = register operand; `64`/`32` =
+/// ALU64 / ALU (JMP / JMP32) width. Names say what the run loop does, not how it was encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub(crate) enum Code {
+    // ---- ALU64 ----
+    Add64K,
+    Add64X,
+    Sub64K,
+    Sub64X,
+    Mul64K,
+    Mul64X,
+    /// Divisor is a non-zero constant (division by an immediate 0 compiles to `Mov64K 0`).
+    Div64K,
+    Div64X,
+    /// Divisor is a constant other than 0 and -1.
+    SDiv64K,
+    SDiv64X,
+    /// Divisor is a non-zero constant.
+    Mod64K,
+    Mod64X,
+    /// Divisor is a constant other than 0 and -1.
+    SMod64K,
+    SMod64X,
+    Or64K,
+    Or64X,
+    And64K,
+    And64X,
+    /// Shift count already masked to 0..=63.
+    Lsh64K,
+    Lsh64X,
+    Rsh64K,
+    Rsh64X,
+    Arsh64K,
+    Arsh64X,
+    Xor64K,
+    Xor64X,
+    Mov64K,
+    Mov64X,
+    MovSx8To64,
+    MovSx16To64,
+    MovSx32To64,
+    Neg64,
+    // ---- ALU32 (results zero-extended) ----
+    Add32K,
+    Add32X,
+    Sub32K,
+    Sub32X,
+    Mul32K,
+    Mul32X,
+    Div32K,
+    Div32X,
+    SDiv32K,
+    SDiv32X,
+    Mod32K,
+    Mod32X,
+    SMod32K,
+    SMod32X,
+    Or32K,
+    Or32X,
+    And32K,
+    And32X,
+    Lsh32K,
+    Lsh32X,
+    Rsh32K,
+    Rsh32X,
+    Arsh32K,
+    Arsh32X,
+    Xor32K,
+    Xor32X,
+    Mov32K,
+    Mov32X,
+    MovSx8To32,
+    MovSx16To32,
+    Neg32,
+    /// Byte order: `le16` / `le32` truncate on a little-endian machine (`le64` is a [`Code::Nop`]).
+    Trunc16,
+    Trunc32,
+    /// An instruction with no effect (`le64`, `mod64 dst, 0`); it still counts as executed.
+    Nop,
+    Swap16,
+    Swap32,
+    Swap64,
+    // ---- memory through a register (region table translation) ----
+    LdxB,
+    LdxH,
+    LdxW,
+    LdxDW,
+    LdxSB,
+    LdxSH,
+    LdxSW,
+    StB,
+    StH,
+    StW,
+    StDW,
+    StxB,
+    StxH,
+    StxW,
+    StxDW,
+    // ---- memory at a constant offset from r10, bounds proven at compile time ----
+    // `a` = byte offset inside the current frame's 512-byte stack.
+    StackLdxB,
+    StackLdxH,
+    StackLdxW,
+    StackLdxDW,
+    StackLdxSB,
+    StackLdxSH,
+    StackLdxSW,
+    StackStB,
+    StackStH,
+    StackStW,
+    StackStDW,
+    StackStxB,
+    StackStxH,
+    StackStxW,
+    StackStxDW,
+    /// Atomic read-modify-write; `aux` = [`AtomicKind`] bits, 32-bit access.
+    Atomic32,
+    /// Atomic read-modify-write; 64-bit access.
+    Atomic64,
+    /// `dst = b` (`lddw`, including resolved map pointers).
+    LdImm64,
+    /// Legacy packet loads (`aux` = access size in bytes).
+    LdAbs,
+    LdInd,
+    // ---- control ----
+    Ja,
+    Jeq64K,
+    Jeq64X,
+    Jgt64K,
+    Jgt64X,
+    Jge64K,
+    Jge64X,
+    Jset64K,
+    Jset64X,
+    Jne64K,
+    Jne64X,
+    Jsgt64K,
+    Jsgt64X,
+    Jsge64K,
+    Jsge64X,
+    Jlt64K,
+    Jlt64X,
+    Jle64K,
+    Jle64X,
+    Jslt64K,
+    Jslt64X,
+    Jsle64K,
+    Jsle64X,
+    Jeq32K,
+    Jeq32X,
+    Jgt32K,
+    Jgt32X,
+    Jge32K,
+    Jge32X,
+    Jset32K,
+    Jset32X,
+    Jne32K,
+    Jne32X,
+    Jsgt32K,
+    Jsgt32X,
+    Jsge32K,
+    Jsge32X,
+    Jlt32K,
+    Jlt32X,
+    Jle32K,
+    Jle32X,
+    Jslt32K,
+    Jslt32X,
+    Jsle32K,
+    Jsle32X,
+    /// Helper call resolved at load time; `a` = index in the helper table.
+    Call,
+    /// `bpf_tail_call` (helper 12): control leaves the program on success.
+    TailCall,
+    /// Call through a register holding a helper id.
+    CallX,
+    /// bpf-to-bpf call; `a` = callee (relative).
+    CallLocal,
+    Exit,
+    /// An instruction that always faults when executed; `a` = index into the static faults.
+    Fault,
+}
+
+/// Atomic operation encoding in [`Op::aux`]: low 3 bits the operation, bit 3 = fetch.
+pub(crate) mod atomic_kind {
+    pub const ADD: u8 = 0;
+    pub const OR: u8 = 1;
+    pub const AND: u8 = 2;
+    pub const XOR: u8 = 3;
+    pub const XCHG: u8 = 4;
+    pub const CMPXCHG: u8 = 5;
+    pub const FETCH: u8 = 8;
+}
+
+/// A handler: executes the op at `ip` and continues with the next one (see `exec`).
+/// `n` is how many more instructions this chain of handlers may execute before returning to
+/// the driver (already decremented for this one).
+pub(crate) type Handler = for<'a, 'v> fn(&'a mut Machine<'v>, *const Op, u64) -> Flow;
+
+/// One compiled instruction (24 bytes).
+///
+/// Field use by kind:
+/// - ALU with immediate: `b` = immediate, sign-extended to 64 bits (ALU32 uses its low half).
+/// - loads/stores: `a` = offset as `i32` bits (or stack byte offset), `b` = stored immediate.
+/// - jumps and local calls: `a` = target op index while compiling, turned into the target's
+///   distance from this op (as `i32` bits) by [`Op::link`]; `b` = compared immediate.
+/// - `Call`: `a` = helper index.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub(crate) struct Op {
+    pub h: Handler,
+    pub code: Code,
+    pub dst: u8,
+    pub src: u8,
+    pub aux: u8,
+    pub a: u32,
+    pub b: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<Op>() == 24);
+
+impl Op {
+    pub(crate) fn new(code: Code) -> Self {
+        Op {
+            h: handler(code),
+            code,
+            dst: 0,
+            src: 0,
+            aux: 0,
+            a: 0,
+            b: 0,
+        }
+    }
+
+    /// Memory offset of a load/store through a register.
+    #[inline(always)]
+    pub(crate) fn off(&self) -> u64 {
+        self.a as i32 as i64 as u64
+    }
+
+    /// Immediate of a conditional jump, sign-extended to 64 bits.
+    #[inline(always)]
+    pub(crate) fn jimm64(&self) -> u64 {
+        self.b as u32 as i32 as i64 as u64
+    }
+
+    /// Immediate of a JMP32 conditional jump.
+    #[inline(always)]
+    pub(crate) fn jimm32(&self) -> u32 {
+        self.b as u32
+    }
+
+    /// Distance to the jump/call target in ops.
+    #[inline(always)]
+    pub(crate) fn rel(&self) -> isize {
+        self.a as i32 as isize
+    }
+
+    /// Whether `a` holds a control-flow target (absolute while compiling).
+    pub(crate) fn has_target(&self) -> bool {
+        self.is_cond_jump() || matches!(self.code, Code::Ja | Code::CallLocal)
+    }
+
+    /// Whether this is a conditional jump.
+    pub(crate) fn is_cond_jump(&self) -> bool {
+        (Code::Jeq64K as u8..=Code::Jsle32X as u8).contains(&(self.code as u8))
+    }
+
+    /// Turns the absolute target of the op at index `at` into a relative one and sets the
+    /// handler from the code.
+    pub(crate) fn link(&mut self, at: usize) {
+        if self.has_target() {
+            self.a = (self.a as i64 - at as i64) as i32 as u32;
+        }
+        self.h = handler(self.code);
+    }
+}
