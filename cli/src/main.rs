@@ -6,6 +6,7 @@ mod cmd;
 mod exit;
 mod input;
 mod json;
+mod traffic;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -97,11 +98,8 @@ enum Command {
         /// Program.
         prog: PathBuf,
     },
-    /// Run engines on the same inputs and report the first divergence (issue #3).
-    Diff {
-        /// Program.
-        prog: PathBuf,
-    },
+    /// Run engines on the same inputs and report the first divergence.
+    Diff(cmd::diff::DiffArgs),
     /// Feasibility and performance report (issue #7).
     Report {
         /// Program.
@@ -112,6 +110,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -130,6 +129,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// Rust ignores SIGPIPE, so `offload disasm x | head` would panic on a closed pipe; a
+/// command-line tool should instead end quietly, as the shell expects.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal disposition to its default before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn dispatch(cli: Cli) -> Result<u8, CliError> {
     let g = &cli.global;
     match cli.command {
@@ -140,7 +148,7 @@ fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Verify { .. } => Err(CliError::not_yet("verify", "the verifier", 4)),
         Command::Compile { .. } => Err(CliError::not_yet("compile", "the NFP offload compiler", 5)),
         Command::Sim { .. } => Err(CliError::not_yet("sim", "the NIC simulator", 6)),
-        Command::Diff { .. } => Err(CliError::not_yet("diff", "the differential harness", 3)),
+        Command::Diff(args) => cmd::diff::diff(&args, g),
         Command::Report { .. } => Err(CliError::not_yet("report", "the offload report", 7)),
     }
 }

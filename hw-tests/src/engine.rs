@@ -5,8 +5,10 @@
 //! packet, a verifier refusing the program) is not a divergence: the comparison reports it
 //! separately. A *fault* (an engine crashing, a syscall failing unexpectedly) is.
 
+mod interp_engine;
 mod kernel_engine;
 
+pub use interp_engine::InterpEngine;
 pub use kernel_engine::KernelEngine;
 
 /// What a program is run on.
@@ -175,10 +177,7 @@ pub fn compare(reference: &EngineRun, other: &EngineRun) -> Comparison {
         for sa in ma {
             match mb.iter().find(|sb| sb.name == sa.name) {
                 Some(sb) if sb.entries != sa.entries => {
-                    return diverge(
-                        &format!("map {}", sa.name),
-                        format!("{:?} vs {:?}", sa.entries, sb.entries),
-                    );
+                    return diverge(&format!("map {}", sa.name), map_difference(&sa.entries, &sb.entries));
                 }
                 Some(_) => {}
                 None => {
@@ -191,6 +190,32 @@ pub fn compare(reference: &EngineRun, other: &EngineRun) -> Comparison {
         }
     }
     Comparison::Agree
+}
+
+/// The first few entries that differ between two sorted snapshots, in hex: a whole map dump
+/// would bury the one value that matters.
+fn map_difference(a: &[(Vec<u8>, Vec<u8>)], b: &[(Vec<u8>, Vec<u8>)]) -> String {
+    let hex = |v: &[u8]| v.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let lookup = |m: &[(Vec<u8>, Vec<u8>)], k: &[u8]| m.iter().find(|(key, _)| key == k).map(|(_, v)| hex(v));
+    let mut keys: Vec<&Vec<u8>> = a.iter().chain(b).map(|(k, _)| k).collect();
+    keys.sort();
+    keys.dedup();
+    let diffs: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (x, y) = (lookup(a, k), lookup(b, k));
+            (x != y).then(|| {
+                let show = |v: Option<String>| v.unwrap_or_else(|| "absent".into());
+                format!("key {}: {} vs {}", hex(k), show(x), show(y))
+            })
+        })
+        .collect();
+    let more = diffs.len().saturating_sub(4);
+    let mut text = diffs.into_iter().take(4).collect::<Vec<_>>().join("; ");
+    if more > 0 {
+        text.push_str(&format!("; and {more} more keys"));
+    }
+    text
 }
 
 /// Runs `input` on every engine and compares each with the first one.

@@ -6,9 +6,15 @@
 //!   loading a vm-core [`vm_core::Program`] with its maps, and the oracle availability check.
 //! - [`engine`]: the [`engine::Engine`] trait every execution engine implements, and the
 //!   comparison used by the differential harness.
+//! - [`generator`] (`src/gen/`): random XDP programs valid by construction (proptest), for tests/diff_random.rs.
 //! - [`conformance`]: running bpf_conformance tests through the kernel with the full 64-bit R0.
+//! - [`verdicts`]: the kernel's verdict on every program of the staged ELF corpora.
 
 pub mod conformance;
 pub mod engine;
+/// Lives in `src/gen/` (`gen` is a reserved keyword in Rust 2024, hence the module name).
+#[path = "gen/mod.rs"]
+pub mod generator;
 pub mod kernel;
 pub mod sys;
+pub mod verdicts;

@@ -2,4 +2,5 @@
 
 pub mod asm;
 pub mod demo;
+pub mod diff;
 pub mod run;

@@ -51,6 +51,7 @@ pub fn verdict_name(t: ProgType, retval: u64) -> Option<&'static str> {
 
 pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     let loaded = input::load(&args.prog, g)?;
+    let expected = loaded.expected;
     let (mut program, data_mem) = loaded.decoded(&args.prog)?;
     if args.mem.is_some() && g.prog_type.is_none() {
         program.prog_type = ProgType::Mem;
@@ -117,12 +118,19 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             f.insert("ns_per_run".into(), json!(ns));
         }
         f.insert("error".into(), json!(error));
+        if let Some(e) = expected {
+            f.insert("expected".into(), json!(e));
+        }
         out::print(f);
     } else {
         match &result {
             Ok(o) => {
                 let name = verdict_name(program.prog_type, o.retval).map(|n| format!(" ({n})")).unwrap_or_default();
                 println!("retval: {:#x} = {}{name}", o.retval, o.retval as i64);
+                if let Some(e) = expected {
+                    let verdict = if e == o.retval { "matches" } else { "DIFFERS from" };
+                    println!("retval {verdict} the file's `-- result` {e:#x}");
+                }
                 println!("insns executed: {}", o.insns);
                 println!("packet out: {} bytes", o.packet.len());
                 for line in &o.printk {

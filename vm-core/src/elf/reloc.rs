@@ -153,14 +153,21 @@ impl Linker<'_, '_> {
                     reason: format!("offset {:#x} is not on an instruction boundary", r.offset),
                 });
             }
+            let insn = code.get(slot).copied().unwrap_or(Insn::LdImm64Tail);
+            // Very old LLVM (objects with e_machine 0, e.g. OVS's datapath.o) wrote every
+            // relocation as type 0; iproute2 applied them to `lddw` by position regardless of
+            // type, so a type-0 relocation on an `lddw` is read as R_BPF_64_64.
+            let mut r = *r;
             if r.r_type == R_BPF_NONE {
-                continue;
+                if !matches!(insn, Insn::LdImm64 { .. }) {
+                    continue;
+                }
+                r.r_type = R_BPF_64_64;
             }
             if let Some(done) = relocated.get_mut(slot) {
                 *done = true;
             }
-            let insn = code.get(slot).copied().unwrap_or(Insn::LdImm64Tail);
-            let patched = self.apply(b, r, insn, base + slot, at)?;
+            let patched = self.apply(b, &r, insn, base + slot, at)?;
             b.out[base + slot] = patched;
         }
         // Calls without relocation are pc-relative inside the section already.

@@ -1,0 +1,144 @@
+//! The binding parts of `shared/design/cli-contract.md`, checked on the built binary.
+
+use std::{path::PathBuf, process::Command};
+
+use serde_json::Value;
+
+fn offload(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_offload")).args(args).output().expect("run offload");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("offload-contract-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+fn json(stdout: &str) -> Value {
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    assert_eq!(v["schema"], 1, "schema field");
+    v
+}
+
+#[test]
+fn asm_of_disasm_gives_identical_bytes_for_every_conformance_test() {
+    let dir = vm_core::corpus::require("bpf_conformance/tests");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("list tests").flatten().take(40) {
+        let path = entry.path();
+        let p = path.to_str().expect("utf-8 path");
+        // .data files are not assembly: disassemble them first, then assemble the text.
+        let (code, text, err) = offload(&["disasm", p]);
+        assert_eq!(code, 0, "{p}: {err}");
+        let s = tmp("round.s");
+        std::fs::write(&s, &text).expect("write");
+        let (code, out1, err) = offload(&["asm", "--json", s.to_str().expect("utf-8")]);
+        assert_eq!(code, 0, "{p}: {err}");
+        let b = tmp("round.bin");
+        std::fs::write(&b, hex::decode(json(&out1)["hex"].as_str().expect("hex")).expect("hex")).expect("write");
+        let (_, text2, _) = offload(&["disasm", b.to_str().expect("utf-8")]);
+        assert_eq!(text, text2, "{p}");
+        n += 1;
+    }
+    assert!(n >= 40);
+}
+
+#[test]
+fn run_json_has_the_contract_fields() {
+    let data = vm_core::corpus::require("bpf_conformance/tests/alu-arith.data");
+    let (code, out, err) = offload(&["run", data.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["retval"], 0x2a);
+    for field in ["packet", "insns", "maps", "error"] {
+        assert!(v.get(field).is_some(), "missing {field}: {out}");
+    }
+    let (code, out, _) = offload(&["--json", "run", data.to_str().expect("utf-8"), "--repeat", "10"]);
+    assert_eq!(code, 0);
+    assert!(json(&out)["ns_per_run"].is_f64());
+}
+
+#[test]
+fn xdp_default_packet_is_64_zero_bytes() {
+    let s = tmp("pass.s");
+    std::fs::write(&s, "mov %r0, 2\nexit\n").expect("write");
+    let (code, out, _) = offload(&["run", s.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(code, 0);
+    let v = json(&out);
+    assert_eq!(v["retval"], 2);
+    assert_eq!(v["packet"].as_str().map(str::len), Some(128));
+}
+
+#[test]
+fn faults_exit_1_with_the_pc() {
+    let s = tmp("fault.s");
+    std::fs::write(&s, "mov %r0, 0\nldxw %r0, [%r0+0]\nexit\n").expect("write");
+    let (code, out, _) = offload(&["run", s.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(code, 1);
+    let err = json(&out)["error"].as_str().expect("error string").to_string();
+    assert!(err.contains("insn 1"), "{err}");
+    let budget = tmp("loop.s");
+    std::fs::write(&budget, "l:\nja l\nexit\n").expect("write");
+    let (code, _, _) = offload(&["run", budget.to_str().expect("utf-8"), "--budget", "1000"]);
+    assert_eq!(code, 1, "budget exhaustion is a fault");
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_location() {
+    let s = tmp("bad.s");
+    std::fs::write(&s, "mov %r0, 1\nfrobnicate %r1\n").expect("write");
+    let (code, _, err) = offload(&["asm", s.to_str().expect("utf-8")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 2"), "{err}");
+    let raw = tmp("bad.bin");
+    std::fs::write(&raw, [0xffu8, 0, 0, 0, 0, 0, 0, 0]).expect("write");
+    for cmd in ["run", "disasm"] {
+        let (code, _, err) = offload(&[cmd, raw.to_str().expect("utf-8")]);
+        assert_eq!(code, 2, "{cmd}");
+        assert!(err.contains("instruction 0"), "{err}");
+    }
+    let (code, _, err) = offload(&["run", "/nonexistent/prog.o"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/prog.o"));
+    let elf = tmp("bad.o");
+    std::fs::write(&elf, b"\x7fELF\x02\x01\x01").expect("write");
+    let (code, _, _) = offload(&["run", elf.to_str().expect("utf-8")]);
+    assert_eq!(code, 2, "truncated ELF is bad input, never a panic");
+}
+
+#[test]
+fn elf_with_several_programs_needs_a_section() {
+    let obj = vm_core::corpus::require("ebpf-samples/linux/sockex3_kern.o");
+    let (code, _, err) = offload(&["run", obj.to_str().expect("utf-8")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--section"), "{err}");
+}
+
+#[test]
+fn demo_runs_and_reports_json() {
+    let (code, out, err) = offload(&["demo", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    let packets = v["packets"].as_array().expect("packets");
+    assert!(packets.iter().any(|p| p["verdict"] == "XDP_DROP"));
+    assert!(packets.iter().any(|p| p["verdict"] == "XDP_PASS"));
+    let (code, out, _) = offload(&["demo"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("XDP_DROP"));
+}
+
+#[test]
+fn stages_not_yet_built_say_so() {
+    let s = tmp("p.s");
+    std::fs::write(&s, "mov %r0, 2\nexit\n").expect("write");
+    for cmd in ["verify", "compile", "sim", "report"] {
+        let (code, _, err) = offload(&[cmd, s.to_str().expect("utf-8")]);
+        assert_eq!(code, 2, "{cmd}");
+        assert!(err.contains("not available yet"), "{cmd}: {err}");
+    }
+}

@@ -1,0 +1,151 @@
+//! Which registers may still be read before being overwritten, before each instruction
+//! (a backward may-liveness analysis; Linux 6.18's `compute_live_registers`).
+//!
+//! Why: state pruning compares a new state with stored ones, and a register that no
+//! continuation reads cannot make the new state unsafe, so it is skipped. Without this, two
+//! states that differ only in a dead scratch register never prune each other and loops and
+//! long branchy programs blow up. The analysis is static and conservative (a register is live
+//! if *some* path reads it), so skipping dead registers is sound.
+
+use vm_core::isa::{CallTarget, Insn, Operand, Size, Width};
+
+use crate::code::{Code, Slot};
+use crate::helpers;
+
+/// A set of registers R0–R10 as a bit mask.
+pub type RegMask = u16;
+
+const ALL: RegMask = 0x07ff;
+const CALLER_SAVED: RegMask = 0b11_1111; // R0-R5
+const ARGS: RegMask = 0b11_1110; // R1-R5
+
+fn bit(r: u8) -> RegMask {
+    1 << r
+}
+
+/// Registers read and written by the instruction at `pc`: `(use, def)`. With `only64`,
+/// only reads of all 64 bits count (the kernel's `is_reg64` for source operands), which is
+/// what decides whether a 32-bit definition needs zero-extension.
+fn use_def(code: &Code, pc: usize, only64: bool) -> (RegMask, RegMask) {
+    let insn = match code.slots.get(pc) {
+        Some(Slot::Insn(i)) => *i,
+        _ => return (ALL, 0),
+    };
+    let op = |o: Operand| match o {
+        Operand::Reg(r) => bit(r),
+        Operand::Imm(_) => 0,
+    };
+    let w = |full: bool, m: RegMask| if only64 && !full { 0 } else { m };
+    match insn {
+        Insn::Alu {
+            op: vm_core::isa::AluOp::Mov | vm_core::isa::AluOp::MovSx(_),
+            dst,
+            src,
+            width,
+        } => (w(width == Width::W64, op(src)), bit(dst)),
+        Insn::Alu {
+            dst, src, width, ..
+        } => (w(width == Width::W64, bit(dst) | op(src)), bit(dst)),
+        Insn::Neg { dst, width } => (w(width == Width::W64, bit(dst)), bit(dst)),
+        Insn::Endian { dst, bits, .. } => (w(bits == 64, bit(dst)), bit(dst)),
+        Insn::Load { dst, src, .. } => (bit(src), bit(dst)),
+        Insn::Store { dst, src, size, .. } => (bit(dst) | w(size == Size::DW, op(src)), 0),
+        Insn::Atomic {
+            op: aop,
+            fetch,
+            dst,
+            src,
+            size,
+            ..
+        } => {
+            let cmpxchg = aop == vm_core::isa::AtomicOp::CmpXchg;
+            let dw = size == Size::DW;
+            let uses = bit(dst) | w(dw, bit(src)) | if cmpxchg { w(dw, bit(0)) } else { 0 };
+            let defs = if cmpxchg {
+                bit(0)
+            } else if fetch {
+                bit(src)
+            } else {
+                0
+            };
+            (uses, defs)
+        }
+        Insn::LdImm64 { dst, .. } => (0, bit(dst)),
+        Insn::LdImm64Tail => (0, 0),
+        Insn::LdAbs { .. } => (bit(6), CALLER_SAVED),
+        Insn::LdInd { src, .. } => (bit(6) | bit(src), CALLER_SAVED),
+        Insn::Ja { .. } => (0, 0),
+        Insn::Jmp {
+            dst, src, width, ..
+        } => (w(width == Width::W64, bit(dst) | op(src)), 0),
+        Insn::Call(CallTarget::Helper(id)) => {
+            let n = helpers::arg_count(id);
+            let uses = ((1u16 << n) - 1) << 1;
+            (uses, CALLER_SAVED)
+        }
+        Insn::Call(_) | Insn::CallX { .. } => (ARGS, CALLER_SAVED),
+        Insn::Exit => (bit(0), 0),
+    }
+}
+
+/// Live-before sets for every slot.
+pub fn live_registers(code: &Code) -> Vec<RegMask> {
+    solve(code, false)
+}
+
+/// For every slot, the registers some path may read as full 64-bit values before writing
+/// them: a pending 32-bit definition of such a register needs zero-extension.
+pub fn live64_registers(code: &Code) -> Vec<RegMask> {
+    solve(code, true)
+}
+
+fn solve(code: &Code, only64: bool) -> Vec<RegMask> {
+    let len = code.len();
+    let mut live_in = vec![0 as RegMask; len];
+    let ud: Vec<(RegMask, RegMask)> = (0..len).map(|pc| use_def(code, pc, only64)).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for pc in (0..len).rev() {
+            let (targets, n) = crate::cfg::successors(code, pc);
+            let mut out: RegMask = 0;
+            for t in &targets[..n] {
+                if let Ok(t) = usize::try_from(*t)
+                    && t < len
+                {
+                    out |= live_in[t];
+                }
+            }
+            let (u, d) = ud[pc];
+            let new = (out & !d) | u;
+            if new != live_in[pc] {
+                live_in[pc] = new;
+                changed = true;
+            }
+        }
+    }
+    live_in
+}
+
+/// The live set of a caller frame waiting at `callsite`: what is live when the call returns,
+/// minus the caller-saved registers the call overwrites.
+pub fn caller_live(live: &[RegMask], callsite: usize) -> RegMask {
+    live.get(callsite + 1).copied().unwrap_or(ALL) & !CALLER_SAVED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_scratch_register_is_not_live() {
+        let raw = vm_core::asm::assemble("mov r2, 1\nmov r0, 0\njeq r1, 0, +1\nmov r0, 1\nexit")
+            .unwrap_or_default();
+        let code = Code::from_raw(&raw).0;
+        let live = live_registers(&code);
+        // r2 is never read; r1 is read by the jump.
+        assert_eq!(live[0] & bit(2), 0);
+        assert_ne!(live[1] & bit(1), 0);
+        assert_eq!(live[4], bit(0));
+    }
+}

@@ -1,0 +1,402 @@
+//! Precision tracking (the kernel's `mark_chain_precision` / `backtrack_insn`).
+//!
+//! Why: pruning compares a new state with a stored one, and comparing every scalar by its
+//! exact bounds makes two paths that differ only in, say, a status code never merge —
+//! real programs (Cilium's) then blow past the instruction limit. Most scalar values never
+//! influence safety. A value matters only when it reaches a *precise use*: a pointer offset,
+//! a helper's size argument, a constant map key, or a branch whose outcome it decided. At
+//! such a use we walk the current path backwards, instruction by instruction, collecting the
+//! registers and stack slots the value was computed from, and mark them precise in every
+//! stored state along the way. Pruning then compares only precise scalars; the others match
+//! any scalar.
+//!
+//! The path is recorded per segment: the instructions executed since the last stored state
+//! ([`SegEntry`]), with the stack slot each fixed-offset stack access touched. When the walk
+//! cannot follow a value (an atomic on a tracked slot, an argument register live across a
+//! helper), it falls back to marking every scalar of the chain precise, as the kernel does.
+
+use vm_core::isa::{AluOp, AtomicOp, CallTarget, Insn, Operand};
+
+use crate::check::Walker;
+use crate::state::VerifierState;
+
+/// One executed instruction of a path segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegEntry {
+    /// The instruction.
+    pub pc: u32,
+    /// Frame and slot of its fixed-offset stack access, if any.
+    pub stack: Option<(u8, u8)>,
+}
+
+/// What is being tracked: per frame, a register mask and a stack-slot mask.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Backtrack {
+    frame: usize,
+    regs: Vec<u16>,
+    slots: Vec<u64>,
+}
+
+/// Backtracking hit something it cannot follow.
+struct Unsupported;
+
+impl Backtrack {
+    /// Tracking nothing yet, positioned in frame `frame`.
+    pub fn new(frame: usize) -> Backtrack {
+        Backtrack {
+            frame,
+            regs: vec![0; frame + 1],
+            slots: vec![0; frame + 1],
+        }
+    }
+
+    fn grow(&mut self, f: usize) {
+        if self.regs.len() <= f {
+            self.regs.resize(f + 1, 0);
+            self.slots.resize(f + 1, 0);
+        }
+    }
+
+    /// Track register `r` of frame `f`.
+    pub fn set_reg(&mut self, f: usize, r: u8) {
+        self.grow(f);
+        self.regs[f] |= 1 << r;
+    }
+
+    /// Track stack slot `spi` of frame `f`; slots beyond 64 cannot be tracked.
+    pub fn set_slot(&mut self, f: usize, spi: usize) -> bool {
+        self.grow(f);
+        if spi >= 64 {
+            return false;
+        }
+        self.slots[f] |= 1 << spi;
+        true
+    }
+
+    fn is_empty(&self) -> bool {
+        self.regs.iter().all(|m| *m == 0) && self.slots.iter().all(|m| *m == 0)
+    }
+
+    fn reg(&self, r: u8) -> bool {
+        self.regs.get(self.frame).is_some_and(|m| m & (1 << r) != 0)
+    }
+
+    fn set(&mut self, r: u8) {
+        let f = self.frame;
+        self.set_reg(f, r);
+    }
+
+    fn clear(&mut self, r: u8) {
+        if let Some(m) = self.regs.get_mut(self.frame) {
+            *m &= !(1 << r);
+        }
+    }
+
+    fn slot(&self, f: u8, spi: u8) -> bool {
+        self.slots
+            .get(usize::from(f))
+            .is_some_and(|m| m & (1 << spi) != 0)
+    }
+
+    fn clear_slot(&mut self, f: u8, spi: u8) {
+        if let Some(m) = self.slots.get_mut(usize::from(f)) {
+            *m &= !(1 << spi);
+        }
+    }
+
+    /// Steps backwards over one executed instruction.
+    fn step(
+        &mut self,
+        insn: &Insn,
+        call_target: Option<usize>,
+        e: &SegEntry,
+    ) -> Result<(), Unsupported> {
+        match *insn {
+            Insn::Alu { op, dst, src, .. } => match (op, src) {
+                (AluOp::Mov | AluOp::MovSx(_), Operand::Reg(s)) => {
+                    if self.reg(dst) {
+                        self.clear(dst);
+                        self.set(s);
+                    }
+                }
+                (AluOp::Mov | AluOp::MovSx(_), Operand::Imm(_)) => self.clear(dst),
+                (_, Operand::Reg(s)) => {
+                    if self.reg(dst) {
+                        self.set(s);
+                    }
+                }
+                (_, Operand::Imm(_)) => {}
+            },
+            Insn::Neg { .. } | Insn::Endian { .. } | Insn::Ja { .. } | Insn::LdImm64Tail => {}
+            Insn::Load { dst, .. } => {
+                if self.reg(dst) {
+                    self.clear(dst);
+                    if let Some((f, spi)) = e.stack
+                        && !self.set_slot(usize::from(f), usize::from(spi))
+                    {
+                        return Err(Unsupported);
+                    }
+                }
+            }
+            Insn::Store { src, .. } => {
+                if let Some((f, spi)) = e.stack
+                    && self.slot(f, spi)
+                {
+                    self.clear_slot(f, spi);
+                    if let Operand::Reg(s) = src {
+                        self.set(s);
+                    }
+                }
+            }
+            Insn::Atomic { op, fetch, src, .. } => {
+                let load = if op == AtomicOp::CmpXchg {
+                    Some(0)
+                } else if fetch {
+                    Some(src)
+                } else {
+                    None
+                };
+                let stack_tracked = e.stack.is_some_and(|(f, spi)| self.slot(f, spi));
+                let load_tracked = load.is_some_and(|r| self.reg(r));
+                if stack_tracked || (load_tracked && e.stack.is_some()) {
+                    return Err(Unsupported);
+                }
+                if let Some(r) = load {
+                    self.clear(r);
+                }
+            }
+            Insn::LdImm64 { dst, .. } => self.clear(dst),
+            Insn::LdAbs { .. } | Insn::LdInd { .. } => {
+                if self
+                    .regs
+                    .get(self.frame)
+                    .is_some_and(|m| m & 0b11_1110 != 0)
+                {
+                    return Err(Unsupported);
+                }
+                self.clear(0);
+            }
+            Insn::Jmp { dst, src, .. } => {
+                if let Operand::Reg(s) = src
+                    && (self.reg(dst) || self.reg(s))
+                {
+                    self.set(dst);
+                    self.set(s);
+                }
+            }
+            Insn::Call(CallTarget::Helper(_))
+            | Insn::CallX { .. }
+            | Insn::Call(CallTarget::Kfunc(_)) => {
+                if self
+                    .regs
+                    .get(self.frame)
+                    .is_some_and(|m| m & 0b11_1110 != 0)
+                {
+                    return Err(Unsupported);
+                }
+                self.clear(0);
+            }
+            Insn::Call(CallTarget::Local(_)) => {
+                // Going back from the callee's first instruction into the caller: the
+                // callee's arguments are the caller's R1-R5; nothing else of the callee can
+                // be live at its entry.
+                let _ = call_target;
+                let callee = self.frame;
+                if callee == 0 {
+                    return Err(Unsupported);
+                }
+                let m = self.regs[callee];
+                if m & !0b11_1110 != 0 || self.slots[callee] != 0 {
+                    return Err(Unsupported);
+                }
+                self.regs[callee] = 0;
+                self.frame = callee - 1;
+                self.regs[self.frame] |= m;
+            }
+            Insn::Exit => {
+                // Going back from the return site into the callee's exit: the caller's R0
+                // came from the callee's R0.
+                let caller = self.frame;
+                let r0 = self.reg(0);
+                self.clear(0);
+                self.frame = caller + 1;
+                self.grow(self.frame);
+                if r0 {
+                    self.set(0);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Marks the tracked registers/slots precise in `st`; what was already precise (its chain was
+/// handled before) or is not a scalar stops being tracked.
+fn apply(st: &mut VerifierState, bt: &mut Backtrack) {
+    for f in 0..bt.regs.len() {
+        let Some(frame) = st.frames.get_mut(f) else {
+            bt.regs[f] = 0;
+            bt.slots[f] = 0;
+            continue;
+        };
+        for r in 0..11u8 {
+            if bt.regs[f] & (1 << r) == 0 {
+                continue;
+            }
+            let reg = &mut frame.regs[usize::from(r)];
+            if !reg.is_scalar() || reg.precise {
+                bt.regs[f] &= !(1 << r);
+            } else {
+                reg.precise = true;
+            }
+        }
+        for spi in 0..64usize {
+            if bt.slots[f] & (1 << spi) == 0 {
+                continue;
+            }
+            match frame.stack.slots_mut().get_mut(spi) {
+                Some(s) if s.is_spilled() && s.spilled.is_scalar() && !s.spilled.precise => {
+                    s.spilled.precise = true;
+                }
+                _ => bt.slots[f] &= !(1 << spi),
+            }
+        }
+    }
+}
+
+/// Every scalar precise (the fallback).
+fn mark_all_precise(st: &mut VerifierState) {
+    for f in &mut st.frames {
+        for r in &mut f.regs {
+            if r.is_scalar() {
+                r.precise = true;
+            }
+        }
+        for r in f.stack.spilled_regs_mut() {
+            if r.is_scalar() {
+                r.precise = true;
+            }
+        }
+    }
+}
+
+/// Every scalar imprecise: a new segment starts without inherited marks.
+pub(crate) fn mark_all_imprecise(st: &mut VerifierState) {
+    for f in &mut st.frames {
+        for r in &mut f.regs {
+            r.precise = false;
+        }
+        for r in f.stack.spilled_regs_mut() {
+            r.precise = false;
+        }
+    }
+}
+
+impl Walker<'_> {
+    /// Register `r` of the current frame is used precisely here.
+    pub(crate) fn mark_precise(&mut self, r: u8) {
+        if !self.st.reg(r).is_scalar() {
+            return;
+        }
+        let f = self.st.curframe();
+        let mut bt = Backtrack::new(f);
+        bt.set_reg(f, r);
+        self.mark_chain_precision(bt);
+    }
+
+    /// Backtracks `bt` (positioned before the current instruction) through the current
+    /// segment and every stored segment before it.
+    pub(crate) fn mark_chain_precision(&mut self, mut bt: Backtrack) {
+        // Like the kernel, the current state itself is not marked: marks live in stored
+        // states, where pruning reads them.
+        if bt.is_empty() {
+            return;
+        }
+        // The current segment, newest first.
+        for i in (0..self.seg.len()).rev() {
+            let e = self.seg[i];
+            if self.backtrack_one(&mut bt, &e).is_err() {
+                self.precise_fallback();
+                return;
+            }
+            if bt.is_empty() {
+                return;
+            }
+        }
+        let mut parent = self.parent;
+        while let Some(p) = parent {
+            if let Some(st) = self.explored.state_mut(p) {
+                apply(st, &mut bt);
+            }
+            if bt.is_empty() {
+                return;
+            }
+            let n = self.explored.segment(p).len();
+            for i in (0..n).rev() {
+                let e = self.explored.segment(p)[i];
+                if self.backtrack_one(&mut bt, &e).is_err() {
+                    self.precise_fallback();
+                    return;
+                }
+                if bt.is_empty() {
+                    return;
+                }
+            }
+            parent = self.explored.parent_of(p);
+        }
+    }
+
+    fn backtrack_one(&self, bt: &mut Backtrack, e: &SegEntry) -> Result<(), Unsupported> {
+        let Some(insn) = self.code.insn(e.pc as usize) else {
+            return Err(Unsupported);
+        };
+        bt.step(insn, None, e)
+    }
+
+    /// Marks every scalar precise in the current state and every stored state of its chain.
+    fn precise_fallback(&mut self) {
+        mark_all_precise(&mut self.st);
+        let mut parent = self.parent;
+        while let Some(p) = parent {
+            if let Some(st) = self.explored.state_mut(p) {
+                mark_all_precise(st);
+            }
+            parent = self.explored.parent_of(p);
+        }
+    }
+
+    /// After pruning against a stored state: what its continuation needed precise must be
+    /// precise on the current path too (the kernel's `propagate_precision`).
+    pub(crate) fn propagate_precision(&mut self, bt: Option<Backtrack>) {
+        match bt {
+            Some(bt) => self.mark_chain_precision(bt),
+            None => self.precise_fallback(),
+        }
+    }
+}
+
+/// The precise scalars of `old`, as a backtracking request positioned in frame `frame`
+/// (`None` if some slot cannot be tracked).
+pub(crate) fn precise_in(old: &VerifierState, frame: usize) -> Option<Backtrack> {
+    {
+        let f = frame;
+        let mut bt = Backtrack::new(f);
+        for (fi, frame) in old.frames.iter().enumerate() {
+            for (r, reg) in frame.regs.iter().enumerate() {
+                if reg.is_scalar() && reg.precise {
+                    bt.set_reg(fi, r as u8);
+                }
+            }
+            for (spi, slot) in frame.stack.slots().iter().enumerate() {
+                if slot.is_spilled()
+                    && slot.spilled.is_scalar()
+                    && slot.spilled.precise
+                    && !bt.set_slot(fi, spi)
+                {
+                    return None;
+                }
+            }
+        }
+        Some(bt)
+    }
+}
