@@ -155,6 +155,10 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
         if first_edge == 0 && matches!(code.insn(t), Some(Insn::Jmp { .. })) {
             prune[t] = true;
         }
+        // After any call (helpers too) the path continues somewhere worth checkpointing.
+        if first_edge == 0 && matches!(code.insn(t), Some(Insn::Call(_))) && t + 1 < len {
+            prune[t + 1] = true;
+        }
         let mut next = None;
         let mut edge = first_edge;
         while edge < 3 {

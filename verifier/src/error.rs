@@ -23,6 +23,8 @@ pub enum Errno {
     EFAULT,
     /// An offload backend vetoed an instruction (what device drivers return).
     EOPNOTSUPP,
+    /// Not allowed without privileges (program type or feature needs `CAP_BPF` & co).
+    EPERM,
 }
 
 impl Errno {
@@ -35,6 +37,7 @@ impl Errno {
             Errno::EBADF => "EBADF",
             Errno::EFAULT => "EFAULT",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
+            Errno::EPERM => "EPERM",
         }
     }
 
@@ -47,6 +50,7 @@ impl Errno {
             Errno::EBADF => 9,
             Errno::EFAULT => 14,
             Errno::EOPNOTSUPP => 95,
+            Errno::EPERM => 1,
         }
     }
 
@@ -59,6 +63,7 @@ impl Errno {
             9 => Errno::EBADF,
             14 => Errno::EFAULT,
             95 => Errno::EOPNOTSUPP,
+            1 => Errno::EPERM,
             _ => return None,
         })
     }

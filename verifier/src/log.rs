@@ -115,9 +115,10 @@ impl Stats {
     }
 }
 
-/// A signed number as the log prints it: decimal when small, hex otherwise.
+/// A signed number as the log prints it: decimal when it fits 16 signed bits, hex otherwise
+/// (threshold inferred from Linux 6.18 logs: 32767 and -10689 print in decimal, 41472 in hex).
 pub fn snum(v: i64) -> String {
-    if (-512..=512).contains(&v) {
+    if (-32768..=32767).contains(&v) {
         v.to_string()
     } else if v < 0 {
         format!("{:#x}", v as u64)
@@ -128,7 +129,7 @@ pub fn snum(v: i64) -> String {
 
 /// An unsigned number as the log prints it.
 pub fn unum(v: u64) -> String {
-    if v <= 512 {
+    if v <= 32767 {
         v.to_string()
     } else {
         format!("{v:#x}")

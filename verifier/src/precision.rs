@@ -73,6 +73,23 @@ impl Backtrack {
         true
     }
 
+    /// The tracked registers and slots of the current frame, as the log lists them
+    /// (`r0,r4` and `-8,-16`).
+    fn describe(&self) -> (String, String) {
+        let f = self.frame;
+        let regs = self.regs.get(f).copied().unwrap_or(0);
+        let slots = self.slots.get(f).copied().unwrap_or(0);
+        let r: Vec<String> = (0..11)
+            .filter(|i| regs & (1 << i) != 0)
+            .map(|i| format!("r{i}"))
+            .collect();
+        let s: Vec<String> = (0..64)
+            .filter(|i| slots & (1u64 << i) != 0)
+            .map(|i| format!("{}", -8 * (i + 1)))
+            .collect();
+        (r.join(","), s.join(","))
+    }
+
     fn is_empty(&self) -> bool {
         self.regs.iter().all(|m| *m == 0) && self.slots.iter().all(|m| *m == 0)
     }
@@ -305,16 +322,28 @@ impl Walker<'_> {
     }
 
     /// Backtracks `bt` (positioned before the current instruction) through the current
-    /// segment and every stored segment before it.
+    /// segment and every stored segment before it. At level 2 the log shows each step in
+    /// the kernel's `mark_precise:` format.
     pub(crate) fn mark_chain_precision(&mut self, mut bt: Backtrack) {
         // Like the kernel, the current state itself is not marked: marks live in stored
         // states, where pruning reads them.
         if bt.is_empty() {
             return;
         }
+        let verbose = self.log.verbose();
+        let first = self.seg.first().map_or(self.pc, |e| e.pc as usize);
+        if verbose {
+            self.log.line(&format!(
+                "mark_precise: frame{}: last_idx {} first_idx {first} subseq_idx -1 ",
+                bt.frame, self.pc
+            ));
+        }
         // The current segment, newest first.
         for i in (0..self.seg.len()).rev() {
             let e = self.seg[i];
+            if verbose {
+                self.log_backtrack_step(&bt, &e);
+            }
             if self.backtrack_one(&mut bt, &e).is_err() {
                 self.precise_fallback();
                 return;
@@ -323,17 +352,42 @@ impl Walker<'_> {
                 return;
             }
         }
+        let mut subseq = first;
         let mut parent = self.parent;
         while let Some(p) = parent {
             if let Some(st) = self.explored.state_mut(p) {
                 apply(st, &mut bt);
             }
+            if verbose {
+                let (regs, stack) = bt.describe();
+                let state = self
+                    .explored
+                    .state_mut(p)
+                    .map(|st| crate::log::fmt_state(st, self.maps))
+                    .unwrap_or_default();
+                self.log.line(&format!(
+                    "mark_precise: frame{}: parent state regs={regs} stack={stack}: {state}",
+                    bt.frame
+                ));
+            }
             if bt.is_empty() {
                 return;
             }
-            let n = self.explored.segment(p).len();
+            let seg = self.explored.segment(p);
+            let n = seg.len();
+            if verbose && let (Some(f), Some(l)) = (seg.first(), seg.last()) {
+                let line = format!(
+                    "mark_precise: frame{}: last_idx {} first_idx {} subseq_idx {subseq} ",
+                    bt.frame, l.pc, f.pc
+                );
+                subseq = f.pc as usize;
+                self.log.line(&line);
+            }
             for i in (0..n).rev() {
                 let e = self.explored.segment(p)[i];
+                if verbose {
+                    self.log_backtrack_step(&bt, &e);
+                }
                 if self.backtrack_one(&mut bt, &e).is_err() {
                     self.precise_fallback();
                     return;
@@ -346,6 +400,19 @@ impl Walker<'_> {
         }
     }
 
+    fn log_backtrack_step(&mut self, bt: &Backtrack, e: &SegEntry) {
+        let pc = e.pc as usize;
+        let (regs, stack) = bt.describe();
+        let text = match self.code.insn(pc) {
+            Some(insn) => crate::log::insn_text(pc, self.code.opcodes[pc], insn),
+            None => format!("{pc}: <invalid>"),
+        };
+        self.log.line(&format!(
+            "mark_precise: frame{}: regs={regs} stack={stack} before {text}",
+            bt.frame
+        ));
+    }
+
     fn backtrack_one(&self, bt: &mut Backtrack, e: &SegEntry) -> Result<(), Unsupported> {
         let Some(insn) = self.code.insn(e.pc as usize) else {
             return Err(Unsupported);
@@ -355,6 +422,10 @@ impl Walker<'_> {
 
     /// Marks every scalar precise in the current state and every stored state of its chain.
     fn precise_fallback(&mut self) {
+        if self.log.verbose() {
+            self.log
+                .line("mark_precise: frame0: falling back to forcing all scalars precise");
+        }
         mark_all_precise(&mut self.st);
         let mut parent = self.parent;
         while let Some(p) = parent {

@@ -112,9 +112,15 @@ impl Explored {
         self.arena.len() as u32
     }
 
-    /// Most states stored at one instruction.
+    /// Most states already stored at one instruction when another was added there (the
+    /// kernel's `max_states_per_insn`).
     pub fn max_per_insn(&self) -> u32 {
-        self.at.iter().map(Vec::len).max().unwrap_or(0) as u32
+        self.at
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(1) as u32
     }
 }
 

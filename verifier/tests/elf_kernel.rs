@@ -22,7 +22,9 @@ fn objects() -> Vec<std::path::PathBuf> {
         let root = vm_core::corpus::require(dir);
         let mut stack = vec![root];
         while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let p = e.path();
                 if p.is_dir() {
@@ -50,8 +52,12 @@ fn real_programs_agree_with_the_kernel() {
     let mut counts: Vec<(u64, u64, String)> = Vec::new();
     let mut disagreements = Vec::new();
     for path in objects() {
-        let Ok(bytes) = std::fs::read(&path) else { continue };
-        let Ok((obj, _)) = vm_core::elf::load_object_lenient(&bytes) else { continue };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let Ok((obj, _)) = vm_core::elf::load_object_lenient(&bytes) else {
+            continue;
+        };
         for p in &obj.programs {
             let mut p = p.clone();
             if matches!(p.prog_type, ProgType::Other(_)) {
@@ -104,5 +110,8 @@ fn real_programs_agree_with_the_kernel() {
     println!(
         "ELF vs kernel: verdict agreement {agree}/{total} ({skipped} skipped: maps the kernel cannot create); processed insns over accepted programs: ours {o_sum}, kernel {k_sum}; our verification time {ours_time:?}"
     );
-    assert!(agree >= MIN_AGREE, "agreement dropped: {agree} < {MIN_AGREE}");
+    assert!(
+        agree >= MIN_AGREE,
+        "agreement dropped: {agree} < {MIN_AGREE}"
+    );
 }

@@ -397,3 +397,82 @@ fn bpf_to_bpf_calls() {
         Reject(Errno::EACCES, "R6 !read_ok"),
     );
 }
+
+#[test]
+fn precision_keeps_pruning_sound() {
+    // The fall-through reaches `join` first with r2 = 8 (safe) and leaves a checkpoint there;
+    // the taken edge arrives later with r2 = 600, which puts the store below the stack.
+    // Pruning it against the checkpoint would be wrong: r2 feeds a pointer offset, so the
+    // walk marks it precise and compares it.
+    let pad = "mov r5, 0\n".repeat(8);
+    let shape = |use_r2: &str| {
+        format!(
+            "call get_prandom_u32\n{pad}mov r2, 600\n\
+             jgt r0, 100, join\nmov r2, 8\njoin:\n{use_r2}mov r0, 0\nexit"
+        )
+    };
+    check(
+        "precision_join",
+        &shape("mov r3, r10\nadd r3, -512\nadd r3, r2\nstb [r3+0], 1\n"),
+        Xdp,
+        vec![],
+        Reject(Errno::EACCES, "invalid write to stack R3"),
+    );
+    // When the value only feeds plain arithmetic the taken edge is pruned at the join.
+    check(
+        "imprecise_join",
+        &shape("mov r4, r2\nadd r4, 1\n"),
+        Xdp,
+        vec![],
+        Accept,
+    );
+}
+
+#[test]
+fn packet_pointer_compare_forms() {
+    let base = "ldxw r2, [r1+0]\nldxw r3, [r1+4]\nmov r4, r2\nadd r4, 8\n";
+    for (cond, ok_edge_is_fallthrough) in [
+        ("jgt r4, r3", true),
+        ("jge r4, r3", true),
+        ("jlt r3, r4", true),
+        ("jle r4, r3", false),
+        ("jlt r4, r3", false),
+        ("jge r3, r4", false),
+    ] {
+        let text = if ok_edge_is_fallthrough {
+            format!("{base}{cond}, out\nldxdw r0, [r2+0]\nexit\nout:\nmov r0, 0\nexit")
+        } else {
+            format!("{base}{cond}, ok\nmov r0, 0\nexit\nok:\nldxw r0, [r2+4]\nexit")
+        };
+        check(&format!("pkt_{cond}"), &text, Xdp, vec![], Accept);
+    }
+}
+
+#[test]
+fn unprivileged_profile_is_stricter() {
+    let unpriv = VerifyOptions {
+        privileged: false,
+        ..VerifyOptions::default()
+    };
+    let run = |asm: &str, t: ProgType| verify(&program(asm, t, vec![]), &unpriv);
+    let loop_prog = "mov r0, 0\nl:\nadd r0, 1\njlt r0, 10, l\nexit";
+    let e = run(loop_prog, SocketFilter).err().map(|r| r.error);
+    assert_eq!(
+        e.map(|e| e.message),
+        Some("back-edge from insn 2 to 1".to_string())
+    );
+    let e = run("ldxdw r0, [r10-8]\nexit", SocketFilter)
+        .err()
+        .map(|r| r.error);
+    assert_eq!(e.map(|e| e.errno), Some(Errno::EACCES));
+    let e = run("mov r0, r10\nexit", SocketFilter)
+        .err()
+        .map(|r| r.error);
+    assert_eq!(
+        e.map(|e| e.message),
+        Some("R0 leaks addr as return value".to_string())
+    );
+    let e = run("mov r0, 0\nexit", Xdp).err().map(|r| r.error);
+    assert_eq!(e.map(|e| e.errno), Some(Errno::EPERM));
+    assert!(run("mov r0, 0\nexit", SocketFilter).is_ok());
+}

@@ -16,6 +16,8 @@ use vm_core::{MapDef, MapType, ProgType, RawInsn};
 const MIN_AGREE: usize = 366;
 /// Rejections (agreeing) whose expected kernel substrings appear in our log.
 const MIN_ERRSTR: usize = 143;
+/// `VERBOSE_ACCEPT` records whose expected level-2 log text appears in ours.
+const MIN_VERBOSE: usize = 2;
 
 fn map_for_fixup(name: &str) -> Option<MapDef> {
     let def = |map_type, key_size, value_size, max_entries, flags| MapDef {
@@ -47,6 +49,8 @@ struct Case {
     raw: Vec<RawInsn>,
     maps: Vec<MapDef>,
     expect_accept: bool,
+    /// `VERBOSE_ACCEPT`: accepted, and `errstr` must appear in the level-2 log.
+    verbose: bool,
     errstr: Option<String>,
     opts: VerifyOptions,
 }
@@ -122,6 +126,7 @@ fn cases() -> (Vec<Case>, BTreeMap<String, usize>) {
             raw,
             maps,
             expect_accept: r["result"].as_str() != Some("REJECT"),
+            verbose: r["result"].as_str() == Some("VERBOSE_ACCEPT"),
             errstr: r["errstr"].as_str().map(str::to_string),
             opts,
         });
@@ -149,6 +154,7 @@ fn selftests_agree_with_the_kernel() {
     let mut per_file: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut disagreements: Vec<String> = Vec::new();
     let (mut rej_total, mut rej_found) = (0, 0);
+    let (mut verbose_total, mut verbose_found) = (0, 0);
     let mut errstr_missing: Vec<String> = Vec::new();
     for c in &cases {
         let res = verify_raw(&c.raw, c.prog_type, &c.maps, &c.opts, None);
@@ -174,6 +180,24 @@ fn selftests_agree_with_the_kernel() {
                 },
                 why
             ));
+        }
+        if c.verbose
+            && let Some(es) = c.errstr.as_deref()
+        {
+            let opts = VerifyOptions {
+                log_level: 2,
+                ..c.opts.clone()
+            };
+            let log = match verify_raw(&c.raw, c.prog_type, &c.maps, &opts, None) {
+                Ok(v) => v.log,
+                Err(r) => r.log,
+            };
+            verbose_total += 1;
+            if errstr_found(es, &log) {
+                verbose_found += 1;
+            } else {
+                errstr_missing.push(format!("  {} / {} (level 2): want {es:?}", c.file, c.descr));
+            }
         }
         if let (Err(r), false, Some(es)) = (&res, c.expect_accept, c.errstr.as_deref()) {
             rej_total += 1;
@@ -201,7 +225,7 @@ fn selftests_agree_with_the_kernel() {
         println!("{d}");
     }
     println!(
-        "SELFTESTS: verdict agreement {agree}/{} ({:.1}%); expected errstr found in {rej_found}/{rej_total} agreeing rejections",
+        "SELFTESTS: verdict agreement {agree}/{} ({:.1}%); expected errstr found in {rej_found}/{rej_total} agreeing rejections; level-2 log text found for {verbose_found}/{verbose_total} VERBOSE_ACCEPT records",
         cases.len(),
         100.0 * agree as f64 / cases.len() as f64
     );
@@ -212,6 +236,10 @@ fn selftests_agree_with_the_kernel() {
     assert!(
         rej_found >= MIN_ERRSTR,
         "errstr matches dropped: {rej_found} < {MIN_ERRSTR}"
+    );
+    assert!(
+        verbose_found >= MIN_VERBOSE,
+        "level-2 log matches dropped: {verbose_found} < {MIN_VERBOSE}"
     );
 }
 

@@ -97,6 +97,21 @@ pub enum MemOp {
         /// Offset request.
         off: u16,
     },
+    /// A load or store at a variable offset: `base + ((idx & mask) << log2(size))`, the mask
+    /// keeping the access inside the region (stack and map values; dropped on the packet,
+    /// where a variable offset needs a fresh bounds check).
+    Indexed {
+        /// Store `reg` (else load into `reg`).
+        store: bool,
+        /// Access size.
+        size: Size,
+        /// Sign-extending load.
+        signed: bool,
+        /// Value stored, or destination of the load.
+        reg: GReg,
+        /// Register holding the index.
+        idx: GReg,
+    },
     /// Atomic read-modify-write (stack and map values; on the packet, which forbids
     /// atomics, it lowers to a plain store of `src`).
     Atomic {

@@ -159,6 +159,8 @@ fn mem_op() -> BoxedStrategy<MemOp> {
         3 => (size(), any::<bool>(), reg(), any::<u16>())
             .prop_map(|(size, signed, dst, off)| MemOp::Load { size, signed, dst, off }),
         3 => (size(), src(), any::<u16>()).prop_map(|(size, src, off)| MemOp::Store { size, src, off }),
+        2 => (any::<bool>(), size(), any::<bool>(), reg(), reg())
+            .prop_map(|(store, size, signed, reg, idx)| MemOp::Indexed { store, size, signed, reg, idx }),
         2 => (select(atomics), select(vec![Size::W, Size::DW]), any::<bool>(), reg(), any::<u16>())
             .prop_map(|(op, size, fetch, src, off)| MemOp::Atomic { op, size, fetch, src, off }),
     ]

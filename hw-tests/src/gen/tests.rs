@@ -63,6 +63,11 @@ fn the_instruction_mix_is_complete() {
         "helper.csum_diff",
         "init.packet",
         "if_else.ja32",
+        "stack.indexed",
+        "value.indexed",
+        "stack.atomic.fetch",
+        "xdp.adjust_tail",
+        "xdp.store_bytes",
     ] {
         assert!(tally.features.contains_key(f), "feature {f} never generated\n{}", tally.report());
     }

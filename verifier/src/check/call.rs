@@ -243,7 +243,7 @@ impl Walker<'_> {
                         && let RegType::Stack { frame } = reg.ty
                     {
                         // The key decides whether the result can be NULL.
-                        let off = i64::from(reg.off) + reg.var.var_off.value() as i64;
+                        let off = i64::from(reg.off).wrapping_add(reg.var.var_off.value() as i64);
                         let (spi, _) = locate(off as i32);
                         let mut bt = crate::precision::Backtrack::new(self.st.curframe());
                         if bt.set_slot(usize::from(frame), spi) {
@@ -463,7 +463,7 @@ impl Walker<'_> {
         if !reg.var.var_off.is_const() {
             return None;
         }
-        let stack_off = i64::from(reg.off) + reg.var.var_off.value() as i64;
+        let stack_off = i64::from(reg.off).wrapping_add(reg.var.var_off.value() as i64);
         let off = i32::try_from(stack_off)
             .ok()
             .filter(|o| (-512..0).contains(o))?;

@@ -438,8 +438,9 @@ impl Walker<'_> {
                 "R{regno} min value is negative, either use unsigned index or do a if (index >=0) check."
             )));
         }
-        let fits =
-            |start: i64| start >= 0 && (size > 0 || zero_ok) && start + size as i64 <= mem_size;
+        let fits = |start: i64| {
+            start >= 0 && (size > 0 || zero_ok) && start.saturating_add(size as i64) <= mem_size
+        };
         let smin_off = v.smin.saturating_add(off);
         if !fits(smin_off) {
             return Err(self.err_eacces(format!(

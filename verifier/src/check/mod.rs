@@ -383,7 +383,13 @@ impl<'a> Walker<'a> {
             slots: self.touched_slots,
         };
         let s = log::fmt_frame(self.st.cur(), self.maps, sel);
-        if s.is_empty() || self.log.pos() != line_start + insn_len + 1 {
+        if s.is_empty() {
+            return;
+        }
+        if self.log.pos() != line_start + insn_len + 1 {
+            // Something was logged after the instruction (precision tracking): the state
+            // goes on a line of its own, as in the kernel.
+            self.log.line(&format!("{}:{s}", self.pc));
             return;
         }
         self.log.truncate(line_start + insn_len);

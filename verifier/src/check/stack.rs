@@ -27,8 +27,8 @@ impl Walker<'_> {
     ) -> VResult<(i64, i64)> {
         let off64 = i64::from(off);
         let (min_off, max_off) = if reg.var.var_off.is_const() {
-            let m = reg.var.var_off.value() as i64 + off64;
-            (m, m + size as i64)
+            let m = (reg.var.var_off.value() as i64).saturating_add(off64);
+            (m, m.saturating_add(size as i64))
         } else {
             if reg.var.smax >= MAX_VAR_OFF || reg.var.smin <= -MAX_VAR_OFF {
                 return Err(self.err_eacces(format!(
@@ -129,6 +129,15 @@ impl Walker<'_> {
         match (value_reg, value) {
             (Some(v), _) if aligned && v.is_scalar() && self.privileged() => {
                 let mut v = v;
+                if let Value::Reg(r) = value
+                    && v.id == 0
+                    && !v.var.is_const()
+                {
+                    // Link the register and its spilled copy, so a comparison on one bounds
+                    // the other (the kernel does this on every scalar spill).
+                    v.id = self.new_id();
+                    self.st.reg_mut(r).id = v.id;
+                }
                 if size < REG_SIZE && v.var.umax >> (size * 8) != 0 {
                     v.id = 0;
                 }

@@ -291,12 +291,12 @@ fn lower_stmt(
 
 /// Whether a conditional branch (an `if`, a packet bounds check, a NULL check) may be
 /// emitted here; counts it when inside a loop body or a subprogram (see
-/// [`MAX_LOOP_BRANCHES`]).
+/// [`MAX_LOOP_BRANCHES`](super::MAX_LOOP_BRANCHES)).
 fn take_branch(cx: &Cx, code: &mut Code) -> bool {
     if cx.iters <= 1 {
         return true;
     }
-    if code.loop_branches >= MAX_LOOP_BRANCHES {
+    if code.loop_branches >= MAX_LOOP_BRANCHES / cx.iters {
         return false;
     }
     code.loop_branches += 1;
@@ -503,6 +503,13 @@ fn lower_mem(op: &MemOp, cx: &Cx, st: &mut Scalars, code: &mut Code) -> Result<(
             });
             code.tag(region_tag(cx.region, 1));
         }
+        MemOp::Indexed {
+            store,
+            size,
+            signed,
+            reg,
+            idx,
+        } => lower_indexed(store, size, signed, reg, idx, cx, st, code),
         MemOp::Atomic {
             op,
             size,
@@ -549,6 +556,95 @@ fn lower_mem(op: &MemOp, cx: &Cx, st: &mut Scalars, code: &mut Code) -> Result<(
         }
     }
     Ok(())
+}
+
+/// `base + ((idx & mask) << log2(size))` computed as `scalar += pointer` in a scratch
+/// register (the load's own destination, or a register other than the stored one), then a
+/// plain access through it. Region sizes are powers of two, so the mask keeps every
+/// offset in bounds.
+#[allow(clippy::too_many_arguments)]
+fn lower_indexed(
+    store: bool,
+    size: Size,
+    signed: bool,
+    reg: Reg,
+    idx: Reg,
+    cx: &Cx,
+    st: &mut Scalars,
+    code: &mut Code,
+) {
+    let (base, base_off, len, tag) = match cx.region {
+        Region::Stack => (10, SCALAR_LO, SCALAR_LEN, "stack.indexed"),
+        Region::Value { base, size } => (base, 0, size, "value.indexed"),
+        Region::Packet { .. } => return,
+    };
+    let n = size.bytes() as u16;
+    let slots = (len / n).max(1);
+    if !slots.is_power_of_two() {
+        return;
+    }
+    let shift = n.trailing_zeros() as i32;
+    let i = read(cx, st, code, idx);
+    let (t, value) = if store {
+        let v = read(cx, st, code, reg);
+        let Some(t) = (0..10)
+            .map(|k| (reg + 1 + k) % 10)
+            .find(|&q| q != v && q != base && !cx.is_reserved(q))
+        else {
+            return;
+        };
+        (t, v)
+    } else {
+        let d = written(cx, reg);
+        if d == base {
+            return;
+        }
+        (d, d)
+    };
+    code.mov_reg(t, i);
+    code.push(alu(AluOp::And, Width::W64, t, Operand::Imm(i32::from(slots - 1))));
+    if shift > 0 {
+        code.push(alu(AluOp::Lsh, Width::W64, t, Operand::Imm(shift)));
+    }
+    // Linux 6.18 gives the result of `scalar += r10` the frame number of the main program
+    // even inside a subprogram (pinned by `tests/diff_random.rs`,
+    // `kernel_6_18_scalar_plus_fp_in_subprogram_points_to_frame_0`), so the verifier
+    // would check and predict the access against the caller's stack. There the pointer
+    // goes in a second scratch register as `p = r10; p += index` instead.
+    let ptr = if base == 10 && cx.sub.is_some() {
+        let Some(p) = (0..10)
+            .map(|k| (t + 1 + k) % 10)
+            .find(|&q| q != t && q != value && !cx.is_reserved(q))
+        else {
+            st.set(t);
+            return;
+        };
+        code.mov_reg(p, 10);
+        code.push(alu(AluOp::Add, Width::W64, p, Operand::Reg(t)));
+        st.set(t);
+        st.clear(p);
+        code.tag("stack.indexed.ptr_plus_scalar");
+        p
+    } else {
+        code.push(alu(AluOp::Add, Width::W64, t, Operand::Reg(base)));
+        t
+    };
+    if store {
+        code.store_reg(size, ptr, base_off, value);
+        if ptr == t {
+            st.clear(t);
+        }
+    } else {
+        code.push(Insn::Load {
+            size,
+            signed: signed && size != Size::DW,
+            dst: t,
+            src: ptr,
+            off: base_off,
+        });
+        st.set(t);
+    }
+    code.tag(tag);
 }
 
 /// Works around a Linux 6.18 verifier bug (pinned by `tests/diff_random.rs`,
