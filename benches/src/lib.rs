@@ -88,5 +88,20 @@ exit
         .find(|(name, _)| name.contains("blocked"))
         .map(|(_, p)| p)
         .unwrap_or_default();
-    Workload { name: "udp_parser", asm, input: packet }
+    Workload {
+        name: "udp_parser",
+        asm,
+        input: packet,
+    }
+}
+
+/// The demo XDP program (the same parser over `xdp_md`, plus a verdict counter in an array
+/// map: a helper call and an atomic add per run) and the packet it drops.
+pub fn udp_parser_xdp() -> (Program, Vec<u8>) {
+    let packet = vm_core::demo::packets()
+        .into_iter()
+        .find(|(name, _)| name.contains("blocked"))
+        .map(|(_, p)| p)
+        .unwrap_or_default();
+    (vm_core::demo::udp_filter(), packet)
 }

@@ -166,7 +166,9 @@ mod tests {
     }
 
     fn count(r: &EngineResult) -> Vec<u8> {
-        r.maps.as_ref().map_or(Vec::new(), |m| m[0].entries[0].1.clone())
+        r.maps
+            .as_ref()
+            .map_or(Vec::new(), |m| m[0].entries[0].1.clone())
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use vm_core::isa::{AluOp, AtomicOp, ByteOrder, CallTarget, Insn, JmpCond, LdImm64, Operand, Size, Width};
+use vm_core::isa::{
+    AluOp, AtomicOp, ByteOrder, CallTarget, Insn, JmpCond, LdImm64, Operand, Size, Width,
+};
 
 fn cls(width: Width) -> &'static str {
     match width {
@@ -96,11 +98,17 @@ pub fn insn_key(insn: &Insn) -> String {
             Operand::Reg(_) => format!("stx{}", size_name(*size)),
             Operand::Imm(_) => format!("st{}", size_name(*size)),
         },
-        Insn::Atomic { op, size, fetch, .. } => format!(
+        Insn::Atomic {
+            op, size, fetch, ..
+        } => format!(
             "atomic{}.{}{}",
             if *size == Size::DW { 64 } else { 32 },
             atomic_name(*op),
-            if *fetch && !matches!(op, AtomicOp::Xchg | AtomicOp::CmpXchg) { ".fetch" } else { "" }
+            if *fetch && !matches!(op, AtomicOp::Xchg | AtomicOp::CmpXchg) {
+                ".fetch"
+            } else {
+                ""
+            }
         ),
         Insn::LdImm64 { value, .. } => match value {
             LdImm64::Imm(_) => "lddw.imm".into(),
@@ -112,7 +120,9 @@ pub fn insn_key(insn: &Insn) -> String {
         Insn::LdAbs { .. } => "ldabs".into(),
         Insn::LdInd { .. } => "ldind".into(),
         Insn::Ja { long, .. } => if *long { "ja32" } else { "ja" }.into(),
-        Insn::Jmp { cond, width, src, .. } => format!(
+        Insn::Jmp {
+            cond, width, src, ..
+        } => format!(
             "{}.{}.{}",
             if *width == Width::W32 { "jmp32" } else { "jmp" },
             cond_name(*cond),

@@ -10,8 +10,26 @@
 //! 32 bits of r0 that `BPF_PROG_TEST_RUN` reports. Nothing nondeterministic is used: no
 //! clocks, no random numbers, no CPU ids, no pointer ever stored or returned.
 //!
-//! What the generator produces, and what it deliberately does not, is listed in
-//! [`coverage::expected_insn_keys`] and the module docs of [`recipe`].
+//! What it produces: every ALU/ALU64 op with register and immediate operands (div/mod and
+//! their signed forms, shifts, neg, movsx, le/be/bswap, mov32 zero-extension), `lddw`,
+//! JMP/JMP32 forward jumps on every condition, `ja`/`gotol`, stack loads and stores
+//! (sign-extending too, fixed and variable offsets), packet loads and stores after a bounds
+//! check, 32/64-bit atomics with and without fetch on the stack and on map values, array and
+//! hash map lookup/update/delete, `csum_diff`, the XDP head/meta/tail adjustments,
+//! `xdp_load_bytes`/`xdp_store_bytes`/`xdp_get_buff_len`, two `xdp_md` fields, bounded
+//! loops (nested, iterations capped), and bpf-to-bpf calls (not from inside loops). The
+//! instruction forms are listed in [`coverage::expected_insn_keys`].
+//!
+//! Not generated: pointer arithmetic beyond `base + masked index`, variable-offset packet
+//! access, calls inside loops, tail calls, callbacks (`bpf_loop`), kfuncs, `callx`,
+//! `may_goto`, load-acquire/store-release, per-CPU/LRU maps, helpers whose results are not
+//! reproducible (time, random, CPU id, redirect, perf/ring buffer output), `LD_ABS`/`LD_IND`
+//! (not XDP).
+//!
+//! Three Linux 6.18 verifier bugs shape the lowering (`hw-tests/regressions/KERNEL_BUGS.md`):
+//! stack slots are rewritten bytewise before an atomic fetch, stack addresses are built as
+//! `r10 + index` and never `index += r10`, and a 32-bit cmpxchg is followed by a 64-bit read
+//! of r0.
 
 pub mod coverage;
 mod lower;

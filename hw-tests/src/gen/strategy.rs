@@ -50,7 +50,10 @@ pub fn case_strategy(cfg: &GenConfig) -> impl Strategy<Value = (Recipe, Vec<u8>)
 pub fn recipe_strategy(cfg: &GenConfig) -> impl Strategy<Value = Recipe> + use<> {
     let sub = (
         0u8..=5,
-        vec(stmt(cfg, cfg.depth.saturating_sub(1)), 1..=cfg.sub_len.max(1)),
+        vec(
+            stmt(cfg, cfg.depth.saturating_sub(1)),
+            1..=cfg.sub_len.max(1),
+        ),
         reg(),
     )
         .prop_map(|(params, body, ret)| Sub { params, body, ret });

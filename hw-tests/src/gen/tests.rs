@@ -69,7 +69,11 @@ fn the_instruction_mix_is_complete() {
         "xdp.adjust_tail",
         "xdp.store_bytes",
     ] {
-        assert!(tally.features.contains_key(f), "feature {f} never generated\n{}", tally.report());
+        assert!(
+            tally.features.contains_key(f),
+            "feature {f} never generated\n{}",
+            tally.report()
+        );
     }
 }
 
@@ -83,13 +87,17 @@ fn regression_files_round_trip() {
             packet: packet.clone(),
         };
         let text = r.to_text();
-        let back = Regression::parse("t", &text).unwrap_or_else(|e| panic!("case {i}: {e}\n{text}"));
+        let back =
+            Regression::parse("t", &text).unwrap_or_else(|e| panic!("case {i}: {e}\n{text}"));
         assert_eq!(back.program.insns, l.program.insns, "case {i}");
         assert_eq!(back.program.maps, l.program.maps);
         assert_eq!(back.packet, packet);
         assert_eq!(back.notes, r.notes);
     }
-    assert!(Regression::parse("t", "-- asm\nexit\n").is_err(), "packet section required");
+    assert!(
+        Regression::parse("t", "-- asm\nexit\n").is_err(),
+        "packet section required"
+    );
     assert!(Regression::parse("t", "-- bogus\n").is_err());
 }
 
@@ -179,5 +187,8 @@ proptest! {
 fn print_sample() {
     let (recipe, _) = sample(1, 9).remove(0);
     let l = lower(&recipe, "t").expect("lowers");
-    println!("{}", vm_core::asm::disassemble(&l.program.insns, vm_core::asm::Syntax::Kernel));
+    println!(
+        "{}",
+        vm_core::asm::disassemble(&l.program.insns, vm_core::asm::Syntax::Kernel)
+    );
 }

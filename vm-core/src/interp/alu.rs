@@ -9,15 +9,15 @@ use super::op::Op;
 
 macro_rules! alu {
     ($name:ident, |$r:ident, $o:ident, $d:ident, $s:ident| $e:expr) => {
-        pub(super) fn $name(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+        pub(super) fn $name<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
             let $o = op(ip);
-            // Registers were validated to be <= 10; masking keeps indexing check-free.
-            let $d = ($o.dst & 15) as usize;
+            // Any u8 indexes the 256-entry register file: no mask, no bounds check.
+            let $d = $o.dst as usize;
             #[allow(unused_variables)]
-            let $s = ($o.src & 15) as usize;
+            let $s = $o.src as usize;
             let $r = &mut m.r;
             $r[$d] = $e;
-            next(m, after(ip), n)
+            next::<C>(m, after(ip), n)
         }
     };
 }

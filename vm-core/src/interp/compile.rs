@@ -10,6 +10,7 @@
 //! Op indices differ from instruction indices only by the `lddw` second halves, which get
 //! no op; [`Compiled::pcs`] maps back for messages.
 
+use super::exec::handler;
 use super::fault::FaultKind;
 use super::helpers;
 use super::memory::{CODE, MAP_HANDLE, STACK_SIZE, vaddr};
@@ -130,19 +131,22 @@ pub enum LoadError {
 
 /// Compiled code of all programs in a Vm, in one op array.
 pub(crate) struct Compiled {
-    /// The ops, with superinstructions (see `fuse`); the last op of every program is a
-    /// fall-off-the-end sentinel.
-    pub(crate) ops: Vec<Op>,
-    /// The same ops without superinstructions, index for index.
-    pub(crate) plain: Vec<Op>,
+    /// Two copies of the ops of all programs, in one allocation so that the run loop can
+    /// switch between them by a fixed distance (see `exec`): first the fast copy, with
+    /// superinstructions (see `fuse`), then the counted copy, plain, index for index. The last
+    /// op of every program is a fall-off-the-end sentinel.
+    pub(crate) code: Vec<Op>,
+    /// Ops per copy.
+    pub(crate) len: usize,
     /// Slot index (pc) of each op, for messages.
     pub(crate) pcs: Vec<u32>,
     /// Where each program's ops are.
     pub(crate) progs: Vec<ProgCode>,
     /// Faults raised by `Fault` ops, by index.
     pub(crate) faults: Vec<FaultKind>,
-    /// Lowest offset in a 512-byte frame that a run can write (512: none). Lets the Vm
-    /// re-zero only the part of the stack a run may have dirtied.
+    /// Lowest offset in a 512-byte frame that a direct stack store (`r10` + constant) can
+    /// write (512: none). Writes through other registers are tracked at run time (see
+    /// `memory`). Lets the Vm re-zero only the part of the stack a run may have dirtied.
     pub(crate) stack_low: usize,
     /// Whether to form superinstructions.
     fuse: bool,
@@ -166,13 +170,19 @@ impl Compiled {
     pub(crate) fn new(fuse: bool) -> Compiled {
         Compiled {
             fuse,
-            ops: Vec::new(),
-            plain: Vec::new(),
+            code: Vec::new(),
+            len: 0,
             pcs: Vec::new(),
             progs: Vec::new(),
             faults: Vec::new(),
             stack_low: STACK_SIZE,
         }
+    }
+
+    /// The fast copy.
+    #[cfg(test)]
+    pub(crate) fn fast(&self) -> &[Op] {
+        &self.code[..self.len]
     }
 
     /// Which program op `op` belongs to.
@@ -199,7 +209,7 @@ impl Compiled {
             }
             .into());
         }
-        let base = self.ops.len();
+        let base = self.len;
 
         // Pass 1: op index of every slot (lddw second halves have none).
         let mut op_of_slot = vec![u32::MAX; insns.len() + 1];
@@ -239,39 +249,56 @@ impl Compiled {
                 }),
             }
         };
+        let mut ops = Vec::with_capacity(n + 1 - base);
+        let mut pcs = Vec::with_capacity(n + 1 - base);
         let mut pc = 0;
         while pc < insns.len() {
             let insn = insns[pc];
             let op = self.lower(prog.prog_type, pc, insn, &target, maps)?;
-            self.ops.push(op);
-            self.pcs.push(pc as u32);
+            ops.push(op);
+            pcs.push(pc as u32);
             pc += insn.slots();
         }
         let fell = self.static_fault(FaultKind::FellOffEnd);
-        self.ops.push(fell);
-        self.pcs.push(insns.len() as u32);
-        let end = self.ops.len();
-        debug_assert_eq!(end, n + 1);
-        for (i, op) in self.ops.iter_mut().enumerate().skip(base) {
-            op.link(i);
+        ops.push(fell);
+        pcs.push(insns.len() as u32);
+        let count = ops.len();
+        debug_assert_eq!(base + count, n + 1);
+        for (i, op) in ops.iter_mut().enumerate() {
+            op.link(base + i);
         }
-        self.plain.extend_from_slice(&self.ops[base..end]);
+        // Runs, from the end: the sentinel ends the last one.
+        let mut run = 0;
+        for op in ops.iter_mut().rev() {
+            run = if op.ends_run() { 1 } else { run + 1 };
+            op.run = run;
+        }
+        let sat = |r: u32| r.min(u16::MAX as u32) as u16;
+        for i in 0..count {
+            let o = ops[i];
+            if o.is_cond_jump() || o.code == Code::Ja {
+                let to = (i as isize + o.rel()) as usize;
+                ops[i].tr = sat(ops.get(to).map_or(u32::MAX, |t| t.run));
+                ops[i].fr = sat(ops.get(i + 1).map_or(u32::MAX, |t| t.run));
+            }
+        }
+        let mut counted = ops.clone();
+        for op in &mut counted {
+            op.h = handler(op.code, true);
+        }
+        for op in &mut ops {
+            op.h = handler(op.code, false);
+        }
         if self.fuse {
-            super::fuse::fuse(&mut self.ops, base, end);
-            super::fuse::fuse_swaps(&mut self.ops, base, end);
+            super::fuse::fuse(&mut ops, 0, count);
         }
-        for op in &self.ops[base..end] {
+        let end = base + count;
+        self.code.splice(base..base, ops);
+        self.code.extend_from_slice(&counted);
+        self.len = end;
+        self.pcs.extend_from_slice(&pcs);
+        for op in &counted {
             use Code::*;
-            let stack_load = matches!(
-                op.code,
-                StackLdxB
-                    | StackLdxH
-                    | StackLdxW
-                    | StackLdxDW
-                    | StackLdxSB
-                    | StackLdxSH
-                    | StackLdxSW
-            );
             let stack_store = matches!(
                 op.code,
                 StackStB
@@ -283,16 +310,9 @@ impl Compiled {
                     | StackStxW
                     | StackStxDW
             );
-            let atomic = matches!(op.code, Atomic32 | Atomic64);
-            // r10 copied, stored or used as an atomic's base: any byte may change.
-            let low = if (op.src == 10 && !stack_load) || (atomic && op.dst == 10) {
-                0
-            } else if stack_store {
-                op.a as usize
-            } else {
-                STACK_SIZE
-            };
-            self.stack_low = self.stack_low.min(low);
+            if stack_store {
+                self.stack_low = self.stack_low.min(op.a as usize);
+            }
         }
         self.progs.push(ProgCode { start: base, end });
         Ok(self.progs.len() - 1)
@@ -630,10 +650,10 @@ mod tests {
             RawInsn::new(0x95, 0, 0, 0, 0),
         ];
         let code = compile(&raw).unwrap();
-        assert_eq!(code.ops.len(), 4); // lddw, ja, exit, sentinel
+        assert_eq!(code.fast().len(), 4); // lddw, ja, exit, sentinel
         assert_eq!(code.pcs, vec![0, 2, 3, 4]);
-        assert_eq!(code.ops[1].code, Code::Ja);
-        assert_eq!(code.ops[1].rel(), 1);
+        assert_eq!(code.fast()[1].code, Code::Ja);
+        assert_eq!(code.fast()[1].rel(), 1);
     }
 
     #[test]
@@ -645,10 +665,10 @@ mod tests {
             RawInsn::new(0x95, 0, 0, 0, 0),
         ];
         let code = compile(&raw).unwrap();
-        assert_eq!(code.ops[0].code, Code::StackStxDW);
-        assert_eq!(code.ops[0].a, 504);
-        assert_eq!(code.ops[1].code, Code::StxDW);
-        assert_eq!(code.ops[2].code, Code::LdxW);
+        assert_eq!(code.fast()[0].code, Code::StackStxDW);
+        assert_eq!(code.fast()[0].a, 504);
+        assert_eq!(code.fast()[1].code, Code::StxDW);
+        assert_eq!(code.fast()[2].code, Code::LdxW);
     }
 
     #[test]
@@ -669,7 +689,7 @@ mod tests {
             RawInsn::new(0x95, 0, 0, 0, 0),
         ];
         let code = compile(&raw).unwrap();
-        assert_eq!(code.ops[0].code, Code::Fault);
+        assert_eq!(code.fast()[0].code, Code::Fault);
         assert_eq!(code.faults[0], FaultKind::WriteFramePointer);
     }
 

@@ -361,6 +361,23 @@ impl Ctx {
         }
     }
 
+    /// For XDP, what an aligned 32-bit load of each of the six `xdp_md` words yields (the
+    /// pointers as 64-bit addresses, as the kernel's rewrite gives them), so that the run
+    /// loop can answer such loads without the general access rules. Valid until a helper
+    /// moves the packet pointers.
+    pub(crate) fn xdp_words(&self, pkt: &Packet) -> Option<[u64; 6]> {
+        (self.kind == CtxKind::Xdp).then(|| {
+            [
+                pkt.addr(pkt.data),
+                pkt.addr(pkt.end),
+                pkt.addr(pkt.meta),
+                self.get(xdp::INGRESS_IFINDEX, 4),
+                self.get(xdp::RX_QUEUE_INDEX, 4),
+                self.get(xdp::EGRESS_IFINDEX, 4),
+            ]
+        })
+    }
+
     /// A 32-bit field of the image (helpers that change skb state).
     pub(crate) fn get32(&self, off: usize) -> u32 {
         self.get(off, 4) as u32

@@ -6,28 +6,49 @@
 //! time (about 6.8 ns per instruction for a trivial three-op loop), while one indirect jump
 //! *per handler* is predicted well (about 1.5 ns): each handler's jump site learns its own
 //! successor. Rust has no computed goto, so handlers end in a call in tail position
-//! ([`next`]), which LLVM turns into a plain `jmp` (verified in the generated code at
-//! opt-level 1 and 3).
+//! ([`next`], [`goto`]), which LLVM turns into a plain `jmp` (verified in the generated code
+//! at opt-level 1 and 3).
+//!
+//! # Paying for instructions by runs
+//!
+//! The instruction budget is exact, but counting every instruction would cost each handler a
+//! compare, a branch and a decrement. Instead, a *run* is the straight-line stretch from an op
+//! up to and including the next op that can continue elsewhere ([`Op::ends_run`]: jumps,
+//! calls, exit, tail calls); [`Op::run`] is its length. Only those run-ending ops count: when
+//! one transfers control to `to`, it pays for the whole run starting at `to` at once
+//! ([`goto`]). Runs that start at a jump target inside another run overlap it, which is fine:
+//! whoever enters a run pays exactly for the instructions that will execute before the next
+//! control transfer, and straight-line code cannot leave a run early except by a fault or a
+//! legacy packet-load abort (which give back the unexecuted rest, see `ld_abs`).
+//!
+//! The compiled code has two copies of the ops, index for index, in one allocation: the
+//! *fast* copy (superinstructions, runs paid at entry, handlers instantiated with
+//! `C = false`) and the *counted* copy (plain instructions, one decrement per instruction,
+//! `C = true`). Execution switches to the counted copy when the budget left in the chunk
+//! cannot pay for the next run, and when a superinstruction cannot finish (see `fuse`); the
+//! counted copy switches back at its next control transfer. Both copies share [`Machine::n`]
+//! semantics: `n` is what the chain may still execute beyond the instructions already
+//! executed or paid for.
 //!
 //! Safety of the stack without guaranteed tail calls: every handler chain executes at most
-//! `n` instructions (`n` is passed along and decremented per instruction) and then returns
-//! to the driver, so even if a build did not turn the tail calls into jumps, the Rust stack
-//! would hold at most [`CHUNK`] handler frames. The same countdown makes the instruction
-//! budget exact at no extra cost: the driver hands out the budget in chunks.
+//! `n` instructions and then returns to the driver, so even if a build did not turn the tail
+//! calls into jumps, the Rust stack would hold at most [`CHUNK`] handler frames.
 //!
 //! Everything unusual (ctx fields, faults, helpers) leaves the handlers through `#[cold]`
 //! functions so the handlers stay small.
 
-use super::compile::ProgCode;
-use super::env::Env;
+use std::marker::PhantomData;
+
+use super::Vm;
 use super::fault::{Access, FaultKind};
 use super::helpers::{self, TailCallOutcome};
 use super::memory::{CTX, MAX_FRAMES, STACK_SIZE, STACK0, View, split, vaddr};
 use super::op::{Code, Handler, Op, atomic_kind};
 
 /// Most instructions one chain of handlers executes before returning to the driver (bounds
-/// the Rust stack if a build does not turn tail calls into jumps).
-pub(crate) const CHUNK: u64 = 512;
+/// the Rust stack if a build does not turn tail calls into jumps). Runs longer than this
+/// execute in the counted copy.
+pub(crate) const CHUNK: u64 = 1024;
 
 /// Why a handler chain returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +57,7 @@ pub(crate) enum Flow {
     /// `exit` from the outermost frame; r0 holds the return value, `Machine::n` the
     /// unused part of the chunk.
     Exit,
-    /// The chunk is used up; `Machine::ip` is the next op to execute.
+    /// The chunk is used up; `Machine::ip` is the next op to execute (in the counted copy).
     Yield,
     /// A fault or an abort; see `Machine::stop`.
     Stop,
@@ -54,6 +75,7 @@ pub(crate) enum Stop {
 /// A caller's state saved by a bpf-to-bpf call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Frame {
+    /// Return address, in the fast copy.
     ret: *const Op,
     saved: [u64; 4],
 }
@@ -71,52 +93,137 @@ impl Default for Frame {
     }
 }
 
-/// One run in progress. Registers come first so handlers address them with small offsets.
+/// One run in progress: only what handlers touch on their fast paths, so that setting it up
+/// per run is cheap. Everything else (memory table, packet, context, maps, code tables,
+/// frames) is reached through `vm` by slow paths. Registers come first so handlers address
+/// them with small offsets. Each Vm allocates one Machine for its life (see `MachineBuf`)
+/// and resets it per run.
 #[repr(C)]
 pub(crate) struct Machine<'v> {
-    pub(crate) r: [u64; 16],
+    /// r0..r10 and 245 registers no instruction can name: indexing with any `u8` needs no
+    /// mask and no bounds check, which saves an instruction per operand in every handler.
+    /// Only `r[..16]` is reset per run (`compile` rejects register numbers above 10).
+    pub(crate) r: [u64; 256],
     pub(crate) view: View,
     /// Base of the current frame's 512 bytes of stack.
     pub(crate) fp: *mut u8,
-    pub(crate) env: Env<'v>,
-    /// Start of the op array (for op indices and tail-call entries).
-    pub(crate) base: *const Op,
-    /// Start of the plain (unfused) copy of the op array; same length.
-    pub(crate) plain: *const Op,
-    /// Length of both arrays.
-    pub(crate) len: usize,
-    pub(crate) progs: &'v [ProgCode],
-    pub(crate) faults: &'v [FaultKind],
-    pub(crate) frames: &'v mut [Frame; MAX_FRAMES],
+    /// Bytes from an op of the fast copy to the same op of the counted copy.
+    pub(crate) delta: usize,
     pub(crate) depth: usize,
     /// Deepest frame used in this run (its stacks are re-zeroed before the next run).
     pub(crate) max_depth: usize,
-    /// Base of the `MAX_FRAMES * STACK_SIZE` stack buffer.
-    pub(crate) stack: *mut u8,
     pub(crate) tail_calls: u32,
-    /// Where to resume after [`Flow::Yield`].
+    /// Where to resume after [`Flow::Yield`] (in the counted copy).
     pub(crate) ip: *const Op,
     /// Unused part of the chunk when the chain ended with [`Flow::Exit`] or [`Flow::Stop`].
     pub(crate) n: u64,
     pub(crate) stop: Option<Stop>,
+    /// For XDP programs, the values of aligned 32-bit `xdp_md` loads (see
+    /// `Ctx::xdp_words`), refreshed after every helper call.
+    pub(crate) xdp: Option<[u64; 6]>,
+    /// The Vm this run belongs to. `Vm::execute` creates it from its `&mut self` and does not
+    /// touch the Vm otherwise until the handler chains have returned, so slow paths may
+    /// borrow it mutably (one borrow at a time, never across a handler call).
+    pub(crate) vm: *mut Vm,
+    pub(crate) _vm: PhantomData<&'v mut Vm>,
 }
 
-/// Executes the op at `ip` if the chunk allows one more instruction, else yields.
+impl Machine<'_> {
+    /// r0..r15, as helpers take them.
+    pub(crate) fn regs(&self) -> &[u64; 16] {
+        static NONE: [u64; 16] = [0; 16];
+        self.r.first_chunk().unwrap_or(&NONE)
+    }
+}
+
+/// The Vm of a run, with a lifetime not tied to the `Machine` (so that registers can be
+/// borrowed at the same time: they live in the Machine, not in the Vm).
+#[inline(always)]
+fn vm<'a>(m: &Machine<'_>) -> &'a mut Vm {
+    // SAFETY: see `Machine::vm`; callers keep the borrow local to one slow path.
+    unsafe { &mut *m.vm }
+}
+
+/// Continues with the op at `ip` (in the current copy) after a non-control instruction.
+///
+/// In the counted copy (`C`), executes it only if the chunk allows one more instruction,
+/// else yields. In the fast copy the instruction was paid for when its run was entered.
 ///
 /// Invariant that makes the pointer dereferences in handlers sound: `ip` always points into
 /// the op array. It holds initially (the driver starts at a program start), every jump and
 /// call target was checked by `compile` to lie inside its program, every program ends with
 /// a `Fault` sentinel so `ip + 1` from any other op stays inside, return addresses are
-/// `call + 1` (never past the sentinel), and tail calls go to a program start.
+/// `call + 1` (never past the sentinel), tail calls go to a program start, and switching
+/// copies moves by exactly one copy's length within the same allocation.
 #[inline(always)]
-pub(crate) fn next(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
-    if n == 0 {
-        m.ip = ip;
-        return Flow::Yield;
+pub(crate) fn next<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    if C {
+        if n == 0 {
+            m.ip = ip;
+            return Flow::Yield;
+        }
+        // SAFETY: `ip` points into the op array (invariant above).
+        let h = unsafe { (*ip).h };
+        h(m, ip, n - 1)
+    } else {
+        // SAFETY: as above.
+        let h = unsafe { (*ip).h };
+        h(m, ip, n)
     }
-    // SAFETY: `ip` points into the op array (invariant above).
-    let h = unsafe { (*ip).h };
-    h(m, ip, n - 1)
+}
+
+/// Continues at `to` (in the current copy) after a control transfer: pays for the whole run
+/// at `to` and continues in the fast copy, or in the counted copy if the chunk cannot pay.
+#[inline(always)]
+pub(crate) fn goto<const C: bool>(m: &mut Machine<'_>, to: *const Op, n: u64) -> Flow {
+    // SAFETY: `to` points into the op array (invariant on `next`).
+    let run = unsafe { (*to).run } as u64;
+    if n >= run {
+        let f = if C { to.wrapping_byte_sub(m.delta) } else { to };
+        // SAFETY: `f` is the same op in the fast copy.
+        let h = unsafe { (*f).h };
+        h(m, f, n - run)
+    } else {
+        let c = if C { to } else { to.wrapping_byte_add(m.delta) };
+        counted(m, c, n)
+    }
+}
+
+/// As [`goto`], with the run at `to` already known (`Op::tr` / `Op::fr` of the jump).
+#[inline(always)]
+pub(crate) fn goto_run<const C: bool>(
+    m: &mut Machine<'_>,
+    to: *const Op,
+    run: u16,
+    n: u64,
+) -> Flow {
+    let run = run as u64;
+    if n >= run {
+        let f = if C { to.wrapping_byte_sub(m.delta) } else { to };
+        // SAFETY: `f` is the same op in the fast copy (invariant on `next`).
+        let h = unsafe { (*f).h };
+        h(m, f, n - run)
+    } else {
+        let c = if C { to } else { to.wrapping_byte_add(m.delta) };
+        counted(m, c, n)
+    }
+}
+
+/// Continues in the counted copy at `ip` (a run the chunk cannot pay for in full).
+#[cold]
+#[inline(never)]
+fn counted(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    next::<true>(m, ip, n)
+}
+
+/// Enters the fast copy op `ip` at the start of a chunk (program entry).
+pub(crate) fn enter(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    goto::<false>(m, ip, n)
+}
+
+/// Resumes the counted copy op `ip` after a yield.
+pub(crate) fn resume(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    next::<true>(m, ip, n)
 }
 
 /// The op at `ip`.
@@ -141,23 +248,22 @@ fn target(ip: *const Op, o: &Op) -> *const Op {
     unsafe { ip.offset(o.rel()) }
 }
 
+/// `ip` moved to the fast copy (return addresses are kept there).
+#[inline(always)]
+fn to_fast<const C: bool>(m: &Machine<'_>, ip: *const Op) -> *const Op {
+    if C { ip.wrapping_byte_sub(m.delta) } else { ip }
+}
+
 impl Machine<'_> {
     /// Index of `ip` in whichever copy of the code it points into.
     pub(crate) fn index(&self, ip: *const Op) -> usize {
-        let (a, b, p) = (self.base as usize, self.plain as usize, ip as usize);
-        let size = std::mem::size_of::<Op>();
-        if (a..a + self.len * size).contains(&p) {
-            (p - a) / size
+        let code = &vm(self).code;
+        let i = (ip as usize).wrapping_sub(code.code.as_ptr() as usize) / std::mem::size_of::<Op>();
+        if i >= code.len {
+            i.wrapping_sub(code.len)
         } else {
-            p.wrapping_sub(b) / size
+            i
         }
-    }
-
-    /// The same index in the fused copy (where each chunk of the budget starts).
-    pub(crate) fn to_fused(&self, ip: *const Op) -> *const Op {
-        let i = self.index(ip).min(self.len.saturating_sub(1));
-        // SAFETY: i < len, the length of the fused array.
-        unsafe { self.base.add(i) }
     }
 
     /// Records a fault at `ip` and ends the chain.
@@ -175,34 +281,44 @@ impl Machine<'_> {
     #[inline(never)]
     fn slow_load(&mut self, addr: u64, size: u32, signed: bool) -> Result<u64, FaultKind> {
         let (slot, off) = split(addr);
+        let vm = vm(self);
         if slot == CTX {
-            return self.env.ctx.load(self.env.pkt, off as i64, size, signed);
+            return vm.ctx.load(&vm.pkt, off as i64, size, signed);
         }
-        Err(self.env.mem.fault(addr, size, Access::Read))
+        Err(vm.mem.fault(addr, size, Access::Read))
     }
 
-    /// Stores that missed every window: context fields, or a fault.
+    /// Stores that missed every window: context fields, stack bytes below the write
+    /// window's watermark (see `memory`), or a fault.
     #[cold]
     #[inline(never)]
     fn slow_store(&mut self, addr: u64, size: u32, v: u64) -> Result<(), FaultKind> {
         let (slot, off) = split(addr);
+        let vm = vm(self);
         if slot == CTX {
-            return self.env.ctx.store(off as i64, size, v);
+            return vm.ctx.store(off as i64, size, v);
         }
-        Err(self.env.mem.fault(addr, size, Access::Write))
+        if let Some(p) = vm.mem.wr_open(addr, size) {
+            self.view = vm.mem.view();
+            let b = v.to_le_bytes();
+            // SAFETY: `wr_open` checked that `size` (<= 8) bytes at `p` are writable.
+            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p, size as usize) };
+            return Ok(());
+        }
+        Err(vm.mem.fault(addr, size, Access::Write))
     }
 }
 
 macro_rules! load {
     ($name:ident, $n:literal, |$v:ident| $conv:expr) => {
-        fn $name(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+        fn $name<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
             let o = op(ip);
-            let addr = m.r[(o.src & 15) as usize].wrapping_add(o.off());
+            let addr = m.r[o.src as usize].wrapping_add(o.off());
             let Some($v) = m.view.load::<$n>(addr) else {
-                return load_slow(m, ip, n);
+                return load_slow::<C>(m, ip, n);
             };
-            m.r[(o.dst & 15) as usize] = $conv;
-            next(m, after(ip), n)
+            m.r[o.dst as usize] = $conv;
+            next::<C>(m, after(ip), n)
         }
     };
 }
@@ -211,9 +327,21 @@ macro_rules! load {
 /// handlers so they need no stack frame.
 #[cold]
 #[inline(never)]
-fn load_slow(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+fn load_slow<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let addr = m.r[(o.src & 15) as usize].wrapping_add(o.off());
+    let addr = m.r[o.src as usize].wrapping_add(o.off());
+    // `xdp_md` fields, the common case, without the general access rules.
+    if o.code == Code::LdxW
+        && let Some(words) = &m.xdp
+    {
+        let off = addr.wrapping_sub(vaddr(CTX, 0));
+        if off % 4 == 0
+            && let Some(&v) = words.get(off as usize / 4).filter(|_| off < 24)
+        {
+            m.r[o.dst as usize] = v;
+            return next::<C>(m, after(ip), n);
+        }
+    }
     let (size, signed) = match o.code {
         Code::LdxB => (1, false),
         Code::LdxH => (2, false),
@@ -227,13 +355,13 @@ fn load_slow(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
         Ok(v) => v,
         Err(k) => return m.fault(ip, k, n),
     };
-    m.r[(o.dst & 15) as usize] = match (size, signed) {
+    m.r[o.dst as usize] = match (size, signed) {
         (1, true) => v as i8 as i64 as u64,
         (2, true) => v as i16 as i64 as u64,
         (4, true) => v as i32 as i64 as u64,
         _ => v,
     };
-    next(m, after(ip), n)
+    next::<C>(m, after(ip), n)
 }
 
 load!(ldxb, 1, |v| v);
@@ -246,14 +374,14 @@ load!(ldxsw, 4, |v| v as i32 as i64 as u64);
 
 macro_rules! store {
     ($name:ident, $n:literal, |$m:ident, $o:ident| $val:expr) => {
-        fn $name($m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+        fn $name<const C: bool>($m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
             let $o = op(ip);
-            let addr = $m.r[($o.dst & 15) as usize].wrapping_add($o.off());
+            let addr = $m.r[$o.dst as usize].wrapping_add($o.off());
             let v: u64 = $val;
             if $m.view.store::<$n>(addr, v).is_none() {
-                return store_slow($m, ip, n);
+                return store_slow::<C>($m, ip, n);
             }
-            next($m, after(ip), n)
+            next::<C>($m, after(ip), n)
         }
     };
 }
@@ -261,9 +389,9 @@ macro_rules! store {
 /// A store that missed every window (context fields, faults).
 #[cold]
 #[inline(never)]
-fn store_slow(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+fn store_slow<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let addr = m.r[(o.dst & 15) as usize].wrapping_add(o.off());
+    let addr = m.r[o.dst as usize].wrapping_add(o.off());
     let (size, imm) = match o.code {
         Code::StB => (1, true),
         Code::StH => (2, true),
@@ -274,9 +402,9 @@ fn store_slow(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
         Code::StxW => (4, false),
         _ => (8, false),
     };
-    let v = if imm { o.b } else { m.r[(o.src & 15) as usize] };
+    let v = if imm { o.b } else { m.r[o.src as usize] };
     match m.slow_store(addr, size, v) {
-        Ok(()) => next(m, after(ip), n),
+        Ok(()) => next::<C>(m, after(ip), n),
         Err(k) => m.fault(ip, k, n),
     }
 }
@@ -285,23 +413,23 @@ store!(stb, 1, |m, o| o.b);
 store!(sth, 2, |m, o| o.b);
 store!(stw, 4, |m, o| o.b);
 store!(stdw, 8, |m, o| o.b);
-store!(stxb, 1, |m, o| m.r[(o.src & 15) as usize]);
-store!(stxh, 2, |m, o| m.r[(o.src & 15) as usize]);
-store!(stxw, 4, |m, o| m.r[(o.src & 15) as usize]);
-store!(stxdw, 8, |m, o| m.r[(o.src & 15) as usize]);
+store!(stxb, 1, |m, o| m.r[o.src as usize]);
+store!(stxh, 2, |m, o| m.r[o.src as usize]);
+store!(stxw, 4, |m, o| m.r[o.src as usize]);
+store!(stxdw, 8, |m, o| m.r[o.src as usize]);
 
 // Stack ops: `a + N <= STACK_SIZE` was proven by `compile::mem_op`, and `fp` is the start of
 // one of the MAX_FRAMES frames of the stack buffer, so `fp + a .. fp + a + N` is inside it.
 macro_rules! stack_load {
     ($name:ident, $n:literal, |$v:ident| $conv:expr) => {
-        fn $name(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+        fn $name<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
             let o = op(ip);
             let mut b = [0u8; 8];
             // SAFETY: see the comment above these macros.
             unsafe { std::ptr::copy_nonoverlapping(m.fp.add(o.a as usize), b.as_mut_ptr(), $n) };
             let $v = u64::from_le_bytes(b);
-            m.r[(o.dst & 15) as usize] = $conv;
-            next(m, after(ip), n)
+            m.r[o.dst as usize] = $conv;
+            next::<C>(m, after(ip), n)
         }
     };
 }
@@ -316,12 +444,12 @@ stack_load!(stack_ldxsw, 4, |v| v as i32 as i64 as u64);
 
 macro_rules! stack_store {
     ($name:ident, $n:literal, |$m:ident, $o:ident| $val:expr) => {
-        fn $name($m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+        fn $name<const C: bool>($m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
             let $o = op(ip);
             let b = ($val as u64).to_le_bytes();
             // SAFETY: see the comment above these macros.
             unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), $m.fp.add($o.a as usize), $n) };
-            next($m, after(ip), n)
+            next::<C>($m, after(ip), n)
         }
     };
 }
@@ -330,31 +458,41 @@ stack_store!(stack_stb, 1, |m, o| o.b);
 stack_store!(stack_sth, 2, |m, o| o.b);
 stack_store!(stack_stw, 4, |m, o| o.b);
 stack_store!(stack_stdw, 8, |m, o| o.b);
-stack_store!(stack_stxb, 1, |m, o| m.r[(o.src & 15) as usize]);
-stack_store!(stack_stxh, 2, |m, o| m.r[(o.src & 15) as usize]);
-stack_store!(stack_stxw, 4, |m, o| m.r[(o.src & 15) as usize]);
-stack_store!(stack_stxdw, 8, |m, o| m.r[(o.src & 15) as usize]);
+stack_store!(stack_stxb, 1, |m, o| m.r[o.src as usize]);
+stack_store!(stack_stxh, 2, |m, o| m.r[o.src as usize]);
+stack_store!(stack_stxw, 4, |m, o| m.r[o.src as usize]);
+stack_store!(stack_stxdw, 8, |m, o| m.r[o.src as usize]);
 
-fn atomic32(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+fn atomic32<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     match atomic(m, op(ip), false) {
-        Ok(()) => next(m, after(ip), n),
+        Ok(()) => next::<C>(m, after(ip), n),
         Err(k) => m.fault(ip, k, n),
     }
 }
 
-fn atomic64(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+fn atomic64<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     match atomic(m, op(ip), true) {
-        Ok(()) => next(m, after(ip), n),
+        Ok(()) => next::<C>(m, after(ip), n),
         Err(k) => m.fault(ip, k, n),
     }
+}
+
+/// Stack bytes below the write window's watermark (see `memory`): lowers it and returns
+/// where to write.
+#[cold]
+fn open_stack(m: &mut Machine<'_>, addr: u64, size: u32) -> Option<*mut u8> {
+    let vm = vm(m);
+    let p = vm.mem.wr_open(addr, size)?;
+    m.view = vm.mem.view();
+    Some(p)
 }
 
 /// Atomic read-modify-write (single-threaded, so a plain read then write is atomic).
 #[inline(never)]
 fn atomic(m: &mut Machine<'_>, o: &Op, wide: bool) -> Result<(), FaultKind> {
     let size = if wide { 8 } else { 4 };
-    let addr = m.r[(o.dst & 15) as usize].wrapping_add(o.off());
-    let Some(p) = m.view.wr(addr, size) else {
+    let addr = m.r[o.dst as usize].wrapping_add(o.off());
+    let Some(p) = m.view.wr(addr, size).or_else(|| open_stack(m, addr, size)) else {
         let (slot, off) = split(addr);
         if slot == CTX {
             return Err(FaultKind::Ctx {
@@ -370,9 +508,9 @@ fn atomic(m: &mut Machine<'_>, o: &Op, wide: bool) -> Result<(), FaultKind> {
         } else {
             Access::Read
         };
-        return Err(m.env.mem.fault(addr, size, access));
+        return Err(vm(m).mem.fault(addr, size, access));
     };
-    let s = (o.src & 15) as usize;
+    let s = o.src as usize;
     let mut b = [0u8; 8];
     // SAFETY: `wr` checked that `size` bytes at `p` are inside a live writable window.
     unsafe { std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), size as usize) };
@@ -401,41 +539,46 @@ fn atomic(m: &mut Machine<'_>, o: &Op, wide: bool) -> Result<(), FaultKind> {
     Ok(())
 }
 
-fn ld_abs(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+fn ld_abs<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
     let off = if o.code == Code::LdAbs {
         o.b
     } else {
-        m.r[(o.src & 15) as usize].wrapping_add(o.b)
+        m.r[o.src as usize].wrapping_add(o.b)
     };
-    match helpers::skb::ld_abs(m.env.pkt, off as i32, o.aux as usize) {
+    match helpers::skb::ld_abs(&vm(m).pkt, off as i32, o.aux as usize) {
         Some(v) => {
             m.r[0] = v;
-            next(m, after(ip), n)
+            next::<C>(m, after(ip), n)
         }
         None => {
             m.r[0] = 0;
             m.stop = Some(Stop::Abort);
-            m.n = n;
+            // The fast copy paid for the rest of this run, which will not execute.
+            m.n = if C { n } else { n + o.run as u64 - 1 };
             Flow::Stop
         }
     }
 }
 
-fn ja(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
-    next(m, target(ip, op(ip)), n)
+fn ja<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    let o = op(ip);
+    goto_run::<C>(m, target(ip, o), o.tr, n)
 }
 
 macro_rules! jcc {
     ($name:ident, |$r:ident, $o:ident, $d:ident, $s:ident| $cond:expr) => {
-        fn $name(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+        fn $name<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
             let $o = op(ip);
-            let $d = ($o.dst & 15) as usize;
+            let $d = $o.dst as usize;
             #[allow(unused_variables)]
-            let $s = ($o.src & 15) as usize;
+            let $s = $o.src as usize;
             let $r = &m.r;
-            let to = if $cond { target(ip, $o) } else { after(ip) };
-            next(m, to, n)
+            if $cond {
+                goto_run::<C>(m, target(ip, $o), $o.tr, n)
+            } else {
+                goto_run::<C>(m, after(ip), $o.fr, n)
+            }
         }
     };
 }
@@ -485,10 +628,10 @@ jcc!(jslt32x, |r, o, d, s| (r[d] as i32) < r[s] as i32);
 jcc!(jsle32k, |r, o, d, s| r[d] as i32 <= o.jimm32() as i32);
 jcc!(jsle32x, |r, o, d, s| r[d] as i32 <= r[s] as i32);
 
-fn call(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+fn call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let index = op(ip).a as usize;
     match call_helper(m, index) {
-        Ok(()) => next(m, after(ip), n),
+        Ok(()) => next::<C>(m, after(ip), n),
         Err(k) => m.fault(ip, k, n),
     }
 }
@@ -497,16 +640,21 @@ fn call(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
 /// move regions).
 #[inline(never)]
 fn call_helper(m: &mut Machine<'_>, index: usize) -> Result<(), FaultKind> {
-    let res = helpers::call(index, &mut m.env, &m.r);
-    m.view = m.env.mem.view();
+    let vm = vm(m);
+    let res = helpers::call(index, &mut vm.env(), m.regs());
+    m.view = vm.mem.view();
+    if m.xdp.is_some() {
+        m.xdp = vm.ctx.xdp_words(&vm.pkt);
+    }
     m.r[0] = res?;
     Ok(())
 }
 
-fn tail_call(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+fn tail_call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     match tail_call_target(m) {
-        Ok(Some(to)) => next(m, to, n),
-        Ok(None) => next(m, after(ip), n),
+        // `to` is a program start in the fast copy.
+        Ok(Some(to)) => goto::<false>(m, to, n),
+        Ok(None) => goto::<C>(m, after(ip), n),
         Err(k) => m.fault(ip, k, n),
     }
 }
@@ -514,65 +662,71 @@ fn tail_call(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
 /// `bpf_tail_call`: the entry of the target program, or `None` to fall through.
 #[inline(never)]
 fn tail_call_target(m: &mut Machine<'_>) -> Result<Option<*const Op>, FaultKind> {
-    match helpers::tail_call(&mut m.env, &m.r, &mut m.tail_calls)? {
-        TailCallOutcome::Jump(p) => Ok(m.progs.get(p).map(|p| {
-            // SAFETY: `p.start` is the first op of a compiled program in the same array.
-            unsafe { m.base.add(p.start) }
+    let vm = vm(m);
+    match helpers::tail_call(
+        &mut vm.env(),
+        &m.r.first_chunk().copied().unwrap_or([0; 16]),
+        &mut m.tail_calls,
+    )? {
+        TailCallOutcome::Jump(p) => Ok(vm.code.progs.get(p).map(|p| {
+            // SAFETY: `p.start` is the first op of a compiled program in the fast copy.
+            unsafe { vm.code.code.as_ptr().add(p.start) }
         })),
         TailCallOutcome::FallThrough => Ok(None),
     }
 }
 
-fn callx(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
-    let id = m.r[(op(ip).dst & 15) as usize];
-    let Some(index) = helpers::resolve_runtime(id, m.env.ctx.kind) else {
+fn callx<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    let id = m.r[op(ip).dst as usize];
+    let Some(index) = helpers::resolve_runtime(id, vm(m).ctx.kind) else {
         return m.fault(ip, FaultKind::UnknownHelper { id }, n);
     };
     if index == helpers::TAIL_CALL_INDEX {
-        return tail_call(m, ip, n);
+        return tail_call::<C>(m, ip, n);
     }
     match call_helper(m, index) {
-        Ok(()) => next(m, after(ip), n),
+        Ok(()) => goto::<C>(m, after(ip), n),
         Err(k) => m.fault(ip, k, n),
     }
 }
 
-fn call_local(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+fn call_local<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     if m.depth + 1 >= MAX_FRAMES {
         return m.fault(ip, FaultKind::CallDepth, n);
     }
     let r = &m.r;
-    m.frames[m.depth % MAX_FRAMES] = Frame {
-        ret: after(ip),
+    vm(m).frames[m.depth % MAX_FRAMES] = Frame {
+        ret: to_fast::<C>(m, after(ip)),
         saved: [r[6], r[7], r[8], r[9]],
     };
     m.depth += 1;
     m.max_depth = m.max_depth.max(m.depth);
     // SAFETY: depth < MAX_FRAMES, so the frame lies inside the stack buffer.
-    m.fp = unsafe { m.stack.add(m.depth * STACK_SIZE) };
+    m.fp = unsafe { vm(m).stack.ptr().add(m.depth * STACK_SIZE) };
     m.r[10] = vaddr(STACK0 + m.depth, STACK_SIZE as u32);
-    next(m, target(ip, op(ip)), n)
+    goto::<C>(m, target(ip, op(ip)), n)
 }
 
-fn exit(m: &mut Machine<'_>, _ip: *const Op, n: u64) -> Flow {
+pub(crate) fn exit<const C: bool>(m: &mut Machine<'_>, _ip: *const Op, n: u64) -> Flow {
     if m.depth == 0 {
         m.n = n;
         return Flow::Exit;
     }
     m.depth -= 1;
-    let f = m.frames[m.depth % MAX_FRAMES];
+    let f = vm(m).frames[m.depth % MAX_FRAMES];
     m.r[6] = f.saved[0];
     m.r[7] = f.saved[1];
     m.r[8] = f.saved[2];
     m.r[9] = f.saved[3];
     // SAFETY: depth < MAX_FRAMES, so the frame lies inside the stack buffer.
-    m.fp = unsafe { m.stack.add(m.depth * STACK_SIZE) };
+    m.fp = unsafe { vm(m).stack.ptr().add(m.depth * STACK_SIZE) };
     m.r[10] = vaddr(STACK0 + m.depth, STACK_SIZE as u32);
-    next(m, f.ret, n)
+    goto::<false>(m, f.ret, n)
 }
 
-fn fault_op(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
-    let kind = m
+fn fault_op<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    let kind = vm(m)
+        .code
         .faults
         .get(op(ip).a as usize)
         .cloned()
@@ -580,164 +734,175 @@ fn fault_op(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     m.fault(ip, kind, n)
 }
 
-/// The handler of each op code.
-pub(crate) fn handler(code: Code) -> Handler {
+/// Picks the fast-copy or counted-copy instance of a handler.
+macro_rules! pick {
+    ($c:expr, $f:ident) => {
+        if $c {
+            $f::<true> as Handler
+        } else {
+            $f::<false> as Handler
+        }
+    };
+}
+
+/// The handler of each op code, for the counted copy (`counted`) or the fast copy.
+pub(crate) fn handler(code: Code, counted: bool) -> Handler {
     use super::alu::*;
     use Code::*;
     match code {
-        Add64K => add64k,
-        Add64X => add64x,
-        Sub64K => sub64k,
-        Sub64X => sub64x,
-        Mul64K => mul64k,
-        Mul64X => mul64x,
-        Div64K => div64k,
-        Div64X => div64x,
-        SDiv64K => sdiv64k,
-        SDiv64X => sdiv64x,
-        Mod64K => mod64k,
-        Mod64X => mod64x,
-        SMod64K => smod64k,
-        SMod64X => smod64x,
-        Or64K => or64k,
-        Or64X => or64x,
-        And64K => and64k,
-        And64X => and64x,
-        Lsh64K => lsh64k,
-        Lsh64X => lsh64x,
-        Rsh64K => rsh64k,
-        Rsh64X => rsh64x,
-        Arsh64K => arsh64k,
-        Arsh64X => arsh64x,
-        Xor64K => xor64k,
-        Xor64X => xor64x,
-        Mov64K => mov64k,
-        Mov64X => mov64x,
-        MovSx8To64 => movsx8to64,
-        MovSx16To64 => movsx16to64,
-        MovSx32To64 => movsx32to64,
-        Neg64 => neg64,
-        Add32K => add32k,
-        Add32X => add32x,
-        Sub32K => sub32k,
-        Sub32X => sub32x,
-        Mul32K => mul32k,
-        Mul32X => mul32x,
-        Div32K => div32k,
-        Div32X => div32x,
-        SDiv32K => sdiv32k,
-        SDiv32X => sdiv32x,
-        Mod32K => mod32k,
-        Mod32X => mod32x,
-        SMod32K => smod32k,
-        SMod32X => smod32x,
-        Or32K => or32k,
-        Or32X => or32x,
-        And32K => and32k,
-        And32X => and32x,
-        Lsh32K => lsh32k,
-        Lsh32X => lsh32x,
-        Rsh32K => rsh32k,
-        Rsh32X => rsh32x,
-        Arsh32K => arsh32k,
-        Arsh32X => arsh32x,
-        Xor32K => xor32k,
-        Xor32X => xor32x,
-        Mov32K => mov32k,
-        Mov32X => mov32x,
-        MovSx8To32 => movsx8to32,
-        MovSx16To32 => movsx16to32,
-        Neg32 => neg32,
-        Trunc16 => trunc16,
-        Trunc32 => trunc32,
-        Nop => nop,
-        Swap16 => swap16,
-        Swap32 => swap32,
-        Swap64 => swap64,
-        LdxB => ldxb,
-        LdxH => ldxh,
-        LdxW => ldxw,
-        LdxDW => ldxdw,
-        LdxSB => ldxsb,
-        LdxSH => ldxsh,
-        LdxSW => ldxsw,
-        StB => stb,
-        StH => sth,
-        StW => stw,
-        StDW => stdw,
-        StxB => stxb,
-        StxH => stxh,
-        StxW => stxw,
-        StxDW => stxdw,
-        StackLdxB => stack_ldxb,
-        StackLdxH => stack_ldxh,
-        StackLdxW => stack_ldxw,
-        StackLdxDW => stack_ldxdw,
-        StackLdxSB => stack_ldxsb,
-        StackLdxSH => stack_ldxsh,
-        StackLdxSW => stack_ldxsw,
-        StackStB => stack_stb,
-        StackStH => stack_sth,
-        StackStW => stack_stw,
-        StackStDW => stack_stdw,
-        StackStxB => stack_stxb,
-        StackStxH => stack_stxh,
-        StackStxW => stack_stxw,
-        StackStxDW => stack_stxdw,
-        Atomic32 => atomic32,
-        Atomic64 => atomic64,
-        LdImm64 => ldimm64,
-        LdAbs | LdInd => ld_abs,
-        Ja => ja,
-        Jeq64K => jeq64k,
-        Jeq64X => jeq64x,
-        Jgt64K => jgt64k,
-        Jgt64X => jgt64x,
-        Jge64K => jge64k,
-        Jge64X => jge64x,
-        Jset64K => jset64k,
-        Jset64X => jset64x,
-        Jne64K => jne64k,
-        Jne64X => jne64x,
-        Jsgt64K => jsgt64k,
-        Jsgt64X => jsgt64x,
-        Jsge64K => jsge64k,
-        Jsge64X => jsge64x,
-        Jlt64K => jlt64k,
-        Jlt64X => jlt64x,
-        Jle64K => jle64k,
-        Jle64X => jle64x,
-        Jslt64K => jslt64k,
-        Jslt64X => jslt64x,
-        Jsle64K => jsle64k,
-        Jsle64X => jsle64x,
-        Jeq32K => jeq32k,
-        Jeq32X => jeq32x,
-        Jgt32K => jgt32k,
-        Jgt32X => jgt32x,
-        Jge32K => jge32k,
-        Jge32X => jge32x,
-        Jset32K => jset32k,
-        Jset32X => jset32x,
-        Jne32K => jne32k,
-        Jne32X => jne32x,
-        Jsgt32K => jsgt32k,
-        Jsgt32X => jsgt32x,
-        Jsge32K => jsge32k,
-        Jsge32X => jsge32x,
-        Jlt32K => jlt32k,
-        Jlt32X => jlt32x,
-        Jle32K => jle32k,
-        Jle32X => jle32x,
-        Jslt32K => jslt32k,
-        Jslt32X => jslt32x,
-        Jsle32K => jsle32k,
-        Jsle32X => jsle32x,
-        Call => call,
-        TailCall => tail_call,
-        CallX => callx,
-        CallLocal => call_local,
-        Exit => exit,
-        Fault => fault_op,
+        Add64K => pick!(counted, add64k),
+        Add64X => pick!(counted, add64x),
+        Sub64K => pick!(counted, sub64k),
+        Sub64X => pick!(counted, sub64x),
+        Mul64K => pick!(counted, mul64k),
+        Mul64X => pick!(counted, mul64x),
+        Div64K => pick!(counted, div64k),
+        Div64X => pick!(counted, div64x),
+        SDiv64K => pick!(counted, sdiv64k),
+        SDiv64X => pick!(counted, sdiv64x),
+        Mod64K => pick!(counted, mod64k),
+        Mod64X => pick!(counted, mod64x),
+        SMod64K => pick!(counted, smod64k),
+        SMod64X => pick!(counted, smod64x),
+        Or64K => pick!(counted, or64k),
+        Or64X => pick!(counted, or64x),
+        And64K => pick!(counted, and64k),
+        And64X => pick!(counted, and64x),
+        Lsh64K => pick!(counted, lsh64k),
+        Lsh64X => pick!(counted, lsh64x),
+        Rsh64K => pick!(counted, rsh64k),
+        Rsh64X => pick!(counted, rsh64x),
+        Arsh64K => pick!(counted, arsh64k),
+        Arsh64X => pick!(counted, arsh64x),
+        Xor64K => pick!(counted, xor64k),
+        Xor64X => pick!(counted, xor64x),
+        Mov64K => pick!(counted, mov64k),
+        Mov64X => pick!(counted, mov64x),
+        MovSx8To64 => pick!(counted, movsx8to64),
+        MovSx16To64 => pick!(counted, movsx16to64),
+        MovSx32To64 => pick!(counted, movsx32to64),
+        Neg64 => pick!(counted, neg64),
+        Add32K => pick!(counted, add32k),
+        Add32X => pick!(counted, add32x),
+        Sub32K => pick!(counted, sub32k),
+        Sub32X => pick!(counted, sub32x),
+        Mul32K => pick!(counted, mul32k),
+        Mul32X => pick!(counted, mul32x),
+        Div32K => pick!(counted, div32k),
+        Div32X => pick!(counted, div32x),
+        SDiv32K => pick!(counted, sdiv32k),
+        SDiv32X => pick!(counted, sdiv32x),
+        Mod32K => pick!(counted, mod32k),
+        Mod32X => pick!(counted, mod32x),
+        SMod32K => pick!(counted, smod32k),
+        SMod32X => pick!(counted, smod32x),
+        Or32K => pick!(counted, or32k),
+        Or32X => pick!(counted, or32x),
+        And32K => pick!(counted, and32k),
+        And32X => pick!(counted, and32x),
+        Lsh32K => pick!(counted, lsh32k),
+        Lsh32X => pick!(counted, lsh32x),
+        Rsh32K => pick!(counted, rsh32k),
+        Rsh32X => pick!(counted, rsh32x),
+        Arsh32K => pick!(counted, arsh32k),
+        Arsh32X => pick!(counted, arsh32x),
+        Xor32K => pick!(counted, xor32k),
+        Xor32X => pick!(counted, xor32x),
+        Mov32K => pick!(counted, mov32k),
+        Mov32X => pick!(counted, mov32x),
+        MovSx8To32 => pick!(counted, movsx8to32),
+        MovSx16To32 => pick!(counted, movsx16to32),
+        Neg32 => pick!(counted, neg32),
+        Trunc16 => pick!(counted, trunc16),
+        Trunc32 => pick!(counted, trunc32),
+        Nop => pick!(counted, nop),
+        Swap16 => pick!(counted, swap16),
+        Swap32 => pick!(counted, swap32),
+        Swap64 => pick!(counted, swap64),
+        LdxB => pick!(counted, ldxb),
+        LdxH => pick!(counted, ldxh),
+        LdxW => pick!(counted, ldxw),
+        LdxDW => pick!(counted, ldxdw),
+        LdxSB => pick!(counted, ldxsb),
+        LdxSH => pick!(counted, ldxsh),
+        LdxSW => pick!(counted, ldxsw),
+        StB => pick!(counted, stb),
+        StH => pick!(counted, sth),
+        StW => pick!(counted, stw),
+        StDW => pick!(counted, stdw),
+        StxB => pick!(counted, stxb),
+        StxH => pick!(counted, stxh),
+        StxW => pick!(counted, stxw),
+        StxDW => pick!(counted, stxdw),
+        StackLdxB => pick!(counted, stack_ldxb),
+        StackLdxH => pick!(counted, stack_ldxh),
+        StackLdxW => pick!(counted, stack_ldxw),
+        StackLdxDW => pick!(counted, stack_ldxdw),
+        StackLdxSB => pick!(counted, stack_ldxsb),
+        StackLdxSH => pick!(counted, stack_ldxsh),
+        StackLdxSW => pick!(counted, stack_ldxsw),
+        StackStB => pick!(counted, stack_stb),
+        StackStH => pick!(counted, stack_sth),
+        StackStW => pick!(counted, stack_stw),
+        StackStDW => pick!(counted, stack_stdw),
+        StackStxB => pick!(counted, stack_stxb),
+        StackStxH => pick!(counted, stack_stxh),
+        StackStxW => pick!(counted, stack_stxw),
+        StackStxDW => pick!(counted, stack_stxdw),
+        Atomic32 => pick!(counted, atomic32),
+        Atomic64 => pick!(counted, atomic64),
+        LdImm64 => pick!(counted, ldimm64),
+        LdAbs | LdInd => pick!(counted, ld_abs),
+        Ja => pick!(counted, ja),
+        Jeq64K => pick!(counted, jeq64k),
+        Jeq64X => pick!(counted, jeq64x),
+        Jgt64K => pick!(counted, jgt64k),
+        Jgt64X => pick!(counted, jgt64x),
+        Jge64K => pick!(counted, jge64k),
+        Jge64X => pick!(counted, jge64x),
+        Jset64K => pick!(counted, jset64k),
+        Jset64X => pick!(counted, jset64x),
+        Jne64K => pick!(counted, jne64k),
+        Jne64X => pick!(counted, jne64x),
+        Jsgt64K => pick!(counted, jsgt64k),
+        Jsgt64X => pick!(counted, jsgt64x),
+        Jsge64K => pick!(counted, jsge64k),
+        Jsge64X => pick!(counted, jsge64x),
+        Jlt64K => pick!(counted, jlt64k),
+        Jlt64X => pick!(counted, jlt64x),
+        Jle64K => pick!(counted, jle64k),
+        Jle64X => pick!(counted, jle64x),
+        Jslt64K => pick!(counted, jslt64k),
+        Jslt64X => pick!(counted, jslt64x),
+        Jsle64K => pick!(counted, jsle64k),
+        Jsle64X => pick!(counted, jsle64x),
+        Jeq32K => pick!(counted, jeq32k),
+        Jeq32X => pick!(counted, jeq32x),
+        Jgt32K => pick!(counted, jgt32k),
+        Jgt32X => pick!(counted, jgt32x),
+        Jge32K => pick!(counted, jge32k),
+        Jge32X => pick!(counted, jge32x),
+        Jset32K => pick!(counted, jset32k),
+        Jset32X => pick!(counted, jset32x),
+        Jne32K => pick!(counted, jne32k),
+        Jne32X => pick!(counted, jne32x),
+        Jsgt32K => pick!(counted, jsgt32k),
+        Jsgt32X => pick!(counted, jsgt32x),
+        Jsge32K => pick!(counted, jsge32k),
+        Jsge32X => pick!(counted, jsge32x),
+        Jlt32K => pick!(counted, jlt32k),
+        Jlt32X => pick!(counted, jlt32x),
+        Jle32K => pick!(counted, jle32k),
+        Jle32X => pick!(counted, jle32x),
+        Jslt32K => pick!(counted, jslt32k),
+        Jslt32X => pick!(counted, jslt32x),
+        Jsle32K => pick!(counted, jsle32k),
+        Jsle32X => pick!(counted, jsle32x),
+        Call => pick!(counted, call),
+        TailCall => pick!(counted, tail_call),
+        CallX => pick!(counted, callx),
+        CallLocal => pick!(counted, call_local),
+        Exit => pick!(counted, exit),
+        Fault => pick!(counted, fault_op),
     }
 }

@@ -124,20 +124,40 @@ impl Window {
 /// The run loop's handle on the region table: raw pointers to the two window arrays, so
 /// that stores into program memory (raw pointer writes) cannot make the compiler reload the
 /// table's location after every store. Valid until the table is grown ([`Memory::push`]);
-/// the run loop takes a fresh view after every helper call.
+/// the run loop takes a fresh view after every helper call and every change to a window.
+///
+/// It also carries a copy of the windows of one *hot* slot (the packet, or the `mem` input):
+/// an access there checks the copy, which does not depend on the address, instead of
+/// loading the table entry the address selects, so the data load is one dependent load
+/// fewer behind the address computation (parsers chain such loads).
 #[derive(Clone, Copy)]
 pub(crate) struct View {
     rd: *const Window,
     wr: *const Window,
     len: usize,
+    hot: usize,
+    hot_rd: Window,
+    hot_wr: Window,
 }
 
 impl View {
+    /// A view of no table (before the first run).
+    pub(crate) const EMPTY: View = View {
+        rd: std::ptr::null(),
+        wr: std::ptr::null(),
+        len: 0,
+        hot: usize::MAX,
+        hot_rd: Window::EMPTY,
+        hot_wr: Window::EMPTY,
+    };
+
     /// Host pointer for reading `size` bytes at `addr`.
     #[inline(always)]
     pub(crate) fn rd(&self, addr: u64, size: u32) -> Option<*const u8> {
         let (slot, off) = split(addr);
-        if slot < self.len {
+        if slot == self.hot {
+            self.hot_rd.at(off, size).map(|p| p as *const u8)
+        } else if slot < self.len {
             // SAFETY: slot < len, and `rd` points to a live array of at least `len` windows
             // (the view was taken after the last change to the table's length).
             let w = unsafe { &*self.rd.add(slot) };
@@ -151,7 +171,9 @@ impl View {
     #[inline(always)]
     pub(crate) fn wr(&self, addr: u64, size: u32) -> Option<*mut u8> {
         let (slot, off) = split(addr);
-        if slot < self.len {
+        if slot == self.hot {
+            self.hot_wr.at(off, size)
+        } else if slot < self.len {
             // SAFETY: as in `rd`.
             let w = unsafe { &*self.wr.add(slot) };
             w.at(off, size)
@@ -183,12 +205,29 @@ impl View {
 
 /// The region table of one Vm. Raw pointers in it are refreshed at the start of every run
 /// (and after helpers that may move map memory), and only dereferenced during a run.
+///
+/// Stack frames are readable in full, but each frame's *write* window starts at a watermark
+/// that only ever moves down: the lowest offset any write through a translated address (a
+/// store via a copy of r10, an atomic, a helper filling a buffer) has reached in this Vm's
+/// life. A write below it misses the window, lowers the watermark ([`Memory::wr_open`]) and
+/// proceeds. Together with the compile-time bound of direct `r10 + constant` stores, this tells
+/// the Vm exactly which bytes may be non-zero after a run, so it re-zeroes only those instead
+/// of 8 × 512 bytes (the stack must read as zeros at the start of every run, for determinism).
 pub(crate) struct Memory {
     rd: Vec<Window>,
     wr: Vec<Window>,
     kind: Vec<Kind>,
     /// Offset reported as 0 in messages (512 for stacks: r10-relative; `data` for packets).
     origin: Vec<u32>,
+    /// Start of the `MAX_FRAMES * STACK_SIZE` stack buffer (null until [`Memory::map_stacks`]).
+    stack: *mut u8,
+    /// Per frame: the write window's watermark (`STACK_SIZE`: never written through a
+    /// translated address).
+    stack_lo: [u32; MAX_FRAMES],
+    /// 1 + the highest frame whose watermark is below `STACK_SIZE` (0: none).
+    stack_frames: usize,
+    /// The slot views copy (see [`View`]).
+    hot: usize,
 }
 
 // SAFETY: the raw pointers only point into buffers owned by the same `Vm` (stack, packet,
@@ -222,7 +261,74 @@ impl Memory {
             wr: vec![Window::EMPTY; n],
             kind,
             origin,
+            stack: std::ptr::null_mut(),
+            stack_lo: [STACK_SIZE as u32; MAX_FRAMES],
+            stack_frames: 0,
+            hot: usize::MAX,
         }
+    }
+
+    /// Makes `slot` the one views keep a copy of (see [`View`]).
+    pub(crate) fn set_hot(&mut self, slot: usize) {
+        self.hot = slot;
+    }
+
+    /// Maps the stack frames of the buffer at `base` (`MAX_FRAMES * STACK_SIZE` bytes, all
+    /// zero): readable in full, writable above each frame's watermark.
+    ///
+    /// # Safety
+    /// `base` must point to a live allocation of `MAX_FRAMES * STACK_SIZE` bytes that outlives
+    /// every use of the table and is accessed only through raw pointers.
+    pub(crate) unsafe fn map_stacks(&mut self, base: *mut u8) {
+        self.stack = base;
+        for d in 0..MAX_FRAMES {
+            // SAFETY: frame d is bytes d*512..(d+1)*512 of the buffer (caller's contract).
+            let (r, w) = unsafe {
+                let b = base.add(d * STACK_SIZE);
+                (
+                    Window::part(b, STACK_SIZE, 0, STACK_SIZE),
+                    Window::part(b, STACK_SIZE, self.stack_lo[d] as usize, STACK_SIZE),
+                )
+            };
+            self.set(STACK0 + d, r, w);
+        }
+    }
+
+    /// Per frame, the lowest offset written through a translated address so far
+    /// (`STACK_SIZE`: none), and how many leading frames can have such writes.
+    pub(crate) fn stack_watermarks(&self) -> (&[u32; MAX_FRAMES], usize) {
+        (&self.stack_lo, self.stack_frames)
+    }
+
+    /// As [`Memory::wr`], but a write to stack bytes below their frame's watermark lowers it
+    /// (to a multiple of 64, so that a growing buffer does not miss every time) and succeeds.
+    pub(crate) fn wr_open(&mut self, addr: u64, size: u32) -> Option<*mut u8> {
+        if let Some(p) = self.wr(addr, size) {
+            return Some(p);
+        }
+        let (slot, off) = split(addr);
+        let d = slot.checked_sub(STACK0).filter(|&d| d < MAX_FRAMES)?;
+        if self.stack.is_null() || off as u64 + size as u64 > STACK_SIZE as u64 {
+            return None;
+        }
+        let lo = off & !63;
+        if lo < self.stack_lo[d] {
+            self.stack_lo[d] = lo;
+            self.stack_frames = self.stack_frames.max(d + 1);
+            // SAFETY: as in `map_stacks`, whose contract the Vm upheld when it set `stack`.
+            let w = unsafe {
+                Window::part(
+                    self.stack.add(d * STACK_SIZE),
+                    STACK_SIZE,
+                    lo as usize,
+                    STACK_SIZE,
+                )
+            };
+            if let Some(slot) = self.wr.get_mut(STACK0 + d) {
+                *slot = w;
+            }
+        }
+        self.wr(addr, size)
     }
 
     /// Sets both windows of `slot`.
@@ -286,10 +392,14 @@ impl Memory {
 
     /// A copy of the table's location for the run loop (see [`View`]).
     pub(crate) fn view(&self) -> View {
+        let hot = |t: &[Window]| t.get(self.hot).copied().unwrap_or(Window::EMPTY);
         View {
             rd: self.rd.as_ptr(),
             wr: self.wr.as_ptr(),
             len: self.rd.len().min(self.wr.len()),
+            hot: self.hot,
+            hot_rd: hot(&self.rd),
+            hot_wr: hot(&self.wr),
         }
     }
 
@@ -330,12 +440,12 @@ impl Memory {
     }
 
     /// Copies `data` to `addr`, or explains why not.
-    pub(crate) fn copy_out(&self, addr: u64, data: &[u8]) -> Result<(), FaultKind> {
+    pub(crate) fn copy_out(&mut self, addr: u64, data: &[u8]) -> Result<(), FaultKind> {
         if data.is_empty() {
             return Ok(());
         }
         let size = data.len() as u32;
-        match self.wr(addr, size) {
+        match self.wr_open(addr, size) {
             // SAFETY: `size` writable bytes at `p`; `data` is a distinct Rust buffer.
             Some(p) => {
                 unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
@@ -346,11 +456,11 @@ impl Memory {
     }
 
     /// Fills `len` bytes at `addr` with zeros (helpers that clear their output on error).
-    pub(crate) fn zero(&self, addr: u64, len: u32) -> Result<(), FaultKind> {
+    pub(crate) fn zero(&mut self, addr: u64, len: u32) -> Result<(), FaultKind> {
         if len == 0 {
             return Ok(());
         }
-        match self.wr(addr, len) {
+        match self.wr_open(addr, len) {
             // SAFETY: `len` writable bytes at `p`.
             Some(p) => {
                 unsafe { std::ptr::write_bytes(p, 0, len as usize) };

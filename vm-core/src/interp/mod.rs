@@ -20,7 +20,11 @@
 //! - **Speed**: instructions are pre-decoded into specialised ops (`compile`, `select`),
 //!   executed by threaded handlers (`exec`: one predicted indirect jump per instruction
 //!   instead of a central `match`), with common sequences fused into superinstructions
-//!   (`fuse`). Steady-state runs allocate nothing ([`Vm::run_into`], [`Vm::run_retval`]).
+//!   (`fuse`). The budget is paid per straight-line run at control transfers, not per
+//!   instruction (`exec`). Per-run setup is small: the stack is re-zeroed only where the
+//!   previous run could have written (`memory`: direct `r10 + constant` stores are bounded at
+//!   compile time, other writes lower a per-frame watermark), the run state is allocated once
+//!   per Vm. Steady-state runs allocate nothing ([`Vm::run_into`], [`Vm::run_retval`]).
 
 mod alu;
 mod compile;
@@ -42,7 +46,7 @@ use compile::{Compiled, MapInfo};
 use context::{Ctx, CtxKind, Packet};
 use env::{Env, RunState};
 use exec::{CHUNK, Flow, Frame, Machine, Stop};
-use memory::{CTX, FIRST_MAP, MAX_FRAMES, MEM, Memory, STACK_SIZE, STACK0, Window, vaddr};
+use memory::{CTX, FIRST_MAP, MAX_FRAMES, MEM, Memory, PACKET, STACK_SIZE, STACK0, Window, vaddr};
 
 use crate::maps::MapSet;
 use crate::{MapDef, MapType, ProgType, Program};
@@ -126,9 +130,12 @@ pub struct Vm {
     ctx: Ctx,
     input: Vec<u8>,
     stack: StackBuf,
+    machine: MachineBuf,
     frames: Box<[Frame; MAX_FRAMES]>,
-    /// Deepest call frame the last run used (frames 1..=this need re-zeroing).
+    /// Deepest call frame the last run used (frames 0..=this may hold direct stack stores).
     dirty_frames: usize,
+    /// Whether the last run may have left non-zero stack bytes (see `zero_stacks`).
+    stack_dirty: bool,
     /// Whether map windows must be re-derived before the next run (after `maps_mut`).
     maps_dirty: bool,
     st: RunState,
@@ -140,7 +147,7 @@ impl std::fmt::Debug for Vm {
         f.debug_struct("Vm")
             .field("prog_type", &self.prog_type)
             .field("programs", &self.names)
-            .field("ops", &self.code.ops.len())
+            .field("ops", &self.code.len)
             .field("maps", &self.maps.len())
             .field("config", &self.config)
             .finish()
@@ -181,15 +188,12 @@ impl Vm {
         let mut code = Compiled::new(config.superinstructions);
         code.add(program, &Maps(&maps))?;
         let mut mem = Memory::new(maps.len());
+        mem.set_hot(if kind == CtxKind::Mem { MEM } else { PACKET });
         env::map_maps(&mut mem, &mut maps);
         let stack = StackBuf::new();
-        for d in 0..MAX_FRAMES {
-            // SAFETY: frame d is bytes d*512..(d+1)*512 of the stack allocation, which lives
-            // as long as the Vm and is only ever accessed through `stack.ptr()`.
-            let w =
-                unsafe { Window::part(stack.ptr().add(d * STACK_SIZE), STACK_SIZE, 0, STACK_SIZE) };
-            mem.set(STACK0 + d, w, w);
-        }
+        // SAFETY: the stack allocation is MAX_FRAMES * STACK_SIZE zeroed bytes, lives as long
+        // as the Vm and is only ever accessed through `stack.ptr()`.
+        unsafe { mem.map_stacks(stack.ptr()) };
         Ok(Vm {
             prog_type: ty,
             names: vec![program.name.clone()],
@@ -203,8 +207,11 @@ impl Vm {
             ctx: Ctx::new(kind),
             input: Vec::new(),
             stack,
+            machine: MachineBuf::new(),
             frames: Box::new([Frame::default(); MAX_FRAMES]),
-            dirty_frames: MAX_FRAMES - 1,
+            // The stack allocation starts zeroed.
+            dirty_frames: 0,
+            stack_dirty: false,
             maps_dirty: true,
             last_insns: 0,
         })
@@ -304,130 +311,248 @@ impl Vm {
     /// One run: sets up the context, executes, and returns r0.
     fn execute(&mut self, input: &[u8]) -> Result<u64, RunError> {
         // Context and input.
-        let r1 = match self.ctx.kind {
+        let (r1, r2) = match self.ctx.kind {
             CtxKind::Mem => {
-                self.input.clear();
-                self.input.extend_from_slice(input);
+                if self.input.len() == input.len() {
+                    // The common case (same-sized inputs): no capacity logic, one copy.
+                    self.input.copy_from_slice(input);
+                } else {
+                    self.input.clear();
+                    self.input.extend_from_slice(input);
+                }
                 let w = Window::whole(&mut self.input);
                 self.mem.set(MEM, w, w);
-                if input.is_empty() { 0 } else { vaddr(MEM, 0) }
+                let r1 = if input.is_empty() { 0 } else { vaddr(MEM, 0) };
+                (r1, input.len() as u64)
             }
             _ => {
-                self.pkt.setup(self.prog_type, input)?;
-                self.ctx.setup(
-                    &self.pkt,
-                    self.config.ingress_ifindex,
-                    self.config.rx_queue_index,
-                );
-                self.pkt.map_into(&mut self.mem);
-                vaddr(CTX, 0)
+                self.setup_packet(input)?;
+                (vaddr(CTX, 0), 0)
             }
         };
-        // Stacks: re-zero what the previous run may have dirtied.
-        let stack = self.stack.ptr();
-        let low = self.code.stack_low.min(STACK_SIZE);
-        let dirty_end = (self.dirty_frames + 1).min(MAX_FRAMES) * STACK_SIZE;
-        // SAFETY: both ranges lie inside the stack allocation (low <= 512 <= dirty_end <=
-        // MAX_FRAMES * 512), and nothing else accesses it during this call.
-        unsafe {
-            if low < STACK_SIZE {
-                std::ptr::write_bytes(stack.add(low), 0, STACK_SIZE - low);
-            }
-            if dirty_end > STACK_SIZE {
-                std::ptr::write_bytes(stack.add(STACK_SIZE), 0, dirty_end - STACK_SIZE);
-            }
+        if self.stack_dirty {
+            self.zero_stacks();
         }
-        self.st.printk.clear();
+        if !self.st.printk.is_empty() {
+            self.st.printk.clear();
+        }
         self.st.redirect = None;
 
-        let mut regs = [0u64; 16];
-        regs[1] = r1;
-        if self.ctx.kind == CtxKind::Mem {
-            regs[2] = input.len() as u64;
-        }
-        regs[10] = vaddr(STACK0, STACK_SIZE as u32);
-        let base = self.code.ops.as_ptr();
-        let plain = self.code.plain.as_ptr();
-        let len = self.code.ops.len().min(self.code.plain.len());
-        let entry = self.code.progs.first().map_or(0, |p| p.start);
-        let mut m = Machine {
-            r: regs,
-            view: self.mem.view(),
-            fp: stack,
-            env: Env {
-                mem: &mut self.mem,
-                pkt: &mut self.pkt,
-                ctx: &mut self.ctx,
-                maps: &mut self.maps,
-                st: &mut self.st,
-                cfg: &self.config,
-            },
-            base,
-            plain,
-            len,
-            progs: &self.code.progs,
-            faults: &self.code.faults,
-            frames: &mut self.frames,
-            depth: 0,
-            max_depth: 0,
-            stack,
-            tail_calls: 0,
-            // SAFETY: `entry` is the first op of the main program.
-            ip: unsafe { base.add(entry) },
-            n: 0,
-            stop: None,
-        };
         if self.maps_dirty {
-            m.env.map_maps();
+            env::map_maps(&mut self.mem, &mut self.maps);
             self.maps_dirty = false;
         }
-        m.view = m.env.mem.view();
+        let budget = self.config.budget;
+        let len = self.code.len;
+        let base = self.code.code.as_ptr();
+        let entry = self.code.progs.first().map_or(0, |p| p.start);
+        let view = self.mem.view();
+        let fp = self.stack.ptr();
+        let vm: *mut Vm = self;
+        // SAFETY: the Machine allocation is owned by this Vm, and nothing else references it
+        // while `execute` runs (handlers get this one `&mut`).
+        let m = unsafe { self.machine.get() };
+        m.r[..16].fill(0);
+        m.r[1] = r1;
+        m.r[2] = r2;
+        m.r[10] = vaddr(STACK0, STACK_SIZE as u32);
+        m.view = view;
+        m.fp = fp;
+        m.delta = len * std::mem::size_of::<op::Op>();
+        m.depth = 0;
+        m.max_depth = 0;
+        m.tail_calls = 0;
+        m.stop = None;
+        m.xdp = if self.ctx.kind == CtxKind::Xdp {
+            self.ctx.xdp_words(&self.pkt)
+        } else {
+            None
+        };
+        m.vm = vm;
 
         // Hand out the budget in chunks; each chain of handlers runs at most one chunk.
-        let mut remaining = self.config.budget;
-        let mut insns = 0u64;
-        let result = loop {
-            let chunk = remaining.min(CHUNK);
-            let ip = m.to_fused(m.ip);
-            match exec::next(&mut m, ip, chunk) {
+        let mut remaining = budget;
+        let mut chunk = remaining.min(CHUNK);
+        // SAFETY: `entry` is the first op of the main program (in the fast copy).
+        let mut flow = exec::enter(m, unsafe { base.add(entry) }, chunk);
+        let end = loop {
+            match flow {
+                Flow::Exit => break End::Exit(budget - remaining + chunk - m.n),
                 Flow::Yield => {
-                    insns += chunk;
                     remaining -= chunk;
                     if remaining == 0 {
-                        break Err(RunError::BudgetExceeded {
-                            budget: self.config.budget,
-                        });
+                        break End::Budget;
                     }
+                    chunk = remaining.min(CHUNK);
+                    let ip = m.ip;
+                    flow = exec::resume(m, ip, chunk);
                 }
-                Flow::Exit => break Ok((m.r[0], insns + chunk - m.n)),
-                Flow::Stop => match m.stop.take() {
-                    Some(Stop::Abort) => break Ok((0, insns + chunk - m.n)),
-                    Some(Stop::Fault { op, kind }) => {
-                        break Err(RunError::Fault {
-                            prog: self.code.prog_of(op),
-                            pc: self.code.pcs.get(op).copied().unwrap_or(0) as usize,
-                            kind: name_maps(&self.map_defs, kind),
-                        });
-                    }
-                    None => {
-                        break Err(RunError::Fault {
-                            prog: 0,
-                            pc: 0,
-                            kind: FaultKind::Unsupported {
-                                what: "run stopped without a reason (interpreter bug)".into(),
-                            },
-                        });
-                    }
-                },
+                Flow::Stop => break End::Stop(m.stop.take(), budget - remaining + chunk - m.n),
             }
         };
-        if m.env.mem.len() > FIRST_MAP + m.env.maps.len() {
-            helpers::close_open_records(&mut m.env);
+        if self.mem.len() > FIRST_MAP + self.maps.len() {
+            helpers::close_open_records(&mut self.env());
         }
-        self.dirty_frames = m.max_depth;
-        let (r0, insns) = result?;
-        self.last_insns = insns;
-        Ok(r0)
+        let (r0, max_depth) = (m.r[0], m.max_depth);
+        self.dirty_frames = max_depth;
+        self.stack_dirty =
+            max_depth > 0 || self.code.stack_low < STACK_SIZE || self.mem.stack_watermarks().1 > 0;
+        match end {
+            End::Exit(insns) => {
+                self.last_insns = insns;
+                Ok(r0)
+            }
+            other => self.stopped(other),
+        }
+    }
+
+    /// The outcome of a run that ended other than by `exit`.
+    #[cold]
+    #[inline(never)]
+    fn stopped(&mut self, end: End) -> Result<u64, RunError> {
+        match end {
+            End::Exit(insns) | End::Stop(Some(Stop::Abort), insns) => {
+                self.last_insns = insns;
+                Ok(0)
+            }
+            End::Stop(Some(Stop::Fault { op, kind }), _) => Err(RunError::Fault {
+                prog: self.code.prog_of(op),
+                pc: self.code.pcs.get(op).copied().unwrap_or(0) as usize,
+                kind: name_maps(&self.map_defs, kind),
+            }),
+            End::Budget => Err(RunError::BudgetExceeded {
+                budget: self.config.budget,
+            }),
+            End::Stop(None, _) => Err(RunError::Fault {
+                prog: 0,
+                pc: 0,
+                kind: FaultKind::Unsupported {
+                    what: "run stopped without a reason (interpreter bug)".into(),
+                },
+            }),
+        }
+    }
+
+    /// What helpers see of the Vm.
+    fn env(&mut self) -> Env<'_> {
+        Env {
+            mem: &mut self.mem,
+            pkt: &mut self.pkt,
+            ctx: &mut self.ctx,
+            maps: &mut self.maps,
+            st: &mut self.st,
+            cfg: &self.config,
+        }
+    }
+
+    /// Lays out the packet and the context for a run of a packet program.
+    fn setup_packet(&mut self, input: &[u8]) -> Result<(), BadInput> {
+        self.pkt.setup(self.prog_type, input)?;
+        self.ctx.setup(
+            &self.pkt,
+            self.config.ingress_ifindex,
+            self.config.rx_queue_index,
+        );
+        self.pkt.map_into(&mut self.mem);
+        Ok(())
+    }
+
+    /// Re-zeroes the stack bytes the previous run may have written: from the lowest direct
+    /// store offset in every frame it used, and from the watermark of writes through
+    /// translated addresses in every frame (see `memory`).
+    #[inline]
+    fn zero_stacks(&mut self) {
+        let direct = self.code.stack_low.min(STACK_SIZE) & !7;
+        let (marks, marked) = self.mem.stack_watermarks();
+        let frames = (self.dirty_frames + 1).max(marked).min(MAX_FRAMES);
+        let stack = self.stack.ptr();
+        for (d, &mark) in marks.iter().enumerate().take(frames) {
+            let from = if d <= self.dirty_frames {
+                direct
+            } else {
+                STACK_SIZE
+            };
+            let from = from.min(mark as usize & !7);
+            if from >= STACK_SIZE {
+                continue;
+            }
+            // SAFETY: `d < MAX_FRAMES` and `from < STACK_SIZE`, so the range lies inside the
+            // stack allocation, which nothing else accesses during this call.
+            unsafe {
+                let p = stack.add(d * STACK_SIZE + from);
+                let len = STACK_SIZE - from;
+                if len <= 64 {
+                    // Short tails (the common case) without a call to memset.
+                    for i in (0..len).step_by(8) {
+                        p.add(i).cast::<u64>().write_unaligned(0);
+                    }
+                } else {
+                    std::ptr::write_bytes(p, 0, len);
+                }
+            }
+        }
+    }
+}
+
+/// How the handler chains of one run ended.
+enum End {
+    /// `exit` after this many instructions.
+    Exit(u64),
+    /// The budget ran out.
+    Budget,
+    /// A fault or abort, after this many instructions.
+    Stop(Option<Stop>, u64),
+}
+
+/// The run-state of a Vm, allocated once (it holds a 2 KiB register file, see
+/// [`Machine::r`]). Held as a raw allocation so that the `&mut Vm` that slow paths derive
+/// from `Machine::vm` asserts nothing about the Machine a handler is using.
+struct MachineBuf {
+    ptr: std::ptr::NonNull<Machine<'static>>,
+}
+
+// SAFETY: the allocation is owned exclusively by the Vm that holds this value; its raw
+// pointers are reset at the start of every run.
+unsafe impl Send for MachineBuf {}
+
+impl MachineBuf {
+    fn new() -> MachineBuf {
+        let m = Box::new(Machine {
+            r: [0; 256],
+            view: memory::View::EMPTY,
+            fp: std::ptr::null_mut(),
+            delta: 0,
+            depth: 0,
+            max_depth: 0,
+            tail_calls: 0,
+            ip: std::ptr::null(),
+            n: 0,
+            stop: None,
+            xdp: None,
+            vm: std::ptr::null_mut(),
+            _vm: std::marker::PhantomData,
+        });
+        MachineBuf {
+            ptr: std::ptr::NonNull::from(Box::leak(m)),
+        }
+    }
+
+    /// The Machine.
+    ///
+    /// # Safety
+    /// No other reference to the Machine may be live.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get<'a>(&self) -> &'a mut Machine<'static> {
+        // SAFETY: the pointer came from `Box::leak` and stays valid until `drop`; the caller
+        // guarantees exclusivity.
+        unsafe { &mut *self.ptr.as_ptr() }
+    }
+}
+
+impl Drop for MachineBuf {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `Box::leak` and is freed exactly once, here.
+        drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
     }
 }
 
@@ -504,5 +629,7 @@ fn name_maps(defs: &[MapDef], kind: FaultKind) -> FaultKind {
     }
 }
 
+#[cfg(test)]
+mod fast_path_tests;
 #[cfg(test)]
 mod tests;

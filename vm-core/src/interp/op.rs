@@ -1,4 +1,4 @@
-//! The interpreter's internal instruction: one flat 24-byte record per executed instruction.
+//! The interpreter's internal instruction: one flat 32-byte record per executed instruction.
 //!
 //! Why a separate form: the typed [`Insn`](crate::Insn) is a nested enum that is pleasant to
 //! match on but costly to dispatch (several discriminants, operand enums, relative targets).
@@ -207,10 +207,11 @@ pub(crate) mod atomic_kind {
 
 /// A handler: executes the op at `ip` and continues with the next one (see `exec`).
 /// `n` is how many more instructions this chain of handlers may execute before returning to
-/// the driver (already decremented for this one).
+/// the driver, not counting those already paid for (see `exec` on how runs are paid for).
 pub(crate) type Handler = for<'a, 'v> fn(&'a mut Machine<'v>, *const Op, u64) -> Flow;
 
-/// One compiled instruction (24 bytes).
+/// One compiled instruction (32 bytes: a power of two, so op indices are shifts and ops never
+/// straddle cache lines).
 ///
 /// Field use by kind:
 /// - ALU with immediate: `b` = immediate, sign-extended to 64 bits (ALU32 uses its low half).
@@ -218,8 +219,15 @@ pub(crate) type Handler = for<'a, 'v> fn(&'a mut Machine<'v>, *const Op, u64) ->
 /// - jumps and local calls: `a` = target op index while compiling, turned into the target's
 ///   distance from this op (as `i32` bits) by [`Op::link`]; `b` = compared immediate.
 /// - `Call`: `a` = helper index.
+///
+/// `run` (every op): how many instructions execute from this op up to and including the next
+/// control transfer (see [`Op::ends_run`]); what a jump into this op pays for at once.
+/// `tr` / `fr` (conditional jumps, `ja`, and superinstructions ending in a conditional
+/// jump): `run` of the taken target and of the fall-through op, saturated at `u16::MAX`
+/// (more than a chunk can pay anyway), so that the jump need not load them from there
+/// before deciding how to continue.
 #[derive(Clone, Copy, Debug)]
-#[repr(C)]
+#[repr(C, align(32))]
 pub(crate) struct Op {
     pub h: Handler,
     pub code: Code,
@@ -228,20 +236,26 @@ pub(crate) struct Op {
     pub aux: u8,
     pub a: u32,
     pub b: u64,
+    pub run: u32,
+    pub tr: u16,
+    pub fr: u16,
 }
 
-const _: () = assert!(std::mem::size_of::<Op>() == 24);
+const _: () = assert!(std::mem::size_of::<Op>() == 32);
 
 impl Op {
     pub(crate) fn new(code: Code) -> Self {
         Op {
-            h: handler(code),
+            h: handler(code, false),
             code,
             dst: 0,
             src: 0,
             aux: 0,
             a: 0,
             b: 0,
+            run: 1,
+            tr: u16::MAX,
+            fr: u16::MAX,
         }
     }
 
@@ -279,12 +293,20 @@ impl Op {
         (Code::Jeq64K as u8..=Code::Jsle32X as u8).contains(&(self.code as u8))
     }
 
-    /// Turns the absolute target of the op at index `at` into a relative one and sets the
-    /// handler from the code.
+    /// Whether this op may continue anywhere but the next op (or not at all): the ops whose
+    /// handlers pay for the instructions that follow (see `exec`).
+    pub(crate) fn ends_run(&self) -> bool {
+        self.has_target()
+            || matches!(
+                self.code,
+                Code::Exit | Code::TailCall | Code::CallX | Code::Fault
+            )
+    }
+
+    /// Turns the absolute target of the op at index `at` into a relative one.
     pub(crate) fn link(&mut self, at: usize) {
         if self.has_target() {
             self.a = (self.a as i64 - at as i64) as i32 as u32;
         }
-        self.h = handler(self.code);
     }
 }

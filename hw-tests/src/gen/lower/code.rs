@@ -180,6 +180,8 @@ pub(crate) struct Cx {
     pub(crate) nsubs: usize,
     /// Product of the iteration counts of the enclosing loops (see [`super::MAX_ITERATIONS`]).
     pub(crate) iters: u32,
+    /// `iters` at the function's top level: below it, the code is inside a loop.
+    pub(crate) fn_iters: u32,
 }
 
 impl Cx {
@@ -193,6 +195,12 @@ impl Cx {
         self.region == Region::Stack && self.reserved & 0x3f == 0
     }
 
+    /// Local calls are also kept out of loop bodies: the verifier walks the callee again for
+    /// every path that reaches the call, and inside a loop those multiply per iteration.
+    pub(crate) fn local_call_ok(&self) -> bool {
+        self.calls_ok() && self.iters == self.fn_iters
+    }
+
     pub(crate) fn reserve(mut self, r: Reg) -> Cx {
         if r < 10 {
             self.reserved |= 1 << r;
@@ -203,6 +211,8 @@ impl Cx {
     /// `r` if writable, else the next writable register after it (r10 is never used).
     pub(crate) fn writable(&self, r: Reg) -> Option<Reg> {
         let r = r % 10;
-        (0..10).map(|k| (r + k) % 10).find(|&q| !self.is_reserved(q))
+        (0..10)
+            .map(|k| (r + k) % 10)
+            .find(|&q| !self.is_reserved(q))
     }
 }

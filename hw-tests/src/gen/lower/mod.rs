@@ -21,6 +21,7 @@
 //! kernel's 512-byte combined limit after its 32-byte rounding (160 + 128 + 128).
 
 pub(crate) mod code;
+mod memory;
 mod stmt;
 
 use std::collections::BTreeMap;
@@ -104,6 +105,7 @@ pub fn lower(recipe: &Recipe, name: &str) -> Result<Lowered, LowerError> {
         sub: None,
         nsubs,
         iters: 1,
+        fn_iters: 1,
     };
     let mut main = Code::default();
     let mut st = prologue(recipe, &mut main)?;
@@ -243,7 +245,10 @@ fn prologue(recipe: &Recipe, code: &mut Code) -> Result<Scalars, LowerError> {
             other => reg_init(code, r, other),
         }
     }
-    let skip = code.push(Insn::Ja { off: 0, long: false });
+    let skip = code.push(Insn::Ja {
+        off: 0,
+        long: false,
+    });
     code.patch_here(check)?;
     for r in 0..10 {
         reg_init(code, r, init(r));
@@ -277,12 +282,32 @@ fn epilogue(ret: u8, st: &Scalars, code: &mut Code) {
     for r in 0..10i16 {
         code.load(Size::DW, 2, 10, DUMP_LO + 8 * r);
         code.store_reg(Size::DW, 1, 8 * r, 2);
-        code.push(code::alu(vm_core::isa::AluOp::Xor, Width::W64, 3, Operand::Reg(2)));
+        code.push(code::alu(
+            vm_core::isa::AluOp::Xor,
+            Width::W64,
+            3,
+            Operand::Reg(2),
+        ));
     }
     code.mov_reg(2, 3);
-    code.push(code::alu(vm_core::isa::AluOp::Rsh, Width::W64, 2, Operand::Imm(32)));
-    code.push(code::alu(vm_core::isa::AluOp::Xor, Width::W64, 3, Operand::Reg(2)));
-    code.push(code::alu(vm_core::isa::AluOp::Add, Width::W64, 0, Operand::Reg(3)));
+    code.push(code::alu(
+        vm_core::isa::AluOp::Rsh,
+        Width::W64,
+        2,
+        Operand::Imm(32),
+    ));
+    code.push(code::alu(
+        vm_core::isa::AluOp::Xor,
+        Width::W64,
+        3,
+        Operand::Reg(2),
+    ));
+    code.push(code::alu(
+        vm_core::isa::AluOp::Add,
+        Width::W64,
+        0,
+        Operand::Reg(3),
+    ));
     code.push(Insn::Exit);
 }
 
@@ -300,6 +325,7 @@ fn lower_sub(sub: &Sub, index: usize, nsubs: usize, subs: &[Sub]) -> Result<Code
         sub: Some(index),
         nsubs,
         iters: SUB_ITERATIONS,
+        fn_iters: SUB_ITERATIONS,
     };
     stmt::lower_block(&sub.body, &cx, &mut st, &mut code, subs)?;
     let r = stmt::read(&cx, &mut st, &mut code, sub.ret);

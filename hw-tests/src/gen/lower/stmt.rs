@@ -1,10 +1,14 @@
 //! Lowering of statements, tracking scalars and repairing what shrinking broke.
 
-use vm_core::isa::{AluOp, AtomicOp, CallTarget, Insn, JmpCond, Operand, Reg, Size, Width};
+use vm_core::isa::{AluOp, CallTarget, Insn, JmpCond, Operand, Reg, Size, Width};
 
 use super::code::{Code, Cx, Region, Scalars, alu};
-use super::{KEY_SLOT, LowerError, MAX_ITERATIONS, MAX_LOOP_BRANCHES, MAX_LOOP_COUNT, SCALAR_LEN, SCALAR_LO, VALUE_LO};
-use crate::generator::recipe::{Key, MapSel, MemOp, Simple, Src, Stmt, Sub, XdpOp};
+use super::memory;
+use super::{
+    KEY_SLOT, LowerError, MAX_ITERATIONS, MAX_LOOP_BRANCHES, MAX_LOOP_COUNT, SCALAR_LEN, SCALAR_LO,
+    VALUE_LO,
+};
+use crate::generator::recipe::{Key, MapSel, Simple, Src, Stmt, Sub, XdpOp};
 use crate::generator::{ARRAY_MAP, ARRAY_VALUE_SIZE, HASH_MAP, HASH_VALUE_SIZE};
 
 /// Most passes over a loop body before its entry state is stable (each pass removes at
@@ -19,7 +23,7 @@ fn fixup_value(r: Reg) -> i32 {
 
 /// Makes the writable register `w` a scalar: a copy of another scalar register (keeping
 /// values the verifier does not know unknown), or a constant when there is none.
-fn make_scalar(st: &mut Scalars, code: &mut Code, w: Reg) {
+pub(super) fn make_scalar(st: &mut Scalars, code: &mut Code, w: Reg) {
     match (1..10).map(|k| (w + k) % 10).find(|&q| st.has(q)) {
         Some(q) => code.mov_reg(w, q),
         None => code.mov_imm(w, fixup_value(w)),
@@ -43,7 +47,7 @@ pub(super) fn read(cx: &Cx, st: &mut Scalars, code: &mut Code, r: Reg) -> Reg {
 }
 
 /// A register that is both read and written: writable, and a scalar.
-fn read_write(cx: &Cx, st: &mut Scalars, code: &mut Code, r: Reg) -> Reg {
+pub(super) fn read_write(cx: &Cx, st: &mut Scalars, code: &mut Code, r: Reg) -> Reg {
     let w = cx.writable(r).unwrap_or(0);
     if !st.has(w) {
         make_scalar(st, code, w);
@@ -51,7 +55,7 @@ fn read_write(cx: &Cx, st: &mut Scalars, code: &mut Code, r: Reg) -> Reg {
     w
 }
 
-fn written(cx: &Cx, r: Reg) -> Reg {
+pub(super) fn written(cx: &Cx, r: Reg) -> Reg {
     cx.writable(r).unwrap_or(0)
 }
 
@@ -77,7 +81,7 @@ fn lower_stmt(
 ) -> Result<(), LowerError> {
     match s {
         Stmt::Simple(op) => lower_simple(op, cx, st, code),
-        Stmt::Mem(op) => lower_mem(op, cx, st, code),
+        Stmt::Mem(op) => memory::lower_mem(op, cx, st, code),
         Stmt::If {
             cond,
             width,
@@ -112,7 +116,11 @@ fn lower_stmt(
                     *st = st.meet(on_jump);
                 }
                 Some(els) => {
-                    code.tag(if *long_ja { "if_else.ja32" } else { "if_else.ja" });
+                    code.tag(if *long_ja {
+                        "if_else.ja32"
+                    } else {
+                        "if_else.ja"
+                    });
                     let over = code.push(Insn::Ja {
                         off: 0,
                         long: *long_ja,
@@ -266,7 +274,7 @@ fn lower_stmt(
         }
         Stmt::Xdp(op) => lower_xdp(op, cx, st, code),
         Stmt::Call { sub } => {
-            if !cx.calls_ok() {
+            if !cx.local_call_ok() {
                 return Ok(());
             }
             let first = cx.sub.map_or(0, |i| i + 1);
@@ -341,7 +349,17 @@ fn lower_simple(op: &Simple, cx: &Cx, st: &mut Scalars, code: &mut Code) -> Resu
                 Src::Reg(r) => r,
                 Src::Imm(_) => dst,
             };
-            lower_simple(&Simple::MovSx { width, bits, dst, src }, cx, st, code)?;
+            lower_simple(
+                &Simple::MovSx {
+                    width,
+                    bits,
+                    dst,
+                    src,
+                },
+                cx,
+                st,
+                code,
+            )?;
         }
         Simple::Alu {
             op: AluOp::Mov,
@@ -424,253 +442,6 @@ fn legal_imm(op: AluOp, width: Width, v: i32) -> i32 {
         AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => v.rem_euclid(bits),
         _ => v,
     }
-}
-
-/// Base register, offset and access size of a memory op in the current region, or `None`
-/// when the region cannot hold it.
-fn place(region: Region, size: Size, off: u16) -> (Reg, i16, Size) {
-    match region {
-        Region::Stack => {
-            let n = size.bytes() as u16;
-            let slot = off % (SCALAR_LEN / n);
-            (10, SCALAR_LO + (slot * n) as i16, size)
-        }
-        Region::Value { base, size: len } => {
-            let n = size.bytes() as u16;
-            let slot = off % (len / n).max(1);
-            (base, (slot * n) as i16, size)
-        }
-        Region::Packet { base, len } => {
-            let mut size = size;
-            while size.bytes() as u16 > len && size != Size::B {
-                size = match size {
-                    Size::DW => Size::W,
-                    Size::W => Size::H,
-                    _ => Size::B,
-                };
-            }
-            let room = len.saturating_sub(size.bytes() as u16) + 1;
-            (base, (off % room) as i16, size)
-        }
-    }
-}
-
-fn region_tag(region: Region, what: usize) -> &'static str {
-    const TAGS: [[&str; 3]; 3] = [
-        ["stack.load", "stack.store", "stack.atomic"],
-        ["pkt.load", "pkt.store", "pkt.store_from_atomic"],
-        ["value.load", "value.store", "value.atomic"],
-    ];
-    let r = match region {
-        Region::Stack => 0,
-        Region::Packet { .. } => 1,
-        Region::Value { .. } => 2,
-    };
-    TAGS[r][what]
-}
-
-fn lower_mem(op: &MemOp, cx: &Cx, st: &mut Scalars, code: &mut Code) -> Result<(), LowerError> {
-    match *op {
-        MemOp::Load {
-            size,
-            signed,
-            dst,
-            off,
-        } => {
-            let (base, off, size) = place(cx.region, size, off);
-            let d = written(cx, dst);
-            code.push(Insn::Load {
-                size,
-                signed: signed && size != Size::DW,
-                dst: d,
-                src: base,
-                off,
-            });
-            st.set(d);
-            code.tag(region_tag(cx.region, 0));
-        }
-        MemOp::Store { size, src, off } => {
-            let src = match src {
-                Src::Reg(r) => Operand::Reg(read(cx, st, code, r)),
-                Src::Imm(v) => Operand::Imm(v),
-            };
-            let (base, off, size) = place(cx.region, size, off);
-            code.push(Insn::Store {
-                size,
-                dst: base,
-                src,
-                off,
-            });
-            code.tag(region_tag(cx.region, 1));
-        }
-        MemOp::Indexed {
-            store,
-            size,
-            signed,
-            reg,
-            idx,
-        } => lower_indexed(store, size, signed, reg, idx, cx, st, code),
-        MemOp::Atomic {
-            op,
-            size,
-            fetch,
-            src,
-            off,
-        } => {
-            let size = if size == Size::DW { Size::DW } else { Size::W };
-            if let Region::Packet { .. } = cx.region {
-                let s = read(cx, st, code, src);
-                let (base, off, size) = place(cx.region, size, off);
-                code.push(Insn::Store {
-                    size,
-                    dst: base,
-                    src: Operand::Reg(s),
-                    off,
-                });
-                code.tag(region_tag(cx.region, 2));
-                return Ok(());
-            }
-            let fetch = fetch || matches!(op, AtomicOp::Xchg | AtomicOp::CmpXchg);
-            let s = if fetch {
-                read_write(cx, st, code, src)
-            } else {
-                read(cx, st, code, src)
-            };
-            if op == AtomicOp::CmpXchg && !st.has(0) {
-                make_scalar(st, code, 0);
-            }
-            let (base, off, size) = place(cx.region, size, off);
-            if fetch && cx.region == Region::Stack {
-                scrub_stack_slot(cx, st, code, off, s);
-                code.tag("stack.atomic.fetch");
-            }
-            code.push(Insn::Atomic {
-                op,
-                size,
-                fetch,
-                dst: base,
-                src: s,
-                off,
-            });
-            code.tag(region_tag(cx.region, 2));
-        }
-    }
-    Ok(())
-}
-
-/// `base + ((idx & mask) << log2(size))` computed as `scalar += pointer` in a scratch
-/// register (the load's own destination, or a register other than the stored one), then a
-/// plain access through it. Region sizes are powers of two, so the mask keeps every
-/// offset in bounds.
-#[allow(clippy::too_many_arguments)]
-fn lower_indexed(
-    store: bool,
-    size: Size,
-    signed: bool,
-    reg: Reg,
-    idx: Reg,
-    cx: &Cx,
-    st: &mut Scalars,
-    code: &mut Code,
-) {
-    let (base, base_off, len, tag) = match cx.region {
-        Region::Stack => (10, SCALAR_LO, SCALAR_LEN, "stack.indexed"),
-        Region::Value { base, size } => (base, 0, size, "value.indexed"),
-        Region::Packet { .. } => return,
-    };
-    let n = size.bytes() as u16;
-    let slots = (len / n).max(1);
-    if !slots.is_power_of_two() {
-        return;
-    }
-    let shift = n.trailing_zeros() as i32;
-    let i = read(cx, st, code, idx);
-    let (t, value) = if store {
-        let v = read(cx, st, code, reg);
-        let Some(t) = (0..10)
-            .map(|k| (reg + 1 + k) % 10)
-            .find(|&q| q != v && q != base && !cx.is_reserved(q))
-        else {
-            return;
-        };
-        (t, v)
-    } else {
-        let d = written(cx, reg);
-        if d == base {
-            return;
-        }
-        (d, d)
-    };
-    code.mov_reg(t, i);
-    code.push(alu(AluOp::And, Width::W64, t, Operand::Imm(i32::from(slots - 1))));
-    if shift > 0 {
-        code.push(alu(AluOp::Lsh, Width::W64, t, Operand::Imm(shift)));
-    }
-    // Linux 6.18 gives the result of `scalar += r10` the frame number of the main program
-    // even inside a subprogram (pinned by `tests/diff_random.rs`,
-    // `kernel_6_18_scalar_plus_fp_in_subprogram_points_to_frame_0`), so the verifier
-    // would check and predict the access against the caller's stack. There the pointer
-    // goes in a second scratch register as `p = r10; p += index` instead.
-    let ptr = if base == 10 && cx.sub.is_some() {
-        let Some(p) = (0..10)
-            .map(|k| (t + 1 + k) % 10)
-            .find(|&q| q != t && q != value && !cx.is_reserved(q))
-        else {
-            st.set(t);
-            return;
-        };
-        code.mov_reg(p, 10);
-        code.push(alu(AluOp::Add, Width::W64, p, Operand::Reg(t)));
-        st.set(t);
-        st.clear(p);
-        code.tag("stack.indexed.ptr_plus_scalar");
-        p
-    } else {
-        code.push(alu(AluOp::Add, Width::W64, t, Operand::Reg(base)));
-        t
-    };
-    if store {
-        code.store_reg(size, ptr, base_off, value);
-        if ptr == t {
-            st.clear(t);
-        }
-    } else {
-        code.push(Insn::Load {
-            size,
-            signed: signed && size != Size::DW,
-            dst: t,
-            src: ptr,
-            off: base_off,
-        });
-        st.set(t);
-    }
-    code.tag(tag);
-}
-
-/// Works around a Linux 6.18 verifier bug (pinned by `tests/diff_random.rs`,
-/// `kernel_6_18_atomic_fetch_from_stack_spill_is_not_precise`): precision backtracking
-/// treats an atomic *fetch* from a stack slot holding a spilled scalar like a spill, so the
-/// slot is never marked precise, states that differ only in that slot are pruned as equal,
-/// and a branch on the fetched value can be wrongly hard-wired (live code removed). Rewriting
-/// one byte of the slot with its own value first turns the slot into plain `STACK_MISC`
-/// bytes, from which the fetch yields an unknown scalar: sound, and the same values at run
-/// time. The byte goes through a scratch register (which then holds that byte).
-fn scrub_stack_slot(cx: &Cx, st: &mut Scalars, code: &mut Code, off: i16, src: Reg) {
-    let Some(t) = (1..10)
-        .map(|k| (src + k) % 10)
-        .find(|&q| q != 0 && q != src && !cx.is_reserved(q))
-    else {
-        return;
-    };
-    code.push(Insn::Load {
-        size: Size::B,
-        signed: false,
-        dst: t,
-        src: 10,
-        off,
-    });
-    code.store_reg(Size::B, 10, off, t);
-    st.set(t);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -791,7 +562,11 @@ fn lower_xdp(op: &XdpOp, cx: &Cx, st: &mut Scalars, code: &mut Code) -> Result<(
         code.load(Size::DW, d, 10, super::CTX_SLOT);
         code.load(Size::W, d, d, if rx_queue { 16 } else { 12 });
         st.set(d);
-        code.tag(if rx_queue { "xdp.rx_queue_index" } else { "xdp.ingress_ifindex" });
+        code.tag(if rx_queue {
+            "xdp.rx_queue_index"
+        } else {
+            "xdp.ingress_ifindex"
+        });
         return Ok(());
     }
     if !cx.calls_ok() {

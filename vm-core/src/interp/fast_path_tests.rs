@@ -1,0 +1,426 @@
+//! Tests of the speed paths: partial stack re-zeroing (watermarks), paying for runs instead
+//! of single instructions, and the superinstruction families. Each checks that the fast
+//! path is invisible: same results, counts and budgets as the plain path.
+
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::asm::assemble;
+use crate::isa::{AluOp, ByteOrder, CallTarget, Insn, JmpCond, LdImm64, Operand, Size, Width};
+
+fn vm_of(ty: ProgType, text: &str, cfg: VmConfig) -> Vm {
+    let raw = assemble(text).unwrap_or_else(|e| panic!("assembly failed: {e}\n{text}"));
+    let p = Program::from_raw("t", ty, &raw).unwrap();
+    Vm::new(&p, cfg).unwrap()
+}
+
+fn vm(ty: ProgType, text: &str) -> Vm {
+    vm_of(ty, text, VmConfig::default())
+}
+
+/// Runs `text` three times; every run must see a zeroed stack and so return 0.
+fn zero_each_run(ty: ProgType, text: &str, input: &[u8]) {
+    let mut v = vm(ty, text);
+    for run in 0..3 {
+        let out = v.run(input).unwrap_or_else(|e| panic!("run {run}: {e}"));
+        assert_eq!(
+            out.retval, 0,
+            "run {run} saw bytes of an earlier run:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn stack_written_through_a_copy_of_r10_reads_as_zero_next_run() {
+    // Reads first, then writes through r1 = r10 - 8 and r1 = r10 - 300 (a second, lower
+    // watermark step in the same run).
+    zero_each_run(
+        ProgType::Mem,
+        "ldxdw %r0, [%r10-8]\nldxdw %r2, [%r10-300]\nor %r0, %r2\n\
+         mov %r1, %r10\nadd %r1, -8\nstdw [%r1+0], 7\n\
+         mov %r1, %r10\nadd %r1, -300\nstxdw [%r1+0], %r10\nexit",
+        &[],
+    );
+}
+
+#[test]
+fn stack_written_by_an_atomic_reads_as_zero_next_run() {
+    zero_each_run(
+        ProgType::Mem,
+        "ldxdw %r0, [%r10-16]\nmov %r1, %r10\nmov %r2, 5\nlock add [%r1-16], %r2\nexit",
+        &[],
+    );
+}
+
+#[test]
+fn stack_filled_by_a_helper_reads_as_zero_next_run() {
+    // bpf_skb_load_bytes(skb, 0, r10 - 64, 32) fills 32 stack bytes from the packet.
+    let text = "ldxdw %r0, [%r10-64]\nldxdw %r6, [%r10-40]\nor %r0, %r6\nmov %r6, %r0\n\
+                mov %r2, 0\nmov %r3, %r10\nadd %r3, -64\nmov %r4, 32\ncall 26\n\
+                ldxdw %r7, [%r10-64]\njeq %r7, 0, bad\nmov %r0, %r6\nexit\nbad:\nmov %r0, 99\nexit";
+    zero_each_run(ProgType::SchedCls, text, &[0xab; 60]);
+}
+
+#[test]
+fn stack_of_an_unused_frame_written_through_a_forged_address_reads_as_zero() {
+    // Frame 5's stack is region slot 5 (address (5 + 1) << 32); the program never calls.
+    zero_each_run(
+        ProgType::Mem,
+        "lddw %r1, 0x600000064\nldxdw %r0, [%r1+0]\nstdw [%r1+0], 9\nexit",
+        &[],
+    );
+}
+
+#[test]
+fn callee_frames_read_as_zero_next_run() {
+    let text = "call local sub\nexit\nsub:\nldxdw %r0, [%r10-8]\nldxdw %r2, [%r10-200]\n\
+                or %r0, %r2\nstdw [%r10-8], 3\nmov %r1, %r10\nstdw [%r1-200], 4\nexit";
+    let mut v = vm(ProgType::Mem, text);
+    for _ in 0..3 {
+        assert_eq!(v.run(&[]).unwrap().retval, 0);
+    }
+}
+
+#[test]
+fn stack_written_before_a_fault_reads_as_zero_next_run() {
+    let text = "ldxdw %r0, [%r10-8]\njne %r0, 0, out\nmov %r1, %r10\nstdw [%r1-8], 1\n\
+                stdw [%r10-16], 2\nldxdw %r2, [%r3+0]\nout:\nexit";
+    let mut v = vm(ProgType::Mem, text);
+    for _ in 0..3 {
+        assert!(matches!(v.run(&[]), Err(RunError::Fault { pc: 5, .. })));
+    }
+}
+
+#[test]
+fn writes_past_the_frame_through_a_copy_of_r10_still_fault() {
+    let mut v = vm(ProgType::Mem, "mov %r1, %r10\nstdw [%r1-4], 1\nexit");
+    assert!(matches!(v.run(&[]), Err(RunError::Fault { pc: 1, .. })));
+    let mut v = vm(ProgType::Mem, "mov %r1, %r10\nstdw [%r1-520], 1\nexit");
+    assert!(matches!(v.run(&[]), Err(RunError::Fault { pc: 1, .. })));
+}
+
+#[test]
+fn loop_counts_are_exact_at_every_chunk_boundary() {
+    // 3 + 3n instructions; n chosen so that runs straddle the 1024-instruction chunks.
+    for n in [1u64, 340, 341, 342, 683, 1000] {
+        let text = format!(
+            "mov %r0, 0\nmov %r1, 0\nloop:\nadd %r0, %r1\nadd %r1, 1\njlt %r1, {n}, loop\nexit"
+        );
+        let want = 3 + 3 * n;
+        for fused in [true, false] {
+            let cfg = |budget| VmConfig {
+                budget,
+                superinstructions: fused,
+                ..VmConfig::default()
+            };
+            let out = vm_of(ProgType::Mem, &text, cfg(want)).run(&[]).unwrap();
+            assert_eq!(out.insns, want);
+            assert_eq!(out.retval, n * (n - 1) / 2);
+            assert_eq!(
+                vm_of(ProgType::Mem, &text, cfg(want - 1)).run(&[]),
+                Err(RunError::BudgetExceeded { budget: want - 1 })
+            );
+        }
+    }
+}
+
+#[test]
+fn straight_line_code_longer_than_a_chunk_counts_exactly() {
+    let mut text = String::from("mov %r0, 0\n");
+    for _ in 0..3000 {
+        text.push_str("add %r0, 1\n");
+    }
+    text.push_str("exit\n");
+    let out = vm(ProgType::Mem, &text).run(&[]).unwrap();
+    assert_eq!((out.retval, out.insns), (3000, 3002));
+    let cfg = VmConfig {
+        budget: 3001,
+        ..VmConfig::default()
+    };
+    assert_eq!(
+        vm_of(ProgType::Mem, &text, cfg).run(&[]),
+        Err(RunError::BudgetExceeded { budget: 3001 })
+    );
+}
+
+#[test]
+fn ld_abs_abort_counts_only_what_executed() {
+    // The failing load is the 3rd instruction of a 5-instruction run.
+    let text = "mov %r6, %r1\nmov %r0, 7\nldabsw 1000\nmov %r0, 1\nexit";
+    for fused in [true, false] {
+        let cfg = VmConfig {
+            superinstructions: fused,
+            ..VmConfig::default()
+        };
+        let out = vm_of(ProgType::SocketFilter, text, cfg)
+            .run(&[0; 60])
+            .unwrap();
+        assert_eq!((out.retval, out.insns), (0, 3));
+    }
+}
+
+// ------------------------------------------------------------ superinstructions ----
+
+fn alu64_op() -> impl Strategy<Value = AluOp> {
+    prop_oneof![
+        Just(AluOp::Add),
+        Just(AluOp::Sub),
+        Just(AluOp::And),
+        Just(AluOp::Or),
+        Just(AluOp::Xor),
+        Just(AluOp::Lsh),
+        Just(AluOp::Rsh),
+        Just(AluOp::Arsh),
+        Just(AluOp::Mul),
+    ]
+}
+
+fn cond() -> impl Strategy<Value = JmpCond> {
+    prop_oneof![
+        Just(JmpCond::Eq),
+        Just(JmpCond::Gt),
+        Just(JmpCond::Ge),
+        Just(JmpCond::Set),
+        Just(JmpCond::Ne),
+        Just(JmpCond::Sgt),
+        Just(JmpCond::Sge),
+        Just(JmpCond::Lt),
+        Just(JmpCond::Le),
+        Just(JmpCond::Slt),
+        Just(JmpCond::Sle),
+    ]
+}
+
+/// Registers the patterns may write: all but r1 (the input buffer) and r10.
+fn wreg() -> impl Strategy<Value = u8> {
+    prop_oneof![Just(0u8), 2u8..=9]
+}
+
+fn imm() -> impl Strategy<Value = i32> {
+    prop_oneof![-3i32..70, any::<i32>()]
+}
+
+fn alu(op: AluOp, dst: u8, src: Operand) -> Insn {
+    Insn::Alu {
+        op,
+        width: Width::W64,
+        dst,
+        src,
+    }
+}
+
+fn jcc(cond: JmpCond, dst: u8, src: Operand) -> Insn {
+    // Skips the one instruction after the jump: the first of the next pattern, so jumps also
+    // land in the middle of fused sequences.
+    Insn::Jmp {
+        cond,
+        width: Width::W64,
+        dst,
+        src,
+        off: 1,
+    }
+}
+
+/// One instance of a fusable family, with random registers, constants and conditions.
+fn pattern() -> impl Strategy<Value = Vec<Insn>> {
+    let operand = || {
+        prop_oneof![
+            (0u8..=9).prop_map(Operand::Reg),
+            imm().prop_map(Operand::Imm)
+        ]
+    };
+    prop_oneof![
+        // rX = rY; rX op= K|rZ
+        (wreg(), 0u8..=10, alu64_op(), operand())
+            .prop_map(|(d, s, op, o)| vec![alu(AluOp::Mov, d, Operand::Reg(s)), alu(op, d, o)]),
+        // rX op1= K1; rX op2= K2
+        (wreg(), alu64_op(), imm(), alu64_op(), imm()).prop_map(|(d, a, k1, b, k2)| vec![
+            alu(a, d, Operand::Imm(k1)),
+            alu(b, d, Operand::Imm(k2))
+        ]),
+        // rX op= K; if rX <cond> K2|rZ goto
+        (wreg(), alu64_op(), imm(), cond(), operand())
+            .prop_map(|(d, a, k, c, o)| vec![alu(a, d, Operand::Imm(k)), jcc(c, d, o)]),
+        // rX = *(u16|u32 *)(r1 + off); rX = bswap(rX); [if rX <cond> K goto]
+        (
+            wreg(),
+            prop_oneof![Just((Size::H, 16u8)), Just((Size::W, 32u8))],
+            prop_oneof![9 => 0i16..28, 1 => 28i16..40],
+            cond(),
+            prop_oneof![imm(), 0i32..0x10000],
+            any::<bool>()
+        )
+            .prop_map(|(d, (size, bits), off, c, k, with_jump)| {
+                let mut v = vec![
+                    Insn::Load {
+                        size,
+                        signed: false,
+                        dst: d,
+                        src: 1,
+                        off,
+                    },
+                    Insn::Endian {
+                        order: ByteOrder::ToBe,
+                        bits,
+                        dst: d,
+                    },
+                ];
+                if with_jump {
+                    v.push(jcc(c, d, Operand::Imm(k)));
+                }
+                v
+            }),
+        // rX = rY; rX op= rZ; rX += K
+        (wreg(), 0u8..=10, alu64_op(), 0u8..=10, imm()).prop_map(|(d, s, op, z, k)| vec![
+            alu(AluOp::Mov, d, Operand::Reg(s)),
+            alu(op, d, Operand::Reg(z)),
+            alu(AluOp::Add, d, Operand::Imm(k))
+        ]),
+        // rX = *(size *)(r1 + off); rX op= K
+        (
+            wreg(),
+            prop_oneof![Just(Size::B), Just(Size::H), Just(Size::W), Just(Size::DW)],
+            prop_oneof![9 => 0i16..24, 1 => 24i16..40],
+            alu64_op(),
+            imm()
+        )
+            .prop_map(|(d, size, off, op, k)| vec![
+                Insn::Load {
+                    size,
+                    signed: false,
+                    dst: d,
+                    src: 1,
+                    off,
+                },
+                alu(op, d, Operand::Imm(k))
+            ]),
+        // rX = rY; rX += K; if rX <cond> rZ goto
+        (wreg(), 0u8..=10, imm(), cond(), 0u8..=9).prop_map(|(d, s, k, c, z)| vec![
+            alu(AluOp::Mov, d, Operand::Reg(s)),
+            alu(AluOp::Add, d, Operand::Imm(k)),
+            jcc(c, d, Operand::Reg(z))
+        ]),
+    ]
+}
+
+/// `lddw rI, v` for r0 and r2..r9, the patterns, an epilogue folding all registers into r0
+/// and a fusable `mov r0, ..; exit` ending, either in the main program or in a subprogram
+/// (so that the fused exit also returns from a call).
+fn program(
+    seeds: &[u64],
+    patterns: &[Vec<Insn>],
+    end_in_sub: bool,
+    end_k: Option<i32>,
+) -> Vec<Insn> {
+    let mut v = Vec::new();
+    for (i, &s) in seeds.iter().enumerate() {
+        let dst = if i == 0 { 0 } else { i as u8 + 1 };
+        v.push(Insn::LdImm64 {
+            dst,
+            value: LdImm64::Imm(s),
+        });
+        v.push(Insn::LdImm64Tail);
+    }
+    for p in patterns {
+        v.extend_from_slice(p);
+    }
+    // Something for the last pattern's jump to skip.
+    v.push(alu(AluOp::Mov, 9, Operand::Imm(1)));
+    for r in 2..=9 {
+        v.push(alu(AluOp::Xor, 0, Operand::Reg(r)));
+    }
+    let ending = match end_k {
+        Some(k) => alu(AluOp::Mov, 0, Operand::Imm(k)),
+        None => alu(AluOp::Mov, 0, Operand::Reg(6)),
+    };
+    if end_in_sub {
+        v.push(alu(AluOp::Mov, 6, Operand::Reg(0)));
+        v.push(Insn::Call(CallTarget::Local(1)));
+        v.push(Insn::Exit);
+    }
+    v.push(ending);
+    v.push(Insn::Exit);
+    v
+}
+
+fn run_prog(
+    insns: &[Insn],
+    budget: u64,
+    fused: bool,
+    input: &[u8],
+) -> Result<RunOutcome, RunError> {
+    let p = Program {
+        name: "fp".into(),
+        section: None,
+        prog_type: ProgType::Mem,
+        insns: insns.to_vec(),
+        maps: Vec::new(),
+    };
+    let cfg = VmConfig {
+        budget,
+        superinstructions: fused,
+        ..VmConfig::default()
+    };
+    Vm::new(&p, cfg).unwrap().run(input)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn superinstruction_families_match_plain_execution(
+        seeds in prop::collection::vec(prop_oneof![any::<u64>(), 0u64..64], 9),
+        patterns in prop::collection::vec(pattern(), 1..12),
+        end_in_sub in any::<bool>(),
+        end_k in prop::option::of(imm()),
+        input in prop::collection::vec(any::<u8>(), 32),
+        budget in prop_oneof![0u64..80, Just(1000u64)],
+    ) {
+        let insns = program(&seeds, &patterns, end_in_sub, end_k);
+        let fused = run_prog(&insns, budget, true, &input);
+        let plain = run_prog(&insns, budget, false, &input);
+        prop_assert_eq!(&fused, &plain);
+        if let Ok(out) = fused {
+            let again = run_prog(&insns, out.insns, true, &input);
+            prop_assert_eq!(again, Ok(out.clone()));
+            let short = run_prog(&insns, out.insns - 1, true, &input);
+            prop_assert_eq!(short, Err(RunError::BudgetExceeded { budget: out.insns - 1 }));
+        }
+    }
+}
+
+#[test]
+fn xdp_md_loads_take_the_fast_path_with_the_same_results() {
+    // All six words, then data again after bpf_xdp_adjust_head(ctx, 4) (helper 44) moved it.
+    let text = "mov %r6, %r1\nldxw %r2, [%r6+0]\nldxw %r3, [%r6+4]\nldxw %r4, [%r6+8]\n\
+                ldxw %r5, [%r6+12]\nldxw %r7, [%r6+16]\nldxw %r8, [%r6+20]\n\
+                mov %r0, %r3\nsub %r0, %r2\njne %r2, %r4, bad\nadd %r0, %r5\nadd %r0, %r7\n\
+                add %r0, %r8\nstxdw [%r10-8], %r0\nmov %r9, %r2\nmov %r1, %r6\nmov %r2, 4\n\
+                call 44\nldxdw %r0, [%r10-8]\nldxw %r2, [%r6+0]\nsub %r2, %r9\nlsh %r2, 16\n\
+                add %r0, %r2\nexit\n\
+                bad:\nmov %r0, 99\nexit";
+    let cfg = VmConfig {
+        ingress_ifindex: 3,
+        rx_queue_index: 5,
+        ..VmConfig::default()
+    };
+    let mut v = vm_of(ProgType::Xdp, text, cfg);
+    for _ in 0..2 {
+        // len 60, + ifindex 3 + queue 5 + egress 0, + (4 << 16) for the moved data.
+        assert_eq!(v.run(&[0; 60]).unwrap().retval, 60 + 3 + 5 + (4 << 16));
+    }
+    // Misaligned, out of range and sign-extending loads still follow the kernel's rules.
+    for bad in [
+        "ldxw %r0, [%r1+2]",
+        "ldxw %r0, [%r1+24]",
+        "ldxsw %r0, [%r1+0]",
+    ] {
+        let mut v = vm(ProgType::Xdp, &format!("{bad}\nexit"));
+        assert!(
+            matches!(v.run(&[0; 60]), Err(RunError::Fault { pc: 0, .. })),
+            "{bad}"
+        );
+    }
+}
