@@ -32,7 +32,7 @@ impl Loaded {
     }
 }
 
-fn type_from_arg(t: TypeArg) -> ProgType {
+pub fn type_from_arg(t: TypeArg) -> ProgType {
     match t {
         TypeArg::Xdp => ProgType::Xdp,
         TypeArg::Tc => ProgType::SchedCls,

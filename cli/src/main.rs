@@ -83,11 +83,8 @@ enum Command {
     },
     /// Run a program in the reference interpreter.
     Run(cmd::run::RunArgs),
-    /// Verify a program (issue #4).
-    Verify {
-        /// Program.
-        prog: PathBuf,
-    },
+    /// Verify a program: kernel-style log, exit 1 when rejected.
+    Verify(cmd::verify::VerifyArgs),
     /// Compile a program to NFP microcode (issue #5).
     Compile {
         /// Program.
@@ -145,7 +142,7 @@ fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Disasm { prog, syntax } => cmd::asm::disasm(&prog, syntax, g),
         Command::Run(args) => cmd::run::run(&args, g),
         Command::Demo => cmd::demo::demo(g),
-        Command::Verify { .. } => Err(CliError::not_yet("verify", "the verifier", 4)),
+        Command::Verify(args) => cmd::verify::verify(&args, g),
         Command::Compile { .. } => Err(CliError::not_yet("compile", "the NFP offload compiler", 5)),
         Command::Sim { .. } => Err(CliError::not_yet("sim", "the NIC simulator", 6)),
         Command::Diff(args) => cmd::diff::diff(&args, g),

@@ -136,9 +136,50 @@ fn demo_runs_and_reports_json() {
 fn stages_not_yet_built_say_so() {
     let s = tmp("p.s");
     std::fs::write(&s, "mov %r0, 2\nexit\n").expect("write");
-    for cmd in ["verify", "compile", "sim", "report"] {
+    for cmd in ["compile", "sim", "report"] {
         let (code, _, err) = offload(&[cmd, s.to_str().expect("utf-8")]);
         assert_eq!(code, 2, "{cmd}");
         assert!(err.contains("not available yet"), "{cmd}: {err}");
     }
+}
+
+#[test]
+fn verify_accepts_and_rejects_with_the_contract_fields_and_exit_codes() {
+    let ok = tmp("verify-ok.s");
+    std::fs::write(&ok, "ldxw %r2, [%r1+0]\nmov32 %r2, %r2\nadd32 %r2, 1\nmov %r3, %r2\nmov %r0, 2\nexit\n").expect("write");
+    let (code, stdout, err) = offload(&["verify", "--json", ok.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&stdout);
+    assert_eq!(v["accepted"], true);
+    for field in ["error", "pc", "errno", "processed_insns", "zext", "stack_depth", "verify_ns"] {
+        assert!(v.get(field).is_some(), "missing {field}: {stdout}");
+    }
+    assert_eq!(v["zext"], serde_json::json!([2]), "add32 is read as 64 bits by the mov: {stdout}");
+
+    let bad = tmp("verify-bad.s");
+    std::fs::write(&bad, "mov %r0, 1\nldxw %r0, [%r1+100]\nexit\n").expect("write");
+    let (code, stdout, _) = offload(&["verify", "--json", bad.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{stdout}");
+    let v = json(&stdout);
+    assert_eq!(v["accepted"], false);
+    assert_eq!(v["pc"], 1);
+    assert_eq!(v["errno"], "EACCES");
+
+    // A bad encoding is a rejection with a pc (exit 1), not bad input.
+    let raw = tmp("verify-bad.bin");
+    let mut bytes = vec![0xb7, 0, 0, 0, 0, 0, 0, 0];
+    bytes.extend([0xff, 0, 0, 0, 0, 0, 0, 0]);
+    bytes.extend([0x95, 0, 0, 0, 0, 0, 0, 0]);
+    std::fs::write(&raw, bytes).expect("write");
+    let (code, stdout, _) = offload(&["verify", "--json", raw.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{stdout}");
+    let v = json(&stdout);
+    assert_eq!(v["accepted"], false);
+    assert_eq!(v["pc"], 1, "{stdout}");
+    assert_eq!(v["errno"], "EINVAL");
+
+    // Human output carries the kernel's summary line.
+    let (code, stdout, _) = offload(&["verify", ok.to_str().expect("utf-8")]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("processed 6 insns (limit 1000000)"), "{stdout}");
 }

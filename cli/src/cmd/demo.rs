@@ -10,7 +10,6 @@ use crate::{GlobalOpts, cmd::run::verdict_name, exit::CliError, json as out};
 
 /// Stages that have not landed yet, said plainly rather than faked.
 const PENDING: &[(&str, &str)] = &[
-    ("verify", "issue #4 (verifier)"),
     ("compile", "issue #5 (nfp-backend)"),
     ("sim", "issue #6 (nic-sim)"),
 ];
@@ -19,6 +18,7 @@ pub fn demo(g: &GlobalOpts) -> Result<u8, CliError> {
     let program = vm_core::demo::udp_filter();
     let raw = program.raw();
     let mut vm = Vm::new(&program, VmConfig::default()).map_err(|e| CliError::input(format!("demo program: {e}")))?;
+    let verified = verifier::verify(&program, &verifier::VerifyOptions::default());
     let mut results = Vec::new();
     for (name, packet) in vm_core::demo::packets() {
         let outcome = vm.run(&packet).map_err(|e| CliError { code: 1, message: format!("demo packet `{name}`: {e}") })?;
@@ -35,6 +35,14 @@ pub fn demo(g: &GlobalOpts) -> Result<u8, CliError> {
                        "verdict": verdict_name(program.prog_type, o.retval), "insns": o.insns})
             })
             .collect();
+        f.insert(
+            "verify".into(),
+            match &verified {
+                Ok(v) => json!({"accepted": true, "processed_insns": v.processed_insns,
+                                "stack_depth": v.stack_depth, "zext": v.zext}),
+                Err(r) => json!({"accepted": false, "pc": r.error.pc, "error": r.error.message}),
+            },
+        );
         f.insert("packets".into(), json!(packets));
         f.insert("maps".into(), out::maps(vm.maps()));
         let pending: Map<_, _> = PENDING.iter().map(|(s, why)| (s.to_string(), json!(format!("not available yet: {why}")))).collect();
@@ -49,6 +57,14 @@ pub fn demo(g: &GlobalOpts) -> Result<u8, CliError> {
         if *insn != vm_core::Insn::LdImm64Tail {
             println!("  {}", asm::kernel_line(pc, raw[pc].code, insn));
         }
+    }
+    println!("\n-- verify (privileged profile, as root on Linux 6.18)");
+    match &verified {
+        Ok(v) => println!(
+            "  accepted: {} insns processed, stack depth {} bytes, 32-bit definitions needing zero-extension at {:?}",
+            v.processed_insns, v.stack_depth, v.zext
+        ),
+        Err(r) => println!("  REJECTED at instruction {}: {}", r.error.pc, r.error.message),
     }
     println!("\n-- run in the reference interpreter");
     for (name, len, o) in &results {

@@ -4,3 +4,4 @@ pub mod asm;
 pub mod demo;
 pub mod diff;
 pub mod run;
+pub mod verify;
