@@ -39,6 +39,29 @@ pub struct MapSnapshot {
     pub entries: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+impl MapSnapshot {
+    /// A snapshot of a per-CPU map in the form engines can compare: which CPU a run used is
+    /// not under the caller's control (the kernel runs a test on the calling thread's CPU,
+    /// out of `possible_cpus` slots; the interpreter has its own CPU count), so each value
+    /// becomes the sorted list of its non-zero per-CPU slices (`stride` = value size rounded
+    /// up to 8 bytes, as `BPF_MAP_LOOKUP_ELEM` lays them out).
+    pub fn per_cpu(name: String, entries: Vec<(Vec<u8>, Vec<u8>)>, value_size: u32) -> Self {
+        let stride = (value_size as usize).next_multiple_of(8).max(1);
+        let entries = entries
+            .into_iter()
+            .map(|(k, v)| {
+                let mut slices: Vec<&[u8]> = v
+                    .chunks(stride)
+                    .filter(|c| c.iter().any(|&b| b != 0))
+                    .collect();
+                slices.sort_unstable();
+                (k, slices.concat())
+            })
+            .collect();
+        MapSnapshot { name, entries }
+    }
+}
+
 /// What an engine observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineResult {
@@ -177,7 +200,10 @@ pub fn compare(reference: &EngineRun, other: &EngineRun) -> Comparison {
         for sa in ma {
             match mb.iter().find(|sb| sb.name == sa.name) {
                 Some(sb) if sb.entries != sa.entries => {
-                    return diverge(&format!("map {}", sa.name), map_difference(&sa.entries, &sb.entries));
+                    return diverge(
+                        &format!("map {}", sa.name),
+                        map_difference(&sa.entries, &sb.entries),
+                    );
                 }
                 Some(_) => {}
                 None => {
@@ -196,7 +222,9 @@ pub fn compare(reference: &EngineRun, other: &EngineRun) -> Comparison {
 /// would bury the one value that matters.
 fn map_difference(a: &[(Vec<u8>, Vec<u8>)], b: &[(Vec<u8>, Vec<u8>)]) -> String {
     let hex = |v: &[u8]| v.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let lookup = |m: &[(Vec<u8>, Vec<u8>)], k: &[u8]| m.iter().find(|(key, _)| key == k).map(|(_, v)| hex(v));
+    let lookup = |m: &[(Vec<u8>, Vec<u8>)], k: &[u8]| {
+        m.iter().find(|(key, _)| key == k).map(|(_, v)| hex(v))
+    };
     let mut keys: Vec<&Vec<u8>> = a.iter().chain(b).map(|(k, _)| k).collect();
     keys.sort();
     keys.dedup();
@@ -246,6 +274,35 @@ pub fn run_differential(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn per_cpu_values_compare_whatever_cpu_ran_the_test() {
+        // Value size 4: each CPU's slice is 8 bytes. CPU 2 of 4 vs CPU 0 of 1.
+        let kernel = vec![(
+            vec![0u8; 4],
+            [
+                vec![0; 8],
+                vec![0; 8],
+                vec![5, 0, 0, 0, 0, 0, 0, 0],
+                vec![0; 8],
+            ]
+            .concat(),
+        )];
+        let interp = vec![(vec![0u8; 4], vec![5, 0, 0, 0, 0, 0, 0, 0])];
+        assert_eq!(
+            MapSnapshot::per_cpu("m".into(), kernel, 4),
+            MapSnapshot::per_cpu("m".into(), interp, 4)
+        );
+        let other = vec![(vec![0u8; 4], vec![6, 0, 0, 0, 0, 0, 0, 0])];
+        assert_ne!(
+            MapSnapshot::per_cpu("m".into(), other, 4),
+            MapSnapshot::per_cpu(
+                "m".into(),
+                vec![(vec![0u8; 4], vec![5, 0, 0, 0, 0, 0, 0, 0])],
+                4
+            )
+        );
+    }
     use super::*;
 
     struct Fixed(&'static str, Result<EngineResult, EngineError>);

@@ -72,9 +72,16 @@ impl InterpEngine {
             .map(|(map, def)| {
                 let mut entries = map.entries();
                 entries.sort();
-                MapSnapshot {
-                    name: def.name.clone(),
-                    entries,
+                if matches!(
+                    def.map_type,
+                    MapType::PercpuArray | MapType::PercpuHash | MapType::LruPercpuHash
+                ) {
+                    MapSnapshot::per_cpu(def.name.clone(), entries, def.value_size)
+                } else {
+                    MapSnapshot {
+                        name: def.name.clone(),
+                        entries,
+                    }
                 }
             })
             .collect();

@@ -224,11 +224,22 @@ impl LoadedVmProgram {
                 name: def.name.clone(),
                 source,
             })?;
-            out.push(MapSnapshot {
-                name: def.name.clone(),
-                entries,
+            out.push(if is_per_cpu(def.map_type) {
+                MapSnapshot::per_cpu(def.name.clone(), entries, def.value_size)
+            } else {
+                MapSnapshot {
+                    name: def.name.clone(),
+                    entries,
+                }
             });
         }
         Ok(out)
     }
+}
+
+fn is_per_cpu(t: MapType) -> bool {
+    matches!(
+        t,
+        MapType::PercpuArray | MapType::PercpuHash | MapType::LruPercpuHash
+    )
 }
