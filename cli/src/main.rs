@@ -85,11 +85,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Verify a program: kernel-style log, exit 1 when rejected.
     Verify(cmd::verify::VerifyArgs),
-    /// Compile a program to NFP microcode (issue #5).
-    Compile {
-        /// Program.
-        prog: PathBuf,
-    },
+    /// Compile a program to NFP-style microcode: offloadable or every reason why not.
+    Compile(cmd::compile::CompileArgs),
     /// Simulate a program on a multi-core NIC (issue #6).
     Sim {
         /// Program.
@@ -143,7 +140,7 @@ fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Run(args) => cmd::run::run(&args, g),
         Command::Demo => cmd::demo::demo(g),
         Command::Verify(args) => cmd::verify::verify(&args, g),
-        Command::Compile { .. } => Err(CliError::not_yet("compile", "the NFP offload compiler", 5)),
+        Command::Compile(args) => cmd::compile::compile(&args, g),
         Command::Sim { .. } => Err(CliError::not_yet("sim", "the NIC simulator", 6)),
         Command::Diff(args) => cmd::diff::diff(&args, g),
         Command::Report { .. } => Err(CliError::not_yet("report", "the offload report", 7)),

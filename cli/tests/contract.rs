@@ -136,7 +136,7 @@ fn demo_runs_and_reports_json() {
 fn stages_not_yet_built_say_so() {
     let s = tmp("p.s");
     std::fs::write(&s, "mov %r0, 2\nexit\n").expect("write");
-    for cmd in ["compile", "sim", "report"] {
+    for cmd in ["sim", "report"] {
         let (code, _, err) = offload(&[cmd, s.to_str().expect("utf-8")]);
         assert_eq!(code, 2, "{cmd}");
         assert!(err.contains("not available yet"), "{cmd}: {err}");
@@ -182,4 +182,43 @@ fn verify_accepts_and_rejects_with_the_contract_fields_and_exit_codes() {
     let (code, stdout, _) = offload(&["verify", ok.to_str().expect("utf-8")]);
     assert_eq!(code, 0);
     assert!(stdout.contains("processed 6 insns (limit 1000000)"), "{stdout}");
+}
+
+#[test]
+fn compile_reports_offloadable_or_every_reason() {
+    let ok = tmp("compile-ok.s");
+    std::fs::write(
+        &ok,
+        "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 14\njgt %r4, %r3, +3\nldxb %r5, [%r2+12]\nmov32 %r0, 2\nexit\nmov %r0, 1\nexit\n",
+    )
+    .expect("write");
+    let (code, stdout, err) = offload(&["compile", "--json", ok.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&stdout);
+    assert_eq!(v["offloadable"], true);
+    for field in ["reasons", "ebpf_insns", "nfp_insns", "zext_elided", "zext_kept", "estimated_cycles"] {
+        assert!(v.get(field).is_some(), "missing {field}: {stdout}");
+    }
+    assert_eq!(v["ebpf_insns"], 10);
+    assert!(v["estimated_cycles"]["min"].as_u64() <= v["estimated_cycles"]["max"].as_u64());
+
+    // Two independent reasons in one program: both are reported, each with its pc.
+    let bad = tmp("compile-bad.s");
+    std::fs::write(&bad, "mov %r0, 7\nmod %r0, 3\nstdw [%r10-8], 1\nldxdw %r1, [%r10-8]\nsdiv %r0, 2\nmov %r0, 2\nexit\n")
+        .expect("write");
+    let (code, stdout, _) = offload(&["compile", "--json", bad.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{stdout}");
+    let v = json(&stdout);
+    assert_eq!(v["offloadable"], false);
+    let pcs: Vec<u64> = v["reasons"].as_array().expect("reasons").iter().filter_map(|r| r["pc"].as_u64()).collect();
+    assert!(pcs.contains(&1) && pcs.contains(&4), "{stdout}");
+
+    // Listing and microcode output.
+    let out = tmp("compile-ok.bin");
+    let (code, stdout, err) = offload(&["compile", ok.to_str().expect("utf-8"), "--listing", "-o", out.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("exit"), "{stdout}");
+    let words = std::fs::read(&out).expect("microcode written");
+    assert_eq!(words.len() % 8, 0);
+    assert!(!words.is_empty());
 }

@@ -1,3 +1,19 @@
-//! NFP-style offload compiler (issue #5).
+//! NFP-style offload compiler (issue #5): lowers a verified eBPF program to microengine code
+//! for a Netronome-like flow processor (see `../shared/design/nfp-model.md`).
 //!
-//! Not started yet: this crate intentionally exposes nothing until the nfp-backend issue lands.
+//! Stages: feasibility (the verifier run with this backend's offload hooks, collecting every
+//! reason a program cannot be offloaded), lowering to [`target`] instructions with zext elision
+//! and the NFP JIT's peephole optimisations, a static cost model, and a reference microengine
+//! executor that checks the translation against vm-core's interpreter.
+
+pub mod compile;
+pub mod feasibility;
+pub mod lower;
+pub mod cost;
+pub mod exec;
+pub mod preset;
+pub mod reason;
+pub mod target;
+
+pub use preset::NicLimits;
+pub use reason::Reason;

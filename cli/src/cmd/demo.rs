@@ -10,7 +10,6 @@ use crate::{GlobalOpts, cmd::run::verdict_name, exit::CliError, json as out};
 
 /// Stages that have not landed yet, said plainly rather than faked.
 const PENDING: &[(&str, &str)] = &[
-    ("compile", "issue #5 (nfp-backend)"),
     ("sim", "issue #6 (nic-sim)"),
 ];
 
@@ -19,6 +18,7 @@ pub fn demo(g: &GlobalOpts) -> Result<u8, CliError> {
     let raw = program.raw();
     let mut vm = Vm::new(&program, VmConfig::default()).map_err(|e| CliError::input(format!("demo program: {e}")))?;
     let verified = verifier::verify(&program, &verifier::VerifyOptions::default());
+    let compiled = nfp_backend::compile::compile(&program, &nfp_backend::NicLimits::AGILIO_CX);
     let mut results = Vec::new();
     for (name, packet) in vm_core::demo::packets() {
         let outcome = vm.run(&packet).map_err(|e| CliError { code: 1, message: format!("demo packet `{name}`: {e}") })?;
@@ -43,6 +43,16 @@ pub fn demo(g: &GlobalOpts) -> Result<u8, CliError> {
                 Err(r) => json!({"accepted": false, "pc": r.error.pc, "error": r.error.message}),
             },
         );
+        f.insert(
+            "compile".into(),
+            match &compiled {
+                Ok(c) => json!({"offloadable": true, "ebpf_insns": c.ebpf_insns, "nfp_insns": c.nfp_insns,
+                                "zext_elided": c.zext_elided, "zext_kept": c.zext_kept,
+                                "estimated_cycles": {"min": c.estimated_cycles.0, "max": c.estimated_cycles.1}}),
+                Err(n) => json!({"offloadable": false,
+                                 "reasons": n.reasons.iter().map(|r| r.to_string()).collect::<Vec<_>>()}),
+            },
+        );
         f.insert("packets".into(), json!(packets));
         f.insert("maps".into(), out::maps(vm.maps()));
         let pending: Map<_, _> = PENDING.iter().map(|(s, why)| (s.to_string(), json!(format!("not available yet: {why}")))).collect();
@@ -65,6 +75,19 @@ pub fn demo(g: &GlobalOpts) -> Result<u8, CliError> {
             v.processed_insns, v.stack_depth, v.zext
         ),
         Err(r) => println!("  REJECTED at instruction {}: {}", r.error.pc, r.error.message),
+    }
+    println!("\n-- compile for an NFP-4000-style SmartNIC (Agilio CX firmware limits)");
+    match &compiled {
+        Ok(c) => println!(
+            "  offloadable: {} eBPF slots -> {} microengine instructions; zero-extensions elided {} / kept {}; {}..{} cycles per packet",
+            c.ebpf_insns, c.nfp_insns, c.zext_elided, c.zext_kept, c.estimated_cycles.0, c.estimated_cycles.1
+        ),
+        Err(n) => {
+            println!("  NOT offloadable:");
+            for r in &n.reasons {
+                println!("    {r}");
+            }
+        }
     }
     println!("\n-- run in the reference interpreter");
     for (name, len, o) in &results {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod asm;
+pub mod compile;
 pub mod demo;
 pub mod diff;
 pub mod run;

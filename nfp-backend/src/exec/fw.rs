@@ -1,0 +1,150 @@
+//! Firmware helpers: what the CoreNIC firmware does when generated code branches to a helper
+//! address, implemented with vm-core's map semantics so map contents and return values match
+//! the interpreter's.
+//!
+//! Argument convention (as the host's): R1..R5 in GPR pairs 2..11 (bank A read), result in R0
+//! (both banks). Pointers to keys and values are LMEM byte addresses (the stack); the data of
+//! `perf_event_output` may also be a CTM packet address or an EMEM map value address.
+
+use super::memory::{emem_map, range};
+use super::thread::Thread;
+use super::{
+    EMEM_MAP_FD_SHIFT, ExecErrorKind, LMEM_BYTES, MIN_PACKET, MemState, PKT_BUF_BYTES,
+    PKT_TAILROOM_RESERVED, XDP_FRAME_BYTES, ctm_packet_buffer, emem_map_addr,
+};
+use crate::target::FwHelper;
+use vm_core::maps::{BPF_F_CTXLEN_MASK, BPF_F_INDEX_MASK, MapErrno};
+
+/// `-EINVAL` as a helper return value.
+const EINVAL: u64 = (-22i64) as u64;
+/// `-EFAULT`.
+const EFAULT: u64 = (-14i64) as u64;
+
+fn ret(r: Result<(), MapErrno>) -> u64 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.as_helper_ret() as u64,
+    }
+}
+
+/// Runs `helper` for `th`, writing R0.
+pub(super) fn call(
+    helper: FwHelper,
+    th: &mut Thread,
+    mem: &mut MemState<'_>,
+) -> Result<(), ExecErrorKind> {
+    let bad = |reason| ExecErrorKind::Helper { helper, reason };
+    let r0 = match helper {
+        FwHelper::MapLookup | FwHelper::MapUpdate | FwHelper::MapDelete => {
+            let fd = th.reg(1) as u32 as usize;
+            let cpu = mem.shared.cpu;
+            let map = mem.maps.get_mut(fd).ok_or(bad("no such map"))?;
+            let (ks, vs) = (map.def().key_size, map.def().value_size);
+            let key = mem
+                .lmem
+                .slice(u64::from(th.reg(2) as u32), ks)
+                .map_err(|_| bad("key outside local memory"))?;
+            match helper {
+                FwHelper::MapLookup => match map.lookup(key, cpu) {
+                    Some(off) if (off as u64) < 1 << EMEM_MAP_FD_SHIFT => {
+                        emem_map_addr(fd as u32, off as u64)
+                    }
+                    Some(_) => return Err(bad("value offset beyond the map's EMEM window")),
+                    None => 0,
+                },
+                FwHelper::MapUpdate => {
+                    let value = mem
+                        .lmem
+                        .slice(u64::from(th.reg(3) as u32), vs)
+                        .map_err(|_| bad("value outside local memory"))?;
+                    ret(map.update(key, value, th.reg(4), cpu))
+                }
+                _ => ret(map.delete(key)),
+            }
+        }
+        FwHelper::Random => u64::from(mem.shared.prandom()),
+        FwHelper::AdjustHead => {
+            let delta = i64::from(th.reg(2) as u32 as i32);
+            let metalen = th.data - th.meta;
+            let data = i64::from(th.data) + delta;
+            if data < i64::from(XDP_FRAME_BYTES + metalen)
+                || data > i64::from(th.end) - i64::from(MIN_PACKET)
+            {
+                EINVAL
+            } else {
+                let meta = (i64::from(th.meta) + delta) as u32;
+                if metalen != 0 {
+                    let old = th.meta as usize;
+                    th.pkt
+                        .copy_within(old..old + metalen as usize, meta as usize);
+                }
+                th.meta = meta;
+                th.data = data as u32;
+                th.headroom_dirty = true;
+                th.write_pkt_vec(mem.lmem);
+                0
+            }
+        }
+        FwHelper::AdjustTail => {
+            // The firmware only shrinks packets.
+            let delta = i64::from(th.reg(2) as u32 as i32);
+            let end = i64::from(th.end) + delta;
+            let hard_end = i64::from(PKT_BUF_BYTES - PKT_TAILROOM_RESERVED);
+            if delta > 0 || end > hard_end || end < i64::from(th.data + MIN_PACKET) {
+                EINVAL
+            } else {
+                th.end = end as u32;
+                th.write_pkt_vec(mem.lmem);
+                0
+            }
+        }
+        FwHelper::PerfEventOutput => perf_event_output(th, mem).map_err(bad)?,
+    };
+    th.set_r0(r0);
+    Ok(())
+}
+
+/// `bpf_perf_event_output(ctx, map = R2, flags = R3, data = R4, size = R5)`; the upper flag
+/// bits append that many packet bytes, as for XDP on the host.
+fn perf_event_output(th: &mut Thread, mem: &mut MemState<'_>) -> Result<u64, &'static str> {
+    let fd = th.reg(2) as u32 as usize;
+    let (flags, data, size) = (th.reg(3), th.reg(4), th.reg(5));
+    let ctx_len = ((flags & BPF_F_CTXLEN_MASK) >> 32) as usize;
+    if flags & !(BPF_F_CTXLEN_MASK | BPF_F_INDEX_MASK) != 0 {
+        return Ok(EINVAL);
+    }
+    if ctx_len > (th.end - th.data) as usize {
+        return Ok(EFAULT);
+    }
+    let size = u32::try_from(size).map_err(|_| "size above 4 GiB")?;
+    let buf = &mut mem.shared.scratch;
+    buf.clear();
+    let pkt_base = u64::from(ctm_packet_buffer(th.index()));
+    if data < LMEM_BYTES as u64 {
+        buf.extend_from_slice(
+            mem.lmem
+                .slice(data, size)
+                .map_err(|_| "data outside memory")?,
+        );
+    } else if let Some(r) = data
+        .checked_sub(pkt_base)
+        .and_then(|off| range(off, size, PKT_BUF_BYTES as usize))
+    {
+        buf.extend_from_slice(&th.pkt[r]);
+    } else if let Some((mfd, off)) = emem_map(data) {
+        let slab = mem
+            .maps
+            .get(mfd)
+            .map(|m| m.slab())
+            .ok_or("data outside memory")?;
+        let r = range(off, size, slab.len()).ok_or("data outside memory")?;
+        buf.extend_from_slice(&slab[r]);
+    } else {
+        return Err("data outside memory");
+    }
+    let d = th.data as usize;
+    buf.extend_from_slice(&th.pkt[d..d + ctx_len]);
+    let cpu = mem.shared.cpu;
+    let map = mem.maps.get_mut(fd).ok_or("no such map")?;
+    Ok(ret(map.perf_output(flags, cpu, buf)))
+}

@@ -1,0 +1,231 @@
+//! The memories a thread reaches: the ME's local memory, the shared CLS/IMEM scratch, the
+//! running thread's CTM packet buffer and the map value slabs in EMEM; plus address
+//! resolution for memory commands.
+
+use super::{
+    CLS_BYTES, EMEM_MAP_BASE, EMEM_MAP_FD_SHIFT, ExecErrorKind, IMEM_BYTES, LMEM_BYTES,
+    PKT_BUF_BYTES, Space,
+};
+use crate::target::MemTarget;
+use vm_core::maps::{BPF_F_RDONLY_PROG, MapSet};
+
+/// One ME's 4 KiB local memory (stacks and packet vectors of its threads).
+#[derive(Clone)]
+pub struct Lmem {
+    bytes: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Lmem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lmem")
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Default for Lmem {
+    fn default() -> Self {
+        Lmem::new()
+    }
+}
+
+impl Lmem {
+    /// Zeroed local memory.
+    pub fn new() -> Lmem {
+        Lmem {
+            bytes: vec![0; LMEM_BYTES].into_boxed_slice(),
+        }
+    }
+
+    /// All bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// All bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// `len` bytes at byte address `addr`.
+    pub(super) fn slice(&self, addr: u64, len: u32) -> Result<&[u8], ExecErrorKind> {
+        let r = range(addr, len, LMEM_BYTES).ok_or(ExecErrorKind::BadAddress {
+            space: Space::Lmem,
+            addr,
+            len,
+            write: false,
+        })?;
+        Ok(&self.bytes[r])
+    }
+
+    /// The little-endian word at byte address `a` (caller checked `a + 4 <= LMEM_BYTES`).
+    #[inline(always)]
+    pub(super) fn word(&self, a: usize) -> u32 {
+        match self.bytes.get(a..a + 4) {
+            Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            None => 0,
+        }
+    }
+
+    /// Stores the little-endian word `v` at byte address `a` (caller checked the range).
+    #[inline(always)]
+    pub(super) fn set_word(&mut self, a: usize, v: u32) {
+        if let Some(b) = self.bytes.get_mut(a..a + 4) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// The little-endian word at byte address `a`, if inside LMEM.
+    pub fn read_u32(&self, a: u32) -> Option<u32> {
+        let b = self.bytes.get(a as usize..a as usize + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// Memories shared by all threads (and MEs) plus firmware state: CLS, IMEM scratch, the
+/// random generator and a reusable copy buffer.
+#[derive(Clone)]
+pub struct SharedMem {
+    pub(super) cls: Box<[u8]>,
+    pub(super) imem: Box<[u8]>,
+    pub(super) rng: u64,
+    pub(super) cpu: u32,
+    pub(super) scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for SharedMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedMem")
+            .field("cpu", &self.cpu)
+            .finish_non_exhaustive()
+    }
+}
+
+/// vm-core's seed scramble (splitmix64 finaliser), so the same seed gives the same stream.
+fn scramble(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl SharedMem {
+    /// Zeroed memories; random numbers seeded like vm-core's `VmConfig::prandom_seed`;
+    /// per-CPU maps use copy `cpu`.
+    pub fn new(prandom_seed: u64, cpu: u32) -> SharedMem {
+        SharedMem {
+            cls: vec![0; CLS_BYTES].into_boxed_slice(),
+            imem: vec![0; IMEM_BYTES].into_boxed_slice(),
+            rng: scramble(prandom_seed) | 1,
+            cpu,
+            scratch: Vec::with_capacity(4096),
+        }
+    }
+
+    /// The CLS bytes.
+    pub fn cls(&self) -> &[u8] {
+        &self.cls
+    }
+
+    /// The IMEM scratch bytes.
+    pub fn imem(&self) -> &[u8] {
+        &self.imem
+    }
+
+    /// Next pseudo-random u32 (xorshift64*, the same generator as vm-core's interpreter).
+    pub(super) fn prandom(&mut self) -> u32 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+}
+
+/// `addr .. addr + len` as a range inside `size` bytes.
+#[inline]
+pub(super) fn range(addr: u64, len: u32, size: usize) -> Option<std::ops::Range<usize>> {
+    let end = addr.checked_add(u64::from(len))?;
+    if end > size as u64 {
+        return None;
+    }
+    Some(addr as usize..end as usize)
+}
+
+/// Splits an EMEM map address into (fd, slab offset).
+#[inline]
+pub(super) fn emem_map(addr: u64) -> Option<(usize, u64)> {
+    let rel = addr.checked_sub(EMEM_MAP_BASE)?;
+    Some((
+        (rel >> EMEM_MAP_FD_SHIFT) as usize,
+        rel & ((1 << EMEM_MAP_FD_SHIFT) - 1),
+    ))
+}
+
+/// The bytes a command addresses. `pkt` is the running thread's packet buffer, at CTM
+/// address `pkt_base`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn region<'a>(
+    target: MemTarget,
+    addr: u64,
+    len: u32,
+    write: bool,
+    pkt: &'a mut [u8],
+    pkt_base: u32,
+    shared: &'a mut SharedMem,
+    maps: &'a mut MapSet,
+) -> Result<&'a mut [u8], ExecErrorKind> {
+    let bad = ExecErrorKind::BadAddress {
+        space: Space::Mem(target),
+        addr,
+        len,
+        write,
+    };
+    match target {
+        MemTarget::Ctm => {
+            let off = addr.checked_sub(u64::from(pkt_base)).ok_or(bad.clone())?;
+            let r = range(off, len, PKT_BUF_BYTES as usize).ok_or(bad)?;
+            Ok(&mut pkt[r])
+        }
+        MemTarget::Cls => {
+            let r = range(addr, len, shared.cls.len()).ok_or(bad)?;
+            Ok(&mut shared.cls[r])
+        }
+        MemTarget::Imem => {
+            let r = range(addr, len, shared.imem.len()).ok_or(bad)?;
+            Ok(&mut shared.imem[r])
+        }
+        MemTarget::Emem => {
+            let (fd, off) = emem_map(addr).ok_or(bad.clone())?;
+            let map = maps.get_mut(fd).ok_or(bad.clone())?;
+            if write && map.def().flags & BPF_F_RDONLY_PROG != 0 {
+                return Err(bad);
+            }
+            let slab = map.slab_mut();
+            let r = range(off, len, slab.len()).ok_or(bad)?;
+            Ok(&mut slab[r])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_map_addresses() {
+        assert_eq!(range(4092, 4, 4096), Some(4092..4096));
+        assert_eq!(range(4093, 4, 4096), None);
+        assert_eq!(range(u64::MAX, 4, 4096), None);
+        assert_eq!(emem_map(EMEM_MAP_BASE + (3 << 28) + 16), Some((3, 16)));
+        assert_eq!(emem_map(16), None);
+        let mut l = Lmem::new();
+        l.set_word(8, 0x1234_5678);
+        assert_eq!(l.word(8), 0x1234_5678);
+        assert_eq!(l.read_u32(8), Some(0x1234_5678));
+        assert_eq!(l.bytes()[8], 0x78);
+        assert_eq!(l.read_u32(4094), None);
+        assert!(l.slice(4090, 8).is_err());
+    }
+}

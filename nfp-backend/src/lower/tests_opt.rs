@@ -1,0 +1,124 @@
+//! One test per optimisation: ME instruction count with the optimisation off and on (the
+//! rest off), both versions checked against the interpreter.
+
+use super::LowerOptions;
+use super::tests::{diff_with, packet, xdp};
+use crate::NicLimits;
+use crate::compile::{compile, lower_verified};
+use crate::target::MeInsn;
+
+/// Instruction counts (without / with) of `src` for one optimisation; asserts both behave.
+fn before_after(src: &str, with: LowerOptions, loose: bool) -> (usize, usize) {
+    let p = xdp(src);
+    let pk = vec![packet()];
+    let off = diff_with(&p, &pk, &LowerOptions::NONE, !loose);
+    let on = diff_with(&p, &pk, &with, !loose);
+    eprintln!(
+        "{:?}: {} -> {}",
+        on.optimisations, off.nfp_insns, on.nfp_insns
+    );
+    (off.nfp_insns, on.nfp_insns)
+}
+
+const PKT: &str = "mov %r0, 0\nldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 32\njgt %r4, %r3, out\n";
+
+#[test]
+fn imm_fold_turns_negative_add_into_inline_sub() {
+    let with = LowerOptions {
+        imm_fold: true,
+        ..LowerOptions::NONE
+    };
+    // add -4 needs two immeds for 0xfffffffc and its sign extension; sub 4 needs none.
+    let (b, a) = before_after(
+        "mov %r0, 100\nadd %r0, -4\nsub32 %r0, -3\nexit",
+        with,
+        false,
+    );
+    assert_eq!(b - a, 3, "{b} -> {a}");
+}
+
+#[test]
+fn ld_mask_fold_drops_the_and() {
+    let with = LowerOptions {
+        ld_mask_fold: true,
+        ..LowerOptions::NONE
+    };
+    let src = format!("{PKT}ldxw %r0, [%r2+4]\nand %r0, 0xffff\nout:\nexit");
+    let (b, a) = before_after(&src, with, false);
+    // The and (immed 0xffff, and, clear of the high word) disappears into ld_field's mask.
+    assert_eq!(b - a, 3, "{b} -> {a}");
+}
+
+#[test]
+fn pkt_cache_serves_neighbouring_loads_from_one_read() {
+    let with = LowerOptions {
+        pkt_cache: true,
+        ..LowerOptions::NONE
+    };
+    let src = format!(
+        "{PKT}ldxb %r0, [%r2+12]\nldxb %r5, [%r2+13]\nadd %r0, %r5\nldxh %r5, [%r2+20]\nadd %r0, %r5\nout:\nexit"
+    );
+    let (b, a) = before_after(&src, with, false);
+    assert_eq!(b - a, 2, "two CTM reads saved: {b} -> {a}");
+    let c = compile(&xdp(&src), &NicLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+    let reads = c
+        .code
+        .iter()
+        .filter(|i| matches!(i, MeInsn::Cmd { .. }))
+        .count();
+    assert_eq!(reads, 1);
+}
+
+#[test]
+fn pkt_cache_is_not_formed_beyond_the_proven_range() {
+    // Bytes 40.. are not proven at the first load (only 32 are): no group.
+    let src = format!("{PKT}ldxb %r0, [%r2+2]\nldxb %r5, [%r2+40]\nout:\nexit");
+    let p = xdp(&src);
+    let r = lower_verified(&p, &NicLimits::default(), &LowerOptions::default());
+    // The program itself is refused by the verifier (the second load is out of range).
+    assert!(r.is_err());
+    let src = format!(
+        "{PKT}ldxb %r0, [%r2+2]\nmov %r4, %r2\nadd %r4, 48\njgt %r4, %r3, out\nldxb %r5, [%r2+40]\nout:\nexit"
+    );
+    let c = lower_verified(&xdp(&src), &NicLimits::default(), &LowerOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.optimisations.pkt_cache_hits, 0);
+}
+
+#[test]
+fn lm_window0_avoids_per_access_window_setup() {
+    let with = LowerOptions {
+        lm_window0: true,
+        ..LowerOptions::NONE
+    };
+    let src = "mov %r1, 1\nstxw [%r10-4], %r1\nstxdw [%r10-16], %r1\nldxw %r0, [%r10-4]\n\
+               ja +0\nldxdw %r2, [%r10-16]\nadd %r0, %r2\nexit";
+    let (b, a) = before_after(src, with, false);
+    assert!(a < b, "{b} -> {a}");
+}
+
+#[test]
+fn lm_window3_is_reused_within_a_block() {
+    let src =
+        "mov %r1, 7\nstxdw [%r10-200], %r1\nstxdw [%r10-192], %r1\nldxdw %r0, [%r10-200]\nexit";
+    let c = diff_with(&xdp(src), &[packet()], &LowerOptions::default(), true);
+    assert_eq!(c.optimisations.lm_window3_reuse, 2);
+    let writes = c
+        .code
+        .iter()
+        .filter(|i| matches!(i, MeInsn::CsrWrite { .. }))
+        .count();
+    assert_eq!(writes, 1);
+}
+
+#[test]
+fn dead_branch_removes_never_taken_compares() {
+    let with = LowerOptions {
+        dead_branch: true,
+        ..LowerOptions::NONE
+    };
+    // r1 = 5 is known: the first jump is never taken, the second always.
+    let src = "mov %r1, 5\nmov %r0, 1\njgt %r1, 10, skip\nmov %r0, 2\njlt %r1, 10, skip\nmov %r0, 3\nskip:\nexit";
+    let (b, a) = before_after(src, with, false);
+    assert!(b - a >= 4, "{b} -> {a}");
+}

@@ -1,0 +1,283 @@
+//! What runs a packet on an ME hardware thread, seen from the timing model.
+//!
+//! An ME interleaves its threads: a thread runs until it issues a memory command, then swaps
+//! out and waits for the completion signal while another ready thread runs. The simulator
+//! therefore drives each thread in *steps*: [`PacketEngine::resume`] runs one thread until it
+//! swaps ([`Step::Swap`], with the cycles it was busy and the cycles its command takes) or
+//! finishes its packet ([`Step::Done`]). This is the shape of the ME executor's
+//! `run_until_event` (`Event::Swap { busy_cycles, wait_cycles, .. }` /
+//! `Event::Done { retval, busy_cycles, insns }`), so plugging it in is one `impl`.
+//!
+//! Engines are per ME (its threads share local memory and, in this model, one replica of the
+//! maps — see `merge`), created on the host thread that simulates that ME, so they must be
+//! `Send` but need not be `Sync`.
+
+use vm_core::Program;
+use vm_core::interp::{RunOutcome, Vm, VmConfig};
+use vm_core::maps::MapSet;
+
+use crate::error::SimError;
+
+/// How a step of a hardware thread ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The thread ran `busy` cycles, issued a memory command and swapped out; it is ready
+    /// again `wait` cycles after it stopped running.
+    Swap {
+        /// Cycles the thread occupied the ME.
+        busy: u64,
+        /// Cycles until its command completes.
+        wait: u64,
+    },
+    /// The packet finished after `busy` more cycles with r0 = `retval`.
+    Done {
+        /// Cycles the thread occupied the ME in this last step.
+        busy: u64,
+        /// The program's r0.
+        retval: u64,
+        /// Whether the program redirected the packet (`bpf_redirect*` with XDP_REDIRECT);
+        /// the NFP never does, the interpreter may.
+        redirect: bool,
+    },
+    /// The program aborted at run time after `busy` cycles (the NFP drops such packets; the
+    /// report counts them as `aborted`).
+    Fault {
+        /// Cycles the thread occupied the ME in this last step.
+        busy: u64,
+        /// What went wrong, with the instruction.
+        reason: String,
+    },
+}
+
+/// One ME's packet processing, thread by thread.
+pub trait PacketEngine: Send {
+    /// Hands `frame` (at least 14 bytes) to hardware thread `thread`, which is idle.
+    fn start(&mut self, thread: u32, frame: &[u8]);
+    /// Runs `thread`, which holds a packet, until it swaps out or finishes.
+    fn resume(&mut self, thread: u32) -> Step;
+    /// After [`Step::Done`] on `thread`: the packet as the program left it (what
+    /// `BPF_PROG_TEST_RUN` reports), written into `out` (cleared first).
+    fn output(&mut self, thread: u32, out: &mut Vec<u8>);
+    /// This ME's maps, for the final merge and the reference check (`None`: no maps).
+    fn maps(&self) -> Option<&MapSet>;
+}
+
+/// Runs one packet to completion on thread 0 of `engine`; returns the last step and the
+/// summed (busy, wait) cycles. For reference checks and tests.
+pub fn run_to_completion<E: PacketEngine + ?Sized>(
+    engine: &mut E,
+    frame: &[u8],
+    out: &mut Vec<u8>,
+) -> (Step, u64, u64) {
+    engine.start(0, frame);
+    let (mut busy, mut wait) = (0, 0);
+    loop {
+        match engine.resume(0) {
+            Step::Swap { busy: b, wait: w } => {
+                busy += b;
+                wait += w;
+            }
+            last => {
+                if let Step::Done { busy: b, .. } | Step::Fault { busy: b, .. } = &last {
+                    busy += b;
+                }
+                out.clear();
+                if matches!(last, Step::Done { .. }) {
+                    engine.output(0, out);
+                }
+                return (last, busy, wait);
+            }
+        }
+    }
+}
+
+/// The stand-in cost model of [`InterpEngine`]: **not** the NFP's timing, only a placeholder
+/// with the right shape until the ME executor provides real cycle traces. Each packet costs
+/// one swap of `wait_per_packet` cycles right after a one-cycle start (the packet-header read
+/// from CTM every JITed program begins with), then `cycles_per_insn` per executed eBPF
+/// instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandInCost {
+    /// ME cycles per executed eBPF instruction.
+    pub cycles_per_insn: u64,
+    /// Memory wait per packet.
+    pub wait_per_packet: u64,
+}
+
+impl Default for StandInCost {
+    fn default() -> Self {
+        StandInCost {
+            cycles_per_insn: 1,
+            wait_per_packet: u64::from(crate::preset::MemLatency::NFP4000.emem),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// The run's outcome, computed at `start` (buffers reused across packets).
+    outcome: RunOutcome,
+    /// `None` before the first packet, then whether the last run succeeded.
+    result: Option<Result<(), String>>,
+    /// Whether the start swap has been reported.
+    swapped: bool,
+}
+
+/// A [`PacketEngine`] backed by vm-core's reference interpreter with the [`StandInCost`]
+/// timing: for tests, the reference check, and until the ME executor lands. The packet runs
+/// to completion at `start` (so map effects happen in start order), and `resume` replays the
+/// stand-in timing.
+pub struct InterpEngine {
+    vm: Vm,
+    cost: StandInCost,
+    slots: Vec<Slot>,
+}
+
+impl std::fmt::Debug for InterpEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterpEngine")
+            .field("vm", &self.vm)
+            .field("cost", &self.cost)
+            .finish()
+    }
+}
+
+impl InterpEngine {
+    /// An engine for ME `me` with `threads` hardware threads. Every ME gets the same
+    /// `VmConfig` (seeded helpers behave the same on every ME), so results do not depend on
+    /// which host thread simulates it.
+    pub fn new(
+        program: &Program,
+        config: VmConfig,
+        cost: StandInCost,
+        me: u32,
+        threads: u32,
+    ) -> Result<InterpEngine, SimError> {
+        let vm = Vm::new(program, config).map_err(|e| SimError::EngineLoad {
+            me,
+            reason: e.to_string(),
+        })?;
+        Ok(InterpEngine {
+            vm,
+            cost,
+            slots: (0..threads.max(1)).map(|_| Slot::default()).collect(),
+        })
+    }
+
+    /// A factory for [`crate::simulate`]: one engine per ME, all from `program`.
+    pub fn factory(
+        program: &Program,
+        config: VmConfig,
+        cost: StandInCost,
+    ) -> impl Fn(u32, u32) -> Result<InterpEngine, SimError> + Sync + '_ {
+        move |me, threads| InterpEngine::new(program, config.clone(), cost, me, threads)
+    }
+
+    /// The interpreter, to fill maps before a run.
+    pub fn vm_mut(&mut self) -> &mut Vm {
+        &mut self.vm
+    }
+
+    fn slot(&mut self, thread: u32) -> &mut Slot {
+        let i = thread as usize;
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, Slot::default);
+        }
+        &mut self.slots[i]
+    }
+}
+
+impl PacketEngine for InterpEngine {
+    fn start(&mut self, thread: u32, frame: &[u8]) {
+        let mut outcome = std::mem::take(&mut self.slot(thread).outcome);
+        let result = self
+            .vm
+            .run_into(frame, &mut outcome)
+            .map_err(|e| e.to_string());
+        let slot = self.slot(thread);
+        slot.outcome = outcome;
+        slot.result = Some(result);
+        slot.swapped = false;
+    }
+
+    fn resume(&mut self, thread: u32) -> Step {
+        let cost = self.cost;
+        let slot = self.slot(thread);
+        if !slot.swapped && cost.wait_per_packet > 0 {
+            slot.swapped = true;
+            return Step::Swap {
+                busy: 1,
+                wait: cost.wait_per_packet,
+            };
+        }
+        let o = &slot.outcome;
+        match &slot.result {
+            Some(Ok(())) => Step::Done {
+                busy: o.insns.saturating_mul(cost.cycles_per_insn),
+                retval: o.retval,
+                redirect: o.redirect.is_some(),
+            },
+            Some(Err(reason)) => Step::Fault {
+                busy: 1,
+                reason: reason.clone(),
+            },
+            None => Step::Fault {
+                busy: 0,
+                reason: format!("thread {thread} resumed without a packet"),
+            },
+        }
+    }
+
+    fn output(&mut self, thread: u32, out: &mut Vec<u8>) {
+        out.clear();
+        if let Some(s) = self.slots.get(thread as usize)
+            && matches!(s.result, Some(Ok(())))
+        {
+            out.extend_from_slice(&s.outcome.packet);
+        }
+    }
+
+    fn maps(&self) -> Option<&MapSet> {
+        Some(self.vm.maps())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_core::demo;
+
+    #[test]
+    fn interp_engine_replays_stand_in_timing() {
+        let prog = demo::udp_filter();
+        let mut e = InterpEngine::new(&prog, VmConfig::default(), StandInCost::default(), 0, 4)
+            .expect("loads");
+        let mut out = Vec::new();
+        for (name, pkt) in demo::packets() {
+            let want = Vm::new(&prog, VmConfig::default())
+                .expect("vm")
+                .run(&pkt)
+                .expect("runs");
+            let (last, busy, wait) = run_to_completion(&mut e, &pkt, &mut out);
+            assert_eq!(
+                last,
+                Step::Done {
+                    busy: want.insns,
+                    retval: want.retval,
+                    redirect: false
+                },
+                "{name}"
+            );
+            assert_eq!((busy, wait), (want.insns + 1, 200), "{name}");
+            assert_eq!(out, want.packet, "{name}");
+        }
+        // Threads are independent slots.
+        let pkts = demo::packets();
+        e.start(2, &pkts[1].1);
+        e.start(3, &pkts[0].1);
+        assert!(matches!(e.resume(3), Step::Swap { .. }));
+        assert!(matches!(e.resume(2), Step::Swap { .. }));
+        assert!(matches!(e.resume(2), Step::Done { retval: 1, .. }));
+        assert!(matches!(e.resume(3), Step::Done { retval: 2, .. }));
+    }
+}

@@ -1,0 +1,197 @@
+//! Final map contents from per-ME replicas.
+//!
+//! # Map model
+//!
+//! On the NIC all MEs share the maps (EMEM), and the order in which MEs' updates land depends
+//! on timing. The simulator gives each ME its own replica, initialised identically, which that
+//! ME's threads update in the ME's own (deterministic) event order; at the end the replicas
+//! are merged in ME index order. This is deterministic whatever the host threading, and it is
+//! exact for the two map uses offloaded programs have:
+//!
+//! - **Per-flow state** (hash maps keyed by flow): RSS sends a flow to one lane, hence one ME,
+//!   so only that ME's replica changes the entry; the merge takes it.
+//! - **Shared counters** (atomic adds, the only program-side map write the NFP JIT accepts):
+//!   each replica's change is a delta from the initial value; the merge adds the deltas
+//!   (wrapping, per 8-byte word when the value size is a multiple of 8, per 4-byte word when
+//!   a multiple of 4), which equals any serial order of the adds.
+//!
+//! What it does not model: a packet on one ME seeing another ME's update *during* the run
+//! (cross-ME reads of shared state, e.g. a global rate limiter), and values that several MEs
+//! overwrite with non-counter data (merged as counters all the same; counted in
+//! [`MergeOutcome::conflicts`]). Keys several MEs changed where one deleted: the highest ME
+//! index that changed the key decides. LRU recency is not merged; perf/ring-buffer records are
+//! not carried.
+
+use std::collections::BTreeMap;
+
+use vm_core::maps::{BPF_ANY, Map, MapSet};
+
+/// The merged maps and how many values needed a multi-writer merge.
+#[derive(Debug, Clone)]
+pub struct MergeOutcome {
+    /// Final maps.
+    pub maps: MapSet,
+    /// Values changed by more than one ME.
+    pub conflicts: u64,
+    /// Updates the merged map refused (e.g. a frozen map changed by a program), as
+    /// `map name: error`.
+    pub refused: Vec<String>,
+}
+
+/// Merges `replicas` (in ME index order) that all started as `initial`.
+pub fn merge_replicas(initial: &MapSet, replicas: &[&MapSet]) -> MergeOutcome {
+    let mut maps = initial.clone();
+    let mut conflicts = 0;
+    let mut refused = Vec::new();
+    for (fd, base) in initial.iter().enumerate() {
+        let base_entries: BTreeMap<Vec<u8>, Vec<u8>> = base.entries().into_iter().collect();
+        // key -> (final value or None = deleted, writers)
+        let mut changed: BTreeMap<Vec<u8>, (Option<Vec<u8>>, u32)> = BTreeMap::new();
+        for rep in replicas {
+            let Some(m) = rep.get(fd) else { continue };
+            let entries: BTreeMap<Vec<u8>, Vec<u8>> = m.entries().into_iter().collect();
+            for (k, v) in &entries {
+                let before = base_entries.get(k);
+                if before == Some(v) {
+                    continue;
+                }
+                let slot = changed.entry(k.clone()).or_insert((None, 0));
+                slot.1 += 1;
+                slot.0 = Some(match (&slot.0, slot.1) {
+                    (Some(acc), n) if n > 1 => add_delta(base, acc, before, v),
+                    _ => v.clone(),
+                });
+            }
+            for k in base_entries.keys().filter(|k| !entries.contains_key(*k)) {
+                let slot = changed.entry(k.clone()).or_insert((None, 0));
+                slot.1 += 1;
+                slot.0 = None;
+            }
+        }
+        let Some(target) = maps.get_mut(fd) else {
+            continue;
+        };
+        for (k, (v, writers)) in changed {
+            if writers > 1 {
+                conflicts += 1;
+            }
+            let r = match v {
+                Some(v) => target.user_update(&k, &v, BPF_ANY),
+                None => target.user_delete(&k),
+            };
+            if let Err(e) = r {
+                refused.push(format!("{}: {}", target.def().name, e.name()));
+            }
+        }
+    }
+    MergeOutcome {
+        maps,
+        conflicts,
+        refused,
+    }
+}
+
+/// `acc + (new - before)` word by word, `before` = zeros for a key that was absent.
+fn add_delta(map: &Map, acc: &[u8], before: Option<&Vec<u8>>, new: &[u8]) -> Vec<u8> {
+    let vs = map.def().value_size as usize;
+    let word = if vs.is_multiple_of(8) {
+        8
+    } else if vs.is_multiple_of(4) {
+        4
+    } else {
+        // Not a counter layout: the later writer wins.
+        return new.to_vec();
+    };
+    let zeros = vec![0u8; new.len()];
+    let before = before.map_or(zeros.as_slice(), |b| b.as_slice());
+    let mut out = acc.to_vec();
+    let n = out.len().min(new.len()).min(before.len()) / word * word;
+    for i in (0..n).step_by(word) {
+        let rd = |b: &[u8]| -> u64 {
+            let mut w = [0u8; 8];
+            w[..word].copy_from_slice(&b[i..i + word]);
+            u64::from_le_bytes(w)
+        };
+        let v = rd(acc).wrapping_add(rd(new).wrapping_sub(rd(before)));
+        out[i..i + word].copy_from_slice(&v.to_le_bytes()[..word]);
+    }
+    out
+}
+
+/// Whether two map sets hold the same contents (for the reference check).
+pub fn same_contents(a: &MapSet, b: &MapSet) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b.iter())
+            .all(|(x, y)| x.entries() == y.entries())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_core::{MapDef, MapType};
+
+    fn def(name: &str, t: MapType, vs: u32) -> MapDef {
+        MapDef {
+            name: name.into(),
+            map_type: t,
+            key_size: 4,
+            value_size: vs,
+            max_entries: 8,
+            flags: 0,
+            initial_value: None,
+        }
+    }
+
+    fn set(vals: &[(u32, u64)], hash: &[(u32, u32)]) -> MapSet {
+        let mut s = MapSet::new(
+            &[
+                def("counters", MapType::Array, 8),
+                def("flows", MapType::Hash, 4),
+            ],
+            1,
+        )
+        .expect("maps");
+        for (k, v) in vals {
+            s.get_mut(0)
+                .expect("array")
+                .user_update(&k.to_le_bytes(), &v.to_le_bytes(), BPF_ANY)
+                .expect("update");
+        }
+        for (k, v) in hash {
+            s.get_mut(1)
+                .expect("hash")
+                .user_update(&k.to_le_bytes(), &v.to_le_bytes(), BPF_ANY)
+                .expect("update");
+        }
+        s
+    }
+
+    #[test]
+    fn counters_add_and_flows_union() {
+        let init = set(&[(0, 5)], &[(9, 1)]);
+        let a = set(&[(0, 5 + 3), (1, u64::MAX)], &[(9, 1), (1, 10)]);
+        let b = set(&[(0, 5 + 4), (1, 2)], &[(2, 20)]); // deleted key 9
+        let m = merge_replicas(&init, &[&a, &b]);
+        let arr = m.maps.get(0).expect("array");
+        let get = |k: u32| arr.user_lookup(&k.to_le_bytes()).expect("present");
+        assert_eq!(get(0), 12u64.to_le_bytes());
+        assert_eq!(get(1), 1u64.to_le_bytes()); // u64::MAX + 2 wraps
+        let h = m.maps.get(1).expect("hash");
+        assert_eq!(
+            h.user_lookup(&1u32.to_le_bytes()).expect("a's"),
+            10u32.to_le_bytes()
+        );
+        assert_eq!(
+            h.user_lookup(&2u32.to_le_bytes()).expect("b's"),
+            20u32.to_le_bytes()
+        );
+        assert!(h.user_lookup(&9u32.to_le_bytes()).is_err());
+        assert_eq!(m.conflicts, 2);
+        assert!(m.refused.is_empty());
+        assert!(same_contents(
+            &merge_replicas(&init, &[&init, &init]).maps,
+            &init
+        ));
+    }
+}

@@ -1,0 +1,252 @@
+//! Timing arithmetic: when frames arrive at line rate, exact per-packet histograms and
+//! percentiles, and the throughput model.
+//!
+//! # Throughput model
+//!
+//! An ME with `T` threads hides memory latency by running another thread while one waits.
+//! Per packet it is busy `b` cycles on average, and a packet keeps its thread for `s = b + w`
+//! cycles (busy plus memory waits). With `T` threads working, the ME needs on average
+//! `max(b, s / T)` cycles per packet: instruction-bound when the waits are fully hidden,
+//! latency-bound otherwise. Its capacity is `clock / max(b, s / T)` packets per second, where
+//! `T` counts only threads that got traffic (RSS may leave lanes empty).
+//!
+//! RSS gives each ME a fixed share of the traffic, so the NIC saturates when its most loaded
+//! ME (relative to its capacity) does: modelled throughput =
+//! `min(line rate, min over MEs of capacity / share)`. RSS also pins each flow to one thread,
+//! which serves its packets one at a time (capacity `clock / s`), so lanes enter the same
+//! minimum: one elephant flow can cap the NIC (the NFP's own dispatcher hands packets to any
+//! free thread instead; this model follows per-flow lanes). With an even spread this equals
+//! the sum of the capacities (`combined_capacity_mpps`); flow skew (Zipf) lowers it. The
+//! event model in `lanes` additionally shows the queue drops the offered line rate causes.
+//! Memory-unit contention between MEs is not modelled: waits are the engine's fixed latencies.
+
+use std::collections::BTreeMap;
+
+use crate::stats::Percentiles;
+
+/// Frame arrival times at line rate, in ME cycles, computed exactly with integers (no float
+/// drift over long runs, identical on every host): frame *i* has fully arrived at
+/// `floor(bits of frames 0..=i × clock / bit rate)`.
+#[derive(Debug, Clone)]
+pub struct ArrivalClock {
+    bits_per_sec: u128,
+    clock_hz: u128,
+    bits: u128,
+    frames: u64,
+}
+
+impl ArrivalClock {
+    /// A port of `bits_per_sec` feeding MEs clocked at `clock_hz`.
+    pub fn new(bits_per_sec: u64, clock_hz: u64) -> ArrivalClock {
+        ArrivalClock {
+            bits_per_sec: u128::from(bits_per_sec.max(1)),
+            clock_hz: u128::from(clock_hz),
+            bits: 0,
+            frames: 0,
+        }
+    }
+
+    /// The arrival cycle of the next frame, `captured_len` bytes as captured.
+    pub fn next(&mut self, captured_len: usize) -> u64 {
+        self.bits += u128::from(crate::preset::wire_bytes(captured_len)) * 8;
+        self.frames += 1;
+        self.now()
+    }
+
+    /// The arrival cycle of the last frame.
+    pub fn now(&self) -> u64 {
+        (self.bits * self.clock_hz / self.bits_per_sec).min(u128::from(u64::MAX)) as u64
+    }
+
+    /// Line-rate packets per second for the frames seen so far.
+    pub fn line_rate_pps(&self) -> f64 {
+        if self.bits == 0 {
+            return 0.0;
+        }
+        self.frames as f64 * self.bits_per_sec as f64 / self.bits as f64
+    }
+}
+
+/// An exact histogram of a per-packet quantity (value → count). Per-packet costs take few
+/// distinct values: values below [`Histogram::DENSE`] are counted in an array (the hot
+/// path: no tree walk per packet), larger ones in a tree. Merging is order-independent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    dense: Vec<u64>,
+    sparse: BTreeMap<u64, u64>,
+    n: u64,
+    sum: u128,
+}
+
+impl Histogram {
+    /// Values below this are counted densely.
+    pub const DENSE: u64 = 4096;
+
+    /// Records one value.
+    pub fn record(&mut self, v: u64) {
+        self.add(v, 1);
+    }
+
+    fn add(&mut self, v: u64, c: u64) {
+        if v < Self::DENSE {
+            let i = v as usize;
+            if self.dense.len() <= i {
+                self.dense.resize(i + 1, 0);
+            }
+            self.dense[i] += c;
+        } else {
+            *self.sparse.entry(v).or_insert(0) += c;
+        }
+        self.n += c;
+        self.sum += u128::from(v) * u128::from(c);
+    }
+
+    /// (value, count) in ascending value order.
+    fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.dense
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(v, c)| (v as u64, *c))
+            .chain(self.sparse.iter().map(|(v, c)| (*v, *c)))
+    }
+
+    /// Adds another histogram.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (v, c) in other.iter() {
+            self.add(v, c);
+        }
+    }
+
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+
+    /// Mean (0 when empty).
+    pub fn mean(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.n as f64
+        }
+    }
+
+    /// The nearest-rank percentile `p` in (0, 100] (0 when empty).
+    pub fn percentile(&self, p: f64) -> u64 {
+        if self.n == 0 {
+            return 0;
+        }
+        let rank = ((p / 100.0) * self.n as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        let mut last = 0;
+        for (v, c) in self.iter() {
+            seen += c;
+            last = v;
+            if seen >= rank {
+                return v;
+            }
+        }
+        last
+    }
+
+    /// p50 and p99.
+    pub fn p50_p99(&self) -> Percentiles<u64> {
+        Percentiles {
+            p50: self.percentile(50.0),
+            p99: self.percentile(99.0),
+        }
+    }
+}
+
+/// Cycles per packet an ME needs on average with latency hiding: `max(busy, service / T)`.
+pub fn cycles_per_packet(busy_mean: f64, service_mean: f64, threads: u32) -> f64 {
+    busy_mean.max(service_mean / f64::from(threads.max(1)))
+}
+
+/// What one ME sustains, packets per second (infinite for free packets).
+pub fn me_capacity_pps(busy_mean: f64, service_mean: f64, threads: u32, clock_hz: u64) -> f64 {
+    let c = cycles_per_packet(busy_mean, service_mean, threads);
+    if c <= 0.0 {
+        f64::INFINITY
+    } else {
+        clock_hz as f64 / c
+    }
+}
+
+/// One ME's load and capacity, for [`modeled_pps`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeLoad {
+    /// Fraction of the frames reaching the program that RSS sent to this ME.
+    pub share: f64,
+    /// Its capacity in packets per second.
+    pub capacity_pps: f64,
+}
+
+/// Modelled throughput: `min(line rate, min over loaded MEs of capacity / share)`.
+pub fn modeled_pps(line_rate_pps: f64, mes: &[MeLoad]) -> f64 {
+    mes.iter()
+        .filter(|m| m.share > 0.0)
+        .map(|m| m.capacity_pps / m.share)
+        .fold(line_rate_pps, f64::min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrivals_at_line_rate() {
+        // 64-byte frames (60 captured) at 10 GbE, 800 MHz: 67.2 ns = 53.76 cycles apart.
+        let mut c = ArrivalClock::new(10_000_000_000, 800_000_000);
+        assert_eq!(c.next(60), 53);
+        assert_eq!(c.next(60), 107);
+        for _ in 0..98 {
+            c.next(60);
+        }
+        assert_eq!(c.now(), 5376);
+        assert!((c.line_rate_pps() / 1e6 - 14.880_952).abs() < 1e-3);
+    }
+
+    #[test]
+    fn histogram_percentiles() {
+        let mut h = Histogram::default();
+        for v in 1..=100 {
+            h.record(v);
+        }
+        assert_eq!(h.p50_p99(), Percentiles { p50: 50, p99: 99 });
+        let mut g = Histogram::default();
+        g.record(100_000);
+        h.merge(&g);
+        assert_eq!((h.count(), h.percentile(100.0)), (101, 100_000));
+        assert_eq!(h.percentile(99.0), 100);
+        assert!((h.mean() - (5050.0 + 100_000.0) / 101.0).abs() < 1e-9);
+        assert_eq!(Histogram::default().percentile(50.0), 0);
+    }
+
+    #[test]
+    fn latency_hiding_and_skew() {
+        // 100 busy + 300 wait: 4 threads hide it (100 cycles), 2 do not (200).
+        assert_eq!(cycles_per_packet(100.0, 400.0, 4), 100.0);
+        assert_eq!(cycles_per_packet(100.0, 400.0, 2), 200.0);
+        let cap = me_capacity_pps(100.0, 400.0, 4, 800_000_000);
+        assert_eq!(cap, 8e6);
+        let even = [MeLoad {
+            share: 0.5,
+            capacity_pps: cap,
+        }; 2];
+        assert_eq!(modeled_pps(1e9, &even), 16e6);
+        let skewed = [
+            MeLoad {
+                share: 0.8,
+                capacity_pps: cap,
+            },
+            MeLoad {
+                share: 0.2,
+                capacity_pps: cap,
+            },
+        ];
+        assert_eq!(modeled_pps(1e9, &skewed), 10e6);
+        assert_eq!(modeled_pps(5e6, &even), 5e6);
+    }
+}
