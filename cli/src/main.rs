@@ -88,10 +88,7 @@ enum Command {
     /// Compile a program to NFP-style microcode: offloadable or every reason why not.
     Compile(cmd::compile::CompileArgs),
     /// Simulate a program on a multi-core NIC (issue #6).
-    Sim {
-        /// Program.
-        prog: PathBuf,
-    },
+    Sim(cmd::sim::SimArgs),
     /// Run engines on the same inputs and report the first divergence.
     Diff(cmd::diff::DiffArgs),
     /// Feasibility and performance report (issue #7).
@@ -141,7 +138,7 @@ fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Demo => cmd::demo::demo(g),
         Command::Verify(args) => cmd::verify::verify(&args, g),
         Command::Compile(args) => cmd::compile::compile(&args, g),
-        Command::Sim { .. } => Err(CliError::not_yet("sim", "the NIC simulator", 6)),
+        Command::Sim(args) => cmd::sim::sim(&args, g),
         Command::Diff(args) => cmd::diff::diff(&args, g),
         Command::Report { .. } => Err(CliError::not_yet("report", "the offload report", 7)),
     }

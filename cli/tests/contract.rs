@@ -222,3 +222,94 @@ fn compile_reports_offloadable_or_every_reason() {
     assert_eq!(words.len() % 8, 0);
     assert!(!words.is_empty());
 }
+
+/// A map-free XDP filter: pass IPv4, drop everything else.
+const IPV4_ONLY: &str = "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r0, 2\nmov %r4, %r2\nadd %r4, 14\njgt %r4, %r3, out\nldxh %r5, [%r2+12]\njeq %r5, 0x0008, out\nmov %r0, 1\nout:\nexit\n";
+
+#[test]
+fn sim_json_has_the_contract_fields_and_accounts_every_frame() {
+    let prog = tmp("sim-ipv4.s");
+    std::fs::write(&prog, IPV4_ONLY).expect("write");
+    let p = prog.to_str().expect("utf-8");
+    let out = tmp("sim-out.pcap");
+    let o = out.to_str().expect("utf-8");
+    let traffic = "packets=3000,flows=100,proto=udp:50,arp:50,runts=0.05,seed=4";
+    let (code, stdout, err) =
+        offload(&["sim", p, "--traffic", traffic, "--cores", "4", "--host-threads", "2", "--out", o, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&stdout);
+    for field in [
+        "packets",
+        "verdicts",
+        "queue_drops",
+        "modeled_mpps",
+        "line_rate_mpps",
+        "cycles_per_packet",
+        "core_utilisation",
+        "host_packets_per_sec",
+        "mismatches",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field}: {stdout}");
+    }
+    let vd = &v["verdicts"];
+    let n = |k: &str| vd[k].as_u64().unwrap_or_else(|| panic!("verdicts.{k}: {stdout}"));
+    let sum = n("aborted") + n("drop") + n("pass") + n("tx") + n("redirect") + n("runt");
+    assert_eq!(v["packets"], 3000);
+    assert_eq!(sum + v["queue_drops"].as_u64().expect("queue_drops"), 3000, "{stdout}");
+    assert!(n("pass") > 0 && n("drop") > 0 && n("runt") > 0, "{stdout}");
+    assert_eq!(v["mismatches"], 0, "{stdout}");
+    assert_eq!(v["core_utilisation"].as_array().map(Vec::len), Some(4));
+    assert!(v["cycles_per_packet"]["p50"].as_u64() <= v["cycles_per_packet"]["p99"].as_u64());
+
+    // --out holds the passed frames; replaying it passes them all again.
+    let (code, stdout, err) = offload(&["sim", p, "--pcap", o, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let again = json(&stdout);
+    assert_eq!(again["packets"], vd["pass"]);
+    assert_eq!(again["verdicts"]["pass"], vd["pass"]);
+
+    // Human output names the verdicts and the line rate.
+    let (code, text, err) = offload(&["sim", p, "--traffic", "packets=500"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("line rate") && text.contains("pass"), "{text}");
+
+    // A truncated capture is bad input naming the frame and byte offset.
+    let bytes = std::fs::read(&out).expect("read out");
+    let cut = tmp("sim-cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 5]).expect("write");
+    let (code, _, err) = offload(&["sim", p, "--pcap", cut.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("frame") && err.contains("offset"), "{err}");
+
+    // Not offloadable: exit 1 with the reasons.
+    let bad = tmp("sim-bad.s");
+    std::fs::write(&bad, "mov %r0, 7\nmod %r0, 3\nexit\n").expect("write");
+    let (code, stdout, _) = offload(&["sim", bad.to_str().expect("utf-8"), "--traffic", "packets=10", "--json"]);
+    assert_eq!(code, 1, "{stdout}");
+    let v = json(&stdout);
+    assert_eq!(v["offloadable"], false);
+    assert!(!v["reasons"].as_array().expect("reasons").is_empty());
+
+    // Usage errors.
+    let (code, _, _) = offload(&["sim", p]);
+    assert_eq!(code, 2);
+    let (code, _, err) = offload(&["sim", p, "--traffic", "packets=0"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn diff_against_sim_runs_the_microcode() {
+    let prog = tmp("diff-sim.s");
+    std::fs::write(&prog, IPV4_ONLY).expect("write");
+    let (code, stdout, err) = offload(&["diff", prog.to_str().expect("utf-8"), "--against", "sim", "--random", "40", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&stdout);
+    assert_eq!(v["engines"], serde_json::json!(["interp", "sim"]));
+    assert_eq!(v["divergences"], 0);
+    assert!(v["sample"]["results"].get("sim").is_some(), "{stdout}");
+    let bad = tmp("diff-sim-bad.s");
+    std::fs::write(&bad, "mov %r0, 7\nmod %r0, 3\nexit\n").expect("write");
+    let (code, _, err) = offload(&["diff", bad.to_str().expect("utf-8"), "--against", "sim", "--random", "4"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot be offloaded"), "{err}");
+}

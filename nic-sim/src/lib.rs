@@ -55,12 +55,14 @@ pub use error::SimError;
 pub mod engine;
 pub mod lanes;
 pub mod merge;
+pub mod nfp_engine;
 pub mod rss;
 pub mod run;
 pub mod stats;
 pub mod timing;
 
 pub use engine::{InterpEngine, PacketEngine, StandInCost, Step};
+pub use nfp_engine::{NfpEngine, NfpProgram};
 pub use preset::{LineRate, NicPreset};
 pub use run::{EngineFactory, SimConfig, SimOutput, simulate};
 pub use stats::{SimReport, Verdict};

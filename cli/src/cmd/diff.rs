@@ -4,11 +4,15 @@ use std::path::PathBuf;
 
 use hw_tests::{
     conformance::ConformanceKernelEngine,
-    engine::{Comparison, Engine, EngineError, EngineRun, InterpEngine, KernelEngine, TestInput, run_differential},
+    engine::{
+        Comparison, Engine, EngineError, EngineResult, EngineRun, InterpEngine, KernelEngine, MapSnapshot, TestInput,
+        run_differential,
+    },
     kernel::{LoadOptions, oracle},
 };
 use serde_json::{Map, Value, json};
-use vm_core::{ProgType, interp::VmConfig};
+use nic_sim::{NfpProgram, PacketEngine, Step};
+use vm_core::{MapType, Program, ProgType, interp::VmConfig};
 
 use crate::{GlobalOpts, exit::CliError, input, json as out, traffic};
 
@@ -53,7 +57,7 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         match e.trim() {
             "interp" | "" => {}
             "kernel" => names.push("kernel".into()),
-            "sim" => return Err(CliError::not_yet("diff --against sim", "the NIC simulator engine", 6)),
+            "sim" => names.push("sim".into()),
             other => return Err(CliError::input(format!("--against: unknown engine `{other}` (interp, sim, kernel)"))),
         }
     }
@@ -72,6 +76,9 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             })?;
             engines.push(Box::new(kernel));
         }
+    }
+    if names.iter().any(|n| n == "sim") {
+        engines.push(Box::new(SimEngine::new(&program, &args.prog)?));
     }
     let inputs: Vec<Vec<u8>> = match (&args.pcap, args.random) {
         (Some(p), _) => traffic::read_pcap(p)?,
@@ -129,4 +136,103 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         }
     }
     Ok(if divergences > 0 { 1 } else { 0 })
+}
+
+/// The `sim` engine: the program compiled to microcode and run on the reference microengine
+/// executor (one ME, thread 0) exactly as `offload sim` runs it, one input at a time. Like the
+/// interpreter engine here, every input starts from the maps' initial contents.
+///
+/// A program that cannot be offloaded has nothing to run on the NIC: that is exit 2 (the
+/// requested comparison is impossible, as when the kernel refuses to load the program), with
+/// every reason; exit 1 stays reserved for engines that ran and diverged.
+struct SimEngine {
+    nfp: NfpProgram,
+    program: Program,
+    out: Vec<u8>,
+}
+
+impl SimEngine {
+    fn new(program: &Program, path: &std::path::Path) -> Result<SimEngine, CliError> {
+        if program.prog_type != ProgType::Xdp {
+            return Err(CliError::input(format!(
+                "{}: --against sim runs XDP programs on the NIC; this is a {} program",
+                path.display(),
+                program.prog_type.name()
+            )));
+        }
+        let nfp = NfpProgram::compile(program, &nfp_backend::NicLimits::default()).map_err(|n| {
+            let reasons: Vec<String> = n.reasons.iter().map(|r| r.to_string()).collect();
+            CliError::input(format!(
+                "{}: --against sim: the program cannot be offloaded, nothing to compare: {}",
+                path.display(),
+                reasons.join("; ")
+            ))
+        })?;
+        Ok(SimEngine { nfp, program: program.clone(), out: Vec::new() })
+    }
+
+    /// Map contents in the interpreter engine's form (same map kinds, per-CPU maps folded).
+    fn snapshot(&self, maps: Option<&vm_core::maps::MapSet>) -> Option<Vec<MapSnapshot>> {
+        let maps = maps?;
+        if self.program.maps.is_empty() {
+            return None;
+        }
+        Some(
+            maps.iter()
+                .zip(&self.program.maps)
+                .filter(|(_, d)| {
+                    matches!(
+                        d.map_type,
+                        MapType::Array
+                            | MapType::PercpuArray
+                            | MapType::Hash
+                            | MapType::LruHash
+                            | MapType::PercpuHash
+                            | MapType::LruPercpuHash
+                    )
+                })
+                .map(|(m, d)| {
+                    let mut entries = m.entries();
+                    entries.sort();
+                    if matches!(d.map_type, MapType::PercpuArray | MapType::PercpuHash | MapType::LruPercpuHash) {
+                        MapSnapshot::per_cpu(d.name.clone(), entries, d.value_size)
+                    } else {
+                        MapSnapshot { name: d.name.clone(), entries }
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Engine for SimEngine {
+    fn name(&self) -> &str {
+        "sim"
+    }
+
+    fn run(&mut self, input: &TestInput) -> Result<EngineResult, EngineError> {
+        if input.ctx.is_some() {
+            return Err(EngineError::Refused("the sim engine takes no context input".into()));
+        }
+        let len = input.packet.len();
+        if len < nfp_backend::exec::MIN_PACKET as usize || len > nfp_backend::exec::MAX_PACKET as usize {
+            return Err(EngineError::Refused(format!(
+                "a {len}-byte frame never reaches the program (the NIC takes {}..={} bytes)",
+                nfp_backend::exec::MIN_PACKET,
+                nfp_backend::exec::MAX_PACKET
+            )));
+        }
+        let mut me = self.nfp.engine(0, 1);
+        let (last, _, _) = nic_sim::engine::run_to_completion(&mut me, &input.packet, &mut self.out);
+        match last {
+            Step::Done { retval, .. } => Ok(EngineResult {
+                retval,
+                retval_bits: 64,
+                packet: std::mem::take(&mut self.out),
+                maps: self.snapshot(me.maps()),
+            }),
+            Step::Fault { reason, .. } => Err(EngineError::Fault(reason)),
+            Step::Swap { .. } => Err(EngineError::Fault("the executor stopped mid-packet".into())),
+        }
+    }
 }

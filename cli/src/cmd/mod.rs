@@ -5,4 +5,5 @@ pub mod compile;
 pub mod demo;
 pub mod diff;
 pub mod run;
+pub mod sim;
 pub mod verify;

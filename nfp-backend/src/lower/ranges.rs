@@ -255,6 +255,20 @@ pub(crate) fn analyse(prog: &Program, fn_starts: &[usize]) -> Vec<Option<Known>>
     let n = prog.insns.len();
     let mut at: Vec<Option<Known>> = vec![None; n];
     let mut visits = vec![0u32; n];
+    // Every cycle of the control-flow graph contains a backward jump (fall-through only goes
+    // forward), so widening at the targets of backward jumps alone ends the iteration, and
+    // facts re-established after a loop (a mask, a constant) survive it.
+    let mut loop_head = vec![false; n];
+    for (pc, insn) in prog.insns.iter().enumerate() {
+        if matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. })
+            && let Some(t) = insn.jump_target(pc)
+            && let Ok(t) = usize::try_from(t)
+            && t <= pc
+            && t < n
+        {
+            loop_head[t] = true;
+        }
+    }
     let mut work: Vec<usize> = Vec::new();
     for &s in fn_starts {
         if s < n {
@@ -296,7 +310,8 @@ pub(crate) fn analyse(prog: &Program, fn_starts: &[usize]) -> Vec<Option<Known>>
             };
             if changed {
                 visits[s] += 1;
-                if visits[s] > 16
+                if loop_head[s]
+                    && visits[s] > 16
                     && let Some(old) = &mut at[s]
                 {
                     // Widen: a loop still growing bounds gives up on them.

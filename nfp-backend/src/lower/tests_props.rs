@@ -187,28 +187,29 @@ static FUZZ_LOWERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicU
 
 /// Opcodes of the ISA (ALU, ALU64, JMP, JMP32, loads, stores, atomics, calls, legacy loads).
 const OPCODES: [u8; 98] = [
-    0x07, 0x0f, 0x17, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x47, 0x4f, 0x57, 0x5f, 0x67, 0x6f, 0x77,
-    0x7f, 0x87, 0x97, 0x9f, 0xa7, 0xaf, 0xb7, 0xbf, 0xc7, 0xcf, 0xd4, 0xdc, 0x04, 0x0c, 0x14,
-    0x1c, 0x24, 0x2c, 0x34, 0x3c, 0x44, 0x4c, 0x54, 0x5c, 0x64, 0x6c, 0x74, 0x7c, 0x84, 0xa4,
-    0xac, 0xb4, 0xbc, 0xc4, 0xcc, 0x05, 0x15, 0x1d, 0x25, 0x2d, 0x35, 0x3d, 0x45, 0x4d, 0x55,
-    0x5d, 0x65, 0x6d, 0x75, 0x7d, 0xa5, 0xad, 0xb5, 0xbd, 0xc5, 0xcd, 0xd5, 0xdd, 0x16, 0x1e,
-    0x26, 0x61, 0x69, 0x71, 0x79, 0x62, 0x6a, 0x72, 0x7a, 0x63, 0x6b, 0x73, 0x7b, 0xc3, 0xdb,
-    0x85, 0x20, 0x28, 0x30, 0x40, 0x48, 0x50, 0x95,
+    0x07, 0x0f, 0x17, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x47, 0x4f, 0x57, 0x5f, 0x67, 0x6f, 0x77, 0x7f,
+    0x87, 0x97, 0x9f, 0xa7, 0xaf, 0xb7, 0xbf, 0xc7, 0xcf, 0xd4, 0xdc, 0x04, 0x0c, 0x14, 0x1c, 0x24,
+    0x2c, 0x34, 0x3c, 0x44, 0x4c, 0x54, 0x5c, 0x64, 0x6c, 0x74, 0x7c, 0x84, 0xa4, 0xac, 0xb4, 0xbc,
+    0xc4, 0xcc, 0x05, 0x15, 0x1d, 0x25, 0x2d, 0x35, 0x3d, 0x45, 0x4d, 0x55, 0x5d, 0x65, 0x6d, 0x75,
+    0x7d, 0xa5, 0xad, 0xb5, 0xbd, 0xc5, 0xcd, 0xd5, 0xdd, 0x16, 0x1e, 0x26, 0x61, 0x69, 0x71, 0x79,
+    0x62, 0x6a, 0x72, 0x7a, 0x63, 0x6b, 0x73, 0x7b, 0xc3, 0xdb, 0x85, 0x20, 0x28, 0x30, 0x40, 0x48,
+    0x50, 0x95,
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-    /// Arbitrary instruction words never make `compile` or the lowering panic.
+    /// Arbitrary instruction words never make `compile` or the lowering panic (forward jumps
+    /// only: a program that loops until the verifier's 1M-instruction budget is slow to refuse).
     #[test]
-    fn arbitrary_programs_never_panic(words in proptest::collection::vec((0..OPCODES.len(), 0u8..11, 0u8..11, -3i16..4, prop_oneof![-300i32..300, any::<i32>()]), 1..14)) {
+    fn arbitrary_programs_never_panic(words in proptest::collection::vec((0..OPCODES.len(), 0u8..11, 0u8..11, 0i16..4, prop_oneof![-300i32..300, any::<i32>()]), 1..14)) {
         let mut raw: Vec<vm_core::RawInsn> = words
             .iter()
             .map(|&(code, dst, src, off, imm)| {
                 let code = OPCODES[code];
                 // Immediate forms of ALU/JMP and the non-register classes carry src 0.
                 let class = code & 7;
-                let k_form = matches!(class, 4 | 5 | 6 | 7) && code & 8 == 0;
+                let k_form = (4..=7).contains(&class) && code & 8 == 0;
                 let src = if k_form || matches!(class, 0 | 2) || code == 0x85 { 0 } else { src };
                 // Clear the fields each class reserves so most words decode.
                 let (mut dst, mut src, mut off, mut imm) = (dst, src, off, imm);
@@ -227,11 +228,7 @@ proptest! {
                             imm = [16, 32, 64][imm.rem_euclid(3) as usize];
                         }
                     }
-                    1 | 3 if code & 0xe0 != 0xc0 => {
-                        if class == 1 || code & 7 == 3 {
-                            imm = 0;
-                        }
-                    }
+                    1 | 3 if code & 0xe0 != 0xc0 => imm = 0,
                     0 => {
                         dst = 0;
                         off = 0;
@@ -271,21 +268,14 @@ proptest! {
         init.extend(raw);
         let raw = init;
         let dec = vm_core::Program::from_raw("fuzz", vm_core::ProgType::Xdp, &raw);
-        eprintln!("DEC {:?}", dec.as_ref().err().map(|e| e.to_string().chars().filter(|c| !c.is_ascii_digit()).collect::<String>()));
         if let Ok(p) = dec {
             let _ = compile(&p, &NicLimits::default());
             if lower_verified(&p, &NicLimits::default(), &LowerOptions::NONE).is_ok() {
-                FUZZ_LOWERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                eprintln!("FUZZOK");
-            } else {
-                eprintln!("FUZZNO {:?}", lower_verified(&p, &NicLimits::default(), &LowerOptions::NONE).err().map(|e| e.reasons));
+                let n = FUZZ_LOWERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n.is_multiple_of(32) {
+                    eprintln!("fuzz: {} programs lowered", n + 1);
+                }
             }
         }
     }
-}
-
-#[test]
-fn fuzz_lowers_some_programs() {
-    // Runs after (or alongside) the fuzz property; only reports.
-    eprintln!("fuzz lowered so far: {}", FUZZ_LOWERED.load(std::sync::atomic::Ordering::Relaxed));
 }

@@ -32,14 +32,18 @@ impl<'a> Pair<'a> {
         prefill: &Prefill,
         thread: u8,
     ) -> Result<Self, String> {
-        let mut vm = Vm::new(program, VmConfig::default()).map_err(|e| format!("interpreter load: {e}"))?;
-        let mut maps = MapSet::new(&program.maps, vm.config().ncpus).map_err(|e| format!("maps: {e}"))?;
+        let mut vm =
+            Vm::new(program, VmConfig::default()).map_err(|e| format!("interpreter load: {e}"))?;
+        let mut maps =
+            MapSet::new(&program.maps, vm.config().ncpus).map_err(|e| format!("maps: {e}"))?;
         for (fd, k, v) in prefill {
             if let Some(m) = vm.maps_mut().get_mut(*fd) {
-                m.user_update(k, v, 0).map_err(|e| format!("prefill interp: {e:?}"))?;
+                m.user_update(k, v, 0)
+                    .map_err(|e| format!("prefill interp: {e:?}"))?;
             }
             if let Some(m) = maps.get_mut(*fd) {
-                m.user_update(k, v, 0).map_err(|e| format!("prefill exec: {e:?}"))?;
+                m.user_update(k, v, 0)
+                    .map_err(|e| format!("prefill exec: {e:?}"))?;
             }
         }
         Ok(Pair {
@@ -63,7 +67,10 @@ impl<'a> Pair<'a> {
         match (&want, &got) {
             (Ok(w), Ok(g)) => {
                 if w.retval != g.retval {
-                    diffs.push(format!("retval: interp {:#x}, executor {:#x}", w.retval, g.retval));
+                    diffs.push(format!(
+                        "retval: interp {:#x}, executor {:#x}",
+                        w.retval, g.retval
+                    ));
                 }
                 if w.packet != g.packet {
                     let first = w.packet.iter().zip(&g.packet).position(|(a, b)| a != b);
@@ -119,7 +126,10 @@ pub fn describe(p: &Program) -> String {
         "--- program {} ({} slots, maps {:?}) ---\n{}",
         p.name,
         p.insns.len(),
-        p.maps.iter().map(|m| (&m.name, m.map_type, m.key_size, m.value_size, m.max_entries)).collect::<Vec<_>>(),
+        p.maps
+            .iter()
+            .map(|m| (&m.name, m.map_type, m.key_size, m.value_size, m.max_entries))
+            .collect::<Vec<_>>(),
         disassemble(&p.insns, Syntax::Conformance)
     )
 }

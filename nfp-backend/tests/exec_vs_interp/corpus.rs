@@ -51,7 +51,9 @@ pub fn random_packet(rng: &mut Rng) -> Vec<u8> {
         p.extend(rng.bytes(len - 12));
         return p;
     }
-    let ethertype: u16 = rng.pick(&[0x0800, 0x0800, 0x0800, 0x86dd, 0x86dd, 0x0806, 0x8100, 0x88cc]);
+    let ethertype: u16 = rng.pick(&[
+        0x0800, 0x0800, 0x0800, 0x86dd, 0x86dd, 0x0806, 0x8100, 0x88cc,
+    ]);
     let vlan = ethertype == 0x8100;
     p.extend(ethertype.to_be_bytes());
     let inner = if vlan {
@@ -66,7 +68,11 @@ pub fn random_packet(rng: &mut Rng) -> Vec<u8> {
     let proto: u8 = rng.pick(&[6, 17, 17, 1, 58, 47, r]);
     match inner {
         0x0800 => {
-            let ihl = if rng.below(6) == 0 { 5 + rng.below(3) as u8 } else { 5 };
+            let ihl = if rng.below(6) == 0 {
+                5 + rng.below(3) as u8
+            } else {
+                5
+            };
             p.push(0x40 | ihl);
             p.extend(rng.bytes(1));
             p.extend((20u16 + 40).to_be_bytes());
@@ -96,9 +102,19 @@ pub fn random_packet(rng: &mut Rng) -> Vec<u8> {
     p.extend(d.to_be_bytes());
     let tail = rng.below(48) as usize;
     p.extend(rng.bytes(16 + tail));
-    let cut = if rng.below(6) == 0 { 14 + rng.below(p.len() as u64 - 13) as usize } else { p.len() };
+    let cut = if rng.below(6) == 0 {
+        14 + rng.below(p.len() as u64 - 13) as usize
+    } else {
+        p.len()
+    };
     p.truncate(cut.clamp(14, 200));
     p
+}
+
+fn numeric_section(section: Option<&str>) -> bool {
+    let s = section.unwrap_or("");
+    let head = s.split('/').next().unwrap_or(s);
+    !head.is_empty() && head.chars().all(|c| c.is_ascii_digit())
 }
 
 fn objects() -> Vec<PathBuf> {
@@ -149,9 +165,19 @@ pub fn run_all() {
             .display()
             .to_string();
         for p in &obj.programs {
+            let mut p = p.clone();
+            // Cilium's XDP tail-call sections (`2/1`) in XDP objects are XDP programs, as
+            // tests/corpus_feasibility.rs counts them.
+            if p.prog_type == ProgType::Other(0)
+                && numeric_section(p.section.as_deref())
+                && rel.contains("xdp")
+            {
+                p.prog_type = ProgType::Xdp;
+            }
             if p.prog_type != ProgType::Xdp {
                 continue;
             }
+            let p = &p;
             let Ok(compiled) = compile(p, &nic) else {
                 continue;
             };

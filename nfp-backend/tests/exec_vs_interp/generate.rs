@@ -6,24 +6,17 @@
 //! may land on any item boundary and proptest may drop any item while shrinking without
 //! producing a program the verifier refuses.
 //!
-//! Layout of a program:
-//! - prologue: r9 = data, `if data + N > data_end goto short`, r0..r8 initialised (constants,
-//!   `lddw`, packet loads), the stack area `[fp - S, fp)` filled with `stxdw`;
-//! - the items;
-//! - epilogue: r0..r8 stored into packet bytes 0..72 (so every register is compared), then
-//!   the return value (0..=3 or a raw register);
-//! - `short:` a constant return for packets shorter than N.
+//! The program layout is in the sibling `assemble` module, which turns a [`Spec`] into
+//! instructions.
 
 use proptest::prelude::*;
-use vm_core::isa::{AluOp, AtomicOp, ByteOrder, CallTarget, Insn, JmpCond, LdImm64, Operand};
-use vm_core::isa::{Size, Width};
-use vm_core::{MapDef, MapType, ProgType, Program};
+use vm_core::isa::{AluOp, JmpCond, Operand, Size};
+use vm_core::{MapDef, MapType};
 
-/// Packet pointer register.
-const PKT: u8 = 9;
 /// Map value layout: bytes `[0, COUNTERS)` are atomic counters, `[COUNTERS, VALUE)` are read.
-const COUNTERS: i16 = 8;
-const VALUE: u32 = 16;
+pub const COUNTERS: i16 = 8;
+/// Map value bytes.
+pub const VALUE: u32 = 16;
 /// Array map entries (keys up to `ARRAY_ENTRIES + 1` are looked up, so some miss).
 const ARRAY_ENTRIES: u32 = 4;
 /// Hash map keys prefilled before the run (`0..HASH_FILLED`).
@@ -33,25 +26,57 @@ pub const HASH_FILLED: u64 = 3;
 #[derive(Debug, Clone)]
 pub enum Item {
     /// mov/add/sub/and/or/xor with a register or immediate.
-    Alu { op: AluOp, w32: bool, dst: u8, src: Operand },
+    Alu {
+        op: AluOp,
+        w32: bool,
+        dst: u8,
+        src: Operand,
+    },
     /// lsh/rsh/arsh; a register amount is masked to the width first (in place).
-    Shift { op: AluOp, w32: bool, dst: u8, src: Operand },
+    Shift {
+        op: AluOp,
+        w32: bool,
+        dst: u8,
+        src: Operand,
+    },
     /// neg.
     Neg { w32: bool, dst: u8 },
     /// mul with both operands masked first (to u32, or to u16 when `narrow`).
-    Mul { w32: bool, dst: u8, src: Operand, narrow: bool },
+    Mul {
+        w32: bool,
+        dst: u8,
+        src: Operand,
+        narrow: bool,
+    },
     /// div by a positive constant (imm, or a register holding it), dividend masked to u32
     /// (or narrower, by `mask`: 0 mov32, 1 u16, 2 u8, 3 31 bits).
-    Div { w32: bool, dst: u8, divisor: u32, via_reg: Option<u8>, mask: u8 },
+    Div {
+        w32: bool,
+        dst: u8,
+        divisor: u32,
+        via_reg: Option<u8>,
+        mask: u8,
+    },
     /// be16/be32/be64.
     Be { bits: u8, dst: u8 },
     /// lddw of a constant.
     Lddw { dst: u8, value: u64 },
     /// Forward conditional jump over the next `skip` items.
-    Jmp { cond: JmpCond, w32: bool, dst: u8, src: Operand, skip: u8 },
+    Jmp {
+        cond: JmpCond,
+        w32: bool,
+        dst: u8,
+        src: Operand,
+        skip: u8,
+    },
     /// `j<cond> dst, imm, +1; ja` over the next `skip` items (a bare `ja` would leave the
     /// skipped items statically unreachable, which the verifier refuses).
-    Ja { cond: JmpCond, dst: u8, imm: i32, skip: u8 },
+    Ja {
+        cond: JmpCond,
+        dst: u8,
+        imm: i32,
+        skip: u8,
+    },
     /// Packet load at a constant offset (fraction of the checked range).
     PktLoad { size: Size, dst: u8, off: u16 },
     /// Packet store of a register (or an immediate with `st`).
@@ -65,13 +90,35 @@ pub enum Item {
     /// A narrow packet or stack load immediately masked (`ld_mask_fold` bait).
     /// With `guard`, a conditional jump skips the load but not the mask (another path
     /// reaches the `and` with the old register value, which a fold must not lose).
-    LoadMask { stack: bool, size: Size, dst: u8, off: u16, mask: i32, w32: bool, guard: Option<(JmpCond, u8, i32)> },
+    LoadMask {
+        stack: bool,
+        size: Size,
+        dst: u8,
+        off: u16,
+        mask: i32,
+        w32: bool,
+        guard: Option<(JmpCond, u8, i32)>,
+    },
     /// `n` consecutive load/store pairs copying packet bytes (`from` to `to`, may overlap).
-    Copy { size: Size, n: u8, from: u16, to: u16, tmp: u8 },
+    Copy {
+        size: Size,
+        n: u8,
+        from: u16,
+        to: u16,
+        tmp: u8,
+    },
     /// `bpf_get_prandom_u32()` into r0 (r1..r5 re-initialised).
     Prandom { reinit: [i32; 5] },
     /// A bounded loop: `counter = n; do { body } while (--counter != 0)`.
-    Loop { counter: u8, n: u8, cond: u8, body: Vec<Item> },
+    Loop {
+        counter: u8,
+        n: u8,
+        cond: u8,
+        body: Vec<Item>,
+    },
+    /// A bpf-to-bpf call of the program's subprogram (args r1..r5, result in r0; r1..r5
+    /// re-initialised after).
+    CallSub { reinit: [i32; 5] },
 }
 
 /// The map lookup item.
@@ -141,6 +188,12 @@ pub struct Spec {
     pub ret: Ret,
     /// Return of the short path (0..=3).
     pub short_ret: i32,
+    /// A firmware packet helper before everything else: (`adjust_head`?, delta).
+    pub adjust: Option<(bool, i32)>,
+    /// Body of the subprogram `CallSub` items call (emitted only when one does).
+    pub sub: Vec<Item>,
+    /// Stack bytes the subprogram spills to (multiple of 8).
+    pub sub_stack: u16,
 }
 
 fn scalar() -> impl Strategy<Value = u8> {
@@ -158,7 +211,10 @@ fn imm() -> impl Strategy<Value = i32> {
 }
 
 fn operand() -> impl Strategy<Value = Operand> {
-    prop_oneof![scalar().prop_map(Operand::Reg), imm().prop_map(Operand::Imm)]
+    prop_oneof![
+        scalar().prop_map(Operand::Reg),
+        imm().prop_map(Operand::Imm)
+    ]
 }
 
 fn size() -> impl Strategy<Value = Size> {
@@ -182,19 +238,13 @@ fn cond() -> impl Strategy<Value = JmpCond> {
 }
 
 fn map_op() -> impl Strategy<Value = MapOp> {
-    let add_src = prop_oneof![
-        imm().prop_map(AddSrc::Imm),
-        (6u8..9).prop_map(AddSrc::Reg)
-    ];
+    let add_src = prop_oneof![imm().prop_map(AddSrc::Imm), (6u8..9).prop_map(AddSrc::Reg)];
     (
         0u8..2,
         0u8..(ARRAY_ENTRIES as u8 + 2),
         prop::collection::vec((any::<bool>(), any::<u8>(), add_src), 0..3),
         prop::collection::vec((size(), 6u8..9, any::<u8>()), 0..3),
-        prop_oneof![
-            (size(), any::<u8>()).prop_map(Ok),
-            imm().prop_map(Err)
-        ],
+        prop_oneof![(size(), any::<u8>()).prop_map(Ok), imm().prop_map(Err)],
         prop::array::uniform5(imm()),
     )
         .prop_map(|(map, key, adds, reads, r0, reinit)| MapOp {
@@ -242,6 +292,28 @@ fn item() -> impl Strategy<Value = Item> {
         2 => (size(), 1u8..5, 0u16..40, 0u16..40, scalar())
             .prop_map(|(size, n, from, to, tmp)| Item::Copy { size, n, from, to, tmp }),
         1 => prop::array::uniform5(imm()).prop_map(|reinit| Item::Prandom { reinit }),
+        2 => prop::array::uniform5(imm()).prop_map(|reinit| Item::CallSub { reinit }),
+    ]
+}
+
+/// Straight-line register-only items for the subprogram body.
+fn sub_item() -> impl Strategy<Value = Item> {
+    let basic = prop::sample::select(vec![
+        AluOp::Mov,
+        AluOp::Add,
+        AluOp::Sub,
+        AluOp::And,
+        AluOp::Or,
+        AluOp::Xor,
+    ]);
+    prop_oneof![
+        4 => (basic, any::<bool>(), scalar(), operand()).prop_map(|(op, w32, dst, src)| Item::Alu { op, w32, dst, src }),
+        1 => (prop::sample::select(vec![AluOp::Lsh, AluOp::Rsh, AluOp::Arsh]), any::<bool>(), scalar(), scalar())
+            .prop_map(|(op, w32, dst, r)| Item::Shift { op, w32, dst, src: Operand::Reg(r) }),
+        1 => (any::<bool>(), scalar(), operand(), any::<bool>())
+            .prop_map(|(w32, dst, src, narrow)| Item::Mul { w32, dst, src, narrow }),
+        1 => (prop::sample::select(vec![16u8, 32, 64]), scalar()).prop_map(|(bits, dst)| Item::Be { bits, dst }),
+        1 => (any::<bool>(), scalar()).prop_map(|(w32, dst)| Item::Neg { w32, dst }),
     ]
 }
 
@@ -253,7 +325,14 @@ fn mask() -> impl Strategy<Value = i32> {
 }
 
 fn loop_body_item() -> impl Strategy<Value = Item> {
-    let basic = prop::sample::select(vec![AluOp::Mov, AluOp::Add, AluOp::Sub, AluOp::And, AluOp::Or, AluOp::Xor]);
+    let basic = prop::sample::select(vec![
+        AluOp::Mov,
+        AluOp::Add,
+        AluOp::Sub,
+        AluOp::And,
+        AluOp::Or,
+        AluOp::Xor,
+    ]);
     prop_oneof![
         4 => (basic, any::<bool>(), scalar(), operand()).prop_map(|(op, w32, dst, src)| Item::Alu { op, w32, dst, src }),
         1 => (prop::sample::select(vec![AluOp::Lsh, AluOp::Rsh, AluOp::Arsh]), any::<bool>(), scalar(), 0i32..64)
@@ -299,15 +378,29 @@ pub fn spec(max_items: usize, reach: u16) -> impl Strategy<Value = Spec> {
         prop::collection::vec(item_or_loop(), 0..max_items),
         ret,
         0i32..4,
+        prop_oneof![
+            6 => Just(None),
+            1 => (-80i32..=80).prop_map(|d| Some((true, d))),
+            1 => (-80i32..=0).prop_map(|d| Some((false, d))),
+        ],
+        (
+            prop::collection::vec(sub_item(), 0..8),
+            prop::sample::select(vec![0u16, 8, 32, 64, 128]),
+        ),
     )
-        .prop_map(|(checked, stack, init, items, ret, short_ret)| Spec {
-            checked,
-            stack,
-            init,
-            items,
-            ret,
-            short_ret,
-        })
+        .prop_map(
+            |(checked, stack, init, items, ret, short_ret, adjust, (sub, sub_stack))| Spec {
+                checked,
+                stack,
+                init,
+                items,
+                ret,
+                short_ret,
+                adjust,
+                sub,
+                sub_stack,
+            },
+        )
 }
 
 /// The two maps every generated program declares (fd 0 array, fd 1 hash).
@@ -334,394 +427,14 @@ pub fn map_defs() -> Vec<MapDef> {
     ]
 }
 
-/// Where a jump goes.
-#[derive(Debug, Clone, Copy)]
-enum Label {
-    /// Start of item k (k = items.len() is the epilogue).
-    Item(usize),
-    /// The short-packet exit.
-    Short,
-    /// A piece index (loop heads).
-    Piece(usize),
-}
-
-/// A loop-body item rewritten so that it never writes the loop counter.
-fn spare(it: &Item, counter: u8) -> Item {
-    let other = |r: u8| if r == counter { (r + 1) % 9 } else { r };
-    match it.clone() {
-        Item::Alu { op, w32, dst, src } => Item::Alu { op, w32, dst: other(dst), src },
-        Item::Shift { op, w32, dst, src } => Item::Shift { op, w32, dst: other(dst), src },
-        Item::Be { bits, dst } => Item::Be { bits, dst: other(dst) },
-        Item::PktLoad { size, dst, off } => Item::PktLoad { size, dst: other(dst), off },
-        Item::StackLoad { size, dst, slot } => Item::StackLoad { size, dst: other(dst), slot },
-        i => i,
-    }
-}
-
-/// An instruction or a jump still to resolve.
-enum Piece {
-    Insn(Insn),
-    Jmp { cond: JmpCond, width: Width, dst: u8, src: Operand, to: Label },
-    Ja(Label),
-}
-
-fn w(w32: bool) -> Width {
-    if w32 { Width::W32 } else { Width::W64 }
-}
-
-fn alu(op: AluOp, width: Width, dst: u8, src: Operand) -> Insn {
-    Insn::Alu { op, width, dst, src }
-}
-
-fn mov(dst: u8, imm: i32) -> Insn {
-    alu(AluOp::Mov, Width::W64, dst, Operand::Imm(imm))
-}
-
-fn align_down(off: i64, size: Size) -> i64 {
-    off - off.rem_euclid(size.bytes() as i64)
-}
-
-struct Asm {
-    pieces: Vec<Piece>,
-    item_start: Vec<usize>,
-    short: usize,
-}
-
-impl Asm {
-    fn push(&mut self, i: Insn) {
-        self.pieces.push(Piece::Insn(i));
-    }
-}
-
-impl Spec {
-    /// Packet offset for `sel` so that `size` bytes fit in the checked range.
-    fn pkt_off(&self, sel: u16, size: Size) -> i16 {
-        let room = u32::from(self.checked) - size.bytes() as u32 + 1;
-        (u32::from(sel) % room) as i16
-    }
-
-    /// Stack offset (negative, aligned) for `slot`.
-    fn stack_off(&self, slot: u16, size: Size) -> i16 {
-        let n = u32::from(self.stack) / size.bytes() as u32;
-        let i = u32::from(slot) % n;
-        -(i64::from(self.stack) - (i64::from(i) * size.bytes() as i64)) as i16
-    }
-
-    /// Assembles the spec into an XDP program.
-    pub fn program(&self) -> Program {
-        let mut a = Asm {
-            pieces: Vec::new(),
-            item_start: Vec::new(),
-            short: 0,
-        };
-        // Prologue.
-        a.push(Insn::Load { size: Size::W, signed: false, dst: PKT, src: 1, off: 0 });
-        a.push(Insn::Load { size: Size::W, signed: false, dst: 3, src: 1, off: 4 });
-        a.push(alu(AluOp::Mov, Width::W64, 4, Operand::Reg(PKT)));
-        a.push(alu(AluOp::Add, Width::W64, 4, Operand::Imm(i32::from(self.checked))));
-        a.pieces.push(Piece::Jmp {
-            cond: JmpCond::Gt,
-            width: Width::W64,
-            dst: 4,
-            src: Operand::Reg(3),
-            to: Label::Short,
-        });
-        for (r, init) in self.init.iter().enumerate() {
-            let r = r as u8;
-            a.push(match *init {
-                Init::Mov(i) => mov(r, i),
-                Init::Mov32(i) => alu(AluOp::Mov, Width::W32, r, Operand::Imm(i)),
-                Init::Lddw(v) => Insn::LdImm64 { dst: r, value: LdImm64::Imm(v) },
-                Init::Pkt(size, sel) => Insn::Load {
-                    size,
-                    signed: false,
-                    dst: r,
-                    src: PKT,
-                    off: self.pkt_off(sel, size),
-                },
-            });
-        }
-        for k in 0..(self.stack / 8) {
-            a.push(Insn::Store {
-                size: Size::DW,
-                dst: 10,
-                src: Operand::Reg((k % 9) as u8),
-                off: -8 * (k as i16 + 1),
-            });
-        }
-        for (k, item) in self.items.iter().enumerate() {
-            a.item_start.push(a.pieces.len());
-            self.lower_item(&mut a, k, item);
-        }
-        a.item_start.push(a.pieces.len());
-        // Epilogue: every register into the packet.
-        for r in 0..9u8 {
-            a.push(Insn::Store {
-                size: Size::DW,
-                dst: PKT,
-                src: Operand::Reg(r),
-                off: 8 * i16::from(r),
-            });
-        }
-        match self.ret {
-            Ret::Const(c) => a.push(mov(0, c)),
-            Ret::Raw => {}
-            Ret::Masked => a.push(alu(AluOp::And, Width::W64, 0, Operand::Imm(3))),
-            Ret::Reg(r) => a.push(alu(AluOp::Mov, Width::W64, 0, Operand::Reg(r))),
-        }
-        a.push(Insn::Exit);
-        a.short = a.pieces.len();
-        a.push(mov(0, self.short_ret));
-        a.push(Insn::Exit);
-        resolve(&a)
-    }
-
-    fn lower_item(&self, a: &mut Asm, k: usize, item: &Item) {
-        let end = self.items.len();
-        match *item {
-            Item::Alu { op, w32, dst, src } => a.push(alu(op, w(w32), dst, src)),
-            Item::Shift { op, w32, dst, src } => {
-                let bits = if w32 { 32 } else { 64 };
-                let src = match src {
-                    Operand::Reg(r) => {
-                        a.push(alu(AluOp::And, Width::W64, r, Operand::Imm(bits - 1)));
-                        Operand::Reg(r)
-                    }
-                    Operand::Imm(i) => Operand::Imm(i.rem_euclid(bits)),
-                };
-                a.push(alu(op, w(w32), dst, src));
-            }
-            Item::Neg { w32, dst } => a.push(Insn::Neg { width: w(w32), dst }),
-            Item::Mul { w32, dst, src, narrow } => {
-                let mask = |a: &mut Asm, r: u8| {
-                    if narrow {
-                        a.push(alu(AluOp::And, Width::W64, r, Operand::Imm(0xffff)));
-                    } else {
-                        a.push(alu(AluOp::Mov, Width::W32, r, Operand::Reg(r)));
-                    }
-                };
-                mask(a, dst);
-                let src = match src {
-                    Operand::Reg(r) => {
-                        mask(a, r);
-                        Operand::Reg(r)
-                    }
-                    Operand::Imm(i) if !w32 || narrow => {
-                        Operand::Imm(if narrow { i & 0xffff } else { i & 0x7fff_ffff })
-                    }
-                    Operand::Imm(i) => Operand::Imm(i),
-                };
-                a.push(alu(AluOp::Mul, w(w32), dst, src));
-            }
-            Item::Div { w32, dst, divisor, via_reg, mask } => {
-                a.push(match mask {
-                    0 => alu(AluOp::Mov, Width::W32, dst, Operand::Reg(dst)),
-                    1 => alu(AluOp::And, Width::W64, dst, Operand::Imm(0xffff)),
-                    2 => alu(AluOp::And, Width::W64, dst, Operand::Imm(0xff)),
-                    _ => alu(AluOp::And, Width::W64, dst, Operand::Imm(0x7fff_ffff)),
-                });
-                // The NFP refuses a negative immediate divisor in both widths; a register
-                // holding the constant (mov32, zero-extended) may use all of u32.
-                let src = match via_reg {
-                    Some(r) if r != dst => {
-                        a.push(alu(AluOp::Mov, Width::W32, r, Operand::Imm(divisor.max(1) as i32)));
-                        Operand::Reg(r)
-                    }
-                    _ => Operand::Imm((divisor & 0x7fff_ffff).max(1) as i32),
-                };
-                a.push(alu(AluOp::Div, w(w32), dst, src));
-            }
-            Item::Be { bits, dst } => a.push(Insn::Endian { order: ByteOrder::ToBe, bits, dst }),
-            Item::Lddw { dst, value } => a.push(Insn::LdImm64 { dst, value: LdImm64::Imm(value) }),
-            Item::Jmp { cond, w32, dst, src, skip } => a.pieces.push(Piece::Jmp {
-                cond,
-                width: w(w32),
-                dst,
-                src,
-                to: Label::Item((k + 1 + usize::from(skip)).min(end)),
-            }),
-            Item::Ja { cond, dst, imm, skip } => {
-                a.push(Insn::Jmp { cond, width: Width::W64, dst, src: Operand::Imm(imm), off: 1 });
-                a.pieces
-                    .push(Piece::Ja(Label::Item((k + 1 + usize::from(skip)).min(end))));
-            }
-            Item::PktLoad { size, dst, off } => a.push(Insn::Load {
-                size,
-                signed: false,
-                dst,
-                src: PKT,
-                off: self.pkt_off(off, size),
-            }),
-            Item::PktStore { size, src, off } => a.push(Insn::Store {
-                size,
-                dst: PKT,
-                src,
-                off: self.pkt_off(off, size),
-            }),
-            Item::StackStore { size, src, slot } => a.push(Insn::Store {
-                size,
-                dst: 10,
-                src: Operand::Reg(src),
-                off: self.stack_off(slot, size),
-            }),
-            Item::StackLoad { size, dst, slot } => a.push(Insn::Load {
-                size,
-                signed: false,
-                dst,
-                src: 10,
-                off: self.stack_off(slot, size),
-            }),
-            Item::Map(ref m) => map_item(a, m),
-            Item::LoadMask { stack, size, dst, off, mask, w32, guard } => {
-                let (src, off) = if stack {
-                    (10, self.stack_off(off, size))
-                } else {
-                    (PKT, self.pkt_off(off, size))
-                };
-                if let Some((cond, reg, imm)) = guard {
-                    a.push(Insn::Jmp { cond, width: Width::W64, dst: reg, src: Operand::Imm(imm), off: 1 });
-                }
-                a.push(Insn::Load { size, signed: false, dst, src, off });
-                a.push(alu(AluOp::And, w(w32), dst, Operand::Imm(mask)));
-            }
-            Item::Copy { size, n, from, to, tmp } => {
-                let step = size.bytes() as u16;
-                let fits = |o: u16| u32::from(o) + u32::from(n) * u32::from(step) <= u32::from(self.checked);
-                let (from, to) = (if fits(from) { from } else { 0 }, if fits(to) { to } else { 0 });
-                for i in 0..u16::from(n) {
-                    a.push(Insn::Load { size, signed: false, dst: tmp, src: PKT, off: (from + i * step) as i16 });
-                    a.push(Insn::Store { size, dst: PKT, src: Operand::Reg(tmp), off: (to + i * step) as i16 });
-                }
-            }
-            Item::Prandom { reinit } => {
-                a.push(Insn::Call(CallTarget::Helper(7)));
-                for (r, v) in reinit.iter().enumerate() {
-                    a.push(mov(r as u8 + 1, *v));
-                }
-            }
-            Item::Loop { counter, n, cond, ref body } => {
-                a.push(mov(counter, i32::from(n)));
-                let head = a.pieces.len();
-                for it in body {
-                    self.lower_item(a, k, &spare(it, counter));
-                }
-                a.push(alu(AluOp::Sub, Width::W64, counter, Operand::Imm(1)));
-                let (c, imm) = match cond {
-                    0 => (JmpCond::Ne, 0),
-                    1 => (JmpCond::Sgt, 0),
-                    _ => (JmpCond::Gt, 0),
-                };
-                a.pieces.push(Piece::Jmp {
-                    cond: c,
-                    width: Width::W64,
-                    dst: counter,
-                    src: Operand::Imm(imm),
-                    to: Label::Piece(head),
-                });
-            }
-        }
-    }
-}
-
-fn map_item(a: &mut Asm, m: &MapOp) {
-    let hash = m.map == 1;
-    let key_off: i16 = if hash { -16 } else { -8 };
-    a.push(mov(1, i32::from(m.key)));
-    a.push(Insn::Store {
-        size: if hash { Size::DW } else { Size::W },
-        dst: 10,
-        src: Operand::Reg(1),
-        off: key_off,
-    });
-    a.push(Insn::LdImm64 { dst: 1, value: LdImm64::MapFd(i32::from(m.map)) });
-    a.push(alu(AluOp::Mov, Width::W64, 2, Operand::Reg(10)));
-    a.push(alu(AluOp::Add, Width::W64, 2, Operand::Imm(i32::from(key_off))));
-    a.push(Insn::Call(CallTarget::Helper(1)));
-    let mut hit = Vec::new();
-    for (dw, sel, src) in &m.adds {
-        let size = if *dw { Size::DW } else { Size::W };
-        let off = align_down(i64::from(*sel) % i64::from(COUNTERS - size.bytes() as i16 + 1), size) as i16;
-        let reg = match *src {
-            AddSrc::Imm(i) => {
-                hit.push(mov(1, i));
-                1
-            }
-            AddSrc::Reg(r) => r,
-        };
-        hit.push(Insn::Atomic { op: AtomicOp::Add, size, fetch: false, dst: 0, src: reg, off });
-    }
-    let read_off = |size: Size, sel: u8| {
-        let room = VALUE as i16 - COUNTERS - size.bytes() as i16 + 1;
-        COUNTERS + (i16::from(sel) % room)
-    };
-    for (size, dst, sel) in &m.reads {
-        hit.push(Insn::Load { size: *size, signed: false, dst: *dst, src: 0, off: read_off(*size, *sel) });
-    }
-    hit.push(match m.r0 {
-        Ok((size, sel)) => Insn::Load { size, signed: false, dst: 0, src: 0, off: read_off(size, sel) },
-        Err(i) => mov(0, i),
-    });
-    let skip: usize = hit.iter().map(Insn::slots).sum();
-    a.push(Insn::Jmp {
-        cond: JmpCond::Eq,
-        width: Width::W64,
-        dst: 0,
-        src: Operand::Imm(0),
-        off: skip as i16,
-    });
-    for i in hit {
-        a.push(i);
-    }
-    for (r, v) in m.reinit.iter().enumerate() {
-        a.push(mov(r as u8 + 1, *v));
-    }
-}
-
-fn resolve(a: &Asm) -> Program {
-    // Slot index of each piece.
-    let mut slot = Vec::with_capacity(a.pieces.len() + 1);
-    let mut n = 0usize;
-    for p in &a.pieces {
-        slot.push(n);
-        n += match p {
-            Piece::Insn(i) => i.slots(),
-            _ => 1,
-        };
-    }
-    slot.push(n);
-    let target = |l: Label| match l {
-        Label::Item(k) => slot[a.item_start[k]],
-        Label::Short => slot[a.short],
-        Label::Piece(p) => slot[p],
-    };
-    let mut insns = Vec::with_capacity(n);
-    for (pi, p) in a.pieces.iter().enumerate() {
-        let rel = |l: Label| (target(l) as i64 - slot[pi] as i64 - 1) as i16;
-        match *p {
-            Piece::Insn(i) => {
-                insns.push(i);
-                if matches!(i, Insn::LdImm64 { .. }) {
-                    insns.push(Insn::LdImm64Tail);
-                }
-            }
-            Piece::Jmp { cond, width, dst, src, to } => {
-                insns.push(Insn::Jmp { cond, width, dst, src, off: rel(to) })
-            }
-            Piece::Ja(to) => insns.push(Insn::Ja { off: i32::from(rel(to)), long: false }),
-        }
-    }
-    Program {
-        name: "generated".into(),
-        section: Some("xdp".into()),
-        prog_type: ProgType::Xdp,
-        insns,
-        maps: map_defs(),
-    }
-}
-
 /// Which instruction forms a spec exercises (for the coverage summary).
 pub fn forms(spec: &Spec) -> Vec<&'static str> {
     let mut v = Vec::new();
+    match spec.adjust {
+        Some((true, _)) => v.push("adjust_head"),
+        Some((false, _)) => v.push("adjust_tail"),
+        None => {}
+    }
     for it in &spec.items {
         v.push(match it {
             Item::Alu { .. } => "alu",
@@ -734,7 +447,10 @@ pub fn forms(spec: &Spec) -> Vec<&'static str> {
             Item::Jmp { .. } => "jmp",
             Item::Ja { .. } => "ja",
             Item::PktLoad { .. } => "pkt_load",
-            Item::PktStore { src: Operand::Imm(_), .. } => "pkt_store_imm",
+            Item::PktStore {
+                src: Operand::Imm(_),
+                ..
+            } => "pkt_store_imm",
             Item::PktStore { .. } => "pkt_store",
             Item::StackStore { .. } => "stack_store",
             Item::StackLoad { .. } => "stack_load",
@@ -744,6 +460,7 @@ pub fn forms(spec: &Spec) -> Vec<&'static str> {
             Item::Copy { .. } => "copy",
             Item::Prandom { .. } => "prandom",
             Item::Loop { .. } => "loop",
+            Item::CallSub { .. } => "bpf_call",
         });
     }
     v
