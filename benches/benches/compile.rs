@@ -1,0 +1,217 @@
+//! Offload compiler speed: the demo filter and the largest offloadable XDP/tc programs of
+//! ebpf-samples, compiled for the default NIC. Throughput is in eBPF instruction slots, so
+//! criterion's `elem/s` is eBPF instructions compiled per second. The offloadable corpus
+//! programs are small (tens of instructions), so the largest program the lowering translates
+//! once the NIC's instruction and stack limits are lifted is added to the `lower_verified`
+//! and `verify` groups, for a per-instruction rate less dominated by fixed costs.
+//!
+//! Why four groups: `compile` runs the verifier twice — once with the NFP feasibility hooks
+//! (`feasibility::check`), once more inside `lower_verified` to collect the facts the
+//! lowering needs — so its time splits into `feasibility` + `lower_verified`, and the
+//! lowering proper is about `lower_verified` minus `verify` (the plain verifier).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use nfp_backend::NicLimits;
+use nfp_backend::compile::{compile, lower_verified};
+use nfp_backend::feasibility;
+use nfp_backend::lower::LowerOptions;
+use verifier::{VerifyOptions, verify};
+use vm_core::{ProgType, Program};
+
+/// Corpus programs benchmarked besides the demo: the largest offloadable ones.
+const CORPUS_PROGRAMS: usize = 3;
+
+struct Case {
+    name: String,
+    program: Program,
+    /// Only the lowering translates it (with the NIC's instruction and stack limits
+    /// lifted): benchmarked in `lower_verified` and `verify` only.
+    lowering_only: bool,
+}
+
+/// The default NIC with the instruction-store and stack limits lifted.
+fn unlimited() -> NicLimits {
+    NicLimits {
+        max_insns: usize::MAX,
+        stack_bytes: u32::MAX,
+        ..NicLimits::default()
+    }
+}
+
+fn objects(dir: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![vm_core::corpus::require(dir)];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "o") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The type a Cilium/OVS-convention section (`2/1`, `from-netdev`, `tail-3`) stands for, as
+/// nfp-backend's `corpus_feasibility` test decides.
+fn conventional_type(section: &str, file: &str) -> Option<ProgType> {
+    let head = section.split('/').next().unwrap_or(section);
+    let numeric = !head.is_empty() && head.chars().all(|c| c.is_ascii_digit());
+    let tc_named = ["from-", "to-", "tail-"]
+        .iter()
+        .any(|p| head.starts_with(p))
+        || matches!(head, "ingress" | "egress");
+    if numeric && file.contains("xdp") {
+        Some(ProgType::Xdp)
+    } else if numeric || tc_named {
+        Some(ProgType::SchedCls)
+    } else {
+        None
+    }
+}
+
+/// The demo, then the `CORPUS_PROGRAMS` largest offloadable XDP/tc programs of ebpf-samples
+/// (Cilium section conventions included), then
+/// the largest program only the lowering (no NIC limits) translates, if larger.
+fn cases(nic: &NicLimits) -> Vec<Case> {
+    let mut out = vec![Case {
+        name: "demo:udp_filter".into(),
+        program: vm_core::demo::udp_filter(),
+        lowering_only: false,
+    }];
+    let loose = unlimited();
+    let mut found = Vec::new();
+    let mut lowered: Option<Case> = None;
+    for path in objects("ebpf-samples") {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if vm_core::elf::is_big_endian(&bytes) {
+            continue;
+        }
+        let Ok((obj, _)) = vm_core::elf::load_object_lenient(&bytes) else {
+            continue;
+        };
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
+        for mut p in obj.programs {
+            match p.prog_type {
+                ProgType::Xdp | ProgType::SchedCls => {}
+                ProgType::Other(0) => {
+                    let section = p.section.clone().unwrap_or_default();
+                    match conventional_type(&section, &file) {
+                        Some(t) => p.prog_type = t,
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            }
+            let name = format!("{file}:{}", p.name);
+            if compile(&p, nic).is_ok() {
+                found.push(Case {
+                    name,
+                    program: p,
+                    lowering_only: false,
+                });
+            } else if lowered
+                .as_ref()
+                .is_none_or(|l| l.program.insns.len() < p.insns.len())
+                && lower_verified(&p, &loose, &LowerOptions::default()).is_ok()
+            {
+                lowered = Some(Case {
+                    name: format!("{name} (lowering only)"),
+                    program: p,
+                    lowering_only: true,
+                });
+            }
+        }
+    }
+    // Largest first; the same program in several objects counts once.
+    found.sort_by(|a, b| {
+        b.program
+            .insns
+            .len()
+            .cmp(&a.program.insns.len())
+            .then(a.name.cmp(&b.name))
+    });
+    found.dedup_by(|a, b| a.program.insns == b.program.insns);
+    let largest = found.first().map_or(0, |c| c.program.insns.len());
+    out.extend(found.into_iter().take(CORPUS_PROGRAMS));
+    out.extend(lowered.filter(|l| l.program.insns.len() > largest));
+    out
+}
+
+/// One benchmarked stage: runs it on a program, returns whether it succeeded.
+type Stage<'a> = dyn Fn(&Program) -> bool + 'a;
+
+fn compile_speed(c: &mut Criterion) {
+    let nic = NicLimits::default();
+    let opts = LowerOptions::default();
+    let quiet = VerifyOptions {
+        log_level: 0,
+        ..VerifyOptions::default()
+    };
+    let loose = unlimited();
+    let cases = cases(&nic);
+    // One timed pass first: a readable split per program next to criterion's figures.
+    for case in cases.iter().filter(|c| !c.lowering_only) {
+        let n = case.program.insns.len();
+        let time = |f: &dyn Fn() -> bool| {
+            let t = Instant::now();
+            let mut runs = 0u32;
+            while t.elapsed().as_millis() < 200 || runs < 3 {
+                black_box(f());
+                runs += 1;
+            }
+            t.elapsed().as_secs_f64() * 1e6 / f64::from(runs)
+        };
+        let full = time(&|| compile(black_box(&case.program), &nic).is_ok());
+        let feas = time(&|| feasibility::check(black_box(&case.program), &nic).offloadable());
+        let lower = time(&|| lower_verified(black_box(&case.program), &nic, &opts).is_ok());
+        let plain = time(&|| verify(black_box(&case.program), &quiet).is_ok());
+        let nfp = compile(&case.program, &nic).map_or(0, |c| c.nfp_insns);
+        println!(
+            "{:<48} {n:>5} eBPF -> {nfp:>5} NFP | compile {full:>8.1} us ({:.2} M eBPF insns/s) = feasibility {feas:>8.1} + lower_verified {lower:>8.1} (verify {plain:>8.1} + lowering ~{:>7.1})",
+            case.name,
+            n as f64 / full,
+            lower - plain
+        );
+    }
+    let groups: [(&str, bool, &Stage); 4] = [
+        ("compile", false, &|p| compile(p, &nic).is_ok()),
+        ("feasibility", false, &|p| {
+            feasibility::check(p, &nic).offloadable()
+        }),
+        ("lower_verified", true, &|p| {
+            lower_verified(p, &loose, &opts).is_ok()
+        }),
+        ("verify", true, &|p| verify(p, &quiet).is_ok()),
+    ];
+    for (group_name, all, f) in groups {
+        let mut group = c.benchmark_group(group_name);
+        group.sample_size(10);
+        for case in cases.iter().filter(|c| all || !c.lowering_only) {
+            group.throughput(Throughput::Elements(case.program.insns.len() as u64));
+            group.bench_function(&case.name, |b| {
+                b.iter(|| black_box(f(black_box(&case.program))))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, compile_speed);
+criterion_main!(benches);
