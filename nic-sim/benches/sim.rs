@@ -6,12 +6,17 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nfp_backend::NicLimits;
-use nic_sim::{NfpProgram, NicPreset, PacketEngine, SimConfig, Step, TrafficSpec, simulate, traffic::Generator};
+use nic_sim::{
+    NfpProgram, NicPreset, PacketEngine, SimConfig, Step, TrafficSpec, simulate, traffic::Generator,
+};
 
 const FRAMES: u64 = 200_000;
 
 fn frames(n: u64) -> Vec<Vec<u8>> {
-    let spec = TrafficSpec::parse(&format!("packets={n},flows=10000,size=64,dport=7770-7790,seed=2")).expect("spec");
+    let spec = TrafficSpec::parse(&format!(
+        "packets={n},flows=10000,size=64,dport=7770-7790,seed=2"
+    ))
+    .expect("spec");
     Generator::new(&spec).map(|f| f.expect("frame")).collect()
 }
 
@@ -35,9 +40,13 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("nfp_engine_udp_filter");
     g.throughput(Throughput::Elements(pkts.len() as u64));
-    g.bench_function("packets", |b| b.iter(|| black_box(run_all(&mut engine, black_box(&pkts)))));
+    g.bench_function("packets", |b| {
+        b.iter(|| black_box(run_all(&mut engine, black_box(&pkts))))
+    });
     g.throughput(Throughput::Elements(insns));
-    g.bench_function("me_instructions", |b| b.iter(|| black_box(run_all(&mut engine, black_box(&pkts)))));
+    g.bench_function("me_instructions", |b| {
+        b.iter(|| black_box(run_all(&mut engine, black_box(&pkts))))
+    });
     g.finish();
 
     let all = frames(FRAMES);
@@ -50,7 +59,10 @@ fn bench(c: &mut Criterion) {
         config.host_threads = hosts;
         g.bench_function(format!("host_threads_{hosts}"), |b| {
             b.iter(|| {
-                let out = simulate(all.iter().cloned().map(Ok), &config, &nfp, None, |_, _| Ok(())).expect("simulates");
+                let out = simulate(all.iter().cloned().map(Ok), &config, &nfp, None, |_, _| {
+                    Ok(())
+                })
+                .expect("simulates");
                 black_box(out.report.packets)
             })
         });

@@ -3,13 +3,16 @@
 //! on an Agilio CX 40 GbE port with 64-byte frames over 10,000 flows; then host simulation
 //! speed for the demo filter on 1 and 2 host threads (reference check off).
 //!
-//! `cargo run --release -p nic-sim --example scaling [-- FRAMES]` (default 200,000 per point).
+//! `cargo run --release -p nic-sim --example scaling [-- [speed] FRAMES]` (default 200,000
+//! frames per point; `speed` skips the scaling table).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use nfp_backend::NicLimits;
-use nic_sim::{NfpProgram, NicPreset, PacketEngine, SimConfig, Step, TrafficSpec, simulate, traffic::Generator};
+use nic_sim::{
+    NfpProgram, NicPreset, PacketEngine, SimConfig, Step, TrafficSpec, simulate, traffic::Generator,
+};
 use vm_core::{ProgType, Program};
 
 fn drop_program() -> Program {
@@ -28,10 +31,16 @@ fn corpus_programs() -> Vec<(String, Program, NfpProgram)> {
     for dir in ["ebpf-samples", "cilium-ebpf"] {
         let mut stack = vec![vm_core::corpus::require(dir)];
         while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let p = e.path();
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+                let name = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("")
+                    .to_string();
                 if p.is_dir() {
                     stack.push(p);
                 } else if name.ends_with(".o") || name.ends_with("-el.elf") {
@@ -43,12 +52,20 @@ fn corpus_programs() -> Vec<(String, Program, NfpProgram)> {
     objects.sort();
     let mut out = Vec::new();
     for path in &objects {
-        let Ok(bytes) = std::fs::read(path) else { continue };
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
         if vm_core::elf::is_big_endian(&bytes) {
             continue;
         }
-        let Ok((obj, _)) = vm_core::elf::load_object_lenient(&bytes) else { continue };
-        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let Ok((obj, _)) = vm_core::elf::load_object_lenient(&bytes) else {
+            continue;
+        };
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
         for p in &obj.programs {
             if p.prog_type == ProgType::Xdp
                 && let Ok(nfp) = NfpProgram::compile(p, &NicLimits::default())
@@ -66,8 +83,15 @@ fn corpus_programs() -> Vec<(String, Program, NfpProgram)> {
 }
 
 fn main() {
-    let frames: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
-    let spec = TrafficSpec::parse(&format!("packets={frames},flows=10000,size=64,dport=7777,seed=1")).expect("spec");
+    let speed_only = std::env::args().nth(1).as_deref() == Some("speed");
+    let frames: u64 = std::env::args()
+        .nth(if speed_only { 2 } else { 1 })
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let spec = TrafficSpec::parse(&format!(
+        "packets={frames},flows=10000,size=64,dport=7777,seed=1"
+    ))
+    .expect("spec");
     let demo = vm_core::demo::udp_filter();
     let mut programs = vec![
         ("xdp_drop (trivial)".to_string(), drop_program()),
@@ -75,25 +99,37 @@ fn main() {
     ];
     let mut compiled: Vec<(String, NfpProgram)> = programs
         .iter()
-        .map(|(n, p)| (n.clone(), NfpProgram::compile(p, &NicLimits::default()).expect("offloadable")))
+        .map(|(n, p)| {
+            (
+                n.clone(),
+                NfpProgram::compile(p, &NicLimits::default()).expect("offloadable"),
+            )
+        })
         .collect();
     for (n, p, nfp) in corpus_programs() {
         programs.push((n.clone(), p));
         compiled.push((n, nfp));
     }
     let cores = [1u32, 2, 4, 8, 12, 16, 20, 25, 30, 40, 50];
-    println!("modeled Mpps, agilio-cx-40 (40 GbE, line rate 59.52 Mpps at 64 B), 4 threads/ME, {frames} frames/point");
+    println!(
+        "modeled Mpps, agilio-cx-40 (40 GbE, line rate 59.52 Mpps at 64 B), 4 threads/ME, {frames} frames/point"
+    );
     print!("{:<44} {:>6}", "program", "insns");
     for c in cores {
         print!(" {:>6}", format!("{c}ME"));
     }
     println!();
-    for (name, nfp) in &compiled {
-        print!("{:<44} {:>6}", name.chars().take(44).collect::<String>(), nfp.code().len());
+    for (name, nfp) in compiled.iter().filter(|_| !speed_only) {
+        print!(
+            "{:<44} {:>6}",
+            name.chars().take(44).collect::<String>(),
+            nfp.code().len()
+        );
         for c in cores {
             let mut config = SimConfig::new(NicPreset::agilio_cx_40().with_cores(c));
             config.host_threads = 2;
-            let out = simulate(Generator::new(&spec), &config, nfp, None, |_, _| Ok(())).expect("simulates");
+            let out = simulate(Generator::new(&spec), &config, nfp, None, |_, _| Ok(()))
+                .expect("simulates");
             print!(" {:>6.2}", out.report.modeled_mpps);
         }
         println!();
@@ -102,13 +138,17 @@ fn main() {
     // Host speed: the demo filter, reference check off.
     let demo_nfp = &compiled[1].1;
     let n = frames.max(1_000_000);
-    let big = TrafficSpec::parse(&format!("packets={n},flows=10000,size=64,dport=7770-7790,seed=2")).expect("spec");
+    let big = TrafficSpec::parse(&format!(
+        "packets={n},flows=10000,size=64,dport=7770-7790,seed=2"
+    ))
+    .expect("spec");
     let mut per = Vec::new();
     for hosts in [1usize, 2] {
         let mut config = SimConfig::new(NicPreset::agilio_cx());
         config.host_threads = hosts;
         let t = Instant::now();
-        let out = simulate(Generator::new(&big), &config, demo_nfp, None, |_, _| Ok(())).expect("simulates");
+        let out = simulate(Generator::new(&big), &config, demo_nfp, None, |_, _| Ok(()))
+            .expect("simulates");
         let pps = n as f64 / t.elapsed().as_secs_f64();
         per.push(pps);
         println!(
@@ -118,10 +158,16 @@ fn main() {
             out.report.modeled_mpps
         );
     }
-    println!("simulate() speed-up 1 -> 2 host threads: {:.2}x", per[1] / per[0]);
+    println!(
+        "simulate() speed-up 1 -> 2 host threads: {:.2}x",
+        per[1] / per[0]
+    );
 
     // The engine alone: pre-built frames through one ME's 4 threads round-robin.
-    let pkts: Vec<Vec<u8>> = Generator::new(&big).take(4096).map(|f| f.expect("frame")).collect();
+    let pkts: Vec<Vec<u8>> = Generator::new(&big)
+        .take(4096)
+        .map(|f| f.expect("frame"))
+        .collect();
     let mut engine = demo_nfp.engine(0, 4);
     let mut out = Vec::new();
     let (mut insns, mut done) = (0u64, 0u64);

@@ -131,6 +131,18 @@ pub struct InterpEngine {
     vm: Vm,
     cost: StandInCost,
     slots: Vec<Slot>,
+    /// `VmConfig::prandom_seed`, the base of every packet's random stream.
+    seed: u64,
+    /// Packets started so far on this engine.
+    started: u64,
+}
+
+/// The seed of the random stream of the `n`-th packet an ME starts (`n` = 0 gives `seed`
+/// itself, so a single packet sees what a fresh interpreter would). Every engine gives each
+/// packet its own stream: the ME's hardware threads interleave their draws in an order that
+/// depends on timing, and a packet's results must not.
+pub fn packet_prandom_seed(seed: u64, n: u64) -> u64 {
+    seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 impl std::fmt::Debug for InterpEngine {
@@ -153,6 +165,7 @@ impl InterpEngine {
         me: u32,
         threads: u32,
     ) -> Result<InterpEngine, SimError> {
+        let seed = config.prandom_seed;
         let vm = Vm::new(program, config).map_err(|e| SimError::EngineLoad {
             me,
             reason: e.to_string(),
@@ -161,6 +174,8 @@ impl InterpEngine {
             vm,
             cost,
             slots: (0..threads.max(1)).map(|_| Slot::default()).collect(),
+            seed,
+            started: 0,
         })
     }
 
@@ -190,6 +205,9 @@ impl InterpEngine {
 impl PacketEngine for InterpEngine {
     fn start(&mut self, thread: u32, frame: &[u8]) {
         let mut outcome = std::mem::take(&mut self.slot(thread).outcome);
+        self.vm
+            .reseed_prandom(packet_prandom_seed(self.seed, self.started));
+        self.started += 1;
         let result = self
             .vm
             .run_into(frame, &mut outcome)

@@ -89,6 +89,8 @@ struct Current {
     arrival: u64,
     busy: u64,
     wait: u64,
+    /// Whether the firmware's per-packet cycles have been charged (on the first step).
+    fw_charged: bool,
     /// The reference engine's (verdict, bytes) for this packet, when checking.
     reference: Option<(Verdict, Vec<u8>)>,
 }
@@ -119,6 +121,8 @@ pub struct MeSim<E: PacketEngine> {
     last_run: usize,
     stats: MeStats,
     scratch: Vec<u8>,
+    /// Firmware ME cycles per packet around the program (`NicPreset::fw_cycles_per_packet`).
+    fw_cycles: u64,
 }
 
 impl<E: PacketEngine> std::fmt::Debug for MeSim<E> {
@@ -154,7 +158,14 @@ impl<E: PacketEngine> MeSim<E> {
                 ..MeStats::default()
             },
             scratch: Vec::new(),
+            fw_cycles: 0,
         }
+    }
+
+    /// Charges `cycles` of firmware work per packet, on the ME, with the packet's first step.
+    pub fn with_fw_cycles(mut self, cycles: u64) -> MeSim<E> {
+        self.fw_cycles = cycles;
+        self
     }
 
     /// Feeds the next frame (arrival times must not decrease); results of frames that
@@ -208,6 +219,7 @@ impl<E: PacketEngine> MeSim<E> {
             arrival: a.time,
             busy: 0,
             wait: 0,
+            fw_charged: false,
             reference,
         });
     }
@@ -272,9 +284,15 @@ impl<E: PacketEngine> MeSim<E> {
     fn run(&mut self, th: usize, at: u64, out: &mut Vec<FrameResult>) {
         self.last_run = th;
         let step = self.engine.resume(th as u32);
-        let busy = match &step {
+        let mut busy = match &step {
             Step::Swap { busy, .. } | Step::Done { busy, .. } | Step::Fault { busy, .. } => *busy,
         };
+        if let Some(cur) = self.threads[th].current.as_mut()
+            && !cur.fw_charged
+        {
+            cur.fw_charged = true;
+            busy += self.fw_cycles;
+        }
         self.me_free = at + busy;
         self.stats.busy_cycles += busy;
         let t = &mut self.threads[th];

@@ -67,15 +67,14 @@ impl NfpProgram {
         program: &Program,
         compiled: &Compiled,
     ) -> Result<NfpProgram, NotOffloadable> {
-        let maps = MapSet::new(&program.maps, VmConfig::default().ncpus).map_err(|e| {
-            NotOffloadable {
+        let maps =
+            MapSet::new(&program.maps, VmConfig::default().ncpus).map_err(|e| NotOffloadable {
                 reasons: vec![nfp_backend::Reason::program(
                     "maps",
                     format!("map definitions cannot be created: {e}"),
                 )],
                 verifier_log: String::new(),
-            }
-        })?;
+            })?;
         Ok(NfpProgram {
             code: compiled.code.clone().into(),
             maps,
@@ -125,6 +124,8 @@ impl NfpProgram {
             code: Arc::clone(&self.code),
             lmems: (0..groups).map(|_| Lmem::new()).collect(),
             shared: SharedMem::new(self.prandom_seed, 0),
+            seed: self.prandom_seed,
+            started: 0,
             maps: self.maps.clone(),
             lat: self.lat.clone(),
             budget: self.budget,
@@ -132,6 +133,7 @@ impl NfpProgram {
                 .map(|t| Slot {
                     thread: Thread::new((t % u32::from(THREADS_PER_ME)) as u8),
                     pending: None,
+                    rng: 0,
                 })
                 .collect(),
             me,
@@ -157,9 +159,8 @@ impl NfpProgram {
                 me,
                 threads,
             )?;
-            copy_maps(&self.maps, e.vm_mut().maps_mut()).map_err(|reason| {
-                SimError::EngineLoad { me, reason }
-            })?;
+            copy_maps(&self.maps, e.vm_mut().maps_mut())
+                .map_err(|reason| SimError::EngineLoad { me, reason })?;
             Ok(Box::new(e) as Reference)
         }
     }
@@ -189,6 +190,9 @@ struct Slot {
     thread: Thread,
     /// The packet could not be loaded (too long for the buffer): the next `resume` aborts it.
     pending: Option<String>,
+    /// This packet's random stream (see [`crate::engine::packet_prandom_seed`]): swapped into
+    /// the ME's generator while the thread runs.
+    rng: u64,
 }
 
 /// One ME running microcode: see the module docs.
@@ -202,6 +206,10 @@ pub struct NfpEngine {
     budget: u64,
     threads: Vec<Slot>,
     me: u32,
+    /// Base of the per-packet random streams (`VmConfig::prandom_seed` of the reference).
+    seed: u64,
+    /// Packets started so far on this ME.
+    started: u64,
 }
 
 impl std::fmt::Debug for NfpEngine {
@@ -237,7 +245,11 @@ impl NfpEngine {
 impl PacketEngine for NfpEngine {
     fn start(&mut self, thread: u32, frame: &[u8]) {
         let (i, g) = self.place(thread);
+        self.shared
+            .reseed_prandom(crate::engine::packet_prandom_seed(self.seed, self.started));
+        self.started += 1;
         let slot = &mut self.threads[i];
+        slot.rng = self.shared.prandom_state();
         slot.pending = match slot.thread.start(&mut self.lmems[g], frame) {
             Ok(()) => None,
             Err(e) => Some(e.to_string()),
@@ -250,13 +262,18 @@ impl PacketEngine for NfpEngine {
         if let Some(reason) = slot.pending.take() {
             return Step::Fault { busy: 1, reason };
         }
+        self.shared.set_prandom_state(slot.rng);
         let mut mem = MemState {
             lmem: &mut self.lmems[g],
             shared: &mut self.shared,
             maps: &mut self.maps,
             lat: &self.lat,
         };
-        match slot.thread.run_until_event(&self.code, &mut mem, self.budget) {
+        let event = slot
+            .thread
+            .run_until_event(&self.code, &mut mem, self.budget);
+        slot.rng = self.shared.prandom_state();
+        match event {
             Ok(Event::Swap {
                 busy_cycles,
                 wait_cycles,
@@ -322,7 +339,9 @@ mod tests {
                     }
                 };
                 match last {
-                    Step::Done { retval, busy: b, .. } => {
+                    Step::Done {
+                        retval, busy: b, ..
+                    } => {
                         assert_eq!(retval, want.retval, "{name} thread {t}");
                         assert!(busy + b > 0);
                     }

@@ -121,7 +121,18 @@ pub struct NicPreset {
     /// Packets a hardware thread's input queue holds while the thread is busy; arrivals
     /// beyond it are queue drops.
     pub queue_depth: u32,
+    /// ME cycles the firmware spends per packet around the program (taking the packet from
+    /// the CTM packet engine's work queue, metadata, dispatching the verdict to the NBI).
+    /// Without it a trivial program would look like 70 Mpps per ME; see
+    /// [`FW_CYCLES_PER_PACKET`].
+    pub fw_cycles_per_packet: u64,
 }
+
+/// Firmware cycles per packet on the NFP-4000 eBPF datapath, derived from the public
+/// figure of "about 3 Mpps per FPC" for a simple read/write/redirect program (Netronome,
+/// IO Visor Summit 2017; nfp-model.md §4.1): 800 MHz / 3 Mpps ≈ 267 busy cycles per packet,
+/// minus ~45 cycles for such a program's own instructions, leaves ~220.
+pub const FW_CYCLES_PER_PACKET: u64 = 220;
 
 impl NicPreset {
     /// Agilio CX 2×25GbE (NFP-4000) with CoreNIC's eBPF datapath: 5 islands × 10 worker MEs,
@@ -136,6 +147,7 @@ impl NicPreset {
             mem: MemLatency::NFP4000,
             line_rate: LineRate::G25,
             queue_depth: 32,
+            fw_cycles_per_packet: FW_CYCLES_PER_PACKET,
         }
     }
 
@@ -169,6 +181,7 @@ impl NicPreset {
             mem: MemLatency::NFP4000,
             line_rate,
             queue_depth: 32,
+            fw_cycles_per_packet: FW_CYCLES_PER_PACKET,
         }
     }
 
@@ -176,7 +189,7 @@ impl NicPreset {
     pub const NAMES: &'static [&'static str] = &["agilio-cx", "nfp-4000", "agilio-cx-40"];
 
     /// Finds a preset: `agilio-cx` (alias `nfp-4000`), `agilio-cx-40`, or
-    /// `custom:islands=I,mes=M,threads=T,mhz=F,rate=10g|25g|40g|100g,queue=Q` (every key
+    /// `custom:islands=I,mes=M,threads=T,mhz=F,rate=10g|25g|40g|100g,queue=Q,fw=C` (every key
     /// optional, defaults from `agilio-cx`).
     pub fn by_name(name: &str) -> Result<NicPreset, SimError> {
         match name {
@@ -214,13 +227,18 @@ impl NicPreset {
                 "threads" => p.threads_per_me = num()? as u32,
                 "mhz" => p.clock_hz = num()? * 1_000_000,
                 "queue" => p.queue_depth = num()? as u32,
+                "fw" => {
+                    p.fw_cycles_per_packet = v
+                        .parse::<u64>()
+                        .map_err(|_| bad(format!("`fw` needs a cycle count, got `{v}`")))?
+                }
                 "rate" => {
                     p.line_rate =
                         LineRate::parse(v).ok_or_else(|| bad(format!("bad line rate `{v}`")))?
                 }
                 _ => {
                     return Err(bad(format!(
-                        "unknown key `{k}` (islands, mes, threads, mhz, rate, queue)"
+                        "unknown key `{k}` (islands, mes, threads, mhz, rate, queue, fw)"
                     )));
                 }
             }
@@ -228,6 +246,7 @@ impl NicPreset {
         let (i, m, t, c) = (p.islands, p.mes_per_island, p.threads_per_me, p.clock_hz);
         p = NicPreset {
             queue_depth: p.queue_depth,
+            fw_cycles_per_packet: p.fw_cycles_per_packet,
             ..NicPreset::custom(i, m, t, c, p.line_rate)
         };
         Ok(p)

@@ -272,14 +272,17 @@ fn shard_worker<F: EngineFactory>(
             Some(r) => Some(r(me, 1)?),
             None => None,
         };
-        sims.push(MeSim::new(
-            me,
-            engine,
-            reference,
-            threads,
-            nic.queue_depth,
-            config.keep_output,
-        ));
+        sims.push(
+            MeSim::new(
+                me,
+                engine,
+                reference,
+                threads,
+                nic.queue_depth,
+                config.keep_output,
+            )
+            .with_fw_cycles(nic.fw_cycles_per_packet),
+        );
     }
     let slot = |me: u32| owned.binary_search(&me).ok();
     let mut out = Vec::new();

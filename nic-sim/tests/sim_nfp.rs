@@ -10,7 +10,9 @@ mod common;
 use std::time::Instant;
 
 use nfp_backend::NicLimits;
-use nic_sim::{NfpProgram, NicPreset, SimConfig, SimOutput, TrafficSpec, simulate, traffic::Generator};
+use nic_sim::{
+    NfpProgram, NicPreset, SimConfig, SimOutput, TrafficSpec, simulate, traffic::Generator,
+};
 use vm_core::Program;
 
 fn run(
@@ -45,12 +47,23 @@ fn demo() -> (Program, NfpProgram) {
 fn demo_program_has_zero_mismatches_over_20000_frames() {
     let (p, nfp) = demo();
     let spec = TrafficSpec::parse("packets=20000,flows=2000,size=64-1514,proto=udp:80,tcp:15,arp:5,dport=7770-7790,runts=0.01,seed=3").unwrap();
-    let out = run(&p, &nfp, Generator::new(&spec), NicPreset::agilio_cx(), 2, None);
+    let out = run(
+        &p,
+        &nfp,
+        Generator::new(&spec),
+        NicPreset::agilio_cx(),
+        2,
+        None,
+    );
     let r = &out.report;
     assert_eq!(r.packets, 20_000);
     assert!(r.accounted(), "{r:?}");
     assert_eq!(r.mismatches, 0, "first: {:?}", r.first_mismatch);
-    assert!(r.verdicts.pass > 0 && r.verdicts.drop > 0, "both verdicts exercised: {:?}", r.verdicts);
+    assert!(
+        r.verdicts.pass > 0 && r.verdicts.drop > 0,
+        "both verdicts exercised: {:?}",
+        r.verdicts
+    );
     assert!(r.verdicts.runt > 0);
     assert!(r.cycles_per_packet.p50 > 0 && r.modeled_mpps > 0.0);
 }
@@ -61,17 +74,36 @@ fn corpus(n: u64, cores: u32) -> Vec<(String, u64, u64, f64, f64)> {
     let mut failures = Vec::new();
     for (i, (name, p, nfp)) in common::offloadable_corpus().into_iter().enumerate() {
         let started = Instant::now();
-        let out = run(&p, &nfp, common::mixed_frames(n, i as u64 + 1), NicPreset::agilio_cx().with_cores(cores), 2, None);
+        let out = run(
+            &p,
+            &nfp,
+            common::mixed_frames(n, i as u64 + 1),
+            NicPreset::agilio_cx().with_cores(cores),
+            2,
+            None,
+        );
         let r = &out.report;
         assert!(r.accounted(), "{name}: {r:?}");
         assert_eq!(r.packets, n, "{name}");
         if r.mismatches > 0 {
-            failures.push(format!("{name}: {} mismatches, first: {:?}", r.mismatches, r.first_mismatch));
+            failures.push(format!(
+                "{name}: {} mismatches, first: {:?}",
+                r.mismatches, r.first_mismatch
+            ));
         }
         let secs = started.elapsed().as_secs_f64();
-        rows.push((name, r.packets, r.mismatches, r.modeled_mpps, n as f64 / secs));
+        rows.push((
+            name,
+            r.packets,
+            r.mismatches,
+            r.modeled_mpps,
+            n as f64 / secs,
+        ));
     }
-    println!("{:<70} {:>8} {:>10} {:>9} {:>12}", "program", "frames", "mismatches", "Mpps", "host fps");
+    println!(
+        "{:<70} {:>8} {:>10} {:>9} {:>12}",
+        "program", "frames", "mismatches", "Mpps", "host fps"
+    );
     for (name, n, m, mpps, fps) in &rows {
         println!("{name:<70} {n:>8} {m:>10} {mpps:>9.2} {fps:>12.0}");
     }
@@ -94,16 +126,34 @@ fn corpus_xdp_programs_have_zero_mismatches_100k() {
 #[test]
 fn results_do_not_depend_on_host_threads() {
     let (p, nfp) = demo();
-    let spec = TrafficSpec::parse("packets=6000,flows=400,size=imix,proto=udp:70,tcp:30,dport=7775-7779,zipf=1.1,seed=11").unwrap();
-    let mut base: Option<(nic_sim::SimReport, Vec<(u64, Vec<u8>)>, Vec<Vec<(Vec<u8>, Vec<u8>)>>)> = None;
+    let spec = TrafficSpec::parse(
+        "packets=6000,flows=400,size=imix,proto=udp:70,tcp:30,dport=7775-7779,zipf=1.1,seed=11",
+    )
+    .unwrap();
+    let mut base: Option<(
+        nic_sim::SimReport,
+        Vec<(u64, Vec<u8>)>,
+        Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+    )> = None;
     for hosts in [1, 2, 4] {
         let mut frames = Vec::new();
-        let out = run(&p, &nfp, Generator::new(&spec), NicPreset::agilio_cx().with_cores(12), hosts, Some(&mut frames));
+        let out = run(
+            &p,
+            &nfp,
+            Generator::new(&spec),
+            NicPreset::agilio_cx().with_cores(12),
+            hosts,
+            Some(&mut frames),
+        );
         let mut r = out.report.clone();
         assert_eq!(r.host_threads, hosts.min(12));
         r.host_threads = 0;
         r.host_packets_per_sec = 0.0;
-        let maps: Vec<_> = out.maps.as_ref().map(|m| m.iter().map(|x| x.entries()).collect()).unwrap_or_default();
+        let maps: Vec<_> = out
+            .maps
+            .as_ref()
+            .map(|m| m.iter().map(|x| x.entries()).collect())
+            .unwrap_or_default();
         match &base {
             None => base = Some((r, frames, maps)),
             Some((r0, f0, m0)) => {
@@ -120,7 +170,8 @@ fn every_frame_is_counted_once() {
     let (p, nfp) = demo();
     // Two MEs of one thread with one-frame queues at 100 GbE: plenty of queue drops.
     let nic = NicPreset::by_name("custom:islands=1,mes=2,threads=1,queue=1,rate=100g").unwrap();
-    let spec = TrafficSpec::parse("packets=5000,flows=50,size=64,dport=7777,runts=0.05,seed=5").unwrap();
+    let spec =
+        TrafficSpec::parse("packets=5000,flows=50,size=64,dport=7777,runts=0.05,seed=5").unwrap();
     let mut frames = Vec::new();
     let out = run(&p, &nfp, Generator::new(&spec), nic, 2, Some(&mut frames));
     let r = &out.report;
@@ -128,15 +179,26 @@ fn every_frame_is_counted_once() {
     assert_eq!(r.packets, 5000);
     assert_eq!(r.packets, r.verdicts.total() + r.queue_drops);
     assert_eq!(frames.len() as u64, r.verdicts.pass + r.verdicts.tx);
-    assert!(frames.windows(2).all(|w| w[0].0 < w[1].0), "--out frames in input order");
+    assert!(
+        frames.windows(2).all(|w| w[0].0 < w[1].0),
+        "--out frames in input order"
+    );
     assert_eq!(r.mismatches, 0);
 }
 
 #[test]
 fn more_threads_than_the_lmem_layout_holds_still_agree() {
     let (p, nfp) = demo();
-    let spec = TrafficSpec::parse("packets=3000,flows=300,size=64-300,dport=7770-7790,seed=9").unwrap();
-    let out = run(&p, &nfp, Generator::new(&spec), NicPreset::agilio_cx().with_cores(3).with_threads(8), 1, None);
+    let spec =
+        TrafficSpec::parse("packets=3000,flows=300,size=64-300,dport=7770-7790,seed=9").unwrap();
+    let out = run(
+        &p,
+        &nfp,
+        Generator::new(&spec),
+        NicPreset::agilio_cx().with_cores(3).with_threads(8),
+        1,
+        None,
+    );
     assert_eq!(out.report.mismatches, 0, "{:?}", out.report.first_mismatch);
     assert!(out.report.accounted());
 }

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use nfp_backend::NicLimits;
-use nic_sim::{FrameSource, NfpProgram, NicPreset, SimConfig, SimError, SimOutput, SimReport, simulate};
+use nic_sim::{
+    FrameSource, NfpProgram, NicPreset, SimConfig, SimError, SimOutput, SimReport, simulate,
+};
 use serde_json::{Map, Value, json};
 use vm_core::ProgType;
 
@@ -67,7 +69,13 @@ struct Progress {
 
 impl Progress {
     fn new(total: Option<u64>) -> Progress {
-        Progress { started: Instant::now(), bar: None, tty: std::io::stderr().is_terminal(), total, seen: 0 }
+        Progress {
+            started: Instant::now(),
+            bar: None,
+            tty: std::io::stderr().is_terminal(),
+            total,
+            seen: 0,
+        }
     }
 
     /// Called per frame; touches the clock only every 16 Ki frames.
@@ -140,12 +148,18 @@ pub fn sim(args: &SimArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             if g.json {
                 let mut f = Map::new();
                 f.insert("offloadable".into(), json!(false));
-                let reasons: Vec<Value> =
-                    n.reasons.iter().map(|r| json!({"pc": r.pc, "message": r.message, "category": r.category})).collect();
+                let reasons: Vec<Value> = n
+                    .reasons
+                    .iter()
+                    .map(|r| json!({"pc": r.pc, "message": r.message, "category": r.category}))
+                    .collect();
                 f.insert("reasons".into(), Value::Array(reasons));
                 out::print(f);
             } else {
-                eprintln!("{}: cannot be offloaded, nothing to simulate:", args.prog.display());
+                eprintln!(
+                    "{}: cannot be offloaded, nothing to simulate:",
+                    args.prog.display()
+                );
                 for r in &n.reasons {
                     match r.pc {
                         Some(pc) => eprintln!("  insn {pc:>5}: {}  [{}]", r.message, r.category),
@@ -160,7 +174,10 @@ pub fn sim(args: &SimArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         (Some(p), _) => (FrameSource::pcap(p).map_err(sim_error)?, None),
         (None, Some(t)) => {
             let spec = nic_sim::TrafficSpec::parse(t).map_err(sim_error)?;
-            (FrameSource::traffic(t).map_err(sim_error)?, Some(spec.packets))
+            (
+                FrameSource::traffic(t).map_err(sim_error)?,
+                Some(spec.packets),
+            )
         }
         (None, None) => return Err(CliError::input("give --pcap FILE or --traffic SPEC")),
     };
@@ -180,7 +197,11 @@ pub fn sim(args: &SimArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         frames,
         &config,
         &nfp,
-        if args.no_check { None } else { Some(&reference) },
+        if args.no_check {
+            None
+        } else {
+            Some(&reference)
+        },
         |_, bytes| match writer.as_mut() {
             Some(w) => w.write(bytes),
             None => Ok(()),
@@ -193,15 +214,31 @@ pub fn sim(args: &SimArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     }
     let r = &result.report;
     if g.json {
-        out::print(json_report(&result, &program.name, nfp.code().len(), !args.no_check));
+        out::print(json_report(
+            &result,
+            &program.name,
+            nfp.code().len(),
+            !args.no_check,
+        ));
     } else {
-        print_human(&args.prog, &result, nfp.code().len(), !args.no_check, args.out.as_deref());
+        print_human(
+            &args.prog,
+            &result,
+            nfp.code().len(),
+            !args.no_check,
+            args.out.as_deref(),
+        );
     }
     Ok(if r.mismatches > 0 { 1 } else { 0 })
 }
 
 /// The contract fields first (from nic-sim's report), then extensions.
-fn json_report(result: &SimOutput, name: &str, nfp_insns: usize, checked: bool) -> Map<String, Value> {
+fn json_report(
+    result: &SimOutput,
+    name: &str,
+    nfp_insns: usize,
+    checked: bool,
+) -> Map<String, Value> {
     let mut f = match serde_json::to_value(&result.report) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -215,10 +252,20 @@ fn json_report(result: &SimOutput, name: &str, nfp_insns: usize, checked: bool) 
 }
 
 fn pct(n: u64, d: u64) -> f64 {
-    if d == 0 { 0.0 } else { 100.0 * n as f64 / d as f64 }
+    if d == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / d as f64
+    }
 }
 
-fn print_human(prog: &Path, result: &SimOutput, nfp_insns: usize, checked: bool, out_path: Option<&Path>) {
+fn print_human(
+    prog: &Path,
+    result: &SimOutput,
+    nfp_insns: usize,
+    checked: bool,
+    out_path: Option<&Path>,
+) {
     let r: &SimReport = &result.report;
     println!(
         "{}: {} frames on {} ({} MEs x {} threads, {nfp_insns} NFP instructions), {} host thread{}",
@@ -243,12 +290,20 @@ fn print_human(prog: &Path, result: &SimOutput, nfp_insns: usize, checked: bool,
     ] {
         println!("  {name:<12} {n:>12} {:>7.2}%", pct(n, r.packets));
     }
-    let limit = if r.modeled_mpps + 1e-9 >= r.line_rate_mpps { "line rate" } else { "ME capacity" };
+    let limit = if r.modeled_mpps + 1e-9 >= r.line_rate_mpps {
+        "line rate"
+    } else {
+        "ME capacity"
+    };
     println!(
         "  throughput   {:.2} Mpps modeled of {:.2} Mpps line rate ({:.0}%, limited by {limit}); all MEs together could carry {:.2} Mpps",
         r.modeled_mpps,
         r.line_rate_mpps,
-        if r.line_rate_mpps > 0.0 { 100.0 * r.modeled_mpps / r.line_rate_mpps } else { 0.0 },
+        if r.line_rate_mpps > 0.0 {
+            100.0 * r.modeled_mpps / r.line_rate_mpps
+        } else {
+            0.0
+        },
         r.combined_capacity_mpps
     );
     println!(
@@ -263,7 +318,11 @@ fn print_human(prog: &Path, result: &SimOutput, nfp_insns: usize, checked: bool,
     let u = &r.core_utilisation;
     if !u.is_empty() {
         let mean = u.iter().sum::<f64>() / u.len() as f64;
-        let (imax, max) = u.iter().copied().enumerate().fold((0, f64::MIN), |a, (i, x)| if x > a.1 { (i, x) } else { a });
+        let (imax, max) = u
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f64::MIN), |a, (i, x)| if x > a.1 { (i, x) } else { a });
         let min = u.iter().copied().fold(f64::MAX, f64::min);
         let idle = u.iter().filter(|x| **x == 0.0).count();
         println!(
@@ -278,20 +337,35 @@ fn print_human(prog: &Path, result: &SimOutput, nfp_insns: usize, checked: bool,
         println!(
             "  maps         {} values merged from several MEs{}",
             r.map_merge_conflicts,
-            if result.merge_refused.is_empty() { String::new() } else { format!("; refused: {}", result.merge_refused.join(", ")) }
+            if result.merge_refused.is_empty() {
+                String::new()
+            } else {
+                format!("; refused: {}", result.merge_refused.join(", "))
+            }
         );
     }
     if checked {
         match (&r.first_mismatch, r.mismatches) {
-            (_, 0) => println!("  reference    every frame agrees with the interpreter (verdict, bytes, maps)"),
-            (Some(first), n) => println!("  reference    {n} MISMATCHES with the interpreter; first: {first}"),
+            (_, 0) => println!(
+                "  reference    every frame agrees with the interpreter (verdict, bytes, maps)"
+            ),
+            (Some(first), n) => {
+                println!("  reference    {n} MISMATCHES with the interpreter; first: {first}")
+            }
             (None, n) => println!("  reference    {n} MISMATCHES with the interpreter"),
         }
     } else {
         println!("  reference    not checked (--no-check)");
     }
     if let Some(p) = out_path {
-        println!("  output       {} ({} frames)", p.display(), r.verdicts.pass + r.verdicts.tx);
+        println!(
+            "  output       {} ({} frames)",
+            p.display(),
+            r.verdicts.pass + r.verdicts.tx
+        );
     }
-    println!("  host         {:.2} M frames/s simulated", r.host_packets_per_sec / 1e6);
+    println!(
+        "  host         {:.2} M frames/s simulated",
+        r.host_packets_per_sec / 1e6
+    );
 }

@@ -132,6 +132,22 @@ impl SharedMem {
         &self.imem
     }
 
+    /// Restarts the random stream as if created with `prandom_seed = seed` (vm-core's
+    /// `Vm::reseed_prandom` gives the same stream).
+    pub fn reseed_prandom(&mut self, seed: u64) {
+        self.rng = scramble(seed) | 1;
+    }
+
+    /// The random generator's state, so a caller can keep one stream per hardware thread.
+    pub fn prandom_state(&self) -> u64 {
+        self.rng
+    }
+
+    /// Restores a state from [`SharedMem::prandom_state`].
+    pub fn set_prandom_state(&mut self, state: u64) {
+        self.rng = state | 1;
+    }
+
     /// Next pseudo-random u32 (xorshift64*, the same generator as vm-core's interpreter).
     pub(super) fn prandom(&mut self) -> u32 {
         let mut x = self.rng;

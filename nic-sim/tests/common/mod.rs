@@ -15,7 +15,9 @@ pub fn offloadable_corpus() -> Vec<(String, Program, NfpProgram)> {
     for dir in ["ebpf-samples", "cilium-ebpf"] {
         let mut stack = vec![vm_core::corpus::require(dir)];
         while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let p = e.path();
                 let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -32,12 +34,20 @@ pub fn offloadable_corpus() -> Vec<(String, Program, NfpProgram)> {
     let nic = NicLimits::default();
     let mut out = Vec::new();
     for path in &objects {
-        let Ok(bytes) = std::fs::read(path) else { continue };
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
         if vm_core::elf::is_big_endian(&bytes) {
             continue;
         }
-        let Ok((obj, _)) = vm_core::elf::load_object_lenient(&bytes) else { continue };
-        let rel = path.strip_prefix(vm_core::corpus::root()).unwrap_or(path).display().to_string();
+        let Ok((obj, _)) = vm_core::elf::load_object_lenient(&bytes) else {
+            continue;
+        };
+        let rel = path
+            .strip_prefix(vm_core::corpus::root())
+            .unwrap_or(path)
+            .display()
+            .to_string();
         for p in &obj.programs {
             if p.prog_type != ProgType::Xdp {
                 continue;
@@ -95,7 +105,20 @@ pub fn odd_frame(rng: &mut Rng) -> Vec<u8> {
             p.extend([0x08, 0x00, 0x45, 0]);
             p.extend(60u16.to_be_bytes());
             p.extend(rng.bytes(4));
-            p.extend([64, [6u8, 17, 1][rng.below(3) as usize], 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            p.extend([
+                64,
+                [6u8, 17, 1][rng.below(3) as usize],
+                0,
+                0,
+                10,
+                0,
+                0,
+                1,
+                10,
+                0,
+                0,
+                2,
+            ]);
         }
         _ => {
             let ihl = 5 + (rng.below(4) == 0) as u8 * rng.below(3) as u8;
@@ -104,7 +127,18 @@ pub fn odd_frame(rng: &mut Rng) -> Vec<u8> {
             p.extend(rng.bytes(4));
             p.push([64u8, 1, 0][rng.below(3) as usize]);
             p.push([6u8, 17, 17, 1, 47][rng.below(5) as usize]);
-            p.extend([0, 0, 10, 0, 0, rng.next() as u8, 10, 0, rng.below(3) as u8, rng.next() as u8]);
+            p.extend([
+                0,
+                0,
+                10,
+                0,
+                0,
+                rng.next() as u8,
+                10,
+                0,
+                rng.below(3) as u8,
+                rng.next() as u8,
+            ]);
             p.extend(rng.bytes(4 * (usize::from(ihl) - 5)));
         }
     }
@@ -128,5 +162,11 @@ pub fn mixed_frames(n: u64, seed: u64) -> impl Iterator<Item = Result<Vec<u8>, S
     ))
     .expect("spec");
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    Generator::new(&spec).enumerate().map(move |(i, f)| if i % 4 == 3 { Ok(odd_frame(&mut rng)) } else { f })
+    Generator::new(&spec).enumerate().map(move |(i, f)| {
+        if i % 4 == 3 {
+            Ok(odd_frame(&mut rng))
+        } else {
+            f
+        }
+    })
 }

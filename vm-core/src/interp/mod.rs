@@ -240,6 +240,14 @@ impl Vm {
         Ok(index)
     }
 
+    /// Restarts the `bpf_get_prandom_u32` stream as if the Vm had been created with
+    /// `prandom_seed = seed`. A simulator that gives every packet its own stream (so that the
+    /// order in which hardware threads interleave does not change what a packet draws) calls
+    /// this before each run.
+    pub fn reseed_prandom(&mut self, seed: u64) {
+        self.st.rng = env::scramble(seed) | 1;
+    }
+
     /// The maps (contents persist across runs, like the kernel's).
     pub fn maps(&self) -> &MapSet {
         &self.maps
