@@ -32,14 +32,26 @@ pub struct CompileArgs {
 pub fn compile(args: &CompileArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     let nic = NicLimits::by_name(&args.nic).ok_or_else(|| {
         let names: Vec<_> = NicLimits::ALL.iter().map(|p| p.name).collect();
-        CliError::input(format!("unknown --nic `{}`; presets: {}", args.nic, names.join(", ")))
+        CliError::input(format!(
+            "unknown --nic `{}`; presets: {}",
+            args.nic,
+            names.join(", ")
+        ))
     })?;
     let loaded = input::load(&args.prog, g)?;
     let program = match loaded.program {
         Ok(p) => p,
         Err(e) => {
             let reason = Reason::at(e.pc, "bad_encoding", e.kind.to_string());
-            report_rejection(&args.prog, &NotOffloadable { reasons: vec![reason], verifier_log: String::new() }, 0, g);
+            report_rejection(
+                &args.prog,
+                &NotOffloadable {
+                    reasons: vec![reason],
+                    verifier_log: String::new(),
+                },
+                0,
+                g,
+            );
             return Ok(1);
         }
     };
@@ -48,11 +60,15 @@ pub fn compile(args: &CompileArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             if let Some(path) = &args.output {
                 let words = encode_program(&c.code).map_err(|(i, e)| CliError {
                     code: 1,
-                    message: format!("{}: microcode instruction {i} cannot be encoded: {e}", args.prog.display()),
+                    message: format!(
+                        "{}: microcode instruction {i} cannot be encoded: {e}",
+                        args.prog.display()
+                    ),
                 })?;
                 let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-                std::fs::write(path, bytes)
-                    .map_err(|e| CliError::input(format!("{}: cannot write: {e}", path.display())))?;
+                std::fs::write(path, bytes).map_err(|e| {
+                    CliError::input(format!("{}: cannot write: {e}", path.display()))
+                })?;
             }
             if g.json {
                 out::print(json_ok(&c, nic));
@@ -88,9 +104,17 @@ fn json_ok(c: &Compiled, nic: &NicLimits) -> Map<String, Value> {
     f.insert("nfp_insns".into(), json!(c.nfp_insns));
     f.insert("zext_elided".into(), json!(c.zext_elided));
     f.insert("zext_kept".into(), json!(c.zext_kept));
-    f.insert("estimated_cycles".into(), json!({"min": c.estimated_cycles.0, "max": c.estimated_cycles.1}));
+    f.insert(
+        "estimated_cycles".into(),
+        json!({"min": c.estimated_cycles.0, "max": c.estimated_cycles.1}),
+    );
     f.insert("nic".into(), json!(nic.name));
-    let opts: Map<String, Value> = c.optimisations.entries().iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let opts: Map<String, Value> = c
+        .optimisations
+        .entries()
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     f.insert("optimisations".into(), Value::Object(opts));
     f
 }
@@ -108,7 +132,12 @@ fn report_rejection(path: &Path, n: &NotOffloadable, ebpf_insns: usize, g: &Glob
         out::print(f);
         return;
     }
-    println!("{}: cannot be offloaded ({} reason{}):", path.display(), n.reasons.len(), if n.reasons.len() == 1 { "" } else { "s" });
+    println!(
+        "{}: cannot be offloaded ({} reason{}):",
+        path.display(),
+        n.reasons.len(),
+        if n.reasons.len() == 1 { "" } else { "s" }
+    );
     for r in &n.reasons {
         match r.pc {
             Some(pc) => println!("  insn {pc:>5}: {}  [{}]", r.message, r.category),
@@ -131,8 +160,13 @@ fn print_summary(path: &Path, c: &Compiled, nic: &NicLimits) {
         c.estimated_cycles.0,
         c.estimated_cycles.1
     );
-    let fired: Vec<String> =
-        c.optimisations.entries().iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    let fired: Vec<String> = c
+        .optimisations
+        .entries()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
     if !fired.is_empty() {
         println!("  optimisations: {}", fired.join(", "));
     }

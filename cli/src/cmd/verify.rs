@@ -34,7 +34,9 @@ pub fn verify(args: &VerifyArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     let result = match &loaded.program {
         Ok(program) => verifier::verify(program, &opts),
         Err(_) => {
-            let prog_type = g.prog_type.map_or(vm_core::ProgType::Xdp, input::type_from_arg);
+            let prog_type = g
+                .prog_type
+                .map_or(vm_core::ProgType::Xdp, input::type_from_arg);
             verifier::verify_raw(&loaded.raw, prog_type, &[], &opts, None)
         }
     };
@@ -47,7 +49,10 @@ pub fn verify(args: &VerifyArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     Ok(if result.is_ok() { 0 } else { 1 })
 }
 
-fn json_fields(result: &Result<Verified, Rejected>, verify_ns: u64) -> Map<String, serde_json::Value> {
+fn json_fields(
+    result: &Result<Verified, Rejected>,
+    verify_ns: u64,
+) -> Map<String, serde_json::Value> {
     let mut f = Map::new();
     match result {
         Ok(v) => {
