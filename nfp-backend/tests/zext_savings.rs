@@ -275,24 +275,7 @@ fn conventional_type(section: &str, file: &str) -> Option<ProgType> {
 }
 
 fn objects(dir: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![vm_core::corpus::require(dir)];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if p.is_dir() {
-                stack.push(p);
-            } else if name.ends_with(".o") || name.ends_with("-el.elf") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    vm_core::corpus::elf_objects(&[dir])
 }
 
 /// The XDP/tc programs of one corpus directory, little-endian objects only, with the path

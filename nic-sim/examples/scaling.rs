@@ -6,7 +6,6 @@
 //! `cargo run --release -p nic-sim --example scaling [-- [speed] FRAMES]` (default 200,000
 //! frames per point; `speed` skips the scaling table).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use nfp_backend::NicLimits;
@@ -27,29 +26,7 @@ fn drop_program() -> Program {
 }
 
 fn corpus_programs() -> Vec<(String, Program, NfpProgram)> {
-    let mut objects: Vec<PathBuf> = Vec::new();
-    for dir in ["ebpf-samples", "cilium-ebpf"] {
-        let mut stack = vec![vm_core::corpus::require(dir)];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                let name = p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("")
-                    .to_string();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if name.ends_with(".o") || name.ends_with("-el.elf") {
-                    objects.push(p);
-                }
-            }
-        }
-    }
-    objects.sort();
+    let objects = vm_core::corpus::elf_objects(&["ebpf-samples", "cilium-ebpf"]);
     let mut out = Vec::new();
     for path in &objects {
         let Ok(bytes) = std::fs::read(path) else {

@@ -25,3 +25,29 @@ pub fn require(rel: &str) -> PathBuf {
     );
     p
 }
+
+/// Every ELF object (`*.o`, and cilium/ebpf's `*-el.elf` little-endian test files) below the
+/// corpus folders `dirs`, recursively, sorted. Panics like [`require`] when a folder is
+/// missing. Big-endian objects are included; callers skip them (`elf::is_big_endian`).
+pub fn elf_objects(dirs: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let mut stack = vec![require(dir)];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if p.is_dir() {
+                    stack.push(p);
+                } else if name.ends_with(".o") || name.ends_with("-el.elf") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}

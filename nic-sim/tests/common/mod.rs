@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 
 use nfp_backend::NicLimits;
 use nic_sim::{NfpProgram, SimError, TrafficSpec, traffic::Generator};
@@ -11,25 +10,7 @@ use vm_core::{ProgType, Program};
 /// Every offloadable XDP program of the ebpf-samples and cilium/ebpf objects (little-endian),
 /// as (name, program, compiled). Fails when the corpus is missing (`corpus::require`).
 pub fn offloadable_corpus() -> Vec<(String, Program, NfpProgram)> {
-    let mut objects: Vec<PathBuf> = Vec::new();
-    for dir in ["ebpf-samples", "cilium-ebpf"] {
-        let mut stack = vec![vm_core::corpus::require(dir)];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if p.is_dir() {
-                    stack.push(p);
-                } else if name.ends_with(".o") || name.ends_with("-el.elf") {
-                    objects.push(p);
-                }
-            }
-        }
-    }
-    objects.sort();
+    let objects = vm_core::corpus::elf_objects(&["ebpf-samples", "cilium-ebpf"]);
     assert!(objects.len() > 100, "only {} corpus objects", objects.len());
     let nic = NicLimits::default();
     let mut out = Vec::new();
