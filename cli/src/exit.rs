@@ -14,14 +14,19 @@ pub struct CliError {
 impl CliError {
     /// Bad input or usage (exit 2).
     pub fn input(message: impl fmt::Display) -> Self {
-        CliError { code: 2, message: message.to_string() }
+        CliError {
+            code: 2,
+            message: message.to_string(),
+        }
     }
 
     /// A subcommand whose stage has not landed yet: said plainly, exit 2 (usage), never faked.
     pub fn not_yet(cmd: &str, what: &str, issue: u32) -> Self {
         CliError {
             code: 2,
-            message: format!("`offload {cmd}` is not available yet: {what} lands with issue #{issue}"),
+            message: format!(
+                "`offload {cmd}` is not available yet: {what} lands with issue #{issue}"
+            ),
         }
     }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use vm_core::{
-    Program, ProgType, RawInsn,
+    ProgType, Program, RawInsn,
     isa::{self, DecodeError},
     testdata::TestFile,
 };
@@ -27,7 +27,12 @@ impl Loaded {
     pub fn decoded(self, path: &Path) -> Result<(Program, Option<Vec<u8>>), CliError> {
         match self.program {
             Ok(p) => Ok((p, self.mem)),
-            Err(e) => Err(CliError::input(format!("{}: instruction {}: {}", path.display(), e.pc, e.kind))),
+            Err(e) => Err(CliError::input(format!(
+                "{}: instruction {}: {}",
+                path.display(),
+                e.pc,
+                e.kind
+            ))),
         }
     }
 }
@@ -43,27 +48,42 @@ pub fn type_from_arg(t: TypeArg) -> ProgType {
 
 /// Reads and classifies PROG.
 pub fn load(path: &Path, g: &GlobalOpts) -> Result<Loaded, CliError> {
-    let bytes = std::fs::read(path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let forced = g.prog_type.map(type_from_arg);
     if bytes.starts_with(b"\x7fELF") {
         return load_elf(path, &bytes, g, forced);
     }
-    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("prog").to_string();
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("prog")
+        .to_string();
     let (raw, mem, expected, default_type) = match ext {
         "s" | "asm" => {
-            let text = String::from_utf8(bytes)
-                .map_err(|e| CliError::input(format!("{}: not UTF-8 text (byte offset {})", path.display(), e.utf8_error().valid_up_to())))?;
-            let raw = vm_core::asm::assemble(&text).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                CliError::input(format!(
+                    "{}: not UTF-8 text (byte offset {})",
+                    path.display(),
+                    e.utf8_error().valid_up_to()
+                ))
+            })?;
+            let raw = vm_core::asm::assemble(&text)
+                .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
             (raw, None, None, ProgType::Xdp)
         }
         "data" => {
-            let tf = TestFile::parse_file(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
-            let raw = tf.program().map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+            let tf = TestFile::parse_file(path)
+                .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+            let raw = tf
+                .program()
+                .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
             (raw, Some(tf.mem.clone()), tf.result, ProgType::Mem)
         }
         _ => {
-            let raw = RawInsn::slice_from_bytes(&bytes).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+            let raw = RawInsn::slice_from_bytes(&bytes)
+                .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
             (raw, None, None, ProgType::Xdp)
         }
     };
@@ -75,11 +95,22 @@ pub fn load(path: &Path, g: &GlobalOpts) -> Result<Loaded, CliError> {
         insns,
         maps: Vec::new(),
     });
-    Ok(Loaded { raw, program, mem, expected })
+    Ok(Loaded {
+        raw,
+        program,
+        mem,
+        expected,
+    })
 }
 
-fn load_elf(path: &Path, bytes: &[u8], g: &GlobalOpts, forced: Option<ProgType>) -> Result<Loaded, CliError> {
-    let obj = vm_core::elf::load_object(bytes).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+fn load_elf(
+    path: &Path,
+    bytes: &[u8],
+    g: &GlobalOpts,
+    forced: Option<ProgType>,
+) -> Result<Loaded, CliError> {
+    let obj = vm_core::elf::load_object(bytes)
+        .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
     let mut program = match &g.section {
         Some(sec) => obj.program(sec).cloned().ok_or_else(|| {
             CliError::input(format!(
@@ -90,7 +121,12 @@ fn load_elf(path: &Path, bytes: &[u8], g: &GlobalOpts, forced: Option<ProgType>)
         })?,
         None => match obj.programs.as_slice() {
             [only] => only.clone(),
-            [] => return Err(CliError::input(format!("{}: no executable program section", path.display()))),
+            [] => {
+                return Err(CliError::input(format!(
+                    "{}: no executable program section",
+                    path.display()
+                )));
+            }
             many => {
                 return Err(CliError::input(format!(
                     "{}: {} programs, pick one with --section: {}",
@@ -104,7 +140,12 @@ fn load_elf(path: &Path, bytes: &[u8], g: &GlobalOpts, forced: Option<ProgType>)
     if let Some(t) = forced {
         program.prog_type = t;
     }
-    Ok(Loaded { raw: program.raw(), program: Ok(program), mem: None, expected: None })
+    Ok(Loaded {
+        raw: program.raw(),
+        program: Ok(program),
+        mem: None,
+        expected: None,
+    })
 }
 
 fn program_list(programs: &[Program]) -> String {
@@ -121,12 +162,14 @@ fn program_list(programs: &[Program]) -> String {
 
 /// Reads a packet or memory file: pcap (first frame), hex text (`.hex`/`.txt`), or raw bytes.
 pub fn read_bytes_input(path: &Path) -> Result<Vec<u8>, CliError> {
-    let bytes = std::fs::read(path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if matches!(ext, "hex" | "txt") {
         let text = String::from_utf8_lossy(&bytes);
         let digits: String = text.split_whitespace().collect();
-        return hex::decode(&digits).map_err(|e| CliError::input(format!("{}: bad hex: {e}", path.display())));
+        return hex::decode(&digits)
+            .map_err(|e| CliError::input(format!("{}: bad hex: {e}", path.display())));
     }
     Ok(bytes)
 }

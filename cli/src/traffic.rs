@@ -3,7 +3,7 @@
 use std::{fs::File, io::BufReader, path::Path};
 
 use etherparse::PacketBuilder;
-use pcap_file::{pcap::PcapReader, pcapng::PcapNgReader, pcapng::Block};
+use pcap_file::{pcap::PcapReader, pcapng::Block, pcapng::PcapNgReader};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 use crate::exit::CliError;
@@ -20,7 +20,8 @@ pub fn read_pcap(path: &Path) -> Result<Vec<Vec<u8>>, CliError> {
         }
         return Ok(frames);
     }
-    let mut reader = PcapNgReader::new(open()?).map_err(|e| bad(&format!("neither pcap nor pcapng: {e}")))?;
+    let mut reader =
+        PcapNgReader::new(open()?).map_err(|e| bad(&format!("neither pcap nor pcapng: {e}")))?;
     while let Some(block) = reader.next_block() {
         match block.map_err(|e| bad(&format!("block after frame {}: {e}", frames.len())))? {
             Block::EnhancedPacket(p) => frames.push(p.data.into_owned()),
@@ -44,7 +45,11 @@ pub fn random_packets(n: usize, seed: u64) -> Vec<Vec<u8>> {
             let payload_len = rng.random_range(0..=1400usize);
             let payload: Vec<u8> = (0..payload_len).map(|_| rng.random::<u8>()).collect();
             let sport = rng.random::<u16>();
-            let dport = if rng.random_bool(0.3) { 7777 } else { rng.random::<u16>() };
+            let dport = if rng.random_bool(0.3) {
+                7777
+            } else {
+                rng.random::<u16>()
+            };
             let eth = PacketBuilder::ethernet2(rng.random(), rng.random());
             let ip = if rng.random_bool(0.8) {
                 eth.ipv4(rng.random(), rng.random(), rng.random_range(1..=255))

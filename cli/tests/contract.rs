@@ -5,7 +5,10 @@ use std::{path::PathBuf, process::Command};
 use serde_json::Value;
 
 fn offload(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_offload")).args(args).output().expect("run offload");
+    let out = Command::new(env!("CARGO_BIN_EXE_offload"))
+        .args(args)
+        .output()
+        .expect("run offload");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -20,7 +23,8 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn json(stdout: &str) -> Value {
-    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let v: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
     assert_eq!(v["schema"], 1, "schema field");
     v
 }
@@ -29,7 +33,11 @@ fn json(stdout: &str) -> Value {
 fn asm_of_disasm_gives_identical_bytes_for_every_conformance_test() {
     let dir = vm_core::corpus::require("bpf_conformance/tests");
     let mut n = 0;
-    for entry in std::fs::read_dir(dir).expect("list tests").flatten().take(40) {
+    for entry in std::fs::read_dir(dir)
+        .expect("list tests")
+        .flatten()
+        .take(40)
+    {
         let path = entry.path();
         let p = path.to_str().expect("utf-8 path");
         // .data files are not assembly: disassemble them first, then assemble the text.
@@ -40,7 +48,11 @@ fn asm_of_disasm_gives_identical_bytes_for_every_conformance_test() {
         let (code, out1, err) = offload(&["asm", "--json", s.to_str().expect("utf-8")]);
         assert_eq!(code, 0, "{p}: {err}");
         let b = tmp("round.bin");
-        std::fs::write(&b, hex::decode(json(&out1)["hex"].as_str().expect("hex")).expect("hex")).expect("write");
+        std::fs::write(
+            &b,
+            hex::decode(json(&out1)["hex"].as_str().expect("hex")).expect("hex"),
+        )
+        .expect("write");
         let (_, text2, _) = offload(&["disasm", b.to_str().expect("utf-8")]);
         assert_eq!(text, text2, "{p}");
         n += 1;
@@ -58,7 +70,13 @@ fn run_json_has_the_contract_fields() {
     for field in ["packet", "insns", "maps", "error"] {
         assert!(v.get(field).is_some(), "missing {field}: {out}");
     }
-    let (code, out, _) = offload(&["--json", "run", data.to_str().expect("utf-8"), "--repeat", "10"]);
+    let (code, out, _) = offload(&[
+        "--json",
+        "run",
+        data.to_str().expect("utf-8"),
+        "--repeat",
+        "10",
+    ]);
     assert_eq!(code, 0);
     assert!(json(&out)["ns_per_run"].is_f64());
 }
@@ -80,7 +98,10 @@ fn faults_exit_1_with_the_pc() {
     std::fs::write(&s, "mov %r0, 0\nldxw %r0, [%r0+0]\nexit\n").expect("write");
     let (code, out, _) = offload(&["run", s.to_str().expect("utf-8"), "--json"]);
     assert_eq!(code, 1);
-    let err = json(&out)["error"].as_str().expect("error string").to_string();
+    let err = json(&out)["error"]
+        .as_str()
+        .expect("error string")
+        .to_string();
     assert!(err.contains("insn 1"), "{err}");
     let budget = tmp("loop.s");
     std::fs::write(&budget, "l:\nja l\nexit\n").expect("write");
@@ -147,15 +168,31 @@ fn stages_not_yet_built_say_so() {
 #[test]
 fn verify_accepts_and_rejects_with_the_contract_fields_and_exit_codes() {
     let ok = tmp("verify-ok.s");
-    std::fs::write(&ok, "ldxw %r2, [%r1+0]\nmov32 %r2, %r2\nadd32 %r2, 1\nmov %r3, %r2\nmov %r0, 2\nexit\n").expect("write");
+    std::fs::write(
+        &ok,
+        "ldxw %r2, [%r1+0]\nmov32 %r2, %r2\nadd32 %r2, 1\nmov %r3, %r2\nmov %r0, 2\nexit\n",
+    )
+    .expect("write");
     let (code, stdout, err) = offload(&["verify", "--json", ok.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{err}");
     let v = json(&stdout);
     assert_eq!(v["accepted"], true);
-    for field in ["error", "pc", "errno", "processed_insns", "zext", "stack_depth", "verify_ns"] {
+    for field in [
+        "error",
+        "pc",
+        "errno",
+        "processed_insns",
+        "zext",
+        "stack_depth",
+        "verify_ns",
+    ] {
         assert!(v.get(field).is_some(), "missing {field}: {stdout}");
     }
-    assert_eq!(v["zext"], serde_json::json!([2]), "add32 is read as 64 bits by the mov: {stdout}");
+    assert_eq!(
+        v["zext"],
+        serde_json::json!([2]),
+        "add32 is read as 64 bits by the mov: {stdout}"
+    );
 
     let bad = tmp("verify-bad.s");
     std::fs::write(&bad, "mov %r0, 1\nldxw %r0, [%r1+100]\nexit\n").expect("write");
@@ -182,7 +219,10 @@ fn verify_accepts_and_rejects_with_the_contract_fields_and_exit_codes() {
     // Human output carries the kernel's summary line.
     let (code, stdout, _) = offload(&["verify", ok.to_str().expect("utf-8")]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("processed 6 insns (limit 1000000)"), "{stdout}");
+    assert!(
+        stdout.contains("processed 6 insns (limit 1000000)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -197,7 +237,14 @@ fn compile_reports_offloadable_or_every_reason() {
     assert_eq!(code, 0, "{err}");
     let v = json(&stdout);
     assert_eq!(v["offloadable"], true);
-    for field in ["reasons", "ebpf_insns", "nfp_insns", "zext_elided", "zext_kept", "estimated_cycles"] {
+    for field in [
+        "reasons",
+        "ebpf_insns",
+        "nfp_insns",
+        "zext_elided",
+        "zext_kept",
+        "estimated_cycles",
+    ] {
         assert!(v.get(field).is_some(), "missing {field}: {stdout}");
     }
     assert_eq!(v["ebpf_insns"], 10);
@@ -211,12 +258,23 @@ fn compile_reports_offloadable_or_every_reason() {
     assert_eq!(code, 1, "{stdout}");
     let v = json(&stdout);
     assert_eq!(v["offloadable"], false);
-    let pcs: Vec<u64> = v["reasons"].as_array().expect("reasons").iter().filter_map(|r| r["pc"].as_u64()).collect();
+    let pcs: Vec<u64> = v["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .filter_map(|r| r["pc"].as_u64())
+        .collect();
     assert!(pcs.contains(&1) && pcs.contains(&4), "{stdout}");
 
     // Listing and microcode output.
     let out = tmp("compile-ok.bin");
-    let (code, stdout, err) = offload(&["compile", ok.to_str().expect("utf-8"), "--listing", "-o", out.to_str().expect("utf-8")]);
+    let (code, stdout, err) = offload(&[
+        "compile",
+        ok.to_str().expect("utf-8"),
+        "--listing",
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("exit"), "{stdout}");
     let words = std::fs::read(&out).expect("microcode written");
@@ -235,8 +293,19 @@ fn sim_json_has_the_contract_fields_and_accounts_every_frame() {
     let out = tmp("sim-out.pcap");
     let o = out.to_str().expect("utf-8");
     let traffic = "packets=3000,flows=100,proto=udp:50,arp:50,runts=0.05,seed=4";
-    let (code, stdout, err) =
-        offload(&["sim", p, "--traffic", traffic, "--cores", "4", "--host-threads", "2", "--out", o, "--json"]);
+    let (code, stdout, err) = offload(&[
+        "sim",
+        p,
+        "--traffic",
+        traffic,
+        "--cores",
+        "4",
+        "--host-threads",
+        "2",
+        "--out",
+        o,
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v = json(&stdout);
     for field in [
@@ -253,10 +322,18 @@ fn sim_json_has_the_contract_fields_and_accounts_every_frame() {
         assert!(v.get(field).is_some(), "missing {field}: {stdout}");
     }
     let vd = &v["verdicts"];
-    let n = |k: &str| vd[k].as_u64().unwrap_or_else(|| panic!("verdicts.{k}: {stdout}"));
+    let n = |k: &str| {
+        vd[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("verdicts.{k}: {stdout}"))
+    };
     let sum = n("aborted") + n("drop") + n("pass") + n("tx") + n("redirect") + n("runt");
     assert_eq!(v["packets"], 3000);
-    assert_eq!(sum + v["queue_drops"].as_u64().expect("queue_drops"), 3000, "{stdout}");
+    assert_eq!(
+        sum + v["queue_drops"].as_u64().expect("queue_drops"),
+        3000,
+        "{stdout}"
+    );
     assert!(n("pass") > 0 && n("drop") > 0 && n("runt") > 0, "{stdout}");
     assert_eq!(v["mismatches"], 0, "{stdout}");
     assert_eq!(v["core_utilisation"].as_array().map(Vec::len), Some(4));
@@ -272,7 +349,10 @@ fn sim_json_has_the_contract_fields_and_accounts_every_frame() {
     // Human output names the verdicts and the line rate.
     let (code, text, err) = offload(&["sim", p, "--traffic", "packets=500"]);
     assert_eq!(code, 0, "{err}");
-    assert!(text.contains("line rate") && text.contains("pass"), "{text}");
+    assert!(
+        text.contains("line rate") && text.contains("pass"),
+        "{text}"
+    );
 
     // A truncated capture is bad input naming the frame and byte offset.
     let bytes = std::fs::read(&out).expect("read out");
@@ -285,7 +365,13 @@ fn sim_json_has_the_contract_fields_and_accounts_every_frame() {
     // Not offloadable: exit 1 with the reasons.
     let bad = tmp("sim-bad.s");
     std::fs::write(&bad, "mov %r0, 7\nmod %r0, 3\nexit\n").expect("write");
-    let (code, stdout, _) = offload(&["sim", bad.to_str().expect("utf-8"), "--traffic", "packets=10", "--json"]);
+    let (code, stdout, _) = offload(&[
+        "sim",
+        bad.to_str().expect("utf-8"),
+        "--traffic",
+        "packets=10",
+        "--json",
+    ]);
     assert_eq!(code, 1, "{stdout}");
     let v = json(&stdout);
     assert_eq!(v["offloadable"], false);
@@ -302,7 +388,15 @@ fn sim_json_has_the_contract_fields_and_accounts_every_frame() {
 fn diff_against_sim_runs_the_microcode() {
     let prog = tmp("diff-sim.s");
     std::fs::write(&prog, IPV4_ONLY).expect("write");
-    let (code, stdout, err) = offload(&["diff", prog.to_str().expect("utf-8"), "--against", "sim", "--random", "40", "--json"]);
+    let (code, stdout, err) = offload(&[
+        "diff",
+        prog.to_str().expect("utf-8"),
+        "--against",
+        "sim",
+        "--random",
+        "40",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v = json(&stdout);
     assert_eq!(v["engines"], serde_json::json!(["interp", "sim"]));
@@ -310,7 +404,14 @@ fn diff_against_sim_runs_the_microcode() {
     assert!(v["sample"]["results"].get("sim").is_some(), "{stdout}");
     let bad = tmp("diff-sim-bad.s");
     std::fs::write(&bad, "mov %r0, 7\nmod %r0, 3\nexit\n").expect("write");
-    let (code, _, err) = offload(&["diff", bad.to_str().expect("utf-8"), "--against", "sim", "--random", "4"]);
+    let (code, _, err) = offload(&[
+        "diff",
+        bad.to_str().expect("utf-8"),
+        "--against",
+        "sim",
+        "--random",
+        "4",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot be offloaded"), "{err}");
 }

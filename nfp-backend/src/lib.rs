@@ -7,10 +7,10 @@
 //! executor that checks the translation against vm-core's interpreter.
 
 pub mod compile;
-pub mod feasibility;
-pub mod lower;
 pub mod cost;
 pub mod exec;
+pub mod feasibility;
+pub mod lower;
 pub mod preset;
 pub mod reason;
 pub mod target;

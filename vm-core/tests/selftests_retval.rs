@@ -86,7 +86,11 @@ fn cases() -> (Vec<Case>, BTreeMap<String, usize>) {
             skip("generated program (no insns)");
             continue;
         };
-        if r["fixup_kfunc_btf_id"].as_array().is_some_and(|a| !a.is_empty()) || r["func_info_cnt"].as_u64() != Some(0) {
+        if r["fixup_kfunc_btf_id"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+            || r["func_info_cnt"].as_u64() != Some(0)
+        {
             skip("needs BTF or kfuncs");
             continue;
         }
@@ -139,9 +143,25 @@ fn cases() -> (Vec<Case>, BTreeMap<String, usize>) {
                 (retval, data)
             })
             .collect();
-        let descr = format!("{}#{} {}", r["file"].as_str().unwrap_or("?"), r["index"], r["descr"].as_str().unwrap_or(""));
-        let program = Program { name: descr.clone(), section: None, prog_type, insns: decoded, maps };
-        out.push(Case { descr, program, fixups, runs });
+        let descr = format!(
+            "{}#{} {}",
+            r["file"].as_str().unwrap_or("?"),
+            r["index"],
+            r["descr"].as_str().unwrap_or("")
+        );
+        let program = Program {
+            name: descr.clone(),
+            section: None,
+            prog_type,
+            insns: decoded,
+            maps,
+        };
+        out.push(Case {
+            descr,
+            program,
+            fixups,
+            runs,
+        });
     }
     (out, skipped)
 }
@@ -173,19 +193,36 @@ fn selftest_retvals_match_the_kernel() {
             }
             match vm.run(data) {
                 Ok(o) if o.retval32() as u64 == *expected => agree += 1,
-                Ok(o) => failures.push(format!("{}: retval {:#x}, kernel {:#x}", case.descr, o.retval32(), expected)),
+                Ok(o) => failures.push(format!(
+                    "{}: retval {:#x}, kernel {:#x}",
+                    case.descr,
+                    o.retval32(),
+                    expected
+                )),
                 Err(e) => failures.push(format!("{}: {e}", case.descr)),
             }
         }
     }
     let compared = runs - pointer;
-    println!("selftests retval agreement: {agree} of {compared} runs ({} programs; {pointer} pointer-valued runs not compared)", cases.len());
+    println!(
+        "selftests retval agreement: {agree} of {compared} runs ({} programs; {pointer} pointer-valued runs not compared)",
+        cases.len()
+    );
     for (why, n) in &skipped {
         println!("  skipped {n:>4}: {why}");
     }
     for f in &failures {
         println!("  MISMATCH {f}");
     }
-    assert!(cases.len() >= 200, "expected at least 200 runnable records, found {}", cases.len());
-    assert!(failures.is_empty(), "{} of {compared} runs disagree with the kernel:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        cases.len() >= 200,
+        "expected at least 200 runnable records, found {}",
+        cases.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} runs disagree with the kernel:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -15,14 +15,23 @@ use crate::{GlobalOpts, SyntaxArg, exit::CliError, input, json as out};
 
 /// Assembles FILE; writes raw little-endian slots to `-o`, or to stdout when it is not a terminal.
 pub fn asm(file: &Path, output: Option<&Path>, g: &GlobalOpts) -> Result<u8, CliError> {
-    let text = std::fs::read_to_string(file).map_err(|e| CliError::input(format!("{}: cannot read: {e}", file.display())))?;
-    let raw = asm::assemble(&text).map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::input(format!("{}: cannot read: {e}", file.display())))?;
+    let raw =
+        asm::assemble(&text).map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
     // An invalid encoding is bad input for `asm` as for `run` (contract, exit 2).
-    vm_core::isa::decode_program(&raw)
-        .map_err(|e| CliError::input(format!("{}: instruction {}: {}", file.display(), e.pc, e.kind)))?;
+    vm_core::isa::decode_program(&raw).map_err(|e| {
+        CliError::input(format!(
+            "{}: instruction {}: {}",
+            file.display(),
+            e.pc,
+            e.kind
+        ))
+    })?;
     let bytes = RawInsn::slice_to_bytes(&raw);
     if let Some(path) = output {
-        std::fs::write(path, &bytes).map_err(|e| CliError::input(format!("{}: cannot write: {e}", path.display())))?;
+        std::fs::write(path, &bytes)
+            .map_err(|e| CliError::input(format!("{}: cannot write: {e}", path.display())))?;
     }
     if g.json {
         let mut f = Map::new();
@@ -36,7 +45,10 @@ pub fn asm(file: &Path, output: Option<&Path>, g: &GlobalOpts) -> Result<u8, Cli
                 println!("{:016x}", insn.to_u64());
             }
         } else {
-            stdout.lock().write_all(&bytes).map_err(|e| CliError::input(format!("stdout: {e}")))?;
+            stdout
+                .lock()
+                .write_all(&bytes)
+                .map_err(|e| CliError::input(format!("stdout: {e}")))?;
         }
     }
     Ok(0)

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use hw_tests::{
     conformance::ConformanceKernelEngine,
     engine::{
-        Comparison, Engine, EngineError, EngineResult, EngineRun, InterpEngine, KernelEngine, MapSnapshot, TestInput,
-        run_differential,
+        Comparison, Engine, EngineError, EngineResult, EngineRun, InterpEngine, KernelEngine,
+        MapSnapshot, TestInput, run_differential,
     },
     kernel::{LoadOptions, oracle},
 };
-use serde_json::{Map, Value, json};
 use nic_sim::{NfpProgram, PacketEngine, Step};
-use vm_core::{MapType, Program, ProgType, interp::VmConfig};
+use serde_json::{Map, Value, json};
+use vm_core::{MapType, ProgType, Program, interp::VmConfig};
 
 use crate::{GlobalOpts, exit::CliError, input, json as out, traffic};
 
@@ -44,7 +44,10 @@ fn result_json(run: &EngineRun) -> Value {
 }
 
 fn case_json(input: &TestInput, runs: &[EngineRun]) -> Value {
-    let results: Map<String, Value> = runs.iter().map(|r| (r.engine.clone(), result_json(r))).collect();
+    let results: Map<String, Value> = runs
+        .iter()
+        .map(|r| (r.engine.clone(), result_json(r)))
+        .collect();
     json!({"input": hex::encode(&input.packet), "results": results})
 }
 
@@ -58,21 +61,36 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             "interp" | "" => {}
             "kernel" => names.push("kernel".into()),
             "sim" => names.push("sim".into()),
-            other => return Err(CliError::input(format!("--against: unknown engine `{other}` (interp, sim, kernel)"))),
+            other => {
+                return Err(CliError::input(format!(
+                    "--against: unknown engine `{other}` (interp, sim, kernel)"
+                )));
+            }
         }
     }
     names.dedup();
     let mut engines: Vec<Box<dyn Engine>> = Vec::new();
-    let interp = InterpEngine::new(&program, VmConfig::default())
-        .map_err(|e| CliError::input(format!("{}: interpreter cannot load the program: {e}", args.prog.display())))?;
+    let interp = InterpEngine::new(&program, VmConfig::default()).map_err(|e| {
+        CliError::input(format!(
+            "{}: interpreter cannot load the program: {e}",
+            args.prog.display()
+        ))
+    })?;
     engines.push(Box::new(interp));
     if names.iter().any(|n| n == "kernel") {
-        oracle().map_err(|why| CliError::input(format!("--against kernel: bpf() is not available here: {why}")))?;
+        oracle().map_err(|why| {
+            CliError::input(format!(
+                "--against kernel: bpf() is not available here: {why}"
+            ))
+        })?;
         if program.prog_type == ProgType::Mem {
             engines.push(Box::new(ConformanceKernelEngine::new(raw)));
         } else {
             let kernel = KernelEngine::load(&program, &LoadOptions::default()).map_err(|e| {
-                CliError::input(format!("{}: the kernel refused to load the program, nothing to compare: {e}", args.prog.display()))
+                CliError::input(format!(
+                    "{}: the kernel refused to load the program, nothing to compare: {e}",
+                    args.prog.display()
+                ))
             })?;
             engines.push(Box::new(kernel));
         }
@@ -93,7 +111,10 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     let mut refused = 0usize;
     for (i, bytes) in inputs.iter().enumerate() {
         let input = TestInput::packet(bytes.clone());
-        let mut refs: Vec<&mut dyn Engine> = engines.iter_mut().map(|e| e.as_mut() as &mut dyn Engine).collect();
+        let mut refs: Vec<&mut dyn Engine> = engines
+            .iter_mut()
+            .map(|e| e.as_mut() as &mut dyn Engine)
+            .collect();
         let (runs, verdict) = run_differential(&mut refs, &input);
         if i == 0 {
             sample = case_json(&input, &runs);
@@ -129,7 +150,10 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         out::print(f);
     } else {
         println!("engines: {}", names.join(", "));
-        println!("inputs: {}  divergences: {divergences}  refused by an engine: {refused}", inputs.len());
+        println!(
+            "inputs: {}  divergences: {divergences}  refused by an engine: {refused}",
+            inputs.len()
+        );
         match first_text {
             Some(t) => println!("first divergence: {t}"),
             None => println!("no divergence"),
@@ -160,15 +184,20 @@ impl SimEngine {
                 program.prog_type.name()
             )));
         }
-        let nfp = NfpProgram::compile(program, &nfp_backend::NicLimits::default()).map_err(|n| {
-            let reasons: Vec<String> = n.reasons.iter().map(|r| r.to_string()).collect();
-            CliError::input(format!(
-                "{}: --against sim: the program cannot be offloaded, nothing to compare: {}",
-                path.display(),
-                reasons.join("; ")
-            ))
-        })?;
-        Ok(SimEngine { nfp, program: program.clone(), out: Vec::new() })
+        let nfp =
+            NfpProgram::compile(program, &nfp_backend::NicLimits::default()).map_err(|n| {
+                let reasons: Vec<String> = n.reasons.iter().map(|r| r.to_string()).collect();
+                CliError::input(format!(
+                    "{}: --against sim: the program cannot be offloaded, nothing to compare: {}",
+                    path.display(),
+                    reasons.join("; ")
+                ))
+            })?;
+        Ok(SimEngine {
+            nfp,
+            program: program.clone(),
+            out: Vec::new(),
+        })
     }
 
     /// Map contents in the interpreter engine's form (same map kinds, per-CPU maps folded).
@@ -194,10 +223,16 @@ impl SimEngine {
                 .map(|(m, d)| {
                     let mut entries = m.entries();
                     entries.sort();
-                    if matches!(d.map_type, MapType::PercpuArray | MapType::PercpuHash | MapType::LruPercpuHash) {
+                    if matches!(
+                        d.map_type,
+                        MapType::PercpuArray | MapType::PercpuHash | MapType::LruPercpuHash
+                    ) {
                         MapSnapshot::per_cpu(d.name.clone(), entries, d.value_size)
                     } else {
-                        MapSnapshot { name: d.name.clone(), entries }
+                        MapSnapshot {
+                            name: d.name.clone(),
+                            entries,
+                        }
                     }
                 })
                 .collect(),
@@ -212,10 +247,14 @@ impl Engine for SimEngine {
 
     fn run(&mut self, input: &TestInput) -> Result<EngineResult, EngineError> {
         if input.ctx.is_some() {
-            return Err(EngineError::Refused("the sim engine takes no context input".into()));
+            return Err(EngineError::Refused(
+                "the sim engine takes no context input".into(),
+            ));
         }
         let len = input.packet.len();
-        if len < nfp_backend::exec::MIN_PACKET as usize || len > nfp_backend::exec::MAX_PACKET as usize {
+        if len < nfp_backend::exec::MIN_PACKET as usize
+            || len > nfp_backend::exec::MAX_PACKET as usize
+        {
             return Err(EngineError::Refused(format!(
                 "a {len}-byte frame never reaches the program (the NIC takes {}..={} bytes)",
                 nfp_backend::exec::MIN_PACKET,
@@ -223,7 +262,8 @@ impl Engine for SimEngine {
             )));
         }
         let mut me = self.nfp.engine(0, 1);
-        let (last, _, _) = nic_sim::engine::run_to_completion(&mut me, &input.packet, &mut self.out);
+        let (last, _, _) =
+            nic_sim::engine::run_to_completion(&mut me, &input.packet, &mut self.out);
         match last {
             Step::Done { retval, .. } => Ok(EngineResult {
                 retval,

@@ -32,7 +32,15 @@ pub struct RunArgs {
 /// Human-readable name of a return code for the program type.
 pub fn verdict_name(t: ProgType, retval: u64) -> Option<&'static str> {
     match t {
-        ProgType::Xdp => ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"].get(retval as usize).copied(),
+        ProgType::Xdp => [
+            "XDP_ABORTED",
+            "XDP_DROP",
+            "XDP_PASS",
+            "XDP_TX",
+            "XDP_REDIRECT",
+        ]
+        .get(retval as usize)
+        .copied(),
         ProgType::SchedCls => match retval as u32 as i32 {
             -1 => Some("TC_ACT_UNSPEC"),
             0 => Some("TC_ACT_OK"),
@@ -66,7 +74,10 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         }
         ProgType::Xdp | ProgType::SchedCls | ProgType::SocketFilter => {
             if args.mem.is_some() {
-                return Err(CliError::input(format!("--mem is for `--type mem` programs; this is a {} program, use --packet", program.prog_type.name())));
+                return Err(CliError::input(format!(
+                    "--mem is for `--type mem` programs; this is a {} program, use --packet",
+                    program.prog_type.name()
+                )));
             }
             let packet = match &args.packet {
                 Some(p) => input::read_bytes_input(p)?,
@@ -81,8 +92,12 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             )));
         }
     };
-    let config = VmConfig { budget: args.budget, ..VmConfig::default() };
-    let mut vm = Vm::new(&program, config).map_err(|e| CliError::input(format!("{}: {e}", args.prog.display())))?;
+    let config = VmConfig {
+        budget: args.budget,
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&program, config)
+        .map_err(|e| CliError::input(format!("{}: {e}", args.prog.display())))?;
     let repeat = args.repeat.max(1);
     let start = Instant::now();
     let mut result = vm.run(&input);
@@ -96,7 +111,9 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     let ns_per_run = (args.repeat > 1).then(|| elapsed.as_nanos() as f64 / repeat as f64);
     let (code, error) = match &result {
         Ok(_) => (0, None),
-        Err(e @ RunError::BadInput(_)) => return Err(CliError::input(format!("{}: {e}", args.prog.display()))),
+        Err(e @ RunError::BadInput(_)) => {
+            return Err(CliError::input(format!("{}: {e}", args.prog.display())));
+        }
         Err(e) => (1, Some(e.to_string())),
     };
     if g.json {
@@ -125,10 +142,16 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     } else {
         match &result {
             Ok(o) => {
-                let name = verdict_name(program.prog_type, o.retval).map(|n| format!(" ({n})")).unwrap_or_default();
+                let name = verdict_name(program.prog_type, o.retval)
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
                 println!("retval: {:#x} = {}{name}", o.retval, o.retval as i64);
                 if let Some(e) = expected {
-                    let verdict = if e == o.retval { "matches" } else { "DIFFERS from" };
+                    let verdict = if e == o.retval {
+                        "matches"
+                    } else {
+                        "DIFFERS from"
+                    };
                     println!("retval {verdict} the file's `-- result` {e:#x}");
                 }
                 println!("insns executed: {}", o.insns);
@@ -144,8 +167,16 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         }
         for map in vm.maps().iter() {
             let entries = map.entries();
-            let nonzero: Vec<_> = entries.iter().filter(|(_, v)| v.iter().any(|b| *b != 0)).collect();
-            println!("map {}: {} entries, {} non-zero", map.def().name, entries.len(), nonzero.len());
+            let nonzero: Vec<_> = entries
+                .iter()
+                .filter(|(_, v)| v.iter().any(|b| *b != 0))
+                .collect();
+            println!(
+                "map {}: {} entries, {} non-zero",
+                map.def().name,
+                entries.len(),
+                nonzero.len()
+            );
             for (k, v) in nonzero.iter().take(16) {
                 println!("  {} => {}", hex::encode(k), hex::encode(v));
             }

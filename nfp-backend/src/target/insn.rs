@@ -257,21 +257,50 @@ pub enum MeInsn {
     /// `alu[dst, a, op, b]`; `a` and `b` must not both be GPRs of the same bank.
     Alu { op: AluOp, dst: Dst, a: Src, b: Src },
     /// Shift of `b` (and `a` for `DoubleRight`) into `dst`.
-    Shf { kind: ShiftKind, dst: Dst, a: Src, b: Src, amount: ShiftAmount },
+    Shf {
+        kind: ShiftKind,
+        dst: Dst,
+        a: Src,
+        b: Src,
+        amount: ShiftAmount,
+    },
     /// `immed[dst, imm, <<8*shift]`, optionally inverted (`!(imm << 8*shift)`), written per
     /// `width`. Values that need more than one `immed` take two (`Word` for the high half).
-    Immed { dst: Dst, imm: u16, shift: u8, invert: bool, width: ImmedWidth },
+    Immed {
+        dst: Dst,
+        imm: u16,
+        shift: u8,
+        invert: bool,
+        width: ImmedWidth,
+    },
     /// `ld_field[dst, mask, b, >>shift]`: bytes of `b.rotate_right(8*shift_bytes)` selected by
     /// the 4-bit `byte_mask` replace those bytes of `dst` (other bytes kept, or zeroed when
     /// `zero_fill`). `dst` must be a GPR (it is also read).
-    LdField { dst: Dst, byte_mask: u8, b: Src, shift_bytes: u8, zero_fill: bool },
+    LdField {
+        dst: Dst,
+        byte_mask: u8,
+        b: Src,
+        shift_bytes: u8,
+        zero_fill: bool,
+    },
     /// A multiply step.
-    Mul { step: MulStep, dst: Dst, a: Src, b: Src },
+    Mul {
+        step: MulStep,
+        dst: Dst,
+        a: Src,
+        b: Src,
+    },
     /// Conditional branch to absolute code address `target`; the next `defer` (0..=3)
     /// instructions execute before the branch takes effect (whether taken or not).
     Br { cond: Cond, target: u16, defer: u8 },
     /// Branch if bit `bit` of `src` is set (`set`) or clear (`!set`).
-    BrBit { src: Src, bit: u8, set: bool, target: u16, defer: u8 },
+    BrBit {
+        src: Src,
+        bit: u8,
+        set: bool,
+        target: u16,
+        defer: u8,
+    },
     /// Jump to the code address held in `src` (return from a bpf-to-bpf call).
     Rtn { src: Src, defer: u8 },
     /// A memory command; the thread swaps out until it completes when `swap` is set (the

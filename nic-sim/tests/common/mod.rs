@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-
 use nfp_backend::NicLimits;
 use nic_sim::{NfpProgram, SimError, TrafficSpec, traffic::Generator};
 use vm_core::{ProgType, Program};

@@ -53,7 +53,11 @@ fn tcp(dst_port: u16) -> Vec<u8> {
 
 fn udp6(dst_port: u16) -> Vec<u8> {
     let builder = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv6([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 64)
+        .ipv6(
+            [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            64,
+        )
         .udp(5000, dst_port);
     let mut out = Vec::with_capacity(builder.size(4));
     let _ = builder.write(&mut out, b"ping");
@@ -67,10 +71,16 @@ pub fn packets() -> Vec<(&'static str, Vec<u8>)> {
     arp.extend_from_slice(&[0u8; 28]);
     vec![
         ("udp to port 53 (dns)", udp(5353, 53, b"query")),
-        ("udp to port 7777 (blocked)", udp(5353, BLOCKED_PORT, b"hello")),
+        (
+            "udp to port 7777 (blocked)",
+            udp(5353, BLOCKED_PORT, b"hello"),
+        ),
         ("tcp to port 7777", tcp(BLOCKED_PORT)),
         ("arp request", arp),
         ("udp over ipv6 to port 7777", udp6(BLOCKED_PORT)),
-        ("udp to port 7777, large", udp(1234, BLOCKED_PORT, &[0xab; 1000])),
+        (
+            "udp to port 7777, large",
+            udp(1234, BLOCKED_PORT, &[0xab; 1000]),
+        ),
     ]
 }
