@@ -4,12 +4,12 @@
 
 use std::ops::Range;
 
-use verifier::{VerifyOptions, verify_with_hooks};
+use verifier::{Verified, VerifyOptions, verify_with_hooks};
 use vm_core::Program;
 use vm_core::isa::{CallTarget, Insn};
 
 use crate::cost::Latencies;
-use crate::lower::recorder::Recorder;
+use crate::lower::recorder::{OperandFacts, Recorder};
 use crate::lower::{self, INSN_LIMIT, LowerOptions, Lowerer, OptCounts, PREFETCH_TAIL};
 use crate::target::MeInsn;
 use crate::{NicLimits, Reason};
@@ -61,22 +61,26 @@ pub fn compile_with(
 ) -> Result<Compiled, NotOffloadable> {
     let _span = tracing::debug_span!("compile", program = %program.name, nic = nic.name).entered();
     let feas = crate::feasibility::check(program, nic);
-    if !feas.offloadable() {
-        let verifier_log = match (&feas.verified, &feas.rejected) {
-            (_, Some(r)) => r.log.clone(),
-            (Some(v), None) => v.log.clone(),
-            _ => String::new(),
-        };
-        return Err(NotOffloadable {
-            reasons: feas.reasons,
-            verifier_log,
-        });
+    match feas.verified {
+        Some(verified) if feas.reasons.is_empty() => {
+            lower_with_facts(program, nic, opts, verified, &feas.operand_facts)
+        }
+        verified => {
+            let verifier_log = match (&verified, &feas.rejected) {
+                (_, Some(r)) => r.log.clone(),
+                (Some(v), None) => v.log.clone(),
+                _ => String::new(),
+            };
+            Err(NotOffloadable {
+                reasons: feas.reasons,
+                verifier_log,
+            })
+        }
     }
-    lower_verified(program, nic, opts)
 }
 
-/// Lowering without the feasibility hooks (the verifier still runs, for the facts): what
-/// [`compile_with`] does after feasibility agreed. Exposed for tests of the lowering itself.
+/// Lowering without the feasibility hooks (the verifier runs once, for the facts); exposed
+/// for tests of the lowering itself. [`compile_with`] reuses feasibility's walk instead.
 pub fn lower_verified(
     program: &Program,
     nic: &NicLimits,
@@ -96,6 +100,17 @@ pub fn lower_verified(
             });
         }
     };
+    lower_with_facts(program, nic, opts, verified, &rec.facts)
+}
+
+/// The lowering proper, from one verifier walk's facts.
+fn lower_with_facts(
+    program: &Program,
+    nic: &NicLimits,
+    opts: &LowerOptions,
+    verified: Verified,
+    operand_facts: &[OperandFacts],
+) -> Result<Compiled, NotOffloadable> {
     let mut reasons = Vec::new();
     let chain = call_chain_bytes(program, &verified.subprog_stack_depths);
     if chain > nic.stack_bytes {
@@ -110,7 +125,7 @@ pub fn lower_verified(
     let lw = Lowerer::new(
         program,
         &verified.facts,
-        &rec.facts,
+        operand_facts,
         &verified.subprog_stack_depths,
         *opts,
     );

@@ -31,6 +31,7 @@ use std::collections::HashSet;
 use verifier::{Rejected, Verified, VerifyOptions};
 use vm_core::{ProgType, Program};
 
+use crate::lower::recorder::{OperandFacts, Recorder};
 use crate::{NicLimits, Reason};
 
 /// The outcome of [`check`]: the verifier's verdict and every reason the NIC cannot run the
@@ -43,6 +44,9 @@ pub struct Feasibility {
     pub rejected: Option<Rejected>,
     /// Every reason found, program-wide ones first, then by instruction.
     pub reasons: Vec<Reason>,
+    /// What the lowering needs from the same walk (pointer bases, branch outcomes), so that
+    /// compiling verifies once.
+    pub(crate) operand_facts: Vec<OperandFacts>,
 }
 
 impl Feasibility {
@@ -119,7 +123,10 @@ pub fn check(program: &Program, nic: &NicLimits) -> Feasibility {
         log_level: 0,
         ..VerifyOptions::default()
     };
-    let result = verifier::verify_with_hooks(program, &quiet, &mut hooks);
+    // The lowering's recorder rides on the same walk, so a compile verifies only once.
+    let mut recorder = Recorder::new(program.insns.len(), Some(&mut hooks));
+    let result = verifier::verify_with_hooks(program, &quiet, &mut recorder);
+    let operand_facts = recorder.facts;
     let walked = hooks.finish();
     found.reasons.extend(walked.found.reasons);
 
@@ -180,6 +187,7 @@ pub fn check(program: &Program, nic: &NicLimits) -> Feasibility {
         verified,
         rejected,
         reasons: found.reasons,
+        operand_facts,
     }
 }
 
