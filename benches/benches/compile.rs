@@ -5,13 +5,12 @@
 //! once the NIC's instruction and stack limits are lifted is added to the `lower_verified`
 //! and `verify` groups, for a per-instruction rate less dominated by fixed costs.
 //!
-//! Why four groups: `compile` runs the verifier twice — once with the NFP feasibility hooks
-//! (`feasibility::check`), once more inside `lower_verified` to collect the facts the
-//! lowering needs — so its time splits into `feasibility` + `lower_verified`, and the
-//! lowering proper is about `lower_verified` minus `verify` (the plain verifier).
+//! Why four groups: `compile` is one verifier walk with the NFP feasibility hooks
+//! (`feasibility`, which also records the lowering's facts) plus the lowering;
+//! `lower_verified` verifies again on its own, so the lowering proper is about
+//! `lower_verified` minus `verify` (the plain verifier).
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -42,44 +41,6 @@ fn unlimited() -> NicLimits {
     }
 }
 
-fn objects(dir: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![vm_core::corpus::require(dir)];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "o") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// The type a Cilium/OVS-convention section (`2/1`, `from-netdev`, `tail-3`) stands for, as
-/// nfp-backend's `corpus_feasibility` test decides.
-fn conventional_type(section: &str, file: &str) -> Option<ProgType> {
-    let head = section.split('/').next().unwrap_or(section);
-    let numeric = !head.is_empty() && head.chars().all(|c| c.is_ascii_digit());
-    let tc_named = ["from-", "to-", "tail-"]
-        .iter()
-        .any(|p| head.starts_with(p))
-        || matches!(head, "ingress" | "egress");
-    if numeric && file.contains("xdp") {
-        Some(ProgType::Xdp)
-    } else if numeric || tc_named {
-        Some(ProgType::SchedCls)
-    } else {
-        None
-    }
-}
-
 /// The demo, then the `CORPUS_PROGRAMS` largest offloadable XDP/tc programs of ebpf-samples
 /// (Cilium section conventions included), then
 /// the largest program only the lowering (no NIC limits) translates, if larger.
@@ -92,7 +53,7 @@ fn cases(nic: &NicLimits) -> Vec<Case> {
     let loose = unlimited();
     let mut found = Vec::new();
     let mut lowered: Option<Case> = None;
-    for path in objects("ebpf-samples") {
+    for path in vm_core::corpus::elf_objects(&["ebpf-samples"]) {
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
@@ -112,7 +73,7 @@ fn cases(nic: &NicLimits) -> Vec<Case> {
                 ProgType::Xdp | ProgType::SchedCls => {}
                 ProgType::Other(0) => {
                     let section = p.section.clone().unwrap_or_default();
-                    match conventional_type(&section, &file) {
+                    match vm_core::corpus::conventional_prog_type(&section, &file) {
                         Some(t) => p.prog_type = t,
                         None => continue,
                     }

@@ -15,23 +15,6 @@ use nfp_backend::NicLimits;
 use nfp_backend::feasibility::{self, category};
 use vm_core::ProgType;
 
-/// The type a Cilium/OVS-convention section stands for, if `section` is one.
-fn conventional_type(section: &str, file: &str) -> Option<ProgType> {
-    let head = section.split('/').next().unwrap_or(section);
-    let numeric = !head.is_empty() && head.chars().all(|c| c.is_ascii_digit());
-    let tc_named = ["from-", "to-", "tail-"]
-        .iter()
-        .any(|p| head.starts_with(p))
-        || matches!(head, "ingress" | "egress");
-    if numeric && file.contains("xdp") {
-        Some(ProgType::Xdp)
-    } else if numeric || tc_named {
-        Some(ProgType::SchedCls)
-    } else {
-        None
-    }
-}
-
 fn objects() -> Vec<std::path::PathBuf> {
     vm_core::corpus::elf_objects(&["ebpf-samples", "cilium-ebpf"])
 }
@@ -68,7 +51,7 @@ fn corpus_offload_decisions() {
                 ProgType::Xdp | ProgType::SchedCls => {}
                 ProgType::Other(0) => {
                     let section = p.section.clone().unwrap_or_default();
-                    match conventional_type(&section, &rel) {
+                    match vm_core::corpus::conventional_prog_type(&section, &rel) {
                         Some(t) => {
                             p.prog_type = t;
                             conventional += 1;

@@ -257,23 +257,6 @@ fn pct(a: usize, b: usize) -> f64 {
 const DEF_HEADER: &str = "  set                          progs  32b-defs    zext  no-zext    dead  share needing no zext";
 const SAVE_HEADER: &str = "  set                                progs    eBPF      NFP NFP-noel  elided   kept  no-zext  saved (share of the code without elision)";
 
-/// The type a Cilium/OVS-convention section stands for (as `corpus_feasibility` decides).
-fn conventional_type(section: &str, file: &str) -> Option<ProgType> {
-    let head = section.split('/').next().unwrap_or(section);
-    let numeric = !head.is_empty() && head.chars().all(|c| c.is_ascii_digit());
-    let tc_named = ["from-", "to-", "tail-"]
-        .iter()
-        .any(|p| head.starts_with(p))
-        || matches!(head, "ingress" | "egress");
-    if numeric && file.contains("xdp") {
-        Some(ProgType::Xdp)
-    } else if numeric || tc_named {
-        Some(ProgType::SchedCls)
-    } else {
-        None
-    }
-}
-
 fn objects(dir: &str) -> Vec<PathBuf> {
     vm_core::corpus::elf_objects(&[dir])
 }
@@ -303,7 +286,7 @@ fn network_programs(dir: &str) -> Vec<(String, Program)> {
                 ProgType::Xdp | ProgType::SchedCls => {}
                 ProgType::Other(0) => {
                     let section = p.section.clone().unwrap_or_default();
-                    match conventional_type(&section, &rel) {
+                    match vm_core::corpus::conventional_prog_type(&section, &rel) {
                         Some(t) => p.prog_type = t,
                         None => continue,
                     }

@@ -51,3 +51,23 @@ pub fn elf_objects(dirs: &[&str]) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The program type a section named by Cilium's or OVS's conventions stands for: numeric
+/// tail-call slots (`2/1`) are XDP in objects whose path mentions `xdp` and tc otherwise;
+/// `from-*`, `to-*`, `tail-*`, `ingress` and `egress` are tc. `None` for other names (the
+/// ELF loader already typed the standard ones).
+pub fn conventional_prog_type(section: &str, path: &str) -> Option<crate::ProgType> {
+    let head = section.split('/').next().unwrap_or(section);
+    let numeric = !head.is_empty() && head.chars().all(|c| c.is_ascii_digit());
+    let tc_named = ["from-", "to-", "tail-"]
+        .iter()
+        .any(|p| head.starts_with(p))
+        || matches!(head, "ingress" | "egress");
+    if numeric && path.contains("xdp") {
+        Some(crate::ProgType::Xdp)
+    } else if numeric || tc_named {
+        Some(crate::ProgType::SchedCls)
+    } else {
+        None
+    }
+}

@@ -111,12 +111,6 @@ pub fn random_packet(rng: &mut Rng) -> Vec<u8> {
     p
 }
 
-fn numeric_section(section: Option<&str>) -> bool {
-    let s = section.unwrap_or("");
-    let head = s.split('/').next().unwrap_or(s);
-    !head.is_empty() && head.chars().all(|c| c.is_ascii_digit())
-}
-
 fn objects() -> Vec<PathBuf> {
     vm_core::corpus::elf_objects(&["ebpf-samples", "cilium-ebpf"])
 }
@@ -150,10 +144,12 @@ pub fn run_all() {
             // Cilium's XDP tail-call sections (`2/1`) in XDP objects are XDP programs, as
             // tests/corpus_feasibility.rs counts them.
             if p.prog_type == ProgType::Other(0)
-                && numeric_section(p.section.as_deref())
-                && rel.contains("xdp")
+                && let Some(t) = vm_core::corpus::conventional_prog_type(
+                    p.section.as_deref().unwrap_or(""),
+                    &rel,
+                )
             {
-                p.prog_type = ProgType::Xdp;
+                p.prog_type = t;
             }
             if p.prog_type != ProgType::Xdp {
                 continue;
