@@ -40,6 +40,43 @@ pub struct MapSnapshot {
 }
 
 impl MapSnapshot {
+    /// The snapshot of an in-process map set in the form the kernel engine reports: the map
+    /// kinds `BPF_MAP_LOOKUP_ELEM` can read back (array and hash kinds), entries sorted by
+    /// key, per-CPU values folded by [`MapSnapshot::per_cpu`]. `None` without maps.
+    pub fn of_map_set(maps: &vm_core::maps::MapSet, defs: &[vm_core::MapDef]) -> Option<Vec<Self>> {
+        use vm_core::MapType as T;
+        if defs.is_empty() {
+            return None;
+        }
+        let readable = |t| {
+            matches!(
+                t,
+                T::Array | T::PercpuArray | T::Hash | T::LruHash | T::PercpuHash | T::LruPercpuHash
+            )
+        };
+        Some(
+            maps.iter()
+                .zip(defs)
+                .filter(|(_, def)| readable(def.map_type))
+                .map(|(map, def)| {
+                    let mut entries = map.entries();
+                    entries.sort();
+                    if matches!(
+                        def.map_type,
+                        T::PercpuArray | T::PercpuHash | T::LruPercpuHash
+                    ) {
+                        MapSnapshot::per_cpu(def.name.clone(), entries, def.value_size)
+                    } else {
+                        MapSnapshot {
+                            name: def.name.clone(),
+                            entries,
+                        }
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// A snapshot of a per-CPU map in the form engines can compare: which CPU a run used is
     /// not under the caller's control (the kernel runs a test on the calling thread's CPU,
     /// out of `possible_cpus` slots; the interpreter has its own CPU count), so each value

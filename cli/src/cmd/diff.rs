@@ -12,7 +12,7 @@ use hw_tests::{
 };
 use nic_sim::{NfpProgram, PacketEngine, Step};
 use serde_json::{Map, Value, json};
-use vm_core::{MapType, ProgType, Program, interp::VmConfig};
+use vm_core::{ProgType, Program, interp::VmConfig};
 
 use crate::{GlobalOpts, exit::CliError, input, json as out, traffic};
 
@@ -202,41 +202,7 @@ impl SimEngine {
 
     /// Map contents in the interpreter engine's form (same map kinds, per-CPU maps folded).
     fn snapshot(&self, maps: Option<&vm_core::maps::MapSet>) -> Option<Vec<MapSnapshot>> {
-        let maps = maps?;
-        if self.program.maps.is_empty() {
-            return None;
-        }
-        Some(
-            maps.iter()
-                .zip(&self.program.maps)
-                .filter(|(_, d)| {
-                    matches!(
-                        d.map_type,
-                        MapType::Array
-                            | MapType::PercpuArray
-                            | MapType::Hash
-                            | MapType::LruHash
-                            | MapType::PercpuHash
-                            | MapType::LruPercpuHash
-                    )
-                })
-                .map(|(m, d)| {
-                    let mut entries = m.entries();
-                    entries.sort();
-                    if matches!(
-                        d.map_type,
-                        MapType::PercpuArray | MapType::PercpuHash | MapType::LruPercpuHash
-                    ) {
-                        MapSnapshot::per_cpu(d.name.clone(), entries, d.value_size)
-                    } else {
-                        MapSnapshot {
-                            name: d.name.clone(),
-                            entries,
-                        }
-                    }
-                })
-                .collect(),
-        )
+        MapSnapshot::of_map_set(maps?, &self.program.maps)
     }
 }
 

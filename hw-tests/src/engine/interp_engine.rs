@@ -1,7 +1,7 @@
 //! The vm-core reference interpreter as an [`Engine`], so it can be compared with the kernel.
 
+use vm_core::Program;
 use vm_core::interp::{RunError, Vm, VmConfig};
-use vm_core::{MapType, Program};
 
 use super::{Engine, EngineError, EngineResult, MapSnapshot, TestInput};
 
@@ -50,42 +50,7 @@ impl InterpEngine {
     }
 
     fn snapshot(&self) -> Option<Vec<MapSnapshot>> {
-        if self.program.maps.is_empty() {
-            return None;
-        }
-        let snaps = self
-            .vm
-            .maps()
-            .iter()
-            .zip(&self.program.maps)
-            .filter(|(_, def)| {
-                matches!(
-                    def.map_type,
-                    MapType::Array
-                        | MapType::PercpuArray
-                        | MapType::Hash
-                        | MapType::LruHash
-                        | MapType::PercpuHash
-                        | MapType::LruPercpuHash
-                )
-            })
-            .map(|(map, def)| {
-                let mut entries = map.entries();
-                entries.sort();
-                if matches!(
-                    def.map_type,
-                    MapType::PercpuArray | MapType::PercpuHash | MapType::LruPercpuHash
-                ) {
-                    MapSnapshot::per_cpu(def.name.clone(), entries, def.value_size)
-                } else {
-                    MapSnapshot {
-                        name: def.name.clone(),
-                        entries,
-                    }
-                }
-            })
-            .collect();
-        Some(snaps)
+        MapSnapshot::of_map_set(self.vm.maps(), &self.program.maps)
     }
 }
 
@@ -122,7 +87,7 @@ impl Engine for InterpEngine {
 #[cfg(test)]
 mod tests {
     use vm_core::isa::{AluOp, Insn, LdImm64, Operand, Size, Width};
-    use vm_core::{MapDef, ProgType};
+    use vm_core::{MapDef, MapType, ProgType};
 
     use super::*;
 
