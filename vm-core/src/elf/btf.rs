@@ -75,13 +75,13 @@ fn u16_at(b: &[u8], off: usize) -> Option<u16> {
     Some(u16::from_le_bytes([s[0], s[1]]))
 }
 
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+pub(super) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
     let s = b.get(off..off.checked_add(4)?)?;
     Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// Reads the common BTF / BTF.ext preamble: magic, version, header length.
-fn preamble(data: &[u8], what: &str) -> Result<usize, String> {
+pub(super) fn preamble(data: &[u8], what: &str) -> Result<usize, String> {
     let magic = u16_at(data, 0).ok_or_else(|| format!("{what}: truncated header"))?;
     if magic != BTF_MAGIC {
         return Err(format!("{what}: bad magic {magic:#06x} at byte offset 0"));
@@ -100,7 +100,7 @@ fn preamble(data: &[u8], what: &str) -> Result<usize, String> {
 }
 
 /// Slice `[hdr + off, hdr + off + len)` of `data`, or an error naming the part.
-fn part<'a>(
+pub(super) fn part<'a>(
     data: &'a [u8],
     hdr: usize,
     off: u32,
@@ -241,6 +241,15 @@ impl Btf<'_> {
         let tail = self.strings.get(off as usize..).unwrap_or(&[]);
         let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
         std::str::from_utf8(&tail[..end]).unwrap_or("")
+    }
+
+    /// The NUL-terminated string at `off`, or `None` when `off` is outside the string table
+    /// or the string runs off its end. Invalid UTF-8 is replaced rather than refused, because
+    /// source text from `.BTF.ext` line info is shown to people, not matched.
+    pub fn string_lossy(&self, off: u32) -> Option<std::borrow::Cow<'_, str>> {
+        let tail = self.strings.get(off as usize..)?;
+        let end = tail.iter().position(|&b| b == 0)?;
+        Some(String::from_utf8_lossy(&tail[..end]))
     }
 
     /// Follows typedefs and cv/type-tag modifiers to the underlying type id.

@@ -28,12 +28,16 @@
 //!   (configurable with [`LoadOptions::text_programs`]).
 //! - **Subprograms:** called functions are appended after the program, libbpf-style, and
 //!   `call`/`lddw` function immediates are rewritten for that layout.
+//! - **Source lines:** `.BTF.ext` line info is shifted into each linked program's layout
+//!   ([`Object::source_lines`], [`Object::line_info`]); it is optional, so bad line info only
+//!   adds a [`LineInfoWarning`].
 //! - **Refused per program:** CO-RE relocations, kconfig/ksym externs and kfunc calls (they
 //!   need the target kernel's BTF), and anything that does not decode after linking.
 
 mod btf;
 mod error;
 mod functions;
+mod line_info;
 mod maps;
 mod reloc;
 mod sections;
@@ -44,11 +48,13 @@ mod tests;
 use std::collections::HashMap;
 
 pub use error::{ElfError, InsnLoc, Item, SectionError, SectionErrorKind};
+pub use line_info::{FunctionSpan, LineInfoWarning, LineTable, SourceLine};
 pub use sections::is_big_endian;
 
 use crate::program::{MapDef, ProgType, Program};
 use btf::Btf;
 use functions::FunctionTable;
+use line_info::LineIndex;
 use maps::MapTable;
 use sections::{ElfFile, SectionRole};
 
@@ -95,6 +101,13 @@ pub struct Object {
     pub kernel_version: Option<u32>,
     /// Every non-empty executable section, in section order.
     pub code_sections: Vec<CodeSection>,
+    /// Source lines from `.BTF.ext` line info, one table per program, parallel to
+    /// [`Object::programs`] (`source_lines[i]` belongs to `programs[i]`; empty when the
+    /// object has no line info). Kept beside `Program` rather than in it because line info
+    /// is debug data that only reports need.
+    pub source_lines: Vec<LineTable>,
+    /// Why some or all line info was ignored (line info never fails a load).
+    pub line_info_warnings: Vec<LineInfoWarning>,
 }
 
 impl Object {
@@ -108,6 +121,21 @@ impl Object {
                     .iter()
                     .find(|p| p.section.as_deref() == Some(section_or_name))
             })
+    }
+
+    /// Source lines of the program [`Object::program`] finds by this name; `None` when there
+    /// is no such program or it has no line records.
+    pub fn line_info(&self, section_or_name: &str) -> Option<&LineTable> {
+        let i = self
+            .programs
+            .iter()
+            .position(|p| p.name == section_or_name)
+            .or_else(|| {
+                self.programs
+                    .iter()
+                    .position(|p| p.section.as_deref() == Some(section_or_name))
+            })?;
+        self.source_lines.get(i).filter(|t| !t.is_empty())
     }
 
     /// The programs of one section.
@@ -153,6 +181,7 @@ pub fn load_object_with(
     let maps = MapTable::build(&elf, btf.as_ref());
     errors.extend(maps.errors.iter().cloned());
     let funcs = FunctionTable::build(&elf, &core);
+    let (lines, line_info_warnings) = LineIndex::build(&elf, btf.as_ref(), &funcs);
     let linker = reloc::Linker {
         elf: &elf,
         funcs: &funcs,
@@ -169,6 +198,7 @@ pub fn load_object_with(
     };
 
     let mut programs = Vec::new();
+    let mut source_lines = Vec::new();
     let mut code_sections = Vec::new();
     for section in elf
         .sections
@@ -187,13 +217,16 @@ pub fn load_object_with(
         for &id in ids {
             let name = funcs.funcs[id].name.clone();
             match linker.link(id) {
-                Ok(insns) => programs.push(Program {
-                    name,
-                    section: Some(section.name.clone()),
-                    prog_type: prog_type(&section.name),
-                    insns,
-                    maps: maps.maps.clone(),
-                }),
+                Ok(linked) => {
+                    source_lines.push(lines.table(&name, &linked, &funcs));
+                    programs.push(Program {
+                        name,
+                        section: Some(section.name.clone()),
+                        prog_type: prog_type(&section.name),
+                        insns: linked.insns,
+                        maps: maps.maps.clone(),
+                    });
+                }
                 Err(kind) => errors.push(SectionError {
                     section: section.name.clone(),
                     item: Item::Program(name),
@@ -219,6 +252,8 @@ pub fn load_object_with(
         license,
         kernel_version,
         code_sections,
+        source_lines,
+        line_info_warnings,
     };
     tracing::debug!(
         programs = object.programs.len(),

@@ -101,6 +101,16 @@ impl Build<'_> {
     }
 }
 
+/// A linked program and where each of its functions was placed.
+#[derive(Debug)]
+pub(crate) struct Linked {
+    /// The program's instructions, one per slot.
+    pub insns: Vec<Insn>,
+    /// `(function id, first slot in the program)` of every function copied in, entry first,
+    /// in placement order. Line info is per function, so it is shifted by these bases.
+    pub placed: Vec<(usize, usize)>,
+}
+
 /// Relative immediate from the instruction at `pc` to `target` (both program slots).
 fn rel(pc: usize, target: usize) -> Result<i32, SectionErrorKind> {
     i32::try_from(target as i64 - pc as i64 - 1)
@@ -109,7 +119,7 @@ fn rel(pc: usize, target: usize) -> Result<i32, SectionErrorKind> {
 
 impl Linker<'_, '_> {
     /// Links the program whose entry is function `entry`.
-    pub fn link(&self, entry: usize) -> Result<Vec<Insn>, SectionErrorKind> {
+    pub fn link(&self, entry: usize) -> Result<Linked, SectionErrorKind> {
         let _span =
             tracing::debug_span!("elf_link", function = %self.funcs.funcs[entry].name).entered();
         let mut b = Build {
@@ -124,7 +134,12 @@ impl Linker<'_, '_> {
             self.link_function(&mut b, fid)?;
         }
         check_targets(&b.out).map_err(SectionErrorKind::Linked)?;
-        Ok(b.out)
+        let mut placed: Vec<(usize, usize)> = b.base.into_iter().collect();
+        placed.sort_unstable_by_key(|&(_, base)| base);
+        Ok(Linked {
+            insns: b.out,
+            placed,
+        })
     }
 
     fn link_function(&self, b: &mut Build<'_>, fid: usize) -> Result<(), SectionErrorKind> {
