@@ -10,7 +10,7 @@
 //! Op indices differ from instruction indices only by the `lddw` second halves, which get
 //! no op; [`Compiled::pcs`] maps back for messages.
 
-use super::exec::handler;
+use super::exec::handler_of;
 use super::fault::FaultKind;
 use super::helpers;
 use super::memory::{CODE, MAP_HANDLE, STACK_SIZE, vaddr};
@@ -284,10 +284,10 @@ impl Compiled {
         }
         let mut counted = ops.clone();
         for op in &mut counted {
-            op.h = handler(op.code, true);
+            op.h = handler_of(op, true);
         }
         for op in &mut ops {
-            op.h = handler(op.code, false);
+            op.h = handler_of(op, false);
         }
         if self.fuse {
             super::fuse::fuse(&mut ops, 0, count);

@@ -81,12 +81,6 @@ pub(crate) struct Env<'v> {
 }
 
 impl Env<'_> {
-    /// Re-derives the windows of every map slab. Called at the start of a run and after any
-    /// helper that went through `&mut MapSet` (so no window outlives a fresh `&mut` borrow).
-    pub(crate) fn map_maps(&mut self) {
-        map_maps(self.mem, self.maps);
-    }
-
     /// The map index a map-handle argument names.
     pub(crate) fn map_arg(&self, helper: &'static str, v: u64) -> Result<usize, FaultKind> {
         let (slot, off) = split(v);
@@ -121,8 +115,13 @@ impl Env<'_> {
 
 /// Publishes the windows of all map slabs (ring buffers expose only reserved records, perf
 /// arrays nothing; `BPF_F_RDONLY_PROG` maps are read-only).
+///
+/// Windows are derived from each slab's root pointer ([`Map::slab_raw`](crate::maps::Map)),
+/// which stays valid across later `&mut` borrows of the map: map helpers (lookup, update,
+/// delete) need not call this again. It runs when the Vm is created and after the map set
+/// was handed out mutably (`Vm::maps_mut`), where a map could have been replaced.
 pub(crate) fn map_maps(mem: &mut Memory, maps: &mut MapSet) {
-    for (i, map) in maps.iter_mut().enumerate() {
+    for (i, map) in maps.iter().enumerate() {
         let slot = FIRST_MAP + i;
         let def = map.def();
         let hidden = matches!(def.map_type, MapType::Ringbuf | MapType::PerfEventArray);
@@ -131,15 +130,18 @@ pub(crate) fn map_maps(mem: &mut Memory, maps: &mut MapSet) {
             mem.set(slot, Window::EMPTY, Window::EMPTY);
             continue;
         }
-        let w = Window::whole(map.slab_mut());
+        let (base, len) = map.slab_raw();
+        // SAFETY: `base..base+len` is the slab, one allocation that lives as long as the map
+        // and is reached by the program only through the region table during a run.
+        let w = unsafe { Window::part(base, len, 0, len) };
         mem.set(slot, w, if readonly { Window::EMPTY } else { w });
     }
     // Ring buffer records point into their map's slab too.
     for slot in FIRST_MAP + maps.len()..mem.len() {
         if let Kind::Ringbuf(map) = mem.kind(slot)
-            && let Some(m) = maps.get_mut(map as usize)
+            && let Some(m) = maps.get(map as usize)
         {
-            mem.rebase(slot, m.slab_mut().as_mut_ptr());
+            mem.rebase(slot, m.slab_raw().0);
         }
     }
 }

@@ -424,3 +424,156 @@ fn xdp_md_loads_take_the_fast_path_with_the_same_results() {
         );
     }
 }
+
+fn map_def(name: &str, map_type: MapType, key: u32, value: u32, entries: u32) -> MapDef {
+    MapDef {
+        name: name.into(),
+        map_type,
+        key_size: key,
+        value_size: value,
+        max_entries: entries,
+        flags: 0,
+        initial_value: None,
+    }
+}
+
+fn vm_maps(ty: ProgType, text: &str, maps: Vec<MapDef>) -> Vm {
+    let raw = assemble(text).unwrap_or_else(|e| panic!("assembly failed: {e}\n{text}"));
+    let mut p = Program::from_raw("t", ty, &raw).unwrap();
+    p.maps = maps;
+    Vm::new(&p, VmConfig::default()).unwrap()
+}
+
+#[test]
+fn value_pointers_stay_valid_across_map_helpers_and_user_updates() {
+    // The region table is no longer rebuilt after map helpers: a value pointer taken before
+    // an update through the helper must see the helper's write, and the program's own
+    // writes must land where user space reads them.
+    let text = "
+        stw [%r10-4], 1
+        lddw %r1, map_fd 0
+        mov %r2, %r10
+        add %r2, -4
+        call bpf_map_lookup_elem
+        jeq %r0, 0, out
+        mov %r6, %r0
+        ldxdw %r7, [%r6+0]
+        stdw [%r10-16], 40
+        lddw %r1, map_fd 0
+        mov %r2, %r10
+        add %r2, -4
+        mov %r3, %r10
+        add %r3, -16
+        mov %r4, 0
+        call bpf_map_update_elem
+        ldxdw %r0, [%r6+0]
+        add %r0, %r7
+        stxdw [%r6+0], %r0
+    out:
+        exit";
+    let mut v = vm_maps(
+        ProgType::Mem,
+        text,
+        vec![map_def("a", MapType::Array, 4, 8, 2)],
+    );
+    // 40 + 0, then 40 + 40 (the value persisted), then after user space wrote 2: 40 + 2.
+    assert_eq!(v.run(&[]).unwrap().retval, 40);
+    assert_eq!(v.run(&[]).unwrap().retval, 80);
+    v.maps_mut()
+        .get_mut(0)
+        .unwrap()
+        .user_update(&1u32.to_le_bytes(), &2u64.to_le_bytes(), 0)
+        .unwrap();
+    assert_eq!(v.run(&[]).unwrap().retval, 42);
+    let m = v.maps().get(0).unwrap();
+    assert_eq!(
+        m.user_lookup(&1u32.to_le_bytes()).unwrap(),
+        42u64.to_le_bytes()
+    );
+}
+
+#[test]
+fn long_hash_keys_take_the_scratch_path() {
+    // A 24-byte key (above the on-stack key size): update, then look up and read.
+    let text = "
+        stdw [%r10-24], 1
+        stdw [%r10-16], 2
+        stdw [%r10-8], 3
+        stdw [%r10-32], 77
+        lddw %r1, map_fd 0
+        mov %r2, %r10
+        add %r2, -24
+        mov %r3, %r10
+        add %r3, -32
+        mov %r4, 0
+        call bpf_map_update_elem
+        lddw %r1, map_fd 0
+        mov %r2, %r10
+        add %r2, -24
+        call bpf_map_lookup_elem
+        jeq %r0, 0, out
+        ldxdw %r0, [%r0+0]
+    out:
+        exit";
+    let mut v = vm_maps(
+        ProgType::Mem,
+        text,
+        vec![map_def("h", MapType::Hash, 24, 8, 4)],
+    );
+    assert_eq!(v.run(&[]).unwrap().retval, 77);
+}
+
+#[test]
+fn specialised_atomics_match_the_isa() {
+    // On a map value: 32-bit fetch-add wrapping, 64-bit or/and/xor, 32-bit xor with fetch;
+    // the fetched values and the final value are folded into r0.
+    let text = "
+        stw [%r10-4], 0
+        lddw %r1, map_fd 0
+        mov %r2, %r10
+        add %r2, -4
+        call bpf_map_lookup_elem
+        jeq %r0, 0, out
+        mov %r6, %r0
+        stdw [%r6+0], -2
+        mov %r1, 3
+        lock fetch add32 [%r6+0], %r1
+        ldxdw %r7, [%r6+0]
+        lddw %r2, 0x0f0f0f0f00000000
+        lock or [%r6+0], %r2
+        mov %r3, -256
+        lock and [%r6+0], %r3
+        mov %r4, 0x55
+        lock fetch xor32 [%r6+0], %r4
+        ldxdw %r0, [%r6+0]
+        xor %r0, %r1
+        xor %r0, %r7
+        xor %r0, %r4
+    out:
+        exit";
+    let mut v = vm_maps(
+        ProgType::Mem,
+        text,
+        vec![map_def("a", MapType::Array, 4, 8, 1)],
+    );
+    // value: 0xffff_ffff_ffff_fffe; fetch add32 3: low half wraps to 1, r1 = 0xffff_fffe;
+    // r7 = 0xffff_ffff_0000_0001; or: 0xffff_ffff_0000_0001; and -256: 0xffff_ffff_0000_0000;
+    // fetch xor32 0x55: r4 = 0, value 0xffff_ffff_0000_0055.
+    let value: u64 = 0xffff_ffff_0000_0055;
+    let want = value ^ 0xffff_fffe ^ 0xffff_ffff_0000_0001 ^ 0;
+    assert_eq!(v.run(&[]).unwrap().retval, want);
+}
+
+#[test]
+fn mem_input_windows_follow_the_input_length() {
+    // The `mem` window is re-published only when the input length changes: a shorter input
+    // must fault where a longer one read, and a longer one read again afterwards.
+    let mut v = vm(ProgType::Mem, "ldxb %r0, [%r1+7]\nexit");
+    assert_eq!(v.run(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap().retval, 7);
+    assert!(matches!(
+        v.run(&[0, 1, 2, 3]),
+        Err(RunError::Fault { pc: 0, .. })
+    ));
+    assert_eq!(v.run(&[9; 8]).unwrap().retval, 9);
+    assert_eq!(v.run(&[5; 8]).unwrap().retval, 5);
+}

@@ -123,7 +123,7 @@ fn branch(m: &mut Machine<'_>, ip: *const Op, o: &Op, taken: bool, k: usize, n: 
     // relative to the first op), and `ip + k` is the op after the jump, which exists
     // because the sentinel ends every program.
     if taken {
-        goto_run::<false>(m, unsafe { ip.offset(o.rel()) }, o.tr, n)
+        goto_run::<false>(m, unsafe { ip.byte_offset(o.rel_bytes()) }, o.tr, n)
     } else {
         goto_run::<false>(m, unsafe { ip.add(k) }, o.fr, n)
     }
@@ -147,13 +147,13 @@ fn fallback(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     next::<true>(m, p, n + run)
 }
 
-/// `rX = rY; rX += K; if rX <cond> rZ goto T` — `dst` X, `src` Y, `aux` Z, `b` K.
+/// `rX = rY; rX += K; if rX <cond> rZ goto T` — `dst` X, `src` Y, `aux` Z (never X: not
+/// fused then), `b` K.
 fn lea_jcc<const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let (d, z) = (reg(o.dst), reg(o.aux));
     let v = m.r[reg(o.src)].wrapping_add(o.b);
-    let zv = if z == d { v } else { m.r[z] };
-    m.r[d] = v;
+    let zv = m.r[reg(o.aux)];
+    m.r[reg(o.dst)] = v;
     branch(m, ip, o, cond::<C>(v, zv), 3, n)
 }
 
@@ -164,23 +164,23 @@ fn mov_alu_k<const A: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     next::<false>(m, skip(ip, 2), n)
 }
 
-/// `rX = rY; rX op= rZ` — `dst` X, `src` Y, `aux` Z (Z = X reads the copied value).
+/// `rX = rY; rX op= rZ` — `dst` X, `src` Y, `aux` Z (Y when Z = X: after the move, rX
+/// holds rY's value).
 fn mov_alu_x<const A: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let (d, z) = (reg(o.dst), reg(o.aux));
     let y = m.r[reg(o.src)];
-    let zv = if z == d { y } else { m.r[z] };
-    m.r[d] = alu::<A>(y, zv);
+    let zv = m.r[reg(o.aux)];
+    m.r[reg(o.dst)] = alu::<A>(y, zv);
     next::<false>(m, skip(ip, 2), n)
 }
 
-/// `rX = rY; rX op= rZ; rX += K` (`p = base + index + constant`) — `aux` Z, `b` K.
+/// `rX = rY; rX op= rZ; rX += K` (`p = base + index + constant`) — `aux` Z (Y when Z = X,
+/// as in [`mov_alu_x`]), `b` K.
 fn mov_alu_x_add<const A: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let (d, z) = (reg(o.dst), reg(o.aux));
     let y = m.r[reg(o.src)];
-    let zv = if z == d { y } else { m.r[z] };
-    m.r[d] = alu::<A>(y, zv).wrapping_add(o.b);
+    let zv = m.r[reg(o.aux)];
+    m.r[reg(o.dst)] = alu::<A>(y, zv).wrapping_add(o.b);
     next::<false>(m, skip(ip, 3), n)
 }
 
@@ -188,12 +188,12 @@ fn mov_alu_x_add<const A: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flo
 /// i32) | off << 32.
 fn load_alu<const N: usize, const A: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let off = (o.b >> 32) as u16 as i16 as i64 as u64;
+    let off = o.b_hi_i16();
     let addr = m.r[reg(o.src)].wrapping_add(off);
     let Some(v) = m.view.load::<N>(addr) else {
         return fallback(m, ip, n);
     };
-    m.r[reg(o.dst)] = alu::<A>(v, o.b as u32 as i32 as i64 as u64);
+    m.r[reg(o.dst)] = alu::<A>(v, o.b_lo_i32());
     next::<false>(m, skip(ip, 2), n)
 }
 
@@ -201,8 +201,8 @@ fn load_alu<const N: usize, const A: u8>(m: &mut Machine<'_>, ip: *const Op, n: 
 fn alu2_k<const A: u8, const B: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
     let d = reg(o.dst);
-    let k1 = o.b as u32 as i32 as i64 as u64;
-    let k2 = (o.b >> 32) as u32 as i32 as i64 as u64;
+    let k1 = o.b_lo_i32();
+    let k2 = o.b_hi_i32();
     m.r[d] = alu::<B>(alu::<A>(m.r[d], k1), k2);
     next::<false>(m, skip(ip, 2), n)
 }
@@ -211,18 +211,18 @@ fn alu2_k<const A: u8, const B: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) 
 fn alu_jcc_k<const A: u8, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
     let d = reg(o.dst);
-    let v = alu::<A>(m.r[d], o.b as u32 as i32 as i64 as u64);
+    let v = alu::<A>(m.r[d], o.b_lo_i32());
     m.r[d] = v;
-    let k2 = (o.b >> 32) as u32 as i32 as i64 as u64;
+    let k2 = o.b_hi_i32();
     branch(m, ip, o, cond::<C>(v, k2), 2, n)
 }
 
-/// `rX op= K; if rX <cond> rZ goto T` — `b` = K (as i32), `aux` Z.
+/// `rX op= K; if rX <cond> rZ goto T` — `b` = K (as i32), `aux` Z (never X: not fused then).
 fn alu_jcc_x<const A: u8, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let (d, z) = (reg(o.dst), reg(o.aux));
-    let v = alu::<A>(m.r[d], o.b as u32 as i32 as i64 as u64);
-    let zv = if z == d { v } else { m.r[z] };
+    let d = reg(o.dst);
+    let v = alu::<A>(m.r[d], o.b_lo_i32());
+    let zv = m.r[reg(o.aux)];
     m.r[d] = v;
     branch(m, ip, o, cond::<C>(v, zv), 2, n)
 }
@@ -230,13 +230,13 @@ fn alu_jcc_x<const A: u8, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u6
 /// `rX = *(size *)(rY + off); if rX <cond> K goto T` — `b` = K (low, as i32) | off << 32.
 fn load_jcc<const N: usize, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let off = (o.b >> 32) as u16 as i16 as i64 as u64;
+    let off = o.b_hi_i16();
     let addr = m.r[reg(o.src)].wrapping_add(off);
     let Some(v) = m.view.load::<N>(addr) else {
         return fallback(m, ip, n);
     };
     m.r[reg(o.dst)] = v;
-    let k = o.b as u32 as i32 as i64 as u64;
+    let k = o.b_lo_i32();
     branch(m, ip, o, cond::<C>(v, k), 2, n)
 }
 
@@ -265,14 +265,14 @@ fn load_swap<const N: usize>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow
 /// i32) | off << 32.
 fn load_swap_jcc<const N: usize, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let off = (o.b >> 32) as u16 as i16 as i64 as u64;
+    let off = o.b_hi_i16();
     let addr = m.r[reg(o.src)].wrapping_add(off);
     let Some(v) = m.view.load::<N>(addr) else {
         return fallback(m, ip, n);
     };
     let v = swap::<N>(v);
     m.r[reg(o.dst)] = v;
-    let k = o.b as u32 as i32 as i64 as u64;
+    let k = o.b_lo_i32();
     branch(m, ip, o, cond::<C>(v, k), 3, n)
 }
 
@@ -434,11 +434,12 @@ fn fuse_at(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
         && b.code == Add64K
         && same(&b)
         && let Some((c, (cond, true))) = jcc_c
+        && c.src != a.dst
     {
         return Some(Op {
             h: by_cond!(cond, lea_jcc),
             aux: c.src,
-            a: (c.rel() + 2) as i32 as u32,
+            a: Op::rel_field(c.rel() + 2),
             b: b.b,
             tr: c.tr,
             fr: c.fr,
@@ -456,7 +457,7 @@ fn fuse_at(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
             } else {
                 by_cond!(cond, load_swap_jcc, 4)
             },
-            a: (c.rel() + 2) as i32 as u32,
+            a: Op::rel_field(c.rel() + 2),
             b: (c.b & 0xffff_ffff) | (a.a as u16 as u64) << 32,
             tr: c.tr,
             fr: c.fr,
@@ -471,7 +472,7 @@ fn fuse_at(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
     {
         return Some(Op {
             h: by_alu!(k, mov_alu_x_add),
-            aux: b.src,
+            aux: if b.src == a.dst { a.src } else { b.src },
             b: c.b,
             ..a
         });
@@ -486,10 +487,11 @@ fn fuse_at(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
         return None;
     }
     if let Some((cond, x)) = jcc64(b.code) {
-        let rel = (b.rel() + 1) as i32 as u32;
+        let rel = Op::rel_field(b.rel() + 1);
         // rX op= K1; if rX <cond> K2|rZ goto T
         if let Some((k, false)) = alu64(a.code)
             && fits_i32(a.b)
+            && !(x && b.src == a.dst)
         {
             return Some(Op {
                 h: if x {
@@ -576,7 +578,7 @@ fn fuse_at(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
         return Some(if x {
             Op {
                 h: by_alu!(k, mov_alu_x),
-                aux: b.src,
+                aux: if b.src == a.dst { a.src } else { b.src },
                 ..a
             }
         } else {

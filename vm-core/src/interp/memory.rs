@@ -109,6 +109,12 @@ impl Window {
         }
     }
 
+    /// Whether `other` is the same window (same base and bounds).
+    #[inline]
+    fn same(&self, other: &Window) -> bool {
+        self.base == other.base && self.lo == other.lo && self.hi == other.hi
+    }
+
     /// Host pointer for `size` bytes at `off`, if they lie inside the window.
     #[inline(always)]
     fn at(&self, off: u32, size: u32) -> Option<*mut u8> {
@@ -124,20 +130,73 @@ impl Window {
 /// The run loop's handle on the region table: raw pointers to the two window arrays, so
 /// that stores into program memory (raw pointer writes) cannot make the compiler reload the
 /// table's location after every store. Valid until the table is grown ([`Memory::push`]);
-/// the run loop takes a fresh view after every helper call and every change to a window.
+/// the run loop takes a fresh view after every change to the table ([`Memory::changed`]).
 ///
-/// It also carries a copy of the windows of one *hot* slot (the packet, or the `mem` input):
-/// an access there checks the copy, which does not depend on the address, instead of
-/// loading the table entry the address selects, so the data load is one dependent load
-/// fewer behind the address computation (parsers chain such loads).
+/// It also carries the windows of one *hot* slot (the packet, or the `mem` input) in a form
+/// checked with one subtraction and one comparison on the whole 64-bit address (see [`Hot`]),
+/// instead of splitting the address, comparing the slot and checking both window ends; the
+/// data load is then one dependent load fewer behind the address computation (parsers chain
+/// such loads). Addresses outside the hot window fall through to the table, which holds the
+/// hot slot too, so the result is the same either way.
 #[derive(Clone, Copy)]
 pub(crate) struct View {
     rd: *const Window,
     wr: *const Window,
     len: usize,
-    hot: usize,
-    hot_rd: Window,
-    hot_wr: Window,
+    hot_rd: Hot,
+    hot_wr: Hot,
+}
+
+/// A window in pre-checked form: `addr` is inside with `N` bytes to spare iff
+/// `addr - lo < fit[log2 N]` (64-bit wrapping subtraction: an address below `lo`, in another
+/// slot, or far above all give a difference at or beyond the window's length).
+#[derive(Clone, Copy)]
+struct Hot {
+    /// Virtual address of the window's first byte.
+    lo: u64,
+    /// Host address of that byte.
+    base: *mut u8,
+    /// Per access size 1, 2, 4, 8: how many start offsets leave room for it (0: none).
+    fit: [u64; 4],
+}
+
+impl Hot {
+    const NONE: Hot = Hot {
+        lo: 0,
+        base: std::ptr::null_mut(),
+        fit: [0; 4],
+    };
+
+    fn of(slot: usize, w: Window) -> Hot {
+        if w.base.is_null() || slot >= (u32::MAX as usize) {
+            return Hot::NONE;
+        }
+        let len = u64::from(w.hi.saturating_sub(w.lo));
+        Hot {
+            lo: vaddr(slot, w.lo),
+            base: w.base.wrapping_add(w.lo as usize),
+            fit: [1u64, 2, 4, 8].map(|n| (len + 1).saturating_sub(n)),
+        }
+    }
+
+    /// Host pointer for `size` bytes at `addr`, if inside.
+    #[inline(always)]
+    fn at(&self, addr: u64, size: u32) -> Option<*mut u8> {
+        let i = match size {
+            1 => 0,
+            2 => 1,
+            4 => 2,
+            8 => 3,
+            _ => return None,
+        };
+        let d = addr.wrapping_sub(self.lo);
+        if d < self.fit[i] {
+            // d < len - size + 1 <= len: inside the window, hence inside its allocation.
+            Some(self.base.wrapping_add(d as usize))
+        } else {
+            None
+        }
+    }
 }
 
 impl View {
@@ -146,18 +205,18 @@ impl View {
         rd: std::ptr::null(),
         wr: std::ptr::null(),
         len: 0,
-        hot: usize::MAX,
-        hot_rd: Window::EMPTY,
-        hot_wr: Window::EMPTY,
+        hot_rd: Hot::NONE,
+        hot_wr: Hot::NONE,
     };
 
     /// Host pointer for reading `size` bytes at `addr`.
     #[inline(always)]
     pub(crate) fn rd(&self, addr: u64, size: u32) -> Option<*const u8> {
+        if let Some(p) = self.hot_rd.at(addr, size) {
+            return Some(p as *const u8);
+        }
         let (slot, off) = split(addr);
-        if slot == self.hot {
-            self.hot_rd.at(off, size).map(|p| p as *const u8)
-        } else if slot < self.len {
+        if slot < self.len {
             // SAFETY: slot < len, and `rd` points to a live array of at least `len` windows
             // (the view was taken after the last change to the table's length).
             let w = unsafe { &*self.rd.add(slot) };
@@ -170,10 +229,11 @@ impl View {
     /// Host pointer for writing `size` bytes at `addr`.
     #[inline(always)]
     pub(crate) fn wr(&self, addr: u64, size: u32) -> Option<*mut u8> {
+        if let Some(p) = self.hot_wr.at(addr, size) {
+            return Some(p);
+        }
         let (slot, off) = split(addr);
-        if slot == self.hot {
-            self.hot_wr.at(off, size)
-        } else if slot < self.len {
+        if slot < self.len {
             // SAFETY: as in `rd`.
             let w = unsafe { &*self.wr.add(slot) };
             w.at(off, size)
@@ -228,6 +288,10 @@ pub(crate) struct Memory {
     stack_frames: usize,
     /// The slot views copy (see [`View`]).
     hot: usize,
+    /// Whether a window, an origin or the table's length changed since the last
+    /// [`Memory::changed`]: views taken before then are stale. Lets a run (and a helper
+    /// call) reuse the view it has instead of rebuilding it when nothing moved.
+    changed: bool,
 }
 
 // SAFETY: the raw pointers only point into buffers owned by the same `Vm` (stack, packet,
@@ -265,12 +329,20 @@ impl Memory {
             stack_lo: [STACK_SIZE as u32; MAX_FRAMES],
             stack_frames: 0,
             hot: usize::MAX,
+            changed: true,
         }
     }
 
     /// Makes `slot` the one views keep a copy of (see [`View`]).
     pub(crate) fn set_hot(&mut self, slot: usize) {
         self.hot = slot;
+        self.changed = true;
+    }
+
+    /// Whether views taken before this call may be stale (see `changed`); resets the flag.
+    #[inline]
+    pub(crate) fn changed(&mut self) -> bool {
+        std::mem::replace(&mut self.changed, false)
     }
 
     /// Maps the stack frames of the buffer at `base` (`MAX_FRAMES * STACK_SIZE` bytes, all
@@ -326,6 +398,7 @@ impl Memory {
             };
             if let Some(slot) = self.wr.get_mut(STACK0 + d) {
                 *slot = w;
+                self.changed = true;
             }
         }
         self.wr(addr, size)
@@ -333,25 +406,34 @@ impl Memory {
 
     /// Sets both windows of `slot`.
     pub(crate) fn set(&mut self, slot: usize, rd: Window, wr: Window) {
-        if let (Some(r), Some(w)) = (self.rd.get_mut(slot), self.wr.get_mut(slot)) {
+        if let (Some(r), Some(w)) = (self.rd.get_mut(slot), self.wr.get_mut(slot))
+            && !(r.same(&rd) && w.same(&wr))
+        {
             *r = rd;
             *w = wr;
+            self.changed = true;
         }
     }
 
     /// Moves `slot`'s windows to a new base address of the same buffer, keeping their bounds
     /// (re-deriving a pointer after its owner was borrowed mutably).
     pub(crate) fn rebase(&mut self, slot: usize, base: *mut u8) {
-        if let (Some(r), Some(w)) = (self.rd.get_mut(slot), self.wr.get_mut(slot)) {
+        if let (Some(r), Some(w)) = (self.rd.get_mut(slot), self.wr.get_mut(slot))
+            && (r.base != base || w.base != base)
+        {
             r.base = base;
             w.base = base;
+            self.changed = true;
         }
     }
 
     /// Sets the offset messages report as 0 for `slot`.
     pub(crate) fn set_origin(&mut self, slot: usize, origin: u32) {
-        if let Some(o) = self.origin.get_mut(slot) {
+        if let Some(o) = self.origin.get_mut(slot)
+            && *o != origin
+        {
             *o = origin;
+            self.changed = true;
         }
     }
 
@@ -361,11 +443,15 @@ impl Memory {
         self.wr.push(wr);
         self.kind.push(kind);
         self.origin.push(0);
+        self.changed = true;
         self.rd.len() - 1
     }
 
     /// Drops slots appended with [`Memory::push`] beyond the first `len`.
     pub(crate) fn truncate(&mut self, len: usize) {
+        if self.rd.len() > len {
+            self.changed = true;
+        }
         self.rd.truncate(len);
         self.wr.truncate(len);
         self.kind.truncate(len);
@@ -392,12 +478,11 @@ impl Memory {
 
     /// A copy of the table's location for the run loop (see [`View`]).
     pub(crate) fn view(&self) -> View {
-        let hot = |t: &[Window]| t.get(self.hot).copied().unwrap_or(Window::EMPTY);
+        let hot = |t: &[Window]| t.get(self.hot).map_or(Hot::NONE, |&w| Hot::of(self.hot, w));
         View {
             rd: self.rd.as_ptr(),
             wr: self.wr.as_ptr(),
             len: self.rd.len().min(self.wr.len()),
-            hot: self.hot,
             hot_rd: hot(&self.rd),
             hot_wr: hot(&self.wr),
         }
@@ -563,6 +648,40 @@ mod tests {
                 addr: 5
             }
         );
+        drop(buf);
+    }
+
+    #[test]
+    fn hot_window_checks_match_the_table() {
+        // Every address around the hot window's edges, every size: the pre-checked hot form
+        // answers exactly as the table does (and the table holds the hot slot too).
+        let mut buf = vec![0u8; 64];
+        for (lo, hi) in [(8usize, 40usize), (0, 64), (5, 6), (7, 7), (0, 0)] {
+            let mut m = Memory::new(0);
+            // SAFETY: buf outlives every use of the table in this test.
+            let w = unsafe { Window::part(buf.as_mut_ptr(), buf.len(), lo, hi) };
+            m.set(PACKET, w, w);
+            let plain = m.view();
+            m.set_hot(PACKET);
+            let hot = m.view();
+            for slot in [PACKET - 1, PACKET, PACKET + 1] {
+                for off in (0u32..72).chain([u32::MAX - 8, u32::MAX - 1, u32::MAX]) {
+                    let addr = vaddr(slot, off);
+                    for size in [1, 2, 4, 8] {
+                        assert_eq!(
+                            hot.rd(addr, size),
+                            plain.rd(addr, size),
+                            "{lo}..{hi} slot {slot} off {off} size {size}"
+                        );
+                        assert_eq!(hot.wr(addr, size), plain.wr(addr, size));
+                        let expect = slot == PACKET
+                            && off as usize >= lo
+                            && off as usize + size as usize <= hi;
+                        assert_eq!(hot.rd(addr, size).is_some(), expect);
+                    }
+                }
+            }
+        }
         drop(buf);
     }
 

@@ -217,7 +217,7 @@ pub(crate) type Handler = for<'a, 'v> fn(&'a mut Machine<'v>, *const Op, u64) ->
 /// - ALU with immediate: `b` = immediate, sign-extended to 64 bits (ALU32 uses its low half).
 /// - loads/stores: `a` = offset as `i32` bits (or stack byte offset), `b` = stored immediate.
 /// - jumps and local calls: `a` = target op index while compiling, turned into the target's
-///   distance from this op (as `i32` bits) by [`Op::link`]; `b` = compared immediate.
+///   distance from this op in bytes (as `i32` bits) by [`Op::link`]; `b` = compared immediate.
 /// - `Call`: `a` = helper index.
 ///
 /// `run` (every op): how many instructions execute from this op up to and including the next
@@ -265,6 +265,39 @@ impl Op {
         self.a as i32 as i64 as u64
     }
 
+    /// The low half of `b` as an `i32`, sign-extended (superinstructions pack two values).
+    #[inline(always)]
+    pub(crate) fn b_lo_i32(&self) -> u64 {
+        self.b as u32 as i32 as i64 as u64
+    }
+
+    /// The high half of `b` as an `i32`, sign-extended. Read as its own 4 bytes (the op is
+    /// `repr(C)` and the target little-endian), so that it is one sign-extending load instead
+    /// of a load, a shift and an extension. Volatile only to keep LLVM from merging it with
+    /// the load of the low half back into one load plus a shift.
+    #[inline(always)]
+    pub(crate) fn b_hi_i32(&self) -> u64 {
+        let p = std::ptr::addr_of!(self.b).cast::<i32>();
+        // SAFETY: `b` is 8 bytes, so its upper 4 lie inside `self`; `b` is 8-aligned.
+        let v = unsafe {
+            p.add(if cfg!(target_endian = "little") { 1 } else { 0 })
+                .read_volatile()
+        };
+        v as i64 as u64
+    }
+
+    /// Bits 32..48 of `b` as an `i16`, sign-extended (the memory offset of fused loads).
+    #[inline(always)]
+    pub(crate) fn b_hi_i16(&self) -> u64 {
+        let p = std::ptr::addr_of!(self.b).cast::<i16>();
+        // SAFETY: as in `b_hi_i32`; bits 32..48 are the 5th and 6th bytes on little-endian.
+        let v = unsafe {
+            p.add(if cfg!(target_endian = "little") { 2 } else { 1 })
+                .read_volatile()
+        };
+        v as i64 as u64
+    }
+
     /// Immediate of a conditional jump, sign-extended to 64 bits.
     #[inline(always)]
     pub(crate) fn jimm64(&self) -> u64 {
@@ -277,10 +310,23 @@ impl Op {
         self.b as u32
     }
 
-    /// Distance to the jump/call target in ops.
-    #[inline(always)]
+    /// Distance to the jump/call target in ops (after [`Op::link`]).
     pub(crate) fn rel(&self) -> isize {
+        (self.a as i32 as isize) / std::mem::size_of::<Op>() as isize
+    }
+
+    /// Distance to the jump/call target in bytes (after [`Op::link`]): what the run loop adds
+    /// to the op's address, one instruction fewer than scaling an op count per jump.
+    #[inline(always)]
+    pub(crate) fn rel_bytes(&self) -> isize {
         self.a as i32 as isize
+    }
+
+    /// The `a` field for a target `ops` ops away (see [`Op::rel_bytes`]). `compile` bounds
+    /// programs to [`MAX_PROGRAM_SLOTS`](super::compile::MAX_PROGRAM_SLOTS) ops, so the byte
+    /// distance fits an `i32`.
+    pub(crate) fn rel_field(ops: isize) -> u32 {
+        (ops * std::mem::size_of::<Op>() as isize) as i32 as u32
     }
 
     /// Whether `a` holds a control-flow target (absolute while compiling).
@@ -303,10 +349,11 @@ impl Op {
             )
     }
 
-    /// Turns the absolute target of the op at index `at` into a relative one.
+    /// Turns the absolute target (an op index) of the op at index `at` into a relative one,
+    /// in bytes.
     pub(crate) fn link(&mut self, at: usize) {
         if self.has_target() {
-            self.a = (self.a as i64 - at as i64) as i32 as u32;
+            self.a = Op::rel_field(self.a as isize - at as isize);
         }
     }
 }

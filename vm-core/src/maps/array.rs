@@ -8,7 +8,8 @@
 
 use super::error::{MapErrno, MapErrorKind};
 use super::layout::{
-    PERCPU_VALUE_LIMIT, VALUE_LIMIT, alloc_slab, check_update_flags, key_index, stride, wants_lock,
+    PERCPU_VALUE_LIMIT, Slab, VALUE_LIMIT, alloc_slab, check_update_flags, key_index, stride,
+    wants_lock,
 };
 use super::{BPF_NOEXIST, Side};
 use crate::program::MapDef;
@@ -20,7 +21,7 @@ pub(crate) struct ArrayMap {
     stride: usize,
     /// 1 for a plain array, `ncpus` for a per-CPU array.
     copies: usize,
-    slab: Box<[u8]>,
+    slab: Slab,
 }
 
 impl ArrayMap {
@@ -79,6 +80,10 @@ impl ArrayMap {
 
     pub(crate) fn slab_mut(&mut self) -> &mut [u8] {
         &mut self.slab
+    }
+
+    pub(crate) fn slab_raw(&self) -> (*mut u8, usize) {
+        self.slab.as_raw()
     }
 
     pub(crate) fn max_entries(&self) -> u32 {

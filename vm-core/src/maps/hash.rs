@@ -27,7 +27,7 @@ use hashbrown::HashTable;
 
 use super::error::{MapErrno, MapErrorKind};
 use super::layout::{
-    HASH_KEY_LIMIT, PERCPU_VALUE_LIMIT, VALUE_LIMIT, alloc_slab, check_existence,
+    HASH_KEY_LIMIT, PERCPU_VALUE_LIMIT, Slab, VALUE_LIMIT, alloc_slab, check_existence,
     check_update_flags, stride, wants_lock,
 };
 use super::lru::LruList;
@@ -67,8 +67,8 @@ pub(crate) struct HashTab {
     moves_on_replace: bool,
     lru: Option<LruList>,
     table: HashTable<Entry>,
-    keys: Box<[u8]>,
-    slab: Box<[u8]>,
+    keys: Slab,
+    slab: Slab,
     /// Slots freed by deletes and replacements, reused first.
     free: Vec<u32>,
     /// Slots `fresh..total_slots` were never used.
@@ -213,6 +213,10 @@ impl HashTab {
 
     pub(crate) fn slab_mut(&mut self) -> &mut [u8] {
         &mut self.slab
+    }
+
+    pub(crate) fn slab_raw(&self) -> (*mut u8, usize) {
+        self.slab.as_raw()
     }
 
     /// Number of elements.

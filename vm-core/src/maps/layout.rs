@@ -28,7 +28,7 @@ pub(crate) fn stride(value_size: u32) -> usize {
 }
 
 /// Allocates a zeroed slab of `slots * stride` bytes, refusing sizes above [`MAX_SLAB_BYTES`].
-pub(crate) fn alloc_slab(slots: u64, stride: usize) -> Result<Box<[u8]>, MapErrorKind> {
+pub(crate) fn alloc_slab(slots: u64, stride: usize) -> Result<Slab, MapErrorKind> {
     let bytes = slots.saturating_mul(stride as u64);
     if bytes > MAX_SLAB_BYTES {
         return Err(MapErrorKind::TooLarge {
@@ -36,8 +36,81 @@ pub(crate) fn alloc_slab(slots: u64, stride: usize) -> Result<Box<[u8]>, MapErro
             limit: MAX_SLAB_BYTES,
         });
     }
-    // `vec![0; n]` uses the zeroing allocator, so untouched pages are never committed.
-    Ok(vec![0u8; bytes as usize].into_boxed_slice())
+    Ok(Slab::zeroed(bytes as usize))
+}
+
+/// A fixed-size zeroed byte buffer owned through a raw pointer.
+///
+/// Why not a `Box<[u8]>`: the interpreter keeps raw pointers into value slabs in its region
+/// table for a whole run while helpers borrow the map mutably (`&mut Map` for a lookup or an
+/// update). A `Box` asserts unique ownership of its bytes whenever the map is borrowed, which
+/// would invalidate those pointers and force the interpreter to re-derive every map's window
+/// after every map helper call. Here the bytes are reached only through the one root pointer
+/// (slices are created from it on demand), so pointers derived from [`Slab::as_raw`] stay
+/// valid for the slab's life, and the table is built once.
+pub(crate) struct Slab {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a Slab owns its bytes exclusively (like a Box<[u8]>); the raw pointer is an
+// ownership detail, not shared state.
+unsafe impl Send for Slab {}
+// SAFETY: shared access only reads through `&[u8]` (see `Deref`).
+unsafe impl Sync for Slab {}
+
+impl Slab {
+    /// `len` zero bytes (`vec![0; n]` uses the zeroing allocator, so untouched pages are
+    /// never committed).
+    pub(crate) fn zeroed(len: usize) -> Slab {
+        Slab::from_box(vec![0u8; len].into_boxed_slice())
+    }
+
+    fn from_box(b: Box<[u8]>) -> Slab {
+        let len = b.len();
+        let raw: *mut [u8] = Box::into_raw(b);
+        Slab {
+            // A pointer from `Box::into_raw` is never null.
+            ptr: std::ptr::NonNull::new(raw.cast::<u8>()).unwrap_or(std::ptr::NonNull::dangling()),
+            len,
+        }
+    }
+
+    /// The root pointer and length: pointers derived from it stay valid while the slab lives
+    /// (see the type's docs).
+    pub(crate) fn as_raw(&self) -> (*mut u8, usize) {
+        (self.ptr.as_ptr(), self.len)
+    }
+}
+
+impl std::ops::Deref for Slab {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` owns `len` initialized bytes for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Slab {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only slice handed out.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Clone for Slab {
+    fn clone(&self) -> Slab {
+        Slab::from_box(Box::from(&**self))
+    }
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        let raw = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len);
+        // SAFETY: `ptr`/`len` came from `Box::into_raw` of a boxed slice and are freed
+        // exactly once, here.
+        drop(unsafe { Box::from_raw(raw) });
+    }
 }
 
 /// A 4-byte array index, or `None` when the key has another length.

@@ -185,6 +185,20 @@ impl Map {
         }
     }
 
+    /// The value memory as a raw pointer and length, for the interpreter's region table.
+    /// Pointers derived from it stay valid across later borrows of the map (unlike pointers
+    /// taken from [`Map::slab_mut`]), until the map is dropped; see `layout::Slab`. Perf
+    /// event arrays have no value memory (null).
+    pub(crate) fn slab_raw(&self) -> (*mut u8, usize) {
+        match &self.kind {
+            Kind::Array(a) => a.slab_raw(),
+            Kind::Hash(h) => h.slab_raw(),
+            Kind::Ref(r) => r.slab_raw(),
+            Kind::Perf(_) => (std::ptr::null_mut(), 0),
+            Kind::Ringbuf(r) => r.slab_raw(),
+        }
+    }
+
     /// Elements present: every index of an array, the keys of a hash map, the filled slots of
     /// a prog/dev/cpu/xsk map; 0 for perf event arrays and ring buffers.
     pub fn element_count(&self) -> usize {

@@ -12,7 +12,7 @@
 
 use super::array::next_index;
 use super::error::{MapErrno, MapErrorKind};
-use super::layout::{alloc_slab, key_index, stride};
+use super::layout::{Slab, alloc_slab, key_index, stride};
 use super::{BPF_ANY, BPF_EXIST, BPF_NOEXIST};
 use crate::program::MapDef;
 
@@ -36,7 +36,7 @@ pub(crate) struct RefArray {
     stride: usize,
     ncpus: u32,
     present: Vec<bool>,
-    slab: Box<[u8]>,
+    slab: Slab,
 }
 
 fn first_u32(value: &[u8]) -> u32 {
@@ -96,6 +96,10 @@ impl RefArray {
 
     pub(crate) fn slab_mut(&mut self) -> &mut [u8] {
         &mut self.slab
+    }
+
+    pub(crate) fn slab_raw(&self) -> (*mut u8, usize) {
+        self.slab.as_raw()
     }
 
     pub(crate) fn len(&self) -> usize {

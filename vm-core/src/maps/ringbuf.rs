@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 
 use super::error::{MapErrno, MapErrorKind};
-use super::layout::{MAX_SLAB_BYTES, alloc_slab};
+use super::layout::{MAX_SLAB_BYTES, Slab, alloc_slab};
 use super::{
     BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_PROD_POS,
     BPF_RB_RING_SIZE,
@@ -63,7 +63,7 @@ pub(crate) struct RingBuf {
     prod: u64,
     /// Records between `cons` and `prod`, in position order.
     recs: VecDeque<Rec>,
-    slab: Box<[u8]>,
+    slab: Slab,
 }
 
 impl RingBuf {
@@ -111,6 +111,10 @@ impl RingBuf {
 
     pub(crate) fn slab_mut(&mut self) -> &mut [u8] {
         &mut self.slab
+    }
+
+    pub(crate) fn slab_raw(&self) -> (*mut u8, usize) {
+        self.slab.as_raw()
     }
 
     fn mask(&self) -> u64 {

@@ -10,6 +10,10 @@ use crate::MapType;
 /// The kernel's `MAX_TAIL_CALL_CNT`.
 pub(crate) const MAX_TAIL_CALLS: u32 = 33;
 
+/// Keys up to this size are copied to the Rust stack instead of the scratch buffer (every
+/// array key, and IPv4 flow keys); small enough that zeroing the buffer is one store.
+const SMALL_KEY: usize = 16;
+
 /// Copies `len` bytes at `addr` into `env.st.scratch` (or `scratch2` when `second`).
 fn fetch(env: &mut Env<'_>, addr: u64, len: usize, second: bool) -> Result<(), FaultKind> {
     let buf = if second {
@@ -23,17 +27,29 @@ fn fetch(env: &mut Env<'_>, addr: u64, len: usize, second: bool) -> Result<(), F
 }
 
 /// `void *bpf_map_lookup_elem(map, key)`.
+///
+/// The hot helper of packet programs: no allocation, no table rebuild (map slabs never move,
+/// so the region table stays valid; see `env::map_maps`), small keys copied to the stack.
 pub(super) fn lookup(env: &mut Env<'_>, a: [u64; 5]) -> Result<u64, FaultKind> {
     let name = "bpf_map_lookup_elem";
     let m = env.map_arg(name, a[0])?;
-    let key_size = env.maps.get(m).map_or(0, |map| map.def().key_size) as usize;
-    fetch(env, a[1], key_size, false)?;
     let cpu = env.cfg.cpu;
-    let found = env
-        .maps
-        .get_mut(m)
-        .and_then(|map| map.lookup(&env.st.scratch, cpu));
-    env.map_maps();
+    let Some(map) = env.maps.get_mut(m) else {
+        return Err(bad_arg(name, "no such map"));
+    };
+    let key_size = map.def().key_size as usize;
+    let found = if key_size <= SMALL_KEY {
+        let mut key = [0u8; SMALL_KEY];
+        let key = &mut key[..key_size];
+        env.mem.copy_in(a[1], key)?;
+        map.lookup(key, cpu)
+    } else {
+        let buf = &mut env.st.scratch;
+        buf.clear();
+        buf.resize(key_size, 0);
+        env.mem.copy_in(a[1], buf)?;
+        map.lookup(buf, cpu)
+    };
     match found {
         Some(off) => u32::try_from(off)
             .map(|off| vaddr(FIRST_MAP + m, off))
@@ -56,7 +72,6 @@ pub(super) fn update(env: &mut Env<'_>, a: [u64; 5]) -> Result<u64, FaultKind> {
         Some(map) => map.update(&env.st.scratch, &env.st.scratch2, a[3], cpu),
         None => return Err(bad_arg(name, "no such map")),
     };
-    env.map_maps();
     Ok(match res {
         Ok(()) => 0,
         Err(e) => e.as_helper_ret() as u64,
@@ -73,7 +88,6 @@ pub(super) fn delete(env: &mut Env<'_>, a: [u64; 5]) -> Result<u64, FaultKind> {
         Some(map) => map.delete(&env.st.scratch),
         None => return Err(bad_arg(name, "no such map")),
     };
-    env.map_maps();
     Ok(match res {
         Ok(()) => 0,
         Err(e) => e.as_helper_ret() as u64,

@@ -43,7 +43,6 @@ pub(super) fn perf_event_output(env: &mut Env<'_>, a: [u64; 5]) -> Result<u64, F
         Some(map) => map.perf_output(flags, cpu, &rec),
         None => return Err(bad_arg(name, "no such map")),
     };
-    env.map_maps();
     Ok(match res {
         Ok(()) => 0,
         Err(e) => e.as_helper_ret() as u64,
@@ -71,7 +70,6 @@ pub(super) fn ringbuf_output(env: &mut Env<'_>, a: [u64; 5]) -> Result<u64, Faul
         Some(map) => map.ringbuf_output(&rec, a[3]),
         None => return Err(bad_arg(name, "no such map")),
     };
-    env.map_maps();
     Ok(match res {
         Ok(()) => 0,
         Err(e) => e.as_helper_ret() as u64,
@@ -89,16 +87,13 @@ pub(super) fn ringbuf_reserve(env: &mut Env<'_>, a: [u64; 5]) -> Result<u64, Fau
         return Err(bad_arg(name, "no such map"));
     };
     let Some(off) = map.ringbuf_reserve(a[1], a[2]) else {
-        env.map_maps();
         return Ok(0);
     };
-    let slab = map.slab_mut();
-    let (cap, base) = (slab.len(), slab.as_mut_ptr());
-    // SAFETY: the record lies inside the map's slab, which never moves; the pointer is
-    // re-derived by `map_maps` after every later `&mut` borrow of the map set.
+    let (base, cap) = map.slab_raw();
+    // SAFETY: the record lies inside the map's slab, which never moves; pointers derived
+    // from its root pointer stay valid across later borrows of the map (`Map::slab_raw`).
     let w = unsafe { Window::part(base, cap, off, off + a[1] as usize) };
     let slot = env.mem.push(Kind::Ringbuf(m as u32), w, w);
-    env.map_maps();
     match u32::try_from(off) {
         Ok(off) => Ok(vaddr(slot, off)),
         Err(_) => Err(bad_arg(name, "record offset beyond 4 GiB")),
@@ -131,7 +126,6 @@ pub(super) fn ringbuf_submit(env: &mut Env<'_>, a: [u64; 5]) -> Result<u64, Faul
         // The record was live, so the map knows it; nothing to report to the program.
         let _ = map.ringbuf_submit(off, a[1]);
     }
-    env.map_maps();
     Ok(0)
 }
 
@@ -141,7 +135,6 @@ pub(super) fn ringbuf_discard(env: &mut Env<'_>, a: [u64; 5]) -> Result<u64, Fau
     if let Some(map) = env.maps.get_mut(m) {
         let _ = map.ringbuf_discard(off, a[1]);
     }
-    env.map_maps();
     Ok(0)
 }
 
