@@ -7,7 +7,13 @@
 //!   corpus-heaviest   the corpus program whose kernel walk is longest
 //!   loop=N            the loop with bound N
 //!   corpus-all        every accepted corpus program of a modelled type (xdp, tc, socket): total time and µs per processed insn,
-//!                     next to the kernel's own `verification time` from the verdict table
+//!                     next to the kernel's own `verification time` from the verdict table;
+//!                     `--each` also prints one line per program (ours vs the kernel's processed count);
+//!                     `--sample=N` verifies every N-th program only (for profiling)
+//!   corpus-kernel     the same programs loaded into the running kernel (root) at log level 4
+//!                     (statistics only, the kernel's cheapest logging), `--repeat=N` times each:
+//!                     the kernel's summed `verification time` (best of N per program) next to
+//!                     ours (best of N, thread CPU)
 //! ```
 //!
 //! Prints processed instructions, wall time, µs per processed instruction and the process's
@@ -102,7 +108,7 @@ fn corpus_program(by_processed: bool) -> Result<(Program, String), String> {
 
 /// Verifies every program the verdict table marks accepted; compares with the kernel's
 /// processed counts and verification times recorded there (log level 5, one run each).
-fn corpus_all() -> Result<(), String> {
+fn corpus_all(each: bool, sample: usize) -> Result<(), String> {
     let tsv = std::fs::read_to_string(TSV).map_err(|e| format!("{TSV}: {e}"))?;
     let mut objects: BTreeMap<&str, Vec<Vec<&str>>> = BTreeMap::new();
     for line in tsv.lines().filter(|l| !l.starts_with('#')) {
@@ -112,6 +118,7 @@ fn corpus_all() -> Result<(), String> {
         }
     }
     let (mut n, mut agree, mut ours_processed, mut kernel_processed) = (0u64, 0u64, 0u64, 0u64);
+    let mut seen = 0usize;
     let (mut ours_time, mut kernel_us) = (Duration::ZERO, 0u64);
     for (object, rows) in &objects {
         let path = vm_core::corpus::root().join(object);
@@ -125,6 +132,10 @@ fn corpus_all() -> Result<(), String> {
             else {
                 continue;
             };
+            seen += 1;
+            if !(seen - 1).is_multiple_of(sample) {
+                continue;
+            }
             let mut p = p.clone();
             p.prog_type = prog_type(f[3]);
             let t = thread_cpu();
@@ -135,6 +146,18 @@ fn corpus_all() -> Result<(), String> {
                 && n - agree <= 15
             {
                 println!("  we refuse {object} {} {}: {}", f[1], f[2], e.error);
+            }
+            if each && let Ok(v) = &r {
+                println!(
+                    "each\t{object}\t{}\t{}\tours {}\tkernel {}\tstates {}\tmax/insn {}\tcpu_us {}",
+                    f[1],
+                    f[2],
+                    v.processed_insns,
+                    f[9],
+                    v.stats.total_states,
+                    v.stats.max_states_per_insn,
+                    (thread_cpu() - t).as_micros()
+                );
             }
             if let Ok(v) = &r {
                 agree += 1;
@@ -155,6 +178,140 @@ fn corpus_all() -> Result<(), String> {
     Ok(())
 }
 
+/// The kernel's and our verification time over every accepted corpus program, each the
+/// best of `repeat` runs (the machine is shared: the minimum is the least disturbed).
+fn corpus_kernel(repeat: usize, each: bool) -> Result<(), String> {
+    let tsv = std::fs::read_to_string(TSV).map_err(|e| format!("{TSV}: {e}"))?;
+    let cpus = u32::try_from(hw_tests::kernel::possible_cpus()).unwrap_or(1);
+    let (mut n, mut k_us, mut k_processed, mut ours, mut ours_processed) =
+        (0u64, 0u64, 0u64, Duration::ZERO, 0u64);
+    let mut ours_wall = Duration::ZERO;
+    let mut by_object: BTreeMap<&str, Vec<Vec<&str>>> = BTreeMap::new();
+    for line in tsv.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() >= 11 && f[6] == "accepted" && modelled(f[3]) {
+            by_object.entry(f[0]).or_default().push(f);
+        }
+    }
+    for (object, rows) in &by_object {
+        let path = vm_core::corpus::root().join(object);
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (obj, _) = vm_core::elf::load_object_lenient(&bytes).map_err(|e| e.to_string())?;
+        for f in rows {
+            let Some(p) = obj
+                .programs
+                .iter()
+                .find(|p| p.name == f[2] && p.section.as_deref() == Some(f[1]))
+            else {
+                continue;
+            };
+            let mut p = only_referenced_maps(p);
+            p.prog_type = prog_type(f[3]);
+            // What the verdict table's loader does to maps before creating them.
+            for m in &mut p.maps {
+                match m.map_type {
+                    vm_core::MapType::PerfEventArray => {
+                        if m.max_entries == 0 {
+                            m.max_entries = cpus;
+                        }
+                        if m.key_size == 0 {
+                            m.key_size = 4;
+                        }
+                        if m.value_size == 0 {
+                            m.value_size = 4;
+                        }
+                    }
+                    vm_core::MapType::Ringbuf => {
+                        m.key_size = 0;
+                        m.value_size = 0;
+                    }
+                    _ => {}
+                }
+            }
+            let opts = LoadOptions {
+                log_level: 4,
+                license: obj.license.clone().unwrap_or_else(|| "GPL".to_string()),
+                freeze_rodata: true,
+                ..LoadOptions::default()
+            };
+            let (mut best_k, mut kp) = (u64::MAX, 0u64);
+            let mut best_ours = Duration::MAX;
+            let mut best_wall = Duration::MAX;
+            let mut op = 0;
+            for _ in 0..repeat {
+                match load_vm_program(&p, &opts) {
+                    Ok(l) => {
+                        best_k = best_k.min(l.prog.stats.verification_time_us.unwrap_or(0));
+                        kp = l.prog.stats.insns_processed.unwrap_or(0);
+                    }
+                    Err(e) => {
+                        println!("  kernel did not load {object} {}: {e}", f[2]);
+                        break;
+                    }
+                }
+                let (t, w) = (thread_cpu(), Instant::now());
+                let r = verify(&p, &VerifyOptions::default());
+                best_ours = best_ours.min(thread_cpu() - t);
+                best_wall = best_wall.min(w.elapsed());
+                op = r.map_or(0, |v| v.processed_insns);
+            }
+            if best_k == u64::MAX {
+                continue;
+            }
+            if each {
+                println!(
+                    "each\t{object}\t{}\tkernel_us {best_k}\tkernel_processed {kp}\tours_us {}\tours_processed {op}",
+                    f[2],
+                    best_ours.as_micros()
+                );
+            }
+            n += 1;
+            k_us += best_k;
+            k_processed += kp;
+            ours += best_ours;
+            ours_wall += best_wall;
+            ours_processed += op;
+        }
+    }
+    println!(
+        "corpus-kernel: {n} programs; kernel {:.1} ms (wall, its own clock) for {k_processed} processed insns ({:.3} us/insn, log level 4); ours {:.1} ms thread CPU / {:.1} ms wall for {ours_processed} ({:.3} us/insn CPU); ours/kernel time {:.3} (CPU) {:.3} (wall)",
+        k_us as f64 / 1e3,
+        k_us as f64 / k_processed.max(1) as f64,
+        ours.as_secs_f64() * 1e3,
+        ours_wall.as_secs_f64() * 1e3,
+        ours.as_secs_f64() * 1e6 / ours_processed.max(1) as f64,
+        ours.as_secs_f64() * 1e6 / k_us.max(1) as f64,
+        ours_wall.as_secs_f64() * 1e6 / k_us.max(1) as f64
+    );
+    Ok(())
+}
+
+/// The program with only the maps it refers to (renumbered): the loader creates every map
+/// of the list, and some objects also declare maps the kernel cannot create without BTF.
+fn only_referenced_maps(p: &Program) -> Program {
+    use vm_core::isa::{Insn, LdImm64};
+    let mut q = p.clone();
+    let mut new_index: BTreeMap<i32, i32> = BTreeMap::new();
+    q.maps.clear();
+    for insn in &mut q.insns {
+        if let Insn::LdImm64 {
+            value: LdImm64::MapFd(fd) | LdImm64::MapValue { fd, .. },
+            ..
+        } = insn
+        {
+            let next = new_index.len() as i32;
+            let idx = *new_index.entry(*fd).or_insert_with(|| {
+                if let Some(d) = usize::try_from(*fd).ok().and_then(|i| p.maps.get(i)) {
+                    q.maps.push(d.clone());
+                }
+                next
+            });
+            *fd = idx;
+        }
+    }
+    q
+}
+
 /// The program types this verifier models (others it refuses by design).
 fn modelled(name: &str) -> bool {
     matches!(name, "xdp" | "sched_cls" | "socket_filter")
@@ -171,8 +328,29 @@ fn prog_type(name: &str) -> ProgType {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let which = args.first().map_or("loop", String::as_str);
+    if which == "corpus-kernel" {
+        let repeat = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--repeat="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1usize)
+            .max(1);
+        return match corpus_kernel(repeat, args.iter().any(|a| a == "--each")) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if which == "corpus-all" {
-        return match corpus_all() {
+        let sample = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--sample="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1usize)
+            .max(1);
+        return match corpus_all(args.iter().any(|a| a == "--each"), sample) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -236,10 +414,15 @@ fn main() -> ExitCode {
             ..LoadOptions::default()
         };
         match load_vm_program(&program, &opts) {
-            Ok(l) => println!(
-                "kernel: accepted, processed {:?}, verification time {:?} us",
-                l.prog.stats.insns_processed, l.prog.stats.verification_time_us
-            ),
+            Ok(l) => {
+                println!(
+                    "kernel: accepted, processed {:?}, verification time {:?} us",
+                    l.prog.stats.insns_processed, l.prog.stats.verification_time_us
+                );
+                for line in l.prog.log.lines().filter(|l| l.starts_with("processed")) {
+                    println!("kernel: {line}");
+                }
+            }
             Err(VmLoadError::Load(e)) => println!(
                 "kernel: rejected errno {} {:?}, processed {:?}, verification time {:?} us",
                 e.errno, e.first_error_line, e.stats.insns_processed, e.stats.verification_time_us

@@ -35,6 +35,10 @@ pub struct Cfg {
     pub subprogs: Vec<Subprog>,
     /// Per slot: whether the walk checks for equivalent stored states there.
     pub prune_points: Vec<bool>,
+    /// Per slot: whether it can be reached other than by falling through (a jump target,
+    /// a callee entry, a call's return site): the kernel's jump points, each visit of which
+    /// is an entry of the path's instruction history.
+    pub jmp_points: Vec<bool>,
     /// Per slot: the subprogram it belongs to.
     pub subprog_of: Vec<u32>,
 }
@@ -141,6 +145,7 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
     let len = code.len();
     let mut state = vec![UNSEEN; len];
     let mut prune = vec![false; len];
+    let mut jmp = vec![false; len];
     // (node, next edge index) frames of the explicit DFS stack.
     let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
     state[0] = ON_STACK;
@@ -158,6 +163,7 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
         // After any call (helpers too) the path continues somewhere worth checkpointing.
         if first_edge == 0 && matches!(code.insn(t), Some(Insn::Call(_))) && t + 1 < len {
             prune[t + 1] = true;
+            jmp[t + 1] = true;
         }
         let mut next = None;
         let mut edge = first_edge;
@@ -175,14 +181,17 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
             let is_branch = i == 1 || (i == 0 && matches!(code.insn(t), Some(Insn::Ja { .. })));
             if is_branch {
                 prune[w] = true;
+                jmp[w] = true;
             }
             if i == 2 {
                 // Calls: the callee entry and the return site are both prune points.
                 prune[w] = true;
+                jmp[w] = true;
                 if let Some(r) = edges[0]
                     && (0..len as i64).contains(&r)
                 {
                     prune[r as usize] = true;
+                    jmp[r as usize] = true;
                 }
             }
             match state[w] {
@@ -238,6 +247,7 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
     Ok(Cfg {
         subprogs,
         prune_points: prune,
+        jmp_points: jmp,
         subprog_of,
     })
 }

@@ -25,6 +25,9 @@ pub enum Errno {
     EOPNOTSUPP,
     /// Not allowed without privileges (program type or feature needs `CAP_BPF` & co).
     EPERM,
+    /// The kernel-internal "operation not supported" (524), e.g. a direct read of a frozen
+    /// read-only map that is not a single-element array.
+    ENOTSUPP,
 }
 
 impl Errno {
@@ -38,6 +41,7 @@ impl Errno {
             Errno::EFAULT => "EFAULT",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
             Errno::EPERM => "EPERM",
+            Errno::ENOTSUPP => "ENOTSUPP",
         }
     }
 
@@ -51,6 +55,7 @@ impl Errno {
             Errno::EFAULT => 14,
             Errno::EOPNOTSUPP => 95,
             Errno::EPERM => 1,
+            Errno::ENOTSUPP => 524,
         }
     }
 
@@ -64,6 +69,7 @@ impl Errno {
             14 => Errno::EFAULT,
             95 => Errno::EOPNOTSUPP,
             1 => Errno::EPERM,
+            524 => Errno::ENOTSUPP,
             _ => return None,
         })
     }

@@ -19,6 +19,8 @@ pub enum PtrKind {
     MapValue,
     /// Helper-returned memory.
     Mem,
+    /// A socket structure returned by a helper (`bpf_sock`, `bpf_tcp_sock`).
+    Sock,
     /// Different kinds on different paths.
     Mixed,
 }
@@ -32,6 +34,7 @@ impl PtrKind {
             PtrKind::Packet => "packet",
             PtrKind::MapValue => "map_value",
             PtrKind::Mem => "mem",
+            PtrKind::Sock => "sock",
             PtrKind::Mixed => "mixed",
         }
     }

@@ -55,6 +55,8 @@ pub enum ArgType {
     SockCommon {
         /// The call releases the reference.
         release: bool,
+        /// NULL (or a socket not yet NULL-checked) is accepted too.
+        maybe_null: bool,
     },
 }
 
@@ -124,6 +126,18 @@ const MEM_RO_NULL: ArgType = A::Mem {
 const SIZE: ArgType = A::ConstSize { zero_ok: false };
 const SIZE0: ArgType = A::ConstSize { zero_ok: true };
 const INT: RetType = RetType::Integer;
+const SOCK: ArgType = A::SockCommon {
+    release: false,
+    maybe_null: false,
+};
+const SOCK_RELEASE: ArgType = A::SockCommon {
+    release: true,
+    maybe_null: false,
+};
+const SOCK_OR_NULL: ArgType = A::SockCommon {
+    release: false,
+    maybe_null: true,
+};
 
 /// The prototype of helper `id`, if this verifier models it.
 pub fn proto(id: i32) -> Option<Proto> {
@@ -181,15 +195,11 @@ pub fn proto(id: i32) -> Option<Proto> {
             [A::Ctx, MEM_RO, SIZE, ANY, ANY],
             sock(SockKind::Common, true),
         ),
-        86 => p([A::SockCommon { release: true }, N, N, N, N], INT),
-        95 => p(
-            [A::SockCommon { release: false }, N, N, N, N],
-            sock(SockKind::Sock, false),
-        ),
-        96 => p(
-            [A::SockCommon { release: false }, N, N, N, N],
-            sock(SockKind::TcpSock, false),
-        ),
+        86 => p([SOCK_RELEASE, N, N, N, N], INT),
+        // sk_assign(skb, sk or NULL, flags): tc's variant.
+        124 => p([A::Ctx, SOCK_OR_NULL, ANY, N, N], INT),
+        95 => p([SOCK, N, N, N, N], sock(SockKind::Sock, false)),
+        96 => p([SOCK, N, N, N, N], sock(SockKind::TcpSock, false)),
         87 => p(
             [A::ConstMapPtr, A::MapValue { uninit: false }, ANY, N, N],
             INT,

@@ -12,9 +12,10 @@
 //! 5. liveness ([`liveness`]): registers live before each instruction, for pruning;
 //! 6. the path walk ([`check`]): abstract interpretation of every path over
 //!    [`state::VerifierState`] (registers [`reg`], stack [`stack`], scalar domain [`bounds`] /
-//!    [`tnum`]), context rules [`ctx`], helper prototypes [`helpers`], pruning and loop
-//!    detection [`prune`] (with precision tracking in `precision` and dynamic stack-slot
-//!    liveness), offload hooks [`offload`], zero-extension marks [`zext`];
+//!    [`tnum`]), context rules [`ctx`], socket field rules [`sock`], helper prototypes
+//!    [`helpers`], read-only map contents [`map_access`], pruning and loop detection
+//!    [`prune`] (state equivalence in `equiv`, precision tracking in `precision`, dynamic
+//!    stack-slot liveness), offload hooks [`offload`], zero-extension marks [`zext`];
 //! 7. stack depth: the deepest call chain's combined (32-byte rounded) stack ≤ 512 bytes;
 //! 8. the offload backend's final veto.
 //!
@@ -40,15 +41,18 @@ pub mod cfg;
 mod check;
 pub mod code;
 pub mod ctx;
+mod equiv;
 pub mod error;
 pub mod facts;
 pub mod helpers;
 pub mod liveness;
 pub mod log;
+pub mod map_access;
 pub mod offload;
 mod precision;
 pub mod prune;
 pub mod reg;
+pub mod sock;
 pub mod stack;
 pub mod state;
 pub mod tnum;

@@ -18,7 +18,7 @@
 use vm_core::isa::{AluOp, AtomicOp, CallTarget, Insn, Operand};
 
 use crate::check::Walker;
-use crate::state::VerifierState;
+use crate::state::{MAX_CALL_FRAMES, VerifierState};
 
 /// One executed instruction of a path segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +29,13 @@ pub struct SegEntry {
     pub stack: Option<(u8, u8)>,
 }
 
-/// What is being tracked: per frame, a register mask and a stack-slot mask.
+/// What is being tracked: per frame, a register mask and a stack-slot mask (fixed arrays:
+/// one is built at every decided branch and every pruning, so it must not allocate).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Backtrack {
     frame: usize,
-    regs: Vec<u16>,
-    slots: Vec<u64>,
+    regs: [u16; MAX_CALL_FRAMES],
+    slots: [u64; MAX_CALL_FRAMES],
 }
 
 /// Backtracking hit something it cannot follow.
@@ -45,32 +46,30 @@ impl Backtrack {
     pub fn new(frame: usize) -> Backtrack {
         Backtrack {
             frame,
-            regs: vec![0; frame + 1],
-            slots: vec![0; frame + 1],
-        }
-    }
-
-    fn grow(&mut self, f: usize) {
-        if self.regs.len() <= f {
-            self.regs.resize(f + 1, 0);
-            self.slots.resize(f + 1, 0);
+            regs: [0; MAX_CALL_FRAMES],
+            slots: [0; MAX_CALL_FRAMES],
         }
     }
 
     /// Track register `r` of frame `f`.
     pub fn set_reg(&mut self, f: usize, r: u8) {
-        self.grow(f);
-        self.regs[f] |= 1 << r;
+        if let Some(m) = self.regs.get_mut(f) {
+            *m |= 1 << r;
+        }
     }
 
     /// Track stack slot `spi` of frame `f`; slots beyond 64 cannot be tracked.
     pub fn set_slot(&mut self, f: usize, spi: usize) -> bool {
-        self.grow(f);
         if spi >= 64 {
             return false;
         }
-        self.slots[f] |= 1 << spi;
-        true
+        match self.slots.get_mut(f) {
+            Some(m) => {
+                *m |= 1 << spi;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The tracked registers and slots of the current frame, as the log lists them
@@ -219,7 +218,7 @@ impl Backtrack {
                 // be live at its entry.
                 let _ = call_target;
                 let callee = self.frame;
-                if callee == 0 {
+                if callee == 0 || callee >= MAX_CALL_FRAMES {
                     return Err(Unsupported);
                 }
                 let m = self.regs[callee];
@@ -236,8 +235,10 @@ impl Backtrack {
                 let caller = self.frame;
                 let r0 = self.reg(0);
                 self.clear(0);
+                if caller + 1 >= MAX_CALL_FRAMES {
+                    return Err(Unsupported);
+                }
                 self.frame = caller + 1;
-                self.grow(self.frame);
                 if r0 {
                     self.set(0);
                 }
@@ -250,32 +251,35 @@ impl Backtrack {
 /// Marks the tracked registers/slots precise in `st`; what was already precise (its chain was
 /// handled before) or is not a scalar stops being tracked.
 fn apply(st: &mut VerifierState, bt: &mut Backtrack) {
-    for f in 0..bt.regs.len() {
+    for f in 0..MAX_CALL_FRAMES {
+        if bt.regs[f] == 0 && bt.slots[f] == 0 {
+            continue;
+        }
         let Some(frame) = st.frames.get_mut(f) else {
             bt.regs[f] = 0;
             bt.slots[f] = 0;
             continue;
         };
-        for r in 0..11u8 {
-            if bt.regs[f] & (1 << r) == 0 {
+        let mut regs = bt.regs[f];
+        while regs != 0 {
+            let r = regs.trailing_zeros() as usize;
+            regs &= regs - 1;
+            let Some(reg) = frame.regs.get_mut(r) else {
+                bt.regs[f] &= !(1 << r);
                 continue;
-            }
-            let reg = &mut frame.regs[usize::from(r)];
+            };
             if !reg.is_scalar() || reg.precise {
                 bt.regs[f] &= !(1 << r);
             } else {
                 reg.precise = true;
             }
         }
-        for spi in 0..64usize {
-            if bt.slots[f] & (1 << spi) == 0 {
-                continue;
-            }
-            match frame.stack.slots_mut().get_mut(spi) {
-                Some(s) if s.is_spilled() && s.spilled.is_scalar() && !s.spilled.precise => {
-                    s.spilled.precise = true;
-                }
-                _ => bt.slots[f] &= !(1 << spi),
+        let mut slots = bt.slots[f];
+        while slots != 0 {
+            let spi = slots.trailing_zeros() as usize;
+            slots &= slots - 1;
+            if !frame.stack.mark_spill_precise(spi) {
+                bt.slots[f] &= !(1 << spi);
             }
         }
     }
@@ -289,11 +293,7 @@ fn mark_all_precise(st: &mut VerifierState) {
                 r.precise = true;
             }
         }
-        for r in f.stack.spilled_regs_mut() {
-            if r.is_scalar() {
-                r.precise = true;
-            }
-        }
+        f.stack.set_spills_precise(true);
     }
 }
 
@@ -303,9 +303,7 @@ pub(crate) fn mark_all_imprecise(st: &mut VerifierState) {
         for r in &mut f.regs {
             r.precise = false;
         }
-        for r in f.stack.spilled_regs_mut() {
-            r.precise = false;
-        }
+        f.stack.set_spills_precise(false);
     }
 }
 

@@ -9,17 +9,29 @@
 //! explored (it is an ancestor of the current path) cannot prune — instead, finding the
 //! *same* state there means the loop makes no progress: an infinite loop.
 //!
-//! Precision: every live scalar is compared by its full bounds (the kernel only compares
-//! scalars that reach a "precise" use); this prunes less, never wrongly.
+//! The comparison itself is [`crate::equiv`]. What is compared: live registers (static
+//! liveness), stack slots some continuation of the stored state read (dynamic read marks,
+//! recorded up the chain of checkpoints; a slot no continuation read is not compared), and
+//! only *precise* scalars by value (precision tracking marks what reached a safety-relevant
+//! use).
+//!
+//! When states are stored follows the kernel, so that the walk (and the processed count)
+//! matches it: after at least 2 jumps and 8 instructions since the last checkpoint, or when
+//! the path's instruction history (jump points, spills and fills, linked-register records)
+//! passed 40 entries; near a loop ancestor only every 20 jumps or 100 instructions. Each
+//! instruction's list is scanned newest first; a state that keeps missing (3 misses per hit
+//! plus 3) is dropped from the list, loop ancestors included — without that, a long bounded
+//! loop compares every pass with every earlier pass (quadratic).
 
 use crate::check::Walker;
+use crate::equiv::{Hint, states_equal_hinted};
 use crate::error::{VResult, VerifierError};
-use crate::liveness::{RegMask, caller_live};
+use crate::liveness::caller_live;
 use crate::log;
 use crate::precision::{self, SegEntry};
-use crate::reg::{RegState, RegType};
-use crate::stack::{REG_SIZE, SlotType, Stack, StackSlot};
-use crate::state::{FuncState, VerifierState};
+use crate::state::{MAX_CALL_FRAMES, VerifierState};
+
+pub use crate::equiv::states_equal;
 
 /// A stored state.
 #[derive(Debug)]
@@ -32,24 +44,35 @@ pub struct Checkpoint {
     pub branches: u32,
     /// The checkpoint before it on the same path.
     pub parent: Option<usize>,
-    /// The instructions executed from the previous checkpoint to this one.
-    pub seg: Vec<SegEntry>,
+    /// The instructions executed from the previous checkpoint to this one: `len` entries
+    /// of [`Explored::segs`] from `start`.
+    seg: (u32, u32),
     /// Per frame: stack slots fully written by that segment.
-    pub written: Vec<u64>,
+    pub written: [u64; MAX_CALL_FRAMES],
     /// Per frame: stack slots some continuation of this state reads (before writing them).
-    pub read: Vec<u64>,
+    read: [u64; MAX_CALL_FRAMES],
+    /// Frames `read` covers: a frame beyond has no marks yet, and is compared whole.
+    read_frames: u8,
     hits: u32,
     misses: u32,
+    /// The component that made the last comparison with this state fail.
+    hint: Hint,
+    /// Dropped from its instruction's list while its path was still being explored.
+    evicted: bool,
 }
 
 /// All checkpoints, with a per-instruction index.
 #[derive(Debug)]
 pub struct Explored {
     arena: Vec<Checkpoint>,
+    /// Every checkpoint's path segment, back to back (one allocation for all).
+    segs: Vec<SegEntry>,
     at: Vec<Vec<usize>>,
     live_states: u32,
     /// Most states stored at one time.
     pub peak: u32,
+    /// Longest list scanned at one instruction (the kernel's `max_states_per_insn`).
+    max_per_insn: u32,
 }
 
 /// Outcome of the check at a prune point.
@@ -65,9 +88,11 @@ impl Explored {
     pub fn new(len: usize) -> Explored {
         Explored {
             arena: Vec::new(),
+            segs: Vec::new(),
             at: vec![Vec::new(); len],
             live_states: 0,
             peak: 0,
+            max_per_insn: 0,
         }
     }
 
@@ -88,6 +113,11 @@ impl Explored {
             if c.branches > 0 {
                 return;
             }
+            if c.evicted {
+                c.evicted = false;
+                c.state = None;
+                self.live_states = self.live_states.saturating_sub(1);
+            }
             parent = c.parent;
         }
     }
@@ -99,7 +129,10 @@ impl Explored {
 
     /// The path segment leading to checkpoint `p`.
     pub(crate) fn segment(&self, p: usize) -> &[SegEntry] {
-        self.arena.get(p).map_or(&[], |c| c.seg.as_slice())
+        self.arena.get(p).map_or(&[], |c| {
+            let (start, len) = (c.seg.0 as usize, c.seg.1 as usize);
+            self.segs.get(start..start + len).unwrap_or(&[])
+        })
     }
 
     /// The checkpoint before `p`.
@@ -112,249 +145,73 @@ impl Explored {
         self.arena.len() as u32
     }
 
-    /// Most states already stored at one instruction when another was added there (the
-    /// kernel's `max_states_per_insn`).
+    /// Most states in one instruction's list when a path reached it and was not pruned
+    /// (the kernel's `max_states_per_insn`).
     pub fn max_per_insn(&self) -> u32 {
-        self.at
-            .iter()
-            .map(Vec::len)
-            .max()
-            .unwrap_or(0)
-            .saturating_sub(1) as u32
+        self.max_per_insn
     }
-}
-
-/// Bijective id renaming between an old and a current state (the kernel's `check_ids`).
-/// States hold few ids, so a linear list beats hashing.
-#[derive(Default)]
-struct IdMap {
-    pairs: Vec<(u32, u32)>,
-}
-
-impl IdMap {
-    fn check(&mut self, old: u32, cur: u32) -> bool {
-        if (old == 0) != (cur == 0) {
-            return false;
-        }
-        if old == 0 {
-            return true;
-        }
-        for &(o, c) in &self.pairs {
-            if o == old {
-                return c == cur;
-            }
-            if c == cur {
-                return false;
-            }
-        }
-        self.pairs.push((old, cur));
-        true
-    }
-
-    /// Scalar link ids: a link in the old state must be present in the current one; a link
-    /// only in the current state is harmless.
-    fn check_scalar(&mut self, old: u32, cur: u32) -> bool {
-        if old == 0 {
-            return true;
-        }
-        if cur == 0 {
-            return false;
-        }
-        self.check(old, cur)
-    }
-}
-
-/// Whether `cur` is contained in `old` (`exact == false`) or identical up to id renaming
-/// (`exact == true`), looking only at registers live at `pc`.
-pub fn states_equal(
-    old: &VerifierState,
-    cur: &VerifierState,
-    live: &[RegMask],
-    stack_read: &[u64],
-    pc: usize,
-    exact: bool,
-) -> bool {
-    if old.frames.len() != cur.frames.len() {
-        return false;
-    }
-    let mut ids = IdMap::default();
-    let n = cur.frames.len();
-    for i in 0..n {
-        let (of, cf) = (&old.frames[i], &cur.frames[i]);
-        if of.callsite != cf.callsite || of.subprog != cf.subprog {
-            return false;
-        }
-        let mask = if i + 1 == n {
-            live.get(pc).copied().unwrap_or(0x7ff)
-        } else {
-            match cur.frames[i + 1].callsite {
-                Some(cs) => caller_live(live, cs),
-                None => 0x7ff,
-            }
-        };
-        let read = stack_read.get(i).copied().unwrap_or(u64::MAX);
-        if !frame_equal(of, cf, mask, read, exact, &mut ids) {
-            return false;
-        }
-    }
-    if old.refs.len() != cur.refs.len() {
-        return false;
-    }
-    old.refs
-        .iter()
-        .zip(&cur.refs)
-        .all(|(a, b)| ids.check(a.id, b.id))
-}
-
-fn frame_equal(
-    old: &FuncState,
-    cur: &FuncState,
-    mask: RegMask,
-    stack_read: u64,
-    exact: bool,
-    ids: &mut IdMap,
-) -> bool {
-    for r in 0..11 {
-        if mask & (1 << r) == 0 && r != 10 {
-            continue;
-        }
-        if !regsafe(&old.regs[r], &cur.regs[r], exact, ids) {
-            return false;
-        }
-    }
-    stacksafe(&old.stack, &cur.stack, stack_read, exact, ids)
-}
-
-fn regsafe(old: &RegState, cur: &RegState, exact: bool, ids: &mut IdMap) -> bool {
-    if !old.is_init() {
-        return !exact || !cur.is_init();
-    }
-    if !cur.is_init() {
-        return false;
-    }
-    if exact {
-        return old.ty == cur.ty
-            && old.off == cur.off
-            && old.var == cur.var
-            && old.range == cur.range
-            && ids.check(old.id, cur.id)
-            && ids.check(old.ref_obj_id, cur.ref_obj_id);
-    }
-    match (old.ty, cur.ty) {
-        (RegType::Scalar, RegType::Scalar) => {
-            !old.precise || (cur.var.is_subset_of(&old.var) && ids.check_scalar(old.id, cur.id))
-        }
-        (RegType::Scalar, _) | (_, RegType::Scalar) => false,
-        (RegType::Packet, RegType::Packet) | (RegType::PacketMeta, RegType::PacketMeta) => {
-            old.range <= cur.range
-                && old.off == cur.off
-                && ids.check(old.id, cur.id)
-                && cur.var.is_subset_of(&old.var)
-        }
-        (RegType::MapValue { .. }, RegType::MapValue { .. })
-        | (RegType::Mem { .. }, RegType::Mem { .. }) => {
-            old.ty == cur.ty
-                && old.off == cur.off
-                && cur.var.is_subset_of(&old.var)
-                && ids.check(old.id, cur.id)
-                && ids.check(old.ref_obj_id, cur.ref_obj_id)
-        }
-        _ => {
-            old.ty == cur.ty
-                && old.off == cur.off
-                && old.var == cur.var
-                && ids.check(old.id, cur.id)
-                && ids.check(old.ref_obj_id, cur.ref_obj_id)
-        }
-    }
-}
-
-fn stacksafe(old: &Stack, cur: &Stack, read: u64, exact: bool, ids: &mut IdMap) -> bool {
-    let n = old.len().max(cur.len());
-    let empty = StackSlot::default();
-    for spi in 0..n {
-        // A slot no continuation of the old state read cannot matter.
-        if !exact && spi < 64 && read & (1 << spi) == 0 {
-            continue;
-        }
-        let o = old.slot(spi).unwrap_or(&empty);
-        let c = cur.slot(spi).unwrap_or(&empty);
-        if exact {
-            if o.types != c.types {
-                return false;
-            }
-            if o.is_spilled() && !regsafe(&o.spilled, &c.spilled, true, ids) {
-                return false;
-            }
-            continue;
-        }
-        // A full scalar spill and eight bytes of data both read back as a scalar.
-        if let (Some(or), Some(cr)) = (scalar_of_slot(o), scalar_of_slot(c)) {
-            if !regsafe(&or, &cr, false, ids) {
-                return false;
-            }
-            continue;
-        }
-        for i in 0..REG_SIZE {
-            let (ot, ct) = (o.types[i], c.types[i]);
-            let ok = match ot {
-                // Never written, or plain data: the old path read (at most) an unknown scalar.
-                SlotType::Invalid | SlotType::Misc => {
-                    !(ct == SlotType::Spill && c.spilled.is_pointer())
-                }
-                _ => ot == ct,
-            };
-            if !ok {
-                return false;
-            }
-        }
-        if o.is_spilled() && !regsafe(&o.spilled, &c.spilled, false, ids) {
-            return false;
-        }
-    }
-    true
-}
-
-/// The scalar an 8-byte read of the slot gives, when it is a full scalar spill or all data
-/// (the kernel's `scalar_reg_for_stack`).
-fn scalar_of_slot(s: &StackSlot) -> Option<RegState> {
-    if s.is_full_spill() && s.spilled.is_scalar() {
-        return Some(s.spilled);
-    }
-    if s.types.iter().all(|t| *t == SlotType::Misc) {
-        return Some(RegState::unknown_scalar());
-    }
-    None
 }
 
 /// The kernel's eviction rule: a checkpoint that keeps missing is dropped.
 const EVICT_FACTOR: u32 = 3;
 
+/// States at one instruction beyond which an unprivileged program stores no more.
+const MAX_STATES_UNPRIV: u32 = 64;
+
+/// The kernel's cheap test before looking for an infinite loop: every register of the
+/// executing frame identical, ids included (no renaming). Only then is the full exact
+/// comparison worth doing.
+fn states_maybe_looping(old: &VerifierState, cur: &VerifierState) -> bool {
+    if old.frames.len() != cur.frames.len() {
+        return false;
+    }
+    let (o, c) = (old.cur(), cur.cur());
+    o.regs.iter().zip(&c.regs).all(|(a, b)| {
+        a.ty == b.ty
+            && a.off == b.off
+            && a.range == b.range
+            && a.var == b.var
+            && a.id == b.id
+            && a.ref_obj_id == b.ref_obj_id
+    })
+}
+
 impl Walker<'_> {
     /// At a prune point: prune against a finished checkpoint, detect a loop against an
     /// unfinished one, or store a new checkpoint.
+    ///
+    /// The list is scanned newest first, as the kernel does, and with the kernel's counters:
+    /// a checkpoint misses when the scan ends up storing a new state without having matched
+    /// it, and one that keeps missing is dropped from the list — loop ancestors included
+    /// (their stored state stays in the arena for the parent chain, but is no longer
+    /// compared). Without this, a long bounded loop keeps every iteration's state at its head
+    /// and compares each new pass against all of them (9,222 states for ~1M instructions).
     pub(crate) fn is_state_visited(&mut self) -> VResult<Visit> {
         let pc = self.pc;
-        let mut add = self.opts.test_state_freq
+        let force = self.opts.test_state_freq || self.hist > crate::check::MAX_HIST;
+        let mut add = force
             || (self.jmps_processed - self.prev_jmps >= 2
                 && self.stats.insn_processed - self.prev_insns >= 8);
-        let list = std::mem::take(&mut self.explored.at[pc]);
-        let mut keep = Vec::with_capacity(list.len() + 1);
+        let mut list = std::mem::take(&mut self.explored.at[pc]);
+        let states_cnt = list.len() as u32;
+        let mut evicted = false;
         let mut result = None;
-        for idx in list {
-            if result.is_some() {
-                keep.push(idx);
-                continue;
-            }
-            let cp = &self.explored.arena[idx];
+        for slot in list.iter_mut().rev() {
+            let idx = *slot;
+            let cp = &mut self.explored.arena[idx];
             let Some(old) = cp.state.as_ref() else {
+                *slot = usize::MAX;
+                evicted = true;
                 continue;
             };
             if cp.branches > 0 {
-                if states_equal(old, &self.st, self.live, &[], pc, true) {
+                let mut no_hint = Hint::NONE;
+                if states_maybe_looping(old, &self.st)
+                    && states_equal_hinted(old, &self.st, self.live, &[], pc, true, &mut no_hint)
+                {
                     let cur = log::fmt_state(&self.st, self.maps);
                     let old_s = log::fmt_state(old, self.maps);
-                    self.explored.at[pc] = keep;
+                    self.explored.at[pc] = list;
                     return Err(VerifierError::einval(
                         pc,
                         format!(
@@ -362,67 +219,98 @@ impl Walker<'_> {
                         ),
                     ));
                 }
-                if self.jmps_processed - self.prev_jmps < 20
+                if !force
+                    && self.jmps_processed - self.prev_jmps < 20
                     && self.stats.insn_processed - self.prev_insns < 100
                 {
                     add = false;
                 }
-                keep.push(idx);
-                continue;
-            }
-            if states_equal(old, &self.st, self.live, &cp.read, pc, false) {
+            } else if states_equal_hinted(
+                old,
+                &self.st,
+                self.live,
+                &cp.read,
+                pc,
+                false,
+                &mut cp.hint,
+            ) {
                 let bt = precision::precise_in(old, self.st.curframe());
-                let reads = cp.read.clone();
+                let reads = cp.read;
                 self.explored.arena[idx].hits += 1;
-                keep.push(idx);
-                result = Some((Visit::Pruned, bt, reads));
-                continue;
+                result = Some((bt, reads));
+                break;
             }
             let cp = &mut self.explored.arena[idx];
-            cp.misses += 1;
-            if cp.misses > cp.hits * EVICT_FACTOR + EVICT_FACTOR && cp.branches == 0 {
-                cp.state = None;
-                self.explored.live_states = self.explored.live_states.saturating_sub(1);
-                continue;
+            if add {
+                cp.misses += 1;
             }
-            keep.push(idx);
+            if cp.misses > cp.hits * EVICT_FACTOR + EVICT_FACTOR {
+                // A loop ancestor's state still anchors its path's parent chain; it stays
+                // counted until that path finishes (the kernel's free list).
+                if cp.branches > 0 {
+                    cp.evicted = true;
+                } else {
+                    if let Some(st) = cp.state.take() {
+                        self.recycle(st);
+                    }
+                    self.explored.live_states = self.explored.live_states.saturating_sub(1);
+                }
+                *slot = usize::MAX;
+                evicted = true;
+            }
         }
-        if let Some((r, bt, reads)) = result {
-            self.explored.at[pc] = keep;
+        if evicted {
+            list.retain(|&i| i != usize::MAX);
+        }
+        self.explored.at[pc] = list;
+        if let Some((bt, reads)) = result {
             self.mark_zext_on_prune();
             self.propagate_precision(bt);
             // What the old state's continuation reads, the current path reads too.
             for (f, mask) in reads.iter().enumerate() {
-                for spi in 0..64 {
-                    if mask & (1 << spi) != 0 {
-                        self.mark_stack_read(f, spi);
-                    }
+                let mut m = *mask;
+                while m != 0 {
+                    let spi = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    self.mark_stack_read(f, spi);
                 }
             }
-            return Ok(r);
+            return Ok(Visit::Pruned);
+        }
+        self.explored.max_per_insn = self.explored.max_per_insn.max(states_cnt);
+        // Unprivileged programs stop storing states at a busy instruction (the kernel's
+        // BPF_COMPLEXITY_LIMIT_STATES for callers without CAP_BPF).
+        if !self.opts.privileged && states_cnt > MAX_STATES_UNPRIV {
+            return Ok(Visit::Continue);
         }
         if add {
             let idx = self.explored.arena.len();
+            let state = self.copy_state();
             self.explored.arena.push(Checkpoint {
                 pc,
-                state: Some(self.st.clone()),
+                state: Some(state),
                 branches: 1,
                 parent: self.parent,
-                seg: std::mem::take(&mut self.seg),
+                seg: (self.explored.segs.len() as u32, self.seg.len() as u32),
                 written: std::mem::take(&mut self.seg_written),
-                read: Vec::new(),
+                read: [0; MAX_CALL_FRAMES],
+                read_frames: 0,
                 hits: 0,
                 misses: 0,
+                hint: Hint::NONE,
+                evicted: false,
             });
+            self.explored.segs.extend_from_slice(&self.seg);
+            self.seg.clear();
+            self.hist = 0;
             self.parent = Some(idx);
             precision::mark_all_imprecise(&mut self.st);
-            keep.push(idx);
+            self.explored.at[pc].push(idx);
             self.explored.live_states += 1;
             self.explored.peak = self.explored.peak.max(self.explored.live_states);
             self.prev_jmps = self.jmps_processed;
             self.prev_insns = self.stats.insn_processed;
         }
-        self.explored.at[pc] = keep;
         Ok(Visit::Continue)
     }
 
@@ -440,13 +328,14 @@ impl Walker<'_> {
         let mut p = self.parent;
         while let Some(idx) = p {
             let cp = &mut self.explored.arena[idx];
-            if cp.read.len() <= f {
-                cp.read.resize(f + 1, 0);
-            }
-            if cp.read[f] & bit != 0 {
+            let Some(mask) = cp.read.get_mut(f) else {
+                return;
+            };
+            cp.read_frames = cp.read_frames.max(f as u8 + 1);
+            if *mask & bit != 0 {
                 return;
             }
-            cp.read[f] |= bit;
+            *mask |= bit;
             if cp.written.get(f).is_some_and(|m| m & bit != 0) {
                 return;
             }
@@ -459,10 +348,9 @@ impl Walker<'_> {
         if spi >= 64 {
             return;
         }
-        if self.seg_written.len() <= f {
-            self.seg_written.resize(f + 1, 0);
+        if let Some(m) = self.seg_written.get_mut(f) {
+            *m |= 1 << spi;
         }
-        self.seg_written[f] |= 1 << spi;
     }
 
     /// A pruned path stops here, so the reads its continuation would have made are not

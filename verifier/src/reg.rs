@@ -145,7 +145,11 @@ impl RegType {
 
     /// The kernel's `reg_type_str`: the name the log uses (`map_value_or_null`, `fp`, ...).
     pub fn name(self) -> String {
-        let (base, maybe_null) = match self {
+        self.to_string()
+    }
+
+    fn base_name(self) -> (&'static str, bool) {
+        match self {
             RegType::NotInit => ("?", false),
             RegType::Scalar => ("scalar", false),
             RegType::Ctx => ("ctx", false),
@@ -170,12 +174,19 @@ impl RegType {
                 },
                 maybe_null,
             ),
-        };
-        if maybe_null {
-            format!("{base}_or_null")
-        } else {
-            base.to_string()
         }
+    }
+}
+
+/// The log's name, written without allocating (error paths format it lazily).
+impl std::fmt::Display for RegType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (base, maybe_null) = self.base_name();
+        f.write_str(base)?;
+        if maybe_null {
+            f.write_str("_or_null")?;
+        }
+        Ok(())
     }
 }
 

@@ -22,6 +22,7 @@ pub const REG_SIZE: usize = 8;
 
 /// What one stack byte holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum SlotType {
     /// Never written (`?`).
     Invalid,
@@ -64,6 +65,12 @@ impl Default for StackSlot {
 }
 
 impl StackSlot {
+    /// The eight byte kinds as one word: equal words, equal kinds (one comparison instead
+    /// of eight, for state comparison).
+    pub fn types_word(&self) -> u64 {
+        u64::from_ne_bytes(self.types.map(|t| t as u8))
+    }
+
     /// Whether a register is spilled here (its lowest byte is part of the spill, which is
     /// where every spill starts).
     pub fn is_spilled(&self) -> bool {
@@ -116,9 +123,59 @@ pub const fn locate(off: i32) -> (usize, usize) {
 }
 
 /// The stack of one frame; slots are allocated as deep as the program has written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+///
+/// Every slot carries a *version*: a number drawn fresh (per thread) whenever the slot may
+/// change, and copied with the state. Two states whose slot has the same version hold the
+/// same contents there (up to the `precise` mark of a spilled scalar, which pruning reads
+/// from the stored state only), so state comparison can skip it without looking inside.
+/// Version 0 is the never-written slot.
+#[derive(Debug, Default)]
 pub struct Stack {
     slots: Vec<StackSlot>,
+    vers: Vec<u64>,
+}
+
+thread_local! {
+    static NEXT_VERSION: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
+
+/// A version no slot has had before on this thread.
+fn fresh_version() -> u64 {
+    NEXT_VERSION.with(|c| {
+        let v = c.get();
+        c.set(v.wrapping_add(1).max(1));
+        v
+    })
+}
+
+/// Equal contents; versions are bookkeeping.
+impl PartialEq for Stack {
+    fn eq(&self, other: &Self) -> bool {
+        self.slots == other.slots
+    }
+}
+
+impl Eq for Stack {}
+
+impl std::hash::Hash for Stack {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.slots.hash(state);
+    }
+}
+
+/// By hand so that `clone_from` reuses the buffers.
+impl Clone for Stack {
+    fn clone(&self) -> Self {
+        Stack {
+            slots: self.slots.clone(),
+            vers: self.vers.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, src: &Self) {
+        self.slots.clone_from(&src.slots);
+        self.vers.clone_from(&src.vers);
+    }
 }
 
 impl Stack {
@@ -142,17 +199,63 @@ impl Stack {
         &self.slots
     }
 
-    /// Mutable slots.
+    /// Mutable slots (each gets a new version).
     pub fn slots_mut(&mut self) -> &mut [StackSlot] {
+        for v in &mut self.vers {
+            *v = fresh_version();
+        }
         &mut self.slots
     }
 
-    /// Slot `spi`, allocating (as uninitialised) up to it.
+    /// Slot `spi`, allocating (as uninitialised) up to it; it gets a new version.
     pub fn slot_mut(&mut self, spi: usize) -> &mut StackSlot {
         if self.slots.len() <= spi {
             self.slots.resize(spi + 1, StackSlot::default());
+            self.vers.resize(spi + 1, 0);
         }
+        self.vers[spi] = fresh_version();
         &mut self.slots[spi]
+    }
+
+    /// The version of slot `spi` (0 when never written).
+    pub fn version(&self, spi: usize) -> u64 {
+        self.vers.get(spi).copied().unwrap_or(0)
+    }
+
+    /// Applies `f` to every spilled register; a slot whose register changed gets a new
+    /// version.
+    pub fn update_spilled(&mut self, mut f: impl FnMut(&mut RegState)) {
+        for (s, v) in self.slots.iter_mut().zip(&mut self.vers) {
+            if s.is_spilled() {
+                let before = s.spilled;
+                f(&mut s.spilled);
+                if s.spilled != before {
+                    *v = fresh_version();
+                }
+            }
+        }
+    }
+
+    /// Sets the `precise` mark of every spilled scalar (`true`) or every spilled register
+    /// (`false`). Precision is not part of a slot's version.
+    pub(crate) fn set_spills_precise(&mut self, precise: bool) {
+        for s in &mut self.slots {
+            if s.is_spilled() && (!precise || s.spilled.is_scalar()) {
+                s.spilled.precise = precise;
+            }
+        }
+    }
+
+    /// Marks the scalar spilled at `spi` precise; `false` if there is none or it already
+    /// was (precision backtracking then stops following it).
+    pub(crate) fn mark_spill_precise(&mut self, spi: usize) -> bool {
+        match self.slots.get_mut(spi) {
+            Some(s) if s.is_spilled() && s.spilled.is_scalar() && !s.spilled.precise => {
+                s.spilled.precise = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The contents of the byte at `fp + off`.
@@ -169,12 +272,16 @@ impl Stack {
         self.slot_mut(spi).types[j] = t;
     }
 
-    /// Every register spilled in this frame, mutably (for NULL checks, packet ranges, ...).
+    /// Every register spilled in this frame, mutably (each such slot gets a new version).
     pub fn spilled_regs_mut(&mut self) -> impl Iterator<Item = &mut RegState> {
         self.slots
             .iter_mut()
-            .filter(|s| s.is_spilled())
-            .map(|s| &mut s.spilled)
+            .zip(&mut self.vers)
+            .filter(|(s, _)| s.is_spilled())
+            .map(|(s, v)| {
+                *v = fresh_version();
+                &mut s.spilled
+            })
     }
 
     /// Every spilled register.

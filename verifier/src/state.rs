@@ -15,7 +15,7 @@ pub const NUM_REGS: usize = 11;
 pub const MAX_CALL_FRAMES: usize = 8;
 
 /// One call frame.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct FuncState {
     /// R0–R10.
     pub regs: [RegState; NUM_REGS],
@@ -27,6 +27,28 @@ pub struct FuncState {
     pub frameno: u8,
     /// Index of the subprogram this frame executes.
     pub subprog: usize,
+}
+
+/// By hand so that `clone_from` reuses the stack's buffer: the walk copies states at every
+/// branch and checkpoint into recycled ones.
+impl Clone for FuncState {
+    fn clone(&self) -> Self {
+        FuncState {
+            regs: self.regs,
+            stack: self.stack.clone(),
+            callsite: self.callsite,
+            frameno: self.frameno,
+            subprog: self.subprog,
+        }
+    }
+
+    fn clone_from(&mut self, src: &Self) {
+        self.regs = src.regs;
+        self.stack.clone_from(&src.stack);
+        self.callsite = src.callsite;
+        self.frameno = src.frameno;
+        self.subprog = src.subprog;
+    }
 }
 
 impl FuncState {
@@ -54,12 +76,27 @@ pub struct RefState {
 }
 
 /// One path's state.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct VerifierState {
     /// The call chain; the last frame is the one executing.
     pub frames: Vec<FuncState>,
     /// Acquired, not yet released references.
     pub refs: Vec<RefState>,
+}
+
+/// By hand so that `clone_from` reuses every buffer (frames, stacks, references).
+impl Clone for VerifierState {
+    fn clone(&self) -> Self {
+        VerifierState {
+            frames: self.frames.clone(),
+            refs: self.refs.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, src: &Self) {
+        self.frames.clone_from(&src.frames);
+        self.refs.clone_from(&src.refs);
+    }
 }
 
 impl VerifierState {
@@ -108,9 +145,7 @@ impl VerifierState {
             for r in &mut frame.regs {
                 f(r);
             }
-            for r in frame.stack.spilled_regs_mut() {
-                f(r);
-            }
+            frame.stack.update_spilled(&mut f);
         }
     }
 }

@@ -65,6 +65,8 @@ fn real_programs_agree_with_the_kernel() {
             }
             let opts = LoadOptions {
                 license: obj.license.clone().unwrap_or_else(|| "GPL".to_string()),
+                // As libbpf does, and as our verifier assumes of read-only maps with contents.
+                freeze_rodata: true,
                 ..LoadOptions::default()
             };
             let kernel = match load_vm_program(&p, &opts) {

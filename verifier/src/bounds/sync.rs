@@ -27,6 +27,26 @@ impl ScalarBounds {
     /// Tightens every component from the others; see the module documentation. Idempotent in
     /// practice (a bounded fixpoint iteration), and sound: no member is ever lost.
     pub fn sync(&mut self) {
+        // Shortcuts for the two commonest values, with the same result as the rounds below:
+        // a known tnum pins every range to its value (or contradicts one), and nothing
+        // tightens a value about which nothing is known.
+        if self.var_off.is_const() {
+            let k = ScalarBounds::constant(self.var_off.value());
+            *self = if k.is_subset_of(self) {
+                k
+            } else {
+                ScalarBounds::empty()
+            };
+            return;
+        }
+        if *self == ScalarBounds::unknown() {
+            return;
+        }
+        self.sync_rounds();
+    }
+
+    /// The propagation rounds themselves (what [`ScalarBounds::sync`] shortcuts).
+    pub(crate) fn sync_rounds(&mut self) {
         for _ in 0..MAX_ROUNDS {
             if self.is_empty() {
                 *self = ScalarBounds::empty();

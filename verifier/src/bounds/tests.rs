@@ -296,6 +296,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
     #[test]
+    fn sync_shortcuts_agree_with_the_rounds((_x, b) in member(), g in garbage(), k in any::<u64>()) {
+        for v in [b, g, ScalarBounds { var_off: Tnum::constant(k), ..b }, ScalarBounds { var_off: Tnum::constant(k), ..g }] {
+            let mut slow = v;
+            slow.sync_rounds();
+            prop_assert_eq!(v.synced(), slow, "{:?}", v);
+        }
+    }
+
+    #[test]
     fn sync_keeps_members((x, b) in member()) {
         prop_assert!(b.contains(x));
         let s = b.synced();

@@ -270,7 +270,7 @@ impl Walker<'_> {
 
     /// The kernel's `check_reg_sane_offset`.
     fn sane_offset(&self, reg: &RegState, ptr_ty: RegType) -> VResult<()> {
-        let name = ptr_ty.name();
+        let name = ptr_ty;
         let known = reg.var.var_off.is_const();
         let val = reg.var.var_off.value() as i64;
         if known && (val >= MAX_VAR_OFF || val <= -MAX_VAR_OFF) {
@@ -314,7 +314,7 @@ impl Walker<'_> {
             }
             return Err(self.err_eacces(format!("R{dst} 32-bit pointer arithmetic prohibited")));
         }
-        let name = ptr.ty.name();
+        let name = ptr.ty;
         if ptr.ty.maybe_null() {
             return Err(self.err_eacces(format!(
                 "R{dst} pointer arithmetic on {name} prohibited, null-check it first"

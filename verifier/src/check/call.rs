@@ -69,6 +69,13 @@ impl Walker<'_> {
             self.check_func_arg(i as u8 + 1, *arg, &mut meta)?;
         }
         if let Some(map) = meta.map {
+            // The kernel's `record_func_map`: helpers that change a read-only map.
+            if let Some(def) = self.maps.get(map as usize)
+                && !crate::map_access::can_write(def)
+                && matches!(id, 2 | 3 | 87 | 88)
+            {
+                return Err(self.err_eacces("write into map forbidden"));
+            }
             let mt = self.maps.get(map as usize).map(|m| m.map_type);
             if let Some(mt) = mt
                 && helpers::map_func_incompatible(mt, id)
@@ -312,7 +319,13 @@ impl Walker<'_> {
                 }
                 self.check_release_arg(regno, &reg, meta)?;
             }
-            ArgType::SockCommon { release } => {
+            ArgType::SockCommon {
+                release,
+                maybe_null,
+            } => {
+                if maybe_null && (reg.is_null() || matches!(reg.ty, RegType::Sock { .. })) {
+                    return Ok(());
+                }
                 if !matches!(
                     reg.ty,
                     RegType::Sock {
@@ -389,6 +402,11 @@ impl Walker<'_> {
             }
             return Err(self.err_eacces(format!("R{mem_regno} type=scalar expected=fp")));
         }
+        if write && let RegType::MapValue { map, .. } = mem.ty {
+            // Writing is forbidden whatever the size (the kernel checks before sizing).
+            let def = self.maps.get(map as usize);
+            self.check_map_access_type(def, mem.off, usize::try_from(v.umax).unwrap_or(0), true)?;
+        }
         // A variable size cannot prove the helper initialises every byte.
         let write = write && v.is_const();
         self.check_helper_mem(mem_regno, &mem, v.umax, write, zero_ok)
@@ -412,7 +430,9 @@ impl Walker<'_> {
                 self.check_packet_access(regno, reg, reg.off, size_us, zero_ok)
             }
             RegType::MapValue { map, .. } => {
-                let vs = self.maps.get(map as usize).map_or(0, |m| m.value_size);
+                let def = self.maps.get(map as usize);
+                let vs = def.map_or(0, |m| m.value_size);
+                self.check_map_access_type(def, reg.off, size_us, write)?;
                 self.check_region(
                     regno,
                     reg,

@@ -114,7 +114,39 @@ impl Walker<'_> {
             }
             return Ok(Flow::Next(if taken { target } else { fall }));
         }
-        let mut other = self.st.clone();
+        // The kernel records the scalars linked to an operand (same id) in the path's
+        // history before forking.
+        let linked = |st: &VerifierState, id: u32| -> usize {
+            if id == 0 {
+                return 0;
+            }
+            st.frames
+                .iter()
+                .map(|f| {
+                    f.regs
+                        .iter()
+                        .filter(|r| r.is_scalar() && r.id == id)
+                        .count()
+                        + f.stack
+                            .spilled_regs()
+                            .filter(|r| r.is_scalar() && r.id == id)
+                            .count()
+                })
+                .sum()
+        };
+        let mut n_linked = 0;
+        if let Operand::Reg(_) = src
+            && src_reg.is_scalar()
+        {
+            n_linked += linked(&self.st, src_reg.id);
+        }
+        if dst_reg.is_scalar() {
+            n_linked += linked(&self.st, dst_reg.id);
+        }
+        if n_linked > 1 {
+            self.hist += 1;
+        }
+        let mut other = self.copy_state();
         let mut this_alive = true;
         let mut other_alive = true;
         let src_no = match src {
@@ -173,12 +205,19 @@ impl Walker<'_> {
                 self.push_branch(target, other)?;
                 Ok(Flow::Next(fall))
             }
-            (true, false) => Ok(Flow::Next(fall)),
+            (true, false) => {
+                self.recycle(other);
+                Ok(Flow::Next(fall))
+            }
             (false, true) => {
-                self.st = other;
+                let done = std::mem::replace(&mut self.st, other);
+                self.recycle(done);
                 Ok(Flow::Next(target))
             }
-            (false, false) => Ok(Flow::Done),
+            (false, false) => {
+                self.recycle(other);
+                Ok(Flow::Done)
+            }
         }
     }
 

@@ -11,9 +11,12 @@
 use vm_core::isa::{AtomicOp, Operand, Size};
 
 use super::Walker;
+use vm_core::MapDef;
+
 use crate::ctx::{self, CtxRead};
-use crate::error::VResult;
+use crate::error::{Errno, VResult, VerifierError};
 use crate::facts::PtrKind;
+use crate::map_access;
 use crate::reg::{RegState, RegType};
 use crate::tnum::Tnum;
 
@@ -267,7 +270,9 @@ impl Walker<'_> {
                         }
                     )));
                 }
-                let value_size = self.maps.get(map as usize).map_or(0, |m| m.value_size);
+                let def = self.maps.get(map as usize);
+                let value_size = def.map_or(0, |m| m.value_size);
+                self.check_map_access_type(def, off, size, write)?;
                 self.check_region(
                     base,
                     &reg,
@@ -278,7 +283,7 @@ impl Walker<'_> {
                     Region::MapValue,
                 )?;
                 if !write {
-                    loaded = Some(RegState::unknown_scalar());
+                    loaded = Some(self.map_value_read(def, &reg, off, size, access)?);
                 }
             }
             RegType::Mem {
@@ -335,6 +340,29 @@ impl Walker<'_> {
                     loaded = Some(RegState::unknown_scalar());
                 }
             }
+            RegType::Sock {
+                kind,
+                maybe_null: false,
+            } => {
+                self.note_mem(PtrKind::Sock);
+                if write {
+                    return Err(
+                        self.err_eacces(format!("R{base} cannot write into {}", reg.ty.name()))
+                    );
+                }
+                if reg.var.smin < 0 {
+                    return Err(self.err_eacces(format!(
+                        "R{base} min value is negative, either use unsigned index or do a if (index >=0) check."
+                    )));
+                }
+                if !crate::sock::read_ok(kind, off, size as i32) {
+                    return Err(self.err_eacces(format!(
+                        "R{base} invalid {} access off={off} size={size}",
+                        reg.ty.name()
+                    )));
+                }
+                loaded = Some(RegState::unknown_scalar());
+            }
             _ => {
                 return Err(
                     self.err_eacces(format!("R{base} invalid mem access '{}'", reg.ty.name()))
@@ -354,10 +382,76 @@ impl Walker<'_> {
         Ok(loaded)
     }
 
+    /// The kernel's `check_map_access_type`: the map's flags may forbid the program to
+    /// write (`BPF_F_RDONLY_PROG`) or read (`BPF_F_WRONLY_PROG`) its values.
+    pub(super) fn check_map_access_type(
+        &self,
+        def: Option<&MapDef>,
+        off: i32,
+        size: usize,
+        write: bool,
+    ) -> VResult<()> {
+        let Some(def) = def else {
+            return Ok(());
+        };
+        let (ok, what) = if write {
+            (map_access::can_write(def), "write into")
+        } else {
+            (map_access::can_read(def), "read from")
+        };
+        if !ok {
+            return Err(self.err_eacces(format!(
+                "{what} map forbidden, value_size={} off={off} size={size}",
+                def.value_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// What a load from a map value gives: the stored constant when the map is frozen and
+    /// read-only and the offset is constant (the kernel's `bpf_map_direct_read`), else an
+    /// unknown scalar.
+    fn map_value_read(
+        &self,
+        def: Option<&MapDef>,
+        reg: &RegState,
+        off: i32,
+        size: usize,
+        access: Access,
+    ) -> VResult<RegState> {
+        // Only a load into a register reads the contents (an atomic's access check does not).
+        let Access::Read {
+            dst: Some(_),
+            signed,
+        } = access
+        else {
+            return Ok(RegState::unknown_scalar());
+        };
+        let Some(def) = def else {
+            return Ok(RegState::unknown_scalar());
+        };
+        if !reg.var.var_off.is_const() {
+            return Ok(RegState::unknown_scalar());
+        }
+        let map_off = i64::from(off).wrapping_add(reg.var.var_off.value() as i64);
+        match map_access::direct_read(def, map_off, size, signed) {
+            None => Ok(RegState::unknown_scalar()),
+            Some(Ok(v)) => Ok(RegState::constant(v)),
+            Some(Err(map_access::DirectReadError::NotSupported)) => Err(VerifierError::new(
+                self.pc,
+                Errno::ENOTSUPP,
+                "direct read of a read-only map needs a single-element array",
+            )),
+            Some(Err(map_access::DirectReadError::OutOfRange)) => {
+                Err(self.err_einval("direct read of a read-only map past its value"))
+            }
+        }
+    }
+
     /// The kernel's `__check_ptr_off_reg` for pointers that must be used unmodified (the
     /// context, release arguments).
     pub(super) fn check_ptr_off_reg(&self, regno: u8, reg: &RegState) -> VResult<()> {
-        let name = reg.ty.name();
+        let name = reg.ty;
         if reg.off < 0 {
             return Err(self.err_eacces(format!(
                 "negative offset {name} ptr R{regno} off={} disallowed",

@@ -29,7 +29,7 @@ use crate::offload::OffloadHooks;
 use crate::precision::SegEntry;
 use crate::prune::{Explored, Visit};
 use crate::reg::{RegState, RegType};
-use crate::state::VerifierState;
+use crate::state::{MAX_CALL_FRAMES, VerifierState};
 
 /// What to do after an instruction.
 pub(crate) enum Flow {
@@ -45,8 +45,10 @@ struct Pending {
     prev: usize,
     state: VerifierState,
     parent: Option<usize>,
-    seg: Vec<SegEntry>,
-    seg_written: Vec<u64>,
+    /// Where its path segment starts in [`Walker::pending_segs`] (it runs to the end).
+    seg_start: usize,
+    seg_written: [u64; MAX_CALL_FRAMES],
+    hist: u32,
     log_pos: usize,
 }
 
@@ -57,6 +59,12 @@ pub(crate) struct InsnAux {
     /// access is rewritten per field, so one instruction cannot serve both.
     pub ptr_type: Option<RegType>,
 }
+
+/// Instruction-history entries after which a checkpoint is forced (the kernel's 40).
+pub(crate) const MAX_HIST: u32 = 40;
+
+/// Finished states kept for reuse.
+const MAX_SPARE_STATES: usize = 32;
 
 /// The kernel's `BPF_COMPLEXITY_LIMIT_JMP_SEQ`: pending branches at once.
 const MAX_PENDING: usize = 8192;
@@ -100,7 +108,18 @@ pub(crate) struct Walker<'a> {
     /// The fixed-offset stack slot (frame, slot) the current instruction accessed.
     pub cur_stack: Option<(u8, u8)>,
     /// Per frame: stack slots fully written since the last checkpoint.
-    pub seg_written: Vec<u64>,
+    pub seg_written: [u64; MAX_CALL_FRAMES],
+    /// The path segments of the pending branches, stacked in the order they were pushed (a
+    /// branch is resumed last-in first-out, so its segment is always the top one): no
+    /// allocation per branch.
+    pending_segs: Vec<SegEntry>,
+    /// Finished states whose buffers the next copy reuses.
+    spare: Vec<VerifierState>,
+    /// Entries the kernel's instruction history would have gained since the last
+    /// checkpoint of this path (jump points visited, spills and fills, linked-register
+    /// records): past [`MAX_HIST`] the next prune point stores a state whatever the other
+    /// heuristics say, as the kernel does to bound its history.
+    pub hist: u32,
     /// The path was just resumed from a branch pushed at this instruction (for the log).
     resumed: Option<usize>,
 }
@@ -145,9 +164,12 @@ impl<'a> Walker<'a> {
             touched_regs: 0,
             touched_slots: 0,
             state_printed: false,
-            seg: Vec::new(),
+            seg: Vec::with_capacity(64),
             cur_stack: None,
-            seg_written: Vec::new(),
+            seg_written: [0; MAX_CALL_FRAMES],
+            pending_segs: Vec::new(),
+            spare: Vec::new(),
+            hist: 0,
             resumed: None,
         }
     }
@@ -295,6 +317,9 @@ impl<'a> Walker<'a> {
                     }
                     Visit::Continue => {}
                 }
+            }
+            if self.cfg.jmp_points.get(self.pc).copied().unwrap_or(false) {
+                self.hist += 1;
             }
             if let Some(prev) = resumed
                 && self.log.enabled()
@@ -468,6 +493,24 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// A copy of the current state, into a recycled one when there is one.
+    pub fn copy_state(&mut self) -> VerifierState {
+        match self.spare.pop() {
+            Some(mut s) => {
+                s.clone_from(&self.st);
+                s
+            }
+            None => self.st.clone(),
+        }
+    }
+
+    /// Keeps a state that is no longer needed for its buffers.
+    pub fn recycle(&mut self, st: VerifierState) {
+        if self.spare.len() < MAX_SPARE_STATES {
+            self.spare.push(st);
+        }
+    }
+
     /// Queues the state `state` to resume at `pc` (the kernel's `push_stack`).
     pub fn push_branch(&mut self, pc: usize, state: VerifierState) -> VResult<()> {
         if self.pending.len() >= MAX_PENDING {
@@ -488,15 +531,17 @@ impl<'a> Walker<'a> {
             prev: self.pc,
             state,
             parent: self.parent,
-            seg: {
-                let mut seg = self.seg.clone();
-                seg.push(SegEntry {
+            seg_start: {
+                let start = self.pending_segs.len();
+                self.pending_segs.extend_from_slice(&self.seg);
+                self.pending_segs.push(SegEntry {
                     pc: self.pc as u32,
                     stack: None,
                 });
-                seg
+                start
             },
-            seg_written: self.seg_written.clone(),
+            seg_written: self.seg_written,
+            hist: self.hist,
             log_pos: self.log.pos(),
         });
         Ok(())
@@ -512,10 +557,15 @@ impl<'a> Walker<'a> {
         if !self.log.verbose() {
             self.log.truncate(p.log_pos);
         }
-        self.st = p.state;
+        let done = std::mem::replace(&mut self.st, p.state);
+        self.recycle(done);
         self.parent = p.parent;
-        self.seg = p.seg;
+        self.seg.clear();
+        self.seg
+            .extend_from_slice(self.pending_segs.get(p.seg_start..).unwrap_or(&[]));
+        self.pending_segs.truncate(p.seg_start);
         self.seg_written = p.seg_written;
+        self.hist = p.hist;
         self.prev_pc = p.prev;
         self.pc = p.pc;
         self.resumed = Some(p.prev);

@@ -106,7 +106,6 @@ impl Walker<'_> {
     fn stack_write_fixed(&mut self, f: usize, off: i32, size: usize, value: Value) -> VResult<()> {
         let (spi, _) = locate(off);
         self.touch_slot(spi);
-        self.cur_stack = Some((f as u8, spi as u8));
         if size == REG_SIZE && off % REG_SIZE as i32 == 0 {
             self.mark_stack_written(f, spi);
         } else {
@@ -178,8 +177,19 @@ impl Walker<'_> {
         Ok(())
     }
 
+    /// A spill or fill of slot `spi` of frame `f`: an entry of the path's instruction
+    /// history (the kernel's `INSN_F_STACK_ACCESS`), which precision backtracking follows
+    /// between the register and the slot. Other stack accesses move no tracked value: a
+    /// load of plain data gives an unknown number, a store of data ends no spill's story.
+    fn stack_history(&mut self, f: usize, spi: usize) {
+        self.hist += 1;
+        self.cur_stack = Some((f as u8, spi as u8));
+    }
+
     /// Saves `reg` in slot `spi` as a `size`-byte spill (the kernel's `save_register_state`).
+    /// A spill is an entry of the instruction history.
     fn spill(&mut self, f: usize, spi: usize, reg: RegState, size: usize) {
+        self.stack_history(f, spi);
         let slot = self.st.frames[f].stack.slot_mut(spi);
         slot.spilled = reg;
         for (i, t) in slot.types.iter_mut().enumerate() {
@@ -225,7 +235,6 @@ impl Walker<'_> {
     ) -> VResult<Option<RegState>> {
         let (spi, _) = locate(off);
         self.touch_slot(spi);
-        self.cur_stack = Some((f as u8, spi as u8));
         self.mark_stack_read(f, spi);
         let slot = self.st.frames[f]
             .stack
@@ -242,6 +251,8 @@ impl Walker<'_> {
                     return Ok(None);
                 }
                 if size <= spill_size && off % REG_SIZE as i32 == 0 {
+                    // A fill restores the spilled register: a history entry.
+                    self.stack_history(f, spi);
                     let mut v = slot.spilled;
                     if size < 8 && v.var.umax >> (size * 8) != 0 {
                         v.id = 0;
@@ -263,6 +274,9 @@ impl Walker<'_> {
                     }
                 }
                 let zero = (spills == size && slot.spilled.is_null()) || zeros == size;
+                if spills == size && slot.spilled.is_null() {
+                    self.stack_history(f, spi);
+                }
                 return Ok(Some(if zero {
                     RegState::constant(0)
                 } else {
@@ -270,11 +284,17 @@ impl Walker<'_> {
                 }));
             }
             return match dst {
-                Some(_) => Ok(Some(slot.spilled)),
+                Some(_) => {
+                    self.stack_history(f, spi);
+                    Ok(Some(slot.spilled))
+                }
                 None if self.is_leak(&slot.spilled) => {
                     Err(self.err_eacces(format!("leaking pointer from stack off {off}")))
                 }
-                None => Ok(None),
+                None => {
+                    self.stack_history(f, spi);
+                    Ok(None)
+                }
             };
         }
         for i in 0..size as i32 {
@@ -314,10 +334,15 @@ impl Walker<'_> {
         size: usize,
         extra: &str,
     ) -> VResult<()> {
+        let mut marked = usize::MAX;
         for b in min_off..last_off + size as i64 {
             let b32 = b as i32;
             let (spi, _) = locate(b32);
-            self.mark_stack_read(f, spi);
+            if spi != marked {
+                // Once per slot: the bytes of a slot are consecutive.
+                self.mark_stack_read(f, spi);
+                marked = spi;
+            }
             let stack = &self.st.frames[f].stack;
             let ok = match stack.byte(b32) {
                 SlotType::Misc | SlotType::Zero => true,
@@ -372,11 +397,15 @@ impl Walker<'_> {
         let fixed = reg.var.var_off.is_const();
         if write && fixed {
             // The helper fills the bytes: no initialisation needed, they become data.
+            let mut marked = usize::MAX;
             for b in min_off..max_off {
                 let b = b as i32;
                 let (spi, _) = locate(b);
-                self.touch_slot(spi);
-                self.mark_stack_read(f, spi);
+                if spi != marked {
+                    self.touch_slot(spi);
+                    self.mark_stack_read(f, spi);
+                    marked = spi;
+                }
                 let stack = &mut self.st.frames[f].stack;
                 stack.slot_mut(spi).scrub_spill();
                 stack.set_byte(b, SlotType::Misc);
