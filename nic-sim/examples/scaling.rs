@@ -153,12 +153,7 @@ fn main() {
         for (i, p) in pkts.iter().enumerate() {
             let th = (i % 4) as u32;
             engine.start(th, p);
-            loop {
-                match engine.resume(th) {
-                    Step::Swap { .. } => {}
-                    _ => break,
-                }
-            }
+            while let Step::Swap { .. } = engine.resume(th) {}
             insns += engine.insns(th);
             if round == 0 {
                 engine.output(th, &mut out);

@@ -12,6 +12,7 @@
 //! maps — see `merge`), created on the host thread that simulates that ME, so they must be
 //! `Send` but need not be `Sync`.
 
+use nfp_backend::exec::InsnProfile;
 use vm_core::Program;
 use vm_core::interp::{RunOutcome, Vm, VmConfig};
 use vm_core::maps::MapSet;
@@ -60,6 +61,14 @@ pub trait PacketEngine: Send {
     fn output(&mut self, thread: u32, out: &mut Vec<u8>);
     /// This ME's maps, for the final merge and the reference check (`None`: no maps).
     fn maps(&self) -> Option<&MapSet>;
+    /// Starts counting executions and cycles per instruction address (`SimConfig::profile`).
+    /// Engines without instruction addresses ignore it (the default).
+    fn enable_profile(&mut self) {}
+    /// The per-address profile since [`PacketEngine::enable_profile`], indexed by
+    /// instruction address (`None`: not enabled, or not supported by this engine).
+    fn profile(&self) -> Option<&[InsnProfile]> {
+        None
+    }
 }
 
 /// Runs one packet to completion on thread 0 of `engine`; returns the last step and the

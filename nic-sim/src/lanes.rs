@@ -99,13 +99,12 @@ struct Current {
 struct Thread {
     queue: VecDeque<Arrival>,
     current: Option<Current>,
-    /// When the current packet may run next.
-    ready_at: u64,
-    /// Set when the thread finished a packet at this time and has not yet taken the next.
-    free_at: Option<u64>,
     used: bool,
     stats: LaneStats,
 }
+
+/// "No time" in [`MeSim::ready`] and [`MeSim::free`].
+const NONE: u64 = u64::MAX;
 
 /// The reference engine of a checked run.
 pub type Reference = Box<dyn PacketEngine>;
@@ -115,6 +114,11 @@ pub struct MeSim<E: PacketEngine> {
     engine: E,
     reference: Option<Reference>,
     threads: Vec<Thread>,
+    /// Per thread: when its current packet may run next (`NONE`: no packet). Kept apart
+    /// from `threads` so the scheduler's scan, once per event, reads two small arrays.
+    ready: Vec<u64>,
+    /// Per thread: the time it finished a packet and has not yet taken the next (`NONE`).
+    free: Vec<u64>,
     depth: usize,
     keep_output: bool,
     me_free: u64,
@@ -149,6 +153,8 @@ impl<E: PacketEngine> MeSim<E> {
             engine,
             reference,
             threads: (0..threads.max(1)).map(|_| Thread::default()).collect(),
+            ready: vec![NONE; threads.max(1) as usize],
+            free: vec![NONE; threads.max(1) as usize],
             depth: depth as usize,
             keep_output,
             me_free: 0,
@@ -173,11 +179,11 @@ impl<E: PacketEngine> MeSim<E> {
     pub fn arrive(&mut self, a: Arrival, out: &mut Vec<FrameResult>) {
         self.advance(Some(a.time), out);
         let n = self.threads.len();
-        let t = &mut self.threads[a.thread as usize % n];
+        let th = a.thread as usize % n;
+        let t = &mut self.threads[th];
         t.used = true;
         t.stats.offered += 1;
-        if t.current.is_none() && t.free_at.is_none() && t.queue.is_empty() {
-            let th = a.thread as usize % n;
+        if t.current.is_none() && self.free[th] == NONE && t.queue.is_empty() {
             self.begin(th, a);
         } else if t.queue.len() < self.depth {
             t.queue.push_back(a);
@@ -212,9 +218,8 @@ impl<E: PacketEngine> MeSim<E> {
             let (last, _, _) = crate::engine::run_to_completion(r.as_mut(), &a.frame, &mut bytes);
             (verdict_of(&last), bytes)
         });
-        let t = &mut self.threads[th];
-        t.ready_at = at.unwrap_or(a.time);
-        t.current = Some(Current {
+        self.ready[th] = at.unwrap_or(a.time);
+        self.threads[th].current = Some(Current {
             index: a.index,
             arrival: a.time,
             busy: 0,
@@ -235,26 +240,38 @@ impl<E: PacketEngine> MeSim<E> {
     fn advance(&mut self, until: Option<u64>, out: &mut Vec<FrameResult>) {
         let n = self.threads.len();
         loop {
-            // One pass: the earliest completion (the thread takes its next frame) and the
-            // earliest run (ready threads, round-robin after `last_run` on ties: threads are
-            // visited in that order and only a strictly earlier time replaces the pick).
-            let mut free: Option<(u64, usize)> = None;
-            let mut run: Option<(u64, usize)> = None;
-            for k in 1..=n {
-                let i = (self.last_run + k) % n;
-                let t = &self.threads[i];
-                if let Some(f) = t.free_at
-                    && free.is_none_or(|(bf, bi)| (f, i) < (bf, bi))
-                {
-                    free = Some((f, i));
-                }
-                if t.current.is_some() {
-                    let rt = t.ready_at.max(self.me_free);
-                    if run.is_none_or(|(br, _)| rt < br) {
-                        run = Some((rt, i));
-                    }
+            // The earliest completion (the thread takes its next frame; ties: lowest thread)
+            // and the earliest run (ready threads, round-robin after `last_run` on ties:
+            // threads are visited in that order and only a strictly earlier time replaces the
+            // pick).
+            // `NONE` is the largest time, so plain `<` skips it (times never reach it).
+            let (mut bf, mut fi) = (NONE, 0);
+            for (i, &f) in self.free.iter().enumerate() {
+                if f < bf {
+                    (bf, fi) = (f, i);
                 }
             }
+            let free = (bf != NONE).then_some((bf, fi));
+            // `max` keeps `NONE` (no packet) as `NONE`.
+            let (mut br, mut ri) = (NONE, 0);
+            let me_free = self.me_free;
+            let first = if self.last_run + 1 >= n {
+                0
+            } else {
+                self.last_run + 1
+            };
+            let (head, tail) = self.ready.split_at(first);
+            for (i, &r) in tail.iter().enumerate() {
+                if r.max(me_free) < br {
+                    (br, ri) = (r.max(me_free), first + i);
+                }
+            }
+            for (i, &r) in head.iter().enumerate() {
+                if r.max(me_free) < br {
+                    (br, ri) = (r.max(me_free), i);
+                }
+            }
+            let run = (br != NONE).then_some((br, ri));
             match (free, run) {
                 (Some((f, i)), r) if r.is_none_or(|(rt, _)| f <= rt) => {
                     if until.is_some_and(|u| f > u) {
@@ -274,9 +291,8 @@ impl<E: PacketEngine> MeSim<E> {
     }
 
     fn take_next(&mut self, th: usize, at: u64) {
-        let t = &mut self.threads[th];
-        t.free_at = None;
-        if let Some(a) = t.queue.pop_front() {
+        self.free[th] = NONE;
+        if let Some(a) = self.threads[th].queue.pop_front() {
             self.begin_at(th, a, Some(at));
         }
     }
@@ -302,14 +318,15 @@ impl<E: PacketEngine> MeSim<E> {
         cur.busy += busy;
         if let Step::Swap { wait, .. } = step {
             cur.wait += wait;
-            t.ready_at = at + busy + wait;
+            self.ready[th] = at + busy + wait;
             return;
         }
         let Some(cur) = t.current.take() else {
             return;
         };
+        self.ready[th] = NONE;
         let done = at + busy;
-        t.free_at = Some(done);
+        self.free[th] = done;
         let verdict = verdict_of(&step);
         self.stats.processed += 1;
         self.stats.busy.record(cur.busy);

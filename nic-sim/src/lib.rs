@@ -64,6 +64,6 @@ pub mod timing;
 pub use engine::{InterpEngine, PacketEngine, StandInCost, Step};
 pub use nfp_engine::{NfpEngine, NfpProgram};
 pub use preset::{LineRate, NicPreset};
-pub use run::{EngineFactory, SimConfig, SimOutput, simulate};
+pub use run::{EngineFactory, InsnProfile, SimConfig, SimOutput, simulate};
 pub use stats::{SimReport, Verdict};
 pub use traffic::{FrameSource, TrafficSpec};

@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
+use nfp_backend::exec::add_profiles;
 use vm_core::maps::MapSet;
 
 use crate::engine::PacketEngine;
@@ -44,6 +45,9 @@ pub struct SimConfig {
     pub non_ip: NonIp,
     /// Frames per channel message.
     pub batch: usize,
+    /// Count executions and cycles per ME instruction address into [`SimOutput::profile`].
+    /// Off by default; when off the engines run their unprofiled loop (no cost).
+    pub profile: bool,
 }
 
 impl SimConfig {
@@ -55,6 +59,7 @@ impl SimConfig {
             keep_output: false,
             non_ip: NonIp::Lane0,
             batch: 256,
+            profile: false,
         }
     }
 }
@@ -68,7 +73,18 @@ pub struct SimOutput {
     pub maps: Option<MapSet>,
     /// Map updates the merge could not apply.
     pub merge_refused: Vec<String>,
+    /// With [`SimConfig::profile`]: per ME instruction address (index = address), executions
+    /// and ME issue cycles summed over every ME, thread and host thread (identical whatever
+    /// the host thread count). `None` when not asked for or the engine has no instruction
+    /// addresses (the interpreter stand-in).
+    pub profile: Option<Vec<InsnProfile>>,
+    /// Per-packet latency (arrival to completion, cycles) over all MEs as `(upper bound in
+    /// cycles, inclusive; packets)` buckets in ascending order. The histogram is exact: each
+    /// bucket holds the packets of exactly that latency, empty buckets are left out.
+    pub latency_histogram: Vec<(u64, u64)>,
 }
+
+pub use nfp_backend::exec::InsnProfile;
 
 /// Builds the engine of one ME (called on the host thread that simulates it).
 pub trait EngineFactory: Sync {
@@ -97,6 +113,8 @@ struct ShardDone {
     map_mismatches: Vec<u32>,
     /// ME 0's maps before any packet, when this shard holds ME 0.
     initial: Option<MapSet>,
+    /// Summed instruction profile of this shard's MEs (with `SimConfig::profile`).
+    profile: Option<Vec<InsnProfile>>,
 }
 
 /// Frames for one shard, and the arrival time of the last frame dispatched to any shard:
@@ -106,11 +124,16 @@ struct Batch {
     now: u64,
 }
 
-/// Sends every shard its buffered frames; false if a worker has gone.
-fn flush(inputs: &[Sender<Batch>], buffers: &mut [Vec<(u32, Arrival)>], now: u64) -> bool {
+/// Frames for each shard, filled by [`feed`] between deliveries.
+type Buffers = Vec<Vec<(u32, Arrival)>>;
+
+/// Sends every shard its buffered frames; false if a worker has gone. The buffers are
+/// replaced with preallocated ones, so filling them never reallocates.
+fn flush(inputs: &[Sender<Batch>], buffers: &mut Buffers, now: u64) -> bool {
     inputs.iter().zip(buffers.iter_mut()).all(|(tx, b)| {
+        let cap = b.capacity();
         tx.send(Batch {
-            frames: std::mem::take(b),
+            frames: std::mem::replace(b, Vec::with_capacity(cap)),
             now,
         })
         .is_ok()
@@ -123,8 +146,79 @@ enum Msg {
     Failed(SimError),
 }
 
+/// The calling thread's part: reads `frames`, counts runts, gives every other frame its
+/// arrival time and lane (RSS), buffers it for the shard that owns its ME, and calls
+/// `deliver(buffers, now)` every `batch` frames and once at the end (`now` = the arrival
+/// time of the last frame read). `deliver` returns false to stop reading. Returns the
+/// number of frames read.
+fn feed<I, D>(
+    frames: I,
+    config: &SimConfig,
+    hosts: usize,
+    clock: &mut ArrivalClock,
+    collect: &mut Collector,
+    mut deliver: D,
+) -> Result<u64, SimError>
+where
+    I: IntoIterator<Item = Result<Vec<u8>, SimError>>,
+    D: FnMut(&mut Buffers, u64, &mut Collector) -> Result<bool, SimError>,
+{
+    let nic = &config.nic;
+    let mes = nic.mes().max(1);
+    let threads = nic.threads_per_me.max(1);
+    let rss = Rss::new(mes * threads, config.non_ip);
+    let batch = config.batch.max(1);
+    let per_shard = (batch / hosts + 16).min(1 << 16);
+    let mut buffers: Buffers = (0..hosts).map(|_| Vec::with_capacity(per_shard)).collect();
+    let mut buffered = 0usize;
+    let mut index = 0u64;
+    for frame in frames {
+        let frame = frame?;
+        let time = clock.next(frame.len());
+        if is_runt(&frame) {
+            collect.insert(FrameResult {
+                index,
+                verdict: Verdict::Runt,
+                output: None,
+                mismatch: None,
+            });
+        } else {
+            let lane = rss.lane(&frame);
+            let (me, thread) = (lane / threads, lane % threads);
+            let shard = if hosts == 1 { 0 } else { me as usize % hosts };
+            buffers[shard].push((
+                me,
+                Arrival {
+                    index,
+                    time,
+                    thread,
+                    frame,
+                },
+            ));
+            buffered += 1;
+        }
+        index += 1;
+        if buffered >= batch {
+            // Every shard gets its frames and the time, so that MEs with no new traffic
+            // still finish what they hold and the reorder buffer stays small.
+            buffered = 0;
+            collect.total = index;
+            if !deliver(&mut buffers, time, collect)? {
+                return Ok(index); // a worker failed; its message says why
+            }
+        }
+    }
+    collect.total = index;
+    deliver(&mut buffers, clock.now(), collect)?;
+    Ok(index)
+}
+
 /// Runs `frames` through the simulated NIC; `sink(index, bytes)` receives, in input order,
 /// every passed/transmitted frame after the program (only with `config.keep_output`).
+///
+/// With one host thread everything runs on the calling thread (one host thread means one
+/// core: reading and dispatching frames is part of the work); with more, the calling thread
+/// reads and dispatches while `host_threads` workers simulate.
 pub fn simulate<F, I, S>(
     frames: I,
     config: &SimConfig,
@@ -141,95 +235,46 @@ where
     let _span = tracing::debug_span!("sim.run", nic = %nic.name, mes = nic.mes()).entered();
     let started = Instant::now();
     let mes = nic.mes().max(1);
-    let threads = nic.threads_per_me.max(1);
     let hosts = config.host_threads.clamp(1, mes as usize);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(hosts)
-        .build()
-        .map_err(|e| SimError::Host(e.to_string()))?;
-    let rss = Rss::new(mes * threads, config.non_ip);
     let mut clock = ArrivalClock::new(nic.line_rate.bits_per_sec(), nic.clock_hz);
     let mut collect = Collector::default();
-    let batch = config.batch.max(1);
-
-    let (res_tx, res_rx) = unbounded::<Msg>();
     let mut done: Vec<ShardDone> = Vec::new();
-    let mut failure: Option<SimError> = None;
-    pool.in_place_scope(|scope| {
-        let mut inputs: Vec<Sender<Batch>> = Vec::new();
-        for shard in 0..hosts {
-            let (tx, rx) = bounded::<Batch>(4);
-            inputs.push(tx);
-            let res_tx = res_tx.clone();
-            let owned: Vec<u32> = (0..mes).filter(|m| *m as usize % hosts == shard).collect();
-            scope.spawn(move |_| {
-                let msg = match shard_worker(shard, &owned, rx, &res_tx, config, engines, reference)
-                {
-                    Ok(d) => Msg::Done(Box::new(d)),
-                    Err(e) => Msg::Failed(e),
-                };
-                let _ = res_tx.send(msg);
-            });
+    if hosts == 1 {
+        let mut shard = Shard::new(0, 1, config, engines, reference)?;
+        let mut out = Vec::new();
+        feed(
+            frames,
+            config,
+            1,
+            &mut clock,
+            &mut collect,
+            |buffers, now, collect| {
+                shard.process(buffers[0].drain(..), now, &mut out);
+                for r in out.drain(..) {
+                    collect.insert(r);
+                }
+                collect.emit(&mut sink)?;
+                Ok(true)
+            },
+        )?;
+        done.push(shard.finish(&mut out));
+        for r in out.drain(..) {
+            collect.insert(r);
         }
-        drop(res_tx);
-        let mut buffers: Vec<Vec<(u32, Arrival)>> = vec![Vec::new(); hosts];
-        let mut buffered = 0usize;
-        let mut index = 0u64;
-        for frame in frames {
-            let frame = match frame {
-                Ok(f) => f,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            };
-            let time = clock.next(frame.len());
-            if is_runt(&frame) {
-                collect.insert(FrameResult {
-                    index,
-                    verdict: Verdict::Runt,
-                    output: None,
-                    mismatch: None,
-                });
-            } else {
-                let lane = rss.lane(&frame);
-                let (me, thread) = (lane / threads, lane % threads);
-                buffers[me as usize % hosts].push((
-                    me,
-                    Arrival {
-                        index,
-                        time,
-                        thread,
-                        frame,
-                    },
-                ));
-                buffered += 1;
-            }
-            index += 1;
-            if buffered >= batch {
-                // Every shard gets its frames and the time, so that MEs with no new traffic
-                // still finish what they hold and the reorder buffer stays small.
-                buffered = 0;
-                if !flush(&inputs, &mut buffers, time) {
-                    break; // a worker failed; its message says why
-                }
-                if let Err(e) = collect.drain(&res_rx, &mut done, &mut failure, &mut sink, false) {
-                    failure.get_or_insert(e);
-                }
-                if failure.is_some() {
-                    break;
-                }
-            }
-        }
-        collect.total = index;
-        flush(&inputs, &mut buffers, clock.now());
-        drop(inputs);
-        if let Err(e) = collect.drain(&res_rx, &mut done, &mut failure, &mut sink, true) {
-            failure.get_or_insert(e);
-        }
-    });
-    if let Some(e) = failure {
-        return Err(e);
+        collect.emit(&mut sink)?;
+        collect.shards_done = 1;
+    } else {
+        simulate_threaded(
+            frames,
+            config,
+            hosts,
+            engines,
+            reference,
+            &mut sink,
+            &mut clock,
+            &mut collect,
+            &mut done,
+        )?;
     }
     if collect.shards_done != hosts {
         return Err(SimError::Host(format!(
@@ -248,80 +293,209 @@ where
     Ok(build_output(config, hosts, &clock, collect, done, elapsed))
 }
 
-/// Simulates the MEs `owned` (ascending) from `rx` until it closes.
+/// [`simulate`] with `hosts` (>= 2) worker threads, shard `s` simulating the MEs `m` with
+/// `m % hosts == s`.
+#[allow(clippy::too_many_arguments)]
+fn simulate_threaded<F, I, S>(
+    frames: I,
+    config: &SimConfig,
+    hosts: usize,
+    engines: &F,
+    reference: Option<ReferenceFactory<'_>>,
+    sink: &mut S,
+    clock: &mut ArrivalClock,
+    collect: &mut Collector,
+    done: &mut Vec<ShardDone>,
+) -> Result<(), SimError>
+where
+    F: EngineFactory,
+    I: IntoIterator<Item = Result<Vec<u8>, SimError>>,
+    S: FnMut(u64, &[u8]) -> Result<(), SimError>,
+{
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(hosts)
+        .build()
+        .map_err(|e| SimError::Host(e.to_string()))?;
+    let (res_tx, res_rx) = unbounded::<Msg>();
+    let mut failure: Option<SimError> = None;
+    pool.in_place_scope(|scope| {
+        let mut inputs: Vec<Sender<Batch>> = Vec::new();
+        for shard in 0..hosts {
+            let (tx, rx) = bounded::<Batch>(4);
+            inputs.push(tx);
+            let res_tx = res_tx.clone();
+            scope.spawn(move |_| {
+                let msg = match shard_worker(shard, hosts, rx, &res_tx, config, engines, reference)
+                {
+                    Ok(d) => Msg::Done(Box::new(d)),
+                    Err(e) => Msg::Failed(e),
+                };
+                let _ = res_tx.send(msg);
+            });
+        }
+        drop(res_tx);
+        let fed = feed(
+            frames,
+            config,
+            hosts,
+            clock,
+            collect,
+            |buffers, now, collect| {
+                if !flush(&inputs, buffers, now) {
+                    return Ok(false);
+                }
+                let mut failed = None;
+                collect.drain(&res_rx, done, &mut failed, sink, false)?;
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(true),
+                }
+            },
+        );
+        if let Err(e) = fed {
+            failure = Some(e);
+        }
+        drop(inputs);
+        if let Err(e) = collect.drain(&res_rx, done, &mut failure, sink, true) {
+            failure.get_or_insert(e);
+        }
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The MEs one host thread simulates: `m % hosts == shard`, so ME `m` is `sims[m / hosts]`.
+struct Shard<E: PacketEngine> {
+    hosts: usize,
+    sims: Vec<MeSim<E>>,
+    /// ME 0's maps before any packet, when this shard holds ME 0.
+    initial: Option<MapSet>,
+}
+
+impl<E: PacketEngine> Shard<E> {
+    fn new<F: EngineFactory<Engine = E>>(
+        shard: usize,
+        hosts: usize,
+        config: &SimConfig,
+        engines: &F,
+        reference: Option<ReferenceFactory<'_>>,
+    ) -> Result<Shard<E>, SimError> {
+        let nic = &config.nic;
+        let threads = nic.threads_per_me.max(1);
+        let mut initial = None;
+        let mut sims = Vec::new();
+        for me in (0..nic.mes().max(1)).filter(|m| *m as usize % hosts == shard) {
+            let mut engine = engines.build(me, threads)?;
+            if config.profile {
+                engine.enable_profile();
+            }
+            if me == 0 {
+                initial = engine.maps().cloned();
+            }
+            let reference = match reference {
+                Some(r) => Some(r(me, 1)?),
+                None => None,
+            };
+            sims.push(
+                MeSim::new(
+                    me,
+                    engine,
+                    reference,
+                    threads,
+                    nic.queue_depth,
+                    config.keep_output,
+                )
+                .with_fw_cycles(nic.fw_cycles_per_packet),
+            );
+        }
+        Ok(Shard {
+            hosts,
+            sims,
+            initial,
+        })
+    }
+
+    /// Feeds a batch of this shard's frames and brings every ME up to `now`.
+    fn process(
+        &mut self,
+        frames: impl Iterator<Item = (u32, Arrival)>,
+        now: u64,
+        out: &mut Vec<FrameResult>,
+    ) {
+        for (me, arrival) in frames {
+            let i = if self.hosts == 1 {
+                me as usize
+            } else {
+                me as usize / self.hosts
+            };
+            if let Some(sim) = self.sims.get_mut(i) {
+                sim.arrive(arrival, out);
+            }
+        }
+        for sim in &mut self.sims {
+            sim.advance_to(now, out);
+        }
+    }
+
+    /// Runs what the MEs still hold; their results go to `out`.
+    fn finish(self, out: &mut Vec<FrameResult>) -> ShardDone {
+        let mut stats = Vec::new();
+        let mut maps = Vec::new();
+        let mut map_mismatches = Vec::new();
+        let mut profile: Option<Vec<InsnProfile>> = None;
+        for sim in self.sims {
+            let (st, engine, reference) = sim.finish(out);
+            if let (Some(r), Some(m)) = (reference.as_ref().and_then(|r| r.maps()), engine.maps())
+                && !same_contents(r, m)
+            {
+                map_mismatches.push(st.me);
+            }
+            if let Some(p) = engine.profile() {
+                add_profiles(profile.get_or_insert_with(Vec::new), p);
+            }
+            maps.push((st.me, engine.maps().cloned()));
+            stats.push(st);
+        }
+        ShardDone {
+            stats,
+            maps,
+            map_mismatches,
+            initial: self.initial,
+            profile,
+        }
+    }
+}
+
+/// Simulates shard `shard` of `hosts` from `rx` until it closes.
 fn shard_worker<F: EngineFactory>(
     shard: usize,
-    owned: &[u32],
+    hosts: usize,
     rx: Receiver<Batch>,
     res_tx: &Sender<Msg>,
     config: &SimConfig,
     engines: &F,
     reference: Option<ReferenceFactory<'_>>,
 ) -> Result<ShardDone, SimError> {
-    let _span = tracing::debug_span!("sim.shard", shard, mes = owned.len()).entered();
-    let nic = &config.nic;
-    let threads = nic.threads_per_me.max(1);
-    let mut initial = None;
-    let mut sims: Vec<MeSim<F::Engine>> = Vec::with_capacity(owned.len());
-    for &me in owned {
-        let engine = engines.build(me, threads)?;
-        if me == 0 {
-            initial = Some(engine.maps().cloned());
-        }
-        let reference = match reference {
-            Some(r) => Some(r(me, 1)?),
-            None => None,
-        };
-        sims.push(
-            MeSim::new(
-                me,
-                engine,
-                reference,
-                threads,
-                nic.queue_depth,
-                config.keep_output,
-            )
-            .with_fw_cycles(nic.fw_cycles_per_packet),
-        );
-    }
-    let slot = |me: u32| owned.binary_search(&me).ok();
+    let _span = tracing::debug_span!("sim.shard", shard).entered();
+    let mut shard = Shard::new(shard, hosts, config, engines, reference)?;
     let mut out = Vec::new();
-    for batch in rx {
-        for (me, arrival) in batch.frames {
-            if let Some(i) = slot(me) {
-                sims[i].arrive(arrival, &mut out);
-            }
-        }
-        for sim in &mut sims {
-            sim.advance_to(batch.now, &mut out);
-        }
+    for mut batch in rx {
+        shard.process(batch.frames.drain(..), batch.now, &mut out);
         if !out.is_empty() {
-            let _ = res_tx.send(Msg::Results(std::mem::take(&mut out)));
+            let cap = out.capacity();
+            let _ = res_tx.send(Msg::Results(std::mem::replace(
+                &mut out,
+                Vec::with_capacity(cap),
+            )));
         }
     }
-    let mut stats = Vec::new();
-    let mut maps = Vec::new();
-    let mut map_mismatches = Vec::new();
-    for sim in sims {
-        let mut out = Vec::new();
-        let (st, engine, reference) = sim.finish(&mut out);
-        if !out.is_empty() {
-            let _ = res_tx.send(Msg::Results(out));
-        }
-        if let (Some(r), Some(m)) = (reference.as_ref().and_then(|r| r.maps()), engine.maps())
-            && !same_contents(r, m)
-        {
-            map_mismatches.push(st.me);
-        }
-        maps.push((st.me, engine.maps().cloned()));
-        stats.push(st);
+    let done = shard.finish(&mut out);
+    if !out.is_empty() {
+        let _ = res_tx.send(Msg::Results(out));
     }
-    Ok(ShardDone {
-        stats,
-        maps,
-        map_mismatches,
-        initial: initial.flatten(),
-    })
+    Ok(done)
 }
 
 /// Puts results back into input order and counts them.
@@ -430,6 +604,11 @@ fn build_output(
     maps.sort_by_key(|(me, _)| *me);
     let map_mismatches: u64 = done.iter().map(|d| d.map_mismatches.len() as u64).sum();
     let initial = done.iter_mut().find_map(|d| d.initial.take());
+    // Sums are order-independent, so the host thread count cannot change the profile.
+    let mut profile: Option<Vec<InsnProfile>> = None;
+    for p in done.iter_mut().filter_map(|d| d.profile.take()) {
+        add_profiles(profile.get_or_insert_with(Vec::new), &p);
+    }
 
     let (mut service, mut busy, mut latency) = (
         Histogram::default(),
@@ -540,6 +719,8 @@ fn build_output(
         report,
         maps: merged,
         merge_refused: refused,
+        profile,
+        latency_histogram: latency.buckets(),
     }
 }
 

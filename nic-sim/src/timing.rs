@@ -83,8 +83,15 @@ impl Histogram {
     pub const DENSE: u64 = 4096;
 
     /// Records one value.
+    #[inline]
     pub fn record(&mut self, v: u64) {
-        self.add(v, 1);
+        if let Some(slot) = self.dense.get_mut(v as usize) {
+            *slot += 1;
+            self.n += 1;
+            self.sum += u128::from(v);
+        } else {
+            self.add(v, 1);
+        }
     }
 
     fn add(&mut self, v: u64, c: u64) {
@@ -109,6 +116,13 @@ impl Histogram {
             .filter(|(_, c)| **c > 0)
             .map(|(v, c)| (v as u64, *c))
             .chain(self.sparse.iter().map(|(v, c)| (*v, *c)))
+    }
+
+    /// The histogram as `(value, count)` buckets in ascending value order, only values that
+    /// occurred. The histogram is exact, so each bucket's upper bound (inclusive) is its
+    /// value and it holds exactly the packets with that value.
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.iter().collect()
     }
 
     /// Adds another histogram.

@@ -27,6 +27,14 @@
 //!   shared by all threads; the lowering does not need them, they exist for completeness.
 //! - **Return value**: at `Exit`, R0 = `A1:A0` (bank A of the GPR pair 0/1).
 //!
+//! # Reference loop and fast path
+//!
+//! [`Thread::run_until_event`] interprets [`MeInsn`]s with every check, per instruction: it
+//! is the reference. [`Thread::run_until_event_fast`] runs a [`FastProgram`] (the same code
+//! decoded once: slot-numbered operands, checks done, fused pairs, per-run budget accounting)
+//! and falls back to the reference step for whatever it did not pre-decode; it gives the same
+//! events, errors, registers, memories and counts (`tests_fast`), and is what nic-sim runs.
+//!
 //! # Timing
 //!
 //! Each instruction charges its [`insn_cycles`](crate::cost::insn_cycles) issue cycles;
@@ -36,18 +44,25 @@
 //! threads meanwhile. Helpers without latency (random, adjust_head/tail) only add issue cycles. Effects happen at issue (a read fills the
 //! transfer registers immediately); a command without `swap` is fire-and-forget.
 
+mod fast;
+mod fast_fuse;
+mod fast_run;
 mod fw;
 mod memory;
+mod step;
 mod thread;
 mod units;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_fast;
+#[cfg(test)]
 mod tests_mem;
 #[cfg(test)]
 mod tests_props;
 
+pub use fast::FastProgram;
 pub use memory::{Lmem, SharedMem};
 pub use thread::Thread;
 
@@ -207,6 +222,40 @@ pub enum SwapTarget {
     Mem(MemTarget),
     /// A firmware helper.
     Fw(FwHelper),
+}
+
+/// What one instruction address cost over a run: for profiles
+/// ([`Thread::run_until_event_profiled`], nic-sim's `SimConfig::profile`).
+///
+/// `cycles` is every ME issue cycle charged while executing the instruction at this address:
+/// its own issue cycles, a firmware helper's issue cycles, the exit cost, and a taken
+/// branch's penalty (charged to the branch when it has no defer slots, to the last defer-slot
+/// instruction otherwise, where the executor applies it). Memory wait cycles are not issue
+/// cycles and are not counted; the sum of `cycles` over all addresses is the busy total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct InsnProfile {
+    /// Times the instruction at this address executed.
+    pub executions: u64,
+    /// ME cycles charged to it (see the type's docs).
+    pub cycles: u64,
+}
+
+impl InsnProfile {
+    /// Adds `other`'s counts (profiles of several MEs or runs sum address by address).
+    pub fn add(&mut self, other: &InsnProfile) {
+        self.executions += other.executions;
+        self.cycles += other.cycles;
+    }
+}
+
+/// Adds `from` into `into` address by address, growing `into` to `from`'s length.
+pub fn add_profiles(into: &mut Vec<InsnProfile>, from: &[InsnProfile]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), InsnProfile::default());
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        a.add(b);
+    }
 }
 
 /// Why [`Thread::run_until_event`] returned.

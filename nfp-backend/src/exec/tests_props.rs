@@ -15,7 +15,7 @@ use vm_core::maps::MapSet;
 use vm_core::{MapDef, MapType};
 
 /// Instructions with arbitrary (often out-of-range) operand numbers.
-fn wild_insn() -> impl Strategy<Value = MeInsn> {
+pub(super) fn wild_insn() -> impl Strategy<Value = MeInsn> {
     let src = (0u8..6, any::<u8>(), any::<u8>()).prop_map(|(k, x, y)| match k {
         0 => Src::Gpr(Bank::A, x % 40),
         1 => Src::Gpr(Bank::B, x % 40),
@@ -111,7 +111,7 @@ fn wild_insn() -> impl Strategy<Value = MeInsn> {
         })
 }
 
-fn maps() -> MapSet {
+pub(super) fn maps() -> MapSet {
     let defs = [MapDef {
         name: "h".into(),
         map_type: MapType::Hash,

@@ -2,7 +2,7 @@
 //! state or data movement beyond one register write.
 
 use super::memory::{Lmem, region};
-use super::thread::{Mul, Thread};
+use super::thread::{Mul, Thread, slot};
 use super::{ExecErrorKind, MemState, PKT_HEADROOM, ctm_packet_buffer};
 use crate::target::{CmdAction, Dst, MemTarget, MulStep, Src};
 
@@ -102,28 +102,47 @@ impl Thread {
             mem.maps,
         )?;
         match action {
+            // Whole words first, then a partial last word (byte commands).
             CmdAction::Read8 | CmdAction::Read32 => {
-                for (i, chunk) in bytes.chunks(4).enumerate() {
+                let xr = &mut self.file[slot::XFER_RD + x..];
+                let mut words = bytes.chunks_exact(4);
+                let mut i = 0;
+                for (r, c) in xr.iter_mut().zip(&mut words) {
+                    *r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    i += 1;
+                }
+                let rest = words.remainder();
+                if let (false, Some(r)) = (rest.is_empty(), xr.get_mut(i)) {
                     let mut w = [0u8; 4];
-                    w[..chunk.len()].copy_from_slice(chunk);
-                    self.xfer_rd[x + i] = u32::from_le_bytes(w);
+                    w[..rest.len()].copy_from_slice(rest);
+                    *r = u32::from_le_bytes(w);
                 }
             }
             CmdAction::Write8 | CmdAction::Write32 => {
-                for (i, chunk) in bytes.chunks_mut(4).enumerate() {
-                    let w = self.xfer_wr[x + i].to_le_bytes();
-                    let n = chunk.len();
-                    chunk.copy_from_slice(&w[..n]);
+                let xw = &self.file[slot::XFER_WR + x..];
+                let mut words = bytes.chunks_exact_mut(4);
+                let mut i = 0;
+                for (c, w) in (&mut words).zip(xw) {
+                    c.copy_from_slice(&w.to_le_bytes());
+                    i += 1;
+                }
+                let rest = words.into_remainder();
+                if let (false, Some(w)) = (rest.is_empty(), xw.get(i)) {
+                    let n = rest.len();
+                    rest.copy_from_slice(&w.to_le_bytes()[..n]);
                 }
             }
             CmdAction::AtomicAdd => {
                 if count == 1 {
                     let old = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                    bytes.copy_from_slice(&old.wrapping_add(self.xfer_wr[x]).to_le_bytes());
+                    bytes.copy_from_slice(
+                        &old.wrapping_add(self.file[slot::XFER_WR + x]).to_le_bytes(),
+                    );
                 } else {
                     let mut b = [0u8; 8];
                     b.copy_from_slice(bytes);
-                    let add = u64::from(self.xfer_wr[x]) | (u64::from(self.xfer_wr[x + 1]) << 32);
+                    let add = u64::from(self.file[slot::XFER_WR + x])
+                        | (u64::from(self.file[slot::XFER_WR + x + 1]) << 32);
                     bytes.copy_from_slice(&u64::from_le_bytes(b).wrapping_add(add).to_le_bytes());
                 }
             }

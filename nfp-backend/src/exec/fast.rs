@@ -1,0 +1,672 @@
+//! The pre-decoded form of a microengine program, for the fast path of the executor
+//! ([`Thread::run_until_event_fast`](super::Thread::run_until_event_fast)).
+//!
+//! # Why
+//!
+//! The reference loop interprets [`MeInsn`] enums: every operand is matched (GPR, transfer
+//! register, LM window, immediate), range-checked and routed on each execution, and every
+//! instruction does the defer-slot, CSR-hazard and budget bookkeeping. For nic-sim, which runs
+//! the same few dozen instructions millions of times, that is most of the host time. Here
+//! each instruction is decoded once into an [`Op`] whose operands are slot numbers of the
+//! thread's register file (`thread::slot`), whose checks are done, and whose branch targets
+//! carry the length of the straight-line run they start.
+//!
+//! # What runs fast, what falls back
+//!
+//! An instruction becomes a fast op when all its operand checks pass statically and it reads
+//! or writes no LM window (LM addresses and hazards are dynamic). Everything else is
+//! [`Op::Slow`]: the fast loop hands it to the reference `step`, with the same thread state,
+//! so the rare and the odd (defer-slot branches and their slots, CSR writes and the hazard
+//! window after them, multiplies, `rtn`, invalid operands that must fault) keep exactly the
+//! reference semantics. The fast loop also only runs while no defer slot and no LM hazard is
+//! pending, so fast ops never need those checks.
+//!
+//! # Paying by runs
+//!
+//! Budget and instruction count are paid per *run*: the straight-line stretch from an
+//! instruction to the next fast op that may continue elsewhere (a branch, a swapping command,
+//! a firmware call, exit), or to just before the next slow op. `run[pc]` is the number of
+//! instructions the run starting at `pc` executes; entering it checks the budget once and
+//! adds them all. A fault inside a run gives back the part not executed (`run[pc] - 1`
+//! after the faulting instruction), so counts stay exact. Each instruction costs one ME
+//! cycle, so busy cycles are the instructions executed plus the extras (taken-branch penalty,
+//! firmware issue, exit), which the loop adds where they occur.
+//!
+//! # Fused ops
+//!
+//! Common instruction pairs and triples of the lowering (64-bit compares and branches, zero
+//! tests, 64-bit moves and immediates) become one op, executing every constituent exactly
+//! (all flags, all register writes) in one dispatch. The constituents keep their own ops at
+//! their own addresses, so a branch into the middle of a fused group is still exact.
+
+use super::fast_fuse::{fuse, indirect_after};
+use super::step::same_bank;
+use super::thread::{bank, slot};
+use crate::target::{
+    AddrMode, AluOp, CmdAction, Cond, Dst, FwHelper, ImmedWidth, MeInsn, MemTarget, ShiftAmount,
+    ShiftKind, Src,
+};
+
+/// A destination: the two slots written (the second is `SINK` for a one-slot destination).
+pub(super) type D = [u8; 2];
+
+/// ALU operations of fast ops (the same as [`AluOp`]).
+pub(super) use crate::target::AluOp as A;
+
+/// One pre-decoded instruction (or fused group). Operand `u16`s and destination bytes are
+/// slots of the thread's register file; `t` is a branch target address, `rt` / `rn` the runs
+/// of the target and of the fall-through (0: the next instruction must run slow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    /// `alu[d, a, op, b]`, flags per the op (the rarer ops; the common ones have their own
+    /// variants below, saving the second dispatch on `op`).
+    Alu { op: A, d: D, a: u16, b: u16 },
+    /// `alu[d, a, +, b]`.
+    Add { d: D, a: u16, b: u16 },
+    /// `alu[d, a, +carry, b]`.
+    AddC { d: D, a: u16, b: u16 },
+    /// `alu[d, a, -, b]`.
+    Sub { d: D, a: u16, b: u16 },
+    /// `alu[d, a, -carry, b]`.
+    SubC { d: D, a: u16, b: u16 },
+    /// `alu[d, a, AND, b]`.
+    And { d: D, a: u16, b: u16 },
+    /// `alu[d, a, OR, b]`.
+    Or { d: D, a: u16, b: u16 },
+    /// `alu[d, a, XOR, b]`.
+    Xor { d: D, a: u16, b: u16 },
+    /// `alu[d, --, B, *l$index[off]]`: a move from a local-memory word. `rem` = the
+    /// instructions of its run after it (to know its own count, for the CSR hazard, and to
+    /// give back the run when it must run slow). Every `*Lm` op falls back to the
+    /// reference step when its hazard or address check fails, so the fault is the
+    /// reference's.
+    MovLm { d: D, idx: u8, off: u8, rem: u16 },
+    /// `alu[d, x, op, *l$index[off]]` (or with the LM word as `a` when `lm_a`).
+    AluLm {
+        op: A,
+        d: D,
+        x: u16,
+        lm_a: bool,
+        idx: u8,
+        off: u8,
+        rem: u16,
+    },
+    /// `alu[*l$index[off], a, op, b]`: a result stored to a local-memory word.
+    StLm {
+        op: A,
+        a: u16,
+        b: u16,
+        idx: u8,
+        off: u8,
+        rem: u16,
+    },
+    /// `local_csr_wr[ActLMAddr n, src]`.
+    CsrLm { n: u8, src: u16, rem: u16 },
+    /// `alu[d, --, B, b]`: `PassB`, the most common instruction (a move).
+    Mov { d: D, b: u16 },
+    /// A shift of `b` by a constant.
+    Shf {
+        kind: ShiftKind,
+        d: D,
+        a: u16,
+        b: u16,
+        n: u8,
+    },
+    /// `immed` writing the whole register.
+    Set { d: D, v: u32 },
+    /// `immed` writing part of it: `d = (d & keep) | v`.
+    Merge { d: D, keep: u32, v: u32 },
+    /// `ld_field`: `d = (d & keep) | (b.rotate_right(rot) & mask)` with `keep` from
+    /// `zero_fill` (0) or `!mask`.
+    Ld {
+        d: D,
+        b: u16,
+        rot: u8,
+        mask4: u8,
+        zero_fill: bool,
+    },
+    /// Conditional branch without defer slots.
+    Br {
+        cond: Cond,
+        t: u16,
+        rt: u16,
+        rn: u16,
+    },
+    /// `br_bset` / `br_bclr` without defer slots.
+    BrBit {
+        src: u16,
+        bit: u8,
+        set: bool,
+        t: u16,
+        rt: u16,
+        rn: u16,
+    },
+    /// A memory command with checked operands.
+    Cmd {
+        target: MemTarget,
+        action: CmdAction,
+        xfer: u8,
+        count: u8,
+        mode: AddrMode,
+        swap: bool,
+        a: u16,
+        b: u16,
+    },
+    /// A firmware helper call (ends a run: it may swap; continues at `pc + 1`).
+    Fw { helper: FwHelper, rn: u16 },
+    /// End of the program.
+    Exit,
+    /// No operation.
+    Nop,
+    /// Run this instruction with the reference `step` (see the module docs).
+    Slow,
+
+    // Fused groups (see the module docs); `pc` is the first constituent's address.
+    /// `pc`: `alu[--/d1, a1, op1, b1]`, `pc+1`: `alu[--/d2, a2, op2, b2]`, `pc+2`: branch
+    /// on `cond` (the 64-bit compare-and-branch of the lowering: `sub` + `sub_carry`, or a
+    /// zero test `xor` + `or`). Both ALU ops are in [`A`] and set flags as usual.
+    Alu2Br {
+        op1: A,
+        op2: A,
+        d1: D,
+        d2: D,
+        a1: u16,
+        b1: u16,
+        a2: u16,
+        b2: u16,
+        cond: Cond,
+        t: u16,
+        rt: u16,
+        rn: u16,
+    },
+    /// `pc`: `alu[d, a, op, b]`, `pc+1`: branch on `cond`.
+    AluBr {
+        op: A,
+        d: D,
+        a: u16,
+        b: u16,
+        cond: Cond,
+        t: u16,
+        rt: u16,
+        rn: u16,
+    },
+    /// Two consecutive ALU ops (64-bit add/sub/move pairs): `pc` then `pc+1`.
+    Alu2 {
+        op1: A,
+        op2: A,
+        d1: D,
+        d2: D,
+        a1: u16,
+        b1: u16,
+        a2: u16,
+        b2: u16,
+    },
+    /// Two consecutive whole-register immediates (a 64-bit constant).
+    Set2 { d1: D, d2: D, v1: u32, v2: u32 },
+    /// Two consecutive moves (a 64-bit register copy).
+    Mov2 { d1: D, b1: u16, d2: D, b2: u16 },
+    /// `alu[d1, a1, +, b1]; alu[d2, a2, +carry, b2]` (a 64-bit add).
+    Add64 {
+        d1: D,
+        d2: D,
+        a1: u16,
+        b1: u16,
+        a2: u16,
+        b2: u16,
+    },
+    /// `alu[d1, a1, -, b1]; alu[d2, a2, -carry, b2]` (a 64-bit subtract).
+    Sub64 {
+        d1: D,
+        d2: D,
+        a1: u16,
+        b1: u16,
+        a2: u16,
+        b2: u16,
+    },
+    /// `alu[--, a1, -, b1]; alu[--, a2, -carry, b2]; br<cond>` (a 64-bit compare and
+    /// branch).
+    Cmp64Br {
+        cond: Cond,
+        a1: u16,
+        b1: u16,
+        a2: u16,
+        b2: u16,
+        t: u16,
+        rt: u16,
+        rn: u16,
+    },
+    /// `alu[d1, a1, XOR, b1]; alu[--, a2, OR, b2]; br<cond>` (a 64-bit equality test).
+    XorOrBr {
+        d1: D,
+        a1: u16,
+        b1: u16,
+        a2: u16,
+        b2: u16,
+        cond: Cond,
+        t: u16,
+        rt: u16,
+        rn: u16,
+    },
+    /// `alu[--, a, OR, b]; br<cond>` (a 64-bit zero test).
+    OrBr {
+        a: u16,
+        b: u16,
+        cond: Cond,
+        t: u16,
+        rt: u16,
+        rn: u16,
+    },
+    /// `pc`: `alu[d1, a1, op, b1]`, `pc+1`: a shift of `b2` (and `a2`) by the low 5 bits of
+    /// that result (the indirect shift, valid only right after its ALU instruction).
+    AluShf {
+        op: A,
+        kind: ShiftKind,
+        d1: D,
+        a1: u16,
+        b1: u16,
+        d2: D,
+        a2: u16,
+        b2: u16,
+    },
+}
+
+impl Op {
+    /// Whether execution may continue somewhere other than the next instruction (the op
+    /// ends a run).
+    fn ends_run(&self) -> bool {
+        matches!(
+            self,
+            Op::Br { .. }
+                | Op::BrBit { .. }
+                | Op::Cmd { swap: true, .. }
+                | Op::Fw { .. }
+                | Op::Exit
+                | Op::Alu2Br { .. }
+                | Op::AluBr { .. }
+                | Op::Cmp64Br { .. }
+                | Op::XorOrBr { .. }
+                | Op::OrBr { .. }
+        )
+    }
+
+    /// Instructions the op executes.
+    pub(super) fn width(&self) -> usize {
+        match self {
+            Op::Alu2Br { .. } | Op::Cmp64Br { .. } | Op::XorOrBr { .. } => 3,
+            Op::AluBr { .. }
+            | Op::Alu2 { .. }
+            | Op::Set2 { .. }
+            | Op::AluShf { .. }
+            | Op::Mov2 { .. }
+            | Op::Add64 { .. }
+            | Op::Sub64 { .. }
+            | Op::OrBr { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A program decoded for the fast path: build it once per program, run it on any thread
+/// with [`Thread::run_until_event_fast`](super::Thread::run_until_event_fast).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastProgram {
+    /// The reference instructions (slow ops and the fall-back run them).
+    pub(super) code: Box<[MeInsn]>,
+    /// One op per address, plus a final `Slow` at `code.len()` (falling off the end).
+    pub(super) ops: Box<[Op]>,
+    /// Instructions of the run starting at each address (0: run it slow), same length.
+    pub(super) run: Box<[u16]>,
+}
+
+/// A source operand as a slot, if it needs no dynamic check.
+pub(super) fn src(s: Src) -> Option<u16> {
+    Some(match s {
+        Src::Gpr(b, n) if n < 32 => (bank(b) + n as usize) as u16,
+        Src::Xfer(n) if n < 32 => (slot::XFER_RD + n as usize) as u16,
+        Src::Imm(v) => (slot::IMM + v as usize) as u16,
+        Src::None => slot::ZERO as u16,
+        _ => return None,
+    })
+}
+
+/// A destination as slots, if it needs no dynamic check. `D[0]` is also the slot a
+/// partial write reads (bank A for `Both`, as the reference's `read_dst`).
+pub(super) fn dst(d: Dst) -> Option<D> {
+    const SINK: u8 = slot::SINK as u8;
+    Some(match d {
+        Dst::Both(n) if n < 32 => [(slot::A + n as usize) as u8, (slot::B + n as usize) as u8],
+        Dst::Gpr(b, n) if n < 32 => [(bank(b) + n as usize) as u8, SINK],
+        Dst::Xfer(n) if n < 32 => [(slot::XFER_WR + n as usize) as u8, SINK],
+        Dst::None => [SINK, SINK],
+        _ => return None,
+    })
+}
+
+/// Decodes one instruction without its run lengths (`rt` / `rn` are filled in later).
+fn decode(insn: &MeInsn, len: usize) -> Op {
+    decode_checked(insn, len)
+        .or_else(|| decode_lm(insn))
+        .unwrap_or(Op::Slow)
+}
+
+/// An LM window operand whose index and offset are in range.
+fn lm(s: Src) -> Option<(u8, u8)> {
+    match s {
+        Src::Lm { index, off } if index < 4 && off < 16 => Some((index, off)),
+        _ => None,
+    }
+}
+
+/// The ALU and CSR forms with one local-memory operand.
+fn decode_lm(insn: &MeInsn) -> Option<Op> {
+    Some(match *insn {
+        MeInsn::Alu {
+            op,
+            dst: Dst::Lm { index, off },
+            a,
+            b,
+        } if index < 4 && off < 16 && !same_bank(a, b) => Op::StLm {
+            op,
+            a: src(a)?,
+            b: src(b)?,
+            idx: index,
+            off,
+            rem: 0,
+        },
+        MeInsn::Alu { op, dst: d, a, b } => {
+            let d = dst(d)?;
+            match (lm(a), lm(b)) {
+                (None, Some((idx, off))) if op == AluOp::PassB && src(a).is_some() => Op::MovLm {
+                    d,
+                    idx,
+                    off,
+                    rem: 0,
+                },
+                (None, Some((idx, off))) => Op::AluLm {
+                    op,
+                    d,
+                    x: src(a)?,
+                    lm_a: false,
+                    idx,
+                    off,
+                    rem: 0,
+                },
+                (Some((idx, off)), None) => Op::AluLm {
+                    op,
+                    d,
+                    x: src(b)?,
+                    lm_a: true,
+                    idx,
+                    off,
+                    rem: 0,
+                },
+                _ => return None,
+            }
+        }
+        MeInsn::CsrWrite {
+            csr: crate::target::Csr::ActLmAddr(n),
+            src: s,
+        } if n < 4 => Op::CsrLm {
+            n,
+            src: src(s)?,
+            rem: 0,
+        },
+        _ => return None,
+    })
+}
+
+fn decode_checked(insn: &MeInsn, len: usize) -> Option<Op> {
+    let target = |t: u16| (usize::from(t) < len).then_some(t);
+    Some(match *insn {
+        MeInsn::Alu { op, dst: d, a, b } => {
+            if same_bank(a, b) {
+                return None;
+            }
+            let (d, a, b) = (dst(d)?, src(a)?, src(b)?);
+            match op {
+                AluOp::PassB => Op::Mov { d, b },
+                AluOp::Add => Op::Add { d, a, b },
+                AluOp::AddCarry => Op::AddC { d, a, b },
+                AluOp::Sub => Op::Sub { d, a, b },
+                AluOp::SubCarry => Op::SubC { d, a, b },
+                AluOp::And => Op::And { d, a, b },
+                AluOp::Or => Op::Or { d, a, b },
+                AluOp::Xor => Op::Xor { d, a, b },
+                op => Op::Alu { op, d, a, b },
+            }
+        }
+        MeInsn::Shf {
+            kind,
+            dst: d,
+            a,
+            b,
+            amount: ShiftAmount::Imm(n),
+        } if n < 32 && !same_bank(a, b) => Op::Shf {
+            kind,
+            d: dst(d)?,
+            a: src(a)?,
+            b: src(b)?,
+            n,
+        },
+        MeInsn::Immed {
+            dst: d,
+            imm,
+            shift,
+            invert,
+            width,
+        } => {
+            let ok = match width {
+                ImmedWidth::All => shift <= 2,
+                ImmedWidth::Word => shift == 0 || shift == 2,
+                ImmedWidth::Byte => shift <= 3,
+            };
+            if !ok {
+                return None;
+            }
+            let d = dst(d)?;
+            let s = 8 * u32::from(shift);
+            let mut v = u32::from(imm) << s;
+            if invert {
+                v = !v;
+            }
+            match width {
+                ImmedWidth::All => Op::Set { d, v },
+                ImmedWidth::Word | ImmedWidth::Byte => {
+                    let m = if width == ImmedWidth::Word {
+                        0xffff
+                    } else {
+                        0xff
+                    } << s;
+                    Op::Merge {
+                        d,
+                        keep: !m,
+                        v: v & m,
+                    }
+                }
+            }
+        }
+        MeInsn::LdField {
+            dst: d,
+            byte_mask: mask4,
+            b,
+            shift_bytes,
+            zero_fill,
+        } => {
+            let dst_bank = match d {
+                Dst::Gpr(bk, _) => bk,
+                Dst::Both(_) => crate::target::Bank::A,
+                _ => return None,
+            };
+            if matches!(b, Src::Gpr(bk, _) if bk == dst_bank) || mask4 > 0xf || shift_bytes > 3 {
+                return None;
+            }
+            Op::Ld {
+                d: dst(d)?,
+                b: src(b)?,
+                rot: 8 * shift_bytes,
+                mask4,
+                zero_fill,
+            }
+        }
+        MeInsn::Br {
+            cond,
+            target: t,
+            defer: 0,
+        } => Op::Br {
+            cond,
+            t: target(t)?,
+            rt: 0,
+            rn: 0,
+        },
+        MeInsn::BrBit {
+            src: s,
+            bit,
+            set,
+            target: t,
+            defer: 0,
+        } if bit < 32 => Op::BrBit {
+            src: src(s)?,
+            bit,
+            set,
+            t: target(t)?,
+            rt: 0,
+            rn: 0,
+        },
+        MeInsn::Cmd {
+            target,
+            action,
+            xfer,
+            count,
+            mode,
+            a,
+            b,
+            swap,
+        } if !same_bank(a, b) => Op::Cmd {
+            target,
+            action,
+            xfer,
+            count,
+            mode,
+            swap,
+            a: src(a)?,
+            b: src(b)?,
+        },
+        MeInsn::FwCall { helper } => Op::Fw { helper, rn: 0 },
+        MeInsn::Exit => Op::Exit,
+        MeInsn::Nop => Op::Nop,
+        _ => return None,
+    })
+}
+
+impl FastProgram {
+    /// Decodes `code` (any code: what cannot be pre-decoded runs on the reference path).
+    pub fn new(code: &[MeInsn]) -> FastProgram {
+        let len = code.len();
+        // Programs beyond u16 addresses run entirely on the reference path.
+        let fast = len < usize::from(u16::MAX);
+        let mut ops: Vec<Op> = code
+            .iter()
+            .map(|i| if fast { decode(i, len) } else { Op::Slow })
+            .collect();
+        ops.push(Op::Slow);
+        // Fuse. An indirect shift is always slow on its own (the reference checks that the
+        // instruction before was an ALU one, which fast ALU ops do not record), so a fast
+        // ALU op right before one must fuse with it, or run slow itself.
+        let plain = ops.clone();
+        for pc in 0..len {
+            if let Some(f) = fuse(code, &plain, pc) {
+                ops[pc] = f;
+            } else if indirect_after(code, pc) && matches!(code[pc], MeInsn::Alu { .. }) {
+                ops[pc] = Op::Slow;
+            }
+        }
+        // Runs, from the end, following each op's own chain (a fused op continues after its
+        // last constituent): a run ends at an op that ends one, or before a slow op.
+        let mut run = vec![0u16; len + 1];
+        for pc in (0..len).rev() {
+            let w = ops[pc].width();
+            run[pc] = match ops[pc] {
+                Op::Slow => 0,
+                o if o.ends_run() => w as u16,
+                _ => run
+                    .get(pc + w)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(w as u16),
+            };
+        }
+        let r = |pc: usize| run.get(pc).copied().unwrap_or(0);
+        for (pc, op) in ops.iter_mut().enumerate() {
+            let after = pc + op.width();
+            match op {
+                Op::MovLm { rem, .. }
+                | Op::AluLm { rem, .. }
+                | Op::StLm { rem, .. }
+                | Op::CsrLm { rem, .. } => *rem = r(pc).saturating_sub(1),
+                Op::Br { t, rt, rn, .. }
+                | Op::BrBit { t, rt, rn, .. }
+                | Op::AluBr { t, rt, rn, .. }
+                | Op::Alu2Br { t, rt, rn, .. }
+                | Op::Cmp64Br { t, rt, rn, .. }
+                | Op::XorOrBr { t, rt, rn, .. }
+                | Op::OrBr { t, rt, rn, .. } => {
+                    *rt = r(usize::from(*t));
+                    *rn = r(after);
+                }
+                Op::Fw { rn, .. } => *rn = r(after),
+                _ => {}
+            }
+        }
+        FastProgram {
+            code: code.into(),
+            ops: ops.into_boxed_slice(),
+            run: run.into_boxed_slice(),
+        }
+    }
+
+    /// The reference instructions.
+    pub fn code(&self) -> &[MeInsn] {
+        &self.code
+    }
+
+    /// Instructions that run on the fast path (the rest fall back to the reference step).
+    pub fn fast_insns(&self) -> usize {
+        self.run
+            .iter()
+            .take(self.code.len())
+            .filter(|r| **r > 0)
+            .count()
+    }
+}
+
+/// The byte mask of an `Op::Ld`, from its 4-bit mask (a table lookup in the loop).
+pub(super) const LD_MASKS: [u32; 16] = {
+    let mut t = [0u32; 16];
+    let mut i = 0;
+    while i < 16 {
+        let mut m = 0u32;
+        let mut b = 0;
+        while b < 4 {
+            if i & (1 << b) != 0 {
+                m |= 0xff << (8 * b);
+            }
+            b += 1;
+        }
+        t[i] = m;
+        i += 1;
+    }
+    t
+};
+
+#[cfg(test)]
+mod tests {
+    use super::super::step::byte_mask;
+    use super::*;
+
+    #[test]
+    fn masks_match_the_reference() {
+        for m in 0..16u8 {
+            assert_eq!(LD_MASKS[m as usize], byte_mask(m));
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The fast path equals the reference loop: same events and errors, and after every event
+//! the same registers, flags, counters, pending defer/hazard/multiply state, packet buffer,
+//! local memory, shared memories and maps. Checked on random instruction sequences (valid
+//! and invalid operands, defer slots, CSR hazards, faults, tiny budgets) and on random
+//! offloadable eBPF programs compiled by the backend (the generator of the exec_vs_interp
+//! integration test).
+
+#![allow(clippy::unwrap_used)]
+
+use super::tests_props::{maps as wild_maps, wild_insn};
+use super::thread::slot;
+use super::*;
+use crate::NicLimits;
+use crate::target::decode::tests::insn;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[allow(dead_code, clippy::all)]
+#[path = "../../tests/exec_vs_interp/generate.rs"]
+mod generate;
+
+#[allow(dead_code, clippy::all)]
+#[path = "../../tests/exec_vs_interp/assemble.rs"]
+mod assemble;
+
+/// One ME context with its memories, run on one of the two paths.
+struct Side {
+    lmem: Lmem,
+    shared: SharedMem,
+    maps: MapSet,
+    thread: Thread,
+}
+
+impl Side {
+    fn new(maps: MapSet, thread: u8) -> Side {
+        Side {
+            lmem: Lmem::new(),
+            shared: SharedMem::new(7, 0),
+            maps,
+            thread: Thread::new(thread),
+        }
+    }
+
+    fn resume(
+        &mut self,
+        fast: Option<&FastProgram>,
+        code: &[MeInsn],
+        budget: u64,
+        profile: Option<&mut Vec<InsnProfile>>,
+    ) -> Result<Event, ExecError> {
+        let lat = Latencies::NFP4000;
+        let mut mem = MemState {
+            lmem: &mut self.lmem,
+            shared: &mut self.shared,
+            maps: &mut self.maps,
+            lat: &lat,
+        };
+        match (fast, profile) {
+            (Some(p), Some(prof)) => self
+                .thread
+                .run_until_event_fast_profiled(p, &mut mem, budget, prof),
+            (Some(p), None) => self.thread.run_until_event_fast(p, &mut mem, budget),
+            (None, Some(prof)) => self
+                .thread
+                .run_until_event_profiled(code, &mut mem, budget, prof),
+            (None, None) => self.thread.run_until_event(code, &mut mem, budget),
+        }
+    }
+}
+
+/// Everything observable about a side, as comparable values (`Err` names the first
+/// difference).
+fn same(r: &Side, f: &Side) -> Result<(), String> {
+    let (a, b) = (&r.thread, &f.thread);
+    let checks: [(&str, bool); 14] = [
+        ("registers", a.file[..slot::REGS] == b.file[..slot::REGS]),
+        (
+            "constants and zero",
+            b.file[slot::ZERO] == 0 && a.file[slot::IMM..] == b.file[slot::IMM..],
+        ),
+        ("flags", a.cc == b.cc),
+        ("pc", a.pc == b.pc),
+        ("insns", a.insns == b.insns),
+        ("running", a.running == b.running),
+        (
+            "lm state",
+            (a.lm_addr, a.lm_ready) == (b.lm_addr, b.lm_ready),
+        ),
+        (
+            "defer state",
+            (a.defer_left, a.defer_target, a.defer_taken, a.defer_slots)
+                == (b.defer_left, b.defer_target, b.defer_taken, b.defer_slots),
+        ),
+        (
+            "multiplier",
+            (a.mul.a, a.mul.b, a.mul.width, a.mul.steps)
+                == (b.mul.a, b.mul.b, b.mul.width, b.mul.steps),
+        ),
+        (
+            "packet",
+            a.pkt == b.pkt && (a.meta, a.data, a.end) == (b.meta, b.data, b.end),
+        ),
+        ("lmem", r.lmem.bytes() == f.lmem.bytes()),
+        (
+            "shared",
+            r.shared.cls() == f.shared.cls()
+                && r.shared.imem() == f.shared.imem()
+                && r.shared.prandom_state() == f.shared.prandom_state(),
+        ),
+        (
+            "maps",
+            r.maps.len() == f.maps.len()
+                && r.maps
+                    .iter()
+                    .zip(f.maps.iter())
+                    .all(|(x, y)| x.entries() == y.entries() && x.slab() == y.slab()),
+        ),
+        (
+            "dirty tracking",
+            (a.dirty_hi, a.headroom_dirty) == (b.dirty_hi, b.headroom_dirty),
+        ),
+    ];
+    match checks.iter().find(|(_, ok)| !ok) {
+        Some((what, _)) => Err(format!("{what} differ")),
+        None => Ok(()),
+    }
+}
+
+/// Runs `packets` one after another on both paths (state kept across packets), comparing
+/// after every event; with `profiled`, the profiles too.
+fn agree(
+    code: &[MeInsn],
+    maps: &MapSet,
+    packets: &[Vec<u8>],
+    thread: u8,
+    budget: u64,
+    profiled: bool,
+) -> Result<(), String> {
+    let fast = FastProgram::new(code);
+    let mut r = Side::new(maps.clone(), thread);
+    let mut f = Side::new(maps.clone(), thread);
+    let (mut pr, mut pf) = (
+        vec![InsnProfile::default(); code.len()],
+        vec![InsnProfile::default(); code.len()],
+    );
+    for (i, p) in packets.iter().enumerate() {
+        let a = r.thread.start(&mut r.lmem, p);
+        let b = f.thread.start(&mut f.lmem, p);
+        if a != b {
+            return Err(format!("packet {i}: start {a:?} vs {b:?}"));
+        }
+        if a.is_err() {
+            continue;
+        }
+        for step in 0.. {
+            let a = r.resume(None, code, budget, profiled.then_some(&mut pr));
+            let b = f.resume(Some(&fast), code, budget, profiled.then_some(&mut pf));
+            if a != b {
+                return Err(format!(
+                    "packet {i} event {step}: reference {a:?}, fast {b:?}"
+                ));
+            }
+            same(&r, &f).map_err(|e| format!("packet {i} after event {step} ({a:?}): {e}"))?;
+            if !matches!(a, Ok(Event::Swap { .. })) {
+                break;
+            }
+        }
+    }
+    if pr != pf {
+        return Err("profiles differ".into());
+    }
+    Ok(())
+}
+
+fn show(code: &[MeInsn]) -> String {
+    crate::target::print_program(code)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn fast_path_equals_reference_on_random_code(
+        code in prop::collection::vec(
+            prop_oneof![4 => insn(), 1 => wild_insn()], 1..48),
+        packets in prop::collection::vec(prop::collection::vec(any::<u8>(), 10..120), 1..3),
+        thread in 0u8..THREADS_PER_ME,
+        budget in prop_oneof![Just(400u64), 1u64..30],
+        profiled in any::<bool>(),
+    ) {
+        let maps = wild_maps();
+        if let Err(e) = agree(&code, &maps, &packets, thread, budget, profiled) {
+            prop_assert!(false, "{e}\n{}", show(&code));
+        }
+    }
+}
+
+/// Random offloadable programs (loops, map helpers, packet access, atomics), compiled, on
+/// random packets with prefilled maps: the realistic instruction mix nic-sim runs.
+#[test]
+fn fast_path_equals_reference_on_compiled_programs() {
+    let cases = std::env::var("NFP_FAST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000u32);
+    let nic = NicLimits::default();
+    let strategy = (
+        generate::spec(30, 128),
+        prop::collection::vec(any::<u8>(), 1..=4),
+        prop::collection::vec(any::<u8>(), 200),
+        0u8..THREADS_PER_ME,
+        any::<bool>(),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let compiled_n = AtomicUsize::new(0);
+    let result = runner.run(&strategy, |(spec, lens, bytes, thread, profiled)| {
+        let program = spec.program();
+        let Ok(compiled) = crate::compile::compile(&program, &nic) else {
+            return Ok(());
+        };
+        compiled_n.fetch_add(1, Ordering::Relaxed);
+        let mut maps = MapSet::new(&program.maps, 1).unwrap();
+        for k in 0..generate::HASH_FILLED as u32 {
+            if let Some(m) = maps.get_mut(1) {
+                let _ = m.user_update(&k.to_le_bytes(), &[k as u8 + 1; 16], 0);
+            }
+        }
+        let packets: Vec<Vec<u8>> = lens
+            .iter()
+            .map(|&l| {
+                // Half the packets are long enough for every bounds check to pass.
+                let len = if l % 2 == 0 {
+                    200
+                } else {
+                    14 + usize::from(l) % 186
+                };
+                bytes[..len].to_vec()
+            })
+            .collect();
+        agree(&compiled.code, &maps, &packets, thread, 100_000, profiled)
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{}", show(&compiled.code))))
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert!(
+        compiled_n.load(Ordering::Relaxed) > 0,
+        "no generated program was offloadable"
+    );
+}
+
+/// The pre-decoded form of the demo filter runs almost entirely fast.
+#[test]
+fn demo_filter_is_mostly_fast() {
+    let prog = vm_core::demo::udp_filter();
+    let c = crate::compile::compile(&prog, &NicLimits::default()).unwrap();
+    let f = FastProgram::new(&c.code);
+    assert!(
+        f.fast_insns() * 10 >= c.code.len() * 9,
+        "{} of {}",
+        f.fast_insns(),
+        c.code.len()
+    );
+}
