@@ -19,7 +19,7 @@ use nfp_backend::compile::{compile, lower_verified};
 use nfp_backend::feasibility;
 use nfp_backend::lower::LowerOptions;
 use verifier::{VerifyOptions, verify};
-use vm_core::{ProgType, Program};
+use vm_core::Program;
 
 /// Corpus programs benchmarked besides the demo: the largest offloadable ones.
 const CORPUS_PROGRAMS: usize = 3;
@@ -42,76 +42,37 @@ fn unlimited() -> NicLimits {
 }
 
 /// The demo, then the `CORPUS_PROGRAMS` largest offloadable XDP/tc programs of ebpf-samples
-/// (Cilium section conventions included), then
-/// the largest program only the lowering (no NIC limits) translates, if larger.
+/// (the same rule as the ratio table's compile rows, `benches::corpus::largest_offloadable`),
+/// then the largest program only the lowering (no NIC limits) translates, if larger.
 fn cases(nic: &NicLimits) -> Vec<Case> {
     let mut out = vec![Case {
         name: "demo:udp_filter".into(),
         program: vm_core::demo::udp_filter(),
         lowering_only: false,
     }];
-    let loose = unlimited();
-    let mut found = Vec::new();
-    let mut lowered: Option<Case> = None;
-    for path in vm_core::corpus::elf_objects(&["ebpf-samples"]) {
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        if vm_core::elf::is_big_endian(&bytes) {
-            continue;
-        }
-        let Ok((obj, _)) = vm_core::elf::load_object_lenient(&bytes) else {
-            continue;
-        };
-        let file = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("?")
-            .to_string();
-        for mut p in obj.programs {
-            match p.prog_type {
-                ProgType::Xdp | ProgType::SchedCls => {}
-                ProgType::Other(0) => {
-                    let section = p.section.clone().unwrap_or_default();
-                    match vm_core::corpus::conventional_prog_type(&section, &file) {
-                        Some(t) => p.prog_type = t,
-                        None => continue,
-                    }
-                }
-                _ => continue,
-            }
-            let name = format!("{file}:{}", p.name);
-            if compile(&p, nic).is_ok() {
-                found.push(Case {
-                    name,
-                    program: p,
-                    lowering_only: false,
-                });
-            } else if lowered
-                .as_ref()
-                .is_none_or(|l| l.program.insns.len() < p.insns.len())
-                && lower_verified(&p, &loose, &LowerOptions::default()).is_ok()
-            {
-                lowered = Some(Case {
-                    name: format!("{name} (lowering only)"),
-                    program: p,
-                    lowering_only: true,
-                });
-            }
-        }
-    }
-    // Largest first; the same program in several objects counts once.
-    found.sort_by(|a, b| {
-        b.program
-            .insns
-            .len()
-            .cmp(&a.program.insns.len())
-            .then(a.name.cmp(&b.name))
-    });
-    found.dedup_by(|a, b| a.program.insns == b.program.insns);
+    let candidates = benches::corpus::sample_packet_programs();
+    let found = benches::corpus::largest_offloadable(&candidates, nic, CORPUS_PROGRAMS);
     let largest = found.first().map_or(0, |c| c.program.insns.len());
-    out.extend(found.into_iter().take(CORPUS_PROGRAMS));
-    out.extend(lowered.filter(|l| l.program.insns.len() > largest));
+    let loose = unlimited();
+    let mut bigger: Vec<_> = candidates
+        .iter()
+        .filter(|c| c.program.insns.len() > largest)
+        .collect();
+    bigger.sort_by_key(|c| std::cmp::Reverse(c.program.insns.len()));
+    let lowered = bigger.into_iter().find(|c| {
+        compile(&c.program, nic).is_err()
+            && lower_verified(&c.program, &loose, &LowerOptions::default()).is_ok()
+    });
+    out.extend(found.into_iter().map(|c| Case {
+        name: c.label,
+        program: c.program,
+        lowering_only: false,
+    }));
+    out.extend(lowered.map(|c| Case {
+        name: format!("{} (lowering only)", c.label),
+        program: c.program.clone(),
+        lowering_only: true,
+    }));
     out
 }
 

@@ -1,7 +1,19 @@
-//! Workloads shared by the criterion benches: each is one program in bpf_conformance assembly
-//! plus its input, runnable unchanged by our interpreter (`mem` convention: r1 = buffer,
-//! r2 = length) and by the rbpf crate (which leaves r2 at 0, so its copy starts with one extra
-//! `mov r2, LEN`; the executed-instruction count of each engine is measured separately).
+//! Workloads shared by the criterion benches and the ratio table (`--bin ratios`), so both
+//! measure the same things.
+//!
+//! Interpreter workloads are one program in bpf_conformance assembly plus its input,
+//! runnable unchanged by our interpreter (`mem` convention: r1 = buffer, r2 = length) and by
+//! the rbpf crate (which leaves r2 at 0, so its copy starts with one extra `mov r2, LEN`; the
+//! executed-instruction count of each engine is measured separately). Corpus workloads are
+//! chosen in [`corpus`]; the simulation workload is [`sim_program`] on [`sim_frames`].
+//!
+//! Modules: [`timing`] (the table's own harness), [`kernel`] (the kernel's JIT and verifier
+//! as peers), [`corpus`] (which corpus programs), [`table`] (the ratio table and its header).
+
+pub mod corpus;
+pub mod kernel;
+pub mod table;
+pub mod timing;
 
 use vm_core::{ProgType, Program, RawInsn, isa};
 
@@ -83,25 +95,78 @@ out:
 exit
 "
     .to_string();
-    let packet = vm_core::demo::packets()
-        .into_iter()
-        .find(|(name, _)| name.contains("blocked"))
-        .map(|(_, p)| p)
-        .unwrap_or_default();
     Workload {
         name: "udp_parser",
         asm,
-        input: packet,
+        input: blocked_packet(),
     }
 }
 
 /// The demo XDP program (the same parser over `xdp_md`, plus a verdict counter in an array
 /// map: a helper call and an atomic add per run) and the packet it drops.
 pub fn udp_parser_xdp() -> (Program, Vec<u8>) {
-    let packet = vm_core::demo::packets()
+    (vm_core::demo::udp_filter(), blocked_packet())
+}
+
+/// The demo's IPv4/UDP packet to the blocked port (the parsers' longest path).
+pub fn blocked_packet() -> Vec<u8> {
+    vm_core::demo::packets()
         .into_iter()
         .find(|(name, _)| name.contains("blocked"))
         .map(|(_, p)| p)
-        .unwrap_or_default();
-    (vm_core::demo::udp_filter(), packet)
+        .unwrap_or_default()
+}
+
+/// A program as the bytes a loader hands to the decoder (`lddw` map references keep their
+/// map index in the fd field).
+pub fn program_bytes(p: &Program) -> Vec<u8> {
+    RawInsn::slice_to_bytes(&isa::encode_program(&p.insns))
+}
+
+/// The decode stage: raw bytes to typed instructions (what every tool does first).
+pub fn decode(bytes: &[u8]) -> Result<Vec<isa::Insn>, String> {
+    let raw = RawInsn::slice_from_bytes(bytes).map_err(|e| e.to_string())?;
+    isa::decode_program(&raw).map_err(|e| e.to_string())
+}
+
+/// Frames per simulation run: enough that the per-run setup (spawning host threads, building
+/// ME replicas) is a small part of the time.
+pub const SIM_FRAMES: u64 = 200_000;
+
+/// The simulated traffic: `n` 64-byte UDP frames over 10,000 flows, a fifth of them to the
+/// port the demo filter drops (the spec the nic-sim bench uses).
+pub fn sim_frames(n: u64) -> Result<Vec<Vec<u8>>, nic_sim::SimError> {
+    let spec = nic_sim::TrafficSpec::parse(&format!(
+        "packets={n},flows=10000,size=64,dport=7770-7790,seed=2"
+    ))?;
+    nic_sim::traffic::Generator::new(&spec).collect()
+}
+
+/// The simulation workload: the demo UDP filter (the UDP-parser-sized program) compiled for
+/// the default NIC.
+pub fn sim_program() -> Result<nic_sim::NfpProgram, String> {
+    nic_sim::NfpProgram::compile(
+        &vm_core::demo::udp_filter(),
+        &nfp_backend::NicLimits::default(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// One simulation of `frames` on an Agilio CX with `host_threads` host threads, reference
+/// interpreter comparison off. Returns the packets the report counted.
+pub fn simulate(
+    frames: &[Vec<u8>],
+    program: &nic_sim::NfpProgram,
+    host_threads: usize,
+) -> Result<u64, nic_sim::SimError> {
+    let mut config = nic_sim::SimConfig::new(nic_sim::NicPreset::agilio_cx());
+    config.host_threads = host_threads;
+    let out = nic_sim::simulate(
+        frames.iter().cloned().map(Ok),
+        &config,
+        program,
+        None,
+        |_, _| Ok(()),
+    )?;
+    Ok(out.report.packets)
 }

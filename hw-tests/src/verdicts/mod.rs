@@ -19,7 +19,9 @@ pub mod table;
 use std::collections::BTreeMap;
 
 pub use corpus::{corpus_objects, kernel_release};
-pub use object::{LOG_LEVEL, explain, object_verdicts, object_verdicts_matching};
+pub use object::{
+    LOG_LEVEL, create_map, explain, object_verdicts, object_verdicts_matching, referenced_maps,
+};
 pub use section::{AttachNeed, ProgSpec, TypeSource, classify};
 pub use table::{TableError, parse_table, write_header, write_row};
 

@@ -29,7 +29,7 @@ use crate::sys::errno_name;
 pub const LOG_LEVEL: u32 = log_level::BASIC | log_level::STATS;
 
 /// Creates one map as the object's loader would (see the module documentation).
-fn create_map(object: &str, def: &MapDef) -> Result<MapFd, MapError> {
+pub fn create_map(object: &str, def: &MapDef) -> Result<MapFd, MapError> {
     let mut spec = MapSpec::from_def(def);
     let cpus = u32::try_from(possible_cpus()).unwrap_or(u32::MAX);
     match def.map_type {
@@ -72,7 +72,7 @@ fn create_map(object: &str, def: &MapDef) -> Result<MapFd, MapError> {
 }
 
 /// Indices into `Program::maps` that the program's `lddw`s refer to, in first-use order.
-fn referenced_maps(p: &Program) -> Vec<usize> {
+pub fn referenced_maps(p: &Program) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::new();
     for insn in &p.insns {
         if let Insn::LdImm64 {

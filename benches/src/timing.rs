@@ -1,0 +1,164 @@
+//! A small timing harness for the ratio table: criterion is too slow for a one-command,
+//! few-minutes comparison of ~30 measurements, so each measurement here is "repeat the
+//! operation in batches of at least [`Budget::batch`] wall time, keep [`Budget::samples`]
+//! batches, report the median per-operation time". The median rather than the mean, because
+//! the machine is shared: a batch that lost the CPU to another process is an outlier to
+//! drop, not a cost to average in.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// How long to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Smallest wall time of one batch of repetitions.
+    pub batch: Duration,
+    /// Batches per measurement; the median batch is reported.
+    pub samples: usize,
+}
+
+impl Budget {
+    /// The ratio table's default: 5 batches of >= 120 ms, ~0.6 s per measurement.
+    pub const TABLE: Budget = Budget {
+        batch: Duration::from_millis(120),
+        samples: 5,
+    };
+
+    /// For a quick smoke run (`--quick`): 3 batches of >= 20 ms.
+    pub const QUICK: Budget = Budget {
+        batch: Duration::from_millis(20),
+        samples: 3,
+    };
+}
+
+/// One measurement: the median of `samples` batch means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// Median nanoseconds per operation.
+    pub median_ns: f64,
+    /// Smallest and largest batch mean (ns per operation), for the spread.
+    pub min_ns: f64,
+    /// See `min_ns`.
+    pub max_ns: f64,
+    /// Operations per batch.
+    pub per_batch: u64,
+    /// Batches taken.
+    pub samples: usize,
+}
+
+impl Measurement {
+    /// From per-operation figures of several samples (ns); `None` when `values` is empty.
+    pub fn from_samples(mut values: Vec<f64>, per_batch: u64) -> Option<Measurement> {
+        values.retain(|v| v.is_finite());
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median_ns = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Measurement {
+            median_ns,
+            min_ns: values[0],
+            max_ns: values[n - 1],
+            per_batch,
+            samples: n,
+        })
+    }
+
+    /// Operations per second at the median.
+    pub fn per_sec(&self) -> f64 {
+        1e9 / self.median_ns
+    }
+}
+
+/// Times `op`: finds a batch size that takes at least `budget.batch`, then measures
+/// `budget.samples` batches of that size. The result of `op` goes through `black_box` so the
+/// work cannot be optimised away.
+pub fn measure<T>(budget: Budget, mut op: impl FnMut() -> T) -> Measurement {
+    // Calibrate: double the batch until one batch is long enough (the first call also warms
+    // caches and lazy state up).
+    let mut per_batch = 1u64;
+    let first = loop {
+        let t = Instant::now();
+        for _ in 0..per_batch {
+            black_box(op());
+        }
+        let took = t.elapsed();
+        if took >= budget.batch || per_batch >= 1 << 40 {
+            // A slow operation (one run already fills the batch) counts this run as a sample.
+            break (per_batch == 1).then_some(took.as_secs_f64() * 1e9);
+        }
+        // Jump close to the target once the batch is long enough to extrapolate from.
+        per_batch = if took >= Duration::from_millis(2) {
+            let scale = budget.batch.as_secs_f64() / took.as_secs_f64();
+            ((per_batch as f64 * scale * 1.1).ceil() as u64).max(per_batch + 1)
+        } else {
+            per_batch * 2
+        };
+    };
+    let mut values: Vec<f64> = first.into_iter().collect();
+    while values.len() < budget.samples.max(1) {
+        let t = Instant::now();
+        for _ in 0..per_batch {
+            black_box(op());
+        }
+        values.push(t.elapsed().as_secs_f64() * 1e9 / per_batch as f64);
+    }
+    Measurement::from_samples(values, per_batch).unwrap_or(Measurement {
+        median_ns: f64::NAN,
+        min_ns: f64::NAN,
+        max_ns: f64::NAN,
+        per_batch,
+        samples: 0,
+    })
+}
+
+/// Collects `samples` values from `sample` (each already a per-operation figure in ns, e.g.
+/// reported by the kernel itself) and returns their median; errors stop at the first one.
+pub fn collect<E>(
+    samples: usize,
+    per_batch: u64,
+    mut sample: impl FnMut() -> Result<f64, E>,
+) -> Result<Option<Measurement>, E> {
+    let mut values = Vec::with_capacity(samples);
+    for _ in 0..samples.max(1) {
+        values.push(sample()?);
+    }
+    Ok(Measurement::from_samples(values, per_batch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_sample_counts() {
+        let m = Measurement::from_samples(vec![5.0, 1.0, 3.0], 1).expect("values");
+        assert_eq!(m.median_ns, 3.0);
+        assert_eq!((m.min_ns, m.max_ns), (1.0, 5.0));
+        let m = Measurement::from_samples(vec![4.0, 1.0, 3.0, 2.0], 1).expect("values");
+        assert_eq!(m.median_ns, 2.5);
+        assert!(Measurement::from_samples(vec![f64::NAN], 1).is_none());
+    }
+
+    #[test]
+    fn measure_reaches_the_batch_length() {
+        let budget = Budget {
+            batch: Duration::from_millis(2),
+            samples: 3,
+        };
+        let mut n = 0u64;
+        let m = measure(budget, || {
+            n += 1;
+            std::thread::sleep(Duration::from_micros(50));
+        });
+        assert_eq!(m.samples, 3);
+        assert!(m.per_batch >= 2, "{m:?}");
+        // 50 us sleeps: the median is at least that.
+        assert!(m.median_ns >= 50_000.0, "{m:?}");
+    }
+}
