@@ -20,16 +20,6 @@ impl CliError {
         }
     }
 
-    /// A subcommand whose stage has not landed yet: said plainly, exit 2 (usage), never faked.
-    pub fn not_yet(cmd: &str, what: &str, issue: u32) -> Self {
-        CliError {
-            code: 2,
-            message: format!(
-                "`offload {cmd}` is not available yet: {what} lands with issue #{issue}"
-            ),
-        }
-    }
-
     pub fn report(&self) -> ExitCode {
         eprintln!("offload: {}", self.message);
         ExitCode::from(self.code)

@@ -20,6 +20,8 @@ pub struct Loaded {
     pub mem: Option<Vec<u8>>,
     /// `-- result` of a `.data` file.
     pub expected: Option<u64>,
+    /// Source lines from the ELF's BTF line info, when it has any for this program.
+    pub lines: Option<vm_core::elf::LineTable>,
 }
 
 impl Loaded {
@@ -100,6 +102,7 @@ pub fn load(path: &Path, g: &GlobalOpts) -> Result<Loaded, CliError> {
         program,
         mem,
         expected,
+        lines: None,
     })
 }
 
@@ -140,11 +143,19 @@ fn load_elf(
     if let Some(t) = forced {
         program.prog_type = t;
     }
+    let lines = obj
+        .programs
+        .iter()
+        .position(|p| p.name == program.name && p.section == program.section)
+        .and_then(|i| obj.source_lines.get(i))
+        .filter(|t| !t.is_empty())
+        .cloned();
     Ok(Loaded {
         raw: program.raw(),
         program: Ok(program),
         mem: None,
         expected: None,
+        lines,
     })
 }
 

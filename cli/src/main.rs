@@ -6,6 +6,7 @@ mod cmd;
 mod exit;
 mod input;
 mod json;
+mod progress;
 mod traffic;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -91,11 +92,8 @@ enum Command {
     Sim(cmd::sim::SimArgs),
     /// Run engines on the same inputs and report the first divergence.
     Diff(cmd::diff::DiffArgs),
-    /// Feasibility and performance report (issue #7).
-    Report {
-        /// Program.
-        prog: PathBuf,
-    },
+    /// Feasibility and performance report: DIR/index.html with SVG charts, DIR/report.json.
+    Report(cmd::report::ReportArgs),
     /// Run the built-in demo through every stage that exists.
     Demo,
 }
@@ -140,6 +138,6 @@ fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Compile(args) => cmd::compile::compile(&args, g),
         Command::Sim(args) => cmd::sim::sim(&args, g),
         Command::Diff(args) => cmd::diff::diff(&args, g),
-        Command::Report { .. } => Err(CliError::not_yet("report", "the offload report", 7)),
+        Command::Report(args) => cmd::report::report(&args, g),
     }
 }

@@ -154,18 +154,6 @@ fn demo_runs_and_reports_json() {
 }
 
 #[test]
-fn stages_not_yet_built_say_so() {
-    let s = tmp("p.s");
-    std::fs::write(&s, "mov %r0, 2\nexit\n").expect("write");
-    // `sim` has landed (see the sim_* tests below); `report` has not.
-    for cmd in ["report"] {
-        let (code, _, err) = offload(&[cmd, s.to_str().expect("utf-8")]);
-        assert_eq!(code, 2, "{cmd}");
-        assert!(err.contains("not available yet"), "{cmd}: {err}");
-    }
-}
-
-#[test]
 fn verify_accepts_and_rejects_with_the_contract_fields_and_exit_codes() {
     let ok = tmp("verify-ok.s");
     std::fs::write(

@@ -9,6 +9,7 @@ use nfp_backend::compile::{Compiled, NotOffloadable};
 use nfp_backend::target::{encode_program, print};
 use nfp_backend::{NicLimits, Reason};
 use serde_json::{Map, Value, json};
+use vm_core::elf::LineTable;
 use vm_core::{Insn, Program, asm};
 
 use crate::{GlobalOpts, exit::CliError, input, json as out};
@@ -74,7 +75,7 @@ pub fn compile(args: &CompileArgs, g: &GlobalOpts) -> Result<u8, CliError> {
                 out::print(json_ok(&c, nic));
             } else {
                 if args.listing {
-                    print!("{}", listing(&program, &c));
+                    print!("{}", listing(&program, &c, loaded.lines.as_ref()));
                 }
                 print_summary(&args.prog, &c, nic);
             }
@@ -174,8 +175,9 @@ fn print_summary(path: &Path, c: &Compiled, nic: &NicLimits) {
 
 /// Each eBPF instruction (kernel syntax) followed by the microcode addresses it became;
 /// code not attributed to any instruction (prologue, shared exit, prefetch tail) is listed
-/// where it falls.
-fn listing(program: &Program, c: &Compiled) -> String {
+/// where it falls. With BTF line info, each new C source line is printed above the first
+/// instruction that came from it.
+pub fn listing(program: &Program, c: &Compiled, lines: Option<&LineTable>) -> String {
     use std::fmt::Write as _;
     let raw = program.raw();
     let mut owner = vec![None; c.code.len()];
@@ -188,6 +190,7 @@ fn listing(program: &Program, c: &Compiled) -> String {
     }
     let mut s = String::new();
     let mut next = 0;
+    let mut last_line: Option<(&str, u32)> = None;
     for (pc, insn) in program.insns.iter().enumerate() {
         if *insn == Insn::LdImm64Tail {
             continue;
@@ -200,6 +203,12 @@ fn listing(program: &Program, c: &Compiled) -> String {
                 }
                 next += 1;
             }
+        }
+        if let Some(l) = lines.and_then(|t| t.at(pc))
+            && last_line != Some((l.file.as_str(), l.line))
+        {
+            let _ = writeln!(s, "; {}:{}  {}", l.file, l.line, l.text);
+            last_line = Some((l.file.as_str(), l.line));
         }
         let code = raw.get(pc).map_or(0, |r| r.code);
         let _ = writeln!(s, "{}", asm::kernel_line(pc, code, insn));

@@ -8,11 +8,8 @@
 //! error names the frame and byte offset), bad `--traffic`, unknown `--nic`, a program type
 //! other than XDP (the NFP datapath runs XDP programs).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use nfp_backend::NicLimits;
 use nic_sim::{
     FrameSource, NfpProgram, NicPreset, SimConfig, SimError, SimOutput, SimReport, simulate,
@@ -20,6 +17,7 @@ use nic_sim::{
 use serde_json::{Map, Value, json};
 use vm_core::ProgType;
 
+use crate::progress::Progress;
 use crate::{GlobalOpts, exit::CliError, input, json as out};
 
 /// Options of `offload sim`.
@@ -56,59 +54,6 @@ pub struct SimArgs {
 
 fn sim_error(e: SimError) -> CliError {
     CliError::input(e)
-}
-
-/// Frames from either source, with a progress bar on a terminal once the run turns out long.
-struct Progress {
-    started: Instant,
-    bar: Option<ProgressBar>,
-    tty: bool,
-    total: Option<u64>,
-    seen: u64,
-}
-
-impl Progress {
-    fn new(total: Option<u64>) -> Progress {
-        Progress {
-            started: Instant::now(),
-            bar: None,
-            tty: std::io::stderr().is_terminal(),
-            total,
-            seen: 0,
-        }
-    }
-
-    /// Called per frame; touches the clock only every 16 Ki frames.
-    fn tick(&mut self) {
-        self.seen += 1;
-        if !self.tty || !self.seen.is_multiple_of(16_384) {
-            return;
-        }
-        match &self.bar {
-            Some(b) => b.set_position(self.seen),
-            None if self.started.elapsed() > Duration::from_millis(700) => {
-                let b = match self.total {
-                    Some(n) => ProgressBar::new(n).with_style(
-                        ProgressStyle::with_template("{spinner} simulating {pos}/{len} frames [{bar:30}] {per_sec} eta {eta}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                    ),
-                    None => ProgressBar::new_spinner().with_style(
-                        ProgressStyle::with_template("{spinner} simulating {pos} frames {per_sec}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    ),
-                };
-                b.set_position(self.seen);
-                self.bar = Some(b);
-            }
-            None => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }
 
 fn preset(args: &SimArgs) -> Result<NicPreset, CliError> {
