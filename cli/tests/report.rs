@@ -129,7 +129,8 @@ fn not_offloadable_program_names_every_reason_with_its_source_line() {
     }
     assert!(v["sim"].is_null() && v["instructions"].is_null());
     assert_eq!(report_json(&dir)["reasons"], v["reasons"]);
-    assert!(dir.join("index.html").exists());
+    let html = std::fs::read_to_string(dir.join("index.html")).expect("page");
+    assert!(html.contains("^^^ [nfp]"), "the listing marks the reasons");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

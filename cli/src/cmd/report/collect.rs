@@ -118,6 +118,12 @@ pub fn collect(args: &ReportArgs, g: &GlobalOpts) -> Result<Report, CliError> {
                 .iter()
                 .map(|r| reason_out(r, r.pc.map(describe), &lines))
                 .collect();
+            report.listing = Some(ebpf_listing(
+                &program,
+                &raw,
+                loaded.lines.as_ref(),
+                &n.reasons,
+            ));
             return Ok(report);
         }
     };
@@ -381,6 +387,36 @@ fn reason_out(r: &Reason, insn: Option<(String, Option<SourceRef>)>, lines: &Lin
         insn: insn.map(|i| i.0),
         source: r.pc.and_then(lines),
     }
+}
+
+/// The program in kernel syntax under its C source lines, each reason marked at its
+/// instruction: the context a reader needs to see why the NIC refuses it.
+fn ebpf_listing(
+    program: &Program,
+    raw: &[vm_core::RawInsn],
+    lines: Option<&vm_core::elf::LineTable>,
+    reasons: &[Reason],
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let mut last: Option<(&str, u32)> = None;
+    for (pc, insn) in program.insns.iter().enumerate() {
+        if *insn == Insn::LdImm64Tail {
+            continue;
+        }
+        if let Some(l) = lines.and_then(|t| t.at(pc))
+            && last != Some((l.file.as_str(), l.line))
+        {
+            let _ = writeln!(s, "; {}:{}  {}", l.file, l.line, l.text);
+            last = Some((l.file.as_str(), l.line));
+        }
+        let code = raw.get(pc).map_or(0, |r| r.code);
+        let _ = writeln!(s, "{}", asm::kernel_line(pc, code, insn));
+        for r in reasons.iter().filter(|r| r.pc == Some(pc)) {
+            let _ = writeln!(s, "    ^^^ {}  [{}]", r.message, r.category);
+        }
+    }
+    s
 }
 
 /// The instruction at `pc` in kernel syntax, without the `pc: (op)` prefix.

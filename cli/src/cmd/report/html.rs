@@ -302,10 +302,22 @@ pub fn page(report: &Report) -> String {
         h.push_str(&hot_rows(&report.hottest));
     }
     if let Some(l) = &report.listing {
+        let n = l.lines().count();
+        let (open, what) = if report.offloadable {
+            (
+                "",
+                "each eBPF instruction under its C source line, followed by the microcode it became",
+            )
+        } else {
+            // A refused program's listing is the context of its reasons: shown unless long.
+            (
+                if n <= 400 { " open" } else { "" },
+                "each eBPF instruction under its C source line, reasons marked ^^^",
+            )
+        };
         let _ = write!(
             h,
-            "<h2>Listing</h2><details><summary>each eBPF instruction, its C source line and the microcode it became ({} lines)</summary><pre>{}</pre></details>",
-            l.lines().count(),
+            "<h2>Listing</h2><details{open}><summary>{what} ({n} lines)</summary><pre>{}</pre></details>",
             esc(l)
         );
     }

@@ -240,7 +240,8 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Chart files written beside `index.html`.
     pub charts: Vec<String>,
-    /// eBPF next to its microcode and C source lines (`compile --listing`); on the page only.
+    /// eBPF under its C source lines, with the microcode it became (offloadable) or the
+    /// reasons marked (refused); on the page only.
     #[serde(skip)]
     pub listing: Option<String>,
 }
