@@ -14,7 +14,8 @@
 //! regression-format files), and the ignored `explain_regression` test.
 //!
 //! Kernel bugs found this way are documented in `regressions/KERNEL_BUGS.md`, pinned by the
-//! `kernel_6_18_*` tests below and avoided by the generator.
+//! `kernel_6_18_*` tests below (and in `kernel_zext.rs`: zero-extension lost on pruned paths)
+//! and avoided by the generator.
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
