@@ -155,6 +155,7 @@ fn scaling(s: &Scaling, nic: &str) -> Result<String, ChartError> {
             .x_desc("microengines (MEs)")
             .y_desc("Mpps")
             .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style((FONT, 14))
             .draw()?;
         for (r, color) in s.line_rates.iter().zip(RATE_COLORS.iter().cycle()) {
