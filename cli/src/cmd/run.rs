@@ -65,13 +65,10 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         program.prog_type = ProgType::Mem;
     }
     let input = match program.prog_type {
-        ProgType::Mem => {
-            let mem = match &args.mem {
-                Some(p) => input::read_bytes_input(p)?,
-                None => data_mem.unwrap_or_default(),
-            };
-            mem
-        }
+        ProgType::Mem => match &args.mem {
+            Some(p) => input::read_bytes_input(p)?,
+            None => data_mem.unwrap_or_default(),
+        },
         ProgType::Xdp | ProgType::SchedCls | ProgType::SocketFilter => {
             if args.mem.is_some() {
                 return Err(CliError::input(format!(
@@ -79,11 +76,10 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
                     program.prog_type.name()
                 )));
             }
-            let packet = match &args.packet {
+            match &args.packet {
                 Some(p) => input::read_bytes_input(p)?,
                 None => vec![0u8; 64],
-            };
-            packet
+            }
         }
         ProgType::Other(n) => {
             return Err(CliError::input(format!(

@@ -68,7 +68,7 @@ impl RawInsn {
 
     /// Parses a byte buffer made of whole 8-byte slots.
     pub fn slice_from_bytes(bytes: &[u8]) -> Result<Vec<RawInsn>, TruncatedProgram> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return Err(TruncatedProgram { len: bytes.len() });
         }
         Ok(bytes

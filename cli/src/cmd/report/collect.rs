@@ -152,8 +152,7 @@ pub fn collect(args: &ReportArgs, g: &GlobalOpts) -> Result<Report, CliError> {
         return Ok(report);
     }
     simulate_all(args, &nic, &program, &c, &mut report, &|pc| {
-        let (insn, _) = describe(pc);
-        (insn, lines(pc))
+        (describe(pc), lines(pc))
     })?;
     Ok(report)
 }
@@ -379,12 +378,12 @@ fn latency_buckets(hist: &[(u64, u64)], ns_per_cycle: f64) -> Vec<LatencyBucket>
     out
 }
 
-fn reason_out(r: &Reason, insn: Option<(String, Option<SourceRef>)>, lines: &Lines) -> ReasonOut {
+fn reason_out(r: &Reason, insn: Option<String>, lines: &Lines) -> ReasonOut {
     ReasonOut {
         pc: r.pc,
         category: r.category.to_string(),
         message: r.message.clone(),
-        insn: insn.map(|i| i.0),
+        insn,
         source: r.pc.and_then(lines),
     }
 }
@@ -420,8 +419,8 @@ fn ebpf_listing(
 }
 
 /// The instruction at `pc` in kernel syntax, without the `pc: (op)` prefix.
-fn describe(program: &Program, raw: &[vm_core::RawInsn], pc: usize) -> (String, Option<SourceRef>) {
-    let text = match program.insns.get(pc) {
+fn describe(program: &Program, raw: &[vm_core::RawInsn], pc: usize) -> String {
+    match program.insns.get(pc) {
         Some(Insn::LdImm64Tail) => "(second slot of lddw)".to_string(),
         Some(insn) => {
             let code = raw.get(pc).map_or(0, |r| r.code);
@@ -432,8 +431,7 @@ fn describe(program: &Program, raw: &[vm_core::RawInsn], pc: usize) -> (String, 
             }
         }
         None => String::new(),
-    };
-    (text, None)
+    }
 }
 
 fn stem(path: &std::path::Path) -> String {

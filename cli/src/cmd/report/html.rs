@@ -321,9 +321,9 @@ pub fn page(report: &Report) -> String {
             esc(l)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<footer>offload {} &middot; generated {} &middot; the same data: <a href=\"report.json\">report.json</a></footer></main></body></html>\n",
+        "<footer>offload {} &middot; generated {} &middot; the same data: <a href=\"report.json\">report.json</a></footer></main></body></html>",
         esc(&report.tool_version),
         esc(&report.generated)
     );
