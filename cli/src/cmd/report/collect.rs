@@ -385,6 +385,7 @@ fn reason_out(r: &Reason, insn: Option<String>, lines: &Lines) -> ReasonOut {
         message: r.message.clone(),
         insn,
         source: r.pc.and_then(lines),
+        hint: super::hints::hint(r.category).map(str::to_string),
     }
 }
 

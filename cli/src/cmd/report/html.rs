@@ -37,6 +37,7 @@ code,pre{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font
 pre.src{margin:2px 0 0;color:#555;white-space:pre-wrap}
 img.chart{width:100%;max-width:820px;background:#fff;border:1px solid #e1e1e1;border-radius:6px;display:block;margin:8px 0}
 .kv td:first-child{width:38%;color:#444}
+.hint{color:#1f5f99;margin-top:4px}
 .note{color:#7a5b00;background:#fff7dd;border:1px solid #f0dc9a;padding:8px 12px;border-radius:6px}
 details{background:#fff;border:1px solid #e1e1e1;border-radius:6px;padding:8px 12px}summary{cursor:pointer;color:#444}
 footer{color:#888;font-size:.85em;margin-top:32px}
@@ -156,10 +157,14 @@ pub fn page(report: &Report) -> String {
         for r in &report.reasons {
             let _ = write!(
                 h,
-                "<tr><td class=\"n\">{}</td><td>{}<div class=\"sub\">{}</div></td><td>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"n\">{}</td><td>{}<div class=\"sub\">{}</div>{}</td><td>{}</td><td>{}</td></tr>",
                 r.pc.map_or("program".to_string(), |p| p.to_string()),
                 esc(&r.message),
                 esc(&r.category),
+                r.hint.as_ref().map_or(String::new(), |h| format!(
+                    "<div class=\"hint\">&rarr; {}</div>",
+                    esc(h)
+                )),
                 r.insn
                     .as_ref()
                     .map_or(String::new(), |i| format!("<code>{}</code>", esc(i))),

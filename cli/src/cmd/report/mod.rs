@@ -12,6 +12,7 @@
 
 mod charts;
 mod collect;
+mod hints;
 mod html;
 mod model;
 

@@ -66,6 +66,8 @@ pub struct ReasonOut {
     pub insn: Option<String>,
     /// The C source line of `pc`, where BTF line info exists.
     pub source: Option<SourceRef>,
+    /// What the author can change, for this category.
+    pub hint: Option<String>,
 }
 
 /// Instruction counts before and after lowering.
