@@ -88,7 +88,33 @@ pub fn compile(args: &CompileArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     }
 }
 
-fn reasons_json(reasons: &[Reason]) -> Value {
+/// One reason as the human output prints it: `  insn    30: message  [category]`.
+pub fn reason_line(pc: Option<usize>, message: &str, category: &str) -> String {
+    match pc {
+        Some(pc) => format!("  insn {pc:>5}: {message}  [{category}]"),
+        None => format!("  program   : {message}  [{category}]"),
+    }
+}
+
+/// When the C source line changes at `pc`, the `; file:line  text` header to print above it.
+pub fn source_header(
+    lines: Option<&LineTable>,
+    pc: usize,
+    last: &mut Option<(String, u32)>,
+) -> Option<String> {
+    let l = lines?.at(pc)?;
+    if last
+        .as_ref()
+        .is_some_and(|(f, n)| *f == l.file && *n == l.line)
+    {
+        return None;
+    }
+    *last = Some((l.file.clone(), l.line));
+    Some(format!("; {}:{}  {}", l.file, l.line, l.text))
+}
+
+/// Reasons as the contract's JSON array.
+pub fn reasons_json(reasons: &[Reason]) -> Value {
     Value::Array(
         reasons
             .iter()
@@ -140,10 +166,7 @@ fn report_rejection(path: &Path, n: &NotOffloadable, ebpf_insns: usize, g: &Glob
         if n.reasons.len() == 1 { "" } else { "s" }
     );
     for r in &n.reasons {
-        match r.pc {
-            Some(pc) => println!("  insn {pc:>5}: {}  [{}]", r.message, r.category),
-            None => println!("  program   : {}  [{}]", r.message, r.category),
-        }
+        println!("{}", reason_line(r.pc, &r.message, r.category));
     }
 }
 
@@ -190,7 +213,7 @@ pub fn listing(program: &Program, c: &Compiled, lines: Option<&LineTable>) -> St
     }
     let mut s = String::new();
     let mut next = 0;
-    let mut last_line: Option<(&str, u32)> = None;
+    let mut last_line = None;
     for (pc, insn) in program.insns.iter().enumerate() {
         if *insn == Insn::LdImm64Tail {
             continue;
@@ -204,11 +227,8 @@ pub fn listing(program: &Program, c: &Compiled, lines: Option<&LineTable>) -> St
                 next += 1;
             }
         }
-        if let Some(l) = lines.and_then(|t| t.at(pc))
-            && last_line != Some((l.file.as_str(), l.line))
-        {
-            let _ = writeln!(s, "; {}:{}  {}", l.file, l.line, l.text);
-            last_line = Some((l.file.as_str(), l.line));
+        if let Some(h) = source_header(lines, pc, &mut last_line) {
+            let _ = writeln!(s, "{h}");
         }
         let code = raw.get(pc).map_or(0, |r| r.code);
         let _ = writeln!(s, "{}", asm::kernel_line(pc, code, insn));

@@ -17,6 +17,7 @@ use nic_sim::{
 use serde_json::{Map, Value, json};
 use vm_core::ProgType;
 
+use crate::cmd::compile::{reason_line, reasons_json};
 use crate::progress::Progress;
 use crate::{GlobalOpts, exit::CliError, input, json as out};
 
@@ -93,12 +94,7 @@ pub fn sim(args: &SimArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             if g.json {
                 let mut f = Map::new();
                 f.insert("offloadable".into(), json!(false));
-                let reasons: Vec<Value> = n
-                    .reasons
-                    .iter()
-                    .map(|r| json!({"pc": r.pc, "message": r.message, "category": r.category}))
-                    .collect();
-                f.insert("reasons".into(), Value::Array(reasons));
+                f.insert("reasons".into(), reasons_json(&n.reasons));
                 out::print(f);
             } else {
                 eprintln!(
@@ -106,10 +102,7 @@ pub fn sim(args: &SimArgs, g: &GlobalOpts) -> Result<u8, CliError> {
                     args.prog.display()
                 );
                 for r in &n.reasons {
-                    match r.pc {
-                        Some(pc) => eprintln!("  insn {pc:>5}: {}  [{}]", r.message, r.category),
-                        None => eprintln!("  program   : {}  [{}]", r.message, r.category),
-                    }
+                    eprintln!("{}", reason_line(r.pc, &r.message, r.category));
                 }
             }
             return Ok(1);

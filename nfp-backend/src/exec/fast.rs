@@ -40,11 +40,10 @@
 //! their own addresses, so a branch into the middle of a fused group is still exact.
 
 use super::fast_fuse::{fuse, indirect_after};
-use super::step::same_bank;
+use super::step::{immed_parts, same_bank};
 use super::thread::{bank, slot};
 use crate::target::{
-    AddrMode, AluOp, CmdAction, Cond, Dst, FwHelper, ImmedWidth, MeInsn, MemTarget, ShiftAmount,
-    ShiftKind, Src,
+    AddrMode, AluOp, CmdAction, Cond, Dst, FwHelper, MeInsn, MemTarget, ShiftAmount, ShiftKind, Src,
 };
 
 /// A destination: the two slots written (the second is `SINK` for a one-slot destination).
@@ -455,34 +454,12 @@ fn decode_checked(insn: &MeInsn, len: usize) -> Option<Op> {
             invert,
             width,
         } => {
-            let ok = match width {
-                ImmedWidth::All => shift <= 2,
-                ImmedWidth::Word => shift == 0 || shift == 2,
-                ImmedWidth::Byte => shift <= 3,
-            };
-            if !ok {
-                return None;
-            }
+            let (v, m) = immed_parts(imm, shift, invert, width)?;
             let d = dst(d)?;
-            let s = 8 * u32::from(shift);
-            let mut v = u32::from(imm) << s;
-            if invert {
-                v = !v;
-            }
-            match width {
-                ImmedWidth::All => Op::Set { d, v },
-                ImmedWidth::Word | ImmedWidth::Byte => {
-                    let m = if width == ImmedWidth::Word {
-                        0xffff
-                    } else {
-                        0xff
-                    } << s;
-                    Op::Merge {
-                        d,
-                        keep: !m,
-                        v: v & m,
-                    }
-                }
+            if m == u32::MAX {
+                Op::Set { d, v }
+            } else {
+                Op::Merge { d, keep: !m, v }
             }
         }
         MeInsn::LdField {

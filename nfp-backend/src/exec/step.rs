@@ -14,6 +14,36 @@ pub(super) fn same_bank(a: Src, b: Src) -> bool {
     matches!((a, b), (Src::Gpr(x, _), Src::Gpr(y, _)) if x == y)
 }
 
+/// An `immed`'s value and the bits it writes (`u32::MAX` for a whole-register write), or
+/// `None` when the shift is not valid for the width. Shared by the reference step and the
+/// fast path's decoder so the two cannot drift apart.
+pub(super) fn immed_parts(
+    imm: u16,
+    shift: u8,
+    invert: bool,
+    width: ImmedWidth,
+) -> Option<(u32, u32)> {
+    let ok = match width {
+        ImmedWidth::All => shift <= 2,
+        ImmedWidth::Word => shift == 0 || shift == 2,
+        ImmedWidth::Byte => shift <= 3,
+    };
+    if !ok {
+        return None;
+    }
+    let s = 8 * u32::from(shift);
+    let mut v = u32::from(imm) << s;
+    if invert {
+        v = !v;
+    }
+    let mask = match width {
+        ImmedWidth::All => u32::MAX,
+        ImmedWidth::Word => 0xffff << s,
+        ImmedWidth::Byte => 0xff << s,
+    };
+    Some((v & mask, mask))
+}
+
 /// The 32-bit mask of the bytes selected by a 4-bit `ld_field` byte mask.
 pub(super) fn byte_mask(mask: u8) -> u32 {
     (0..4)
@@ -246,31 +276,15 @@ impl Thread {
                 invert,
                 width,
             } => {
-                let ok = match width {
-                    ImmedWidth::All => shift <= 2,
-                    ImmedWidth::Word => shift == 0 || shift == 2,
-                    ImmedWidth::Byte => shift <= 3,
-                };
-                if !ok {
+                let Some((v, m)) = immed_parts(imm, shift, invert, width) else {
                     return self.fail(ExecErrorKind::BadOperand(
                         "immed shift not valid for its width",
                     ));
-                }
-                let s = 8 * u32::from(shift);
-                let mut v = u32::from(imm) << s;
-                if invert {
-                    v = !v;
-                }
-                let v = match width {
-                    ImmedWidth::All => v,
-                    ImmedWidth::Word | ImmedWidth::Byte => {
-                        let m = if width == ImmedWidth::Word {
-                            0xffff
-                        } else {
-                            0xff
-                        } << s;
-                        (self.read_dst(dst, mem.lmem) & !m) | (v & m)
-                    }
+                };
+                let v = if m == u32::MAX {
+                    v
+                } else {
+                    (self.read_dst(dst, mem.lmem) & !m) | v
                 };
                 self.write(dst, v, mem.lmem);
             }

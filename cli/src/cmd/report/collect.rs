@@ -399,16 +399,13 @@ fn ebpf_listing(
 ) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let mut last: Option<(&str, u32)> = None;
+    let mut last = None;
     for (pc, insn) in program.insns.iter().enumerate() {
         if *insn == Insn::LdImm64Tail {
             continue;
         }
-        if let Some(l) = lines.and_then(|t| t.at(pc))
-            && last != Some((l.file.as_str(), l.line))
-        {
-            let _ = writeln!(s, "; {}:{}  {}", l.file, l.line, l.text);
-            last = Some((l.file.as_str(), l.line));
+        if let Some(h) = crate::cmd::compile::source_header(lines, pc, &mut last) {
+            let _ = writeln!(s, "{h}");
         }
         let code = raw.get(pc).map_or(0, |r| r.code);
         let _ = writeln!(s, "{}", asm::kernel_line(pc, code, insn));

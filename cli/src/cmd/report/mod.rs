@@ -70,10 +70,10 @@ pub fn report(args: &ReportArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     } else {
         println!("{}: {}", args.prog.display(), report.headline());
         for r in &report.reasons {
-            match r.pc {
-                Some(pc) => println!("  insn {pc:>5}: {}  [{}]", r.message, r.category),
-                None => println!("  program   : {}  [{}]", r.message, r.category),
-            }
+            println!(
+                "{}",
+                crate::cmd::compile::reason_line(r.pc, &r.message, &r.category)
+            );
         }
         for n in &report.notes {
             println!("  note: {n}");

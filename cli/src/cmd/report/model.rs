@@ -307,8 +307,10 @@ pub fn hottest(
         let pc = owner.get(addr).copied().flatten();
         let e = per_pc.entry(pc).or_insert((0, 0, 0));
         e.1 += cycles;
+        // An instruction runs as often as its first microcode word; the unattributed pool
+        // counts its most-run word.
         let first = pc.and_then(|p| map.get(p)).map(|r| r.start);
-        if first == Some(addr) || (pc.is_none() && execs > e.0) {
+        if pc.is_none() || first == Some(addr) {
             e.0 = e.0.max(execs);
         }
     }
