@@ -28,9 +28,6 @@ use crate::timing::{Budget, Measurement};
 /// The marker every skipped kernel measurement prints.
 pub const SKIP_MARKER: &str = "SKIP (no kernel peer):";
 
-/// Smallest packet the XDP test runner accepts.
-const MIN_XDP_PACKET: usize = 14;
-
 /// Why a kernel measurement could not be made.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum KernelError {
@@ -88,6 +85,10 @@ fn mov64(dst: u8, src: Operand) -> Insn {
     }
 }
 
+/// Instructions of [`mem_prolog`] a run executes when the packet is long enough (all but
+/// the skipped failure exit's two).
+const MEM_PROLOG_EXECUTED: u64 = 7;
+
 /// The XDP prolog that gives a `mem`-convention body what it expects: r1 = the packet
 /// (proved `len` bytes long to the verifier), r2 = `len`. Without memory the body runs as
 /// is (it never reads r1 or r2).
@@ -140,6 +141,7 @@ pub struct KernelRun {
     what: String,
     loaded: Loaded,
     packet: Vec<u8>,
+    prolog_insns: u64,
 }
 
 /// A loaded program and the maps it refers to (which must live as long as it runs).
@@ -179,6 +181,12 @@ fn create_maps(object: &str, p: &Program) -> Result<(Vec<MapFd>, Vec<RawInsn>), 
 }
 
 impl KernelRun {
+    /// Instructions the kernel executes per run before the workload's own (the `mem`
+    /// prolog), so per-instruction figures divide by what the kernel really ran.
+    pub fn prolog_insns(&self) -> u64 {
+        self.prolog_insns
+    }
+
     /// A `mem`-convention workload as XDP: [`mem_prolog`] then the body, run on the input
     /// (padded to the 14 bytes the XDP test runner wants).
     pub fn mem(w: &Workload) -> Result<KernelRun, KernelError> {
@@ -199,7 +207,7 @@ impl KernelRun {
             }
         })?;
         let mut packet = w.input.clone();
-        packet.resize(packet.len().max(MIN_XDP_PACKET), 0);
+        packet.resize(packet.len().max(hw_tests::conformance::MIN_XDP_PACKET), 0);
         Ok(KernelRun {
             what,
             loaded: Loaded {
@@ -207,6 +215,11 @@ impl KernelRun {
                 _maps: Vec::new(),
             },
             packet,
+            prolog_insns: if w.input.is_empty() {
+                0
+            } else {
+                MEM_PROLOG_EXECUTED
+            },
         })
     }
 
@@ -225,6 +238,7 @@ impl KernelRun {
             what: p.name.clone(),
             loaded: Loaded { prog, _maps: maps },
             packet: packet.to_vec(),
+            prolog_insns: 0,
         })
     }
 
@@ -368,6 +382,9 @@ mod tests {
         assert_eq!(p[8], mov64(2, Operand::Imm(42)));
         assert_eq!(p[4].jump_target(4), Some(7));
         assert!(mem_prolog(0).is_empty());
+        // Executed on a long-enough packet: the five checks, then the two moves after the
+        // skipped failure exit.
+        assert_eq!(MEM_PROLOG_EXECUTED as usize, p.len() - 2);
     }
 
     fn ours(w: &Workload) -> u64 {

@@ -114,7 +114,7 @@ pub fn blocked_packet() -> Vec<u8> {
         .into_iter()
         .find(|(name, _)| name.contains("blocked"))
         .map(|(_, p)| p)
-        .unwrap_or_default()
+        .expect("the demo carries a packet to the blocked port")
 }
 
 /// A program as the bytes a loader hands to the decoder (`lddw` map references keep their

@@ -3,8 +3,9 @@
 //! the kernel's JIT through `BPF_PROG_TEST_RUN` with `repeat` (its own clock).
 //!
 //! All figures are ns per executed eBPF instruction: ns per run over the instructions our
-//! interpreter counted (rbpf executes one more, the `mov r2, LEN` its copy starts with; the
-//! kernel's `mem` runs add a 7-instruction prolog on packets, none on `sum_loop`).
+//! interpreter counted, plus what the peer runs in addition (rbpf one more, the `mov r2, LEN`
+//! its copy starts with; the kernel's `mem` runs a 7-instruction prolog on packets, none on
+//! `sum_loop`).
 
 use std::hint::black_box;
 
@@ -69,11 +70,11 @@ fn kernel_row(
                 reason: format!("returned {r:#x}, ours {:#x}: not compared", o.retval),
             });
         }
-        k.measure(budget)
+        Ok((k.measure(budget)?, k.prolog_insns()))
     });
     match measured {
-        Ok(m) => Some(
-            row.versus(peer, Some(per_insn(&m, o.insns)))
+        Ok((m, prolog)) => Some(
+            row.versus(peer, Some(per_insn(&m, o.insns + prolog)))
                 .detail("peer_ns_per_run", m.median_ns),
         ),
         Err(KernelError::Refused { reason, .. }) => {
