@@ -25,12 +25,14 @@
 //!
 //! Budget and instruction count are paid per *run*: the straight-line stretch from an
 //! instruction to the next fast op that may continue elsewhere (a branch, a swapping command,
-//! a firmware call, exit), or to just before the next slow op. `run[pc]` is the number of
-//! instructions the run starting at `pc` executes; entering it checks the budget once and
-//! adds them all. A fault inside a run gives back the part not executed (`run[pc] - 1`
-//! after the faulting instruction), so counts stay exact. Each instruction costs one ME
-//! cycle, so busy cycles are the instructions executed plus the extras (taken-branch penalty,
-//! firmware issue, exit), which the loop adds where they occur.
+//! a firmware call, exit), or to just before the next slow op, and at most `MAX_RUN` long
+//! (longer straight-line code is cut by a slow op, which bounds the handler chain, see
+//! `fast_run`). `Hop::run` is the number of instructions the run starting at an address
+//! executes; entering it checks the budget once and adds them all. A fault inside a run
+//! gives back the part not executed (`run - 1` after the faulting instruction), so counts
+//! stay exact. Each instruction costs one ME cycle, so busy cycles are the instructions
+//! executed plus the extras (taken-branch penalty, firmware issue, exit), which the handlers
+//! add where they occur.
 //!
 //! # Fused ops
 //!
@@ -40,7 +42,9 @@
 //! their own addresses, so a branch into the middle of a fused group is still exact.
 
 use super::fast_fuse::{fuse, indirect_after};
-use super::step::{immed_parts, same_bank};
+use super::fast_run::{Handler, MAX_RUN};
+use super::fast_select::handlers;
+use super::step::{byte_mask, immed_parts, same_bank};
 use super::thread::{bank, slot};
 use crate::target::{
     AddrMode, AluOp, CmdAction, Cond, Dst, FwHelper, MeInsn, MemTarget, ShiftAmount, ShiftKind, Src,
@@ -57,23 +61,9 @@ pub(super) use crate::target::AluOp as A;
 /// of the target and of the fall-through (0: the next instruction must run slow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
-    /// `alu[d, a, op, b]`, flags per the op (the rarer ops; the common ones have their own
-    /// variants below, saving the second dispatch on `op`).
+    /// `alu[d, a, op, b]` (moves included), flags per the op; each op gets a handler of
+    /// its own (`fast_select`).
     Alu { op: A, d: D, a: u16, b: u16 },
-    /// `alu[d, a, +, b]`.
-    Add { d: D, a: u16, b: u16 },
-    /// `alu[d, a, +carry, b]`.
-    AddC { d: D, a: u16, b: u16 },
-    /// `alu[d, a, -, b]`.
-    Sub { d: D, a: u16, b: u16 },
-    /// `alu[d, a, -carry, b]`.
-    SubC { d: D, a: u16, b: u16 },
-    /// `alu[d, a, AND, b]`.
-    And { d: D, a: u16, b: u16 },
-    /// `alu[d, a, OR, b]`.
-    Or { d: D, a: u16, b: u16 },
-    /// `alu[d, a, XOR, b]`.
-    Xor { d: D, a: u16, b: u16 },
     /// `alu[d, --, B, *l$index[off]]`: a move from a local-memory word. `rem` = the
     /// instructions of its run after it (to know its own count, for the CSR hazard, and to
     /// give back the run when it must run slow). Every `*Lm` op falls back to the
@@ -101,8 +91,6 @@ pub(super) enum Op {
     },
     /// `local_csr_wr[ActLMAddr n, src]`.
     CsrLm { n: u8, src: u16, rem: u16 },
-    /// `alu[d, --, B, b]`: `PassB`, the most common instruction (a move).
-    Mov { d: D, b: u16 },
     /// A shift of `b` by a constant.
     Shf {
         kind: ShiftKind,
@@ -115,14 +103,14 @@ pub(super) enum Op {
     Set { d: D, v: u32 },
     /// `immed` writing part of it: `d = (d & keep) | v`.
     Merge { d: D, keep: u32, v: u32 },
-    /// `ld_field`: `d = (d & keep) | (b.rotate_right(rot) & mask)` with `keep` from
-    /// `zero_fill` (0) or `!mask`.
+    /// `ld_field`: `d = (d & keep) | (b.rotate_right(rot) & mask)`, with the byte mask
+    /// expanded at decode and `keep` = 0 for `zero_fill`, else `!mask`.
     Ld {
         d: D,
         b: u16,
         rot: u8,
-        mask4: u8,
-        zero_fill: bool,
+        mask: u32,
+        keep: u32,
     },
     /// Conditional branch without defer slots.
     Br {
@@ -202,59 +190,6 @@ pub(super) enum Op {
     },
     /// Two consecutive whole-register immediates (a 64-bit constant).
     Set2 { d1: D, d2: D, v1: u32, v2: u32 },
-    /// Two consecutive moves (a 64-bit register copy).
-    Mov2 { d1: D, b1: u16, d2: D, b2: u16 },
-    /// `alu[d1, a1, +, b1]; alu[d2, a2, +carry, b2]` (a 64-bit add).
-    Add64 {
-        d1: D,
-        d2: D,
-        a1: u16,
-        b1: u16,
-        a2: u16,
-        b2: u16,
-    },
-    /// `alu[d1, a1, -, b1]; alu[d2, a2, -carry, b2]` (a 64-bit subtract).
-    Sub64 {
-        d1: D,
-        d2: D,
-        a1: u16,
-        b1: u16,
-        a2: u16,
-        b2: u16,
-    },
-    /// `alu[--, a1, -, b1]; alu[--, a2, -carry, b2]; br<cond>` (a 64-bit compare and
-    /// branch).
-    Cmp64Br {
-        cond: Cond,
-        a1: u16,
-        b1: u16,
-        a2: u16,
-        b2: u16,
-        t: u16,
-        rt: u16,
-        rn: u16,
-    },
-    /// `alu[d1, a1, XOR, b1]; alu[--, a2, OR, b2]; br<cond>` (a 64-bit equality test).
-    XorOrBr {
-        d1: D,
-        a1: u16,
-        b1: u16,
-        a2: u16,
-        b2: u16,
-        cond: Cond,
-        t: u16,
-        rt: u16,
-        rn: u16,
-    },
-    /// `alu[--, a, OR, b]; br<cond>` (a 64-bit zero test).
-    OrBr {
-        a: u16,
-        b: u16,
-        cond: Cond,
-        t: u16,
-        rt: u16,
-        rn: u16,
-    },
     /// `pc`: `alu[d1, a1, op, b1]`, `pc+1`: a shift of `b2` (and `a2`) by the low 5 bits of
     /// that result (the indirect shift, valid only right after its ALU instruction).
     AluShf {
@@ -282,24 +217,14 @@ impl Op {
                 | Op::Exit
                 | Op::Alu2Br { .. }
                 | Op::AluBr { .. }
-                | Op::Cmp64Br { .. }
-                | Op::XorOrBr { .. }
-                | Op::OrBr { .. }
         )
     }
 
     /// Instructions the op executes.
     pub(super) fn width(&self) -> usize {
         match self {
-            Op::Alu2Br { .. } | Op::Cmp64Br { .. } | Op::XorOrBr { .. } => 3,
-            Op::AluBr { .. }
-            | Op::Alu2 { .. }
-            | Op::Set2 { .. }
-            | Op::AluShf { .. }
-            | Op::Mov2 { .. }
-            | Op::Add64 { .. }
-            | Op::Sub64 { .. }
-            | Op::OrBr { .. } => 2,
+            Op::Alu2Br { .. } => 3,
+            Op::AluBr { .. } | Op::Alu2 { .. } | Op::Set2 { .. } | Op::AluShf { .. } => 2,
             _ => 1,
         }
     }
@@ -311,11 +236,42 @@ impl Op {
 pub struct FastProgram {
     /// The reference instructions (slow ops and the fall-back run them).
     pub(super) code: Box<[MeInsn]>,
-    /// One op per address, plus a final `Slow` at `code.len()` (falling off the end).
-    pub(super) ops: Box<[Op]>,
-    /// Instructions of the run starting at each address (0: run it slow), same length.
-    pub(super) run: Box<[u16]>,
+    /// One op per address with its handlers and run, plus a final `Slow` at `code.len()`
+    /// (falling off the end).
+    pub(super) hops: Box<[Hop]>,
 }
+
+/// An op as the threaded loop runs it (see `fast_run`): its handlers (plain and profiled,
+/// both chosen from `op` by `fast_select`) and the run starting at its address.
+#[derive(Clone, Copy)]
+pub(super) struct Hop {
+    pub(super) h: Handler,
+    pub(super) hp: Handler,
+    pub(super) op: Op,
+    /// Instructions of the run starting here (0: run this address slow).
+    pub(super) run: u16,
+    /// For branches: the target and the runs of the target and of the fall-through (copies
+    /// of the op's, at one place for all branch forms, so a handler loads each only on the
+    /// path that needs it). `rn` also for firmware calls.
+    pub(super) t: u16,
+    pub(super) rt: u16,
+    pub(super) rn: u16,
+}
+
+impl std::fmt::Debug for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} run {}", self.op, self.run)
+    }
+}
+
+/// Handlers are a function of the op, so comparing the ops and runs is enough.
+impl PartialEq for Hop {
+    fn eq(&self, other: &Hop) -> bool {
+        self.op == other.op && self.run == other.run
+    }
+}
+
+impl Eq for Hop {}
 
 /// A source operand as a slot, if it needs no dynamic check.
 pub(super) fn src(s: Src) -> Option<u16> {
@@ -422,17 +378,7 @@ fn decode_checked(insn: &MeInsn, len: usize) -> Option<Op> {
                 return None;
             }
             let (d, a, b) = (dst(d)?, src(a)?, src(b)?);
-            match op {
-                AluOp::PassB => Op::Mov { d, b },
-                AluOp::Add => Op::Add { d, a, b },
-                AluOp::AddCarry => Op::AddC { d, a, b },
-                AluOp::Sub => Op::Sub { d, a, b },
-                AluOp::SubCarry => Op::SubC { d, a, b },
-                AluOp::And => Op::And { d, a, b },
-                AluOp::Or => Op::Or { d, a, b },
-                AluOp::Xor => Op::Xor { d, a, b },
-                op => Op::Alu { op, d, a, b },
-            }
+            Op::Alu { op, d, a, b }
         }
         MeInsn::Shf {
             kind,
@@ -477,12 +423,13 @@ fn decode_checked(insn: &MeInsn, len: usize) -> Option<Op> {
             if matches!(b, Src::Gpr(bk, _) if bk == dst_bank) || mask4 > 0xf || shift_bytes > 3 {
                 return None;
             }
+            let mask = byte_mask(mask4);
             Op::Ld {
                 d: dst(d)?,
                 b: src(b)?,
                 rot: 8 * shift_bytes,
-                mask4,
-                zero_fill,
+                mask,
+                keep: if zero_fill { 0 } else { !mask },
             }
         }
         MeInsn::Br {
@@ -559,6 +506,8 @@ impl FastProgram {
         }
         // Runs, from the end, following each op's own chain (a fused op continues after its
         // last constituent): a run ends at an op that ends one, or before a slow op.
+        // A run longer than `MAX_RUN` is cut by running its first op slow (bounds the
+        // handler chain, see `fast_run`; straight-line code that long is rare).
         let mut run = vec![0u16; len + 1];
         for pc in (0..len).rev() {
             let w = ops[pc].width();
@@ -571,6 +520,10 @@ impl FastProgram {
                     .unwrap_or(0)
                     .saturating_add(w as u16),
             };
+            if run[pc] > MAX_RUN {
+                ops[pc] = Op::Slow;
+                run[pc] = 0;
+            }
         }
         let r = |pc: usize| run.get(pc).copied().unwrap_or(0);
         for (pc, op) in ops.iter_mut().enumerate() {
@@ -583,10 +536,7 @@ impl FastProgram {
                 Op::Br { t, rt, rn, .. }
                 | Op::BrBit { t, rt, rn, .. }
                 | Op::AluBr { t, rt, rn, .. }
-                | Op::Alu2Br { t, rt, rn, .. }
-                | Op::Cmp64Br { t, rt, rn, .. }
-                | Op::XorOrBr { t, rt, rn, .. }
-                | Op::OrBr { t, rt, rn, .. } => {
+                | Op::Alu2Br { t, rt, rn, .. } => {
                     *rt = r(usize::from(*t));
                     *rn = r(after);
                 }
@@ -594,10 +544,33 @@ impl FastProgram {
                 _ => {}
             }
         }
+        let hops = ops
+            .iter()
+            .zip(&run)
+            .map(|(&op, &run)| {
+                let (h, hp) = handlers(&op);
+                let (t, rt, rn) = match op {
+                    Op::Br { t, rt, rn, .. }
+                    | Op::BrBit { t, rt, rn, .. }
+                    | Op::AluBr { t, rt, rn, .. }
+                    | Op::Alu2Br { t, rt, rn, .. } => (t, rt, rn),
+                    Op::Fw { rn, .. } => (0, 0, rn),
+                    _ => (0, 0, 0),
+                };
+                Hop {
+                    h,
+                    hp,
+                    op,
+                    run,
+                    t,
+                    rt,
+                    rn,
+                }
+            })
+            .collect();
         FastProgram {
             code: code.into(),
-            ops: ops.into_boxed_slice(),
-            run: run.into_boxed_slice(),
+            hops,
         }
     }
 
@@ -608,42 +581,10 @@ impl FastProgram {
 
     /// Instructions that run on the fast path (the rest fall back to the reference step).
     pub fn fast_insns(&self) -> usize {
-        self.run
+        self.hops
             .iter()
             .take(self.code.len())
-            .filter(|r| **r > 0)
+            .filter(|h| h.run > 0)
             .count()
-    }
-}
-
-/// The byte mask of an `Op::Ld`, from its 4-bit mask (a table lookup in the loop).
-pub(super) const LD_MASKS: [u32; 16] = {
-    let mut t = [0u32; 16];
-    let mut i = 0;
-    while i < 16 {
-        let mut m = 0u32;
-        let mut b = 0;
-        while b < 4 {
-            if i & (1 << b) != 0 {
-                m |= 0xff << (8 * b);
-            }
-            b += 1;
-        }
-        t[i] = m;
-        i += 1;
-    }
-    t
-};
-
-#[cfg(test)]
-mod tests {
-    use super::super::step::byte_mask;
-    use super::*;
-
-    #[test]
-    fn masks_match_the_reference() {
-        for m in 0..16u8 {
-            assert_eq!(LD_MASKS[m as usize], byte_mask(m));
-        }
     }
 }

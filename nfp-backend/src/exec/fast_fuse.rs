@@ -1,24 +1,16 @@
 //! Fused groups of the fast path (see `fast`): which instruction pairs and triples of the
 //! lowering become one op. A fused op executes every constituent exactly; it only saves
-//! dispatches (and, for the specialised forms, the inner dispatch on the ALU operation).
+//! dispatches (their handlers are specialised by ALU operations and condition, see
+//! `fast_select`).
 
 use super::fast::{A, D, Op, dst, src};
 use super::step::same_bank;
-use super::thread::slot;
-use crate::target::{AluOp, MeInsn, ShiftAmount};
+use crate::target::{MeInsn, ShiftAmount};
 
 /// The first two ALU ops of a fusable group: plain ALU ops (moves included).
 pub(super) fn alu_parts(op: &Op) -> Option<(A, D, u16, u16)> {
     match *op {
         Op::Alu { op, d, a, b } => Some((op, d, a, b)),
-        Op::Add { d, a, b } => Some((AluOp::Add, d, a, b)),
-        Op::AddC { d, a, b } => Some((AluOp::AddCarry, d, a, b)),
-        Op::Sub { d, a, b } => Some((AluOp::Sub, d, a, b)),
-        Op::SubC { d, a, b } => Some((AluOp::SubCarry, d, a, b)),
-        Op::And { d, a, b } => Some((AluOp::And, d, a, b)),
-        Op::Or { d, a, b } => Some((AluOp::Or, d, a, b)),
-        Op::Xor { d, a, b } => Some((AluOp::Xor, d, a, b)),
-        Op::Mov { d, b } => Some((AluOp::PassB, d, slot::ZERO as u16, b)),
         _ => None,
     }
 }
@@ -62,125 +54,9 @@ fn alu_shf(code: &[MeInsn], first: &Op, pc: usize) -> Option<Op> {
     })
 }
 
-/// The specialised forms of a generic fused group (one dispatch, no inner dispatch on the
-/// ALU operation), when it has one.
-fn specialise(op: Op) -> Op {
-    const NONE: D = [slot::SINK as u8; 2];
-    match op {
-        Op::AluBr {
-            op: AluOp::Or,
-            d: NONE,
-            a,
-            b,
-            cond,
-            t,
-            rt,
-            rn,
-        } => Op::OrBr {
-            a,
-            b,
-            cond,
-            t,
-            rt,
-            rn,
-        },
-        Op::Alu2Br {
-            op1: AluOp::Sub,
-            op2: AluOp::SubCarry,
-            d1: NONE,
-            d2: NONE,
-            a1,
-            b1,
-            a2,
-            b2,
-            cond,
-            t,
-            rt,
-            rn,
-        } => Op::Cmp64Br {
-            cond,
-            a1,
-            b1,
-            a2,
-            b2,
-            t,
-            rt,
-            rn,
-        },
-        Op::Alu2Br {
-            op1: AluOp::Xor,
-            op2: AluOp::Or,
-            d1,
-            d2: NONE,
-            a1,
-            b1,
-            a2,
-            b2,
-            cond,
-            t,
-            rt,
-            rn,
-        } => Op::XorOrBr {
-            d1,
-            a1,
-            b1,
-            a2,
-            b2,
-            cond,
-            t,
-            rt,
-            rn,
-        },
-        Op::Alu2 {
-            op1: AluOp::PassB,
-            op2: AluOp::PassB,
-            d1,
-            d2,
-            b1,
-            b2,
-            ..
-        } => Op::Mov2 { d1, b1, d2, b2 },
-        Op::Alu2 {
-            op1: AluOp::Add,
-            op2: AluOp::AddCarry,
-            d1,
-            d2,
-            a1,
-            b1,
-            a2,
-            b2,
-        } => Op::Add64 {
-            d1,
-            d2,
-            a1,
-            b1,
-            a2,
-            b2,
-        },
-        Op::Alu2 {
-            op1: AluOp::Sub,
-            op2: AluOp::SubCarry,
-            d1,
-            d2,
-            a1,
-            b1,
-            a2,
-            b2,
-        } => Op::Sub64 {
-            d1,
-            d2,
-            a1,
-            b1,
-            a2,
-            b2,
-        },
-        other => other,
-    }
-}
-
 /// Replaces the op at `pc` by a fused group where the instructions after it allow.
 pub(super) fn fuse(code: &[MeInsn], ops: &[Op], pc: usize) -> Option<Op> {
-    fuse_generic(code, ops, pc).map(specialise)
+    fuse_generic(code, ops, pc)
 }
 
 fn fuse_generic(code: &[MeInsn], ops: &[Op], pc: usize) -> Option<Op> {

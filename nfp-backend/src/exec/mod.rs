@@ -45,8 +45,11 @@
 //! transfer registers immediately); a command without `swap` is fire-and-forget.
 
 mod fast;
+mod fast_branch;
 mod fast_fuse;
+mod fast_handlers;
 mod fast_run;
+mod fast_select;
 mod fw;
 mod memory;
 mod step;

@@ -267,3 +267,116 @@ fn demo_filter_is_mostly_fast() {
         c.code.len()
     );
 }
+
+/// A counted loop: `A0 = count`; each iteration adds to A2 and decrements A0 (with a few
+/// straight-line adds so runs are longer than one op), then exits.
+fn counted_loop(count: u32, body: usize) -> Vec<MeInsn> {
+    use super::tests::{alu, ga, gb, set32};
+    use crate::target::{AluOp, Cond, Dst, Src};
+    let mut c = set32(0, count).to_vec();
+    let top = c.len() as u16;
+    for i in 0..body {
+        c.push(alu(
+            AluOp::Add,
+            Dst::Both(2),
+            ga(2),
+            Src::Imm((i % 200) as u8 + 1),
+        ));
+    }
+    c.push(alu(AluOp::Sub, Dst::Both(0), ga(0), Src::Imm(1)));
+    c.push(MeInsn::Br {
+        cond: Cond::Ne,
+        target: top,
+        defer: 0,
+    });
+    c.push(alu(AluOp::Add, Dst::Both(1), ga(2), gb(0)));
+    c.push(MeInsn::Exit);
+    c
+}
+
+/// Handler chains return to the driver every `CHUNK` instructions and resume exactly,
+/// whatever the budget (including budgets that end inside a chunk or a run).
+#[test]
+fn long_loops_cross_chunks_exactly() {
+    let pkt: Vec<u8> = (0..64).collect();
+    for (count, body) in [(3000u32, 0usize), (700, 3), (5000, 1), (1, 300)] {
+        let code = counted_loop(count, body);
+        for budget in [100_000u64, 1023, 1024, 1025, 2048, 4097, 7, 1500] {
+            for profiled in [false, true] {
+                if let Err(e) = agree(
+                    &code,
+                    &MapSet::default(),
+                    std::slice::from_ref(&pkt),
+                    1,
+                    budget,
+                    profiled,
+                ) {
+                    panic!("count {count} body {body} budget {budget}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Straight-line code longer than the longest run (`MAX_RUN`) is cut and stays exact.
+#[test]
+fn long_straight_line_code_is_cut_into_runs() {
+    use super::fast_run::MAX_RUN;
+    use super::tests::{alu, ga};
+    use crate::target::{AluOp, Dst, Src};
+    let n = 3 * usize::from(MAX_RUN) + 7;
+    let mut code: Vec<MeInsn> = (0..n)
+        .map(|i| alu(AluOp::Add, Dst::Both(2), ga(2), Src::Imm(i as u8)))
+        .collect();
+    code.push(MeInsn::Exit);
+    let fast = FastProgram::new(&code);
+    assert!(fast.hops.iter().all(|h| h.run <= MAX_RUN));
+    assert!(fast.fast_insns() * 10 >= n * 9, "{}", fast.fast_insns());
+    let pkt: Vec<u8> = (0..64).collect();
+    for budget in [100_000u64, 300, 257, 256, 513] {
+        agree(&code, &MapSet::default(), std::slice::from_ref(&pkt), 2, budget, false).unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Random code with a large budget: loops in it run many chunks.
+    #[test]
+    fn fast_path_equals_reference_with_large_budgets(
+        code in prop::collection::vec(
+            prop_oneof![6 => insn(), 1 => wild_insn()], 1..40),
+        packets in prop::collection::vec(prop::collection::vec(any::<u8>(), 10..120), 1..2),
+        thread in 0u8..THREADS_PER_ME,
+        budget in 1000u64..6000,
+    ) {
+        let maps = wild_maps();
+        if let Err(e) = agree(&code, &maps, &packets, thread, budget, false) {
+            prop_assert!(false, "{e}\n{}", show(&code));
+        }
+    }
+}
+
+/// Host speed of the fast path on tight loops (no events); run with
+/// `cargo test -p nfp-backend --release --lib exec::tests_fast::fast_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand in release mode"]
+fn fast_throughput() {
+    let pkt: Vec<u8> = (0..64).collect();
+    for (count, body) in [(20_000_000u32, 0usize), (5_000_000, 4), (5_000_000, 5)] {
+        let code = counted_loop(count, body);
+        let fast = FastProgram::new(&code);
+        let mut s = Side::new(MapSet::default(), 0);
+        s.thread.start(&mut s.lmem, &pkt).unwrap();
+        let t0 = std::time::Instant::now();
+        let r = s.resume(Some(&fast), &code, u64::MAX, None);
+        let secs = t0.elapsed().as_secs_f64();
+        let insns = s.thread.insns;
+        assert!(matches!(r, Ok(Event::Done { .. })), "{r:?}");
+        println!(
+            "loop body {body}: {:.0} M ME insns/s ({:.2} ns/insn)",
+            insns as f64 / secs / 1e6,
+            secs * 1e9 / insns as f64
+        );
+    }
+}

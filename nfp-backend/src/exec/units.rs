@@ -102,34 +102,34 @@ impl Thread {
             mem.maps,
         )?;
         match action {
-            // Whole words first, then a partial last word (byte commands).
+            // Whole words first, then a partial last word (byte commands), zero-extended.
+            // Byte loops rather than `copy_from_slice` of a variable length: no `memcpy`
+            // call per command (commands run several times per packet).
             CmdAction::Read8 | CmdAction::Read32 => {
                 let xr = &mut self.file[slot::XFER_RD + x..];
-                let mut words = bytes.chunks_exact(4);
-                let mut i = 0;
-                for (r, c) in xr.iter_mut().zip(&mut words) {
+                let whole = bytes.len() & !3;
+                let (full, rest) = bytes.split_at(whole);
+                for (r, c) in xr.iter_mut().zip(full.chunks_exact(4)) {
                     *r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                    i += 1;
                 }
-                let rest = words.remainder();
-                if let (false, Some(r)) = (rest.is_empty(), xr.get_mut(i)) {
-                    let mut w = [0u8; 4];
-                    w[..rest.len()].copy_from_slice(rest);
-                    *r = u32::from_le_bytes(w);
+                if let (false, Some(r)) = (rest.is_empty(), xr.get_mut(whole / 4)) {
+                    *r = rest
+                        .iter()
+                        .rev()
+                        .fold(0u32, |v, &b| (v << 8) | u32::from(b));
                 }
             }
             CmdAction::Write8 | CmdAction::Write32 => {
                 let xw = &self.file[slot::XFER_WR + x..];
-                let mut words = bytes.chunks_exact_mut(4);
-                let mut i = 0;
-                for (c, w) in (&mut words).zip(xw) {
+                let whole = bytes.len() & !3;
+                let (full, rest) = bytes.split_at_mut(whole);
+                for (c, w) in full.chunks_exact_mut(4).zip(xw) {
                     c.copy_from_slice(&w.to_le_bytes());
-                    i += 1;
                 }
-                let rest = words.into_remainder();
-                if let (false, Some(w)) = (rest.is_empty(), xw.get(i)) {
-                    let n = rest.len();
-                    rest.copy_from_slice(&w.to_le_bytes()[..n]);
+                if let (false, Some(w)) = (rest.is_empty(), xw.get(whole / 4)) {
+                    for (k, b) in rest.iter_mut().enumerate() {
+                        *b = (w >> (8 * k)) as u8;
+                    }
                 }
             }
             CmdAction::AtomicAdd => {

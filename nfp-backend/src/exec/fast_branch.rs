@@ -1,0 +1,212 @@
+//! Handlers of the fast path's control ops (branches and the fused compare-and-branch
+//! groups, memory commands, firmware calls, exit, the slow fall-back): the ops that may
+//! continue elsewhere than the next op, pay the run they enter, or leave the chain.
+//!
+//! All branch forms share [`branch`] (penalty, profile, paying the target or fall-through
+//! run); the condition `C` and the ALU operations are const parameters of each handler (see
+//! `fast_handlers` for why).
+
+use super::fast::{Hop, Op};
+use super::fast_handlers::{alu, cond, mismatch, op_at, pick, pick_cond, rd, wr};
+use super::fast_run::{Cx, Out, done, fault, goto, next, pay, slow, swap};
+use super::thread::Thread;
+use super::{SwapTarget, fw};
+use crate::target::AddrMode;
+
+/// The branch ending a group of `w` instructions at `ip`: to its target if `taken`, else to
+/// `ip + w`, paying the run there (target and runs are read from the hop on their own path).
+#[inline(always)]
+fn branch<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+    taken: bool,
+    w: usize,
+) -> Out {
+    // SAFETY: `ip` points into the hops (invariant on `fast_run::next`).
+    let hop = unsafe { &*ip };
+    if taken {
+        cx.extra += cx.penalty;
+        if P {
+            let c = 1 + cx.penalty;
+            cx.prof::<P>(ip, w - 1, c);
+        }
+        goto::<P>(t, cx, hop.t, hop.rt, n)
+    } else {
+        cx.prof::<P>(ip, w - 1, 1);
+        pay::<P>(t, cx, ip.wrapping_add(w), hop.rn, n)
+    }
+}
+
+/// `br<C>` without defer slots.
+pub(super) fn br<const P: bool, const C: u8>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
+    let &Op::Br { cond: c, .. } = op_at(ip) else {
+        return mismatch(cx, ip, n);
+    };
+    let taken = cond(pick_cond(C, c), &t.cc);
+    branch::<P>(t, cx, ip, n, taken, 1)
+}
+
+/// `br_bset` / `br_bclr` (`SET`) without defer slots.
+pub(super) fn br_bit<const P: bool, const SET: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
+    let &Op::BrBit { src, bit, .. } = op_at(ip) else {
+        return mismatch(cx, ip, n);
+    };
+    let taken = ((rd(t, src) >> (bit & 31)) & 1 != 0) == SET;
+    branch::<P>(t, cx, ip, n, taken, 1)
+}
+
+/// `alu[d, a, OP, b]; br<C>`.
+pub(super) fn alu_br<const P: bool, const OP: u8, const C: u8>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
+    let &Op::AluBr {
+        op,
+        d,
+        a,
+        b,
+        cond: c,
+        ..
+    } = op_at(ip)
+    else {
+        return mismatch(cx, ip, n);
+    };
+    let r = alu(pick(OP, op), rd(t, a), rd(t, b), &mut t.cc);
+    wr(t, d, r);
+    cx.prof::<P>(ip, 0, 1);
+    let taken = cond(pick_cond(C, c), &t.cc);
+    branch::<P>(t, cx, ip, n, taken, 2)
+}
+
+/// `alu[d1, a1, OP1, b1]; alu[d2, a2, OP2, b2]; br<C>` (64-bit compares and zero tests).
+pub(super) fn alu2_br<const P: bool, const OP1: u8, const OP2: u8, const C: u8>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
+    let &Op::Alu2Br {
+        op1,
+        op2,
+        d1,
+        d2,
+        a1,
+        b1,
+        a2,
+        b2,
+        cond: c,
+        ..
+    } = op_at(ip)
+    else {
+        return mismatch(cx, ip, n);
+    };
+    let r = alu(pick(OP1, op1), rd(t, a1), rd(t, b1), &mut t.cc);
+    wr(t, d1, r);
+    let r = alu(pick(OP2, op2), rd(t, a2), rd(t, b2), &mut t.cc);
+    wr(t, d2, r);
+    cx.prof::<P>(ip, 0, 1);
+    cx.prof::<P>(ip, 1, 1);
+    let taken = cond(pick_cond(C, c), &t.cc);
+    branch::<P>(t, cx, ip, n, taken, 3)
+}
+
+/// A memory command with checked operands; with `swap`, the thread swaps out after it.
+pub(super) fn cmd<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+    let &Op::Cmd {
+        target,
+        action,
+        xfer,
+        count,
+        mode,
+        swap: swaps,
+        a,
+        b,
+    } = op_at(ip)
+    else {
+        return mismatch(cx, ip, n);
+    };
+    let (x, y) = (rd(t, a), rd(t, b));
+    let addr = match mode {
+        AddrMode::Addr32 => u64::from(x.wrapping_add(y)),
+        AddrMode::Addr40 => (u64::from(x & 0xff) << 32) + u64::from(y),
+    };
+    let words = match t.command(target, action, xfer, count, addr, &mut cx.mem) {
+        Ok(w) => w,
+        Err(k) => return fault(cx, ip, n, k),
+    };
+    cx.prof::<P>(ip, 0, 1);
+    if swaps {
+        let lat = cx.mem.lat;
+        let wait = lat.target_latency(target) + lat.per_word * (words - 1);
+        return swap(
+            cx,
+            ip.wrapping_add(1),
+            n,
+            u64::from(wait),
+            SwapTarget::Mem(target),
+        );
+    }
+    next::<P>(t, cx, ip.wrapping_add(1), n)
+}
+
+/// A firmware helper call (it reads and writes registers and flag-free state only).
+pub(super) fn fw_call<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
+    let &Op::Fw { helper, .. } = op_at(ip) else {
+        return mismatch(cx, ip, n);
+    };
+    if let Err(k) = fw::call(helper, t, &mut cx.mem) {
+        return fault(cx, ip, n, k);
+    }
+    let c = cx.mem.lat.fw_cost(helper);
+    cx.extra += u64::from(c.issue);
+    cx.prof::<P>(ip, 0, 1 + u64::from(c.issue));
+    if c.wait > 0 {
+        return swap(
+            cx,
+            ip.wrapping_add(1),
+            n,
+            u64::from(c.wait),
+            SwapTarget::Fw(helper),
+        );
+    }
+    // SAFETY: `ip` points into the hops (invariant on `fast_run::next`).
+    let rn = unsafe { (*ip).rn };
+    pay::<P>(t, cx, ip.wrapping_add(1), rn, n)
+}
+
+/// End of the program (the driver fills in the return value and counts).
+pub(super) fn exit<const P: bool>(_: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+    let e = u64::from(cx.mem.lat.exit.saturating_sub(1));
+    cx.extra += e;
+    cx.prof::<P>(ip, 0, 1 + e);
+    done(cx, ip, n)
+}
+
+/// An op the reference path runs (reached by falling through from the end of a run).
+pub(super) fn slow_op<const P: bool>(
+    _: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
+    slow(cx, ip, n)
+}
