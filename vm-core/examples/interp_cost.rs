@@ -2,9 +2,9 @@
 //! wall-clock check (criterion's figures come from the benches crate).
 //!
 //! `cargo run --release -p vm-core --example interp_cost -- WORKLOAD RUNS [time]`
-//! WORKLOAD: `sum_loop` (10,000 iterations, `mem`), `udp_parser` (the benches' `mem` parser),
-//! `udp_parser_xdp` (the demo over `xdp_md`, one map lookup and an atomic add),
-//! `xdp1_kern` (the corpus' `xdp1` sample). Without `time` it runs `RUNS` runs and prints the
+//! WORKLOAD: `sum_loop` (10,000 iterations, `mem`), `udp_parser` (the benches' `mem` parser,
+//! `vm_core::demo::udp_parser_mem`), `udp_parser_xdp` (the demo over `xdp_md`, one map lookup
+//! and an atomic add), `xdp1_kern` (the corpus' `xdp1` sample). Without `time` it runs `RUNS` runs and prints the
 //! executed eBPF instructions per run, so that the difference of two callgrind totals over the
 //! difference of their `RUNS` is the host cost of one run, free of process start-up. With
 //! `time` it reports ns per run and per eBPF instruction (best of 7 batches).
@@ -26,35 +26,6 @@ fn mem_program(name: &str, asm: &str) -> Program {
     }
 }
 
-const UDP_PARSER: &str = "\
-mov %r3, %r1
-add %r3, %r2
-mov %r0, 2
-mov %r4, %r1
-add %r4, 34
-jgt %r4, %r3, out
-ldxh %r5, [%r1+12]
-jne %r5, 0x0008, out
-ldxb %r5, [%r1+23]
-jne %r5, 17, out
-ldxb %r5, [%r1+14]
-and %r5, 0xf
-lsh %r5, 2
-jlt %r5, 20, out
-mov %r4, %r1
-add %r4, %r5
-add %r4, 14
-mov %r6, %r4
-add %r6, 8
-jgt %r6, %r3, out
-ldxh %r5, [%r4+2]
-be16 %r5
-jne %r5, 7777, out
-mov %r0, 1
-out:
-exit
-";
-
 fn blocked_packet() -> Vec<u8> {
     vm_core::demo::packets()
         .into_iter()
@@ -72,7 +43,7 @@ fn workload(name: &str) -> (Program, Vec<u8>) {
             ),
             Vec::new(),
         ),
-        "udp_parser" => (mem_program(name, UDP_PARSER), blocked_packet()),
+        "udp_parser" => (vm_core::demo::udp_parser_mem(), blocked_packet()),
         "udp_parser_xdp" => (vm_core::demo::udp_filter(), blocked_packet()),
         "xdp1_kern" => {
             let path = vm_core::corpus::require("ebpf-samples/linux/xdp1_kern.o");

@@ -148,6 +148,11 @@ pub(crate) struct Compiled {
     /// write (512: none). Writes through other registers are tracked at run time (see
     /// `memory`). Lets the Vm re-zero only the part of the stack a run may have dirtied.
     pub(crate) stack_low: usize,
+    /// Whether some op may write memory other than its own stack frame: a store or an
+    /// atomic through a register, or a helper call (helpers may fill buffers). A `mem`
+    /// program without any runs on the caller's input in place instead of a copy (see
+    /// `Vm::execute`).
+    pub(crate) writes_memory: bool,
     /// Whether to form superinstructions.
     fuse: bool,
 }
@@ -176,6 +181,7 @@ impl Compiled {
             progs: Vec::new(),
             faults: Vec::new(),
             stack_low: STACK_SIZE,
+            writes_memory: false,
         }
     }
 
@@ -264,6 +270,9 @@ impl Compiled {
         pcs.push(insns.len() as u32);
         let count = ops.len();
         debug_assert_eq!(base + count, n + 1);
+        if self.progs.is_empty() && prog.prog_type == ProgType::Xdp {
+            mark_ctx_words(&mut ops, base);
+        }
         for (i, op) in ops.iter_mut().enumerate() {
             op.link(base + i);
         }
@@ -313,6 +322,21 @@ impl Compiled {
             if stack_store {
                 self.stack_low = self.stack_low.min(op.a as usize);
             }
+            self.writes_memory |= matches!(
+                op.code,
+                StB | StH
+                    | StW
+                    | StDW
+                    | StxB
+                    | StxH
+                    | StxW
+                    | StxDW
+                    | Atomic32
+                    | Atomic64
+                    | Call
+                    | CallX
+                    | TailCall
+            );
         }
         self.progs.push(ProgCode { start: base, end });
         Ok(self.progs.len() - 1)
@@ -585,6 +609,56 @@ fn writes_r10(insn: &Insn) -> bool {
 /// A load/store: the direct stack form when the base is r10 and the access provably lies
 /// inside the frame, else the translated form. `base` is the address register.
 #[allow(clippy::too_many_arguments)]
+/// [`Op::aux`] of an `LdxW` that probably reads an `xdp_md` word: its handler answers from
+/// the Machine's copy of the words when the base register holds the context address, and
+/// is the ordinary load otherwise (see `exec::ctx_ldxw`).
+pub(crate) const CTX_WORD: u8 = 1;
+
+/// Marks the `xdp_md` word loads of the main program's entry block with [`CTX_WORD`]: the
+/// straight-line ops from op 0 up to the first one that is a jump or call target, transfers
+/// control, or does anything but an ALU operation, a load or a store, tracking which
+/// registers still hold r1's value (the context). Only a hint for handler selection: the
+/// handler checks the register at run time, so a wrong mark costs time, never exactness.
+/// `ops` are not linked yet (targets are absolute op indices); `base` is op 0's index.
+fn mark_ctx_words(ops: &mut [Op], base: usize) {
+    use Code::*;
+    let targets: std::collections::HashSet<usize> = ops
+        .iter()
+        .filter(|o| o.has_target())
+        .map(|o| (o.a as usize).wrapping_sub(base))
+        .collect();
+    let mut ctx: u16 = 1 << 1;
+    for (i, op) in ops.iter_mut().enumerate() {
+        if targets.contains(&i) {
+            break;
+        }
+        let code = op.code as u8;
+        let bit = |r: u8| 1u16.checked_shl(u32::from(r)).unwrap_or(0);
+        if op.code == LdxW
+            && ctx & bit(op.src) != 0
+            && (0..24).contains(&(op.a as i32))
+            && op.a % 4 == 0
+        {
+            op.aux = CTX_WORD;
+        }
+        let writes_dst = (Add64K as u8..=Swap64 as u8).contains(&code)
+            || (LdxB as u8..=LdxSW as u8).contains(&code)
+            || (StackLdxB as u8..=StackLdxSW as u8).contains(&code)
+            || op.code == LdImm64;
+        let stores = (StB as u8..=StxDW as u8).contains(&code)
+            || (StackStB as u8..=StackStxDW as u8).contains(&code);
+        if writes_dst {
+            let copies_ctx = op.code == Mov64X && ctx & bit(op.src) != 0;
+            ctx &= !bit(op.dst);
+            if copies_ctx {
+                ctx |= bit(op.dst);
+            }
+        } else if !stores {
+            break;
+        }
+    }
+}
+
 fn mem_op(
     generic: Code,
     stack: Code,

@@ -40,10 +40,14 @@
 use std::marker::PhantomData;
 
 use super::Vm;
+use super::compile::CTX_WORD;
 use super::fault::{Access, FaultKind};
 use super::helpers::{self, TailCallOutcome};
-use super::memory::{CTX, MAX_FRAMES, STACK_SIZE, STACK0, View, split, vaddr};
+use super::memory::{
+    CTX, FIRST_MAP, MAP_HANDLE, MAX_FRAMES, STACK_SIZE, STACK0, View, split, vaddr,
+};
 use super::op::{Code, Handler, Op, atomic_kind};
+use crate::MapType;
 
 /// Most instructions one chain of handlers executes before returning to the driver (bounds
 /// the Rust stack if a build does not turn tail calls into jumps). Runs longer than this
@@ -113,6 +117,12 @@ pub(crate) struct Machine<'v> {
     /// Deepest frame used in this run (its stacks are re-zeroed before the next run).
     pub(crate) max_depth: usize,
     pub(crate) tail_calls: u32,
+    /// Whether this run took a path that may leave state a later run could see (a helper
+    /// call, a bpf-to-bpf call, a tail call, a store that missed the windows): the Vm then
+    /// finishes the run and resets that state the general way (`Vm::finish_slow`,
+    /// `Vm::reset_state`). Runs that never set it need no reset beyond registers and the
+    /// stack bytes of `Vm::stack_reset`. Reset to `false` by `Vm::reset_state`.
+    pub(crate) slow: bool,
     /// Where to resume after [`Flow::Yield`] (in the counted copy).
     pub(crate) ip: *const Op,
     /// Unused part of the chunk when the chain ended with [`Flow::Exit`] or [`Flow::Stop`].
@@ -219,6 +229,7 @@ fn counted_short(m: &mut Machine<'_>, ip: *const Op, left: u64, run: u64) -> Flo
 }
 
 /// Enters the fast copy op `ip` at the start of a chunk (program entry).
+#[inline(always)]
 pub(crate) fn enter(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     goto::<false>(m, ip, n)
 }
@@ -297,6 +308,7 @@ impl Machine<'_> {
     fn slow_store(&mut self, addr: u64, size: u32, v: u64) -> Result<(), FaultKind> {
         let (slot, off) = split(addr);
         let vm = vm(self);
+        self.slow = true;
         if slot == CTX {
             return vm.ctx.store(off as i64, size, v);
         }
@@ -372,6 +384,23 @@ fn load_general<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Fl
         _ => v,
     };
     next::<C>(m, after(ip), n)
+}
+
+/// An `LdxW` marked as a probable `xdp_md` word load (`compile::CTX_WORD`): when its base
+/// register holds the context's address, the word comes from the Machine's copy (what
+/// [`load_slow`] would answer, without first missing every window); otherwise it is the
+/// ordinary load.
+fn ctx_ldxw<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    let o = op(ip);
+    if m.r[o.src as usize] == vaddr(CTX, 0)
+        && let Some(words) = &m.xdp
+        && let Some(&v) = words.get(o.a as usize / 4)
+    {
+        // `compile` marks only offsets 0, 4, .., 20: aligned words of `xdp_md`.
+        m.r[o.dst as usize] = v;
+        return next::<C>(m, after(ip), n);
+    }
+    ldxw::<C>(m, ip, n)
 }
 
 load!(ldxb, 1, |v| v);
@@ -484,11 +513,7 @@ fn atomic_rmw<const C: bool, const W: usize, const K: u8>(
     let o = op(ip);
     let addr = m.r[o.dst as usize].wrapping_add(o.off());
     let Some(p) = m.view.wr(addr, W as u32) else {
-        return if W == 8 {
-            atomic64::<C>(m, ip, n)
-        } else {
-            atomic32::<C>(m, ip, n)
-        };
+        return atomic_general::<C, W>(m, ip, n);
     };
     let mut b = [0u8; 8];
     // SAFETY: `wr` checked that `W` bytes at `p` are inside a live writable window.
@@ -511,6 +536,20 @@ fn atomic_rmw<const C: bool, const W: usize, const K: u8>(
     next::<C>(m, after(ip), n)
 }
 
+/// [`atomic_rmw`]'s general path, out of line so that the fast path needs no stack frame.
+#[inline(never)]
+fn atomic_general<const C: bool, const W: usize>(
+    m: &mut Machine<'_>,
+    ip: *const Op,
+    n: u64,
+) -> Flow {
+    if W == 8 {
+        atomic64::<C>(m, ip, n)
+    } else {
+        atomic32::<C>(m, ip, n)
+    }
+}
+
 fn atomic32<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     match atomic(m, op(ip), false) {
         Ok(()) => next::<C>(m, after(ip), n),
@@ -530,6 +569,7 @@ fn atomic64<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
 #[cold]
 fn open_stack(m: &mut Machine<'_>, addr: u64, size: u32) -> Option<*mut u8> {
     let vm = vm(m);
+    m.slow = true;
     let p = vm.mem.wr_open(addr, size)?;
     m.view = vm.mem.view();
     Some(p)
@@ -684,6 +724,72 @@ fn call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     }
 }
 
+/// `bpf_map_lookup_elem` on an array map, without the general helper call: the key is read
+/// through the same windows `copy_in` checks, and the value address computed exactly as
+/// `ArrayMap::lookup` does (see [`ArrayLookup`]). Anything else (hash maps, a key the windows
+/// refuse, a bad map argument) takes the general path, which also reports the faults.
+fn call_lookup<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    let (slot, map) = split(m.r[1]);
+    if slot == MAP_HANDLE
+        && let Some(a) = vm(m).arrays.get(map as usize).copied()
+        && a.max_entries != 0
+        && let Some(key) = m.view.load::<4>(m.r[2])
+    {
+        let key = key as u32;
+        m.r[0] = if key < a.max_entries {
+            // `ArrayLookup::of` admits only slabs shorter than 4 GiB, so the offset of any
+            // index below `max_entries` fits the address's 32-bit offset.
+            vaddr(
+                FIRST_MAP + map as usize,
+                (u64::from(key) * a.elem + a.cpu_off) as u32,
+            )
+        } else {
+            0
+        };
+        return next::<C>(m, after(ip), n);
+    }
+    lookup_general::<C>(m, ip, n)
+}
+
+/// [`call_lookup`]'s general path, out of line so that the fast path needs no stack frame.
+#[inline(never)]
+fn lookup_general<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    call::<C>(m, ip, n)
+}
+
+/// What [`call_lookup`] needs of one map: an array (plain or per-CPU) whose values are at
+/// `index * elem + cpu_off` in its slab, or `max_entries == 0` for any other map.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ArrayLookup {
+    pub(crate) max_entries: u32,
+    /// Bytes from one index's values to the next (all per-CPU copies).
+    pub(crate) elem: u64,
+    /// Offset of the running CPU's copy within an index's values.
+    pub(crate) cpu_off: u64,
+}
+
+impl ArrayLookup {
+    /// The lookup parameters of `map` for programs running on `cpu`.
+    pub(crate) fn of(map: &crate::maps::Map, cpu: u32) -> ArrayLookup {
+        let def = map.def();
+        let copies = match def.map_type {
+            MapType::Array => 1,
+            MapType::PercpuArray => u64::from(map.ncpus().max(1)),
+            _ => return ArrayLookup::default(),
+        };
+        let stride = map.value_stride() as u64;
+        if def.key_size != 4 || map.slab().len() > u32::MAX as usize {
+            return ArrayLookup::default();
+        }
+        ArrayLookup {
+            max_entries: def.max_entries,
+            elem: copies * stride,
+            // As `ArrayMap::offset`: CPUs beyond the set wrap around.
+            cpu_off: (u64::from(cpu) % copies) * stride,
+        }
+    }
+}
+
 /// Calls helper `index` and, if it added, removed or moved regions (packet adjustment, ring
 /// buffer records, a stack watermark), takes a fresh view of the region table and of the
 /// `xdp_md` words. Most helpers (map lookups, clocks, checksums) change none.
@@ -694,6 +800,14 @@ fn call_helper(m: &mut Machine<'_>, index: usize) -> Result<(), FaultKind> {
     if vm.mem.changed() {
         m.view = vm.mem.view();
         m.xdp = vm.ctx.xdp_words(&vm.pkt);
+        // A moved window, a lowered stack watermark or an open ring buffer record: the run
+        // must be finished and the next one prepared the general way (see `Machine::slow`).
+        m.slow = true;
+    }
+    // Output the next run must not see (the packet and the context are laid out anew by
+    // every run of a packet program; maps, clock and generator persist by design).
+    if !vm.st.printk.is_empty() || vm.st.redirect.is_some() {
+        m.slow = true;
     }
     m.r[0] = res?;
     Ok(())
@@ -712,6 +826,7 @@ fn tail_call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow 
 #[inline(never)]
 fn tail_call_target(m: &mut Machine<'_>) -> Result<Option<*const Op>, FaultKind> {
     let vm = vm(m);
+    m.slow = true;
     match helpers::tail_call(
         &mut vm.env(),
         &m.r.first_chunk().copied().unwrap_or([0; 16]),
@@ -743,6 +858,7 @@ fn call_local<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow
     if m.depth + 1 >= MAX_FRAMES {
         return m.fault(ip, FaultKind::CallDepth, n);
     }
+    m.slow = true;
     let r = &m.r;
     vm(m).frames[m.depth % MAX_FRAMES] = Frame {
         ret: to_fast::<C>(m, after(ip)),
@@ -816,6 +932,8 @@ pub(crate) fn handler_of(op: &Op, counted: bool) -> Handler {
         (Code::Atomic32, atomic_kind::OR) => rmw!(4, atomic_kind::OR),
         (Code::Atomic32, atomic_kind::AND) => rmw!(4, atomic_kind::AND),
         (Code::Atomic32, atomic_kind::XOR) => rmw!(4, atomic_kind::XOR),
+        (Code::Call, _) if op.a as usize == helpers::LOOKUP_INDEX => pick!(counted, call_lookup),
+        (Code::LdxW, _) if op.aux == CTX_WORD => pick!(counted, ctx_ldxw),
         _ => handler(op.code, counted),
     }
 }

@@ -577,3 +577,184 @@ fn mem_input_windows_follow_the_input_length() {
     assert_eq!(v.run(&[9; 8]).unwrap().retval, 9);
     assert_eq!(v.run(&[5; 8]).unwrap().retval, 5);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The run loop's own `bpf_map_lookup_elem` on arrays (`exec::call_lookup`) answers
+    /// exactly as the general helper, which `callx` always takes: same pointer or null, same
+    /// fault, same count, over plain and per-CPU arrays (any CPU, wrapping), hash maps,
+    /// keys in and out of range, keys the windows refuse and arguments that are not maps.
+    #[test]
+    fn array_lookup_fast_path_matches_the_general_helper(
+        kind in 0u8..3,
+        value_size in 1u32..40,
+        entries in 1u32..6,
+        ncpus in 1u32..4,
+        cpu in 0u32..6,
+        key in 0u32..8,
+        key_at in prop_oneof![Just(-4i32), Just(-2), Just(-512), Just(0)],
+        bad_map in any::<bool>(),
+    ) {
+        let map_type = [MapType::Array, MapType::PercpuArray, MapType::Hash][kind as usize];
+        let load_map = if bad_map { "mov %r1, 5" } else { "lddw %r1, map_fd 0" };
+        let body = |call: &str| {
+            format!(
+                "stw [%r10-4], {key}\n{load_map}\nmov %r2, %r10\nadd %r2, {key_at}\n\
+                 mov %r5, 1\n{call}\njeq %r0, 0, out\nldxb %r7, [%r0+0]\nstb [%r0+0], 1\n\
+                 out:\nexit"
+            )
+        };
+        let cfg = VmConfig { ncpus, cpu, ..VmConfig::default() };
+        let def = map_def("m", map_type, 4, value_size, entries);
+        let run = |text: String| {
+            let raw = assemble(&text).unwrap();
+            let mut p = Program::from_raw("t", ProgType::Mem, &raw).unwrap();
+            p.maps = vec![def.clone()];
+            let mut v = Vm::new(&p, cfg.clone()).unwrap();
+            if map_type == MapType::Hash {
+                let k = key.to_le_bytes();
+                let val = vec![7u8; value_size as usize];
+                v.maps_mut().get_mut(0).unwrap().user_update(&k, &val, 0).unwrap();
+            }
+            let first = format!("{:?}", v.run(&[]));
+            let second = format!("{:?}", v.run(&[]));
+            let slab = v.maps().get(0).unwrap().slab().to_vec();
+            (first, second, slab)
+        };
+        let fast = run(body("call bpf_map_lookup_elem"));
+        let general = run(body("call %r5"));
+        prop_assert_eq!(fast, general);
+    }
+}
+
+/// One random line (or short sequence) of a program for [`reused_vm_runs_like_a_fresh_one`];
+/// `i` is its index, `n` the number of lines (jump targets are labels `l0..l{n}`).
+fn reuse_line(i: usize, n: usize) -> impl Strategy<Value = String> {
+    // r6..r9 hold what the prologue read from the stack (see `reuse_program`).
+    let d = || 0u8..=5;
+    let sz = || {
+        prop_oneof![
+            Just(("b", 1i32)),
+            Just(("h", 2)),
+            Just(("w", 4)),
+            Just(("dw", 8))
+        ]
+    };
+    let soff = move || prop::sample::select(vec![-8i32, -16, -24, -32, -64, -200, -256, -512]);
+    prop_oneof![
+        3 => (d(), sz(), soff()).prop_map(|(d, (s, _), o)| format!("ldx{s} %r{d}, [%r10{o}]")),
+        2 => (d(), sz(), 0i32..16).prop_map(|(d, (s, _), o)| format!("ldx{s} %r{d}, [%r1+{o}]")),
+        2 => (sz(), soff(), -5i32..5).prop_map(|((s, _), o, k)| format!("st{s} [%r10{o}], {k}")),
+        2 => (sz(), soff(), d()).prop_map(|((s, _), o, r)| format!("stx{s} [%r10{o}], %r{r}")),
+        2 => (2u8..=5, sz(), soff(), d()).prop_map(|(a, (s, _), o, r)| {
+            format!("mov %r{a}, %r10\nadd %r{a}, {o}\nstx{s} [%r{a}+0], %r{r}")
+        }),
+        1 => (d(), soff()).prop_map(|(r, o)| format!("lock add [%r10{o}], %r{r}")),
+        4 => (prop_oneof![Just("add"), Just("xor"), Just("mov"), Just("lsh"), Just("sub")], d(), 0u8..=10)
+            .prop_map(|(op, d, s)| format!("{op} %r{d}, %r{s}")),
+        2 => (d(), -9i32..9).prop_map(|(d, k)| format!("mov %r{d}, {k}")),
+        3 => (prop_oneof![Just("jeq"), Just("jne"), Just("jgt"), Just("jslt")], d(), -3i32..3, 0..=n)
+            .prop_map(move |(j, d, k, t)| format!("{j} %r{d}, {k}, l{}", if t > i { t } else { (t + i) / 2 + 1 })),
+        1 => Just("call local sub".to_string()),
+        1 => (0i32..6, 0..=n).prop_map(|(k, t)| format!(
+            "stw [%r10-4], {k}\nlddw %r1, map_fd 0\nmov %r2, %r10\nadd %r2, -4\n\
+             call bpf_map_lookup_elem\njeq %r0, 0, l{t}\nldxdw %r3, [%r0+0]\nadd %r3, 1\n\
+             stxdw [%r0+0], %r3"
+        )),
+        1 => Just("add %r0, %r6\nexit".to_string()),
+    ]
+}
+
+fn reuse_program() -> impl Strategy<Value = String> {
+    (1usize..20).prop_flat_map(|n| {
+        (0..n)
+            .map(|i| reuse_line(i, n))
+            .collect::<Vec<_>>()
+            .prop_map(move |lines| {
+                // Whatever an earlier run left on the stack shows in r0.
+                let mut text = String::from(
+                    "ldxdw %r6, [%r10-8]\nldxdw %r7, [%r10-16]\nldxdw %r8, [%r10-64]\n\
+                     ldxdw %r9, [%r10-200]\nor %r6, %r7\nor %r6, %r8\nor %r6, %r9\n\
+                     ldxdw %r7, [%r10-512]\nor %r6, %r7\nldxdw %r7, [%r10-256]\nor %r6, %r7\n",
+                );
+                for (i, l) in lines.iter().enumerate() {
+                    text.push_str(&format!("l{i}:\n{l}\n"));
+                }
+                text.push_str(&format!(
+                    "l{n}:\nadd %r0, %r6\nexit\nsub:\nldxdw %r0, [%r10-8]\nstdw [%r10-8], 3\nmov %r2, %r10\n\
+                     stdw [%r2-200], 4\nldxdw %r3, [%r10-200]\nadd %r0, %r3\nexit\n"
+                ));
+                text
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Determinism across runs of one Vm: whatever earlier runs did (stack bytes written
+    /// directly or through copies of r10, callee frames, atomics, map helpers, faults,
+    /// budget stops, inputs of other lengths or in other buffers), a run of a reused Vm gives
+    /// exactly what a fresh Vm with the same map contents gives. This covers the clean-run
+    /// paths of `Vm::execute` (no reset, frame-0 re-zeroing, in-place `mem` input, XDP
+    /// packet refill) against the general reset.
+    #[test]
+    fn reused_vm_runs_like_a_fresh_one(
+        text in reuse_program(),
+        xdp in any::<bool>(),
+        budget in prop_oneof![5u64..200, 1000u64..1100, Just(100_000)],
+        inputs in prop::collection::vec(
+            prop::collection::vec(any::<u8>(), 0..64), 1..6),
+    ) {
+        let ty = if xdp { ProgType::Xdp } else { ProgType::Mem };
+        let raw = assemble(&text).unwrap_or_else(|e| panic!("assembly failed: {e}\n{text}"));
+        let mut p = Program::from_raw("t", ty, &raw).unwrap();
+        p.maps = vec![map_def("m", MapType::Array, 4, 8, 4)];
+        let cfg = VmConfig { budget, ..VmConfig::default() };
+        let mut reused = Vm::new(&p, cfg.clone()).unwrap();
+        for mut input in inputs {
+            if xdp && input.len() < 14 {
+                input.resize(14, 0);
+            }
+            // Twice each: the second run of an input follows a run of the same length.
+            for _ in 0..2 {
+                let mut fresh = Vm::new(&p, cfg.clone()).unwrap();
+                let slab = reused.maps().get(0).unwrap().slab().to_vec();
+                fresh.maps_mut().get_mut(0).unwrap().slab_mut().copy_from_slice(&slab);
+                let buf = input.clone();
+                let got = reused.run(&buf);
+                let want = fresh.run(&input);
+                prop_assert_eq!(&got, &want, "{}", text);
+                prop_assert_eq!(
+                    reused.maps().get(0).unwrap().slab(),
+                    fresh.maps().get(0).unwrap().slab()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn entry_block_ctx_word_loads_match_the_general_path() {
+    // The entry block's `xdp_md` loads (through r1 and a copy of it) take the marked
+    // handler; after `ja +0` (a jump target) the same loads take the general path. Both
+    // must read data, data_end, ingress_ifindex and rx_queue_index alike.
+    let body = "ldxw %r2, [%r6+0]\nldxw %r3, [%r1+4]\nldxw %r4, [%r6+12]\nldxw %r5, [%r1+16]\n\
+                ldxw %r7, [%r6+8]\nsub %r3, %r2\nsub %r7, %r2\nmul %r4, 1000\nmul %r5, 100000\n\
+                mov %r0, %r3\nadd %r0, %r4\nadd %r0, %r5\nadd %r0, %r7\nexit";
+    let cfg = VmConfig {
+        ingress_ifindex: 3,
+        rx_queue_index: 2,
+        ..VmConfig::default()
+    };
+    let packet = [0u8; 60];
+    let want = 60 + 3_000 + 200_000;
+    for prefix in ["mov %r6, %r1\n", "mov %r6, %r1\nja +0\n"] {
+        let text = format!("{prefix}{body}");
+        let mut v = vm_of(ProgType::Xdp, &text, cfg.clone());
+        for _ in 0..2 {
+            assert_eq!(v.run(&packet).unwrap().retval, want, "{text}");
+        }
+    }
+}

@@ -242,6 +242,14 @@ impl View {
         }
     }
 
+    /// Moves the hot read window to `base` (the same bounds, a window starting at offset 0),
+    /// as [`Memory::rebase_rd_quiet`] does for the table.
+    #[inline(always)]
+    pub(crate) fn rebase_hot_rd(&mut self, base: *mut u8) {
+        // An empty hot window (`Hot::NONE`) has no start offset that fits, whatever its base.
+        self.hot_rd.base = base;
+    }
+
     /// Reads `N` (1, 2, 4, 8) bytes little-endian, zero-extended.
     #[inline(always)]
     pub(crate) fn load<const N: usize>(&self, addr: u64) -> Option<u64> {
@@ -424,6 +432,20 @@ impl Memory {
             r.base = base;
             w.base = base;
             self.changed = true;
+        }
+    }
+
+    /// Moves `slot`'s read window to `base` without marking the table changed: for a caller
+    /// that moves the hot window of its view the same way ([`View::rebase_hot_rd`]), so that
+    /// both keep answering alike. (An empty window has no offset inside it, whatever its base.)
+    ///
+    /// # Safety
+    /// The window must start at offset 0, and as [`Window::part`]: `base` must start an
+    /// allocation of at least the window's `hi` bytes, live for as long as the window is used.
+    #[inline(always)]
+    pub(crate) unsafe fn rebase_rd_quiet(&mut self, slot: usize, base: *mut u8) {
+        if let Some(r) = self.rd.get_mut(slot) {
+            r.base = base;
         }
     }
 

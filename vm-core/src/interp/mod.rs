@@ -26,8 +26,15 @@
 //!   compile time, other writes lower a per-frame watermark), the run state is allocated once
 //!   per Vm, and the region table's view is rebuilt only when a window moved (not per run,
 //!   not per map helper: map slabs never move). Steady-state runs allocate nothing
-//!   ([`Vm::run_into`], [`Vm::run_retval`]). `examples/interp_cost.rs` measures the host
-//!   cost per run and per instruction (for callgrind and a quick wall-clock check).
+//!   ([`Vm::run_into`], [`Vm::run_retval`]). A *clean* run (no helper that left output or
+//!   moved a window, no call, no fault, within one chunk of budget; see `Machine::slow`)
+//!   resets nothing after itself but frame 0's stack tail, and the next run starts from the
+//!   state it left: `mem` programs that cannot write memory run on the caller's input in
+//!   place (no copy), and XDP packets of the same length are only re-copied into the laid
+//!   out buffer. Array-map lookups and the `xdp_md` word loads of the entry block have their
+//!   own handlers (`exec::call_lookup`, `exec::ctx_ldxw`) that fall back to the general path
+//!   for anything else. `examples/interp_cost.rs` measures the host cost per run and per
+//!   instruction (for callgrind and a quick wall-clock check).
 
 mod alu;
 mod compile;
@@ -131,7 +138,14 @@ pub struct Vm {
     mem: Memory,
     pkt: Packet,
     ctx: Ctx,
+    /// The copy of a `mem` program's input (unused when [`Vm::borrow_input`]).
     input: Vec<u8>,
+    /// Whether a `mem` program runs on the caller's input in place: it cannot write memory
+    /// outside its stack ([`Compiled::writes_memory`]), so its input window is read-only and
+    /// a copy could never differ from the input.
+    borrow_input: bool,
+    /// Length of the published `mem` input window (`usize::MAX`: none; publish first).
+    mem_len: usize,
     stack: StackBuf,
     machine: MachineBuf,
     frames: Box<[Frame; MAX_FRAMES]>,
@@ -141,6 +155,23 @@ pub struct Vm {
     stack_dirty: bool,
     /// Whether map windows must be re-derived before the next run (after `maps_mut`).
     maps_dirty: bool,
+    /// What the next run must reset first: [`RESET_NONE`], [`RESET_STACK`] (a clean run
+    /// that may have written frame 0's stack) or [`RESET_ALL`] ([`Vm::reset_state`]: after a
+    /// run that took a slow path, or a change to the Vm between runs).
+    reset: u8,
+    /// What a clean run leaves to reset: [`RESET_STACK`] if every run may leave non-zero
+    /// stack bytes in frame 0 even without any slow path (the program stores to
+    /// `r10 + constant`, or frame 0's write watermark is already lowered, see `memory`),
+    /// [`RESET_ALL`] if a deeper frame's watermark is lowered, else [`RESET_NONE`]. Only
+    /// slow runs and `add_program` can change it.
+    stack_reset: u8,
+    /// Where the bytes a clean run may have written in frame 0 start (a multiple of 8).
+    stack_from0: usize,
+    /// Per map, how the run loop answers `bpf_map_lookup_elem` on it (see
+    /// `exec::call_lookup`); rebuilt with the map windows.
+    arrays: Vec<exec::ArrayLookup>,
+    /// The budget of the first chunk: `min(budget, CHUNK)`.
+    first_chunk: u64,
     st: RunState,
     last_insns: u64,
 }
@@ -194,6 +225,8 @@ impl Vm {
         mem.set_hot(if kind == CtxKind::Mem { MEM } else { PACKET });
         env::map_maps(&mut mem, &mut maps);
         let stack = StackBuf::new();
+        let config_budget = config.budget;
+        let code_writes_memory = code.writes_memory;
         // SAFETY: the stack allocation is MAX_FRAMES * STACK_SIZE zeroed bytes, lives as long
         // as the Vm and is only ever accessed through `stack.ptr()`.
         unsafe { mem.map_stacks(stack.ptr()) };
@@ -209,6 +242,8 @@ impl Vm {
             pkt: Packet::new(),
             ctx: Ctx::new(kind),
             input: Vec::new(),
+            borrow_input: kind == CtxKind::Mem && !code_writes_memory,
+            mem_len: usize::MAX,
             stack,
             machine: MachineBuf::new(),
             frames: Box::new([Frame::default(); MAX_FRAMES]),
@@ -216,8 +251,14 @@ impl Vm {
             dirty_frames: 0,
             stack_dirty: false,
             maps_dirty: true,
+            reset: RESET_ALL,
+            stack_reset: RESET_NONE,
+            stack_from0: STACK_SIZE,
+            arrays: Vec::new(),
+            first_chunk: config_budget.min(CHUNK),
             last_insns: 0,
-        })
+        }
+        .with_stack_reset())
     }
 
     /// Adds a tail-call target and returns its program index: the value to store in a
@@ -238,7 +279,11 @@ impl Vm {
             });
         }
         let index = self.code.add(program, &Maps(&self.maps))?;
+        self.borrow_input = self.ctx.kind == CtxKind::Mem && !self.code.writes_memory;
+        self.mem_len = usize::MAX;
         self.maps_dirty = true;
+        self.reset = RESET_ALL;
+        self.update_stack_reset();
         self.names.push(program.name.clone());
         Ok(index)
     }
@@ -259,6 +304,7 @@ impl Vm {
     /// The maps, to fill or inspect between runs.
     pub fn maps_mut(&mut self) -> &mut MapSet {
         self.maps_dirty = true;
+        self.reset = RESET_ALL;
         &mut self.maps
     }
 
@@ -292,14 +338,19 @@ impl Vm {
         out.printk.append(&mut self.st.printk);
         out.packet.clear();
         match self.ctx.kind {
+            // A program run in place cannot have changed its input.
+            CtxKind::Mem if self.borrow_input => out.packet.extend_from_slice(input),
             CtxKind::Mem => out.packet.extend_from_slice(&self.input),
             _ => self.pkt.output(&mut out.packet),
         }
         Ok(())
     }
 
-    /// Runs and returns only r0 (no copies at all); see [`Vm::last_insns`] and
-    /// [`Vm::last_packet`] for the rest of the outcome.
+    /// Runs and returns only r0 (no copies at all); see [`Vm::last_insns`] for the count.
+    ///
+    /// `#[inline]` so that a caller's loop over many runs absorbs the per-call work (saving
+    /// and restoring registers, the call itself); the slow paths stay out of line.
+    #[inline]
     pub fn run_retval(&mut self, input: &[u8]) -> Result<u64, RunError> {
         self.execute(input)
     }
@@ -309,83 +360,216 @@ impl Vm {
         self.last_insns
     }
 
-    /// The packet after the last run, as [`RunOutcome::packet`] reports it.
-    pub fn last_packet(&self) -> Vec<u8> {
-        let mut v = Vec::new();
-        match self.ctx.kind {
-            CtxKind::Mem => v.extend_from_slice(&self.input),
-            _ => self.pkt.output(&mut v),
-        }
-        v
-    }
-
     /// One run: sets up the context, executes, and returns r0.
     ///
     /// Kept lean because it is paid on every run (a 25-instruction parser executes in less
-    /// time than a naive setup takes): the Machine persists across runs and only what a run
-    /// can change is reset; the region table view and the `xdp_md` words are rebuilt only
-    /// when the table changed since they were taken ([`Memory::changed`]).
+    /// time than a naive setup takes). The common case follows a *clean* run: one that took
+    /// no slow path (no helper that left output or moved a window, no call, fault, yield or
+    /// store that missed the windows; see `Machine::slow`). Then nothing needs resetting but
+    /// the registers and at most frame 0's stack tail ([`Vm::stack_reset`]), the Machine and
+    /// the region table's view are still valid, and the run is: input, registers, one call
+    /// into the handler chain, one check of how it ended. Everything else is in
+    /// [`Vm::reset_state`] (before a run that follows a slow one) and [`Vm::finish_slow`]
+    /// (after a run that was not clean).
+    #[inline(always)]
     fn execute(&mut self, input: &[u8]) -> Result<u64, RunError> {
         // Context and input.
-        let (r1, r2) = match self.ctx.kind {
+        let (r1, r2) = if self.ctx.kind == CtxKind::Mem
+            && self.mem_len == input.len()
+            && (self.borrow_input || self.input.len() == input.len())
+        {
+            // The common case (same-sized inputs): the window keeps its bounds.
+            if self.borrow_input {
+                // In place: the read-only window moves to this call's input.
+                let p = input.as_ptr().cast_mut();
+                // SAFETY: `input` is borrowed for this whole run and is exactly as long as
+                // the window, which `setup_input` published starting at offset 0. The window
+                // is read-only (its write window is empty and no op writes memory, see
+                // `borrow_input`), is republished by every run before it executes, and is
+                // never dereferenced between runs.
+                unsafe { self.mem.rebase_rd_quiet(MEM, p) };
+                // SAFETY: as in `execute` below: no other reference to the Machine is live.
+                unsafe { self.machine.get() }.view.rebase_hot_rd(p);
+            } else {
+                // A copy: no capacity logic, one memcpy.
+                self.input.copy_from_slice(input);
+            }
+            let r1 = if input.is_empty() { 0 } else { vaddr(MEM, 0) };
+            (r1, input.len() as u64)
+        } else if self.ctx.kind == CtxKind::Xdp
+            && self.reset != RESET_ALL
+            && self.pkt.refill_xdp(input)
+        {
+            // After a clean run of an XDP program, the packet layout, the `xdp_md` image
+            // (read-only to the program; no XDP helper writes it) and the region table are
+            // as the last full setup left them: only the bytes change.
+            (vaddr(CTX, 0), 0)
+        } else {
+            self.setup_input(input)?
+        };
+        if self.reset != RESET_NONE {
+            if self.reset == RESET_STACK {
+                self.zero_frame0();
+            } else {
+                self.reset_state();
+            }
+        }
+        let entry = self.code.code.as_ptr();
+        let chunk = self.first_chunk;
+        let vm: *mut Vm = self;
+        // SAFETY: the Machine allocation is owned by this Vm, and nothing else references it
+        // while `execute` runs (handlers get this one `&mut`).
+        let m = unsafe { self.machine.get() };
+        m.r[..11].fill(0);
+        m.r[1] = r1;
+        m.r[2] = r2;
+        m.r[10] = vaddr(STACK0, STACK_SIZE as u32);
+        // `m.stop` is `None`: every run that sets it takes it (`End::Stop`).
+        m.vm = vm;
+        // The main program starts at op 0 of the fast copy.
+        let flow = exec::enter(m, entry, chunk);
+        if flow == Flow::Exit && !m.slow {
+            // A clean run: it ended in the first chunk, at depth 0, and changed nothing a
+            // later run could see except (maybe) stack bytes, which `stack_reset` covers.
+            self.last_insns = chunk - m.n;
+            self.reset = self.stack_reset;
+            return Ok(m.r[0]);
+        }
+        self.finish_slow(flow)
+    }
+
+    /// Sets up the input of a packet program, or of a `mem` program whose input length
+    /// changed (the window moves).
+    #[inline(never)]
+    fn setup_input(&mut self, input: &[u8]) -> Result<(u64, u64), RunError> {
+        match self.ctx.kind {
             CtxKind::Mem => {
-                if self.input.len() == input.len() {
-                    // The common case (same-sized inputs): no capacity logic, one copy, and
-                    // the window (same buffer, same length) does not change.
-                    self.input.copy_from_slice(input);
+                if self.borrow_input {
+                    let p = input.as_ptr().cast_mut();
+                    // SAFETY: as for the in-place case in `execute`: read-only, used only
+                    // during this run, republished by every run.
+                    let w = unsafe { Window::part(p, input.len(), 0, input.len()) };
+                    self.mem.set(MEM, w, Window::EMPTY);
                 } else {
                     self.input.clear();
                     self.input.extend_from_slice(input);
                     let w = Window::whole(&mut self.input);
                     self.mem.set(MEM, w, w);
                 }
+                self.mem_len = input.len();
+                self.reset = RESET_ALL;
                 let r1 = if input.is_empty() { 0 } else { vaddr(MEM, 0) };
-                (r1, input.len() as u64)
+                Ok((r1, input.len() as u64))
             }
             _ => {
                 self.setup_packet(input)?;
-                (vaddr(CTX, 0), 0)
+                if self.mem.changed() {
+                    // SAFETY: as in `execute`: no other reference to the Machine is live.
+                    let m = unsafe { self.machine.get() };
+                    m.view = self.mem.view();
+                    m.xdp = self.ctx.xdp_words(&self.pkt);
+                }
+                Ok((vaddr(CTX, 0), 0))
             }
-        };
-        if self.stack_dirty {
+        }
+    }
+
+    /// Brings the Vm back to the state every run starts from, after a run that was not
+    /// clean or a change between runs: stack bytes re-zeroed, helper output cleared, map
+    /// windows and the region table's view refreshed, the Machine's frame state reset.
+    #[inline(never)]
+    fn reset_state(&mut self) {
+        if self.stack_dirty || self.stack_reset != RESET_NONE {
             self.zero_stacks();
         }
+        self.stack_dirty = false;
+        self.dirty_frames = 0;
         if !self.st.printk.is_empty() {
             self.st.printk.clear();
         }
         self.st.redirect = None;
-
         if self.maps_dirty {
             env::map_maps(&mut self.mem, &mut self.maps);
+            self.arrays.clear();
+            let cpu = self.config.cpu;
+            self.arrays
+                .extend(self.maps.iter().map(|map| exec::ArrayLookup::of(map, cpu)));
             self.maps_dirty = false;
         }
-        let budget = self.config.budget;
-        let entry = self.code.code.as_ptr();
-        let vm: *mut Vm = self;
-        // SAFETY: the Machine allocation is owned by this Vm, and nothing else references it
-        // while `execute` runs (handlers get this one `&mut`).
+        // SAFETY: as in `execute`: no other reference to the Machine is live.
         let m = unsafe { self.machine.get() };
         if self.mem.changed() {
             m.view = self.mem.view();
             m.xdp = self.ctx.xdp_words(&self.pkt);
         }
-        m.r[..11].fill(0);
-        m.r[1] = r1;
-        m.r[2] = r2;
-        m.r[10] = vaddr(STACK0, STACK_SIZE as u32);
         m.fp = self.stack.ptr();
         m.delta = self.code.len * std::mem::size_of::<op::Op>();
         m.depth = 0;
         m.max_depth = 0;
         m.tail_calls = 0;
-        // `m.stop` is `None`: every run that sets it takes it (`End::Stop`).
-        m.vm = vm;
+        m.slow = false;
+        self.reset = RESET_NONE;
+    }
 
-        // Hand out the budget in chunks; each chain of handlers runs at most one chunk.
+    /// Re-zeroes what a clean run may have written to the stack: frame 0 (no call) from
+    /// [`Vm::stack_from0`] (no store missed the write window, so no watermark moved).
+    #[inline(always)]
+    fn zero_frame0(&mut self) {
+        const TOP: usize = 64;
+        let from = self.stack_from0.min(STACK_SIZE);
+        let base = self.stack.ptr();
+        if from >= STACK_SIZE - TOP {
+            // The usual case (a few locals): the top 64 bytes in four vector stores, with no
+            // length-dependent loop (which LLVM would turn into a call to memset). Bytes
+            // below `from` are zero already, so zeroing them too changes nothing.
+            // SAFETY: frame 0 is the first STACK_SIZE bytes of the stack allocation, which
+            // nothing else accesses during this call.
+            unsafe {
+                base.add(STACK_SIZE - TOP)
+                    .cast::<[u64; TOP / 8]>()
+                    .write_unaligned([0; TOP / 8])
+            };
+        } else {
+            // SAFETY: `from <= STACK_SIZE`, so the range lies inside frame 0, as above.
+            unsafe { std::ptr::write_bytes(base.add(from), 0, STACK_SIZE - from) };
+        }
+        self.reset = RESET_NONE;
+    }
+
+    /// Recomputes [`Vm::stack_reset`] and [`Vm::stack_from0`] (after the program or the
+    /// stack watermarks changed).
+    fn update_stack_reset(&mut self) {
+        let (marks, marked) = self.mem.stack_watermarks();
+        let from = self.code.stack_low.min(marks[0] as usize).min(STACK_SIZE) & !7;
+        self.stack_from0 = from;
+        self.stack_reset = if marked > 1 {
+            // A deeper frame is writable through translated addresses (a pointer formed
+            // from r10 can reach it without a call): the general re-zeroing covers it.
+            RESET_ALL
+        } else if from < STACK_SIZE {
+            RESET_STACK
+        } else {
+            RESET_NONE
+        };
+    }
+
+    /// The Vm after construction, with [`Vm::stack_reset`] computed.
+    fn with_stack_reset(mut self) -> Vm {
+        self.update_stack_reset();
+        self
+    }
+
+    /// Finishes a run that was not clean: drives further chunks of the budget, closes what
+    /// helpers left open, records what the next run must reset, and builds the outcome.
+    #[inline(never)]
+    fn finish_slow(&mut self, mut flow: Flow) -> Result<u64, RunError> {
+        let budget = self.config.budget;
+        // SAFETY: as in `execute`: the handler chain has returned, so no other reference to
+        // the Machine is live.
+        let m = unsafe { self.machine.get() };
+        // Hand out the rest of the budget in chunks; each chain of handlers runs at most one.
         let mut remaining = budget;
-        let mut chunk = remaining.min(CHUNK);
-        // The main program starts at op 0 of the fast copy.
-        let mut flow = exec::enter(m, entry, chunk);
+        let mut chunk = self.first_chunk;
         let end = loop {
             match flow {
                 Flow::Exit => break End::Exit(budget - remaining + chunk - m.n),
@@ -408,6 +592,8 @@ impl Vm {
         self.dirty_frames = max_depth;
         self.stack_dirty =
             max_depth > 0 || self.code.stack_low < STACK_SIZE || self.mem.stack_watermarks().1 > 0;
+        self.update_stack_reset();
+        self.reset = RESET_ALL;
         match end {
             End::Exit(insns) => {
                 self.last_insns = insns;
@@ -489,19 +675,33 @@ impl Vm {
             }
             // SAFETY: `d < MAX_FRAMES` and `from < STACK_SIZE`, so the range lies inside the
             // stack allocation, which nothing else accesses during this call.
-            unsafe {
-                let p = stack.add(d * STACK_SIZE + from);
-                let len = STACK_SIZE - from;
-                if len <= 64 {
-                    // Short tails (the common case) without a call to memset.
-                    for i in (0..len).step_by(8) {
-                        p.add(i).cast::<u64>().write_unaligned(0);
-                    }
-                } else {
-                    std::ptr::write_bytes(p, 0, len);
-                }
-            }
+            unsafe { zero_tail(stack.add(d * STACK_SIZE + from), STACK_SIZE - from) };
         }
+    }
+}
+
+/// [`Vm::reset`]: nothing to reset before the next run.
+const RESET_NONE: u8 = 0;
+/// [`Vm::reset`]: re-zero frame 0's stack from [`Vm::stack_from0`].
+const RESET_STACK: u8 = 1;
+/// [`Vm::reset`]: the full [`Vm::reset_state`].
+const RESET_ALL: u8 = 2;
+
+/// Writes `len` zero bytes at `p`; `len` is a multiple of 8.
+///
+/// # Safety
+/// `p..p + len` must be writable and not referenced elsewhere during the call.
+#[inline(always)]
+unsafe fn zero_tail(p: *mut u8, len: usize) {
+    if len <= 64 {
+        // Short tails (the common case) without a call to memset.
+        for i in (0..len).step_by(8) {
+            // SAFETY: `i + 8 <= len` (len is a multiple of 8), inside the caller's range.
+            unsafe { p.add(i).cast::<u64>().write_unaligned(0) };
+        }
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::write_bytes(p, 0, len) };
     }
 }
 
@@ -536,6 +736,7 @@ impl MachineBuf {
             depth: 0,
             max_depth: 0,
             tail_calls: 0,
+            slow: false,
             ip: std::ptr::null(),
             n: 0,
             stop: None,

@@ -66,6 +66,10 @@ pub(crate) const TAIL_CALL_ID: i32 = 12;
 /// Index of `bpf_tail_call` in [`HELPERS`] (it is special-cased by the run loop).
 pub(crate) const TAIL_CALL_INDEX: usize = 6;
 
+/// Index of `bpf_map_lookup_elem` in [`HELPERS`] (the run loop answers array lookups itself,
+/// see `exec::call_lookup`).
+pub(crate) const LOOKUP_INDEX: usize = 0;
+
 /// Every implemented helper.
 pub(crate) static HELPERS: &[HelperDef] = &[
     helper!(1, "bpf_map_lookup_elem", maps::lookup, ALL),
@@ -191,6 +195,7 @@ mod tests {
     #[test]
     fn table_is_consistent() {
         assert_eq!(HELPERS[TAIL_CALL_INDEX].id, TAIL_CALL_ID);
+        assert_eq!(HELPERS[LOOKUP_INDEX].name, "bpf_map_lookup_elem");
         for h in HELPERS {
             assert_eq!(
                 crate::asm::helper_name(h.id),
