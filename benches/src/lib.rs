@@ -134,7 +134,7 @@ pub fn simulate(
     let mut config = nic_sim::SimConfig::new(nic_sim::NicPreset::agilio_cx());
     config.host_threads = host_threads;
     let out = nic_sim::simulate(
-        frames.iter().cloned().map(Ok),
+        frames.iter().map(|f| Ok(f.as_slice())),
         &config,
         program,
         None,

@@ -61,10 +61,8 @@ fn bench(c: &mut Criterion) {
         config.host_threads = hosts;
         g.bench_function(format!("host_threads_{hosts}"), |b| {
             b.iter(|| {
-                let out = simulate(all.iter().cloned().map(Ok), &config, &nfp, None, |_, _| {
-                    Ok(())
-                })
-                .expect("simulates");
+                let frames = all.iter().map(|f| Ok(f.as_slice()));
+                let out = simulate(frames, &config, &nfp, None, |_, _| Ok(())).expect("simulates");
                 black_box(out.report.packets)
             })
         });

@@ -18,12 +18,13 @@
 use std::collections::VecDeque;
 
 use crate::engine::{PacketEngine, Step};
-use crate::stats::Verdict;
+use crate::stats::{Verdict, Verdicts};
 use crate::timing::Histogram;
 
-/// A frame for one ME.
-#[derive(Debug, Clone)]
-pub struct Arrival {
+/// A frame for one ME. The frame is borrowed: the ME copies it only when it must wait in a
+/// queue (into a buffer recycled from a pool), so the driver never allocates per frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival<'a> {
     /// Input frame index.
     pub index: u64,
     /// Arrival time, ME cycles.
@@ -31,20 +32,20 @@ pub struct Arrival {
     /// Hardware thread (lane within the ME).
     pub thread: u32,
     /// The frame as captured.
-    pub frame: Vec<u8>,
+    pub frame: &'a [u8],
 }
 
-/// A frame's fate, reported when known.
+/// A frame's fate in input order, reported only when the driver must release frames in
+/// input order (`--out`): counts and mismatches are kept per ME instead (order-independent
+/// sums), so an ordinary run produces no per-frame record at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameResult {
     /// Input frame index.
     pub index: u64,
     /// What happened to it.
     pub verdict: Verdict,
-    /// The frame after the program, for `--out` (only when asked for and passed/transmitted).
+    /// The frame after the program, for `--out` (passed/transmitted frames only).
     pub output: Option<Vec<u8>>,
-    /// How it differs from the reference engine, if it does.
-    pub mismatch: Option<String>,
 }
 
 /// What one ME did over the whole run.
@@ -56,6 +57,13 @@ pub struct MeStats {
     pub processed: u64,
     /// Frames dropped at a full queue.
     pub queue_drops: u64,
+    /// Verdicts of the frames the program ran on.
+    pub verdicts: Verdicts,
+    /// Frames whose verdict or bytes differ from the reference engine.
+    pub mismatches: u64,
+    /// The lowest-index mismatching frame: (index, how it differs). The lowest index over
+    /// all MEs is the run's first mismatch whatever the host threading.
+    pub first_mismatch: Option<(u64, String)>,
     /// Cycles the ME was busy (Σ busy over all steps).
     pub busy_cycles: u64,
     /// Per packet: busy + wait.
@@ -84,21 +92,27 @@ pub struct LaneStats {
     pub service_cycles: u64,
 }
 
-struct Current {
+/// A frame waiting in a lane's queue (its bytes in a pooled buffer).
+struct Queued {
+    index: u64,
+    time: u64,
+    frame: Vec<u8>,
+}
+
+/// One hardware thread: its queue and the packet it holds (plain fields, valid while
+/// `MeSim::ready` is not `NONE`, so starting a packet moves nothing).
+#[derive(Default)]
+struct Thread {
+    queue: VecDeque<Queued>,
     index: u64,
     arrival: u64,
     busy: u64,
     wait: u64,
     /// Whether the firmware's per-packet cycles have been charged (on the first step).
     fw_charged: bool,
-    /// The reference engine's (verdict, bytes) for this packet, when checking.
-    reference: Option<(Verdict, Vec<u8>)>,
-}
-
-#[derive(Default)]
-struct Thread {
-    queue: VecDeque<Arrival>,
-    current: Option<Current>,
+    /// The reference engine's verdict and bytes for this packet, when checking.
+    ref_verdict: Option<Verdict>,
+    ref_bytes: Vec<u8>,
     used: bool,
     stats: LaneStats,
 }
@@ -119,12 +133,19 @@ pub struct MeSim<E: PacketEngine> {
     ready: Vec<u64>,
     /// Per thread: the time it finished a packet and has not yet taken the next (`NONE`).
     free: Vec<u64>,
+    /// Threads holding a packet, and threads with a `free` time: when both are 0 (an idle
+    /// ME, the usual state between arrivals below saturation) nothing needs scanning.
+    holding: usize,
+    freed: usize,
     depth: usize,
-    keep_output: bool,
+    /// Report every frame as a [`FrameResult`] (with its bytes when passed/transmitted).
+    results: bool,
     me_free: u64,
     last_run: usize,
     stats: MeStats,
     scratch: Vec<u8>,
+    /// Buffers of frames that left a queue, reused for the next queued frame.
+    pool: Vec<Vec<u8>>,
     /// Firmware ME cycles per packet around the program (`NicPreset::fw_cycles_per_packet`).
     fw_cycles: u64,
 }
@@ -140,14 +161,15 @@ impl<E: PacketEngine> std::fmt::Debug for MeSim<E> {
 
 impl<E: PacketEngine> MeSim<E> {
     /// ME `me` with `threads` threads whose queues hold `depth` frames each. With
-    /// `keep_output`, passed/transmitted frames carry their bytes out.
+    /// `results`, every frame is reported as a [`FrameResult`], passed/transmitted ones with
+    /// their bytes (for `--out`).
     pub fn new(
         me: u32,
         engine: E,
         reference: Option<Reference>,
         threads: u32,
         depth: u32,
-        keep_output: bool,
+        results: bool,
     ) -> MeSim<E> {
         MeSim {
             engine,
@@ -155,8 +177,10 @@ impl<E: PacketEngine> MeSim<E> {
             threads: (0..threads.max(1)).map(|_| Thread::default()).collect(),
             ready: vec![NONE; threads.max(1) as usize],
             free: vec![NONE; threads.max(1) as usize],
+            holding: 0,
+            freed: 0,
             depth: depth as usize,
-            keep_output,
+            results,
             me_free: 0,
             last_run: threads.max(1) as usize - 1,
             stats: MeStats {
@@ -164,6 +188,7 @@ impl<E: PacketEngine> MeSim<E> {
                 ..MeStats::default()
             },
             scratch: Vec::new(),
+            pool: Vec::new(),
             fw_cycles: 0,
         }
     }
@@ -176,25 +201,34 @@ impl<E: PacketEngine> MeSim<E> {
 
     /// Feeds the next frame (arrival times must not decrease); results of frames that
     /// finished before it arrived go to `out`.
-    pub fn arrive(&mut self, a: Arrival, out: &mut Vec<FrameResult>) {
+    pub fn arrive(&mut self, a: Arrival<'_>, out: &mut Vec<FrameResult>) {
         self.advance(Some(a.time), out);
         let n = self.threads.len();
         let th = a.thread as usize % n;
+        let idle = self.ready[th] == NONE && self.free[th] == NONE;
         let t = &mut self.threads[th];
         t.used = true;
         t.stats.offered += 1;
-        if t.current.is_none() && self.free[th] == NONE && t.queue.is_empty() {
-            self.begin(th, a);
+        if idle && t.queue.is_empty() {
+            self.begin(th, a.index, a.time, a.frame, a.time);
         } else if t.queue.len() < self.depth {
-            t.queue.push_back(a);
+            let mut frame = self.pool.pop().unwrap_or_default();
+            frame.clear();
+            frame.extend_from_slice(a.frame);
+            t.queue.push_back(Queued {
+                index: a.index,
+                time: a.time,
+                frame,
+            });
         } else {
             self.stats.queue_drops += 1;
-            out.push(FrameResult {
-                index: a.index,
-                verdict: Verdict::QueueDrop,
-                output: None,
-                mismatch: None,
-            });
+            if self.results {
+                out.push(FrameResult {
+                    index: a.index,
+                    verdict: Verdict::QueueDrop,
+                    output: None,
+                });
+            }
         }
     }
 
@@ -206,27 +240,22 @@ impl<E: PacketEngine> MeSim<E> {
         (self.stats, self.engine, self.reference)
     }
 
-    /// Thread `th` takes frame `a` at `a.time` (or later, when called from a completion).
-    fn begin(&mut self, th: usize, a: Arrival) {
-        self.begin_at(th, a, None);
-    }
-
-    fn begin_at(&mut self, th: usize, a: Arrival, at: Option<u64>) {
-        self.engine.start(th as u32, &a.frame);
-        let reference = self.reference.as_mut().map(|r| {
-            let mut bytes = Vec::new();
-            let (last, _, _) = crate::engine::run_to_completion(r.as_mut(), &a.frame, &mut bytes);
-            (verdict_of(&last), bytes)
+    /// Thread `th` takes frame `index` (arrived at `arrival`) and may run it from `at`.
+    fn begin(&mut self, th: usize, index: u64, arrival: u64, frame: &[u8], at: u64) {
+        self.engine.start(th as u32, frame);
+        let t = &mut self.threads[th];
+        t.ref_verdict = self.reference.as_mut().map(|r| {
+            let (last, _, _) =
+                crate::engine::run_to_completion(r.as_mut(), frame, &mut t.ref_bytes);
+            verdict_of(&last)
         });
-        self.ready[th] = at.unwrap_or(a.time);
-        self.threads[th].current = Some(Current {
-            index: a.index,
-            arrival: a.time,
-            busy: 0,
-            wait: 0,
-            fw_charged: false,
-            reference,
-        });
+        t.index = index;
+        t.arrival = arrival;
+        t.busy = 0;
+        t.wait = 0;
+        t.fw_charged = false;
+        self.ready[th] = at;
+        self.holding += 1;
     }
 
     /// Processes everything that happens before `now`, as an arrival at `now` would: lets
@@ -239,61 +268,65 @@ impl<E: PacketEngine> MeSim<E> {
     /// with `None`.
     fn advance(&mut self, until: Option<u64>, out: &mut Vec<FrameResult>) {
         let n = self.threads.len();
-        loop {
+        let until = until.unwrap_or(NONE);
+        while self.holding + self.freed > 0 {
             // The earliest completion (the thread takes its next frame; ties: lowest thread)
             // and the earliest run (ready threads, round-robin after `last_run` on ties:
             // threads are visited in that order and only a strictly earlier time replaces the
             // pick).
             // `NONE` is the largest time, so plain `<` skips it (times never reach it).
             let (mut bf, mut fi) = (NONE, 0);
-            for (i, &f) in self.free.iter().enumerate() {
-                if f < bf {
-                    (bf, fi) = (f, i);
+            if self.freed > 0 {
+                for (i, &f) in self.free.iter().enumerate() {
+                    if f < bf {
+                        (bf, fi) = (f, i);
+                    }
                 }
             }
-            let free = (bf != NONE).then_some((bf, fi));
             // `max` keeps `NONE` (no packet) as `NONE`.
             let (mut br, mut ri) = (NONE, 0);
-            let me_free = self.me_free;
-            let first = if self.last_run + 1 >= n {
-                0
+            if self.holding > 0 {
+                let me_free = self.me_free;
+                let first = if self.last_run + 1 >= n {
+                    0
+                } else {
+                    self.last_run + 1
+                };
+                let (head, tail) = self.ready.split_at(first);
+                for (i, &r) in tail.iter().enumerate() {
+                    if r.max(me_free) < br {
+                        (br, ri) = (r.max(me_free), first + i);
+                    }
+                }
+                for (i, &r) in head.iter().enumerate() {
+                    if r.max(me_free) < br {
+                        (br, ri) = (r.max(me_free), i);
+                    }
+                }
+            }
+            if bf != NONE && bf <= br {
+                // With no `until`, NONE > every time, so this never stops early.
+                if until != NONE && bf > until {
+                    return;
+                }
+                self.take_next(fi, bf);
+            } else if br != NONE {
+                if until != NONE && br >= until {
+                    return;
+                }
+                self.run(ri, br, out);
             } else {
-                self.last_run + 1
-            };
-            let (head, tail) = self.ready.split_at(first);
-            for (i, &r) in tail.iter().enumerate() {
-                if r.max(me_free) < br {
-                    (br, ri) = (r.max(me_free), first + i);
-                }
-            }
-            for (i, &r) in head.iter().enumerate() {
-                if r.max(me_free) < br {
-                    (br, ri) = (r.max(me_free), i);
-                }
-            }
-            let run = (br != NONE).then_some((br, ri));
-            match (free, run) {
-                (Some((f, i)), r) if r.is_none_or(|(rt, _)| f <= rt) => {
-                    if until.is_some_and(|u| f > u) {
-                        return;
-                    }
-                    self.take_next(i, f);
-                }
-                (_, Some((rt, i))) => {
-                    if until.is_some_and(|u| rt >= u) {
-                        return;
-                    }
-                    self.run(i, rt, out);
-                }
-                _ => return,
+                return;
             }
         }
     }
 
     fn take_next(&mut self, th: usize, at: u64) {
         self.free[th] = NONE;
-        if let Some(a) = self.threads[th].queue.pop_front() {
-            self.begin_at(th, a, Some(at));
+        self.freed -= 1;
+        if let Some(q) = self.threads[th].queue.pop_front() {
+            self.begin(th, q.index, q.time, &q.frame, at);
+            self.pool.push(q.frame);
         }
     }
 
@@ -303,64 +336,78 @@ impl<E: PacketEngine> MeSim<E> {
         let mut busy = match &step {
             Step::Swap { busy, .. } | Step::Done { busy, .. } | Step::Fault { busy, .. } => *busy,
         };
-        if let Some(cur) = self.threads[th].current.as_mut()
-            && !cur.fw_charged
-        {
-            cur.fw_charged = true;
+        let t = &mut self.threads[th];
+        if !t.fw_charged {
+            t.fw_charged = true;
             busy += self.fw_cycles;
         }
         self.me_free = at + busy;
         self.stats.busy_cycles += busy;
-        let t = &mut self.threads[th];
-        let Some(cur) = t.current.as_mut() else {
-            return;
-        };
-        cur.busy += busy;
+        t.busy += busy;
         if let Step::Swap { wait, .. } = step {
-            cur.wait += wait;
+            t.wait += wait;
             self.ready[th] = at + busy + wait;
             return;
         }
-        let Some(cur) = t.current.take() else {
-            return;
-        };
         self.ready[th] = NONE;
+        self.holding -= 1;
         let done = at + busy;
         self.free[th] = done;
+        self.freed += 1;
         let verdict = verdict_of(&step);
-        self.stats.processed += 1;
-        self.stats.busy.record(cur.busy);
-        self.stats.service.record(cur.busy + cur.wait);
+        let (index, service) = (t.index, t.busy + t.wait);
         t.stats.processed += 1;
-        t.stats.service_cycles += cur.busy + cur.wait;
-        self.stats.latency.record(done - cur.arrival);
-        self.stats.last_done = self.stats.last_done.max(done);
-        let want_bytes = (self.keep_output && verdict.is_output()) || cur.reference.is_some();
+        t.stats.service_cycles += service;
+        let s = &mut self.stats;
+        s.processed += 1;
+        s.verdicts.count(verdict);
+        s.busy.record(t.busy);
+        s.service.record(service);
+        s.latency.record(done - t.arrival);
+        s.last_done = s.last_done.max(done);
+        let output = self.results && verdict.is_output();
+        if !output && t.ref_verdict.is_none() {
+            if self.results {
+                out.push(FrameResult {
+                    index,
+                    verdict,
+                    output: None,
+                });
+            }
+            return;
+        }
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
-        if want_bytes && matches!(step, Step::Done { .. }) {
+        if matches!(step, Step::Done { .. }) {
             self.engine.output(th as u32, &mut bytes);
         }
-        let mismatch = cur.reference.and_then(|(rv, rb)| {
+        let t = &self.threads[th];
+        let mismatch = t.ref_verdict.and_then(|rv| {
             if rv != verdict {
                 Some(format!(
-                    "frame {}: verdict {verdict:?}, reference {rv:?}",
-                    cur.index
+                    "frame {index}: verdict {verdict:?}, reference {rv:?}"
                 ))
-            } else if rb != bytes {
-                Some(format!("frame {}: output bytes differ", cur.index))
+            } else if t.ref_bytes != bytes {
+                Some(format!("frame {index}: output bytes differ"))
             } else {
                 None
             }
         });
-        let output = (self.keep_output && verdict.is_output()).then(|| bytes.clone());
+        if let Some(m) = mismatch {
+            let s = &mut self.stats;
+            s.mismatches += 1;
+            if s.first_mismatch.as_ref().is_none_or(|(i, _)| index < *i) {
+                s.first_mismatch = Some((index, m));
+            }
+        }
+        if self.results {
+            out.push(FrameResult {
+                index,
+                verdict,
+                output: output.then(|| bytes.clone()),
+            });
+        }
         self.scratch = bytes;
-        out.push(FrameResult {
-            index: cur.index,
-            verdict,
-            output,
-            mismatch,
-        });
     }
 }
 
@@ -423,15 +470,15 @@ mod tests {
             wait: 100,
             stage: vec![0; threads as usize],
         };
-        MeSim::new(0, e, None, threads, depth, false)
+        MeSim::new(0, e, None, threads, depth, true)
     }
 
-    fn arrival(index: u64, time: u64, thread: u32) -> Arrival {
+    fn arrival(index: u64, time: u64, thread: u32) -> Arrival<'static> {
         Arrival {
             index,
             time,
             thread,
-            frame: vec![0; 60],
+            frame: &[0; 60],
         }
     }
 

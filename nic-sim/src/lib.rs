@@ -52,6 +52,7 @@ pub mod preset;
 pub mod traffic;
 
 pub use error::SimError;
+mod dispatch;
 pub mod engine;
 pub mod lanes;
 pub mod merge;

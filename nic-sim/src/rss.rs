@@ -72,11 +72,22 @@ impl Toeplitz {
 
     /// The hash of `input` (at most 36 bytes; longer input is cut).
     pub fn hash(&self, input: &[u8]) -> u32 {
-        input
-            .iter()
-            .take(MAX_INPUT)
-            .zip(self.table.iter())
-            .fold(0, |acc, (&b, row)| acc ^ row[usize::from(b)])
+        self.hash2(input, &[])
+    }
+
+    /// The hash of `a` followed by `b` (at most 36 bytes in all; longer input is cut),
+    /// without copying them together: RSS hashes addresses then ports, read in place.
+    #[inline]
+    pub fn hash2(&self, a: &[u8], b: &[u8]) -> u32 {
+        let (ta, tb) = self.table.split_at(a.len().min(MAX_INPUT));
+        let mut h = 0;
+        for (row, &x) in ta.iter().zip(a) {
+            h ^= row[usize::from(x)];
+        }
+        for (row, &x) in tb.iter().zip(b) {
+            h ^= row[usize::from(x)];
+        }
+        h
     }
 }
 
@@ -100,9 +111,8 @@ impl Rss {
 
     /// The hash of a frame, or `None` for non-IP frames under [`NonIp::Lane0`].
     pub fn hash(&self, frame: &[u8]) -> Option<u32> {
-        let mut buf = [0u8; MAX_INPUT];
-        let n = hash_input(frame, self.non_ip, &mut buf)?;
-        Some(self.hasher.hash(&buf[..n]))
+        let (a, b) = hash_input(frame, self.non_ip)?;
+        Some(self.hasher.hash2(a, b))
     }
 
     /// The lane of a frame.
@@ -111,8 +121,8 @@ impl Rss {
     }
 }
 
-/// Writes the hash input of `frame` into `buf` and returns its length.
-fn hash_input(frame: &[u8], non_ip: NonIp, buf: &mut [u8; MAX_INPUT]) -> Option<usize> {
+/// The hash input of `frame`, in place: the addresses, then the ports (or nothing).
+fn hash_input(frame: &[u8], non_ip: NonIp) -> Option<(&[u8], &[u8])> {
     let be16 = |o: usize| {
         frame
             .get(o..o + 2)
@@ -140,24 +150,17 @@ fn hash_input(frame: &[u8], non_ip: NonIp, buf: &mut [u8; MAX_INPUT]) -> Option<
         _ => {
             return match non_ip {
                 NonIp::Lane0 => None,
-                NonIp::Mac => {
-                    let macs = frame.get(0..12)?;
-                    buf[..12].copy_from_slice(macs);
-                    Some(12)
-                }
+                NonIp::Mac => Some((frame.get(0..12)?, &[])),
             };
         }
     };
-    let a = &frame[addrs];
-    buf[..a.len()].copy_from_slice(a);
-    let mut n = a.len();
-    if matches!(proto, 6 | 17)
-        && let Some(ports) = frame.get(l4..l4 + 4)
-    {
-        buf[n..n + 4].copy_from_slice(ports);
-        n += 4;
-    }
-    Some(n)
+    let a = frame.get(addrs)?;
+    let ports = if matches!(proto, 6 | 17) {
+        frame.get(l4..l4 + 4).unwrap_or_default()
+    } else {
+        &[]
+    };
+    Some((a, ports))
 }
 
 #[cfg(test)]

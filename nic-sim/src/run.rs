@@ -2,33 +2,34 @@
 //! pool of host threads, gathers results in input order, and builds the report.
 //!
 //! ```text
-//!  calling thread                           rayon pool (H host threads)
-//!  frames ─► runt? ─► RSS lane ─► ME m ─► batch ─► bounded channel ─► shard m % H: MeSim per ME
-//!     ▲                                                                     │
-//!     └─ reorder buffer ◄── unbounded channel ◄── FrameResults, final stats ┘
-//!         (input order: counts, --out sink)
+//!  calling thread = shard 0                        H - 1 rayon workers
+//!  frames ─► runt? ─► RSS lane ─► ME m ─┬─ m % H = 0: its MeSim, at once (frame borrowed)
+//!                                       └─ else: byte arena ─► bounded channel ─► shard m % H
+//!     ▲                                      ▲ (arenas come back for reuse)          │
+//!     └─ with --out: reorder buffer ◄── unbounded channel ◄── FrameResults, final stats ┘
 //! ```
 //!
 //! Workers never block (results go to an unbounded channel the calling thread drains after
 //! every send), so the bounded input channels cannot deadlock; memory stays bounded by the
 //! channel capacity plus the lanes' queues. Which host thread simulates an ME never affects
-//! a result: an ME's model sees only its own frames (see `lanes`), results are reordered by
-//! frame index, and maps are merged in ME order (see `merge`).
+//! a result: an ME's model sees only its own frames (see `lanes`), counts and mismatches are
+//! order-free sums per ME (the first mismatch is the lowest frame index), `--out` frames are
+//! reordered by frame index, and maps are merged in ME order (see `merge`).
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
-use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam::channel::{bounded, unbounded};
 use nfp_backend::exec::add_profiles;
 use vm_core::maps::MapSet;
 
+use crate::dispatch::{Batch, Collector, Msg, Remote, Shard, ShardDone, shard_worker};
 use crate::engine::PacketEngine;
 use crate::error::SimError;
-use crate::lanes::{Arrival, FrameResult, MeSim, MeStats, Reference};
-use crate::merge::{merge_replicas, same_contents};
+use crate::lanes::{Arrival, FrameResult, MeStats, Reference};
+use crate::merge::merge_replicas;
 use crate::preset::NicPreset;
 use crate::rss::{NonIp, Rss};
-use crate::stats::{Percentiles, SimReport, Verdict, Verdicts};
+use crate::stats::{Percentiles, SimReport, Verdicts};
 use crate::timing::{ArrivalClock, Histogram, MeLoad, me_capacity_pps, modeled_pps};
 use crate::traffic::is_runt;
 
@@ -43,7 +44,9 @@ pub struct SimConfig {
     pub keep_output: bool,
     /// Where non-IP frames go.
     pub non_ip: NonIp,
-    /// Frames per channel message.
+    /// Frames read between deliveries to the other host threads (never changes a result):
+    /// larger batches mean fewer channel messages and thread wake-ups, smaller ones a
+    /// smaller `--out` reorder buffer.
     pub batch: usize,
     /// Count executions and cycles per ME instruction address into [`SimOutput::profile`].
     /// Off by default; when off the engines run their unprofiled loop (no cost).
@@ -58,7 +61,7 @@ impl SimConfig {
             host_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep_output: false,
             non_ip: NonIp::Lane0,
-            batch: 256,
+            batch: 1024,
             profile: false,
         }
     }
@@ -104,122 +107,16 @@ impl<E: PacketEngine, F: Fn(u32, u32) -> Result<E, SimError> + Sync> EngineFacto
 /// Builds the reference engine of one ME for checked runs.
 pub type ReferenceFactory<'a> = &'a (dyn Fn(u32, u32) -> Result<Reference, SimError> + Sync);
 
-/// What a shard reports when its input ends.
-struct ShardDone {
-    stats: Vec<MeStats>,
-    /// (ME, its maps).
-    maps: Vec<(u32, Option<MapSet>)>,
-    /// MEs whose maps differ from their reference engine's.
-    map_mismatches: Vec<u32>,
-    /// ME 0's maps before any packet, when this shard holds ME 0.
-    initial: Option<MapSet>,
-    /// Summed instruction profile of this shard's MEs (with `SimConfig::profile`).
-    profile: Option<Vec<InsnProfile>>,
-}
-
-/// Frames for one shard, and the arrival time of the last frame dispatched to any shard:
-/// every frame of this shard that arrives before it is in this or an earlier batch.
-struct Batch {
-    frames: Vec<(u32, Arrival)>,
-    now: u64,
-}
-
-/// Frames for each shard, filled by [`feed`] between deliveries.
-type Buffers = Vec<Vec<(u32, Arrival)>>;
-
-/// Sends every shard its buffered frames; false if a worker has gone. The buffers are
-/// replaced with preallocated ones, so filling them never reallocates.
-fn flush(inputs: &[Sender<Batch>], buffers: &mut Buffers, now: u64) -> bool {
-    inputs.iter().zip(buffers.iter_mut()).all(|(tx, b)| {
-        let cap = b.capacity();
-        tx.send(Batch {
-            frames: std::mem::replace(b, Vec::with_capacity(cap)),
-            now,
-        })
-        .is_ok()
-    })
-}
-
-enum Msg {
-    Results(Vec<FrameResult>),
-    Done(Box<ShardDone>),
-    Failed(SimError),
-}
-
-/// The calling thread's part: reads `frames`, counts runts, gives every other frame its
-/// arrival time and lane (RSS), buffers it for the shard that owns its ME, and calls
-/// `deliver(buffers, now)` every `batch` frames and once at the end (`now` = the arrival
-/// time of the last frame read). `deliver` returns false to stop reading. Returns the
-/// number of frames read.
-fn feed<I, D>(
-    frames: I,
-    config: &SimConfig,
-    hosts: usize,
-    clock: &mut ArrivalClock,
-    collect: &mut Collector,
-    mut deliver: D,
-) -> Result<u64, SimError>
-where
-    I: IntoIterator<Item = Result<Vec<u8>, SimError>>,
-    D: FnMut(&mut Buffers, u64, &mut Collector) -> Result<bool, SimError>,
-{
-    let nic = &config.nic;
-    let mes = nic.mes().max(1);
-    let threads = nic.threads_per_me.max(1);
-    let rss = Rss::new(mes * threads, config.non_ip);
-    let batch = config.batch.max(1);
-    let per_shard = (batch / hosts + 16).min(1 << 16);
-    let mut buffers: Buffers = (0..hosts).map(|_| Vec::with_capacity(per_shard)).collect();
-    let mut buffered = 0usize;
-    let mut index = 0u64;
-    for frame in frames {
-        let frame = frame?;
-        let time = clock.next(frame.len());
-        if is_runt(&frame) {
-            collect.insert(FrameResult {
-                index,
-                verdict: Verdict::Runt,
-                output: None,
-                mismatch: None,
-            });
-        } else {
-            let lane = rss.lane(&frame);
-            let (me, thread) = (lane / threads, lane % threads);
-            let shard = if hosts == 1 { 0 } else { me as usize % hosts };
-            buffers[shard].push((
-                me,
-                Arrival {
-                    index,
-                    time,
-                    thread,
-                    frame,
-                },
-            ));
-            buffered += 1;
-        }
-        index += 1;
-        if buffered >= batch {
-            // Every shard gets its frames and the time, so that MEs with no new traffic
-            // still finish what they hold and the reorder buffer stays small.
-            buffered = 0;
-            collect.total = index;
-            if !deliver(&mut buffers, time, collect)? {
-                return Ok(index); // a worker failed; its message says why
-            }
-        }
-    }
-    collect.total = index;
-    deliver(&mut buffers, clock.now(), collect)?;
-    Ok(index)
-}
-
 /// Runs `frames` through the simulated NIC; `sink(index, bytes)` receives, in input order,
 /// every passed/transmitted frame after the program (only with `config.keep_output`).
 ///
-/// With one host thread everything runs on the calling thread (one host thread means one
-/// core: reading and dispatching frames is part of the work); with more, the calling thread
-/// reads and dispatches while `host_threads` workers simulate.
-pub fn simulate<F, I, S>(
+/// Frames may be owned (`Vec<u8>`, as [`crate::FrameSource`] yields) or borrowed
+/// (`&[u8]`): the simulator copies a frame only when it crosses to another host thread or
+/// waits in a lane's queue.
+///
+/// The calling thread is one of the `host_threads`: it reads and dispatches every frame and
+/// simulates its own share of the MEs; the others simulate theirs (see `dispatch`).
+pub fn simulate<F, I, B, S>(
     frames: I,
     config: &SimConfig,
     engines: &F,
@@ -228,7 +125,8 @@ pub fn simulate<F, I, S>(
 ) -> Result<SimOutput, SimError>
 where
     F: EngineFactory,
-    I: IntoIterator<Item = Result<Vec<u8>, SimError>>,
+    I: IntoIterator<Item = Result<B, SimError>>,
+    B: AsRef<[u8]>,
     S: FnMut(u64, &[u8]) -> Result<(), SimError>,
 {
     let nic = &config.nic;
@@ -237,31 +135,25 @@ where
     let mes = nic.mes().max(1);
     let hosts = config.host_threads.clamp(1, mes as usize);
     let mut clock = ArrivalClock::new(nic.line_rate.bits_per_sec(), nic.clock_hz);
-    let mut collect = Collector::default();
+    let mut collect = Collector::new(config.keep_output);
     let mut done: Vec<ShardDone> = Vec::new();
+    let mut local = Shard::new(0, hosts, config, engines, reference)?;
     if hosts == 1 {
-        let mut shard = Shard::new(0, 1, config, engines, reference)?;
+        let mut remote = Remote::none();
         let mut out = Vec::new();
         feed(
             frames,
             config,
-            1,
+            hosts,
             &mut clock,
             &mut collect,
-            |buffers, now, collect| {
-                shard.process(buffers[0].drain(..), now, &mut out);
-                for r in out.drain(..) {
-                    collect.insert(r);
-                }
-                collect.emit(&mut sink)?;
-                Ok(true)
-            },
+            &mut local,
+            &mut remote,
+            &mut out,
+            &mut sink,
         )?;
-        done.push(shard.finish(&mut out));
-        for r in out.drain(..) {
-            collect.insert(r);
-        }
-        collect.emit(&mut sink)?;
+        done.push(local.finish(&mut out));
+        collect.take(&mut out, &mut sink)?;
         collect.shards_done = 1;
     } else {
         simulate_threaded(
@@ -273,6 +165,7 @@ where
             &mut sink,
             &mut clock,
             &mut collect,
+            local,
             &mut done,
         )?;
     }
@@ -282,21 +175,129 @@ where
             hosts - collect.shards_done
         )));
     }
-    if collect.next != collect.total {
-        return Err(SimError::Host(format!(
-            "{} of {} frames never got a result",
-            collect.total - collect.next,
-            collect.total
-        )));
-    }
     let elapsed = started.elapsed().as_secs_f64();
-    Ok(build_output(config, hosts, &clock, collect, done, elapsed))
+    build_output(config, hosts, &clock, collect, done, elapsed)
 }
 
-/// [`simulate`] with `hosts` (>= 2) worker threads, shard `s` simulating the MEs `m` with
+/// Bytes of frames after which a batch is sent even if it holds fewer than `batch` frames:
+/// memory in flight stays under `IN_FLIGHT + 2` such arenas per other host thread.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// Batches queued per other host thread: enough for the reader to run ahead of a worker
+/// that the OS descheduled for a moment (a shared machine), and the other way round.
+const IN_FLIGHT: usize = 8;
+
+/// The calling thread's part: reads `frames`, counts runts, gives every other frame its
+/// arrival time and lane (RSS), simulates it at once when its ME is in `local`, or buffers
+/// it for the shard that owns its ME; every `batch` frames and at the end it sends the
+/// buffers, brings its own MEs up to the time of the last frame read, and collects results.
+#[allow(clippy::too_many_arguments)]
+fn feed<E, I, B, S>(
+    frames: I,
+    config: &SimConfig,
+    hosts: usize,
+    clock: &mut ArrivalClock,
+    collect: &mut Collector,
+    local: &mut Shard<E>,
+    remote: &mut Remote,
+    out: &mut Vec<FrameResult>,
+    sink: &mut S,
+) -> Result<(), SimError>
+where
+    E: PacketEngine,
+    I: IntoIterator<Item = Result<B, SimError>>,
+    B: AsRef<[u8]>,
+    S: FnMut(u64, &[u8]) -> Result<(), SimError>,
+{
+    let nic = &config.nic;
+    let mes = nic.mes().max(1);
+    let threads = nic.threads_per_me.max(1);
+    let rss = Rss::new(mes * threads, config.non_ip);
+    let batch = config.batch.max(1);
+    let per_shard = (batch / hosts + 16).min(1 << 16);
+    for b in &mut remote.buffers {
+        b.reserve(per_shard);
+    }
+    let mut pending = 0usize;
+    let mut index = 0u64;
+    for frame in frames {
+        let frame = frame?;
+        let frame = frame.as_ref();
+        let time = clock.next(frame.len());
+        if is_runt(frame) {
+            collect.runt(index);
+        } else {
+            let lane = rss.lane(frame);
+            let (me, thread) = (lane / threads, lane % threads);
+            let a = Arrival {
+                index,
+                time,
+                thread,
+                frame,
+            };
+            let (shard, slot) = (me as usize % hosts, me as usize / hosts);
+            if shard == 0 {
+                local.arrive(slot, a, out);
+            } else if let Some(b) = remote.buffers.get_mut(shard - 1) {
+                b.push(slot as u32, a);
+                // Large frames: deliver early so a batch's arena stays small.
+                if b.bytes_len() >= MAX_BATCH_BYTES {
+                    pending = batch;
+                }
+            }
+        }
+        index += 1;
+        pending += 1;
+        if pending >= batch {
+            pending = 0;
+            collect.total = index;
+            if !deliver(time, collect, local, remote, out, sink)? {
+                return Ok(());
+            }
+        }
+    }
+    collect.total = index;
+    deliver(clock.now(), collect, local, remote, out, sink)?;
+    Ok(())
+}
+
+/// Sends the other shards their frames and `now`, brings the local MEs up to `now` (so
+/// MEs with no new traffic still finish what they hold and the reorder buffer stays small),
+/// and collects results; false if a worker has gone (its message says why).
+fn deliver<E, S>(
+    now: u64,
+    collect: &mut Collector,
+    local: &mut Shard<E>,
+    remote: &mut Remote,
+    out: &mut Vec<FrameResult>,
+    sink: &mut S,
+) -> Result<bool, SimError>
+where
+    E: PacketEngine,
+    S: FnMut(u64, &[u8]) -> Result<(), SimError>,
+{
+    if !remote.flush(now) {
+        return Ok(false);
+    }
+    local.advance_to(now, out);
+    collect.take(out, sink)?;
+    if let Some(rx) = remote.results.as_ref() {
+        let mut failed = None;
+        // Workers report `Done` only after their input closes, which has not happened.
+        let mut done = Vec::new();
+        collect.drain(rx, &mut done, &mut failed, sink, false)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    Ok(true)
+}
+
+/// [`simulate`] with `hosts` (>= 2) host threads: the calling thread simulates shard 0
+/// (`local`) and `hosts - 1` workers the others, shard `s` simulating the MEs `m` with
 /// `m % hosts == s`.
 #[allow(clippy::too_many_arguments)]
-fn simulate_threaded<F, I, S>(
+fn simulate_threaded<F, I, B, S>(
     frames: I,
     config: &SimConfig,
     hosts: usize,
@@ -305,28 +306,34 @@ fn simulate_threaded<F, I, S>(
     sink: &mut S,
     clock: &mut ArrivalClock,
     collect: &mut Collector,
+    mut local: Shard<F::Engine>,
     done: &mut Vec<ShardDone>,
 ) -> Result<(), SimError>
 where
     F: EngineFactory,
-    I: IntoIterator<Item = Result<Vec<u8>, SimError>>,
+    I: IntoIterator<Item = Result<B, SimError>>,
+    B: AsRef<[u8]>,
     S: FnMut(u64, &[u8]) -> Result<(), SimError>,
 {
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(hosts)
+        .num_threads(hosts - 1)
         .build()
         .map_err(|e| SimError::Host(e.to_string()))?;
     let (res_tx, res_rx) = unbounded::<Msg>();
+    let (recycle_tx, recycle_rx) = unbounded::<Batch>();
     let mut failure: Option<SimError> = None;
     pool.in_place_scope(|scope| {
-        let mut inputs: Vec<Sender<Batch>> = Vec::new();
-        for shard in 0..hosts {
-            let (tx, rx) = bounded::<Batch>(4);
-            inputs.push(tx);
+        let mut remote = Remote::none();
+        for shard in 1..hosts {
+            let (tx, rx) = bounded::<Batch>(IN_FLIGHT);
+            remote.inputs.push(tx);
+            remote.buffers.push(Batch::default());
             let res_tx = res_tx.clone();
+            let recycle = recycle_tx.clone();
             scope.spawn(move |_| {
-                let msg = match shard_worker(shard, hosts, rx, &res_tx, config, engines, reference)
-                {
+                let msg = match shard_worker(
+                    shard, hosts, rx, &recycle, &res_tx, config, engines, reference,
+                ) {
                     Ok(d) => Msg::Done(Box::new(d)),
                     Err(e) => Msg::Failed(e),
                 };
@@ -334,28 +341,30 @@ where
             });
         }
         drop(res_tx);
+        drop(recycle_tx);
+        remote.recycle = Some(recycle_rx);
+        remote.results = Some(res_rx.clone());
+        let mut out = Vec::new();
         let fed = feed(
             frames,
             config,
             hosts,
             clock,
             collect,
-            |buffers, now, collect| {
-                if !flush(&inputs, buffers, now) {
-                    return Ok(false);
-                }
-                let mut failed = None;
-                collect.drain(&res_rx, done, &mut failed, sink, false)?;
-                match failed {
-                    Some(e) => Err(e),
-                    None => Ok(true),
-                }
-            },
+            &mut local,
+            &mut remote,
+            &mut out,
+            sink,
         );
         if let Err(e) = fed {
             failure = Some(e);
         }
-        drop(inputs);
+        drop(remote);
+        done.push(local.finish(&mut out));
+        collect.shards_done += 1;
+        if let Err(e) = collect.take(&mut out, sink) {
+            failure.get_or_insert(e);
+        }
         if let Err(e) = collect.drain(&res_rx, done, &mut failure, sink, true) {
             failure.get_or_insert(e);
         }
@@ -366,228 +375,6 @@ where
     }
 }
 
-/// The MEs one host thread simulates: `m % hosts == shard`, so ME `m` is `sims[m / hosts]`.
-struct Shard<E: PacketEngine> {
-    hosts: usize,
-    sims: Vec<MeSim<E>>,
-    /// ME 0's maps before any packet, when this shard holds ME 0.
-    initial: Option<MapSet>,
-}
-
-impl<E: PacketEngine> Shard<E> {
-    fn new<F: EngineFactory<Engine = E>>(
-        shard: usize,
-        hosts: usize,
-        config: &SimConfig,
-        engines: &F,
-        reference: Option<ReferenceFactory<'_>>,
-    ) -> Result<Shard<E>, SimError> {
-        let nic = &config.nic;
-        let threads = nic.threads_per_me.max(1);
-        let mut initial = None;
-        let mut sims = Vec::new();
-        for me in (0..nic.mes().max(1)).filter(|m| *m as usize % hosts == shard) {
-            let mut engine = engines.build(me, threads)?;
-            if config.profile {
-                engine.enable_profile();
-            }
-            if me == 0 {
-                initial = engine.maps().cloned();
-            }
-            let reference = match reference {
-                Some(r) => Some(r(me, 1)?),
-                None => None,
-            };
-            sims.push(
-                MeSim::new(
-                    me,
-                    engine,
-                    reference,
-                    threads,
-                    nic.queue_depth,
-                    config.keep_output,
-                )
-                .with_fw_cycles(nic.fw_cycles_per_packet),
-            );
-        }
-        Ok(Shard {
-            hosts,
-            sims,
-            initial,
-        })
-    }
-
-    /// Feeds a batch of this shard's frames and brings every ME up to `now`.
-    fn process(
-        &mut self,
-        frames: impl Iterator<Item = (u32, Arrival)>,
-        now: u64,
-        out: &mut Vec<FrameResult>,
-    ) {
-        for (me, arrival) in frames {
-            let i = if self.hosts == 1 {
-                me as usize
-            } else {
-                me as usize / self.hosts
-            };
-            if let Some(sim) = self.sims.get_mut(i) {
-                sim.arrive(arrival, out);
-            }
-        }
-        for sim in &mut self.sims {
-            sim.advance_to(now, out);
-        }
-    }
-
-    /// Runs what the MEs still hold; their results go to `out`.
-    fn finish(self, out: &mut Vec<FrameResult>) -> ShardDone {
-        let mut stats = Vec::new();
-        let mut maps = Vec::new();
-        let mut map_mismatches = Vec::new();
-        let mut profile: Option<Vec<InsnProfile>> = None;
-        for sim in self.sims {
-            let (st, engine, reference) = sim.finish(out);
-            if let (Some(r), Some(m)) = (reference.as_ref().and_then(|r| r.maps()), engine.maps())
-                && !same_contents(r, m)
-            {
-                map_mismatches.push(st.me);
-            }
-            if let Some(p) = engine.profile() {
-                add_profiles(profile.get_or_insert_with(Vec::new), p);
-            }
-            maps.push((st.me, engine.maps().cloned()));
-            stats.push(st);
-        }
-        ShardDone {
-            stats,
-            maps,
-            map_mismatches,
-            initial: self.initial,
-            profile,
-        }
-    }
-}
-
-/// Simulates shard `shard` of `hosts` from `rx` until it closes.
-fn shard_worker<F: EngineFactory>(
-    shard: usize,
-    hosts: usize,
-    rx: Receiver<Batch>,
-    res_tx: &Sender<Msg>,
-    config: &SimConfig,
-    engines: &F,
-    reference: Option<ReferenceFactory<'_>>,
-) -> Result<ShardDone, SimError> {
-    let _span = tracing::debug_span!("sim.shard", shard).entered();
-    let mut shard = Shard::new(shard, hosts, config, engines, reference)?;
-    let mut out = Vec::new();
-    for mut batch in rx {
-        shard.process(batch.frames.drain(..), batch.now, &mut out);
-        if !out.is_empty() {
-            let cap = out.capacity();
-            let _ = res_tx.send(Msg::Results(std::mem::replace(
-                &mut out,
-                Vec::with_capacity(cap),
-            )));
-        }
-    }
-    let done = shard.finish(&mut out);
-    if !out.is_empty() {
-        let _ = res_tx.send(Msg::Results(out));
-    }
-    Ok(done)
-}
-
-/// Puts results back into input order and counts them.
-#[derive(Default)]
-struct Collector {
-    /// Results not yet emitted: slot `i` is frame `next + i`.
-    pending: VecDeque<Option<FrameResult>>,
-    next: u64,
-    total: u64,
-    verdicts: Verdicts,
-    queue_drops: u64,
-    mismatches: u64,
-    first_mismatch: Option<String>,
-    shards_done: usize,
-}
-
-impl Collector {
-    /// Stores a result until every earlier frame has one.
-    fn insert(&mut self, r: FrameResult) {
-        let Some(slot) = r.index.checked_sub(self.next) else {
-            return; // already emitted: cannot happen, each frame has one result
-        };
-        let slot = slot as usize;
-        if self.pending.len() <= slot {
-            self.pending.resize_with(slot + 1, || None);
-        }
-        self.pending[slot] = Some(r);
-    }
-
-    /// Takes available results (all of them until every shard is done, with `all`), emitting
-    /// frames in order.
-    fn drain<S: FnMut(u64, &[u8]) -> Result<(), SimError>>(
-        &mut self,
-        rx: &Receiver<Msg>,
-        done: &mut Vec<ShardDone>,
-        failure: &mut Option<SimError>,
-        sink: &mut S,
-        all: bool,
-    ) -> Result<(), SimError> {
-        loop {
-            let msg = if all {
-                match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => break, // every worker has finished
-                }
-            } else {
-                match rx.try_recv() {
-                    Ok(m) => m,
-                    Err(_) => break,
-                }
-            };
-            match msg {
-                Msg::Results(rs) => {
-                    for r in rs {
-                        self.insert(r);
-                    }
-                }
-                Msg::Done(d) => {
-                    self.shards_done += 1;
-                    done.push(*d);
-                }
-                Msg::Failed(e) => {
-                    failure.get_or_insert(e);
-                }
-            }
-            self.emit(sink)?;
-        }
-        self.emit(sink)
-    }
-
-    fn emit<S: FnMut(u64, &[u8]) -> Result<(), SimError>>(
-        &mut self,
-        sink: &mut S,
-    ) -> Result<(), SimError> {
-        while let Some(Some(r)) = self.pending.front_mut().map(Option::take) {
-            self.pending.pop_front();
-            if self.verdicts.count(r.verdict) {
-                self.queue_drops += 1;
-            }
-            if let Some(m) = r.mismatch {
-                self.mismatches += 1;
-                self.first_mismatch.get_or_insert(m);
-            }
-            if let Some(bytes) = r.output {
-                sink(self.next, &bytes)?;
-            }
-            self.next += 1;
-        }
-        Ok(())
-    }
-}
-
 fn build_output(
     config: &SimConfig,
     hosts: usize,
@@ -595,10 +382,35 @@ fn build_output(
     collect: Collector,
     mut done: Vec<ShardDone>,
     elapsed: f64,
-) -> SimOutput {
+) -> Result<SimOutput, SimError> {
     let nic = &config.nic;
     let mut stats: Vec<MeStats> = done.iter_mut().flat_map(|d| d.stats.drain(..)).collect();
     stats.sort_by_key(|s| s.me);
+    // Every frame is counted once: a runt, a queue drop, or a verdict of the ME it ran on.
+    let mut verdicts = Verdicts {
+        runt: collect.runts,
+        ..Verdicts::default()
+    };
+    let (mut queue_drops, mut frame_mismatches) = (0u64, 0u64);
+    let mut first_mismatch: Option<(u64, String)> = None;
+    for s in &mut stats {
+        verdicts.add(&s.verdicts);
+        queue_drops += s.queue_drops;
+        frame_mismatches += s.mismatches;
+        if let Some((i, m)) = s.first_mismatch.take()
+            && first_mismatch.as_ref().is_none_or(|(j, _)| i < *j)
+        {
+            first_mismatch = Some((i, m));
+        }
+    }
+    let counted = verdicts.total() + queue_drops;
+    if counted != collect.total || (collect.ordered() && collect.next != collect.total) {
+        return Err(SimError::Host(format!(
+            "{} of {} frames never got a result",
+            collect.total.saturating_sub(counted.min(collect.next)),
+            collect.total
+        )));
+    }
     let mut maps: Vec<(u32, Option<MapSet>)> =
         done.iter_mut().flat_map(|d| d.maps.drain(..)).collect();
     maps.sort_by_key(|(me, _)| *me);
@@ -678,8 +490,8 @@ fn build_output(
     let report = SimReport {
         schema: 1,
         packets: collect.total,
-        verdicts: collect.verdicts,
-        queue_drops: collect.queue_drops,
+        verdicts,
+        queue_drops,
         modeled_mpps: if collect.total == 0 {
             0.0
         } else {
@@ -696,7 +508,7 @@ fn build_output(
         } else {
             0.0
         },
-        mismatches: collect.mismatches + map_mismatches,
+        mismatches: frame_mismatches + map_mismatches,
         nic: nic.name.clone(),
         mes: nic.mes(),
         threads_per_me: nic.threads_per_me,
@@ -711,17 +523,17 @@ fn build_output(
         combined_capacity_mpps: combined / 1e6,
         simulated_ns: sim_cycles as f64 * ns,
         map_merge_conflicts: conflicts,
-        first_mismatch: collect.first_mismatch.or_else(|| {
+        first_mismatch: first_mismatch.map(|(_, m)| m).or_else(|| {
             (map_mismatches > 0).then(|| format!("final maps differ on {map_mismatches} ME(s)"))
         }),
     };
-    SimOutput {
+    Ok(SimOutput {
         report,
         maps: merged,
         merge_refused: refused,
         profile,
         latency_histogram: latency.buckets(),
-    }
+    })
 }
 
 #[cfg(test)]

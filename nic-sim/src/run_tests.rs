@@ -195,6 +195,50 @@ fn reference_check_finds_no_mismatch_against_itself() {
     assert!(out.report.first_mismatch.is_some());
 }
 
+/// Without `--out` no per-frame result travels back (counts and mismatches are summed per
+/// ME): the report must still be the ordered run's, and the first mismatch the lowest frame
+/// index, whatever the host threads.
+#[test]
+fn unordered_runs_report_the_same_and_the_lowest_mismatch() {
+    let prog = demo::udp_filter();
+    let ordered = normalised(run(SPEC, small_nic(), 1).report);
+    let mut pass_all = demo::udp_filter();
+    pass_all.insns =
+        vm_core::isa::decode_program(&vm_core::asm::assemble("mov %r0, 2\nexit").expect("asm"))
+            .expect("decode");
+    let reference = |me: u32, threads: u32| -> Result<Reference, SimError> {
+        Ok(Box::new(InterpEngine::new(
+            &pass_all,
+            VmConfig::default(),
+            StandInCost::default(),
+            me,
+            threads,
+        )?))
+    };
+    // Against pass-all every frame the demo drops mismatches; the first reported must
+    // not depend on which host thread met its mismatch first.
+    let mut first_drop = None;
+    for hosts in [1, 2, 3] {
+        let mut config = SimConfig::new(small_nic());
+        config.host_threads = hosts;
+        config.batch = 7 * hosts;
+        let plain = simulate(frames(SPEC), &config, &interp(&prog), None, |_, _| Ok(()))
+            .expect("simulates");
+        assert_eq!(normalised(plain.report), ordered, "{hosts} host threads");
+        let checked = simulate(
+            frames(SPEC),
+            &config,
+            &interp(&prog),
+            Some(&reference),
+            |_, _| Ok(()),
+        )
+        .expect("simulates");
+        let first = checked.report.first_mismatch.clone().expect("mismatches");
+        let want = first_drop.get_or_insert_with(|| first.clone());
+        assert_eq!(&first, want, "{hosts} host threads");
+    }
+}
+
 #[test]
 fn input_and_engine_errors_stop_the_run() {
     let prog = demo::udp_filter();
@@ -223,7 +267,14 @@ fn input_and_engine_errors_stop_the_run() {
     assert!(matches!(err, SimError::EngineLoad { .. }), "{err}");
 
     // Empty input.
-    let out = simulate(Vec::new(), &config, &interp(&prog), None, |_, _| Ok(())).expect("empty");
+    let out = simulate(
+        Vec::<Result<Vec<u8>, SimError>>::new(),
+        &config,
+        &interp(&prog),
+        None,
+        |_, _| Ok(()),
+    )
+    .expect("empty");
     assert_eq!((out.report.packets, out.report.modeled_mpps), (0, 0.0));
 }
 

@@ -78,6 +78,16 @@ impl Verdicts {
         false
     }
 
+    /// Adds another set of counts.
+    pub fn add(&mut self, o: &Verdicts) {
+        self.aborted += o.aborted;
+        self.drop += o.drop;
+        self.pass += o.pass;
+        self.tx += o.tx;
+        self.redirect += o.redirect;
+        self.runt += o.runt;
+    }
+
     /// Frames with a verdict.
     pub fn total(&self) -> u64 {
         self.aborted + self.drop + self.pass + self.tx + self.redirect + self.runt

@@ -26,36 +26,63 @@ use crate::stats::Percentiles;
 
 /// Frame arrival times at line rate, in ME cycles, computed exactly with integers (no float
 /// drift over long runs, identical on every host): frame *i* has fully arrived at
-/// `floor(bits of frames 0..=i × clock / bit rate)`.
+/// `floor(bits of frames 0..=i × clock / bit rate)`. The quotient is kept incrementally
+/// (quotient and remainder of `bits × clock` by the bit rate), so a frame costs one 64-bit
+/// division instead of a 128-bit one.
 #[derive(Debug, Clone)]
 pub struct ArrivalClock {
-    bits_per_sec: u128,
-    clock_hz: u128,
+    bits_per_sec: u64,
+    clock_hz: u64,
     bits: u128,
     frames: u64,
+    /// `floor(bits × clock_hz / bits_per_sec)`.
+    quotient: u128,
+    /// `bits × clock_hz mod bits_per_sec`.
+    remainder: u64,
 }
 
 impl ArrivalClock {
     /// A port of `bits_per_sec` feeding MEs clocked at `clock_hz`.
     pub fn new(bits_per_sec: u64, clock_hz: u64) -> ArrivalClock {
         ArrivalClock {
-            bits_per_sec: u128::from(bits_per_sec.max(1)),
-            clock_hz: u128::from(clock_hz),
+            bits_per_sec: bits_per_sec.max(1),
+            clock_hz,
             bits: 0,
             frames: 0,
+            quotient: 0,
+            remainder: 0,
         }
     }
 
     /// The arrival cycle of the next frame, `captured_len` bytes as captured.
+    #[inline]
     pub fn next(&mut self, captured_len: usize) -> u64 {
-        self.bits += u128::from(crate::preset::wire_bytes(captured_len)) * 8;
+        let add = crate::preset::wire_bytes(captured_len) * 8;
+        self.bits += u128::from(add);
         self.frames += 1;
+        // remainder < bits_per_sec, so the sum fits unless the product is huge.
+        match add
+            .checked_mul(self.clock_hz)
+            .and_then(|p| p.checked_add(self.remainder))
+        {
+            Some(r) => {
+                self.quotient += u128::from(r / self.bits_per_sec);
+                self.remainder = r % self.bits_per_sec;
+            }
+            None => {
+                let r = u128::from(add) * u128::from(self.clock_hz) + u128::from(self.remainder);
+                let bps = u128::from(self.bits_per_sec);
+                self.quotient += r / bps;
+                self.remainder = (r % bps) as u64;
+            }
+        }
         self.now()
     }
 
     /// The arrival cycle of the last frame.
+    #[inline]
     pub fn now(&self) -> u64 {
-        (self.bits * self.clock_hz / self.bits_per_sec).min(u128::from(u64::MAX)) as u64
+        self.quotient.min(u128::from(u64::MAX)) as u64
     }
 
     /// Line-rate packets per second for the frames seen so far.
@@ -69,11 +96,13 @@ impl ArrivalClock {
 
 /// An exact histogram of a per-packet quantity (value → count). Per-packet costs take few
 /// distinct values: values below [`Histogram::DENSE`] are counted in an array (the hot
-/// path: no tree walk per packet), larger ones in a tree. Merging is order-independent.
+/// path: one increment per packet; counts and sums of the dense part are computed when
+/// read), larger ones in a tree. Merging is order-independent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Histogram {
     dense: Vec<u64>,
     sparse: BTreeMap<u64, u64>,
+    /// Count and sum of the sparse part only.
     n: u64,
     sum: u128,
 }
@@ -87,8 +116,6 @@ impl Histogram {
     pub fn record(&mut self, v: u64) {
         if let Some(slot) = self.dense.get_mut(v as usize) {
             *slot += 1;
-            self.n += 1;
-            self.sum += u128::from(v);
         } else {
             self.add(v, 1);
         }
@@ -103,9 +130,9 @@ impl Histogram {
             self.dense[i] += c;
         } else {
             *self.sparse.entry(v).or_insert(0) += c;
+            self.n += c;
+            self.sum += u128::from(v) * u128::from(c);
         }
-        self.n += c;
-        self.sum += u128::from(v) * u128::from(c);
     }
 
     /// (value, count) in ascending value order.
@@ -134,24 +161,31 @@ impl Histogram {
 
     /// Values recorded.
     pub fn count(&self) -> u64 {
-        self.n
+        self.n + self.dense.iter().sum::<u64>()
     }
 
     /// Mean (0 when empty).
     pub fn mean(&self) -> f64 {
-        if self.n == 0 {
-            0.0
-        } else {
-            self.sum as f64 / self.n as f64
+        let n = self.count();
+        if n == 0 {
+            return 0.0;
         }
+        let dense: u128 = self
+            .dense
+            .iter()
+            .enumerate()
+            .map(|(v, c)| v as u128 * u128::from(*c))
+            .sum();
+        (self.sum + dense) as f64 / n as f64
     }
 
     /// The nearest-rank percentile `p` in (0, 100] (0 when empty).
     pub fn percentile(&self, p: f64) -> u64 {
-        if self.n == 0 {
+        let n = self.count();
+        if n == 0 {
             return 0;
         }
-        let rank = ((p / 100.0) * self.n as f64).ceil().max(1.0) as u64;
+        let rank = ((p / 100.0) * n as f64).ceil().max(1.0) as u64;
         let mut seen = 0;
         let mut last = 0;
         for (v, c) in self.iter() {
@@ -220,6 +254,17 @@ mod tests {
         }
         assert_eq!(c.now(), 5376);
         assert!((c.line_rate_pps() / 1e6 - 14.880_952).abs() < 1e-3);
+        // The incremental quotient equals the direct formula, also past 64-bit products.
+        for (bps, hz) in [(40_000_000_000u64, 800_000_000u64), (7, u64::MAX / 3)] {
+            let mut c = ArrivalClock::new(bps, hz);
+            let mut bits = 0u128;
+            for len in [60usize, 1514, 9000, 14, 65535, 100] {
+                let t = c.next(len);
+                bits += u128::from(crate::preset::wire_bytes(len)) * 8;
+                let want = (bits * u128::from(hz) / u128::from(bps)).min(u128::from(u64::MAX));
+                assert_eq!(u128::from(t), want, "{bps} {hz} {len}");
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod capture;
 mod generate;
 mod spec;
+mod template;
 
 pub use capture::{CaptureReader, CaptureWriter, Replay, create_capture, open_capture};
 pub use generate::{Flow, Generator, Zipf};

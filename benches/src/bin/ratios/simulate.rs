@@ -53,7 +53,7 @@ pub fn stage(cx: &Context) -> Stage {
             .goal(">= 10 M pkts/s per host core", Some(mpps[0] >= 10.0)),
     );
     let mut two = Row::ours("simulate", &workload(2), Figure::new(mpps[1], UNIT)).note(format!(
-        "{:.2} M pkts/s per simulating thread (a third, the caller, dispatches frames); the 2 cores are shared with other work",
+        "{:.2} M pkts/s per host thread (the caller is one of the two: it reads and dispatches every frame and simulates its share of the MEs); the 2 cores are shared with other work",
         mpps[1] / 2.0
     ));
     two.peer = Some("same, 1 host thread".into());
