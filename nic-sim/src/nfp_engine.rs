@@ -256,6 +256,16 @@ impl NfpEngine {
     }
 }
 
+/// The fault of a packet that could not be loaded (rare: kept off the resume path).
+#[cold]
+#[inline(never)]
+fn pending_fault(slot: &mut Slot) -> Step {
+    Step::Fault {
+        busy: 1,
+        reason: slot.pending.take().unwrap_or_default(),
+    }
+}
+
 impl PacketEngine for NfpEngine {
     fn start(&mut self, thread: u32, frame: &[u8]) {
         let (i, g) = self.place(thread);
@@ -273,8 +283,8 @@ impl PacketEngine for NfpEngine {
     fn resume(&mut self, thread: u32) -> Step {
         let (i, g) = self.place(thread);
         let slot = &mut self.threads[i];
-        if let Some(reason) = slot.pending.take() {
-            return Step::Fault { busy: 1, reason };
+        if slot.pending.is_some() {
+            return pending_fault(slot);
         }
         self.shared.set_prandom_state(slot.rng);
         let mut mem = MemState {

@@ -291,6 +291,10 @@ impl Thread {
     /// Runs until the thread swaps out or exits, like [`Thread::run_until_event`], on the
     /// pre-decoded `prog` (which must be `FastProgram::new` of the same code the reference
     /// would run). Same results, events, counts and errors; much faster.
+    ///
+    /// `#[inline]` so a caller in another crate (nic-sim's engine) maps the event straight
+    /// to its own type instead of through a returned `Result` in memory (it runs per resume).
+    #[inline]
     pub fn run_until_event_fast(
         &mut self,
         prog: &FastProgram,

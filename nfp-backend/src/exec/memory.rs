@@ -192,7 +192,8 @@ pub(super) fn region<'a>(
     shared: &'a mut SharedMem,
     maps: &'a mut MapSet,
 ) -> Result<&'a mut [u8], ExecErrorKind> {
-    let bad = ExecErrorKind::BadAddress {
+    // Built only on failure: the error is four fields, the success path runs per command.
+    let bad = || ExecErrorKind::BadAddress {
         space: Space::Mem(target),
         addr,
         len,
@@ -200,26 +201,26 @@ pub(super) fn region<'a>(
     };
     match target {
         MemTarget::Ctm => {
-            let off = addr.checked_sub(u64::from(pkt_base)).ok_or(bad.clone())?;
-            let r = range(off, len, PKT_BUF_BYTES as usize).ok_or(bad)?;
+            let off = addr.checked_sub(u64::from(pkt_base)).ok_or_else(bad)?;
+            let r = range(off, len, PKT_BUF_BYTES as usize).ok_or_else(bad)?;
             Ok(&mut pkt[r])
         }
         MemTarget::Cls => {
-            let r = range(addr, len, shared.cls.len()).ok_or(bad)?;
+            let r = range(addr, len, shared.cls.len()).ok_or_else(bad)?;
             Ok(&mut shared.cls[r])
         }
         MemTarget::Imem => {
-            let r = range(addr, len, shared.imem.len()).ok_or(bad)?;
+            let r = range(addr, len, shared.imem.len()).ok_or_else(bad)?;
             Ok(&mut shared.imem[r])
         }
         MemTarget::Emem => {
-            let (fd, off) = emem_map(addr).ok_or(bad.clone())?;
-            let map = maps.get_mut(fd).ok_or(bad.clone())?;
+            let (fd, off) = emem_map(addr).ok_or_else(bad)?;
+            let map = maps.get_mut(fd).ok_or_else(bad)?;
             if write && map.def().flags & BPF_F_RDONLY_PROG != 0 {
-                return Err(bad);
+                return Err(bad());
             }
             let slab = map.slab_mut();
-            let r = range(off, len, slab.len()).ok_or(bad)?;
+            let r = range(off, len, slab.len()).ok_or_else(bad)?;
             Ok(&mut slab[r])
         }
     }

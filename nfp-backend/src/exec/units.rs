@@ -3,7 +3,7 @@
 
 use super::memory::{Lmem, region};
 use super::thread::{Mul, Thread, slot};
-use super::{ExecErrorKind, MemState, PKT_HEADROOM, ctm_packet_buffer};
+use super::{ExecErrorKind, MemState, PKT_BUF_BYTES, PKT_HEADROOM, ctm_packet_buffer};
 use crate::target::{CmdAction, Dst, MemTarget, MulStep, Src};
 
 impl Thread {
@@ -65,7 +65,68 @@ impl Thread {
     }
 
     /// Executes a memory command at `addr`; returns the 32-bit words moved.
+    ///
+    /// Why two paths: a packet reads its headers from its own CTM buffer several times per
+    /// packet, so a read there that passes every check is done inline (no call, no region
+    /// dispatch); everything else, including every error, goes through
+    /// [`Thread::command_general`], so results and error precedence are the same.
+    #[inline(always)]
     pub(super) fn command(
+        &mut self,
+        target: MemTarget,
+        action: CmdAction,
+        xfer: u8,
+        count: u8,
+        addr: u64,
+        mem: &mut MemState<'_>,
+    ) -> Result<u32, ExecErrorKind> {
+        if target == MemTarget::Ctm
+            && let Some(words) = self.ctm_read(action, xfer, count, addr)
+        {
+            return Ok(words);
+        }
+        self.command_general(target, action, xfer, count, addr, mem)
+    }
+
+    /// A CTM packet-buffer read that passes every check of [`Thread::command_general`]
+    /// (count, transfer registers, buffer range, and whole words inside the buffer); `None`
+    /// leaves the command, unexecuted, to the general path.
+    #[inline(always)]
+    fn ctm_read(&mut self, action: CmdAction, xfer: u8, count: u8, addr: u64) -> Option<u32> {
+        let len = match action {
+            CmdAction::Read8 if count <= 32 => u32::from(count),
+            CmdAction::Read32 if count <= 8 => 4 * u32::from(count),
+            _ => return None,
+        };
+        let words = len.div_ceil(4);
+        let x = usize::from(xfer);
+        let off = addr.wrapping_sub(u64::from(ctm_packet_buffer(self.index)));
+        // `count == 0` gives `words == 0`, refused here; whole words stay inside the buffer
+        // (`words <= 8`, so the subtraction cannot wrap; `off` may be a wrapped huge value).
+        if words == 0 || x + words as usize > 32 || off > u64::from(PKT_BUF_BYTES - 4 * words) {
+            return None;
+        }
+        let off = off as usize;
+        let src = self.pkt.get(off..off + 4 * words as usize)?;
+        let dst = self
+            .file
+            .get_mut(slot::XFER_RD + x..slot::XFER_RD + x + words as usize)?;
+        for (r, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
+            *r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        // A partial last word (byte reads) is zero-extended.
+        let rem = len % 4;
+        if rem != 0
+            && let Some(r) = dst.last_mut()
+        {
+            *r &= (1u32 << (8 * rem)) - 1;
+        }
+        Some(words)
+    }
+
+    /// [`Thread::command`] for every target, action and error.
+    #[inline(never)]
+    pub(super) fn command_general(
         &mut self,
         target: MemTarget,
         action: CmdAction,
@@ -155,5 +216,75 @@ impl Thread {
             }
         }
         Ok(words)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::super::memory::SharedMem;
+    use super::*;
+    use crate::cost::Latencies;
+    use proptest::prelude::*;
+    use vm_core::maps::MapSet;
+
+    fn action(k: u8) -> CmdAction {
+        match k % 5 {
+            0 => CmdAction::Read8,
+            1 => CmdAction::Read32,
+            2 => CmdAction::Write8,
+            3 => CmdAction::Write32,
+            _ => CmdAction::AtomicAdd,
+        }
+    }
+
+    proptest! {
+        /// The inline CTM read agrees with the general path on every outcome: words moved,
+        /// the error, and every register and packet byte (including commands it refuses).
+        #[test]
+        fn inline_ctm_read_is_the_general_path(
+            k in 0u8..5,
+            thread in 0u8..4,
+            xfer in 0u8..40,
+            count in 0u8..40,
+            off in prop_oneof![0u64..4200, Just(u64::MAX - 2), any::<u64>()],
+            seed in any::<u64>(),
+        ) {
+            let lat = Latencies::NFP4000;
+            let mut th = Thread::new(thread);
+            let mut lmem = Lmem::new();
+            th.start(&mut lmem, &[0x5a; 60]).unwrap();
+            let mut x = seed | 1;
+            for b in th.pkt.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            for r in th.file[..slot::REGS].iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *r = x as u32;
+            }
+            let addr = u64::from(ctm_packet_buffer(th.index)).wrapping_add(off);
+            let (mut s1, mut s2) = (SharedMem::new(0, 0), SharedMem::new(0, 0));
+            let (mut m1, mut m2) = (MapSet::default(), MapSet::default());
+            let mut other = th.clone();
+            let mut lmem2 = lmem.clone();
+            let a = action(k);
+            let fast = th.command(
+                MemTarget::Ctm, a, xfer, count, addr,
+                &mut MemState { lmem: &mut lmem, shared: &mut s1, maps: &mut m1, lat: &lat },
+            );
+            let general = other.command_general(
+                MemTarget::Ctm, a, xfer, count, addr,
+                &mut MemState { lmem: &mut lmem2, shared: &mut s2, maps: &mut m2, lat: &lat },
+            );
+            prop_assert_eq!(fast, general);
+            prop_assert_eq!(&th.file[..], &other.file[..]);
+            prop_assert_eq!(&th.pkt[..], &other.pkt[..]);
+            prop_assert_eq!((th.dirty_hi, th.headroom_dirty), (other.dirty_hi, other.headroom_dirty));
+        }
     }
 }
