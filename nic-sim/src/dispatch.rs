@@ -94,7 +94,92 @@ pub(crate) enum Msg {
     Failed(SimError),
 }
 
-/// The MEs one host thread simulates: `m % hosts == shard`, so ME `m` is `sims[m / hosts]`.
+/// Which host thread (shard) simulates each ME, and the ME's position in that shard.
+///
+/// The calling thread (shard 0) also reads, times, RSS-hashes and dispatches every frame,
+/// so an equal share of MEs made it the bottleneck with two host threads (1.4-1.5x instead
+/// of ~2x). It therefore gets a smaller share: with `r` the dispatch cost of a frame relative
+/// to its simulation cost, shard 0 and each of the `H - 1` others are equally busy when
+/// shard 0 holds the fraction `f = (1 - (H - 1) r) / H` of the MEs (0 when negative).
+/// `r` is not measured at run time: an ME holds state once it has seen a frame, so it
+/// could not move afterwards, and a placement fixed by timing would make a run's host
+/// work depend on the machine's load. It is a fixed estimate from callgrind (host insns
+/// per frame, 2 host threads, differences of 20k/40k-frame runs): dispatch including traffic
+/// generation is ~1,000 insns/frame in every case, simulation varies with the program:
+/// demo UDP filter ~3,800 (r 0.25), ipv4 test program ~1,500 (r 0.7), the same checked
+/// ~2,200 (r 0.48). 0.45 unchecked / 0.35 checked keeps the busiest thread within ~15% of
+/// the ideal split on all three (the equal split was 24-41% above it).
+/// Results never depend on the placement: every ME
+/// is simulated whole by one thread, and everything is summed or ordered by ME / frame.
+#[derive(Debug, Clone)]
+pub(crate) struct Placement {
+    /// ME `m` is `sims[slot]` of shard `shard`: `(shard, slot)`.
+    of: Vec<(u32, u32)>,
+}
+
+impl Placement {
+    /// Dispatch cost relative to simulation cost, without / with the reference check.
+    const DISPATCH_RATIO: [f64; 2] = [0.45, 0.35];
+
+    /// `mes` MEs over `hosts` host threads; `checked` when the reference check runs.
+    pub fn new(mes: u32, hosts: usize, checked: bool) -> Placement {
+        let hosts = hosts.max(1);
+        let r = Self::DISPATCH_RATIO[usize::from(checked)];
+        let f = if hosts == 1 {
+            1.0
+        } else {
+            ((1.0 - (hosts - 1) as f64 * r) / hosts as f64).max(0.0)
+        };
+        let share = |s: usize| {
+            if s == 0 {
+                f
+            } else {
+                (1.0 - f) / (hosts - 1) as f64
+            }
+        };
+        // Each ME goes to the shard furthest below its share (lowest shard on ties), so
+        // shard 0's MEs are spread over the ME numbers, and the table is deterministic.
+        let mut held = vec![0u32; hosts];
+        let of = (0..mes.max(1))
+            .map(|_| {
+                let mut best = 0usize;
+                let mut best_key = f64::INFINITY;
+                for (s, h) in held.iter().enumerate() {
+                    let t = share(s);
+                    if t <= 0.0 {
+                        continue;
+                    }
+                    let key = (f64::from(*h) + 1.0) / t;
+                    if key < best_key {
+                        best_key = key;
+                        best = s;
+                    }
+                }
+                let slot = held[best];
+                held[best] += 1;
+                (best as u32, slot)
+            })
+            .collect();
+        Placement { of }
+    }
+
+    /// `(shard, slot)` of ME `me`.
+    #[inline]
+    pub fn of(&self, me: u32) -> (usize, usize) {
+        let (s, i) = self.of.get(me as usize).copied().unwrap_or((0, u32::MAX));
+        (s as usize, i as usize)
+    }
+
+    /// The MEs of shard `shard`, by slot.
+    fn mes_of(&self, shard: usize) -> impl Iterator<Item = u32> + '_ {
+        (0u32..)
+            .zip(self.of.iter())
+            .filter(move |(_, (s, _))| *s as usize == shard)
+            .map(|(m, _)| m)
+    }
+}
+
+/// The MEs one host thread simulates: those [`Placement`] gives it, in slot order.
 pub(crate) struct Shard<E: PacketEngine> {
     sims: Vec<MeSim<E>>,
     /// ME 0's maps before any packet, when this shard holds ME 0.
@@ -104,7 +189,7 @@ pub(crate) struct Shard<E: PacketEngine> {
 impl<E: PacketEngine> Shard<E> {
     pub fn new<F: EngineFactory<Engine = E>>(
         shard: usize,
-        hosts: usize,
+        placement: &Placement,
         config: &SimConfig,
         engines: &F,
         reference: Option<ReferenceFactory<'_>>,
@@ -113,7 +198,7 @@ impl<E: PacketEngine> Shard<E> {
         let threads = nic.threads_per_me.max(1);
         let mut initial = None;
         let mut sims = Vec::new();
-        for me in (0..nic.mes().max(1)).filter(|m| *m as usize % hosts == shard) {
+        for me in placement.mes_of(shard) {
             let mut engine = engines.build(me, threads)?;
             if config.profile {
                 engine.enable_profile();
@@ -209,7 +294,7 @@ impl<E: PacketEngine> Shard<E> {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn shard_worker<F: EngineFactory>(
     shard: usize,
-    hosts: usize,
+    placement: &Placement,
     rx: Receiver<Batch>,
     recycle: &Sender<Batch>,
     res_tx: &Sender<Msg>,
@@ -218,7 +303,7 @@ pub(crate) fn shard_worker<F: EngineFactory>(
     reference: Option<ReferenceFactory<'_>>,
 ) -> Result<ShardDone, SimError> {
     let _span = tracing::debug_span!("sim.shard", shard).entered();
-    let mut shard = Shard::new(shard, hosts, config, engines, reference)?;
+    let mut shard = Shard::new(shard, placement, config, engines, reference)?;
     let mut out = Vec::new();
     for mut batch in rx {
         shard.process(&batch, &mut out);
@@ -402,5 +487,48 @@ impl Collector {
             self.next += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Placement;
+
+    #[test]
+    fn placement_holds_every_me_once_in_slot_order() {
+        for mes in [1u32, 2, 3, 5, 8, 48, 60, 81] {
+            for hosts in 1..=4usize.min(mes as usize) {
+                for checked in [false, true] {
+                    let p = Placement::new(mes, hosts, checked);
+                    let mut seen = 0;
+                    for s in 0..hosts {
+                        for (slot, me) in p.mes_of(s).enumerate() {
+                            assert_eq!(p.of(me), (s, slot), "mes {mes} hosts {hosts}");
+                            seen += 1;
+                        }
+                        // Every worker has work: hosts never exceed MEs.
+                        if s > 0 {
+                            assert!(p.mes_of(s).next().is_some(), "mes {mes} hosts {hosts}");
+                        }
+                    }
+                    assert_eq!(seen, mes, "mes {mes} hosts {hosts}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_dispatching_shard_gets_a_smaller_share() {
+        let count = |p: &Placement, s| p.mes_of(s).count();
+        let p = Placement::new(60, 2, false);
+        assert_eq!((count(&p, 0), count(&p, 1)), (16, 44));
+        let p = Placement::new(60, 2, true);
+        assert_eq!((count(&p, 0), count(&p, 1)), (19, 41));
+        let p = Placement::new(60, 1, false);
+        assert_eq!(count(&p, 0), 60);
+        // With more threads, dispatching becomes most or all of shard 0's work.
+        assert_eq!(count(&Placement::new(60, 3, false), 0), 2);
+        assert_eq!(count(&Placement::new(60, 3, true), 0), 6);
+        assert_eq!(count(&Placement::new(60, 4, false), 0), 0);
     }
 }

@@ -22,7 +22,7 @@ use crossbeam::channel::{bounded, unbounded};
 use nfp_backend::exec::add_profiles;
 use vm_core::maps::MapSet;
 
-use crate::dispatch::{Batch, Collector, Msg, Remote, Shard, ShardDone, shard_worker};
+use crate::dispatch::{Batch, Collector, Msg, Placement, Remote, Shard, ShardDone, shard_worker};
 use crate::engine::PacketEngine;
 use crate::error::SimError;
 use crate::lanes::{Arrival, FrameResult, MeStats, Reference};
@@ -137,7 +137,8 @@ where
     let mut clock = ArrivalClock::new(nic.line_rate.bits_per_sec(), nic.clock_hz);
     let mut collect = Collector::new(config.keep_output);
     let mut done: Vec<ShardDone> = Vec::new();
-    let mut local = Shard::new(0, hosts, config, engines, reference)?;
+    let placement = Placement::new(mes, hosts, reference.is_some());
+    let mut local = Shard::new(0, &placement, config, engines, reference)?;
     if hosts == 1 {
         let mut remote = Remote::none();
         let mut out = Vec::new();
@@ -145,6 +146,7 @@ where
             frames,
             config,
             hosts,
+            &placement,
             &mut clock,
             &mut collect,
             &mut local,
@@ -160,6 +162,7 @@ where
             frames,
             config,
             hosts,
+            &placement,
             engines,
             reference,
             &mut sink,
@@ -196,6 +199,7 @@ fn feed<E, I, B, S>(
     frames: I,
     config: &SimConfig,
     hosts: usize,
+    placement: &Placement,
     clock: &mut ArrivalClock,
     collect: &mut Collector,
     local: &mut Shard<E>,
@@ -235,7 +239,7 @@ where
                 thread,
                 frame,
             };
-            let (shard, slot) = (me as usize % hosts, me as usize / hosts);
+            let (shard, slot) = placement.of(me);
             if shard == 0 {
                 local.arrive(slot, a, out);
             } else if let Some(b) = remote.buffers.get_mut(shard - 1) {
@@ -294,13 +298,14 @@ where
 }
 
 /// [`simulate`] with `hosts` (>= 2) host threads: the calling thread simulates shard 0
-/// (`local`) and `hosts - 1` workers the others, shard `s` simulating the MEs `m` with
-/// `m % hosts == s`.
+/// (`local`) and `hosts - 1` workers the others, shard `s` simulating the MEs `placement`
+/// gives it.
 #[allow(clippy::too_many_arguments)]
 fn simulate_threaded<F, I, B, S>(
     frames: I,
     config: &SimConfig,
     hosts: usize,
+    placement: &Placement,
     engines: &F,
     reference: Option<ReferenceFactory<'_>>,
     sink: &mut S,
@@ -332,7 +337,7 @@ where
             let recycle = recycle_tx.clone();
             scope.spawn(move |_| {
                 let msg = match shard_worker(
-                    shard, hosts, rx, &recycle, &res_tx, config, engines, reference,
+                    shard, placement, rx, &recycle, &res_tx, config, engines, reference,
                 ) {
                     Ok(d) => Msg::Done(Box::new(d)),
                     Err(e) => Msg::Failed(e),
@@ -349,6 +354,7 @@ where
             frames,
             config,
             hosts,
+            placement,
             clock,
             collect,
             &mut local,
