@@ -334,7 +334,15 @@ fn long_straight_line_code_is_cut_into_runs() {
     assert!(fast.fast_insns() * 10 >= n * 9, "{}", fast.fast_insns());
     let pkt: Vec<u8> = (0..64).collect();
     for budget in [100_000u64, 300, 257, 256, 513] {
-        agree(&code, &MapSet::default(), std::slice::from_ref(&pkt), 2, budget, false).unwrap();
+        agree(
+            &code,
+            &MapSet::default(),
+            std::slice::from_ref(&pkt),
+            2,
+            budget,
+            false,
+        )
+        .unwrap();
     }
 }
 
