@@ -364,27 +364,3 @@ proptest! {
         }
     }
 }
-
-/// Host speed of the fast path on tight loops (no events); run with
-/// `cargo test -p nfp-backend --release --lib exec::tests_fast::fast_throughput -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing, run by hand in release mode"]
-fn fast_throughput() {
-    let pkt: Vec<u8> = (0..64).collect();
-    for (count, body) in [(20_000_000u32, 0usize), (5_000_000, 4), (5_000_000, 5)] {
-        let code = counted_loop(count, body);
-        let fast = FastProgram::new(&code);
-        let mut s = Side::new(MapSet::default(), 0);
-        s.thread.start(&mut s.lmem, &pkt).unwrap();
-        let t0 = std::time::Instant::now();
-        let r = s.resume(Some(&fast), &code, u64::MAX, None);
-        let secs = t0.elapsed().as_secs_f64();
-        let insns = s.thread.insns;
-        assert!(matches!(r, Ok(Event::Done { .. })), "{r:?}");
-        println!(
-            "loop body {body}: {:.0} M ME insns/s ({:.2} ns/insn)",
-            insns as f64 / secs / 1e6,
-            secs * 1e9 / insns as f64
-        );
-    }
-}
