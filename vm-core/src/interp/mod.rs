@@ -44,6 +44,7 @@ mod exec;
 mod fault;
 mod fuse;
 mod helpers;
+mod machine_buf;
 mod memory;
 mod op;
 mod select;
@@ -55,7 +56,8 @@ pub use fault::{Access, BadInput, FaultKind, Region, RunError};
 use compile::{Compiled, MapInfo};
 use context::{Ctx, CtxKind, Packet};
 use env::{Env, RunState};
-use exec::{CHUNK, Flow, Frame, Machine, Stop};
+use exec::{CHUNK, Flow, Frame, Stop};
+use machine_buf::MachineBuf;
 use memory::{CTX, FIRST_MAP, MAX_FRAMES, MEM, Memory, PACKET, STACK_SIZE, STACK0, Window, vaddr};
 
 use crate::maps::MapSet;
@@ -258,7 +260,8 @@ impl Vm {
             first_chunk: config_budget.min(CHUNK),
             last_insns: 0,
         }
-        .with_stack_reset())
+        .with_stack_reset()
+        .with_machine_placed())
     }
 
     /// Adds a tail-call target and returns its program index: the value to store in a
@@ -279,6 +282,7 @@ impl Vm {
             });
         }
         let index = self.code.add(program, &Maps(&self.maps))?;
+        self.place_machine();
         self.borrow_input = self.ctx.kind == CtxKind::Mem && !self.code.writes_memory;
         self.mem_len = usize::MAX;
         self.maps_dirty = true;
@@ -553,6 +557,25 @@ impl Vm {
         };
     }
 
+    /// The Vm after construction, with its Machine placed (see [`Vm::place_machine`]).
+    fn with_machine_placed(mut self) -> Vm {
+        self.place_machine();
+        self
+    }
+
+    /// Moves the Machine so that its registers do not share page offsets with the code's
+    /// fast copy or the top of frame 0's stack (see `machine_buf`); called whenever the code
+    /// array may have moved. The stack is given up first when both cannot be avoided.
+    fn place_machine(&mut self) {
+        let op = std::mem::size_of::<op::Op>();
+        let code = self.code.code.as_ptr() as usize;
+        let fast = code..code + self.code.len * op;
+        let top = self.stack.ptr() as usize + STACK_SIZE;
+        let stack = top - 256..top;
+        self.machine.place(&[fast.clone(), stack]);
+        self.machine.place(&[fast]);
+    }
+
     /// The Vm after construction, with [`Vm::stack_reset`] computed.
     fn with_stack_reset(mut self) -> Vm {
         self.update_stack_reset();
@@ -713,59 +736,6 @@ enum End {
     Budget,
     /// A fault or abort, after this many instructions.
     Stop(Option<Stop>, u64),
-}
-
-/// The run-state of a Vm, allocated once (it holds a 2 KiB register file, see
-/// [`Machine::r`]). Held as a raw allocation so that the `&mut Vm` that slow paths derive
-/// from `Machine::vm` asserts nothing about the Machine a handler is using.
-struct MachineBuf {
-    ptr: std::ptr::NonNull<Machine<'static>>,
-}
-
-// SAFETY: the allocation is owned exclusively by the Vm that holds this value; its raw
-// pointers are reset at the start of every run.
-unsafe impl Send for MachineBuf {}
-
-impl MachineBuf {
-    fn new() -> MachineBuf {
-        let m = Box::new(Machine {
-            r: [0; 256],
-            view: memory::View::EMPTY,
-            fp: std::ptr::null_mut(),
-            delta: 0,
-            depth: 0,
-            max_depth: 0,
-            tail_calls: 0,
-            slow: false,
-            ip: std::ptr::null(),
-            n: 0,
-            stop: None,
-            xdp: None,
-            vm: std::ptr::null_mut(),
-            _vm: std::marker::PhantomData,
-        });
-        MachineBuf {
-            ptr: std::ptr::NonNull::from(Box::leak(m)),
-        }
-    }
-
-    /// The Machine.
-    ///
-    /// # Safety
-    /// No other reference to the Machine may be live.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn get<'a>(&self) -> &'a mut Machine<'static> {
-        // SAFETY: the pointer came from `Box::leak` and stays valid until `drop`; the caller
-        // guarantees exclusivity.
-        unsafe { &mut *self.ptr.as_ptr() }
-    }
-}
-
-impl Drop for MachineBuf {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from `Box::leak` and is freed exactly once, here.
-        drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
-    }
 }
 
 /// The 8 × 512-byte stack, allocated once per Vm. Held as a raw allocation rather than a
