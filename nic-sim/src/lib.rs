@@ -59,6 +59,7 @@ pub mod merge;
 pub mod nfp_engine;
 pub mod rss;
 pub mod run;
+mod share;
 pub mod stats;
 pub mod timing;
 

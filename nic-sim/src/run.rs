@@ -1,31 +1,27 @@
-//! The simulation driver: streams frames through RSS to per-ME event models simulated on a
-//! pool of host threads, gathers results in input order, and builds the report.
+//! The simulation driver: streams frames through RSS to per-ME event models, on the calling
+//! thread alone or shared with other host threads (see `share`), gathers results in input
+//! order, and builds the report.
 //!
 //! ```text
-//!  calling thread = shard 0                        H - 1 rayon workers
-//!  frames ─► runt? ─► RSS lane ─► ME m ─┬─ m % H = 0: its MeSim, at once (frame borrowed)
-//!                                       └─ else: byte arena ─► bounded channel ─► shard m % H
-//!     ▲                                      ▲ (arenas come back for reuse)          │
-//!     └─ with --out: reorder buffer ◄── unbounded channel ◄── FrameResults, final stats ┘
+//!  one host thread:  frames ─► runt? ─► RSS lane ─► ME m: its MeSim, at once (frame borrowed)
+//!  H host threads:   frames ─► runt? ─► RSS lane ─► batch arena, per ME ─► one task per ME,
+//!                    taken by any host thread, the calling one included
+//!  with --out:       FrameResults ─► reorder buffer ─► sink, in input order
 //! ```
 //!
-//! Workers never block (results go to an unbounded channel the calling thread drains after
-//! every send), so the bounded input channels cannot deadlock; memory stays bounded by the
-//! channel capacity plus the lanes' queues. Which host thread simulates an ME never affects
-//! a result: an ME's model sees only its own frames (see `lanes`), counts and mismatches are
-//! order-free sums per ME (the first mismatch is the lowest frame index), `--out` frames are
-//! reordered by frame index, and maps are merged in ME order (see `merge`).
+//! Which host thread simulates an ME never affects a result: an ME's model sees only its
+//! own frames (see `lanes`), in input order; counts and mismatches are order-free sums per
+//! ME (the first mismatch is the lowest frame index), `--out` frames are reordered by frame
+//! index, and maps are merged in ME order (see `merge`).
 
 use std::time::Instant;
 
-use crossbeam::channel::{bounded, unbounded};
-use nfp_backend::exec::add_profiles;
 use vm_core::maps::MapSet;
 
-use crate::dispatch::{Batch, Collector, Msg, Placement, Remote, Shard, ShardDone, shard_worker};
+use crate::dispatch::{Collector, MeSet, MesDone};
 use crate::engine::PacketEngine;
 use crate::error::SimError;
-use crate::lanes::{Arrival, FrameResult, MeStats, Reference};
+use crate::lanes::{Arrival, FrameResult, Reference};
 use crate::merge::merge_replicas;
 use crate::preset::NicPreset;
 use crate::rss::{NonIp, Rss};
@@ -136,74 +132,51 @@ where
     let hosts = config.host_threads.clamp(1, mes as usize);
     let mut clock = ArrivalClock::new(nic.line_rate.bits_per_sec(), nic.clock_hz);
     let mut collect = Collector::new(config.keep_output);
-    let mut done: Vec<ShardDone> = Vec::new();
-    let placement = Placement::new(mes, hosts, reference.is_some());
-    let mut local = Shard::new(0, &placement, config, engines, reference)?;
-    if hosts == 1 {
-        let mut remote = Remote::none();
+    let mut local = MeSet::new(config, engines, reference)?;
+    let done = if hosts == 1 {
         let mut out = Vec::new();
         feed(
             frames,
             config,
-            hosts,
-            &placement,
             &mut clock,
             &mut collect,
             &mut local,
-            &mut remote,
             &mut out,
             &mut sink,
         )?;
-        done.push(local.finish(&mut out));
+        let done = local.finish(&mut out);
         collect.take(&mut out, &mut sink)?;
-        collect.shards_done = 1;
+        done
     } else {
-        simulate_threaded(
+        crate::share::simulate_shared(
             frames,
             config,
             hosts,
-            &placement,
-            engines,
-            reference,
-            &mut sink,
+            local,
             &mut clock,
             &mut collect,
-            local,
-            &mut done,
-        )?;
-    }
-    if collect.shards_done != hosts {
-        return Err(SimError::Host(format!(
-            "{} of {hosts} simulation threads ended without reporting",
-            hosts - collect.shards_done
-        )));
-    }
+            &mut sink,
+        )?
+    };
     let elapsed = started.elapsed().as_secs_f64();
     build_output(config, hosts, &clock, collect, done, elapsed)
 }
 
-/// Bytes of frames after which a batch is sent even if it holds fewer than `batch` frames:
-/// memory in flight stays under `IN_FLIGHT + 2` such arenas per other host thread.
-const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Bytes of frames after which a batch is handed to the other host threads even if it holds
+/// fewer than `batch` frames: memory in flight stays under two such arenas.
+pub(crate) const MAX_BATCH_BYTES: usize = 1 << 20;
 
-/// Batches queued per other host thread: enough for the reader to run ahead of a worker
-/// that the OS descheduled for a moment (a shared machine), and the other way round.
-const IN_FLIGHT: usize = 8;
-
-/// The calling thread's part: reads `frames`, counts runts, gives every other frame its
-/// arrival time and lane (RSS), simulates it at once when its ME is in `local`, or buffers
-/// it for the shard that owns its ME; every `batch` frames and at the end it sends the
-/// buffers, brings its own MEs up to the time of the last frame read, and collects results.
-#[allow(clippy::too_many_arguments)]
+/// The single-threaded run: reads `frames`, counts runts, gives every other frame its
+/// arrival time and lane (RSS) and simulates it at once; every `batch` frames and at the
+/// end it brings every ME up to the time of the last frame read (so MEs with no new
+/// traffic still finish what they hold and the reorder buffer stays small) and releases
+/// results.
 fn feed<E, I, B, S>(
     frames: I,
     config: &SimConfig,
-    hosts: usize,
-    placement: &Placement,
     clock: &mut ArrivalClock,
     collect: &mut Collector,
-    local: &mut Shard<E>,
-    remote: &mut Remote,
+    mes: &mut MeSet<E>,
     out: &mut Vec<FrameResult>,
     sink: &mut S,
 ) -> Result<(), SimError>
@@ -214,14 +187,10 @@ where
     S: FnMut(u64, &[u8]) -> Result<(), SimError>,
 {
     let nic = &config.nic;
-    let mes = nic.mes().max(1);
+    let count = nic.mes().max(1);
     let threads = nic.threads_per_me.max(1);
-    let rss = Rss::new(mes * threads, config.non_ip);
+    let rss = Rss::new(count * threads, config.non_ip);
     let batch = config.batch.max(1);
-    let per_shard = (batch / hosts + 16).min(1 << 16);
-    for b in &mut remote.buffers {
-        b.reserve(per_shard);
-    }
     let mut pending = 0usize;
     let mut index = 0u64;
     for frame in frames {
@@ -239,146 +208,21 @@ where
                 thread,
                 frame,
             };
-            let (shard, slot) = placement.of(me);
-            if shard == 0 {
-                local.arrive(slot, a, out);
-            } else if let Some(b) = remote.buffers.get_mut(shard - 1) {
-                b.push(slot as u32, a);
-                // Large frames: deliver early so a batch's arena stays small.
-                if b.bytes_len() >= MAX_BATCH_BYTES {
-                    pending = batch;
-                }
-            }
+            mes.arrive(me as usize, a, out);
         }
         index += 1;
         pending += 1;
         if pending >= batch {
             pending = 0;
             collect.total = index;
-            if !deliver(time, collect, local, remote, out, sink)? {
-                return Ok(());
-            }
+            mes.advance_to(time, out);
+            collect.take(out, sink)?;
         }
     }
     collect.total = index;
-    deliver(clock.now(), collect, local, remote, out, sink)?;
-    Ok(())
-}
-
-/// Sends the other shards their frames and `now`, brings the local MEs up to `now` (so
-/// MEs with no new traffic still finish what they hold and the reorder buffer stays small),
-/// and collects results; false if a worker has gone (its message says why).
-fn deliver<E, S>(
-    now: u64,
-    collect: &mut Collector,
-    local: &mut Shard<E>,
-    remote: &mut Remote,
-    out: &mut Vec<FrameResult>,
-    sink: &mut S,
-) -> Result<bool, SimError>
-where
-    E: PacketEngine,
-    S: FnMut(u64, &[u8]) -> Result<(), SimError>,
-{
-    if !remote.flush(now) {
-        return Ok(false);
-    }
-    local.advance_to(now, out);
+    mes.advance_to(clock.now(), out);
     collect.take(out, sink)?;
-    if let Some(rx) = remote.results.as_ref() {
-        let mut failed = None;
-        // Workers report `Done` only after their input closes, which has not happened.
-        let mut done = Vec::new();
-        collect.drain(rx, &mut done, &mut failed, sink, false)?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-    }
-    Ok(true)
-}
-
-/// [`simulate`] with `hosts` (>= 2) host threads: the calling thread simulates shard 0
-/// (`local`) and `hosts - 1` workers the others, shard `s` simulating the MEs `placement`
-/// gives it.
-#[allow(clippy::too_many_arguments)]
-fn simulate_threaded<F, I, B, S>(
-    frames: I,
-    config: &SimConfig,
-    hosts: usize,
-    placement: &Placement,
-    engines: &F,
-    reference: Option<ReferenceFactory<'_>>,
-    sink: &mut S,
-    clock: &mut ArrivalClock,
-    collect: &mut Collector,
-    mut local: Shard<F::Engine>,
-    done: &mut Vec<ShardDone>,
-) -> Result<(), SimError>
-where
-    F: EngineFactory,
-    I: IntoIterator<Item = Result<B, SimError>>,
-    B: AsRef<[u8]>,
-    S: FnMut(u64, &[u8]) -> Result<(), SimError>,
-{
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(hosts - 1)
-        .build()
-        .map_err(|e| SimError::Host(e.to_string()))?;
-    let (res_tx, res_rx) = unbounded::<Msg>();
-    let (recycle_tx, recycle_rx) = unbounded::<Batch>();
-    let mut failure: Option<SimError> = None;
-    pool.in_place_scope(|scope| {
-        let mut remote = Remote::none();
-        for shard in 1..hosts {
-            let (tx, rx) = bounded::<Batch>(IN_FLIGHT);
-            remote.inputs.push(tx);
-            remote.buffers.push(Batch::default());
-            let res_tx = res_tx.clone();
-            let recycle = recycle_tx.clone();
-            scope.spawn(move |_| {
-                let msg = match shard_worker(
-                    shard, placement, rx, &recycle, &res_tx, config, engines, reference,
-                ) {
-                    Ok(d) => Msg::Done(Box::new(d)),
-                    Err(e) => Msg::Failed(e),
-                };
-                let _ = res_tx.send(msg);
-            });
-        }
-        drop(res_tx);
-        drop(recycle_tx);
-        remote.recycle = Some(recycle_rx);
-        remote.results = Some(res_rx.clone());
-        let mut out = Vec::new();
-        let fed = feed(
-            frames,
-            config,
-            hosts,
-            placement,
-            clock,
-            collect,
-            &mut local,
-            &mut remote,
-            &mut out,
-            sink,
-        );
-        if let Err(e) = fed {
-            failure = Some(e);
-        }
-        drop(remote);
-        done.push(local.finish(&mut out));
-        collect.shards_done += 1;
-        if let Err(e) = collect.take(&mut out, sink) {
-            failure.get_or_insert(e);
-        }
-        if let Err(e) = collect.drain(&res_rx, done, &mut failure, sink, true) {
-            failure.get_or_insert(e);
-        }
-    });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 fn build_output(
@@ -386,12 +230,17 @@ fn build_output(
     hosts: usize,
     clock: &ArrivalClock,
     collect: Collector,
-    mut done: Vec<ShardDone>,
+    done: MesDone,
     elapsed: f64,
 ) -> Result<SimOutput, SimError> {
     let nic = &config.nic;
-    let mut stats: Vec<MeStats> = done.iter_mut().flat_map(|d| d.stats.drain(..)).collect();
-    stats.sort_by_key(|s| s.me);
+    let MesDone {
+        mut stats,
+        maps,
+        map_mismatches,
+        initial,
+        profile,
+    } = done;
     // Every frame is counted once: a runt, a queue drop, or a verdict of the ME it ran on.
     let mut verdicts = Verdicts {
         runt: collect.runts,
@@ -417,16 +266,7 @@ fn build_output(
             collect.total
         )));
     }
-    let mut maps: Vec<(u32, Option<MapSet>)> =
-        done.iter_mut().flat_map(|d| d.maps.drain(..)).collect();
-    maps.sort_by_key(|(me, _)| *me);
-    let map_mismatches: u64 = done.iter().map(|d| d.map_mismatches.len() as u64).sum();
-    let initial = done.iter_mut().find_map(|d| d.initial.take());
-    // Sums are order-independent, so the host thread count cannot change the profile.
-    let mut profile: Option<Vec<InsnProfile>> = None;
-    for p in done.iter_mut().filter_map(|d| d.profile.take()) {
-        add_profiles(profile.get_or_insert_with(Vec::new), &p);
-    }
+    let map_mismatches = map_mismatches.len() as u64;
 
     let (mut service, mut busy, mut latency) = (
         Histogram::default(),

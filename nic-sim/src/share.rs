@@ -1,0 +1,341 @@
+//! Host parallelism: every batch of frames becomes one task per ME, and all host threads,
+//! the calling one included, take tasks until the batch is done.
+//!
+//! ```text
+//!  calling thread: read batch k+1 ─► help with batch k's tasks ─► wait for k ─► publish k+1
+//!                        (RSS, arrival time, copy into the arena, grouped by ME)
+//!  H - 1 workers:  take batch k's tasks (ME m: its frames of batch k, then advance to `now`)
+//! ```
+//!
+//! # Why tasks and not a fixed ME-to-thread placement
+//!
+//! The calling thread must also read, time and hash every frame, and how much that costs
+//! against simulating depends on the source (frames already in memory, a generator, a pcap
+//! file) and on the program (the demo filter costs ~3,700 host instructions a frame to
+//! simulate, a small ipv4 test program ~1,500). The fixed placement this replaces gave the
+//! calling thread a smaller share of MEs sized by one estimate: callgrind showed the other
+//! thread doing 2,650 host instructions per frame against 1,350 on the calling thread for
+//! frames already in memory (1.48x predicted from one to two threads), while programs with
+//! a costly source leaned the other way. With tasks, a thread that has less to do simply
+//! takes more of them, whatever the source and the program.
+//!
+//! # Why results do not depend on it
+//!
+//! An ME sees exactly its own frames, in input order, and is brought up to the same `now` at
+//! the same batch boundaries as with one host thread; a batch is published only when the
+//! previous one is complete, so an ME's tasks never overlap or reorder. Which thread runs a
+//! task only changes where its results are collected, and the collector orders them by
+//! frame index.
+//!
+//! Tasks are claimed in decreasing number of frames (the longest first), so a batch does not
+//! end waiting on one long task that started late.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
+
+use crate::dispatch::{Collector, MeSet, MesDone};
+use crate::engine::PacketEngine;
+use crate::error::SimError;
+use crate::lanes::{Arrival, FrameResult, MeSim};
+use crate::rss::Rss;
+use crate::run::{MAX_BATCH_BYTES, SimConfig};
+use crate::timing::ArrivalClock;
+use crate::traffic::is_runt;
+
+/// One frame of a [`Job`]: its bytes are `start..end` of the arena.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    index: u64,
+    time: u64,
+    thread: u32,
+    start: usize,
+    end: usize,
+}
+
+/// One batch: the frames of every ME, and the time all MEs are brought up to.
+struct Job {
+    bytes: Vec<u8>,
+    /// Per ME, its frames in input order.
+    frames: Vec<Vec<Meta>>,
+    /// ME numbers in the order their tasks are claimed.
+    order: Vec<u32>,
+    now: u64,
+    /// Next position of `order` to claim.
+    next: AtomicUsize,
+}
+
+impl Job {
+    fn new(mes: usize) -> Job {
+        Job {
+            bytes: Vec::new(),
+            frames: vec![Vec::new(); mes],
+            order: Vec::with_capacity(mes),
+            now: 0,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn push(&mut self, me: usize, a: Arrival<'_>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(a.frame);
+        if let Some(f) = self.frames.get_mut(me) {
+            f.push(Meta {
+                index: a.index,
+                time: a.time,
+                thread: a.thread,
+                start,
+                end: self.bytes.len(),
+            });
+        }
+    }
+
+    /// Fixes `now` and the order of the tasks (most frames first, then by ME number).
+    fn seal(&mut self, now: u64) {
+        self.now = now;
+        self.order.clear();
+        self.order.extend(0..self.frames.len() as u32);
+        let frames = &self.frames;
+        self.order
+            .sort_by_key(|&me| std::cmp::Reverse(frames.get(me as usize).map_or(0, Vec::len)));
+        self.next.store(0, Ordering::Relaxed);
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        for f in &mut self.frames {
+            f.clear();
+        }
+    }
+
+    /// ME `me`'s task: its frames, then up to `now`.
+    fn run<E: PacketEngine>(&self, me: u32, sim: &mut MeSim<E>, out: &mut Vec<FrameResult>) {
+        for m in self.frames.get(me as usize).map_or(&[][..], Vec::as_slice) {
+            let frame = self.bytes.get(m.start..m.end).unwrap_or_default();
+            sim.arrive(
+                Arrival {
+                    index: m.index,
+                    time: m.time,
+                    thread: m.thread,
+                    frame,
+                },
+                out,
+            );
+        }
+        sim.advance_to(self.now, out);
+    }
+
+    /// Takes and runs tasks until none is left.
+    fn work<E: PacketEngine>(&self, sims: &[Mutex<MeSim<E>>], out: &mut Vec<FrameResult>) {
+        loop {
+            let t = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(&me) = self.order.get(t) else {
+                return;
+            };
+            if let Some(sim) = sims.get(me as usize) {
+                // Never contended: an ME has one task per batch. Poisoned only if a task
+                // panicked, which its thread reports.
+                let mut sim = sim.lock().unwrap_or_else(PoisonError::into_inner);
+                self.run(me, &mut sim, out);
+            }
+        }
+    }
+}
+
+/// What a worker sends back for each batch.
+enum Done {
+    Batch(Vec<FrameResult>),
+    Panicked,
+}
+
+/// A worker: takes tasks of every batch it is given, then reports the batch's results.
+fn worker<E: PacketEngine>(sims: &[Mutex<MeSim<E>>], jobs: Receiver<Arc<Job>>, done: Sender<Done>) {
+    let _span = tracing::debug_span!("sim.worker").entered();
+    let mut out = Vec::new();
+    for job in jobs {
+        let ran = catch_unwind(AssertUnwindSafe(|| job.work(sims, &mut out)));
+        // Released before reporting, so that the reader can reuse the batch's buffers.
+        drop(job);
+        let msg = match ran {
+            Ok(()) => Done::Batch(std::mem::take(&mut out)),
+            Err(_) => Done::Panicked,
+        };
+        if done.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+/// The calling thread's view of the batches.
+struct Reader<'a, E: PacketEngine, S> {
+    sims: &'a [Mutex<MeSim<E>>],
+    jobs: &'a [Sender<Arc<Job>>],
+    done: &'a Receiver<Done>,
+    collect: &'a mut Collector,
+    sink: &'a mut S,
+    out: Vec<FrameResult>,
+    /// The batch the workers are on.
+    running: Option<Arc<Job>>,
+    /// A finished batch's buffers, for the next one.
+    spare: Option<Job>,
+}
+
+impl<E: PacketEngine, S: FnMut(u64, &[u8]) -> Result<(), SimError>> Reader<'_, E, S> {
+    /// Helps with the running batch, waits until it is complete and releases its results.
+    fn complete(&mut self) -> Result<(), SimError> {
+        let Some(job) = self.running.take() else {
+            return Ok(());
+        };
+        job.work(self.sims, &mut self.out);
+        let mut failed = None;
+        for _ in self.jobs {
+            match self.done.recv() {
+                Ok(Done::Batch(mut rs)) => self.collect.take(&mut rs, self.sink)?,
+                Ok(Done::Panicked) | Err(_) => {
+                    failed = Some(SimError::Host("a simulation thread failed".into()));
+                }
+            }
+        }
+        self.collect.take(&mut self.out, self.sink)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if let Ok(mut job) = Arc::try_unwrap(job) {
+            job.clear();
+            self.spare = Some(job);
+        }
+        Ok(())
+    }
+
+    /// Completes the running batch, then hands `filling` (sealed at `now`) to the workers.
+    fn publish(&mut self, filling: &mut Job, now: u64) -> Result<(), SimError> {
+        self.complete()?;
+        let next = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Job::new(filling.frames.len()));
+        let mut job = std::mem::replace(filling, next);
+        job.seal(now);
+        let job = Arc::new(job);
+        for tx in self.jobs {
+            tx.send(Arc::clone(&job))
+                .map_err(|_| SimError::Host("a simulation thread has gone".into()))?;
+        }
+        self.running = Some(job);
+        Ok(())
+    }
+}
+
+/// [`crate::run::simulate`] with `hosts` (>= 2) host threads.
+pub(crate) fn simulate_shared<E, I, B, S>(
+    frames: I,
+    config: &SimConfig,
+    hosts: usize,
+    mes: MeSet<E>,
+    clock: &mut ArrivalClock,
+    collect: &mut Collector,
+    sink: &mut S,
+) -> Result<MesDone, SimError>
+where
+    E: PacketEngine,
+    I: IntoIterator<Item = Result<B, SimError>>,
+    B: AsRef<[u8]>,
+    S: FnMut(u64, &[u8]) -> Result<(), SimError>,
+{
+    let MeSet { sims, initial } = mes;
+    let sims: Vec<Mutex<MeSim<E>>> = sims.into_iter().map(Mutex::new).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(hosts - 1)
+        .build()
+        .map_err(|e| SimError::Host(e.to_string()))?;
+    let (done_tx, done_rx) = unbounded::<Done>();
+    let mut fed = Ok(());
+    pool.in_place_scope(|scope| {
+        let mut jobs = Vec::with_capacity(hosts - 1);
+        for _ in 1..hosts {
+            // One batch at a time: the next is published only when this one is complete.
+            let (tx, rx) = bounded::<Arc<Job>>(1);
+            jobs.push(tx);
+            let done = done_tx.clone();
+            let sims = &sims;
+            scope.spawn(move |_| worker(sims, rx, done));
+        }
+        drop(done_tx);
+        let mut reader = Reader {
+            sims: &sims,
+            jobs: &jobs,
+            done: &done_rx,
+            collect,
+            sink,
+            out: Vec::new(),
+            running: None,
+            spare: None,
+        };
+        fed = read(frames, config, clock, &mut reader).and_then(|()| reader.complete());
+        // Dropping the senders ends the workers.
+    });
+    fed?;
+    let sims = sims
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
+        .collect();
+    let mut out = Vec::new();
+    let done = MeSet { sims, initial }.finish(&mut out);
+    collect.take(&mut out, sink)?;
+    Ok(done)
+}
+
+/// Reads every frame into batches, publishing one every `batch` frames (or
+/// [`MAX_BATCH_BYTES`] bytes) and at the end.
+fn read<E, I, B, S>(
+    frames: I,
+    config: &SimConfig,
+    clock: &mut ArrivalClock,
+    reader: &mut Reader<'_, E, S>,
+) -> Result<(), SimError>
+where
+    E: PacketEngine,
+    I: IntoIterator<Item = Result<B, SimError>>,
+    B: AsRef<[u8]>,
+    S: FnMut(u64, &[u8]) -> Result<(), SimError>,
+{
+    let nic = &config.nic;
+    let mes = nic.mes().max(1);
+    let threads = nic.threads_per_me.max(1);
+    let rss = Rss::new(mes * threads, config.non_ip);
+    let batch = config.batch.max(1);
+    let mut filling = Job::new(mes as usize);
+    let mut pending = 0usize;
+    let mut index = 0u64;
+    for frame in frames {
+        let frame = frame?;
+        let frame = frame.as_ref();
+        let time = clock.next(frame.len());
+        if is_runt(frame) {
+            reader.collect.runt(index);
+        } else {
+            let lane = rss.lane(frame);
+            let (me, thread) = (lane / threads, lane % threads);
+            filling.push(
+                me as usize,
+                Arrival {
+                    index,
+                    time,
+                    thread,
+                    frame,
+                },
+            );
+        }
+        index += 1;
+        pending += 1;
+        if pending >= batch || filling.bytes.len() >= MAX_BATCH_BYTES {
+            pending = 0;
+            reader.collect.total = index;
+            reader.publish(&mut filling, time)?;
+        }
+    }
+    reader.collect.total = index;
+    reader.publish(&mut filling, clock.now())
+}
