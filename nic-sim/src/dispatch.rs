@@ -1,10 +1,9 @@
 //! The MEs of a run and the collector of their results.
 //!
-//! With one host thread the calling thread reads every frame and simulates it on the spot
-//! (borrowed, never copied) on the [`MeSet`]; with more, the MEs are shared by all host
-//! threads batch by batch (see `share`). Counts, statistics and mismatches are kept per ME
-//! and summed at the end (order-free), so only runs that write `--out` pass per-frame
-//! results to the [`Collector`], which releases them in input order.
+//! The host threads simulate the MEs of the [`MeSet`] batch by batch (see `share`). Counts,
+//! statistics and mismatches are kept per ME and summed at the end (order-free), so only
+//! runs that write `--out` pass per-frame results to the [`Collector`], which releases them
+//! in input order.
 
 use std::collections::VecDeque;
 
@@ -13,7 +12,7 @@ use vm_core::maps::MapSet;
 
 use crate::engine::PacketEngine;
 use crate::error::SimError;
-use crate::lanes::{Arrival, FrameResult, MeSim, MeStats};
+use crate::lanes::{FrameResult, MeSim, MeStats};
 use crate::merge::same_contents;
 use crate::run::{EngineFactory, ReferenceFactory, SimConfig};
 use crate::stats::Verdict;
@@ -75,21 +74,6 @@ impl<E: PacketEngine> MeSet<E> {
             );
         }
         Ok(MeSet { sims, initial })
-    }
-
-    /// Feeds one frame to ME `me`.
-    #[inline]
-    pub fn arrive(&mut self, me: usize, a: Arrival<'_>, out: &mut Vec<FrameResult>) {
-        if let Some(sim) = self.sims.get_mut(me) {
-            sim.arrive(a, out);
-        }
-    }
-
-    /// Brings every ME up to `now` (MEs with no new traffic finish what they hold).
-    pub fn advance_to(&mut self, now: u64, out: &mut Vec<FrameResult>) {
-        for sim in &mut self.sims {
-            sim.advance_to(now, out);
-        }
     }
 
     /// Runs what the MEs still hold; their results go to `out`.

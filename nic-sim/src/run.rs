@@ -1,12 +1,10 @@
-//! The simulation driver: streams frames through RSS to per-ME event models, on the calling
-//! thread alone or shared with other host threads (see `share`), gathers results in input
-//! order, and builds the report.
+//! The simulation driver: streams frames through RSS to per-ME event models in batches
+//! (see `share`), gathers results in input order, and builds the report.
 //!
 //! ```text
-//!  one host thread:  frames ─► runt? ─► RSS lane ─► ME m: its MeSim, at once (frame borrowed)
-//!  H host threads:   frames ─► runt? ─► RSS lane ─► batch arena, per ME ─► one task per ME,
-//!                    taken by any host thread, the calling one included
-//!  with --out:       FrameResults ─► reorder buffer ─► sink, in input order
+//!  frames ─► runt? ─► RSS lane ─► batch arena, per ME ─► one task per ME, taken by any of
+//!                                                        the H host threads (caller included)
+//!  with --out: FrameResults ─► reorder buffer ─► sink, in input order
 //! ```
 //!
 //! Which host thread simulates an ME never affects a result: an ME's model sees only its
@@ -21,13 +19,12 @@ use vm_core::maps::MapSet;
 use crate::dispatch::{Collector, MeSet, MesDone};
 use crate::engine::PacketEngine;
 use crate::error::SimError;
-use crate::lanes::{Arrival, FrameResult, Reference};
+use crate::lanes::Reference;
 use crate::merge::merge_replicas;
 use crate::preset::NicPreset;
-use crate::rss::{NonIp, Rss};
+use crate::rss::NonIp;
 use crate::stats::{Percentiles, SimReport, Verdicts};
 use crate::timing::{ArrivalClock, Histogram, MeLoad, me_capacity_pps, modeled_pps};
-use crate::traffic::is_runt;
 
 /// How to simulate.
 #[derive(Debug, Clone)]
@@ -40,9 +37,8 @@ pub struct SimConfig {
     pub keep_output: bool,
     /// Where non-IP frames go.
     pub non_ip: NonIp,
-    /// Frames read between deliveries to the other host threads (never changes a result):
-    /// larger batches mean fewer channel messages and thread wake-ups, smaller ones a
-    /// smaller `--out` reorder buffer.
+    /// Frames per batch (never changes a result): larger batches mean fewer hand-overs
+    /// between host threads, smaller ones a smaller arena and `--out` reorder buffer.
     pub batch: usize,
     /// Count executions and cycles per ME instruction address into [`SimOutput::profile`].
     /// Off by default; when off the engines run their unprofiled loop (no cost).
@@ -107,11 +103,11 @@ pub type ReferenceFactory<'a> = &'a (dyn Fn(u32, u32) -> Result<Reference, SimEr
 /// every passed/transmitted frame after the program (only with `config.keep_output`).
 ///
 /// Frames may be owned (`Vec<u8>`, as [`crate::FrameSource`] yields) or borrowed
-/// (`&[u8]`): the simulator copies a frame only when it crosses to another host thread or
-/// waits in a lane's queue.
+/// (`&[u8]`): the simulator copies each frame once, into its batch's arena (and again only
+/// if it waits in a lane's queue).
 ///
-/// The calling thread is one of the `host_threads`: it reads and dispatches every frame and
-/// simulates its own share of the MEs; the others simulate theirs (see `dispatch`).
+/// The calling thread is one of the `host_threads`: it reads every frame into batches and
+/// simulates ME tasks like the others (see `share`).
 pub fn simulate<F, I, B, S>(
     frames: I,
     config: &SimConfig,
@@ -132,98 +128,23 @@ where
     let hosts = config.host_threads.clamp(1, mes as usize);
     let mut clock = ArrivalClock::new(nic.line_rate.bits_per_sec(), nic.clock_hz);
     let mut collect = Collector::new(config.keep_output);
-    let mut local = MeSet::new(config, engines, reference)?;
-    let done = if hosts == 1 {
-        let mut out = Vec::new();
-        feed(
-            frames,
-            config,
-            &mut clock,
-            &mut collect,
-            &mut local,
-            &mut out,
-            &mut sink,
-        )?;
-        let done = local.finish(&mut out);
-        collect.take(&mut out, &mut sink)?;
-        done
-    } else {
-        crate::share::simulate_shared(
-            frames,
-            config,
-            hosts,
-            local,
-            &mut clock,
-            &mut collect,
-            &mut sink,
-        )?
-    };
+    let mes = MeSet::new(config, engines, reference)?;
+    let done = crate::share::simulate_batches(
+        frames,
+        config,
+        hosts,
+        mes,
+        &mut clock,
+        &mut collect,
+        &mut sink,
+    )?;
     let elapsed = started.elapsed().as_secs_f64();
     build_output(config, hosts, &clock, collect, done, elapsed)
 }
 
-/// Bytes of frames after which a batch is handed to the other host threads even if it holds
-/// fewer than `batch` frames: memory in flight stays under two such arenas.
+/// Bytes of frames after which a batch is handed to the MEs even if it holds fewer than
+/// `batch` frames: memory in flight stays under two such arenas.
 pub(crate) const MAX_BATCH_BYTES: usize = 1 << 20;
-
-/// The single-threaded run: reads `frames`, counts runts, gives every other frame its
-/// arrival time and lane (RSS) and simulates it at once; every `batch` frames and at the
-/// end it brings every ME up to the time of the last frame read (so MEs with no new
-/// traffic still finish what they hold and the reorder buffer stays small) and releases
-/// results.
-fn feed<E, I, B, S>(
-    frames: I,
-    config: &SimConfig,
-    clock: &mut ArrivalClock,
-    collect: &mut Collector,
-    mes: &mut MeSet<E>,
-    out: &mut Vec<FrameResult>,
-    sink: &mut S,
-) -> Result<(), SimError>
-where
-    E: PacketEngine,
-    I: IntoIterator<Item = Result<B, SimError>>,
-    B: AsRef<[u8]>,
-    S: FnMut(u64, &[u8]) -> Result<(), SimError>,
-{
-    let nic = &config.nic;
-    let count = nic.mes().max(1);
-    let threads = nic.threads_per_me.max(1);
-    let rss = Rss::new(count * threads, config.non_ip);
-    let batch = config.batch.max(1);
-    let mut pending = 0usize;
-    let mut index = 0u64;
-    for frame in frames {
-        let frame = frame?;
-        let frame = frame.as_ref();
-        let time = clock.next(frame.len());
-        if is_runt(frame) {
-            collect.runt(index);
-        } else {
-            let lane = rss.lane(frame);
-            let (me, thread) = (lane / threads, lane % threads);
-            let a = Arrival {
-                index,
-                time,
-                thread,
-                frame,
-            };
-            mes.arrive(me as usize, a, out);
-        }
-        index += 1;
-        pending += 1;
-        if pending >= batch {
-            pending = 0;
-            collect.total = index;
-            mes.advance_to(time, out);
-            collect.take(out, sink)?;
-        }
-    }
-    collect.total = index;
-    mes.advance_to(clock.now(), out);
-    collect.take(out, sink)?;
-    Ok(())
-}
 
 fn build_output(
     config: &SimConfig,
