@@ -341,6 +341,45 @@ fn pcap_in_pcap_out() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A stand-in for an engine bug: panics on its ME's third packet.
+struct Panicky(InterpEngine, u32);
+
+impl PacketEngine for Panicky {
+    fn start(&mut self, thread: u32, frame: &[u8]) {
+        self.1 += 1;
+        assert!(self.1 != 3, "engine bug (test)");
+        self.0.start(thread, frame);
+    }
+    fn resume(&mut self, thread: u32) -> crate::engine::Step {
+        self.0.resume(thread)
+    }
+    fn output(&mut self, thread: u32, out: &mut Vec<u8>) {
+        self.0.output(thread, out);
+    }
+    fn maps(&self) -> Option<&vm_core::maps::MapSet> {
+        self.0.maps()
+    }
+}
+
+#[test]
+fn an_engine_panic_ends_the_run_with_an_error() {
+    let prog = demo::udp_filter();
+    let inner = interp(&prog);
+    let engines = move |me, threads| Ok(Panicky(inner(me, threads)?, 0));
+    for hosts in [1, 2, 3] {
+        let mut config = SimConfig::new(small_nic());
+        config.host_threads = hosts;
+        config.batch = 50;
+        let spec = "packets=2000,flows=200,dport=7777-7778,seed=5";
+        let r = simulate(frames(spec), &config, &engines, None, |_, _| Ok(()));
+        assert!(
+            matches!(&r, Err(SimError::Host(m)) if m.contains("failed")),
+            "{hosts} host threads: {:?}",
+            r.map(|o| o.report.packets)
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
 

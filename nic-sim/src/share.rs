@@ -198,8 +198,12 @@ impl<E: PacketEngine, S: FnMut(u64, &[u8]) -> Result<(), SimError>> Reader<'_, E
         let Some(job) = self.running.take() else {
             return Ok(());
         };
-        job.work(self.sims, &mut self.out);
-        let mut failed = None;
+        // A panicking engine is a bug; it ends the run with an error rather than a crash or
+        // a wait for a thread that will never report.
+        let helped = catch_unwind(AssertUnwindSafe(|| job.work(self.sims, &mut self.out)));
+        let mut failed = helped
+            .is_err()
+            .then(|| SimError::Host("a simulation thread failed".into()));
         for _ in self.jobs {
             match self.done.recv() {
                 Ok(Done::Batch(mut rs)) => self.collect.take(&mut rs, self.sink)?,
