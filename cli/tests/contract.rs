@@ -370,6 +370,20 @@ fn sim_json_has_the_contract_fields_and_accounts_every_frame() {
     assert_eq!(code, 2);
     let (code, _, err) = offload(&["sim", p, "--traffic", "packets=0"]);
     assert_eq!(code, 2, "{err}");
+    // More hardware threads per ME than the simulator models (the NFP has 8).
+    let (code, _, err) = offload(&["sim", p, "--traffic", "packets=10", "--me-threads", "65"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--me-threads"), "{err}");
+    let (code, _, err) = offload(&[
+        "sim",
+        p,
+        "--traffic",
+        "packets=10",
+        "--nic",
+        "custom:threads=100",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("at most 64"), "{err}");
 }
 
 #[test]

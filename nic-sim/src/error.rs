@@ -14,6 +14,14 @@ pub enum SimError {
         /// The known names, or what is wrong with a custom spec.
         known: String,
     },
+    /// A NIC the simulator cannot model (see [`crate::preset::MAX_THREADS_PER_ME`]).
+    #[error("NIC `{nic}`: {reason}")]
+    BadNic {
+        /// The NIC's name.
+        nic: String,
+        /// What is out of range.
+        reason: String,
+    },
     /// A `--traffic` spec that does not parse.
     #[error("bad traffic spec at `{item}`: {reason}")]
     TrafficSpec {

@@ -134,6 +134,10 @@ pub struct NicPreset {
 /// minus ~45 cycles for such a program's own instructions, leaves ~220.
 pub const FW_CYCLES_PER_PACKET: u64 = 220;
 
+/// Most hardware threads per ME the simulator models. The NFP has 8 contexts per ME; the
+/// ME scheduler (`lanes`) tracks threads in 64-bit masks, so custom NICs go up to 64.
+pub const MAX_THREADS_PER_ME: u32 = 64;
+
 impl NicPreset {
     /// Agilio CX 2×25GbE (NFP-4000) with CoreNIC's eBPF datapath: 5 islands × 10 worker MEs,
     /// 4 threads each, 800 MHz, one 25 GbE port feeding it.
@@ -158,6 +162,21 @@ impl NicPreset {
             line_rate: LineRate::G40,
             ..NicPreset::agilio_cx()
         }
+    }
+
+    /// Whether the simulator can model this NIC: at most [`MAX_THREADS_PER_ME`] hardware
+    /// threads per ME ([`crate::run::simulate`] checks it).
+    pub fn check(&self) -> Result<(), SimError> {
+        if self.threads_per_me > MAX_THREADS_PER_ME {
+            return Err(SimError::BadNic {
+                nic: self.name.clone(),
+                reason: format!(
+                    "{} hardware threads per ME; the simulator models at most {MAX_THREADS_PER_ME} (the NFP has 8)",
+                    self.threads_per_me
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// A parameterised NIC with NFP-4000 memory latencies.
@@ -224,7 +243,14 @@ impl NicPreset {
             match k {
                 "islands" => p.islands = num()? as u32,
                 "mes" => p.mes_per_island = num()? as u32,
-                "threads" => p.threads_per_me = num()? as u32,
+                "threads" => {
+                    p.threads_per_me = num()? as u32;
+                    if p.threads_per_me > MAX_THREADS_PER_ME {
+                        return Err(bad(format!(
+                            "`threads` is at most {MAX_THREADS_PER_ME} (the NFP has 8 per ME)"
+                        )));
+                    }
+                }
                 "mhz" => p.clock_hz = num()? * 1_000_000,
                 "queue" => p.queue_depth = num()? as u32,
                 "fw" => {
@@ -315,6 +341,13 @@ mod tests {
         assert!(NicPreset::by_name("bluefield").is_err());
         assert!(NicPreset::by_name("custom:islands=0").is_err());
         assert!(NicPreset::by_name("custom:cores=3").is_err());
+        // The scheduler's masks hold 64 threads per ME.
+        assert!(NicPreset::by_name("custom:threads=64").is_ok());
+        let wide = NicPreset::by_name("custom:threads=65").expect_err("65 threads");
+        assert!(wide.to_string().contains("at most 64"), "{wide}");
+        assert!(p.clone().with_threads(64).check().is_ok());
+        let e = p.clone().with_threads(65).check().expect_err("65 threads");
+        assert!(e.to_string().contains("at most 64"), "{e}");
         let w = p.with_cores(7).with_threads(8);
         assert_eq!((w.mes(), w.lanes()), (7, 56));
     }

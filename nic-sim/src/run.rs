@@ -127,6 +127,7 @@ where
     let nic = &config.nic;
     let _span = tracing::debug_span!("sim.run", nic = %nic.name, mes = nic.mes()).entered();
     let started = Instant::now();
+    nic.check()?;
     let mes = nic.mes().max(1);
     let hosts = config.host_threads.clamp(1, mes as usize);
     let mut clock = ArrivalClock::new(nic.line_rate.bits_per_sec(), nic.clock_hz);

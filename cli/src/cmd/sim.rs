@@ -66,8 +66,11 @@ fn preset(args: &SimArgs) -> Result<NicPreset, CliError> {
         nic = nic.with_cores(c);
     }
     if let Some(t) = args.me_threads {
-        if t == 0 {
-            return Err(CliError::input("--me-threads must be at least 1"));
+        if t == 0 || t > nic_sim::preset::MAX_THREADS_PER_ME {
+            return Err(CliError::input(format!(
+                "--me-threads must be 1..={} (the NFP has 8 per ME)",
+                nic_sim::preset::MAX_THREADS_PER_ME
+            )));
         }
         nic = nic.with_threads(t);
     }
