@@ -43,6 +43,8 @@ pub(crate) struct MachineBuf {
     base: NonNull<u8>,
     /// Byte offset of the Machine inside the allocation (a multiple of its alignment).
     off: usize,
+    /// `base + off`, kept so that each run's access costs no address arithmetic.
+    at: NonNull<Machine<'static>>,
 }
 
 // SAFETY: the allocation is owned exclusively by the Vm that holds this value; its raw
@@ -82,12 +84,15 @@ impl MachineBuf {
         // SAFETY: offset 0 of a page-aligned allocation of at least `size_of::<Machine>()`
         // bytes is suitably aligned and in bounds.
         unsafe { base.as_ptr().cast::<Machine<'static>>().write(m) };
-        MachineBuf { base, off: 0 }
+        MachineBuf {
+            base,
+            off: 0,
+            at: base.cast(),
+        }
     }
 
     fn ptr(&self) -> *mut Machine<'static> {
-        // SAFETY: `off` < PAGE, so the Machine lies inside the allocation (see `layout`).
-        unsafe { self.base.as_ptr().add(self.off).cast() }
+        self.at.as_ptr()
     }
 
     /// The Machine.
@@ -118,11 +123,13 @@ impl MachineBuf {
         // SAFETY: both offsets are below PAGE and aligned, so source and destination lie in
         // the allocation; `copy` allows them to overlap; the Machine is plain data moved as a
         // whole, and the old place is not read again.
-        unsafe {
-            let to = self.base.as_ptr().add(off).cast::<Machine<'static>>();
-            std::ptr::copy(self.ptr(), to, 1);
-        }
+        let to: NonNull<Machine<'static>> = unsafe {
+            let to = self.base.add(off).cast();
+            std::ptr::copy(self.ptr(), to.as_ptr(), 1);
+            to
+        };
         self.off = off;
+        self.at = to;
     }
 }
 
