@@ -361,3 +361,50 @@ where
     reader.collect.total = index;
     reader.publish(&mut filling, clock.now())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(index: u64, frame: &[u8]) -> Arrival<'_> {
+        Arrival {
+            index,
+            time: index * 10,
+            thread: 0,
+            frame,
+        }
+    }
+
+    #[test]
+    fn a_job_groups_frames_by_me_and_orders_tasks_longest_first() {
+        let mut job = Job::new(4);
+        let frames: [(usize, &[u8]); 5] =
+            [(2, b"aa"), (0, b"bbb"), (2, b"c"), (3, b"dddd"), (2, b"ee")];
+        for (i, (me, f)) in frames.iter().enumerate() {
+            job.push(*me, arrival(i as u64, f));
+        }
+        // An ME number past the NIC's is ignored (its bytes are copied, never read).
+        job.push(9, arrival(5, b"x"));
+        job.seal(77);
+        assert_eq!(job.now, 77);
+        // ME 2 has three frames, MEs 0 and 3 one each (ties by ME number), ME 1 none: it
+        // still gets its task, to be brought up to `now`.
+        assert_eq!(job.order, vec![2, 0, 3, 1]);
+        let bytes = |me: usize| -> Vec<&[u8]> {
+            job.frames[me]
+                .iter()
+                .map(|m| &job.bytes[m.start..m.end])
+                .collect()
+        };
+        assert_eq!(bytes(2), vec![&b"aa"[..], b"c", b"ee"]);
+        assert_eq!(
+            job.frames[2].iter().map(|m| m.index).collect::<Vec<_>>(),
+            [0, 2, 4]
+        );
+        assert_eq!(bytes(3), vec![&b"dddd"[..]]);
+        job.clear();
+        assert!(job.bytes.is_empty() && job.frames.iter().all(Vec::is_empty));
+        job.seal(5);
+        assert_eq!(job.next.load(Ordering::Relaxed), 0);
+    }
+}

@@ -164,6 +164,7 @@ impl Drop for MachineBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Strategy;
 
     #[test]
     fn overlap_is_modulo_page() {
@@ -203,5 +204,51 @@ mod tests {
         // Placing again with the same ranges keeps it.
         buf.place(&hot);
         assert_eq!(regs(&buf), now);
+    }
+
+    /// Byte-wise definition of an overlap modulo the page, for checking `overlaps`.
+    fn overlaps_slow(regs: usize, hot: &Range<usize>) -> bool {
+        let offsets = |start: usize, len: usize| (start..start + len).map(|a| a % PAGE);
+        let hot_offsets: std::collections::HashSet<usize> =
+            offsets(hot.start, hot.end.saturating_sub(hot.start)).collect();
+        offsets(regs, HOT_REGS).any(|o| hot_offsets.contains(&o))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn overlaps_agrees_with_the_bytewise_definition(
+            regs in (0usize..3 * PAGE).prop_map(|r| r & !7),
+            start in 0usize..3 * PAGE,
+            len in 0usize..PAGE + 200,
+        ) {
+            let hot = start..start + len;
+            proptest::prop_assert_eq!(overlaps(regs, &hot), overlaps_slow(regs, &hot));
+        }
+
+        /// Placement keeps the Machine's contents and, whenever some offset avoids every
+        /// range, ends on one.
+        #[test]
+        fn place_avoids_what_can_be_avoided(
+            ranges in proptest::collection::vec((0usize..PAGE, 0usize..1500), 0..4),
+            value in proptest::num::u64::ANY,
+        ) {
+            let mut buf = MachineBuf::new();
+            // SAFETY: no other reference to the Machine exists in this test.
+            unsafe { buf.get() }.r[10] = value;
+            let base = buf.base.as_ptr() as usize;
+            let hot: Vec<Range<usize>> =
+                ranges.iter().map(|&(s, l)| base + s..base + s + l).collect();
+            buf.place(&hot);
+            // SAFETY: as above.
+            let m = unsafe { buf.get() };
+            proptest::prop_assert_eq!(m.r[10], value);
+            let regs = m.r.as_ptr() as usize;
+            let avoidable = (0..PAGE)
+                .step_by(8)
+                .any(|o| hot.iter().all(|h| !overlaps(base + o, h)));
+            if avoidable {
+                proptest::prop_assert!(hot.iter().all(|h| !overlaps(regs, h)));
+            }
+        }
     }
 }
