@@ -84,7 +84,8 @@ pub struct SimOutput {
 
 pub use nfp_backend::exec::InsnProfile;
 
-/// Builds the engine of one ME (called on the host thread that simulates it).
+/// Builds the engine of one ME (all on the calling thread, before the first frame; an ME may
+/// then run on any host thread, batch by batch, which is why engines are `Send`).
 pub trait EngineFactory: Sync {
     /// The engine type.
     type Engine: PacketEngine;
