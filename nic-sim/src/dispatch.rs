@@ -12,10 +12,11 @@ use vm_core::maps::MapSet;
 
 use crate::engine::PacketEngine;
 use crate::error::SimError;
-use crate::lanes::{FrameResult, MeSim, MeStats};
+use crate::lanes::{FrameResult, MeSim, MeStats, Outbox};
 use crate::merge::same_contents;
 use crate::run::{EngineFactory, ReferenceFactory, SimConfig};
 use crate::stats::Verdict;
+use crate::timing::Histogram;
 
 /// What the MEs report when the input ends.
 pub(crate) struct MesDone {
@@ -29,6 +30,8 @@ pub(crate) struct MesDone {
     pub initial: Option<MapSet>,
     /// Summed instruction profile of all MEs (with `SimConfig::profile`).
     pub profile: Option<Vec<InsnProfile>>,
+    /// Per packet, arrival to completion, over all MEs.
+    pub latency: Histogram,
 }
 
 /// Every ME of the simulated NIC, by ME number.
@@ -76,8 +79,9 @@ impl<E: PacketEngine> MeSet<E> {
         Ok(MeSet { sims, initial })
     }
 
-    /// Runs what the MEs still hold; their results go to `out`.
-    pub fn finish(self, out: &mut Vec<FrameResult>) -> MesDone {
+    /// Runs what the MEs still hold; their results go to `out`, whose latency histogram
+    /// (with what every host thread recorded already merged in) becomes the run's.
+    pub fn finish(self, out: &mut Outbox) -> MesDone {
         let mut stats = Vec::new();
         let mut maps = Vec::new();
         let mut map_mismatches = Vec::new();
@@ -101,6 +105,7 @@ impl<E: PacketEngine> MeSet<E> {
             map_mismatches,
             initial: self.initial,
             profile,
+            latency: std::mem::take(&mut out.latency),
         }
     }
 }

@@ -166,6 +166,7 @@ fn build_output(
         map_mismatches,
         initial,
         profile,
+        latency,
     } = done;
     // Every frame is counted once: a runt, a queue drop, or a verdict of the ME it ran on.
     let mut verdicts = Verdicts {
@@ -194,15 +195,10 @@ fn build_output(
     }
     let map_mismatches = map_mismatches.len() as u64;
 
-    let (mut service, mut busy, mut latency) = (
-        Histogram::default(),
-        Histogram::default(),
-        Histogram::default(),
-    );
+    let (mut service, mut busy) = (Histogram::default(), Histogram::default());
     for s in &stats {
         service.merge(&s.service);
         busy.merge(&s.busy);
-        latency.merge(&s.latency);
     }
     let sim_cycles = stats
         .iter()

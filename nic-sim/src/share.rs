@@ -49,10 +49,11 @@ use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
 use crate::dispatch::{Collector, MeSet, MesDone};
 use crate::engine::PacketEngine;
 use crate::error::SimError;
-use crate::lanes::{Arrival, FrameResult, MeSim};
+use crate::lanes::{Arrival, FrameResult, MeSim, Outbox};
 use crate::rss::Rss;
 use crate::run::{MAX_BATCH_BYTES, SimConfig};
 use crate::timing::ArrivalClock;
+use crate::timing::Histogram;
 use crate::traffic::is_runt;
 
 /// One frame of a [`Job`]: its bytes are `start..end` of the arena.
@@ -121,7 +122,7 @@ impl Job {
     }
 
     /// ME `me`'s task: its frames, then up to `now`.
-    fn run<E: PacketEngine>(&self, me: u32, sim: &mut MeSim<E>, out: &mut Vec<FrameResult>) {
+    fn run<E: PacketEngine>(&self, me: u32, sim: &mut MeSim<E>, out: &mut Outbox) {
         for m in self.frames.get(me as usize).map_or(&[][..], Vec::as_slice) {
             let frame = self.bytes.get(m.start..m.end).unwrap_or_default();
             sim.arrive(
@@ -138,7 +139,7 @@ impl Job {
     }
 
     /// Takes and runs tasks until none is left.
-    fn work<E: PacketEngine>(&self, sims: &[Mutex<MeSim<E>>], out: &mut Vec<FrameResult>) {
+    fn work<E: PacketEngine>(&self, sims: &[Mutex<MeSim<E>>], out: &mut Outbox) {
         loop {
             let t = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(&me) = self.order.get(t) else {
@@ -154,28 +155,31 @@ impl Job {
     }
 }
 
-/// What a worker sends back for each batch.
+/// What a worker sends back: each batch's results, and its latency histogram when its
+/// input closes.
 enum Done {
     Batch(Vec<FrameResult>),
     Panicked,
+    Latency(Histogram),
 }
 
 /// A worker: takes tasks of every batch it is given, then reports the batch's results.
 fn worker<E: PacketEngine>(sims: &[Mutex<MeSim<E>>], jobs: Receiver<Arc<Job>>, done: Sender<Done>) {
     let _span = tracing::debug_span!("sim.worker").entered();
-    let mut out = Vec::new();
+    let mut out = Outbox::default();
     for job in jobs {
         let ran = catch_unwind(AssertUnwindSafe(|| job.work(sims, &mut out)));
         // Released before reporting, so that the reader can reuse the batch's buffers.
         drop(job);
         let msg = match ran {
-            Ok(()) => Done::Batch(std::mem::take(&mut out)),
+            Ok(()) => Done::Batch(std::mem::take(&mut out.results)),
             Err(_) => Done::Panicked,
         };
         if done.send(msg).is_err() {
             return;
         }
     }
+    let _ = done.send(Done::Latency(out.latency));
 }
 
 /// The calling thread's view of the batches.
@@ -185,7 +189,7 @@ struct Reader<'a, E: PacketEngine, S> {
     done: &'a Receiver<Done>,
     collect: &'a mut Collector,
     sink: &'a mut S,
-    out: Vec<FrameResult>,
+    out: Outbox,
     /// The batch the workers are on.
     running: Option<Arc<Job>>,
     /// A finished batch's buffers, for the next one.
@@ -207,12 +211,13 @@ impl<E: PacketEngine, S: FnMut(u64, &[u8]) -> Result<(), SimError>> Reader<'_, E
         for _ in self.jobs {
             match self.done.recv() {
                 Ok(Done::Batch(mut rs)) => self.collect.take(&mut rs, self.sink)?,
-                Ok(Done::Panicked) | Err(_) => {
+                // Sent only once a worker's input has closed, which has not happened yet.
+                Ok(Done::Panicked | Done::Latency(_)) | Err(_) => {
                     failed = Some(SimError::Host("a simulation thread failed".into()));
                 }
             }
         }
-        self.collect.take(&mut self.out, self.sink)?;
+        self.collect.take(&mut self.out.results, self.sink)?;
         if let Some(e) = failed {
             return Err(e);
         }
@@ -262,6 +267,8 @@ where
     let sims: Vec<Mutex<MeSim<E>>> = sims.into_iter().map(Mutex::new).collect();
     let (done_tx, done_rx) = unbounded::<Done>();
     let mut fed = Ok(());
+    // Every host thread's latency histogram, summed at the end (order-free).
+    let mut out = Outbox::default();
     let run = |jobs: &[Sender<Arc<Job>>]| {
         let mut reader = Reader {
             sims: &sims,
@@ -269,11 +276,12 @@ where
             done: &done_rx,
             collect: &mut *collect,
             sink: &mut *sink,
-            out: Vec::new(),
+            out: Outbox::default(),
             running: None,
             spare: None,
         };
         fed = read(frames, config, clock, &mut reader).and_then(|()| reader.complete());
+        out.latency = std::mem::take(&mut reader.out.latency);
     };
     if hosts <= 1 {
         drop(done_tx);
@@ -299,13 +307,17 @@ where
         });
     }
     fed?;
+    for msg in done_rx.try_iter() {
+        if let Done::Latency(h) = msg {
+            out.latency.merge(&h);
+        }
+    }
     let sims = sims
         .into_iter()
         .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
         .collect();
-    let mut out = Vec::new();
     let done = MeSet { sims, initial }.finish(&mut out);
-    collect.take(&mut out, sink)?;
+    collect.take(&mut out.results, sink)?;
     Ok(done)
 }
 
