@@ -29,7 +29,9 @@
 //! frame index.
 //!
 //! Tasks are claimed in decreasing number of frames (the longest first), so a batch does not
-//! end waiting on one long task that started late.
+//! end waiting on one long task that started late. Each host thread first takes its *home*
+//! MEs (`me % hosts`) and only then helps with the others', so an ME usually runs on the same
+//! core batch after batch and its state stays in that core's cache.
 //!
 //! # Why batches on one host thread too
 //!
@@ -45,6 +47,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam::utils::CachePadded;
 
 use crate::dispatch::{Collector, MeSet, MesDone};
 use crate::engine::PacketEngine;
@@ -71,21 +74,28 @@ struct Job {
     bytes: Vec<u8>,
     /// Per ME, its frames in input order.
     frames: Vec<Vec<Meta>>,
-    /// ME numbers in the order their tasks are claimed.
+    /// ME numbers in decreasing number of frames (then by ME number).
     order: Vec<u32>,
+    /// Per host thread (0: the calling one), the tasks it takes first: its *home* MEs
+    /// (`me % hosts`), in `order`. A thread whose list is done takes from the others'.
+    lists: Vec<Vec<u32>>,
     now: u64,
-    /// Next position of `order` to claim.
-    next: AtomicUsize,
+    /// Per list, the next position to claim (each on its own cache line).
+    next: Vec<CachePadded<AtomicUsize>>,
 }
 
 impl Job {
-    fn new(mes: usize) -> Job {
+    fn new(mes: usize, hosts: usize) -> Job {
+        let hosts = hosts.max(1);
         Job {
             bytes: Vec::new(),
             frames: vec![Vec::new(); mes],
             order: Vec::with_capacity(mes),
+            lists: vec![Vec::with_capacity(mes / hosts + 1); hosts],
             now: 0,
-            next: AtomicUsize::new(0),
+            next: (0..hosts)
+                .map(|_| CachePadded::new(AtomicUsize::new(0)))
+                .collect(),
         }
     }
 
@@ -111,7 +121,18 @@ impl Job {
         let frames = &self.frames;
         self.order
             .sort_by_key(|&me| std::cmp::Reverse(frames.get(me as usize).map_or(0, Vec::len)));
-        self.next.store(0, Ordering::Relaxed);
+        let hosts = self.lists.len();
+        for l in &mut self.lists {
+            l.clear();
+        }
+        for &me in &self.order {
+            if let Some(l) = self.lists.get_mut(me as usize % hosts) {
+                l.push(me);
+            }
+        }
+        for n in &self.next {
+            n.store(0, Ordering::Relaxed);
+        }
     }
 
     fn clear(&mut self) {
@@ -138,18 +159,26 @@ impl Job {
         sim.advance_to(self.now, out);
     }
 
-    /// Takes and runs tasks until none is left.
-    fn work<E: PacketEngine>(&self, sims: &[Mutex<MeSim<E>>], out: &mut Outbox) {
-        loop {
-            let t = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some(&me) = self.order.get(t) else {
-                return;
+    /// Takes and runs tasks until none is left: host thread `host`'s own list first, then
+    /// the others'.
+    fn work<E: PacketEngine>(&self, host: usize, sims: &[Mutex<MeSim<E>>], out: &mut Outbox) {
+        let hosts = self.lists.len();
+        for k in 0..hosts {
+            let l = (host + k) % hosts;
+            let (Some(list), Some(next)) = (self.lists.get(l), self.next.get(l)) else {
+                continue;
             };
-            if let Some(sim) = sims.get(me as usize) {
-                // Never contended: an ME has one task per batch. Poisoned only if a task
-                // panicked, which its thread reports.
-                let mut sim = sim.lock().unwrap_or_else(PoisonError::into_inner);
-                self.run(me, &mut sim, out);
+            loop {
+                let t = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&me) = list.get(t) else {
+                    break;
+                };
+                if let Some(sim) = sims.get(me as usize) {
+                    // Never contended: an ME has one task per batch. Poisoned only if a task
+                    // panicked, which its thread reports.
+                    let mut sim = sim.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.run(me, &mut sim, out);
+                }
             }
         }
     }
@@ -164,11 +193,16 @@ enum Done {
 }
 
 /// A worker: takes tasks of every batch it is given, then reports the batch's results.
-fn worker<E: PacketEngine>(sims: &[Mutex<MeSim<E>>], jobs: Receiver<Arc<Job>>, done: Sender<Done>) {
+fn worker<E: PacketEngine>(
+    host: usize,
+    sims: &[Mutex<MeSim<E>>],
+    jobs: Receiver<Arc<Job>>,
+    done: Sender<Done>,
+) {
     let _span = tracing::debug_span!("sim.worker").entered();
     let mut out = Outbox::default();
     for job in jobs {
-        let ran = catch_unwind(AssertUnwindSafe(|| job.work(sims, &mut out)));
+        let ran = catch_unwind(AssertUnwindSafe(|| job.work(host, sims, &mut out)));
         // Released before reporting, so that the reader can reuse the batch's buffers.
         drop(job);
         let msg = match ran {
@@ -204,7 +238,7 @@ impl<E: PacketEngine, S: FnMut(u64, &[u8]) -> Result<(), SimError>> Reader<'_, E
         };
         // A panicking engine is a bug; it ends the run with an error rather than a crash or
         // a wait for a thread that will never report.
-        let helped = catch_unwind(AssertUnwindSafe(|| job.work(self.sims, &mut self.out)));
+        let helped = catch_unwind(AssertUnwindSafe(|| job.work(0, self.sims, &mut self.out)));
         let mut failed = helped
             .is_err()
             .then(|| SimError::Host("a simulation thread failed".into()));
@@ -234,7 +268,7 @@ impl<E: PacketEngine, S: FnMut(u64, &[u8]) -> Result<(), SimError>> Reader<'_, E
         let next = self
             .spare
             .take()
-            .unwrap_or_else(|| Job::new(filling.frames.len()));
+            .unwrap_or_else(|| Job::new(filling.frames.len(), filling.lists.len()));
         let mut job = std::mem::replace(filling, next);
         job.seal(now);
         let job = Arc::new(job);
@@ -293,13 +327,13 @@ where
             .map_err(|e| SimError::Host(e.to_string()))?;
         pool.in_place_scope(|scope| {
             let mut jobs = Vec::with_capacity(hosts - 1);
-            for _ in 1..hosts {
+            for host in 1..hosts {
                 // One batch at a time: the next is published only when this one is complete.
                 let (tx, rx) = bounded::<Arc<Job>>(1);
                 jobs.push(tx);
                 let done = done_tx.clone();
                 let sims = &sims;
-                scope.spawn(move |_| worker(sims, rx, done));
+                scope.spawn(move |_| worker(host, sims, rx, done));
             }
             drop(done_tx);
             run(&jobs);
@@ -340,7 +374,7 @@ where
     let threads = nic.threads_per_me.max(1);
     let rss = Rss::new(mes * threads, config.non_ip);
     let batch = config.batch.max(1);
-    let mut filling = Job::new(mes as usize);
+    let mut filling = Job::new(mes as usize, reader.jobs.len() + 1);
     let mut pending = 0usize;
     let mut index = 0u64;
     for frame in frames {
@@ -389,7 +423,7 @@ mod tests {
 
     #[test]
     fn a_job_groups_frames_by_me_and_orders_tasks_longest_first() {
-        let mut job = Job::new(4);
+        let mut job = Job::new(4, 2);
         let frames: [(usize, &[u8]); 5] =
             [(2, b"aa"), (0, b"bbb"), (2, b"c"), (3, b"dddd"), (2, b"ee")];
         for (i, (me, f)) in frames.iter().enumerate() {
@@ -402,6 +436,8 @@ mod tests {
         // ME 2 has three frames, MEs 0 and 3 one each (ties by ME number), ME 1 none: it
         // still gets its task, to be brought up to `now`.
         assert_eq!(job.order, vec![2, 0, 3, 1]);
+        // Home lists by ME parity (two host threads), each in that order.
+        assert_eq!(job.lists, vec![vec![2, 0], vec![3, 1]]);
         let bytes = |me: usize| -> Vec<&[u8]> {
             job.frames[me]
                 .iter()
@@ -417,6 +453,6 @@ mod tests {
         job.clear();
         assert!(job.bytes.is_empty() && job.frames.iter().all(Vec::is_empty));
         job.seal(5);
-        assert_eq!(job.next.load(Ordering::Relaxed), 0);
+        assert!(job.next.iter().all(|n| n.load(Ordering::Relaxed) == 0));
     }
 }
