@@ -190,9 +190,8 @@ impl<E: PacketEngine> std::fmt::Debug for MeSim<E> {
 
 impl<E: PacketEngine> MeSim<E> {
     /// ME `me` with `threads` threads (1 to [`MAX_THREADS_PER_ME`]) whose queues hold
-    /// `depth` frames each. With
-    /// `results`, every frame is reported as a [`FrameResult`], passed/transmitted ones with
-    /// their bytes (for `--out`).
+    /// `depth` frames each. With `results`, every frame is reported as a [`FrameResult`],
+    /// passed/transmitted ones with their bytes (for `--out`).
     pub fn new(
         me: u32,
         engine: E,
@@ -320,14 +319,14 @@ impl<E: PacketEngine> MeSim<E> {
             } else {
                 self.earliest_ready(n)
             };
+            // With no `until` (NONE), no time exceeds it: nothing stops early.
             if bf != NONE && bf <= br {
-                // With no `until`, NONE > every time, so this never stops early.
-                if until != NONE && bf > until {
+                if bf > until {
                     return;
                 }
                 self.take_next(fi, bf);
             } else if br != NONE {
-                if until != NONE && br >= until {
+                if br >= until {
                     return;
                 }
                 self.run(ri, br, out);

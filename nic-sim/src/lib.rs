@@ -52,9 +52,10 @@ pub mod preset;
 pub mod traffic;
 
 pub use error::SimError;
-mod dispatch;
+mod collector;
 pub mod engine;
 pub mod lanes;
+mod me_set;
 pub mod merge;
 pub mod nfp_engine;
 pub mod rss;

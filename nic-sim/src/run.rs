@@ -16,10 +16,11 @@ use std::time::Instant;
 
 use vm_core::maps::MapSet;
 
-use crate::dispatch::{Collector, MeSet, MesDone};
+use crate::collector::Collector;
 use crate::engine::PacketEngine;
 use crate::error::SimError;
 use crate::lanes::Reference;
+use crate::me_set::{MeSet, MesDone};
 use crate::merge::merge_replicas;
 use crate::preset::NicPreset;
 use crate::rss::NonIp;
@@ -129,8 +130,7 @@ where
     let _span = tracing::debug_span!("sim.run", nic = %nic.name, mes = nic.mes()).entered();
     let started = Instant::now();
     nic.check()?;
-    let mes = nic.mes().max(1);
-    let hosts = config.host_threads.clamp(1, mes as usize);
+    let hosts = config.host_threads.clamp(1, nic.mes().max(1) as usize);
     let mut clock = ArrivalClock::new(nic.line_rate.bits_per_sec(), nic.clock_hz);
     let mut collect = Collector::new(config.keep_output);
     let mes = MeSet::new(config, engines, reference)?;
@@ -146,10 +146,6 @@ where
     let elapsed = started.elapsed().as_secs_f64();
     build_output(config, hosts, &clock, collect, done, elapsed)
 }
-
-/// Bytes of frames after which a batch is handed to the MEs even if it holds fewer than
-/// `batch` frames: memory in flight stays under two such arenas.
-pub(crate) const MAX_BATCH_BYTES: usize = 1 << 20;
 
 fn build_output(
     config: &SimConfig,

@@ -49,15 +49,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
 use crossbeam::utils::CachePadded;
 
-use crate::dispatch::{Collector, MeSet, MesDone};
+use crate::collector::Collector;
 use crate::engine::PacketEngine;
 use crate::error::SimError;
 use crate::lanes::{Arrival, FrameResult, MeSim, Outbox};
+use crate::me_set::{MeSet, MesDone};
 use crate::rss::Rss;
-use crate::run::{MAX_BATCH_BYTES, SimConfig};
+use crate::run::SimConfig;
 use crate::timing::ArrivalClock;
 use crate::timing::Histogram;
 use crate::traffic::is_runt;
+
+/// Bytes of frames after which a batch is handed to the MEs even if it holds fewer than
+/// `SimConfig::batch` frames: memory in flight stays under two such arenas.
+const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// One frame of a [`Job`]: its bytes are `start..end` of the arena.
 #[derive(Debug, Clone, Copy)]

@@ -1,21 +1,15 @@
-//! The MEs of a run and the collector of their results.
-//!
-//! The host threads simulate the MEs of the [`MeSet`] batch by batch (see `share`). Counts,
-//! statistics and mismatches are kept per ME and summed at the end (order-free), so only
-//! runs that write `--out` pass per-frame results to the [`Collector`], which releases them
-//! in input order.
-
-use std::collections::VecDeque;
+//! The MEs of a run: built once from the engine factory, simulated by the host threads batch
+//! by batch (see `share`), and finished into per-ME statistics and maps. Counts, statistics
+//! and mismatches are kept per ME and summed at the end (order-free).
 
 use nfp_backend::exec::{InsnProfile, add_profiles};
 use vm_core::maps::MapSet;
 
 use crate::engine::PacketEngine;
 use crate::error::SimError;
-use crate::lanes::{FrameResult, MeSim, MeStats, Outbox};
+use crate::lanes::{MeSim, MeStats, Outbox};
 use crate::merge::same_contents;
 use crate::run::{EngineFactory, ReferenceFactory, SimConfig};
-use crate::stats::Verdict;
 use crate::timing::Histogram;
 
 /// What the MEs report when the input ends.
@@ -107,86 +101,5 @@ impl<E: PacketEngine> MeSet<E> {
             profile,
             latency: std::mem::take(&mut out.latency),
         }
-    }
-}
-
-/// Counts runts, and with `--out` puts results back into input order for the sink.
-#[derive(Default)]
-pub(crate) struct Collector {
-    /// Whether results come per frame (`--out`) and must be released in order.
-    ordered: bool,
-    /// Results not yet emitted: slot `i` is frame `next + i`.
-    pending: VecDeque<Option<FrameResult>>,
-    /// Frames released to the sink so far (ordered runs).
-    pub next: u64,
-    /// Frames read.
-    pub total: u64,
-    pub runts: u64,
-}
-
-impl Collector {
-    pub fn new(ordered: bool) -> Collector {
-        Collector {
-            ordered,
-            ..Collector::default()
-        }
-    }
-
-    /// Whether results are released in input order (`--out`).
-    pub fn ordered(&self) -> bool {
-        self.ordered
-    }
-
-    /// Counts a runt (frame `index`).
-    pub fn runt(&mut self, index: u64) {
-        self.runts += 1;
-        if self.ordered {
-            self.insert(FrameResult {
-                index,
-                verdict: Verdict::Runt,
-                output: None,
-            });
-        }
-    }
-
-    /// Stores a result until every earlier frame has one.
-    fn insert(&mut self, r: FrameResult) {
-        let Some(slot) = r.index.checked_sub(self.next) else {
-            return; // already emitted: cannot happen, each frame has one result
-        };
-        let slot = slot as usize;
-        if self.pending.len() <= slot {
-            self.pending.resize_with(slot + 1, || None);
-        }
-        self.pending[slot] = Some(r);
-    }
-
-    /// Takes the results in `out` and emits what is in order.
-    pub fn take<S: FnMut(u64, &[u8]) -> Result<(), SimError>>(
-        &mut self,
-        out: &mut Vec<FrameResult>,
-        sink: &mut S,
-    ) -> Result<(), SimError> {
-        if out.is_empty() {
-            return Ok(());
-        }
-        for r in out.drain(..) {
-            self.insert(r);
-        }
-        self.emit(sink)
-    }
-
-    fn emit<S: FnMut(u64, &[u8]) -> Result<(), SimError>>(
-        &mut self,
-        sink: &mut S,
-    ) -> Result<(), SimError> {
-        while let Some(Some(r)) = self.pending.front_mut().map(Option::take) {
-            self.pending.pop_front();
-            if let Some(bytes) = r.output {
-                sink(self.next, &bytes)?;
-            }
-            self.next += 1;
-        }
-        Ok(())
     }
 }
