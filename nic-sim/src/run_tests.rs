@@ -25,6 +25,24 @@ fn interp(prog: &vm_core::Program) -> impl Fn(u32, u32) -> Result<InterpEngine, 
     }
 }
 
+/// Reference engines running `prog` in the interpreter.
+fn reference_of(
+    prog: &vm_core::Program,
+) -> impl Fn(u32, u32) -> Result<Reference, SimError> + Sync {
+    let engines = interp(prog);
+    move |me, threads| Ok(Box::new(engines(me, threads)?) as Reference)
+}
+
+/// The demo's maps with a program that passes every frame: a reference that disagrees with
+/// the demo on every frame it drops.
+fn pass_all() -> vm_core::Program {
+    let mut p = demo::udp_filter();
+    p.insns =
+        vm_core::isa::decode_program(&vm_core::asm::assemble("mov %r0, 2\nexit").expect("asm"))
+            .expect("decode");
+    p
+}
+
 /// 8 MEs × 4 threads, 10 GbE.
 fn small_nic() -> NicPreset {
     NicPreset::custom(2, 4, 4, 800_000_000, LineRate::G10)
@@ -143,15 +161,7 @@ fn overload_causes_queue_drops_and_accounting_holds() {
 #[test]
 fn reference_check_finds_no_mismatch_against_itself() {
     let prog = demo::udp_filter();
-    let reference = |me: u32, threads: u32| -> Result<Reference, SimError> {
-        Ok(Box::new(InterpEngine::new(
-            &prog,
-            VmConfig::default(),
-            StandInCost::default(),
-            me,
-            threads,
-        )?))
-    };
+    let reference = reference_of(&prog);
     let mut config = SimConfig::new(small_nic());
     config.host_threads = 2;
     let out = simulate(
@@ -165,19 +175,8 @@ fn reference_check_finds_no_mismatch_against_itself() {
     assert_eq!(out.report.mismatches, 0, "{:?}", out.report.first_mismatch);
 
     // A reference that always passes disagrees on every dropped frame.
-    let mut pass_all = demo::udp_filter();
-    pass_all.insns =
-        vm_core::isa::decode_program(&vm_core::asm::assemble("mov %r0, 2\nexit").expect("asm"))
-            .expect("decode");
-    let reference = |me: u32, threads: u32| -> Result<Reference, SimError> {
-        Ok(Box::new(InterpEngine::new(
-            &pass_all,
-            VmConfig::default(),
-            StandInCost::default(),
-            me,
-            threads,
-        )?))
-    };
+    let pass_all = pass_all();
+    let reference = reference_of(&pass_all);
     let out = simulate(
         frames(SPEC),
         &config,
@@ -202,19 +201,8 @@ fn reference_check_finds_no_mismatch_against_itself() {
 fn unordered_runs_report_the_same_and_the_lowest_mismatch() {
     let prog = demo::udp_filter();
     let ordered = normalised(run(SPEC, small_nic(), 1).report);
-    let mut pass_all = demo::udp_filter();
-    pass_all.insns =
-        vm_core::isa::decode_program(&vm_core::asm::assemble("mov %r0, 2\nexit").expect("asm"))
-            .expect("decode");
-    let reference = |me: u32, threads: u32| -> Result<Reference, SimError> {
-        Ok(Box::new(InterpEngine::new(
-            &pass_all,
-            VmConfig::default(),
-            StandInCost::default(),
-            me,
-            threads,
-        )?))
-    };
+    let pass_all = pass_all();
+    let reference = reference_of(&pass_all);
     // Against pass-all every frame the demo drops mismatches; the first reported must
     // not depend on which host thread met its mismatch first.
     let mut first_drop = None;
