@@ -117,6 +117,64 @@ pub fn measure<T>(budget: Budget, mut op: impl FnMut() -> T) -> Measurement {
     })
 }
 
+/// Two operations timed in alternation, and their paired ratio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pair {
+    /// The first operation (the median of its batches).
+    pub a: Measurement,
+    /// The second operation.
+    pub b: Measurement,
+    /// The median over adjacent batch pairs of `b`'s time per operation / `a`'s.
+    pub ratio: f64,
+}
+
+/// Times `a` and `b` in alternating batches (`a`, `b`, `a`, `b`, ...; `budget.samples`
+/// of each, each batch calibrated as [`measure`] does) and reports the median of the ratios
+/// of adjacent batches. Why: the shared machine's speed drifts by up to 2x within minutes, so
+/// two medians taken one after the other compare two different machines; adjacent batches
+/// see nearly the same one.
+pub fn measure_pair<T, U>(
+    budget: Budget,
+    mut a: impl FnMut() -> T,
+    mut b: impl FnMut() -> U,
+) -> Pair {
+    // Calibration (and warm-up) of each batch size.
+    let quick = Budget {
+        samples: 1,
+        ..budget
+    };
+    let na = measure(quick, &mut a).per_batch;
+    let nb = measure(quick, &mut b).per_batch;
+    let (mut va, mut vb) = (Vec::new(), Vec::new());
+    for _ in 0..budget.samples.max(1) {
+        va.push(batch_ns(na, &mut a));
+        vb.push(batch_ns(nb, &mut b));
+    }
+    let ratios: Vec<f64> = va.iter().zip(&vb).map(|(x, y)| y / x).collect();
+    let ratio = Measurement::from_samples(ratios, 1).map_or(f64::NAN, |m| m.median_ns);
+    let none = |per_batch| Measurement {
+        median_ns: f64::NAN,
+        min_ns: f64::NAN,
+        max_ns: f64::NAN,
+        per_batch,
+        samples: 0,
+    };
+    Pair {
+        a: Measurement::from_samples(va, na).unwrap_or_else(|| none(na)),
+        b: Measurement::from_samples(vb, nb).unwrap_or_else(|| none(nb)),
+        ratio,
+    }
+}
+
+/// Nanoseconds per operation over one batch of `n` runs of `op`.
+fn batch_ns<T>(n: u64, op: &mut impl FnMut() -> T) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(op());
+    }
+    t.elapsed().as_secs_f64() * 1e9 / n.max(1) as f64
+}
+
 /// Collects `samples` values from `sample` (each already a per-operation figure in ns, e.g.
 /// reported by the kernel itself) and returns their median; errors stop at the first one.
 pub fn collect<E>(
@@ -160,5 +218,22 @@ mod tests {
         assert!(m.per_batch >= 2, "{m:?}");
         // 50 us sleeps: the median is at least that.
         assert!(m.median_ns >= 50_000.0, "{m:?}");
+    }
+
+    #[test]
+    fn paired_ratio_compares_adjacent_batches() {
+        let budget = Budget {
+            batch: Duration::from_millis(2),
+            samples: 3,
+        };
+        let p = measure_pair(
+            budget,
+            || std::thread::sleep(Duration::from_micros(50)),
+            || std::thread::sleep(Duration::from_micros(200)),
+        );
+        assert_eq!((p.a.samples, p.b.samples), (3, 3));
+        // Sleeps overshoot by a similar absolute amount; the ratio stays well above 1.
+        assert!(p.ratio > 1.5, "{p:?}");
+        assert!(p.b.median_ns > p.a.median_ns, "{p:?}");
     }
 }
