@@ -155,6 +155,9 @@ pub(crate) struct Compiled {
     pub(crate) writes_memory: bool,
     /// Whether to form superinstructions.
     fuse: bool,
+    /// `(op, target)` indices of every jump, call and jumping superinstruction of the fast
+    /// copy: [`Compiled::relink`] writes the target's address into the op.
+    links: Vec<(usize, usize)>,
 }
 
 /// Where one program lives in [`Code::ops`].
@@ -182,6 +185,21 @@ impl Compiled {
             faults: Vec::new(),
             stack_low: STACK_SIZE,
             writes_memory: false,
+            links: Vec::new(),
+        }
+    }
+
+    /// Writes the address of its target into every jump of the fast copy (see [`Op`]). Must
+    /// run after every change to `code` that may move it; `add` is the only one. The targets
+    /// were checked to lie inside their program, so every address is an op of this array.
+    fn relink(&mut self) {
+        let base = self.code.as_ptr() as usize;
+        let size = std::mem::size_of::<Op>();
+        for &(i, t) in &self.links {
+            debug_assert!(i < self.len && t < self.len);
+            if let Some(op) = self.code.get_mut(i) {
+                op.b = (base + t * size) as u64;
+            }
         }
     }
 
@@ -276,19 +294,19 @@ impl Compiled {
         for (i, op) in ops.iter_mut().enumerate() {
             op.link(base + i);
         }
-        // Runs, from the end: the sentinel ends the last one.
-        let mut run = 0;
+        // Runs, from the end: the sentinel ends the last one. Saturated (see `Op`).
+        let sat = |r: u32| r.min(u16::MAX as u32) as u16;
+        let mut run = 0u32;
         for op in ops.iter_mut().rev() {
             run = if op.ends_run() { 1 } else { run + 1 };
-            op.run = run;
+            op.run = sat(run);
         }
-        let sat = |r: u32| r.min(u16::MAX as u32) as u16;
         for i in 0..count {
             let o = ops[i];
             if o.is_cond_jump() || o.code == Code::Ja {
                 let to = (i as isize + o.rel()) as usize;
-                ops[i].tr = sat(ops.get(to).map_or(u32::MAX, |t| t.run));
-                ops[i].fr = sat(ops.get(i + 1).map_or(u32::MAX, |t| t.run));
+                ops[i].tr = ops.get(to).map_or(u16::MAX, |t| t.run);
+                ops[i].fr = ops.get(i + 1).map_or(u16::MAX, |t| t.run);
             }
         }
         let mut counted = ops.clone();
@@ -298,13 +316,26 @@ impl Compiled {
         for op in &mut ops {
             op.h = handler_of(op, false);
         }
+        let mut targets = Vec::new();
         if self.fuse {
-            super::fuse::fuse(&mut ops, 0, count);
+            super::fuse::fuse(&mut ops, 0, count, &mut targets);
+        }
+        // The fast copy's plain jumps and calls take the fast layout too (superinstructions
+        // never start with a jump, so these are exactly the ops `fuse` left plain).
+        for (i, op) in ops.iter_mut().enumerate() {
+            if op.has_target() {
+                let rel = op.make_fast_layout();
+                targets.push((i, i.wrapping_add_signed(rel)));
+            }
         }
         let end = base + count;
         self.code.splice(base..base, ops);
         self.code.extend_from_slice(&counted);
         self.len = end;
+        // Fast indices of earlier programs do not change: new fast ops go after them.
+        self.links
+            .extend(targets.into_iter().map(|(i, t)| (base + i, base + t)));
+        self.relink();
         self.pcs.extend_from_slice(&pcs);
         for op in &counted {
             use Code::*;
@@ -727,7 +758,33 @@ mod tests {
         assert_eq!(code.fast().len(), 4); // lddw, ja, exit, sentinel
         assert_eq!(code.pcs, vec![0, 2, 3, 4]);
         assert_eq!(code.fast()[1].code, Code::Ja);
-        assert_eq!(code.fast()[1].rel(), 1);
+        // The counted copy keeps the relative target; the fast copy the target's address.
+        assert_eq!(code.code[code.len + 1].rel(), 1);
+        assert_eq!(code.fast()[1].fast_target(), &code.fast()[2] as *const Op);
+    }
+
+    /// Jump addresses follow the op array when a second program makes it grow (and move).
+    #[test]
+    fn jump_addresses_follow_the_op_array() {
+        // jlt r1, 5, +1; mov r0, 1; exit
+        let raw = [
+            RawInsn::new(0xa5, 1, 0, 1, 5),
+            RawInsn::new(0xb7, 0, 0, 0, 1),
+            RawInsn::new(0x95, 0, 0, 0, 0),
+        ];
+        let prog = Program::from_raw("t", ProgType::Mem, &raw).unwrap();
+        let mut code = Compiled::new(true);
+        code.add(&prog, &NoMaps).unwrap();
+        for _ in 0..40 {
+            code.add(&prog, &NoMaps).unwrap();
+        }
+        for p in &code.progs {
+            let jump = &code.code[p.start];
+            assert_eq!(jump.fast_target(), &code.code[p.start + 2] as *const Op);
+            assert_eq!(jump.jimm64::<false>(), 5);
+            let counted = &code.code[code.len + p.start];
+            assert_eq!((counted.rel(), counted.jimm64::<true>()), (2, 5));
+        }
     }
 
     #[test]

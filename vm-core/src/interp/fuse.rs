@@ -119,11 +119,11 @@ fn branch(m: &mut Machine<'_>, ip: *const Op, o: &Op, taken: bool, k: usize, n: 
     // A predictable branch, not a conditional move: with a branch the next handler's address
     // is known speculatively before the compared value is (measured: a conditional move here
     // made the sum loop 30% slower).
-    // SAFETY: the target is the original jump's target (checked by `compile`, stored
-    // relative to the first op), and `ip + k` is the op after the jump, which exists
-    // because the sentinel ends every program.
+    // The target is the original jump's target (checked by `compile`; its address is set by
+    // `Compiled::relink`). SAFETY: `ip + k` is the op after the jump, which exists because
+    // the sentinel ends every program.
     if taken {
-        goto_run::<false>(m, unsafe { ip.byte_offset(o.rel_bytes()) }, o.tr, n)
+        goto_run::<false>(m, o.fast_target(), o.tr, n)
     } else {
         goto_run::<false>(m, unsafe { ip.add(k) }, o.fr, n)
     }
@@ -148,10 +148,10 @@ fn fallback(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
 }
 
 /// `rX = rY; rX += K; if rX <cond> rZ goto T` — `dst` X, `src` Y, `aux` Z (never X: not
-/// fused then), `b` K.
+/// fused then), `a` K.
 fn lea_jcc<const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let v = m.r[reg(o.src)].wrapping_add(o.b);
+    let v = m.r[reg(o.src)].wrapping_add(o.off());
     let zv = m.r[reg(o.aux)];
     m.r[reg(o.dst)] = v;
     branch(m, ip, o, cond::<C>(v, zv), 3, n)
@@ -207,36 +207,38 @@ fn alu2_k<const A: u8, const B: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) 
     next::<false>(m, skip(ip, 2), n)
 }
 
-/// `rX op= K1; if rX <cond> K2 goto T` — `b` = K1 (low, as i32) | K2 << 32.
+/// `rX op= K1; if rX <cond> K2 goto T` — `a` = K1; K2 is the immediate of the jump's own op
+/// at `ip + 1` (fast layout: its `a`), as the fused op has no room for it next to the
+/// target's address.
 fn alu_jcc_k<const A: u8, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
     let d = reg(o.dst);
-    let v = alu::<A>(m.r[d], o.b_lo_i32());
+    let v = alu::<A>(m.r[d], o.off());
     m.r[d] = v;
-    let k2 = o.b_hi_i32();
+    let k2 = op(skip(ip, 1)).jimm64::<false>();
     branch(m, ip, o, cond::<C>(v, k2), 2, n)
 }
 
-/// `rX op= K; if rX <cond> rZ goto T` — `b` = K (as i32), `aux` Z (never X: not fused then).
+/// `rX op= K; if rX <cond> rZ goto T` — `a` = K, `aux` Z (never X: not fused then).
 fn alu_jcc_x<const A: u8, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
     let d = reg(o.dst);
-    let v = alu::<A>(m.r[d], o.b_lo_i32());
+    let v = alu::<A>(m.r[d], o.off());
     let zv = m.r[reg(o.aux)];
     m.r[d] = v;
     branch(m, ip, o, cond::<C>(v, zv), 2, n)
 }
 
-/// `rX = *(size *)(rY + off); if rX <cond> K goto T` — `b` = K (low, as i32) | off << 32.
+/// `rX = *(size *)(rY + off); if rX <cond> K goto T` — `a` = K, `x` = off.
 fn load_jcc<const N: usize, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let off = o.b_hi_i16();
+    let off = o.x as i64 as u64;
     let addr = m.r[reg(o.src)].wrapping_add(off);
     let Some(v) = m.view.load::<N>(addr) else {
         return fallback(m, ip, n);
     };
     m.r[reg(o.dst)] = v;
-    let k = o.b_lo_i32();
+    let k = o.off();
     branch(m, ip, o, cond::<C>(v, k), 2, n)
 }
 
@@ -261,18 +263,17 @@ fn load_swap<const N: usize>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow
     next::<false>(m, skip(ip, 2), n)
 }
 
-/// `rX = *(size *)(rY + off); rX = bswap(rX); if rX <cond> K goto T` — `b` = K (low, as
-/// i32) | off << 32.
+/// `rX = *(size *)(rY + off); rX = bswap(rX); if rX <cond> K goto T` — `a` = K, `x` = off.
 fn load_swap_jcc<const N: usize, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    let off = o.b_hi_i16();
+    let off = o.x as i64 as u64;
     let addr = m.r[reg(o.src)].wrapping_add(off);
     let Some(v) = m.view.load::<N>(addr) else {
         return fallback(m, ip, n);
     };
     let v = swap::<N>(v);
     m.r[reg(o.dst)] = v;
-    let k = o.b_lo_i32();
+    let k = o.off();
     branch(m, ip, o, cond::<C>(v, k), 3, n)
 }
 
@@ -408,22 +409,36 @@ fn fits_i32(b: u64) -> bool {
 
 /// Replaces the first op of every fusable sequence in `ops[start..end]` (already linked:
 /// relative targets, handlers and runs set). `ops[end - 1]` is the program's sentinel.
-pub(crate) fn fuse(ops: &mut [Op], start: usize, end: usize) {
+/// Superinstructions that end in a jump get the fast layout (see [`Op`]); `targets` receives
+/// `(index, target index)` of each, for `Compiled::relink`.
+pub(crate) fn fuse(ops: &mut [Op], start: usize, end: usize, targets: &mut Vec<(usize, usize)>) {
     for i in start..end {
         let at = |k: usize| ops.get(i + k).copied().filter(|_| i + k < end);
         let (Some(a), Some(b)) = (at(0), at(1)) else {
             continue;
         };
-        if let Some(fused) = fuse_at(a, b, at(2)) {
+        if let Some((fused, jump)) = fuse_at(a, b, at(2)) {
             ops[i] = fused;
+            if let Some(rel) = jump {
+                targets.push((i, i.wrapping_add_signed(rel)));
+            }
         }
     }
 }
 
-/// The superinstruction for the sequence starting with `a`, `b` (and `c`), if any. Longer
-/// sequences are preferred. `a`, `b` and `c` are plain ops (fusion runs front to back and
-/// only replaces the op it is at).
-fn fuse_at(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
+/// The superinstruction for the sequence starting with `a`, `b` (and `c`), if any, and for
+/// one that ends in a jump, the jump target's distance from `a` in ops. Longer sequences are
+/// preferred. `a`, `b` and `c` are plain ops (fusion runs front to back and only replaces the
+/// op it is at).
+fn fuse_at(a: Op, b: Op, c: Option<Op>) -> Option<(Op, Option<isize>)> {
+    fuse_branch(a, b, c)
+        .map(|(op, rel)| (op, Some(rel)))
+        .or_else(|| fuse_straight(a, b, c).map(|op| (op, None)))
+}
+
+/// The superinstructions that end in a jump (fast layout: `b` waits for the target's
+/// address, immediates in `a`, a load's offset in `x`), with the target's distance in ops.
+fn fuse_branch(a: Op, b: Op, c: Option<Op>) -> Option<(Op, isize)> {
     use Code::*;
     let same = |x: &Op| x.dst == a.dst;
     let jcc_c = c
@@ -433,37 +448,98 @@ fn fuse_at(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
     if a.code == Mov64X
         && b.code == Add64K
         && same(&b)
+        && fits_i32(b.b)
         && let Some((c, (cond, true))) = jcc_c
         && c.src != a.dst
     {
-        return Some(Op {
+        let op = Op {
             h: by_cond!(cond, lea_jcc),
             aux: c.src,
-            a: Op::rel_field(c.rel() + 2),
-            b: b.b,
+            a: b.b as u32,
+            b: 0,
             tr: c.tr,
             fr: c.fr,
             ..a
-        });
+        };
+        return Some((op, c.rel() + 2));
     }
     // rX = *(size *)(rY + off); rX = bswap(rX); if rX <cond> K goto T
     if let (LdxH | LdxW, Some((c, (cond, false)))) = (a.code, jcc_c)
         && same(&b)
         && matches!((a.code, b.code), (LdxH, Swap16) | (LdxW, Swap32))
     {
-        return Some(Op {
+        let op = Op {
             h: if a.code == LdxH {
                 by_cond!(cond, load_swap_jcc, 2)
             } else {
                 by_cond!(cond, load_swap_jcc, 4)
             },
-            a: Op::rel_field(c.rel() + 2),
-            b: (c.b & 0xffff_ffff) | (a.a as u16 as u64) << 32,
+            a: c.b as u32,
+            b: 0,
+            x: a.a as i16,
             tr: c.tr,
             fr: c.fr,
             ..a
-        });
+        };
+        return Some((op, c.rel() + 2));
     }
+    if !same(&b) {
+        return None;
+    }
+    let (cond, x) = jcc64(b.code)?;
+    let rel = b.rel() + 1;
+    // rX op= K1; if rX <cond> K2|rZ goto T (K2: the immediate of the jump's own op)
+    if let Some((k, false)) = alu64(a.code)
+        && fits_i32(a.b)
+        && !(x && b.src == a.dst)
+    {
+        let op = Op {
+            h: if x {
+                by_alu_then!(k, by_cond, cond, alu_jcc_x)
+            } else {
+                by_alu_then!(k, by_cond, cond, alu_jcc_k)
+            },
+            aux: b.src,
+            a: a.b as u32,
+            b: 0,
+            tr: b.tr,
+            fr: b.fr,
+            ..a
+        };
+        return Some((op, rel));
+    }
+    // rX = *(size *)(rY + off); if rX <cond> K goto T
+    let size = match a.code {
+        LdxB => 1,
+        LdxH => 2,
+        LdxW => 4,
+        LdxDW => 8,
+        _ => return None,
+    };
+    if x || a.src == 10 {
+        return None;
+    }
+    let op = Op {
+        h: match size {
+            1 => by_cond!(cond, load_jcc, 1),
+            2 => by_cond!(cond, load_jcc, 2),
+            4 => by_cond!(cond, load_jcc, 4),
+            _ => by_cond!(cond, load_jcc, 8),
+        },
+        a: b.b as u32,
+        b: 0,
+        x: a.a as i16,
+        tr: b.tr,
+        fr: b.fr,
+        ..a
+    };
+    Some((op, rel))
+}
+
+/// The superinstructions that continue with the next op (or exit).
+fn fuse_straight(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
+    use Code::*;
+    let same = |x: &Op| x.dst == a.dst;
     // rX = rY; rX op= rZ; rX += K
     if a.code == Mov64X
         && same(&b)
@@ -485,56 +561,6 @@ fn fuse_at(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
     }
     if !same(&b) {
         return None;
-    }
-    if let Some((cond, x)) = jcc64(b.code) {
-        let rel = Op::rel_field(b.rel() + 1);
-        // rX op= K1; if rX <cond> K2|rZ goto T
-        if let Some((k, false)) = alu64(a.code)
-            && fits_i32(a.b)
-            && !(x && b.src == a.dst)
-        {
-            return Some(Op {
-                h: if x {
-                    by_alu_then!(k, by_cond, cond, alu_jcc_x)
-                } else {
-                    by_alu_then!(k, by_cond, cond, alu_jcc_k)
-                },
-                aux: b.src,
-                a: rel,
-                tr: b.tr,
-                fr: b.fr,
-                b: if x {
-                    a.b as u32 as u64
-                } else {
-                    (a.b as u32 as u64) | (b.b & 0xffff_ffff) << 32
-                },
-                ..a
-            });
-        }
-        // rX = *(size *)(rY + off); if rX <cond> K goto T
-        let size = match a.code {
-            LdxB => 1,
-            LdxH => 2,
-            LdxW => 4,
-            LdxDW => 8,
-            _ => return None,
-        };
-        if x || a.src == 10 {
-            return None;
-        }
-        return Some(Op {
-            h: match size {
-                1 => by_cond!(cond, load_jcc, 1),
-                2 => by_cond!(cond, load_jcc, 2),
-                4 => by_cond!(cond, load_jcc, 4),
-                _ => by_cond!(cond, load_jcc, 8),
-            },
-            a: rel,
-            b: (b.b & 0xffff_ffff) | (a.a as u16 as u64) << 32,
-            tr: b.tr,
-            fr: b.fr,
-            ..a
-        });
     }
     match (a.code, b.code) {
         (LdxH, Swap16) => {
