@@ -138,6 +138,16 @@ pub const FW_CYCLES_PER_PACKET: u64 = 220;
 /// ME scheduler (`lanes`) tracks threads in 64-bit masks, so custom NICs go up to 64.
 pub const MAX_THREADS_PER_ME: u32 = 64;
 
+/// Most MEs the simulator models. Why a cap at all: every ME holds its own state (about
+/// half a megabyte with 64 threads), so `--cores 4294967295` would exhaust memory or run for
+/// hours instead of failing; 1024 is 8x the largest NFP (the NFP-6000's 120 MEs).
+pub const MAX_MES: u32 = 1024;
+
+/// Most firmware cycles per packet a custom NIC may claim: far beyond any real datapath
+/// (1.25 ms per packet at 800 MHz), and small enough that per-packet cycle sums cannot
+/// overflow.
+pub const MAX_FW_CYCLES: u64 = 1_000_000;
+
 impl NicPreset {
     /// Agilio CX 2×25GbE (NFP-4000) with CoreNIC's eBPF datapath: 5 islands × 10 worker MEs,
     /// 4 threads each, 800 MHz, one 25 GbE port feeding it.
@@ -164,9 +174,26 @@ impl NicPreset {
         }
     }
 
-    /// Whether the simulator can model this NIC: at most [`MAX_THREADS_PER_ME`] hardware
-    /// threads per ME ([`crate::run::simulate`] checks it).
+    /// Whether the simulator can model this NIC: at most [`MAX_MES`] MEs of at most
+    /// [`MAX_THREADS_PER_ME`] hardware threads, at most [`MAX_FW_CYCLES`] firmware cycles
+    /// per packet ([`crate::run::simulate`] checks it).
     pub fn check(&self) -> Result<(), SimError> {
+        let bad = |reason: String| SimError::BadNic {
+            nic: self.name.clone(),
+            reason,
+        };
+        let mes = u64::from(self.islands) * u64::from(self.mes_per_island);
+        if mes > u64::from(MAX_MES) {
+            return Err(bad(format!(
+                "{mes} MEs; the simulator models at most {MAX_MES} (the NFP-4000 has 50 worker MEs)"
+            )));
+        }
+        if self.fw_cycles_per_packet > MAX_FW_CYCLES {
+            return Err(bad(format!(
+                "{} firmware cycles per packet; at most {MAX_FW_CYCLES}",
+                self.fw_cycles_per_packet
+            )));
+        }
         if self.threads_per_me > MAX_THREADS_PER_ME {
             return Err(SimError::BadNic {
                 nic: self.name.clone(),
@@ -230,10 +257,16 @@ impl NicPreset {
             name: format!("custom:{spec}"),
             known: msg,
         };
+        let mut seen: Vec<&str> = Vec::new();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (k, v) = item
                 .split_once('=')
                 .ok_or_else(|| bad(format!("`{item}` is not key=value")))?;
+            // A repeated key is a typo more often than an override: refuse it.
+            if seen.contains(&k) {
+                return Err(bad(format!("`{k}` given twice")));
+            }
+            seen.push(k);
             let num = || {
                 v.parse::<u64>()
                     .ok()
@@ -275,17 +308,20 @@ impl NicPreset {
             fw_cycles_per_packet: p.fw_cycles_per_packet,
             ..NicPreset::custom(i, m, t, c, p.line_rate)
         };
+        p.check()?;
         Ok(p)
     }
 
     /// MEs running the program.
     pub fn mes(&self) -> u32 {
-        self.islands * self.mes_per_island
+        // Saturating: an unchecked preset (see [`NicPreset::check`]) must not wrap to a
+        // small, plausible-looking count.
+        self.islands.saturating_mul(self.mes_per_island)
     }
 
     /// Hardware threads (lanes) in total.
     pub fn lanes(&self) -> u32 {
-        self.mes() * self.threads_per_me
+        self.mes().saturating_mul(self.threads_per_me)
     }
 
     /// `--cores N`: `N` MEs running the program (islands only group MEs for memory
@@ -350,5 +386,36 @@ mod tests {
         assert!(e.to_string().contains("at most 64"), "{e}");
         let w = p.with_cores(7).with_threads(8);
         assert_eq!((w.mes(), w.lanes()), (7, 56));
+    }
+
+    /// Sizes the simulator cannot hold are refused up front, never wrapped or attempted
+    /// (`--cores 4294967295` used to run out of memory; `islands=65536,mes=65536` wrapped
+    /// to 0 MEs).
+    #[test]
+    fn oversized_nics_are_refused() {
+        for spec in [
+            "custom:islands=65536,mes=65536",
+            "custom:islands=4294967295,mes=2",
+            "custom:islands=100000",
+            "custom:fw=18446744073709551615",
+            "custom:islands=1,islands=2",
+        ] {
+            assert!(NicPreset::by_name(spec).is_err(), "{spec}");
+        }
+        let p = NicPreset::agilio_cx();
+        assert!(p.clone().with_cores(MAX_MES).check().is_ok());
+        let e = p
+            .clone()
+            .with_cores(u32::MAX)
+            .check()
+            .expect_err("too many MEs");
+        assert!(e.to_string().contains("at most 1024"), "{e}");
+        let huge = NicPreset {
+            islands: u32::MAX,
+            mes_per_island: u32::MAX,
+            ..p
+        };
+        assert_eq!(huge.mes(), u32::MAX);
+        assert!(huge.check().is_err());
     }
 }

@@ -25,8 +25,8 @@ pub struct DiffArgs {
     #[arg(long, conflicts_with = "random")]
     pub pcap: Option<PathBuf>,
     /// N seeded random packets of 14 to 1514 bytes (default 100 when no --pcap).
-    #[arg(long)]
-    pub random: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub random: Option<u64>,
     /// Seed of --random.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -98,18 +98,23 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     if names.iter().any(|n| n == "sim") {
         engines.push(Box::new(SimEngine::new(&program, &args.prog)?));
     }
-    let inputs: Vec<Vec<u8>> = match (&args.pcap, args.random) {
-        (Some(p), _) => traffic::read_pcap(p)?,
-        (None, Some(n)) => traffic::random_packets(n, args.seed),
-        (None, None) if program.prog_type == ProgType::Mem => vec![data_mem.unwrap_or_default()],
-        (None, None) => traffic::random_packets(100, args.seed),
+    // Random inputs are drawn one at a time: `--random N` costs time, never memory.
+    let inputs: Box<dyn Iterator<Item = Vec<u8>>> = match (&args.pcap, args.random) {
+        (Some(p), _) => Box::new(traffic::read_pcap(p)?.into_iter()),
+        (None, Some(n)) => Box::new(traffic::random_packets(n, args.seed)),
+        (None, None) if program.prog_type == ProgType::Mem => {
+            Box::new(std::iter::once(data_mem.unwrap_or_default()))
+        }
+        (None, None) => Box::new(traffic::random_packets(100, args.seed)),
     };
     let mut sample = Value::Null;
     let mut first = Value::Null;
     let mut first_text = None;
     let mut divergences = 0usize;
     let mut refused = 0usize;
-    for (i, bytes) in inputs.iter().enumerate() {
+    let mut count = 0usize;
+    for (i, bytes) in inputs.enumerate() {
+        count += 1;
         let input = TestInput::packet(bytes.clone());
         let mut refs: Vec<&mut dyn Engine> = engines
             .iter_mut()
@@ -141,7 +146,7 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     }
     if g.json {
         let mut f = Map::new();
-        f.insert("inputs".into(), json!(inputs.len()));
+        f.insert("inputs".into(), json!(count));
         f.insert("divergences".into(), json!(divergences));
         f.insert("refused".into(), json!(refused));
         f.insert("engines".into(), json!(names));
@@ -150,10 +155,7 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         out::print(f);
     } else {
         println!("engines: {}", names.join(", "));
-        println!(
-            "inputs: {}  divergences: {divergences}  refused by an engine: {refused}",
-            inputs.len()
-        );
+        println!("inputs: {count}  divergences: {divergences}  refused by an engine: {refused}");
         match first_text {
             Some(t) => println!("first divergence: {t}"),
             None => println!("no divergence"),

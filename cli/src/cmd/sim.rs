@@ -74,6 +74,8 @@ fn preset(args: &SimArgs) -> Result<NicPreset, CliError> {
         }
         nic = nic.with_threads(t);
     }
+    // Refuse a NIC the simulator cannot hold (e.g. `--cores 4294967295`) before compiling.
+    nic.check().map_err(sim_error)?;
     Ok(nic)
 }
 

@@ -10,6 +10,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pcap_file::PcapError;
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::{Block, PcapNgReader};
 
@@ -123,12 +124,12 @@ impl<R: Read> Iterator for CaptureReader<R> {
                     self.pos += PCAP_RECORD + u64::from(raw.incl_len);
                     Ok(raw.data.into_owned())
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(pcap_reason(e)),
             },
             Inner::PcapNg(r) => loop {
                 let block = match r.next_block()? {
                     Ok(b) => b,
-                    Err(e) => break Err(e.to_string()),
+                    Err(e) => break Err(pcap_reason(e)),
                 };
                 self.pos += 1;
                 match block {
@@ -144,15 +145,20 @@ impl<R: Read> Iterator for CaptureReader<R> {
                 self.frame += 1;
                 Ok(frame)
             }
-            Err(reason) => {
-                let reason = if reason == "Error reading bytes" {
-                    "truncated record (unexpected end of file)".to_string()
-                } else {
-                    reason
-                };
-                Err(self.corrupt(reason))
-            }
+            Err(reason) => Err(self.corrupt(reason)),
         })
+    }
+}
+
+/// pcap-file reports every I/O failure as "Error reading bytes", even a failed write
+/// (`--out /dev/full`); name what really happened.
+fn pcap_reason(e: PcapError) -> String {
+    match e {
+        PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "truncated record (unexpected end of file)".to_string()
+        }
+        PcapError::IoError(io) => io.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -207,7 +213,7 @@ impl<W: Write> CaptureWriter<W> {
         let inner = PcapWriter::new(writer).map_err(|e| SimError::CaptureWrite {
             path: path.into(),
             frame: 0,
-            reason: e.to_string(),
+            reason: pcap_reason(e),
         })?;
         Ok(CaptureWriter {
             inner,
@@ -226,7 +232,7 @@ impl<W: Write> CaptureWriter<W> {
             .map_err(|e| SimError::CaptureWrite {
                 path: self.path.clone(),
                 frame: self.frames,
-                reason: e.to_string(),
+                reason: pcap_reason(e),
             })?;
         self.frames += 1;
         Ok(())
@@ -292,6 +298,28 @@ mod tests {
         assert!(msg.contains("frame 4"), "{msg}");
         assert!(msg.contains("byte offset 204"), "{msg}");
         assert!(r.next().is_none());
+    }
+
+    /// A writer that refuses every byte, as `/dev/full` does.
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(28))
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `sim --out /dev/full` used to say "Error reading bytes" for a failed write.
+    #[test]
+    fn write_errors_say_what_failed() {
+        let err = CaptureWriter::new(Full, Path::new("/dev/full")).expect_err("full");
+        let msg = err.to_string();
+        assert!(msg.contains("No space left on device"), "{msg}");
+        assert!(!msg.contains("reading"), "{msg}");
     }
 
     #[test]

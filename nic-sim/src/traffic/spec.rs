@@ -9,7 +9,7 @@
 //! | key | value | default |
 //! | --- | --- | --- |
 //! | `packets` | frames to generate (≥ 1) | 10000 |
-//! | `flows` | distinct 5-tuples (≥ 1) | 1000 |
+//! | `flows` | distinct 5-tuples (1 to 2^24) | 1000 |
 //! | `size` | frame size on the wire **including the 4-byte FCS** (the RFC 2544 convention: `64` gives 60 captured bytes), 64–9022: `N`, `A-B` (uniform), or `imix` (64/594/1518 in 7:4:1) | 64 |
 //! | `proto` | `udp`, `tcp` or `arp` (non-IP), optionally weighted `udp:80,tcp:20` (an item without `=` continues `proto`; `+` also separates) | udp |
 //! | `zipf` | flow popularity exponent s ≥ 0: flow k drawn with weight 1/k^s; 0 = uniform | 0 |
@@ -81,6 +81,10 @@ impl Default for TrafficSpec {
 pub const MIN_SIZE: u32 = 64;
 /// Jumbo frames: 9000-byte MTU + 18 bytes of header and FCS + 4 for a VLAN tag.
 pub const MAX_SIZE: u32 = 9022;
+/// Most distinct flows. Why a cap: the generator builds its flow table and Zipf CDF up front
+/// (about 26 bytes per flow), so `flows=4294967295` would abort on a 111 GB allocation;
+/// 2^24 flows (~440 MB) is far beyond any NIC flow cache.
+pub const MAX_FLOWS: u32 = 1 << 24;
 
 impl TrafficSpec {
     /// Parses a spec string; errors name the offending item.
@@ -88,6 +92,7 @@ impl TrafficSpec {
         let mut t = TrafficSpec::default();
         let mut proto_items: Option<Vec<String>> = None;
         let mut last_key = String::new();
+        let mut seen: Vec<String> = Vec::new();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (key, value) = match item.split_once('=') {
                 Some((k, v)) => (k.trim().to_string(), v.trim()),
@@ -103,11 +108,18 @@ impl TrafficSpec {
                 last_key = key;
                 continue;
             }
+            // A repeated key is a typo more often than an override (as for `proto`).
+            if seen.contains(&key) {
+                return Err(bad(item, &format!("`{key}` given twice")));
+            }
+            seen.push(key.clone());
             match key.as_str() {
                 "packets" => t.packets = positive(item, value)?,
                 "flows" => {
                     t.flows = u32::try_from(positive(item, value)?)
-                        .map_err(|_| bad(item, "too many flows"))?
+                        .ok()
+                        .filter(|f| *f <= MAX_FLOWS)
+                        .ok_or_else(|| bad(item, &format!("at most {MAX_FLOWS} flows")))?
                 }
                 "seed" => {
                     t.seed = value
@@ -263,6 +275,11 @@ mod tests {
             ("runts=2", "runts=2"),
             ("proto=udp:0", "proto"),
             ("proto=udp,proto=tcp", "proto=tcp"),
+            // Used to abort on a 111 GB flow table.
+            ("flows=4294967295", "flows=4294967295"),
+            ("flows=16777217", "at most 16777216"),
+            ("packets=10,packets=20", "packets=20"),
+            ("seed=1,zipf=1,seed=2", "`seed` given twice"),
         ] {
             let err = TrafficSpec::parse(spec).expect_err(spec).to_string();
             assert!(err.contains(needle), "{spec}: {err}");
