@@ -401,6 +401,17 @@ macro_rules! by_alu_then {
     };
 }
 
+/// The access size of a plain load through a register.
+fn load_size(code: Code) -> Option<usize> {
+    match code {
+        Code::LdxB => Some(1),
+        Code::LdxH => Some(2),
+        Code::LdxW => Some(4),
+        Code::LdxDW => Some(8),
+        _ => None,
+    }
+}
+
 /// Whether a 64-bit ALU immediate (as selection stored it) is a sign-extended i32, so that
 /// it can share the `b` field with a second constant.
 fn fits_i32(b: u64) -> bool {
@@ -509,13 +520,7 @@ fn fuse_branch(a: Op, b: Op, c: Option<Op>) -> Option<(Op, isize)> {
         return Some((op, rel));
     }
     // rX = *(size *)(rY + off); if rX <cond> K goto T
-    let size = match a.code {
-        LdxB => 1,
-        LdxH => 2,
-        LdxW => 4,
-        LdxDW => 8,
-        _ => return None,
-    };
+    let size = load_size(a.code)?;
     if x || a.src == 10 {
         return None;
     }
@@ -579,14 +584,10 @@ fn fuse_straight(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
     }
     let (k, x) = alu64(b.code)?;
     // rX = *(size *)(rY + off); rX op= K
-    let size = match a.code {
-        LdxB => 1,
-        LdxH => 2,
-        LdxW => 4,
-        LdxDW => 8,
-        _ => 0,
-    };
-    if size != 0 && !x && fits_i32(b.b) {
+    if let Some(size) = load_size(a.code)
+        && !x
+        && fits_i32(b.b)
+    {
         let h = match size {
             1 => by_alu!(k, load_alu, 1),
             2 => by_alu!(k, load_alu, 2),
