@@ -57,6 +57,7 @@ pub fn load(path: &Path, g: &GlobalOpts) -> Result<Loaded, CliError> {
     if bytes.starts_with(b"\x7fELF") {
         return load_elf(path, &bytes, g, forced);
     }
+    refuse_section(path, g)?;
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -104,6 +105,18 @@ pub fn load(path: &Path, g: &GlobalOpts) -> Result<Loaded, CliError> {
         expected,
         lines: None,
     })
+}
+
+/// `--section` picks a program in an ELF object; other inputs hold exactly one program, and
+/// silently ignoring the option would run something other than what was asked for.
+pub fn refuse_section(path: &Path, g: &GlobalOpts) -> Result<(), CliError> {
+    match &g.section {
+        Some(sec) => Err(CliError::input(format!(
+            "{}: --section `{sec}`: --section only applies to ELF objects, and this is not one",
+            path.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn load_elf(

@@ -17,6 +17,13 @@ pub fn read_pcap(path: &Path) -> Result<Vec<Vec<u8>>, CliError> {
         .map_err(CliError::input)
 }
 
+/// An empty capture is valid input (exit 0), but `0 inputs, no divergence` alone reads like
+/// a passed check: say on stderr that there was nothing to check. stdout (and the JSON on
+/// it) stays as it is.
+pub fn warn_empty_capture(path: &Path) {
+    eprintln!("warning: {}: the capture holds no frames", path.display());
+}
+
 /// `n` packets of 14 to 1514 bytes from `seed`: half well-formed Ethernet/IPv4/IPv6 UDP/TCP
 /// frames with random ports (so parsers get past their first checks), half random bytes.
 /// Drawn one at a time, so a large `n` costs time, never memory.

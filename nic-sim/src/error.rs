@@ -51,6 +51,23 @@ pub enum SimError {
         /// What is wrong.
         reason: String,
     },
+    /// A capture whose frames are not Ethernet (LINKTYPE_RAW, Linux cooked, ...): an XDP or
+    /// tc program parses an Ethernet header first, so reading them as Ethernet would run the
+    /// program on misparsed frames without a word.
+    #[error(
+        "{}: {location}: link type {linktype} ({name}) is not Ethernet; XDP and tc programs take Ethernet frames (LINKTYPE_ETHERNET, 1)",
+        path.display()
+    )]
+    NotEthernet {
+        /// The file.
+        path: PathBuf,
+        /// `pcap header (byte offset 20)`, or for pcapng the frame, block and interface.
+        location: String,
+        /// The link-type number as the file gives it.
+        linktype: u32,
+        /// Its tcpdump.org name (`LINKTYPE_RAW`), or `unknown`.
+        name: String,
+    },
     /// Writing `--out` failed.
     #[error("{}: writing frame {frame}: {reason}", path.display())]
     CaptureWrite {

@@ -245,7 +245,10 @@ impl NicPreset {
                 Some(rest) => Self::parse_custom(rest.trim_start_matches(':')),
                 None => Err(SimError::UnknownNic {
                     name: name.into(),
-                    known: Self::NAMES.join(", "),
+                    known: format!(
+                        "known: {}, or custom:islands=..,mes=..,threads=..,mhz=..,rate=..g,queue=..,fw=..",
+                        Self::NAMES.join(", ")
+                    ),
                 }),
             },
         }

@@ -15,6 +15,7 @@ use crate::{GlobalOpts, SyntaxArg, exit::CliError, input, json as out};
 
 /// Assembles FILE; writes raw little-endian slots to `-o`, or to stdout when it is not a terminal.
 pub fn asm(file: &Path, output: Option<&Path>, g: &GlobalOpts) -> Result<u8, CliError> {
+    input::refuse_section(file, g)?;
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::input(format!("{}: cannot read: {e}", file.display())))?;
     let raw =

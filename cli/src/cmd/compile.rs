@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use nfp_backend::compile::{Compiled, NotOffloadable};
 use nfp_backend::target::{encode_program, print};
 use nfp_backend::{NicLimits, Reason};
+use nic_sim::NicPreset;
 use serde_json::{Map, Value, json};
 use vm_core::elf::LineTable;
 use vm_core::{Insn, Program, asm};
@@ -19,7 +20,8 @@ use crate::{GlobalOpts, exit::CliError, input, json as out};
 pub struct CompileArgs {
     /// Program (ELF, .s/.asm, .data or raw).
     pub prog: PathBuf,
-    /// Target NIC preset (firmware limits): agilio-cx.
+    /// Target NIC, as `sim` takes it: agilio-cx (alias nfp-4000), agilio-cx-40, or
+    /// custom:... (every preset is an NFP-4000 with CoreNIC's firmware limits).
     #[arg(long, default_value = "agilio-cx")]
     pub nic: String,
     /// Write the microcode as little-endian 64-bit instruction words.
@@ -31,14 +33,15 @@ pub struct CompileArgs {
 }
 
 pub fn compile(args: &CompileArgs, g: &GlobalOpts) -> Result<u8, CliError> {
-    let nic = NicLimits::by_name(&args.nic).ok_or_else(|| {
-        let names: Vec<_> = NicLimits::ALL.iter().map(|p| p.name).collect();
-        CliError::input(format!(
-            "unknown --nic `{}`; presets: {}",
-            args.nic,
-            names.join(", ")
-        ))
-    })?;
+    // The same names as `sim` and `report` (it used to take only `agilio-cx`); only the
+    // preset's firmware limits matter here.
+    let preset = NicPreset::by_name(&args.nic).map_err(CliError::input)?;
+    preset.check().map_err(CliError::input)?;
+    let nic = crate::cmd::sim::firmware_limits(&preset);
+    let target = Target {
+        name: &preset.name,
+        limits: nic,
+    };
     let loaded = input::load(&args.prog, g)?;
     let program = match loaded.program {
         Ok(p) => p,
@@ -72,12 +75,12 @@ pub fn compile(args: &CompileArgs, g: &GlobalOpts) -> Result<u8, CliError> {
                 })?;
             }
             if g.json {
-                out::print(json_ok(&c, nic));
+                out::print(json_ok(&c, &target));
             } else {
                 if args.listing {
                     print!("{}", listing(&program, &c, loaded.lines.as_ref()));
                 }
-                print_summary(&args.prog, &c, nic);
+                print_summary(&args.prog, &c, &target);
             }
             Ok(0)
         }
@@ -123,7 +126,13 @@ pub fn reasons_json(reasons: &[Reason]) -> Value {
     )
 }
 
-fn json_ok(c: &Compiled, nic: &NicLimits) -> Map<String, Value> {
+/// The NIC compiled for: the preset's name as `--nic` resolved it, and its firmware limits.
+struct Target<'a> {
+    name: &'a str,
+    limits: &'static NicLimits,
+}
+
+fn json_ok(c: &Compiled, nic: &Target<'_>) -> Map<String, Value> {
     let mut f = Map::new();
     f.insert("offloadable".into(), json!(true));
     f.insert("reasons".into(), json!([]));
@@ -170,7 +179,7 @@ fn report_rejection(path: &Path, n: &NotOffloadable, ebpf_insns: usize, g: &Glob
     }
 }
 
-fn print_summary(path: &Path, c: &Compiled, nic: &NicLimits) {
+fn print_summary(path: &Path, c: &Compiled, nic: &Target<'_>) {
     let zext_total = c.zext_elided + c.zext_kept;
     println!(
         "{}: offloadable to {}: {} eBPF slots -> {} NFP instructions (limit {}), zext elided {} of {}, estimated {}..{} cycles per packet",
@@ -178,7 +187,7 @@ fn print_summary(path: &Path, c: &Compiled, nic: &NicLimits) {
         nic.name,
         c.ebpf_insns,
         c.nfp_insns,
-        nic.max_insns,
+        nic.limits.max_insns,
         c.zext_elided,
         zext_total,
         c.estimated_cycles.0,

@@ -35,6 +35,41 @@ pub struct DiffArgs {
     pub against: Vec<String>,
 }
 
+/// Engines the interpreter is compared with: `--against` names them, comma separated.
+const ENGINES: &str = "interp, sim, kernel";
+
+/// The engines to run, `interp` first, each once. An empty list or an empty item
+/// (`--against ""`, `--against ,`) is bad input: it used to compare the interpreter with
+/// itself and report "no divergence", which a script would take for a passed check.
+fn engine_names(against: &[String]) -> Result<Vec<String>, CliError> {
+    let mut names = vec!["interp".to_string()];
+    if against.is_empty() {
+        return Err(CliError::input(format!(
+            "--against: no engine given; accepted engines: {ENGINES}"
+        )));
+    }
+    for e in against {
+        let name = match e.trim() {
+            "" => {
+                return Err(CliError::input(format!(
+                    "--against `{}`: empty engine name; accepted engines: {ENGINES}",
+                    against.join(",")
+                )));
+            }
+            n @ ("interp" | "sim" | "kernel") => n,
+            other => {
+                return Err(CliError::input(format!(
+                    "--against: unknown engine `{other}`; accepted engines: {ENGINES}"
+                )));
+            }
+        };
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
+}
+
 fn result_json(run: &EngineRun) -> Value {
     match &run.result {
         Ok(r) => json!({"retval": r.retval, "packet": hex::encode(&r.packet)}),
@@ -55,20 +90,7 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     let loaded = input::load(&args.prog, g)?;
     let raw = loaded.raw.clone();
     let (program, data_mem) = loaded.decoded(&args.prog)?;
-    let mut names = vec!["interp".to_string()];
-    for e in &args.against {
-        match e.trim() {
-            "interp" | "" => {}
-            "kernel" => names.push("kernel".into()),
-            "sim" => names.push("sim".into()),
-            other => {
-                return Err(CliError::input(format!(
-                    "--against: unknown engine `{other}` (interp, sim, kernel)"
-                )));
-            }
-        }
-    }
-    names.dedup();
+    let names = engine_names(&args.against)?;
     let mut engines: Vec<Box<dyn Engine>> = Vec::new();
     let interp = InterpEngine::new(&program, VmConfig::default()).map_err(|e| {
         CliError::input(format!(
@@ -100,7 +122,13 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     }
     // Random inputs are drawn one at a time: `--random N` costs time, never memory.
     let inputs: Box<dyn Iterator<Item = Vec<u8>>> = match (&args.pcap, args.random) {
-        (Some(p), _) => Box::new(traffic::read_pcap(p)?.into_iter()),
+        (Some(p), _) => {
+            let frames = traffic::read_pcap(p)?;
+            if frames.is_empty() {
+                traffic::warn_empty_capture(p);
+            }
+            Box::new(frames.into_iter())
+        }
         (None, Some(n)) => Box::new(traffic::random_packets(n, args.seed)),
         (None, None) if program.prog_type == ProgType::Mem => {
             Box::new(std::iter::once(data_mem.unwrap_or_default()))

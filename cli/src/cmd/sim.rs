@@ -57,6 +57,14 @@ fn sim_error(e: SimError) -> CliError {
     CliError::input(e)
 }
 
+/// The firmware limits the compiler checks for a simulated NIC. Every preset (custom ones
+/// too) is an NFP-4000 running CoreNIC, so they share the Agilio CX limits; a preset with
+/// its own limits in nfp-backend gets those. `compile`, `sim` and `report` all resolve
+/// `--nic` this way, so they accept the same names.
+pub fn firmware_limits(nic: &NicPreset) -> &'static NicLimits {
+    NicLimits::by_name(&nic.name).unwrap_or(&NicLimits::AGILIO_CX)
+}
+
 fn preset(args: &SimArgs) -> Result<NicPreset, CliError> {
     let mut nic = NicPreset::by_name(&args.nic).map_err(sim_error)?;
     if let Some(c) = args.cores {
@@ -91,8 +99,7 @@ pub fn sim(args: &SimArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             program.prog_type.name()
         )));
     }
-    // The firmware limits of the simulated chip: every preset is an NFP-4000 running CoreNIC.
-    let limits = NicLimits::by_name(&nic.name).unwrap_or(&NicLimits::AGILIO_CX);
+    let limits = firmware_limits(&nic);
     let nfp = match NfpProgram::compile(&program, limits) {
         Ok(p) => p.with_mem_latency(&nic.mem),
         Err(n) => {
@@ -156,6 +163,9 @@ pub fn sim(args: &SimArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         w.finish().map_err(sim_error)?;
     }
     let r = &result.report;
+    if let (Some(p), 0) = (&args.pcap, r.packets) {
+        crate::traffic::warn_empty_capture(p);
+    }
     if g.json {
         out::print(json_report(
             &result,

@@ -4,21 +4,32 @@
 //! Records are read raw (`next_raw_packet`) because pcap-file's checked path refuses
 //! `orig_len > snaplen`, which every snaplen-truncated capture has; frames reach the program
 //! as captured, so only the captured bytes matter.
+//!
+//! Only Ethernet captures are read: an XDP or tc program parses an Ethernet header first, so
+//! a LINKTYPE_RAW or Linux cooked (SLL) capture read as Ethernet would run the program on
+//! misparsed frames and report results that mean nothing. The pcap header's link type is
+//! checked on open; a pcapng's per interface, when a packet on that interface is read (a
+//! file may describe interfaces it never captured on).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pcap_file::PcapError;
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
 use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::{DataLink, PcapError};
 
 use crate::error::SimError;
 
 /// Size of the pcap global header and of a pcap record header, to report byte offsets.
 const PCAP_HEADER: u64 = 24;
 const PCAP_RECORD: u64 = 16;
+/// Byte offset of the link type in the pcap global header.
+const PCAP_LINKTYPE_OFFSET: u64 = 20;
 
 enum Inner<R: Read> {
     Pcap(PcapReader<Replay<R>>),
@@ -71,9 +82,19 @@ impl<R: Read> CaptureReader<R> {
             rest: reader,
         };
         let inner = match u32::from_le_bytes(magic) {
-            0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => Inner::Pcap(
-                PcapReader::new(replay).map_err(|e| open_err(format!("bad pcap header: {e}")))?,
-            ),
+            0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => {
+                let r = PcapReader::new(replay)
+                    .map_err(|e| open_err(format!("bad pcap header: {e}")))?;
+                let linktype = r.header().datalink;
+                if linktype != DataLink::ETHERNET {
+                    return Err(not_ethernet(
+                        path,
+                        format!("pcap header (byte offset {PCAP_LINKTYPE_OFFSET})"),
+                        linktype,
+                    ));
+                }
+                Inner::Pcap(r)
+            }
             0x0a0d_0d0a => Inner::PcapNg(
                 PcapNgReader::new(replay)
                     .map_err(|e| open_err(format!("bad pcapng section header: {e}")))?,
@@ -97,18 +118,100 @@ impl<R: Read> CaptureReader<R> {
         })
     }
 
-    fn corrupt(&mut self, reason: String) -> SimError {
-        self.failed = true;
-        SimError::CaptureCorrupt {
-            path: self.path.clone(),
-            frame: self.frame,
-            location: match self.inner {
-                Inner::Pcap(_) => format!("byte offset {}", self.pos),
-                Inner::PcapNg(_) => format!("block {}", self.pos),
-            },
-            reason,
+    fn location(&self) -> String {
+        match self.inner {
+            Inner::Pcap(_) => format!("byte offset {}", self.pos),
+            Inner::PcapNg(_) => format!("block {}", self.pos),
         }
     }
+
+    fn fail(&mut self, why: Fail) -> SimError {
+        self.failed = true;
+        match why {
+            Fail::Corrupt(reason) => SimError::CaptureCorrupt {
+                path: self.path.clone(),
+                frame: self.frame,
+                location: self.location(),
+                reason,
+            },
+            Fail::NotEthernet {
+                interface,
+                linktype,
+            } => not_ethernet(
+                &self.path,
+                format!("frame {} ({}), {interface}", self.frame, self.location()),
+                linktype,
+            ),
+        }
+    }
+}
+
+/// Why a frame could not be read.
+enum Fail {
+    /// Truncated or malformed record, or a packet on an undescribed interface.
+    Corrupt(String),
+    /// The pcapng interface the packet was captured on is not Ethernet.
+    NotEthernet {
+        /// `interface 0` or ``interface 0 (`eth0`)``.
+        interface: String,
+        linktype: DataLink,
+    },
+}
+
+fn not_ethernet(path: &Path, location: String, linktype: DataLink) -> SimError {
+    SimError::NotEthernet {
+        path: path.into(),
+        location,
+        linktype: u32::from(linktype),
+        name: linktype_name(linktype),
+    }
+}
+
+/// The tcpdump.org name of a link type (`LINKTYPE_RAW`), or `unknown`.
+fn linktype_name(linktype: DataLink) -> String {
+    match linktype {
+        DataLink::Unknown(_) => "unknown".to_string(),
+        known => format!("LINKTYPE_{known:?}"),
+    }
+}
+
+/// Checks that a pcapng packet's interface was described (in this section, before the
+/// packet) and captures Ethernet. `id` is `None` for a simple packet block, which belongs to
+/// the first interface.
+fn check_interface(
+    interfaces: &[InterfaceDescriptionBlock<'_>],
+    id: Option<u32>,
+) -> Result<(), Fail> {
+    let index = id.unwrap_or(0);
+    let Some(idb) = usize::try_from(index).ok().and_then(|i| interfaces.get(i)) else {
+        let what = match id {
+            Some(i) => format!("the packet names interface {i}"),
+            None => "a simple packet block (interface 0)".to_string(),
+        };
+        return Err(Fail::Corrupt(match interfaces.len() {
+            0 => format!("{what}, but no interface is described before it in this section"),
+            n => format!(
+                "{what}, but only interface{} 0..={} {} described before it in this section",
+                if n == 1 { "" } else { "s" },
+                n - 1,
+                if n == 1 { "is" } else { "are" }
+            ),
+        }));
+    };
+    if idb.linktype == DataLink::ETHERNET {
+        return Ok(());
+    }
+    let name = idb.options.iter().find_map(|o| match o {
+        InterfaceDescriptionOption::IfName(n) => Some(n.as_ref()),
+        _ => None,
+    });
+    Err(Fail::NotEthernet {
+        interface: match name {
+            Some(n) => format!("interface {index} (`{n}`)"),
+            None => format!("interface {index}"),
+        },
+        linktype: idb.linktype,
+    })
 }
 
 impl<R: Read> Iterator for CaptureReader<R> {
@@ -124,20 +227,28 @@ impl<R: Read> Iterator for CaptureReader<R> {
                     self.pos += PCAP_RECORD + u64::from(raw.incl_len);
                     Ok(raw.data.into_owned())
                 }
-                Err(e) => Err(pcap_reason(e)),
+                Err(e) => Err(Fail::Corrupt(pcap_reason(e))),
             },
             Inner::PcapNg(r) => loop {
                 let block = match r.next_block()? {
                     Ok(b) => b,
-                    Err(e) => break Err(pcap_reason(e)),
+                    Err(e) => break Err(Fail::Corrupt(pcap_reason(e))),
                 };
-                self.pos += 1;
-                match block {
-                    Block::EnhancedPacket(p) => break Ok(p.data.into_owned()),
-                    Block::SimplePacket(p) => break Ok(p.data.into_owned()),
-                    Block::Packet(p) => break Ok(p.data.into_owned()),
-                    _ => {}
+                let (interface, data) = match block {
+                    Block::EnhancedPacket(p) => (Some(p.interface_id), p.data.into_owned()),
+                    Block::SimplePacket(p) => (None, p.data.into_owned()),
+                    Block::Packet(p) => (Some(u32::from(p.interface_id)), p.data.into_owned()),
+                    _ => {
+                        self.pos += 1;
+                        continue;
+                    }
+                };
+                // On failure `pos` stays at the offending block, as for a corrupt one.
+                if let Err(why) = check_interface(r.interfaces(), interface) {
+                    break Err(why);
                 }
+                self.pos += 1;
+                break Ok(data);
             },
         };
         Some(match got {
@@ -145,7 +256,7 @@ impl<R: Read> Iterator for CaptureReader<R> {
                 self.frame += 1;
                 Ok(frame)
             }
-            Err(reason) => Err(self.corrupt(reason)),
+            Err(why) => Err(self.fail(why)),
         })
     }
 }
@@ -368,5 +479,208 @@ mod tests {
             .expect("items");
         let msg = last.expect_err("truncated").to_string();
         assert!(msg.contains("frame 4") && msg.contains("block"), "{msg}");
+    }
+
+    /// A pcap with the Ethernet header's link type replaced by `linktype`.
+    fn pcap_with_linktype(linktype: u32) -> Vec<u8> {
+        let mut bytes = write_all(&frames());
+        bytes[20..24].copy_from_slice(&linktype.to_le_bytes());
+        bytes
+    }
+
+    /// LINKTYPE_RAW, Linux cooked (SLL/SLL2) and unknown link types used to be read as
+    /// Ethernet without a word; an XDP program would have parsed IP headers as MACs.
+    #[test]
+    fn pcap_link_types_other_than_ethernet_are_refused() {
+        for (linktype, name) in [
+            (101, "LINKTYPE_RAW"),
+            (113, "LINKTYPE_LINUX_SLL"),
+            (276, "LINKTYPE_LINUX_SLL2"),
+            (228, "LINKTYPE_IPV4"),
+            (0, "LINKTYPE_NULL"),
+            (0xffff_ffff, "unknown"),
+        ] {
+            let err = CaptureReader::new(
+                Cursor::new(pcap_with_linktype(linktype)),
+                Path::new("raw.pcap"),
+            )
+            .expect_err("not Ethernet");
+            assert!(
+                matches!(err, SimError::NotEthernet { linktype: l, .. } if l == linktype),
+                "{err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("link type {linktype} ({name}) is not Ethernet")),
+                "{msg}"
+            );
+            assert!(
+                msg.starts_with("raw.pcap: pcap header (byte offset 20)"),
+                "{msg}"
+            );
+        }
+        // Ethernet still reads.
+        let ok = CaptureReader::new(Cursor::new(pcap_with_linktype(1)), Path::new("e.pcap"))
+            .expect("open")
+            .count();
+        assert_eq!(ok, frames().len());
+    }
+
+    fn idb(linktype: DataLink, name: Option<&'static str>) -> InterfaceDescriptionBlock<'static> {
+        InterfaceDescriptionBlock {
+            linktype,
+            snaplen: 0xffff,
+            options: name
+                .map(|n| vec![InterfaceDescriptionOption::IfName(n.into())])
+                .unwrap_or_default(),
+        }
+    }
+
+    fn epb(
+        interface_id: u32,
+        f: &[u8],
+    ) -> pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock<'static> {
+        pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock {
+            interface_id,
+            timestamp: Duration::ZERO,
+            original_len: f.len() as u32,
+            data: f.to_vec().into(),
+            options: vec![],
+        }
+    }
+
+    fn ng_writer() -> pcap_file::pcapng::PcapNgWriter<Vec<u8>> {
+        pcap_file::pcapng::PcapNgWriter::with_endianness(Vec::new(), pcap_file::Endianness::Little)
+            .expect("shb")
+    }
+
+    /// A pcapng packet is read as its interface's link type says: Ethernet interfaces are
+    /// read, a packet on a Linux cooked interface is refused naming the frame, the block and
+    /// the interface (with its name when the file gives one).
+    #[test]
+    fn pcapng_packets_on_non_ethernet_interfaces_are_refused() {
+        let mut w = ng_writer();
+        w.write_pcapng_block(idb(DataLink::ETHERNET, Some("eth0")))
+            .expect("idb");
+        w.write_pcapng_block(idb(DataLink::LINUX_SLL, Some("any")))
+            .expect("idb");
+        w.write_pcapng_block(epb(0, &frames()[0])).expect("epb");
+        w.write_pcapng_block(epb(1, &frames()[1])).expect("epb");
+        let mut r =
+            CaptureReader::new(Cursor::new(w.into_inner()), Path::new("sll.pcapng")).expect("open");
+        assert_eq!(
+            r.next().expect("frame").expect("ethernet frame"),
+            frames()[0]
+        );
+        let err = r.next().expect("item").expect_err("cooked");
+        assert!(
+            matches!(err, SimError::NotEthernet { linktype: 113, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("frame 1 (block 4), interface 1 (`any`): link type 113 (LINKTYPE_LINUX_SLL) is not Ethernet"),
+            "{msg}"
+        );
+        assert!(r.next().is_none());
+
+        // An interface without a name is named by its index; a RAW interface that no packet
+        // uses is harmless.
+        let mut w = ng_writer();
+        w.write_pcapng_block(idb(DataLink::RAW, None)).expect("idb");
+        w.write_pcapng_block(idb(DataLink::ETHERNET, None))
+            .expect("idb");
+        w.write_pcapng_block(epb(1, &frames()[0])).expect("epb");
+        let bytes = w.into_inner();
+        let got: Vec<_> = CaptureReader::new(Cursor::new(bytes), Path::new("a.pcapng"))
+            .expect("open")
+            .collect::<Result<_, _>>()
+            .expect("only Ethernet packets");
+        assert_eq!(got, vec![frames()[0].clone()]);
+        let mut w = ng_writer();
+        w.write_pcapng_block(idb(DataLink::RAW, None)).expect("idb");
+        w.write_pcapng_block(epb(0, &frames()[0])).expect("epb");
+        let msg = CaptureReader::new(Cursor::new(w.into_inner()), Path::new("r.pcapng"))
+            .expect("open")
+            .next()
+            .expect("item")
+            .expect_err("raw")
+            .to_string();
+        assert!(
+            msg.contains("frame 0 (block 2), interface 0: link type 101 (LINKTYPE_RAW)"),
+            "{msg}"
+        );
+    }
+
+    /// A packet naming an interface the section never described used to be read as
+    /// Ethernet; it is a corrupt block, named by its location.
+    #[test]
+    fn pcapng_packets_on_undescribed_interfaces_are_corrupt() {
+        // Enhanced packet block naming interface 3 of 1 (the writer refuses to write it, so
+        // patch the id: EPB body starts with the interface id after type and length).
+        let mut w = ng_writer();
+        w.write_pcapng_block(idb(DataLink::ETHERNET, None))
+            .expect("idb");
+        w.write_pcapng_block(epb(0, &frames()[0])).expect("epb");
+        let at = w.get_ref().len();
+        w.write_pcapng_block(epb(0, &frames()[1])).expect("epb");
+        let mut bytes = w.into_inner();
+        bytes[at + 8..at + 12].copy_from_slice(&3u32.to_le_bytes());
+        let mut r = CaptureReader::new(Cursor::new(bytes), Path::new("u.pcapng")).expect("open");
+        r.next().expect("frame").expect("good frame");
+        let err = r.next().expect("item").expect_err("undescribed");
+        assert!(
+            matches!(err, SimError::CaptureCorrupt { frame: 1, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("frame 1 (block 3): the packet names interface 3, but only interface 0..=0 is described"),
+            "{msg}"
+        );
+        assert!(r.next().is_none());
+
+        // Obsolete packet block and simple packet block with no interface at all.
+        let mut w = ng_writer();
+        w.write_pcapng_block(pcap_file::pcapng::blocks::packet::PacketBlock {
+            interface_id: 7,
+            drop_count: 0,
+            timestamp: 0,
+            captured_len: 20,
+            original_len: 20,
+            data: vec![0u8; 20].into(),
+            options: vec![],
+        })
+        .expect("pb");
+        let msg = CaptureReader::new(Cursor::new(w.into_inner()), Path::new("p.pcapng"))
+            .expect("open")
+            .next()
+            .expect("item")
+            .expect_err("undescribed")
+            .to_string();
+        assert!(
+            msg.contains(
+                "frame 0 (block 1): the packet names interface 7, but no interface is described"
+            ),
+            "{msg}"
+        );
+        let mut w = ng_writer();
+        w.write_pcapng_block(
+            pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock {
+                original_len: 20,
+                data: vec![0u8; 20].into(),
+            },
+        )
+        .expect("spb");
+        let msg = CaptureReader::new(Cursor::new(w.into_inner()), Path::new("s.pcapng"))
+            .expect("open")
+            .next()
+            .expect("item")
+            .expect_err("undescribed")
+            .to_string();
+        assert!(
+            msg.contains("a simple packet block (interface 0), but no interface is described"),
+            "{msg}"
+        );
     }
 }

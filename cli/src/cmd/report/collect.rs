@@ -42,7 +42,7 @@ type Lines = Box<dyn Fn(usize) -> Option<SourceRef>>;
 
 pub fn collect(args: &ReportArgs, g: &GlobalOpts) -> Result<Report, CliError> {
     let nic = NicPreset::by_name(&args.nic).map_err(sim_error)?;
-    let limits = NicLimits::by_name(&nic.name).unwrap_or(&NicLimits::AGILIO_CX);
+    let limits = crate::cmd::sim::firmware_limits(&nic);
     let loaded = input::load(&args.prog, g)?;
     let lines: Lines = match loaded.lines.clone() {
         Some(table) => Box::new(move |pc| {
