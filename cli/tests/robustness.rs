@@ -2,24 +2,13 @@
 //! hung or was silently accepted. Every one must now be bad input (exit 2) with a one-line
 //! reason on stderr, never a panic.
 
-use std::{path::PathBuf, process::Command};
+use std::path::PathBuf;
 
-fn offload(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_offload"))
-        .args(args)
-        .output()
-        .expect("run offload");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::offload;
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("offload-robustness-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+    common::scratch("robustness", name)
 }
 
 /// A map-free XDP filter: pass IPv4, drop everything else (offloadable).
