@@ -123,6 +123,14 @@ fn corpus_xdp_programs_have_zero_mismatches_100k() {
     corpus(100_000, 50);
 }
 
+/// What one host-thread count produced: the report, the output frames (index, bytes) and
+/// every map's entries (key, value).
+type Outcome = (
+    nic_sim::SimReport,
+    Vec<(u64, Vec<u8>)>,
+    Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+);
+
 #[test]
 fn results_do_not_depend_on_host_threads() {
     let (p, nfp) = demo();
@@ -130,11 +138,7 @@ fn results_do_not_depend_on_host_threads() {
         "packets=6000,flows=400,size=imix,proto=udp:70,tcp:30,dport=7775-7779,zipf=1.1,seed=11",
     )
     .unwrap();
-    let mut base: Option<(
-        nic_sim::SimReport,
-        Vec<(u64, Vec<u8>)>,
-        Vec<Vec<(Vec<u8>, Vec<u8>)>>,
-    )> = None;
+    let mut base: Option<Outcome> = None;
     for hosts in [1, 2, 4] {
         let mut frames = Vec::new();
         let out = run(

@@ -40,7 +40,7 @@ fn map_for_fixup(name: &str) -> Option<MapDef> {
 /// test_verifier pre-fills element 0 of the array fixups: `index = 28` at offset 0 and
 /// `foo[6] = 0xabcdef12`... only for the 48-byte array; the small one gets its first byte.
 fn prefill(vm: &mut Vm, fd: usize, name: &str) {
-    let mut value = vec![0u8; 48];
+    let mut value = [0u8; 48];
     value[0..4].copy_from_slice(&28u32.to_le_bytes());
     // struct test_val { unsigned int index; int foo[11]; }: foo[6] sits at 4 + 6 * 4.
     value[28..32].copy_from_slice(&0xabcdef12u32.to_le_bytes());

@@ -445,7 +445,11 @@ impl Compiled {
                     (Size::H, true) => (LdxSH, StackLdxSH),
                     (Size::W, true) => (LdxSW, StackLdxSW),
                 };
-                mem_op(generic, stack, dst, src, src, off, size, 0)
+                Op {
+                    dst,
+                    src,
+                    ..mem_op(generic, stack, src, off, size)
+                }
             }
             Insn::Store {
                 size,
@@ -464,7 +468,12 @@ impl Compiled {
                     (Operand::Reg(r), Size::W) => (StxW, StackStxW, r, 0),
                     (Operand::Reg(r), Size::DW) => (StxDW, StackStxDW, r, 0),
                 };
-                mem_op(generic, stack, dst, s, dst, off, size, imm as i64 as u64)
+                Op {
+                    dst,
+                    src: s,
+                    b: imm as i64 as u64,
+                    ..mem_op(generic, stack, dst, off, size)
+                }
             }
             Insn::Atomic {
                 op,
@@ -690,32 +699,20 @@ fn mark_ctx_words(ops: &mut [Op], base: usize) {
     }
 }
 
-fn mem_op(
-    generic: Code,
-    stack: Code,
-    dst: u8,
-    src: u8,
-    base: u8,
-    off: i16,
-    size: Size,
-    imm: u64,
-) -> Op {
+/// A load or store through register `base` at `off`: the stack form (`a` = byte offset in the
+/// frame) when `base` is r10 and the access lies inside the frame, else the generic form
+/// (`a` = offset). Registers and the stored immediate are the caller's.
+fn mem_op(generic: Code, stack: Code, base: u8, off: i16, size: Size) -> Op {
     let off = off as i64;
     let in_frame = -(STACK_SIZE as i64) <= off && off + size.bytes() as i64 <= 0;
     if base == 10 && in_frame {
         Op {
-            dst,
-            src,
             a: (STACK_SIZE as i64 + off) as u32,
-            b: imm,
             ..Op::new(stack)
         }
     } else {
         Op {
-            dst,
-            src,
             a: off as i32 as u32,
-            b: imm,
             ..Op::new(generic)
         }
     }

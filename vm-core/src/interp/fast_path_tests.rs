@@ -560,7 +560,7 @@ fn specialised_atomics_match_the_isa() {
     // r7 = 0xffff_ffff_0000_0001; or: 0xffff_ffff_0000_0001; and -256: 0xffff_ffff_0000_0000;
     // fetch xor32 0x55: r4 = 0, value 0xffff_ffff_0000_0055.
     let value: u64 = 0xffff_ffff_0000_0055;
-    let want = value ^ 0xffff_fffe ^ 0xffff_ffff_0000_0001 ^ 0;
+    let want = value ^ 0xffff_fffe ^ 0xffff_ffff_0000_0001;
     assert_eq!(v.run(&[]).unwrap().retval, want);
 }
 

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use proptest::prelude::*;
 
 use super::*;
@@ -93,7 +95,7 @@ proptest! {
     /// Same, biased towards valid opcodes so that most cases decode.
     #[test]
     fn valid_opcodes_round_trip(code in any::<u8>(), dst in 0u8..11, src in 0u8..11, off in prop_oneof![Just(0i16), Just(1i16), Just(8), Just(16), Just(32), any::<i16>()], imm in prop_oneof![Just(0i32), Just(16), Just(32), Just(64), Just(1), Just(0xe1), Just(0xf1), any::<i32>()]) {
-        let slots = vec![RawInsn::new(code, dst, src, off, imm), RawInsn::new(0, 0, 0, 0, 0), RawInsn::new(0x95, 0, 0, 0, 0)];
+        let slots = [RawInsn::new(code, dst, src, off, imm), RawInsn::new(0, 0, 0, 0, 0), RawInsn::new(0x95, 0, 0, 0, 0)];
         for n in 1..=3 {
             if let Ok(insns) = decode_program(&slots[..n]) {
                 prop_assert_eq!(encode_program(&insns), slots[..n].to_vec());
