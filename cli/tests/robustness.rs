@@ -410,3 +410,16 @@ fn section_on_a_non_elf_program_is_bad_input() {
     let (code, _, err) = offload(&["verify", elf, "--section", "xdp1"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// `demo` runs its built-in program: `--section` and `--type` used to be silently ignored.
+#[test]
+fn demo_refuses_program_options() {
+    for args in [["demo", "--section", "xdp"], ["demo", "--type", "xdp"]] {
+        let (code, stdout, stderr) = offload(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(stderr.contains("do not apply"), "{args:?}: {stderr}");
+    }
+    let (code, _, stderr) = offload(&["demo", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+}

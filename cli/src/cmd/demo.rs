@@ -9,6 +9,13 @@ use vm_core::{
 use crate::{GlobalOpts, cmd::run::verdict_name, exit::CliError, json as out};
 
 pub fn demo(g: &GlobalOpts) -> Result<u8, CliError> {
+    // The demo runs its own built-in program: options that pick or type a program would be
+    // silently ignored, so they are refused like any other option that does not apply.
+    if g.section.is_some() || g.prog_type.is_some() {
+        return Err(CliError::input(
+            "demo runs its built-in XDP program: --section and --type do not apply",
+        ));
+    }
     let program = vm_core::demo::udp_filter();
     let raw = program.raw();
     let mut vm = Vm::new(&program, VmConfig::default())
