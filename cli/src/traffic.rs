@@ -7,14 +7,16 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 use crate::exit::CliError;
 
-/// Every frame of a pcap or pcapng file, as captured (no padding). Read with nic-sim's
-/// capture reader, so `diff` accepts exactly the files `sim` accepts and names the same
-/// frame and byte offset (or pcapng block) when one is corrupt.
-pub fn read_pcap(path: &Path) -> Result<Vec<Vec<u8>>, CliError> {
-    nic_sim::traffic::open_capture(path)
+/// The frames of a pcap or pcapng file, as captured (no padding), read one at a time (a
+/// capture of any size costs one frame of memory). Read with nic-sim's capture reader, so
+/// `diff` accepts exactly the files `sim` accepts and names the same frame and byte offset
+/// (or pcapng block) when one is corrupt.
+pub fn pcap_frames(
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<Vec<u8>, CliError>> + use<>, CliError> {
+    Ok(nic_sim::traffic::open_capture(path)
         .map_err(CliError::input)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(CliError::input)
+        .map(|frame| frame.map_err(CliError::input)))
 }
 
 /// An empty capture is valid input (exit 0), but `0 inputs, no divergence` alone reads like

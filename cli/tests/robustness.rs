@@ -14,13 +14,11 @@ fn tmp(name: &str) -> PathBuf {
 /// A map-free XDP filter: pass IPv4, drop everything else (offloadable).
 const IPV4_ONLY: &str = "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r0, 2\nmov %r4, %r2\nadd %r4, 14\njgt %r4, %r3, out\nldxh %r5, [%r2+12]\njeq %r5, 0x0008, out\nmov %r0, 1\nout:\nexit\n";
 
-/// The tests run in parallel and share this file: write it whole under another name and
-/// rename it into place, so no test ever reads it half-written (empty).
+/// The program, in a file of the calling test's own (the tests run in parallel; a shared
+/// file could be read while another test rewrites it).
 fn prog() -> PathBuf {
-    let p = tmp("ipv4.s");
-    let part = tmp(&format!("ipv4.s.{:?}", std::thread::current().id()));
-    std::fs::write(&part, IPV4_ONLY).expect("write");
-    std::fs::rename(&part, &p).expect("rename");
+    let p = tmp(&format!("ipv4-{:?}.s", std::thread::current().id()));
+    std::fs::write(&p, IPV4_ONLY).expect("write");
     p
 }
 
@@ -38,63 +36,35 @@ fn bad_input(args: &[&str], needle: &str) {
 fn oversized_nics_are_bad_input_not_a_hang() {
     let p = prog();
     let p = p.to_str().expect("utf-8");
-    // Used to run out of memory or time out.
-    bad_input(
-        &["sim", p, "--traffic", "packets=5", "--cores", "4294967295"],
-        "at most 1024",
-    );
-    bad_input(
-        &["sim", p, "--traffic", "packets=5", "--cores", "100000"],
-        "at most 1024",
-    );
-    // Used to wrap to a nonsense ME count and report success.
-    bad_input(
-        &[
-            "sim",
-            p,
-            "--traffic",
-            "packets=5",
-            "--nic",
-            "custom:islands=65536,mes=65536",
-        ],
-        "at most 1024",
-    );
-    bad_input(
-        &[
+    let report_dir = tmp("rep");
+    let report_dir = report_dir.to_str().expect("utf-8");
+    for (cmd, nic, needle) in [
+        // Used to run out of memory or time out.
+        ("sim", &["--cores", "4294967295"][..], "at most 1024"),
+        ("sim", &["--cores", "100000"], "at most 1024"),
+        (
             "report",
-            p,
-            "--traffic",
-            "packets=5",
-            "--nic",
-            "custom:islands=100000",
-            "-o",
-            tmp("rep").to_str().expect("utf-8"),
-        ],
-        "at most 1024",
-    );
-    // Firmware cycles that overflowed the cycle sums.
-    bad_input(
-        &[
+            &["--nic", "custom:islands=100000", "-o", report_dir],
+            "at most 1024",
+        ),
+        // Used to wrap to a nonsense ME count and report success.
+        (
             "sim",
-            p,
-            "--traffic",
-            "packets=5",
-            "--nic",
-            "custom:fw=18446744073709551615",
-        ],
-        "firmware cycles",
-    );
-    bad_input(
-        &[
+            &["--nic", "custom:islands=65536,mes=65536"],
+            "at most 1024",
+        ),
+        // Firmware cycles that overflowed the cycle sums.
+        (
             "sim",
-            p,
-            "--traffic",
-            "packets=5",
-            "--nic",
-            "custom:mes=2,mes=3",
-        ],
-        "given twice",
-    );
+            &["--nic", "custom:fw=18446744073709551615"],
+            "firmware cycles",
+        ),
+        ("sim", &["--nic", "custom:mes=2,mes=3"], "given twice"),
+    ] {
+        let mut args = vec![cmd, p, "--traffic", "packets=5"];
+        args.extend_from_slice(nic);
+        bad_input(&args, needle);
+    }
 }
 
 #[test]

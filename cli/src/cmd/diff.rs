@@ -120,20 +120,16 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     if names.iter().any(|n| n == "sim") {
         engines.push(Box::new(SimEngine::new(&program, &args.prog)?));
     }
-    // Random inputs are drawn one at a time: `--random N` costs time, never memory.
-    let inputs: Box<dyn Iterator<Item = Vec<u8>>> = match (&args.pcap, args.random) {
-        (Some(p), _) => {
-            let frames = traffic::read_pcap(p)?;
-            if frames.is_empty() {
-                traffic::warn_empty_capture(p);
-            }
-            Box::new(frames.into_iter())
-        }
-        (None, Some(n)) => Box::new(traffic::random_packets(n, args.seed)),
+    // Inputs are read or drawn one at a time: a large capture or `--random N` costs time,
+    // never memory. A corrupt frame ends the run with its location (exit 2).
+    type Inputs = Box<dyn Iterator<Item = Result<Vec<u8>, CliError>>>;
+    let inputs: Inputs = match (&args.pcap, args.random) {
+        (Some(p), _) => Box::new(traffic::pcap_frames(p)?),
+        (None, Some(n)) => Box::new(traffic::random_packets(n, args.seed).map(Ok)),
         (None, None) if program.prog_type == ProgType::Mem => {
-            Box::new(std::iter::once(data_mem.unwrap_or_default()))
+            Box::new(std::iter::once(Ok(data_mem.unwrap_or_default())))
         }
-        (None, None) => Box::new(traffic::random_packets(100, args.seed)),
+        (None, None) => Box::new(traffic::random_packets(100, args.seed).map(Ok)),
     };
     let mut sample = Value::Null;
     let mut first = Value::Null;
@@ -142,6 +138,7 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     let mut refused = 0usize;
     let mut count = 0usize;
     for (i, bytes) in inputs.enumerate() {
+        let bytes = bytes?;
         count += 1;
         let input = TestInput::packet(bytes.clone());
         let mut refs: Vec<&mut dyn Engine> = engines
@@ -171,6 +168,9 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
                 }
             }
         }
+    }
+    if let (Some(p), 0) = (&args.pcap, count) {
+        traffic::warn_empty_capture(p);
     }
     if g.json {
         let mut f = Map::new();
