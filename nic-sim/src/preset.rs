@@ -195,13 +195,10 @@ impl NicPreset {
             )));
         }
         if self.threads_per_me > MAX_THREADS_PER_ME {
-            return Err(SimError::BadNic {
-                nic: self.name.clone(),
-                reason: format!(
-                    "{} hardware threads per ME; the simulator models at most {MAX_THREADS_PER_ME} (the NFP has 8)",
-                    self.threads_per_me
-                ),
-            });
+            return Err(bad(format!(
+                "{} hardware threads per ME; the simulator models at most {MAX_THREADS_PER_ME} (the NFP has 8)",
+                self.threads_per_me
+            )));
         }
         Ok(())
     }

@@ -484,7 +484,8 @@ mod tests {
     /// A pcap with the Ethernet header's link type replaced by `linktype`.
     fn pcap_with_linktype(linktype: u32) -> Vec<u8> {
         let mut bytes = write_all(&frames());
-        bytes[20..24].copy_from_slice(&linktype.to_le_bytes());
+        let at = PCAP_LINKTYPE_OFFSET as usize;
+        bytes[at..at + 4].copy_from_slice(&linktype.to_le_bytes());
         bytes
     }
 
@@ -549,6 +550,16 @@ mod tests {
         }
     }
 
+    /// The message of the first item of a capture that opens but whose first frame fails.
+    fn first_error(bytes: Vec<u8>, name: &str) -> String {
+        CaptureReader::new(Cursor::new(bytes), Path::new(name))
+            .expect("open")
+            .next()
+            .expect("item")
+            .expect_err("the first frame fails")
+            .to_string()
+    }
+
     fn ng_writer() -> pcap_file::pcapng::PcapNgWriter<Vec<u8>> {
         pcap_file::pcapng::PcapNgWriter::with_endianness(Vec::new(), pcap_file::Endianness::Little)
             .expect("shb")
@@ -600,12 +611,7 @@ mod tests {
         let mut w = ng_writer();
         w.write_pcapng_block(idb(DataLink::RAW, None)).expect("idb");
         w.write_pcapng_block(epb(0, &frames()[0])).expect("epb");
-        let msg = CaptureReader::new(Cursor::new(w.into_inner()), Path::new("r.pcapng"))
-            .expect("open")
-            .next()
-            .expect("item")
-            .expect_err("raw")
-            .to_string();
+        let msg = first_error(w.into_inner(), "r.pcapng");
         assert!(
             msg.contains("frame 0 (block 2), interface 0: link type 101 (LINKTYPE_RAW)"),
             "{msg}"
@@ -652,12 +658,7 @@ mod tests {
             options: vec![],
         })
         .expect("pb");
-        let msg = CaptureReader::new(Cursor::new(w.into_inner()), Path::new("p.pcapng"))
-            .expect("open")
-            .next()
-            .expect("item")
-            .expect_err("undescribed")
-            .to_string();
+        let msg = first_error(w.into_inner(), "p.pcapng");
         assert!(
             msg.contains(
                 "frame 0 (block 1): the packet names interface 7, but no interface is described"
@@ -672,12 +673,7 @@ mod tests {
             },
         )
         .expect("spb");
-        let msg = CaptureReader::new(Cursor::new(w.into_inner()), Path::new("s.pcapng"))
-            .expect("open")
-            .next()
-            .expect("item")
-            .expect_err("undescribed")
-            .to_string();
+        let msg = first_error(w.into_inner(), "s.pcapng");
         assert!(
             msg.contains("a simple packet block (interface 0), but no interface is described"),
             "{msg}"
