@@ -467,12 +467,9 @@ fn fuse_branch(a: Op, b: Op, c: Option<Op>) -> Option<(Op, isize)> {
             h: by_cond!(cond, lea_jcc),
             aux: c.src,
             a: b.b as u32,
-            b: 0,
-            tr: c.tr,
-            fr: c.fr,
             ..a
         };
-        return Some((op, c.rel() + 2));
+        return Some(ending_in(op, &c, 2));
     }
     // rX = *(size *)(rY + off); rX = bswap(rX); if rX <cond> K goto T
     if let (LdxH | LdxW, Some((c, (cond, false)))) = (a.code, jcc_c)
@@ -486,19 +483,15 @@ fn fuse_branch(a: Op, b: Op, c: Option<Op>) -> Option<(Op, isize)> {
                 by_cond!(cond, load_swap_jcc, 4)
             },
             a: c.b as u32,
-            b: 0,
             x: a.a as i16,
-            tr: c.tr,
-            fr: c.fr,
             ..a
         };
-        return Some((op, c.rel() + 2));
+        return Some(ending_in(op, &c, 2));
     }
     if !same(&b) {
         return None;
     }
     let (cond, x) = jcc64(b.code)?;
-    let rel = b.rel() + 1;
     // rX op= K1; if rX <cond> K2|rZ goto T (K2: the immediate of the jump's own op)
     if let Some((k, false)) = alu64(a.code)
         && fits_i32(a.b)
@@ -512,12 +505,9 @@ fn fuse_branch(a: Op, b: Op, c: Option<Op>) -> Option<(Op, isize)> {
             },
             aux: b.src,
             a: a.b as u32,
-            b: 0,
-            tr: b.tr,
-            fr: b.fr,
             ..a
         };
-        return Some((op, rel));
+        return Some(ending_in(op, &b, 1));
     }
     // rX = *(size *)(rY + off); if rX <cond> K goto T
     let size = load_size(a.code)?;
@@ -532,13 +522,23 @@ fn fuse_branch(a: Op, b: Op, c: Option<Op>) -> Option<(Op, isize)> {
             _ => by_cond!(cond, load_jcc, 8),
         },
         a: b.b as u32,
-        b: 0,
         x: a.a as i16,
-        tr: b.tr,
-        fr: b.fr,
         ..a
     };
-    Some((op, rel))
+    Some(ending_in(op, &b, 1))
+}
+
+/// `fused` as a superinstruction whose last constituent, `k` ops after its first, is `jump`:
+/// in the fast layout (`b` waits for the target's address), with the runs of the jump's
+/// target and fall-through, and the target's distance in ops from the first constituent.
+fn ending_in(fused: Op, jump: &Op, k: isize) -> (Op, isize) {
+    let op = Op {
+        b: 0,
+        tr: jump.tr,
+        fr: jump.fr,
+        ..fused
+    };
+    (op, jump.rel() + k)
 }
 
 /// The superinstructions that continue with the next op (or exit).
