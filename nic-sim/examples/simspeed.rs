@@ -2,8 +2,8 @@
 //! `valgrind --tool=callgrind` (repeatable instruction counts on a shared machine), or for
 //! timing one configuration.
 //!
-//! `cargo run --release -p nic-sim --example simspeed -- [sim|pre|engine|list] FRAMES HOSTS [BATCH]`
-//! (default `sim 100000 1`; `list` prints the microcode): `sim` runs `simulate()` on an Agilio CX with the demo UDP filter,
+//! `cargo run --release -p nic-sim --example simspeed -- [sim|pre|engine|list] FRAMES HOSTS [BATCH] [NIC]`
+//! (default `sim 100000 1`, NIC `agilio-cx` or any `--nic` name; `list` prints the microcode): `sim` runs `simulate()` on an Agilio CX with the demo UDP filter,
 //! reference check off, frames generated as read; `pre` the same over frames generated
 //! first and passed borrowed (the criterion benches' setup: the simulator alone);
 //! `engine` runs one ME's engine alone, 4 threads round-robin.
@@ -21,6 +21,7 @@ fn main() {
     let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let hosts: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     let batch: Option<usize> = args.get(4).and_then(|s| s.parse().ok());
+    let nic = NicPreset::by_name(args.get(5).map_or("agilio-cx", String::as_str)).expect("nic");
     let spec = TrafficSpec::parse(&format!(
         "packets={n},flows=10000,size=64,dport=7770-7790,seed=2"
     ))
@@ -51,7 +52,7 @@ fn main() {
             );
         }
         _ => {
-            let mut config = SimConfig::new(NicPreset::agilio_cx());
+            let mut config = SimConfig::new(nic);
             config.host_threads = hosts;
             if let Some(b) = batch {
                 config.batch = b;

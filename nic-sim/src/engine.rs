@@ -50,12 +50,32 @@ pub enum Step {
     },
 }
 
+/// Swaps an engine passed through in one [`PacketEngine::resume_through`]: their busy and
+/// wait cycles, which the timing model accounts as if it had stepped them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Passed {
+    /// Σ busy cycles of the passed segments.
+    pub busy: u64,
+    /// Σ wait cycles of the passed swaps.
+    pub wait: u64,
+}
+
 /// One ME's packet processing, thread by thread.
 pub trait PacketEngine: Send {
     /// Hands `frame` (at least 14 bytes) to hardware thread `thread`, which is idle.
     fn start(&mut self, thread: u32, frame: &[u8]);
     /// Runs `thread`, which holds a packet, until it swaps out or finishes.
     fn resume(&mut self, thread: u32) -> Step;
+    /// [`PacketEngine::resume`] for a thread whose step starts at model time `at`, which may
+    /// also pass through its swaps after which it would be ready again strictly before
+    /// `horizon`: the timing model passes the first time anything else could happen on the
+    /// ME, so a passed swap is one after which it would resume this same thread at exactly
+    /// its ready time. Returns the step stepping would have returned last and the passed
+    /// swaps' cycles. Engines that cannot pass swaps step (the default).
+    fn resume_through(&mut self, thread: u32, at: u64, horizon: u64) -> (Step, Passed) {
+        let _ = (at, horizon);
+        (self.resume(thread), Passed::default())
+    }
     /// After [`Step::Done`] on `thread`: the packet as the program left it (what
     /// `BPF_PROG_TEST_RUN` reports), written into `out` (cleared first).
     fn output(&mut self, thread: u32, out: &mut Vec<u8>);

@@ -32,14 +32,14 @@ use nfp_backend::NicLimits;
 use nfp_backend::compile::{Compiled, NotOffloadable, compile};
 use nfp_backend::cost::Latencies;
 use nfp_backend::exec::{
-    Event, FastProgram, InsnProfile, Lmem, MemState, SharedMem, THREADS_PER_ME, Thread,
+    Event, FastProgram, InsnProfile, Lmem, MemState, RunThrough, SharedMem, THREADS_PER_ME, Thread,
 };
 use nfp_backend::target::MeInsn;
 use vm_core::Program;
 use vm_core::interp::VmConfig;
 use vm_core::maps::MapSet;
 
-use crate::engine::{InterpEngine, PacketEngine, StandInCost, Step};
+use crate::engine::{InterpEngine, PacketEngine, Passed, StandInCost, Step};
 use crate::error::SimError;
 use crate::lanes::Reference;
 use crate::preset::MemLatency;
@@ -281,10 +281,14 @@ impl PacketEngine for NfpEngine {
     }
 
     fn resume(&mut self, thread: u32) -> Step {
+        self.resume_through(thread, 0, 0).0
+    }
+
+    fn resume_through(&mut self, thread: u32, at: u64, horizon: u64) -> (Step, Passed) {
         let (i, g) = self.place(thread);
         let slot = &mut self.threads[i];
         if slot.pending.is_some() {
-            return pending_fault(slot);
+            return (pending_fault(slot), Passed::default());
         }
         self.shared.set_prandom_state(slot.rng);
         let mut mem = MemState {
@@ -293,18 +297,21 @@ impl PacketEngine for NfpEngine {
             maps: &mut self.maps,
             lat: &self.lat,
         };
+        let mut through = RunThrough::new(at, horizon);
         // One branch per resume, not per instruction: the profiled loop is its own copy.
-        let event = match self.profile.as_mut() {
-            None => slot
-                .thread
-                .run_until_event_fast(&self.code, &mut mem, self.budget),
-            Some(p) => {
-                slot.thread
-                    .run_until_event_fast_profiled(&self.code, &mut mem, self.budget, p)
-            }
-        };
+        let event = slot.thread.run_through_fast(
+            &self.code,
+            &mut mem,
+            self.budget,
+            self.profile.as_deref_mut(),
+            &mut through,
+        );
         slot.rng = self.shared.prandom_state();
-        match event {
+        let passed = Passed {
+            busy: through.busy(),
+            wait: through.wait(),
+        };
+        let step = match event {
             Ok(Event::Swap {
                 busy_cycles,
                 wait_cycles,
@@ -328,7 +335,8 @@ impl PacketEngine for NfpEngine {
                 busy: 1,
                 reason: e.to_string(),
             },
-        }
+        };
+        (step, passed)
     }
 
     fn output(&mut self, thread: u32, out: &mut Vec<u8>) {

@@ -8,7 +8,7 @@
 
 use super::fast::{Hop, Op};
 use super::fast_handlers::{alu, cond, mismatch, op_at, pick, pick_cond, rd, wr};
-use super::fast_run::{Cx, Out, done, fault, goto, next, pay, slow, swap};
+use super::fast_run::{Cx, Out, done, fault, goto, next, pay, slow, swap_or_pass};
 use super::thread::Thread;
 use super::{SwapTarget, fw};
 use crate::target::AddrMode;
@@ -152,7 +152,8 @@ pub(super) fn cmd<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop
     if swaps {
         let lat = cx.mem.lat;
         let wait = lat.target_latency(target) + lat.per_word * (words - 1);
-        return swap(
+        return swap_or_pass::<P>(
+            t,
             cx,
             ip.wrapping_add(1),
             n,
@@ -180,7 +181,8 @@ pub(super) fn fw_call<const P: bool>(
     cx.extra += u64::from(c.issue);
     cx.prof::<P>(ip, 0, 1 + u64::from(c.issue));
     if c.wait > 0 {
-        return swap(
+        return swap_or_pass::<P>(
+            t,
             cx,
             ip.wrapping_add(1),
             n,

@@ -25,6 +25,7 @@
 
 use super::fast::{FastProgram, Hop};
 use super::thread::Thread;
+use super::through::RunThrough;
 use super::{Event, ExecErrorKind, InsnProfile, MemState, SwapTarget};
 
 /// Most instructions a handler chain pays for beyond its first run before it returns to the
@@ -76,6 +77,15 @@ pub(super) struct Cx<'m> {
     wait: u64,
     target: SwapTarget,
     fault: Option<ExecErrorKind>,
+    /// The thread's count where this chain's driver call started (its busy cycles in this
+    /// call are `n - n0 + extra`).
+    n0: u64,
+    /// A swap of `w` cycles at count `n` is passed through iff `n + extra + w < pass_limit`
+    /// (`RunThrough::chain_limit`).
+    pass_limit: u64,
+    /// `RunThrough::mark` and `RunThrough::wait` as the chain updates them.
+    mark: u64,
+    passed_wait: u64,
 }
 
 /// Continues with the op at `ip` (already paid for, as part of the current run).
@@ -155,6 +165,29 @@ pub(super) fn swap(cx: &mut Cx<'_>, ip: *const Hop, n: u64, wait: u64, target: S
     Out::Swap
 }
 
+/// At a swap whose command takes `wait` cycles: goes on at `ip` (the op after the swap) in
+/// the same chain when the model would resume the thread before anything else can happen on
+/// its ME (see `through`), or leaves the chain swapping out.
+#[inline(always)]
+pub(super) fn swap_or_pass<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+    wait: u64,
+    target: SwapTarget,
+) -> Out {
+    if n + cx.extra + wait < cx.pass_limit {
+        cx.mark = t.busy + (n - cx.n0) + cx.extra;
+        cx.passed_wait += wait;
+        cx.pass_limit -= wait;
+        // SAFETY: `ip` points into the hops (invariant on `next`).
+        let run = unsafe { (*ip).run };
+        return pay::<P>(t, cx, ip, run, n);
+    }
+    swap(cx, ip, n, wait, target)
+}
+
 /// Leaves the chain at the program's exit `ip`.
 #[inline(always)]
 pub(super) fn done(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
@@ -216,6 +249,7 @@ impl Thread {
         mem: &mut MemState<'_>,
         budget: u64,
         profile: &mut [InsnProfile],
+        through: &mut RunThrough,
     ) -> Stop {
         let n0 = self.insns;
         let first = prog.hops.get(self.pc as usize).map_or(0, |h| h.run);
@@ -241,6 +275,10 @@ impl Thread {
             wait: 0,
             target: SwapTarget::Fw(crate::target::FwHelper::MapLookup),
             fault: None,
+            n0,
+            pass_limit: through.chain_limit(self.busy, n0),
+            mark: through.mark,
+            passed_wait: through.wait,
         };
         let (mut pc, mut n, mut run) = (self.pc as usize, n0, first);
         let out = loop {
@@ -254,6 +292,8 @@ impl Thread {
             }
             run = prog.hops.get(pc).map_or(0, |h| h.run);
         };
+        through.mark = cx.mark;
+        through.wait = cx.passed_wait;
         self.insns = n;
         self.pc = pc as u32;
         self.busy += (n - n0) + cx.extra;
@@ -301,7 +341,7 @@ impl Thread {
         mem: &mut MemState<'_>,
         budget: u64,
     ) -> Result<Event, super::ExecError> {
-        self.fast_driver::<false>(prog, mem, budget, &mut [])
+        self.fast_driver::<false>(prog, mem, budget, &mut [], &mut RunThrough::default())
     }
 
     /// [`Thread::run_until_event_fast`] with a profile, as
@@ -313,7 +353,26 @@ impl Thread {
         budget: u64,
         profile: &mut [InsnProfile],
     ) -> Result<Event, super::ExecError> {
-        self.fast_driver::<true>(prog, mem, budget, profile)
+        self.fast_driver::<true>(prog, mem, budget, profile, &mut RunThrough::default())
+    }
+
+    /// [`Thread::run_until_event_fast`], passing through every swap after which the thread
+    /// would be ready again before `through`'s horizon (see [`RunThrough`]): the event is the
+    /// one stepping would return last, `through` holds the passed segments' cycles. With a
+    /// profile when `profile` is `Some`.
+    #[inline]
+    pub fn run_through_fast(
+        &mut self,
+        prog: &FastProgram,
+        mem: &mut MemState<'_>,
+        budget: u64,
+        profile: Option<&mut [InsnProfile]>,
+        through: &mut RunThrough,
+    ) -> Result<Event, super::ExecError> {
+        match profile {
+            None => self.fast_driver::<false>(prog, mem, budget, &mut [], through),
+            Some(p) => self.fast_driver::<true>(prog, mem, budget, p, through),
+        }
     }
 
     /// Alternates fast chains and reference steps (for what the chains leave to them).
@@ -324,20 +383,30 @@ impl Thread {
         mem: &mut MemState<'_>,
         budget: u64,
         profile: &mut [InsnProfile],
+        through: &mut RunThrough,
     ) -> Result<Event, super::ExecError> {
         if !self.running {
             return Err(self.not_running());
         }
         loop {
             if self.defer_left == 0 {
-                match self.fast_loop::<P>(prog, mem, budget, profile) {
+                match self.fast_loop::<P>(prog, mem, budget, profile, through) {
                     Stop::Slow => {}
-                    Stop::Event(e) => return Ok(e),
+                    Stop::Event(e) => return Ok(through.settle(e)),
                     Stop::Fault(pc, kind) => return Err(super::ExecError { pc, kind }),
                 }
             }
-            if let Some(r) = self.one_step::<P>(&prog.code, mem, budget, profile) {
-                return r;
+            match self.one_step::<P>(&prog.code, mem, budget, profile) {
+                None => {}
+                // A swap of the reference step, passed: its busy count goes on (the step took
+                // it for the event).
+                Some(Ok(Event::Swap {
+                    busy_cycles,
+                    wait_cycles,
+                    ..
+                })) if through.pass(busy_cycles, wait_cycles) => self.busy = busy_cycles,
+                Some(Ok(e)) => return Ok(through.settle(e)),
+                Some(Err(e)) => return Err(e),
             }
         }
     }

@@ -54,6 +54,7 @@ mod fw;
 mod memory;
 mod step;
 mod thread;
+mod through;
 mod units;
 
 #[cfg(test)]
@@ -68,6 +69,7 @@ mod tests_props;
 pub use fast::FastProgram;
 pub use memory::{Lmem, SharedMem};
 pub use thread::Thread;
+pub use through::RunThrough;
 
 use crate::cost::Latencies;
 use crate::target::{FwHelper, MeInsn, MemTarget};

@@ -173,8 +173,103 @@ fn agree(
     Ok(())
 }
 
+/// Runs `packets` on the reference loop, one event at a time, and on the fast path passing
+/// through swaps (`RunThrough`): each through call must return the reference event that the
+/// model would see next (the first swap whose thread is not ready before `horizon`, or the
+/// end), with the passed swaps' busy and wait cycles, and the same state after it. The model
+/// clock starts each packet at `at` and each resume where the last swap's wait ends.
+fn agree_through(
+    code: &[MeInsn],
+    maps: &MapSet,
+    packets: &[Vec<u8>],
+    thread: u8,
+    budget: u64,
+    (at, horizon): (u64, u64),
+    profiled: bool,
+) -> Result<(), String> {
+    let fast = FastProgram::new(code);
+    let lat = Latencies::NFP4000;
+    let mut r = Side::new(maps.clone(), thread);
+    let mut f = Side::new(maps.clone(), thread);
+    let (mut pr, mut pf) = (
+        vec![InsnProfile::default(); code.len()],
+        vec![InsnProfile::default(); code.len()],
+    );
+    for (i, p) in packets.iter().enumerate() {
+        let a = r.thread.start(&mut r.lmem, p);
+        if a != f.thread.start(&mut f.lmem, p) || a.is_err() {
+            continue;
+        }
+        let mut clock = at;
+        'packet: for call in 0.. {
+            let mut through = RunThrough::new(clock, horizon);
+            let mut mem = MemState {
+                lmem: &mut f.lmem,
+                shared: &mut f.shared,
+                maps: &mut f.maps,
+                lat: &lat,
+            };
+            let got = f.thread.run_through_fast(
+                &fast,
+                &mut mem,
+                budget,
+                profiled.then_some(pf.as_mut_slice()),
+                &mut through,
+            );
+            // The reference, folded by the model's rule.
+            let (mut busy, mut wait) = (0, 0);
+            let want = loop {
+                let e = r.resume(None, code, budget, profiled.then_some(&mut pr));
+                match e {
+                    Ok(Event::Swap {
+                        busy_cycles: b,
+                        wait_cycles: w,
+                        ..
+                    }) if clock + b + w < horizon => {
+                        (busy, wait) = (busy + b, wait + w);
+                        clock += b + w;
+                    }
+                    e => break e,
+                }
+            };
+            if got != want || (through.busy(), through.wait()) != (busy, wait) {
+                return Err(format!(
+                    "packet {i} call {call}: reference {want:?} after passing ({busy}, {wait}), \
+                     through {got:?} after ({}, {})",
+                    through.busy(),
+                    through.wait()
+                ));
+            }
+            same(&r, &f).map_err(|e| format!("packet {i} after call {call}: {e}"))?;
+            match want {
+                Ok(Event::Swap {
+                    busy_cycles: b,
+                    wait_cycles: w,
+                    ..
+                }) => clock += b + w,
+                _ => break 'packet,
+            }
+        }
+    }
+    if pr != pf {
+        return Err("profiles differ".into());
+    }
+    Ok(())
+}
+
 fn show(code: &[MeInsn]) -> String {
     crate::target::print_program(code)
+}
+
+/// Where a resume starts and its horizon: never passing, passing some swaps, passing all.
+fn through_clock() -> impl Strategy<Value = (u64, u64)> {
+    (0u64..1000).prop_flat_map(|at| {
+        prop_oneof![
+            Just((at, 0)),
+            (at..at + 2000).prop_map(move |h| (at, h)),
+            Just((at, u64::MAX)),
+        ]
+    })
 }
 
 proptest! {
@@ -188,10 +283,14 @@ proptest! {
         thread in 0u8..THREADS_PER_ME,
         budget in prop_oneof![Just(400u64), 1u64..30],
         profiled in any::<bool>(),
+        clock in through_clock(),
     ) {
         let maps = wild_maps();
         if let Err(e) = agree(&code, &maps, &packets, thread, budget, profiled) {
             prop_assert!(false, "{e}\n{}", show(&code));
+        }
+        if let Err(e) = agree_through(&code, &maps, &packets, thread, budget, clock, profiled) {
+            prop_assert!(false, "through {clock:?}: {e}\n{}", show(&code));
         }
     }
 }
@@ -211,6 +310,7 @@ fn fast_path_equals_reference_on_compiled_programs() {
         prop::collection::vec(any::<u8>(), 200),
         0u8..THREADS_PER_ME,
         any::<bool>(),
+        through_clock(),
     );
     let mut runner = TestRunner::new(Config {
         cases,
@@ -218,7 +318,7 @@ fn fast_path_equals_reference_on_compiled_programs() {
         ..Config::default()
     });
     let compiled_n = AtomicUsize::new(0);
-    let result = runner.run(&strategy, |(spec, lens, bytes, thread, profiled)| {
+    let result = runner.run(&strategy, |(spec, lens, bytes, thread, profiled, clock)| {
         let program = spec.program();
         let Ok(compiled) = crate::compile::compile(&program, &nic) else {
             return Ok(());
@@ -243,7 +343,19 @@ fn fast_path_equals_reference_on_compiled_programs() {
             })
             .collect();
         agree(&compiled.code, &maps, &packets, thread, 100_000, profiled)
-            .map_err(|e| TestCaseError::fail(format!("{e}\n{}", show(&compiled.code))))
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{}", show(&compiled.code))))?;
+        agree_through(
+            &compiled.code,
+            &maps,
+            &packets,
+            thread,
+            100_000,
+            clock,
+            profiled,
+        )
+        .map_err(|e| {
+            TestCaseError::fail(format!("through {clock:?}: {e}\n{}", show(&compiled.code)))
+        })
     });
     if let Err(e) = result {
         panic!("{e}");
