@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 
-use crate::engine::{PacketEngine, Step};
+use crate::engine::{PacketEngine, Passed, Step};
 use crate::preset::MAX_THREADS_PER_ME;
 use crate::stats::{Verdict, Verdicts};
 use crate::timing::Histogram;
@@ -458,8 +458,11 @@ impl<E: PacketEngine> MeSim<E> {
         t.fw_charged = true;
         // `th` holds a packet, so a single bit in `held_mask` is its own.
         let alone = self.held_mask & (self.held_mask - 1) == 0 && self.freed_mask == 0;
-        let horizon = if alone { until } else { 0 };
-        let (step, passed) = self.engine.resume_through(th as u32, at + fw, horizon);
+        let (step, passed) = if alone {
+            self.engine.resume_through(th as u32, at + fw, until)
+        } else {
+            (self.engine.resume(th as u32), Passed::default())
+        };
         let last = match &step {
             Step::Swap { busy, .. } | Step::Done { busy, .. } | Step::Fault { busy, .. } => *busy,
         };

@@ -256,35 +256,11 @@ impl NfpEngine {
     }
 }
 
-/// The fault of a packet that could not be loaded (rare: kept off the resume path).
-#[cold]
-#[inline(never)]
-fn pending_fault(slot: &mut Slot) -> Step {
-    Step::Fault {
-        busy: 1,
-        reason: slot.pending.take().unwrap_or_default(),
-    }
-}
-
-impl PacketEngine for NfpEngine {
-    fn start(&mut self, thread: u32, frame: &[u8]) {
-        let (i, g) = self.place(thread);
-        self.shared
-            .reseed_prandom(crate::engine::packet_prandom_seed(self.seed, self.started));
-        self.started += 1;
-        let slot = &mut self.threads[i];
-        slot.rng = self.shared.prandom_state();
-        slot.pending = match slot.thread.start(&mut self.lmems[g], frame) {
-            Ok(()) => None,
-            Err(e) => Some(e.to_string()),
-        };
-    }
-
-    fn resume(&mut self, thread: u32) -> Step {
-        self.resume_through(thread, 0, 0).0
-    }
-
-    fn resume_through(&mut self, thread: u32, at: u64, horizon: u64) -> (Step, Passed) {
+impl NfpEngine {
+    /// One resume of `thread`; with `THROUGH`, passing swaps before `horizon` (a separate
+    /// copy, so that plain stepping, what a loaded ME does, pays nothing for passing).
+    #[inline(always)]
+    fn run<const THROUGH: bool>(&mut self, thread: u32, at: u64, horizon: u64) -> (Step, Passed) {
         let (i, g) = self.place(thread);
         let slot = &mut self.threads[i];
         if slot.pending.is_some() {
@@ -299,13 +275,22 @@ impl PacketEngine for NfpEngine {
         };
         let mut through = RunThrough::new(at, horizon);
         // One branch per resume, not per instruction: the profiled loop is its own copy.
-        let event = slot.thread.run_through_fast(
-            &self.code,
-            &mut mem,
-            self.budget,
-            self.profile.as_deref_mut(),
-            &mut through,
-        );
+        let event = match (THROUGH, self.profile.as_deref_mut()) {
+            (true, profile) => slot.thread.run_through_fast(
+                &self.code,
+                &mut mem,
+                self.budget,
+                profile,
+                &mut through,
+            ),
+            (false, None) => slot
+                .thread
+                .run_until_event_fast(&self.code, &mut mem, self.budget),
+            (false, Some(p)) => {
+                slot.thread
+                    .run_until_event_fast_profiled(&self.code, &mut mem, self.budget, p)
+            }
+        };
         slot.rng = self.shared.prandom_state();
         let passed = Passed {
             busy: through.busy(),
@@ -337,6 +322,39 @@ impl PacketEngine for NfpEngine {
             },
         };
         (step, passed)
+    }
+}
+
+/// The fault of a packet that could not be loaded (rare: kept off the resume path).
+#[cold]
+#[inline(never)]
+fn pending_fault(slot: &mut Slot) -> Step {
+    Step::Fault {
+        busy: 1,
+        reason: slot.pending.take().unwrap_or_default(),
+    }
+}
+
+impl PacketEngine for NfpEngine {
+    fn start(&mut self, thread: u32, frame: &[u8]) {
+        let (i, g) = self.place(thread);
+        self.shared
+            .reseed_prandom(crate::engine::packet_prandom_seed(self.seed, self.started));
+        self.started += 1;
+        let slot = &mut self.threads[i];
+        slot.rng = self.shared.prandom_state();
+        slot.pending = match slot.thread.start(&mut self.lmems[g], frame) {
+            Ok(()) => None,
+            Err(e) => Some(e.to_string()),
+        };
+    }
+
+    fn resume(&mut self, thread: u32) -> Step {
+        self.run::<false>(thread, 0, 0).0
+    }
+
+    fn resume_through(&mut self, thread: u32, at: u64, horizon: u64) -> (Step, Passed) {
+        self.run::<true>(thread, at, horizon)
     }
 
     fn output(&mut self, thread: u32, out: &mut Vec<u8>) {

@@ -243,7 +243,7 @@ impl Thread {
     /// Runs fast ops from `self.pc` while runs can be paid, in chains of at most [`CHUNK`]
     /// instructions.
     #[inline(always)]
-    pub(super) fn fast_loop<const P: bool>(
+    pub(super) fn fast_loop<const P: bool, const T: bool>(
         &mut self,
         prog: &FastProgram,
         mem: &mut MemState<'_>,
@@ -276,9 +276,13 @@ impl Thread {
             target: SwapTarget::Fw(crate::target::FwHelper::MapLookup),
             fault: None,
             n0,
-            pass_limit: through.chain_limit(self.busy, n0),
-            mark: through.mark,
-            passed_wait: through.wait,
+            pass_limit: if T {
+                through.chain_limit(self.busy, n0)
+            } else {
+                0
+            },
+            mark: if T { through.mark } else { 0 },
+            passed_wait: if T { through.wait } else { 0 },
         };
         let (mut pc, mut n, mut run) = (self.pc as usize, n0, first);
         let out = loop {
@@ -292,8 +296,10 @@ impl Thread {
             }
             run = prog.hops.get(pc).map_or(0, |h| h.run);
         };
-        through.mark = cx.mark;
-        through.wait = cx.passed_wait;
+        if T {
+            through.mark = cx.mark;
+            through.wait = cx.passed_wait;
+        }
         self.insns = n;
         self.pc = pc as u32;
         self.busy += (n - n0) + cx.extra;
@@ -341,7 +347,7 @@ impl Thread {
         mem: &mut MemState<'_>,
         budget: u64,
     ) -> Result<Event, super::ExecError> {
-        self.fast_driver::<false>(prog, mem, budget, &mut [], &mut RunThrough::default())
+        self.fast_driver::<false, false>(prog, mem, budget, &mut [], &mut RunThrough::default())
     }
 
     /// [`Thread::run_until_event_fast`] with a profile, as
@@ -353,7 +359,7 @@ impl Thread {
         budget: u64,
         profile: &mut [InsnProfile],
     ) -> Result<Event, super::ExecError> {
-        self.fast_driver::<true>(prog, mem, budget, profile, &mut RunThrough::default())
+        self.fast_driver::<true, false>(prog, mem, budget, profile, &mut RunThrough::default())
     }
 
     /// [`Thread::run_until_event_fast`], passing through every swap after which the thread
@@ -370,14 +376,16 @@ impl Thread {
         through: &mut RunThrough,
     ) -> Result<Event, super::ExecError> {
         match profile {
-            None => self.fast_driver::<false>(prog, mem, budget, &mut [], through),
-            Some(p) => self.fast_driver::<true>(prog, mem, budget, p, through),
+            None => self.fast_driver::<false, true>(prog, mem, budget, &mut [], through),
+            Some(p) => self.fast_driver::<true, true>(prog, mem, budget, p, through),
         }
     }
 
     /// Alternates fast chains and reference steps (for what the chains leave to them).
     #[inline(always)]
-    fn fast_driver<const P: bool>(
+    /// `T`: whether swaps may be passed (`through`); without, plain stepping pays nothing
+    /// for it (`through` is left alone).
+    fn fast_driver<const P: bool, const T: bool>(
         &mut self,
         prog: &FastProgram,
         mem: &mut MemState<'_>,
@@ -390,9 +398,9 @@ impl Thread {
         }
         loop {
             if self.defer_left == 0 {
-                match self.fast_loop::<P>(prog, mem, budget, profile, through) {
+                match self.fast_loop::<P, T>(prog, mem, budget, profile, through) {
                     Stop::Slow => {}
-                    Stop::Event(e) => return Ok(through.settle(e)),
+                    Stop::Event(e) => return Ok(if T { through.settle(e) } else { e }),
                     Stop::Fault(pc, kind) => return Err(super::ExecError { pc, kind }),
                 }
             }
@@ -404,8 +412,8 @@ impl Thread {
                     busy_cycles,
                     wait_cycles,
                     ..
-                })) if through.pass(busy_cycles, wait_cycles) => self.busy = busy_cycles,
-                Some(Ok(e)) => return Ok(through.settle(e)),
+                })) if T && through.pass(busy_cycles, wait_cycles) => self.busy = busy_cycles,
+                Some(Ok(e)) => return Ok(if T { through.settle(e) } else { e }),
                 Some(Err(e)) => return Err(e),
             }
         }

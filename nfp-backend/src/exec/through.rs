@@ -66,7 +66,12 @@ impl RunThrough {
     /// started). Derivation: the thread is ready at `at + wait + total + w` where `total =
     /// busy + n - n0 + extra`; each pass of `w` lowers the limit by `w`. With horizon 0 the
     /// limit is at most `n0`, which no count in the chain is below: nothing passes.
+    #[inline(always)]
     pub(super) fn chain_limit(&self, busy: u64, n0: u64) -> u64 {
+        if self.horizon == 0 {
+            // Stepping (the common case of a loaded ME): no arithmetic.
+            return 0;
+        }
         // Saturating: a horizon already reached gives `n0`, below every count in the chain.
         self.horizon
             .saturating_sub(self.at.saturating_add(self.wait).saturating_add(busy))
