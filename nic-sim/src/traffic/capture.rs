@@ -3,13 +3,22 @@
 //!
 //! Records are read raw (`next_raw_packet`) because pcap-file's checked path refuses
 //! `orig_len > snaplen`, which every snaplen-truncated capture has; frames reach the program
-//! as captured, so only the captured bytes matter.
+//! as captured (less any FCS, see below), so only the captured bytes matter.
 //!
 //! Only Ethernet captures are read: an XDP or tc program parses an Ethernet header first, so
 //! a LINKTYPE_RAW or Linux cooked (SLL) capture read as Ethernet would run the program on
 //! misparsed frames and report results that mean nothing. The pcap header's link type is
 //! checked on open; a pcapng's per interface, when a packet on that interface is read (a
 //! file may describe interfaces it never captured on).
+//!
+//! Ethernet captures that say their frames end with a frame check sequence are read with the
+//! FCS stripped: the NIC checks and removes the FCS before an XDP or tc program sees the
+//! frame, so leaving it on would hand the program 4 bytes it never gets on real hardware (and
+//! change what it computes from the frame length, or what `--out` writes). A pcap says so in
+//! its link-type field (the P bit and FCS length in the upper 16 bits, draft-ietf-opsawg-pcap
+//! "LinkType and additional information"); a pcapng in its interface's `if_fcslen` option,
+//! which a packet's `epb_flags` FCS length overrides. The FCS is the last bytes of the frame
+//! on the wire, so a snaplen-truncated record loses only the part of it that was captured.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -17,9 +26,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
+use pcap_file::pcapng::blocks::packet::PacketOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, PcapError};
 
@@ -31,8 +42,21 @@ const PCAP_RECORD: u64 = 16;
 /// Byte offset of the link type in the pcap global header.
 const PCAP_LINKTYPE_OFFSET: u64 = 20;
 
+/// The pcap header's 32-bit "LinkType and additional information" field, as laid out by
+/// draft-ietf-opsawg-pcap (and libpcap's `LT_*` macros), least-significant bit 0: the link
+/// type in bits 0-15, reserved bits 16-25 (Reserved3) and 27 (R), the P bit 26 ("FCS length
+/// present") and the FCS length in 16-bit words in bits 28-31.
+const LT_LINKTYPE: u32 = 0x0000_ffff;
+const LT_RESERVED: u32 = 0x0bff_0000;
+const LT_FCS_PRESENT: u32 = 0x0400_0000;
+const LT_FCS_WORDS_SHIFT: u32 = 28;
+/// Bits 5-8 of a pcapng `epb_flags` option: the packet's FCS length in bytes, 0 if unknown.
+const EPB_FLAGS_FCS_SHIFT: u32 = 5;
+const EPB_FLAGS_FCS_MASK: u32 = 0xf;
+
 enum Inner<R: Read> {
-    Pcap(PcapReader<Replay<R>>),
+    /// With the number of FCS bytes that end every frame (0: none).
+    Pcap(PcapReader<Replay<R>>, u32),
     PcapNg(PcapNgReader<Replay<R>>),
 }
 
@@ -85,15 +109,19 @@ impl<R: Read> CaptureReader<R> {
             0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => {
                 let r = PcapReader::new(replay)
                     .map_err(|e| open_err(format!("bad pcap header: {e}")))?;
-                let linktype = r.header().datalink;
-                if linktype != DataLink::ETHERNET {
-                    return Err(not_ethernet(
+                let field = u32::from(r.header().datalink);
+                let fcs = pcap_ethernet_fcs(field).map_err(|name| {
+                    not_ethernet(
                         path,
                         format!("pcap header (byte offset {PCAP_LINKTYPE_OFFSET})"),
-                        linktype,
-                    ));
+                        field,
+                        name,
+                    )
+                })?;
+                if fcs > 0 {
+                    tracing::debug!(path = %path.display(), fcs, "pcap frames carry an FCS; stripping it");
                 }
-                Inner::Pcap(r)
+                Inner::Pcap(r, fcs)
             }
             0x0a0d_0d0a => Inner::PcapNg(
                 PcapNgReader::new(replay)
@@ -106,7 +134,7 @@ impl<R: Read> CaptureReader<R> {
             }
         };
         let pos = match inner {
-            Inner::Pcap(_) => PCAP_HEADER,
+            Inner::Pcap(..) => PCAP_HEADER,
             Inner::PcapNg(_) => 1,
         };
         Ok(CaptureReader {
@@ -120,7 +148,7 @@ impl<R: Read> CaptureReader<R> {
 
     fn location(&self) -> String {
         match self.inner {
-            Inner::Pcap(_) => format!("byte offset {}", self.pos),
+            Inner::Pcap(..) => format!("byte offset {}", self.pos),
             Inner::PcapNg(_) => format!("block {}", self.pos),
         }
     }
@@ -140,7 +168,8 @@ impl<R: Read> CaptureReader<R> {
             } => not_ethernet(
                 &self.path,
                 format!("frame {} ({}), {interface}", self.frame, self.location()),
-                linktype,
+                u32::from(linktype),
+                linktype_name(linktype),
             ),
         }
     }
@@ -158,13 +187,77 @@ enum Fail {
     },
 }
 
-fn not_ethernet(path: &Path, location: String, linktype: DataLink) -> SimError {
+fn not_ethernet(path: &Path, location: String, linktype: u32, name: String) -> SimError {
     SimError::NotEthernet {
         path: path.into(),
         location,
-        linktype: u32::from(linktype),
-        name: linktype_name(linktype),
+        linktype,
+        name,
     }
+}
+
+/// The number of FCS bytes ending every frame of a pcap whose header link-type field is
+/// `field`, if the file is Ethernet; otherwise the field's name for the error.
+///
+/// Set reserved bits are refused, as the draft advises readers: they may mean something this
+/// reader does not know. An FCS length without the P bit is not interpreted (the draft says the
+/// length is then unknown), which is how plain link type 1 is read too: no FCS.
+fn pcap_ethernet_fcs(field: u32) -> Result<u32, String> {
+    let low = field & LT_LINKTYPE;
+    let reserved = field & LT_RESERVED;
+    let fcs = if field & LT_FCS_PRESENT != 0 {
+        2 * (field >> LT_FCS_WORDS_SHIFT)
+    } else {
+        0
+    };
+    if low == u32::from(DataLink::ETHERNET) && reserved == 0 {
+        return Ok(fcs);
+    }
+    let low_type = DataLink::from(low);
+    Err(if low == field {
+        linktype_name(low_type)
+    } else if reserved != 0 {
+        match low_type {
+            DataLink::Unknown(_) => "unknown".to_string(),
+            known => format!(
+                "{}, reserved bits {reserved:#010x} set",
+                linktype_name(known)
+            ),
+        }
+    } else {
+        let low_name = match low_type {
+            DataLink::Unknown(_) => format!("unknown link type {low}"),
+            known => linktype_name(known),
+        };
+        if fcs > 0 {
+            format!("{low_name} with a {fcs}-byte FCS")
+        } else {
+            low_name
+        }
+    })
+}
+
+/// How many of a frame's `captured` bytes come before its FCS. The FCS is the last `fcs`
+/// bytes of the frame on the wire (`orig_len` long), so a snaplen-truncated record holds only
+/// part of it or none of it, and only that part goes. A record claiming an original length
+/// below its captured length is taken as `captured` long (the draft lets readers do so); a
+/// frame shorter than its FCS has nothing recognisable to strip and is kept whole.
+fn len_without_fcs(captured: usize, orig_len: u32, fcs: u32) -> usize {
+    let captured_u64 = u64::try_from(captured).unwrap_or(u64::MAX);
+    let wire = u64::from(orig_len).max(captured_u64);
+    match wire.checked_sub(u64::from(fcs)) {
+        Some(before_fcs) if before_fcs < captured_u64 => {
+            usize::try_from(before_fcs).unwrap_or(captured)
+        }
+        _ => captured,
+    }
+}
+
+/// Drops the FCS bytes (see [`len_without_fcs`]) from the end of a captured frame.
+fn strip_fcs(mut data: Vec<u8>, orig_len: u32, fcs: u32) -> Vec<u8> {
+    let keep = len_without_fcs(data.len(), orig_len, fcs);
+    data.truncate(keep);
+    data
 }
 
 /// The tcpdump.org name of a link type (`LINKTYPE_RAW`), or `unknown`.
@@ -176,12 +269,12 @@ fn linktype_name(linktype: DataLink) -> String {
 }
 
 /// Checks that a pcapng packet's interface was described (in this section, before the
-/// packet) and captures Ethernet. `id` is `None` for a simple packet block, which belongs to
-/// the first interface.
-fn check_interface(
-    interfaces: &[InterfaceDescriptionBlock<'_>],
+/// packet) and captures Ethernet, and returns it. `id` is `None` for a simple packet block,
+/// which belongs to the first interface.
+fn check_interface<'a, 'b>(
+    interfaces: &'a [InterfaceDescriptionBlock<'b>],
     id: Option<u32>,
-) -> Result<(), Fail> {
+) -> Result<&'a InterfaceDescriptionBlock<'b>, Fail> {
     let index = id.unwrap_or(0);
     let Some(idb) = usize::try_from(index).ok().and_then(|i| interfaces.get(i)) else {
         let what = match id {
@@ -199,7 +292,7 @@ fn check_interface(
         }));
     };
     if idb.linktype == DataLink::ETHERNET {
-        return Ok(());
+        return Ok(idb);
     }
     let name = idb.options.iter().find_map(|o| match o {
         InterfaceDescriptionOption::IfName(n) => Some(n.as_ref()),
@@ -214,6 +307,37 @@ fn check_interface(
     })
 }
 
+/// The FCS bytes ending each packet of a pcapng interface: its `if_fcslen` option, read in
+/// bytes as Wireshark reads it (the pcapng draft's text says bits, but its own example, 4, is
+/// an Ethernet FCS in bytes); none without the option.
+fn interface_fcs(idb: &InterfaceDescriptionBlock<'_>) -> u32 {
+    idb.options
+        .iter()
+        .find_map(|o| match o {
+            InterfaceDescriptionOption::IfFcsLen(n) => Some(u32::from(*n)),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// The FCS length in bytes that a packet's `epb_flags` (or obsolete `pack_flags`) word gives,
+/// which overrides the interface's; `None` when the flags leave it unknown (0).
+fn flags_fcs(flags: Option<u32>) -> Option<u32> {
+    flags
+        .map(|f| (f >> EPB_FLAGS_FCS_SHIFT) & EPB_FLAGS_FCS_MASK)
+        .filter(|&n| n != 0)
+}
+
+/// What the reader needs of a pcapng packet block, owned so the block can be let go.
+struct NgPacket {
+    /// `None` for a simple packet block (interface 0).
+    interface: Option<u32>,
+    data: Vec<u8>,
+    orig_len: u32,
+    /// The packet's own FCS length in bytes, overriding the interface's.
+    fcs: Option<u32>,
+}
+
 impl<R: Read> Iterator for CaptureReader<R> {
     type Item = Result<Vec<u8>, SimError>;
 
@@ -222,10 +346,10 @@ impl<R: Read> Iterator for CaptureReader<R> {
             return None;
         }
         let got = match &mut self.inner {
-            Inner::Pcap(r) => match r.next_raw_packet()? {
+            Inner::Pcap(r, fcs) => match r.next_raw_packet()? {
                 Ok(raw) => {
                     self.pos += PCAP_RECORD + u64::from(raw.incl_len);
-                    Ok(raw.data.into_owned())
+                    Ok(strip_fcs(raw.data.into_owned(), raw.orig_len, *fcs))
                 }
                 Err(e) => Err(Fail::Corrupt(pcap_reason(e))),
             },
@@ -234,21 +358,57 @@ impl<R: Read> Iterator for CaptureReader<R> {
                     Ok(b) => b,
                     Err(e) => break Err(Fail::Corrupt(pcap_reason(e))),
                 };
-                let (interface, data) = match block {
-                    Block::EnhancedPacket(p) => (Some(p.interface_id), p.data.into_owned()),
-                    Block::SimplePacket(p) => (None, p.data.into_owned()),
-                    Block::Packet(p) => (Some(u32::from(p.interface_id)), p.data.into_owned()),
+                let packet = match block {
+                    Block::EnhancedPacket(p) => NgPacket {
+                        interface: Some(p.interface_id),
+                        fcs: flags_fcs(p.options.iter().find_map(|o| match o {
+                            EnhancedPacketOption::Flags(f) => Some(*f),
+                            _ => None,
+                        })),
+                        orig_len: p.original_len,
+                        data: p.data.into_owned(),
+                    },
+                    Block::SimplePacket(p) => NgPacket {
+                        interface: None,
+                        fcs: None,
+                        orig_len: p.original_len,
+                        data: p.data.into_owned(),
+                    },
+                    Block::Packet(p) => NgPacket {
+                        interface: Some(u32::from(p.interface_id)),
+                        fcs: flags_fcs(p.options.iter().find_map(|o| match o {
+                            PacketOption::Flags(f) => Some(*f),
+                            _ => None,
+                        })),
+                        orig_len: p.original_len,
+                        data: p.data.into_owned(),
+                    },
                     _ => {
                         self.pos += 1;
                         continue;
                     }
                 };
                 // On failure `pos` stays at the offending block, as for a corrupt one.
-                if let Err(why) = check_interface(r.interfaces(), interface) {
-                    break Err(why);
+                let idb = match check_interface(r.interfaces(), packet.interface) {
+                    Ok(idb) => idb,
+                    Err(why) => break Err(why),
+                };
+                let mut data = packet.data;
+                if packet.interface.is_none() {
+                    // A simple packet block has no captured length: it is the original length
+                    // cut to the interface's snaplen (0: none), and pcap-file hands over the
+                    // block's padding with the data.
+                    let snaplen = if idb.snaplen == 0 {
+                        u32::MAX
+                    } else {
+                        idb.snaplen
+                    };
+                    let captured = packet.orig_len.min(snaplen);
+                    data.truncate(usize::try_from(captured).unwrap_or(usize::MAX));
                 }
+                let fcs = packet.fcs.unwrap_or_else(|| interface_fcs(idb));
                 self.pos += 1;
-                break Ok(data);
+                break Ok(strip_fcs(data, packet.orig_len, fcs));
             },
         };
         Some(match got {
@@ -367,316 +527,5 @@ impl<W: Write> CaptureWriter<W> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Cursor;
-
-    fn frames() -> Vec<Vec<u8>> {
-        (0..5u8)
-            .map(|i| vec![i; 14 + usize::from(i) * 10])
-            .collect()
-    }
-
-    fn write_all(frames: &[Vec<u8>]) -> Vec<u8> {
-        let mut w = CaptureWriter::new(Vec::new(), Path::new("mem.pcap")).expect("header");
-        for f in frames {
-            w.write(f).expect("write");
-        }
-        w.finish().expect("flush")
-    }
-
-    #[test]
-    fn pcap_round_trip() {
-        let bytes = write_all(&frames());
-        let got: Vec<Vec<u8>> = CaptureReader::new(Cursor::new(bytes), Path::new("mem.pcap"))
-            .expect("open")
-            .collect::<Result<_, _>>()
-            .expect("read");
-        assert_eq!(got, frames());
-    }
-
-    #[test]
-    fn truncated_pcap_names_frame_and_offset() {
-        let mut bytes = write_all(&frames());
-        bytes.truncate(bytes.len() - 3);
-        let mut r = CaptureReader::new(Cursor::new(bytes), Path::new("cut.pcap")).expect("open");
-        for _ in 0..4 {
-            r.next().expect("frame").expect("good frame");
-        }
-        let err = r.next().expect("error item").expect_err("truncated");
-        let msg = err.to_string();
-        // Frames 0..4 take 24 + 4 * 16 + (14 + 24 + 34 + 44) bytes.
-        assert!(msg.contains("frame 4"), "{msg}");
-        assert!(msg.contains("byte offset 204"), "{msg}");
-        assert!(r.next().is_none());
-    }
-
-    /// A writer that refuses every byte, as `/dev/full` does.
-    struct Full;
-
-    impl Write for Full {
-        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-            Err(std::io::Error::from_raw_os_error(28))
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// `sim --out /dev/full` used to say "Error reading bytes" for a failed write.
-    #[test]
-    fn write_errors_say_what_failed() {
-        let err = CaptureWriter::new(Full, Path::new("/dev/full")).expect_err("full");
-        let msg = err.to_string();
-        assert!(msg.contains("No space left on device"), "{msg}");
-        assert!(!msg.contains("reading"), "{msg}");
-    }
-
-    #[test]
-    fn garbage_is_not_a_capture() {
-        let err = CaptureReader::new(Cursor::new(b"hello world".to_vec()), Path::new("x"))
-            .expect_err("not pcap");
-        assert!(err.to_string().contains("neither pcap nor pcapng"), "{err}");
-        let err =
-            CaptureReader::new(Cursor::new(vec![0xd4, 0xc3]), Path::new("x")).expect_err("short");
-        assert!(err.to_string().contains("too short"), "{err}");
-    }
-
-    #[test]
-    fn pcapng_frames_are_read() {
-        use pcap_file::pcapng::PcapNgWriter;
-        use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
-        use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
-        let mut w = PcapNgWriter::new(Vec::new()).expect("shb");
-        let idb = InterfaceDescriptionBlock {
-            linktype: pcap_file::DataLink::ETHERNET,
-            snaplen: 0xffff,
-            options: vec![],
-        };
-        w.write_pcapng_block(idb).expect("idb");
-        for f in frames() {
-            let epb = EnhancedPacketBlock {
-                interface_id: 0,
-                timestamp: Duration::ZERO,
-                original_len: f.len() as u32,
-                data: f.clone().into(),
-                options: vec![],
-            };
-            w.write_pcapng_block(epb).expect("epb");
-        }
-        let bytes = w.into_inner();
-        let got: Vec<Vec<u8>> =
-            CaptureReader::new(Cursor::new(bytes.clone()), Path::new("a.pcapng"))
-                .expect("open")
-                .collect::<Result<_, _>>()
-                .expect("read");
-        assert_eq!(got, frames());
-        let cut = bytes[..bytes.len() - 5].to_vec();
-        let last = CaptureReader::new(Cursor::new(cut), Path::new("a.pcapng"))
-            .expect("open")
-            .last()
-            .expect("items");
-        let msg = last.expect_err("truncated").to_string();
-        assert!(msg.contains("frame 4") && msg.contains("block"), "{msg}");
-    }
-
-    /// A pcap with the Ethernet header's link type replaced by `linktype`.
-    fn pcap_with_linktype(linktype: u32) -> Vec<u8> {
-        let mut bytes = write_all(&frames());
-        let at = PCAP_LINKTYPE_OFFSET as usize;
-        bytes[at..at + 4].copy_from_slice(&linktype.to_le_bytes());
-        bytes
-    }
-
-    /// LINKTYPE_RAW, Linux cooked (SLL/SLL2) and unknown link types used to be read as
-    /// Ethernet without a word; an XDP program would have parsed IP headers as MACs.
-    #[test]
-    fn pcap_link_types_other_than_ethernet_are_refused() {
-        for (linktype, name) in [
-            (101, "LINKTYPE_RAW"),
-            (113, "LINKTYPE_LINUX_SLL"),
-            (276, "LINKTYPE_LINUX_SLL2"),
-            (228, "LINKTYPE_IPV4"),
-            (0, "LINKTYPE_NULL"),
-            (0xffff_ffff, "unknown"),
-        ] {
-            let err = CaptureReader::new(
-                Cursor::new(pcap_with_linktype(linktype)),
-                Path::new("raw.pcap"),
-            )
-            .expect_err("not Ethernet");
-            assert!(
-                matches!(err, SimError::NotEthernet { linktype: l, .. } if l == linktype),
-                "{err:?}"
-            );
-            let msg = err.to_string();
-            assert!(
-                msg.contains(&format!("link type {linktype} ({name}) is not Ethernet")),
-                "{msg}"
-            );
-            assert!(
-                msg.starts_with("raw.pcap: pcap header (byte offset 20)"),
-                "{msg}"
-            );
-        }
-        // Ethernet still reads.
-        let ok = CaptureReader::new(Cursor::new(pcap_with_linktype(1)), Path::new("e.pcap"))
-            .expect("open")
-            .count();
-        assert_eq!(ok, frames().len());
-    }
-
-    fn idb(linktype: DataLink, name: Option<&'static str>) -> InterfaceDescriptionBlock<'static> {
-        InterfaceDescriptionBlock {
-            linktype,
-            snaplen: 0xffff,
-            options: name
-                .map(|n| vec![InterfaceDescriptionOption::IfName(n.into())])
-                .unwrap_or_default(),
-        }
-    }
-
-    fn epb(
-        interface_id: u32,
-        f: &[u8],
-    ) -> pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock<'static> {
-        pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock {
-            interface_id,
-            timestamp: Duration::ZERO,
-            original_len: f.len() as u32,
-            data: f.to_vec().into(),
-            options: vec![],
-        }
-    }
-
-    /// The message of the first item of a capture that opens but whose first frame fails.
-    fn first_error(bytes: Vec<u8>, name: &str) -> String {
-        CaptureReader::new(Cursor::new(bytes), Path::new(name))
-            .expect("open")
-            .next()
-            .expect("item")
-            .expect_err("the first frame fails")
-            .to_string()
-    }
-
-    fn ng_writer() -> pcap_file::pcapng::PcapNgWriter<Vec<u8>> {
-        pcap_file::pcapng::PcapNgWriter::with_endianness(Vec::new(), pcap_file::Endianness::Little)
-            .expect("shb")
-    }
-
-    /// A pcapng packet is read as its interface's link type says: Ethernet interfaces are
-    /// read, a packet on a Linux cooked interface is refused naming the frame, the block and
-    /// the interface (with its name when the file gives one).
-    #[test]
-    fn pcapng_packets_on_non_ethernet_interfaces_are_refused() {
-        let mut w = ng_writer();
-        w.write_pcapng_block(idb(DataLink::ETHERNET, Some("eth0")))
-            .expect("idb");
-        w.write_pcapng_block(idb(DataLink::LINUX_SLL, Some("any")))
-            .expect("idb");
-        w.write_pcapng_block(epb(0, &frames()[0])).expect("epb");
-        w.write_pcapng_block(epb(1, &frames()[1])).expect("epb");
-        let mut r =
-            CaptureReader::new(Cursor::new(w.into_inner()), Path::new("sll.pcapng")).expect("open");
-        assert_eq!(
-            r.next().expect("frame").expect("ethernet frame"),
-            frames()[0]
-        );
-        let err = r.next().expect("item").expect_err("cooked");
-        assert!(
-            matches!(err, SimError::NotEthernet { linktype: 113, .. }),
-            "{err:?}"
-        );
-        let msg = err.to_string();
-        assert!(
-            msg.contains("frame 1 (block 4), interface 1 (`any`): link type 113 (LINKTYPE_LINUX_SLL) is not Ethernet"),
-            "{msg}"
-        );
-        assert!(r.next().is_none());
-
-        // An interface without a name is named by its index; a RAW interface that no packet
-        // uses is harmless.
-        let mut w = ng_writer();
-        w.write_pcapng_block(idb(DataLink::RAW, None)).expect("idb");
-        w.write_pcapng_block(idb(DataLink::ETHERNET, None))
-            .expect("idb");
-        w.write_pcapng_block(epb(1, &frames()[0])).expect("epb");
-        let bytes = w.into_inner();
-        let got: Vec<_> = CaptureReader::new(Cursor::new(bytes), Path::new("a.pcapng"))
-            .expect("open")
-            .collect::<Result<_, _>>()
-            .expect("only Ethernet packets");
-        assert_eq!(got, vec![frames()[0].clone()]);
-        let mut w = ng_writer();
-        w.write_pcapng_block(idb(DataLink::RAW, None)).expect("idb");
-        w.write_pcapng_block(epb(0, &frames()[0])).expect("epb");
-        let msg = first_error(w.into_inner(), "r.pcapng");
-        assert!(
-            msg.contains("frame 0 (block 2), interface 0: link type 101 (LINKTYPE_RAW)"),
-            "{msg}"
-        );
-    }
-
-    /// A packet naming an interface the section never described used to be read as
-    /// Ethernet; it is a corrupt block, named by its location.
-    #[test]
-    fn pcapng_packets_on_undescribed_interfaces_are_corrupt() {
-        // Enhanced packet block naming interface 3 of 1 (the writer refuses to write it, so
-        // patch the id: EPB body starts with the interface id after type and length).
-        let mut w = ng_writer();
-        w.write_pcapng_block(idb(DataLink::ETHERNET, None))
-            .expect("idb");
-        w.write_pcapng_block(epb(0, &frames()[0])).expect("epb");
-        let at = w.get_ref().len();
-        w.write_pcapng_block(epb(0, &frames()[1])).expect("epb");
-        let mut bytes = w.into_inner();
-        bytes[at + 8..at + 12].copy_from_slice(&3u32.to_le_bytes());
-        let mut r = CaptureReader::new(Cursor::new(bytes), Path::new("u.pcapng")).expect("open");
-        r.next().expect("frame").expect("good frame");
-        let err = r.next().expect("item").expect_err("undescribed");
-        assert!(
-            matches!(err, SimError::CaptureCorrupt { frame: 1, .. }),
-            "{err:?}"
-        );
-        let msg = err.to_string();
-        assert!(
-            msg.contains("frame 1 (block 3): the packet names interface 3, but only interface 0..=0 is described"),
-            "{msg}"
-        );
-        assert!(r.next().is_none());
-
-        // Obsolete packet block and simple packet block with no interface at all.
-        let mut w = ng_writer();
-        w.write_pcapng_block(pcap_file::pcapng::blocks::packet::PacketBlock {
-            interface_id: 7,
-            drop_count: 0,
-            timestamp: 0,
-            captured_len: 20,
-            original_len: 20,
-            data: vec![0u8; 20].into(),
-            options: vec![],
-        })
-        .expect("pb");
-        let msg = first_error(w.into_inner(), "p.pcapng");
-        assert!(
-            msg.contains(
-                "frame 0 (block 1): the packet names interface 7, but no interface is described"
-            ),
-            "{msg}"
-        );
-        let mut w = ng_writer();
-        w.write_pcapng_block(
-            pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock {
-                original_len: 20,
-                data: vec![0u8; 20].into(),
-            },
-        )
-        .expect("spb");
-        let msg = first_error(w.into_inner(), "s.pcapng");
-        assert!(
-            msg.contains("a simple packet block (interface 0), but no interface is described"),
-            "{msg}"
-        );
-    }
-}
+#[path = "capture_tests.rs"]
+mod tests;
