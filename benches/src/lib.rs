@@ -7,9 +7,11 @@
 //! executed-instruction count of each engine is measured separately). Corpus workloads are
 //! chosen in [`corpus`]; the simulation workload is [`sim_program`] on [`sim_frames`].
 //!
-//! Modules: [`timing`] (the table's own harness), [`kernel`] (the kernel's JIT and verifier
-//! as peers), [`corpus`] (which corpus programs), [`table`] (the ratio table and its header).
+//! Modules: [`timing`] (the table's own harness), [`affinity`] (which CPUs a measurement runs
+//! on), [`kernel`] (the kernel's JIT and verifier as peers), [`corpus`] (which corpus
+//! programs), [`table`] (the ratio table and its header).
 
+pub mod affinity;
 pub mod corpus;
 pub mod kernel;
 pub mod table;
