@@ -126,6 +126,27 @@ pub fn sim_program() -> Result<nic_sim::NfpProgram, String> {
     .map_err(|e| e.to_string())
 }
 
+/// ME instructions one simulation of `frames` executes (over every ME and thread), counted
+/// by a profiled run: the simulated instruction rate is this over the time of an ordinary
+/// (unprofiled) run, which executes exactly the same instructions.
+pub fn sim_me_insns(
+    frames: &[Vec<u8>],
+    program: &nic_sim::NfpProgram,
+) -> Result<u64, nic_sim::SimError> {
+    let mut config = nic_sim::SimConfig::new(nic_sim::NicPreset::agilio_cx());
+    config.profile = true;
+    let out = nic_sim::simulate(
+        frames.iter().map(|f| Ok(f.as_slice())),
+        &config,
+        program,
+        None,
+        |_, _| Ok(()),
+    )?;
+    Ok(out
+        .profile
+        .map_or(0, |p| p.iter().map(|x| x.executions).sum()))
+}
+
 /// One simulation of `frames` on an Agilio CX with `host_threads` host threads, reference
 /// interpreter comparison off. Returns the packets the report counted.
 pub fn simulate(

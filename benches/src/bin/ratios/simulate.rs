@@ -5,7 +5,7 @@
 
 use benches::table::{Figure, Row};
 use benches::timing::measure;
-use benches::{SIM_FRAMES, sim_frames, sim_program, simulate};
+use benches::{SIM_FRAMES, sim_frames, sim_me_insns, sim_program, simulate};
 
 use crate::{Context, Stage};
 
@@ -111,10 +111,18 @@ pub fn stage(cx: &Context) -> Stage {
     } else {
         "not pinned (the CPU set could not be read or has one CPU)".to_string()
     };
+    let insns_note = match sim_me_insns(&frames, &program) {
+        Ok(n) if n > 0 => format!(
+            "; {:.1} simulated ME instructions per frame, so {:.0} M ME insns/s",
+            n as f64 / SIM_FRAMES as f64,
+            mpps[0] * n as f64 / SIM_FRAMES as f64
+        ),
+        _ => String::new(),
+    };
     st.rows.push(
         Row::ours("simulate", &workload(1), Figure::new(mpps[0], UNIT))
             .goal(">= 10 M pkts/s per host core", Some(mpps[0] >= 10.0))
-            .note(one_note),
+            .note(one_note + &insns_note),
     );
     let mut two = Row::ours("simulate", &workload(2), Figure::new(mpps[1], UNIT)).note(format!(
         "{:.2} M pkts/s per host thread (the caller is one of the two: it reads every frame into per-ME batches and takes ME tasks like the other); {ROUNDS} alternating rounds, ratio = median over rounds of two threads / the mean of that round's pinned one-thread rates ({}); the 2 vCPUs are shared with other work and differ in speed from moment to moment",
