@@ -133,15 +133,7 @@ pub fn sim_me_insns(
     frames: &[Vec<u8>],
     program: &nic_sim::NfpProgram,
 ) -> Result<u64, nic_sim::SimError> {
-    let mut config = nic_sim::SimConfig::new(nic_sim::NicPreset::agilio_cx());
-    config.profile = true;
-    let out = nic_sim::simulate(
-        frames.iter().map(|f| Ok(f.as_slice())),
-        &config,
-        program,
-        None,
-        |_, _| Ok(()),
-    )?;
+    let out = run_sim(frames, program, 1, true)?;
     Ok(out
         .profile
         .map_or(0, |p| p.iter().map(|x| x.executions).sum()))
@@ -154,14 +146,26 @@ pub fn simulate(
     program: &nic_sim::NfpProgram,
     host_threads: usize,
 ) -> Result<u64, nic_sim::SimError> {
+    Ok(run_sim(frames, program, host_threads, false)?
+        .report
+        .packets)
+}
+
+/// The benches' simulation: Agilio CX, no reference check, no output.
+fn run_sim(
+    frames: &[Vec<u8>],
+    program: &nic_sim::NfpProgram,
+    host_threads: usize,
+    profile: bool,
+) -> Result<nic_sim::SimOutput, nic_sim::SimError> {
     let mut config = nic_sim::SimConfig::new(nic_sim::NicPreset::agilio_cx());
     config.host_threads = host_threads;
-    let out = nic_sim::simulate(
+    config.profile = profile;
+    nic_sim::simulate(
         frames.iter().map(|f| Ok(f.as_slice())),
         &config,
         program,
         None,
         |_, _| Ok(()),
-    )?;
-    Ok(out.report.packets)
+    )
 }

@@ -119,6 +119,29 @@ fn pcap_with_linktype(linktype: u32) -> Vec<u8> {
     bytes
 }
 
+/// Opening a pcap whose header link-type field is `linktype` fails with `NotEthernet`,
+/// naming the field, `name` and the header's byte offset.
+fn assert_refused(linktype: u32, name: &str) {
+    let err = CaptureReader::new(
+        Cursor::new(pcap_with_linktype(linktype)),
+        Path::new("x.pcap"),
+    )
+    .expect_err("not Ethernet");
+    assert!(
+        matches!(err, SimError::NotEthernet { linktype: l, .. } if l == linktype),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("link type {linktype} ({name}) is not Ethernet")),
+        "{msg}"
+    );
+    assert!(
+        msg.starts_with("x.pcap: pcap header (byte offset 20)"),
+        "{msg}"
+    );
+}
+
 /// LINKTYPE_RAW, Linux cooked (SLL/SLL2) and unknown link types used to be read as
 /// Ethernet without a word; an XDP program would have parsed IP headers as MACs.
 #[test]
@@ -131,24 +154,7 @@ fn pcap_link_types_other_than_ethernet_are_refused() {
         (0, "LINKTYPE_NULL"),
         (0xffff_ffff, "unknown"),
     ] {
-        let err = CaptureReader::new(
-            Cursor::new(pcap_with_linktype(linktype)),
-            Path::new("raw.pcap"),
-        )
-        .expect_err("not Ethernet");
-        assert!(
-            matches!(err, SimError::NotEthernet { linktype: l, .. } if l == linktype),
-            "{err:?}"
-        );
-        let msg = err.to_string();
-        assert!(
-            msg.contains(&format!("link type {linktype} ({name}) is not Ethernet")),
-            "{msg}"
-        );
-        assert!(
-            msg.starts_with("raw.pcap: pcap header (byte offset 20)"),
-            "{msg}"
-        );
+        assert_refused(linktype, name);
     }
     // Ethernet still reads.
     let ok = CaptureReader::new(Cursor::new(pcap_with_linktype(1)), Path::new("e.pcap"))
@@ -473,24 +479,7 @@ fn pcap_link_types_with_reserved_bits_are_refused() {
         ),
         (0x2480_0065, "LINKTYPE_RAW, reserved bits 0x00800000 set"),
     ] {
-        let err = CaptureReader::new(
-            Cursor::new(pcap_with_linktype(linktype)),
-            Path::new("r.pcap"),
-        )
-        .expect_err("reserved bits");
-        assert!(
-            matches!(err, SimError::NotEthernet { linktype: l, .. } if l == linktype),
-            "{err:?}"
-        );
-        let msg = err.to_string();
-        assert!(
-            msg.contains(&format!("link type {linktype} ({name}) is not Ethernet")),
-            "{msg}"
-        );
-        assert!(
-            msg.starts_with("r.pcap: pcap header (byte offset 20)"),
-            "{msg}"
-        );
+        assert_refused(linktype, name);
     }
 }
 
@@ -504,20 +493,7 @@ fn pcap_non_ethernet_link_types_with_an_fcs_are_refused() {
         (0x2400_012c, "unknown link type 300 with a 4-byte FCS"),
         (0x2000_0065, "LINKTYPE_RAW"),
     ] {
-        let err = CaptureReader::new(
-            Cursor::new(pcap_with_linktype(linktype)),
-            Path::new("f.pcap"),
-        )
-        .expect_err("not Ethernet");
-        assert!(
-            matches!(err, SimError::NotEthernet { linktype: l, .. } if l == linktype),
-            "{err:?}"
-        );
-        let msg = err.to_string();
-        assert!(
-            msg.contains(&format!("link type {linktype} ({name}) is not Ethernet")),
-            "{msg}"
-        );
+        assert_refused(linktype, name);
     }
 }
 
