@@ -382,9 +382,9 @@ impl Thread {
     }
 
     /// Alternates fast chains and reference steps (for what the chains leave to them).
-    #[inline(always)]
     /// `T`: whether swaps may be passed (`through`); without, plain stepping pays nothing
     /// for it (`through` is left alone).
+    #[inline(always)]
     fn fast_driver<const P: bool, const T: bool>(
         &mut self,
         prog: &FastProgram,
