@@ -159,3 +159,25 @@ fn passing_through_waits_changes_nothing() {
         passed.load(Ordering::Relaxed)
     );
 }
+
+/// `run_to_completion` (the reference checks' and `diff --against sim`'s one-packet run)
+/// passes every swap; its totals are the stepped ones.
+#[test]
+fn run_to_completion_totals_are_the_stepped_ones() {
+    let demo = vm_core::demo::udp_filter();
+    let nfp = NfpProgram::compile(&demo, &NicLimits::default()).unwrap();
+    let passed = AtomicU64::new(0);
+    let mut stepped = Engine {
+        inner: nfp.engine(0, 1),
+        step: true,
+        passed: &passed,
+    };
+    let mut through = nfp.engine(0, 1);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (name, pkt) in vm_core::demo::packets() {
+        let want = nic_sim::engine::run_to_completion(&mut stepped, &pkt, &mut a);
+        let got = nic_sim::engine::run_to_completion(&mut through, &pkt, &mut b);
+        assert_eq!(want, got, "{name}");
+        assert_eq!(a, b, "{name}");
+    }
+}
