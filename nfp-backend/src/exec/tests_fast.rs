@@ -325,10 +325,11 @@ fn fast_path_equals_reference_on_compiled_programs() {
         };
         compiled_n.fetch_add(1, Ordering::Relaxed);
         let mut maps = MapSet::new(&program.maps, 1).unwrap();
-        for k in 0..generate::HASH_FILLED as u32 {
-            if let Some(m) = maps.get_mut(1) {
-                let _ = m.user_update(&k.to_le_bytes(), &[k as u8 + 1; 16], 0);
-            }
+        // The hash map (fd 1) has 8-byte keys: prefill it so lookups hit as well as miss.
+        let hash = maps.get_mut(1).unwrap();
+        for k in 0..generate::HASH_FILLED {
+            hash.user_update(&k.to_le_bytes(), &[k as u8 + 1; 16], 0)
+                .unwrap();
         }
         let packets: Vec<Vec<u8>> = lens
             .iter()
