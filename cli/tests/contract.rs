@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 mod common;
-use common::offload;
+use common::{IPV4_ONLY, offload};
 
 fn tmp(name: &str) -> PathBuf {
     common::scratch("contract", name)
@@ -258,9 +258,6 @@ fn compile_reports_offloadable_or_every_reason() {
     assert_eq!(words.len() % 8, 0);
     assert!(!words.is_empty());
 }
-
-/// A map-free XDP filter: pass IPv4, drop everything else.
-const IPV4_ONLY: &str = "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r0, 2\nmov %r4, %r2\nadd %r4, 14\njgt %r4, %r3, out\nldxh %r5, [%r2+12]\njeq %r5, 0x0008, out\nmov %r0, 1\nout:\nexit\n";
 
 #[test]
 fn sim_json_has_the_contract_fields_and_accounts_every_frame() {

@@ -5,14 +5,11 @@
 use std::path::PathBuf;
 
 mod common;
-use common::offload;
+use common::{IPV4_ONLY, offload};
 
 fn tmp(name: &str) -> PathBuf {
     common::scratch("robustness", name)
 }
-
-/// A map-free XDP filter: pass IPv4, drop everything else (offloadable).
-const IPV4_ONLY: &str = "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r0, 2\nmov %r4, %r2\nadd %r4, 14\njgt %r4, %r3, out\nldxh %r5, [%r2+12]\njeq %r5, 0x0008, out\nmov %r0, 1\nout:\nexit\n";
 
 /// The program, in a file of the calling test's own (the tests run in parallel; a shared
 /// file could be read while another test rewrites it).

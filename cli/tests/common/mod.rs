@@ -23,3 +23,9 @@ pub fn scratch(suite: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.join(name)
 }
+
+/// A tiny offloadable XDP program (reads `data` and `data_end` from `xdp_md`): passes IPv4
+/// frames and frames shorter than an Ethernet header (XDP_PASS), drops the rest (XDP_DROP),
+/// so a run shows two verdicts.
+#[allow(dead_code)] // not every suite simulates
+pub const IPV4_ONLY: &str = "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r0, 2\nmov %r4, %r2\nadd %r4, 14\njgt %r4, %r3, out\nldxh %r5, [%r2+12]\njeq %r5, 0x0008, out\nmov %r0, 1\nout:\nexit\n";
