@@ -58,6 +58,10 @@ mod generate;
 #[path = "../../nfp-backend/tests/exec_vs_interp/assemble.rs"]
 mod assemble;
 
+#[allow(dead_code, clippy::all)]
+#[path = "../../nfp-backend/tests/exec_vs_interp/compare.rs"]
+mod compare;
+
 use std::cell::RefCell;
 use std::time::Instant;
 
@@ -70,7 +74,6 @@ use nic_sim::{
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use vm_core::Program;
-use vm_core::asm::{Syntax, disassemble};
 use vm_core::isa::{CallTarget, Insn, LdImm64};
 
 /// Every program: one thread per ME, so per-ME order is arrival order (exact with maps);
@@ -247,7 +250,7 @@ fn run_checked(
         "{}\n--- nic {nic_name}, traffic {traffic} (payload scrambled from byte 54) ---\n{}\n{}\n--- microcode ({} insns) ---\n{}",
         problems.join("\n"),
         mismatching_frame(r.first_mismatch.as_deref(), &spec, program, nfp),
-        describe(program),
+        compare::describe(program),
         nfp.code().len(),
         nfp_backend::target::print_program(nfp.code()),
     ))
@@ -370,20 +373,6 @@ fn outcome(step: &Step) -> String {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The program as re-assemblable conformance text, with its maps.
-fn describe(p: &Program) -> String {
-    format!(
-        "--- program {} ({} slots, maps {:?}, prefilled as exec_vs_interp) ---\n{}",
-        p.name,
-        p.insns.len(),
-        p.maps
-            .iter()
-            .map(|m| (&m.name, m.map_type, m.key_size, m.value_size, m.max_entries))
-            .collect::<Vec<_>>(),
-        disassemble(&p.insns, Syntax::Conformance)
-    )
 }
 
 /// What every case shares.
