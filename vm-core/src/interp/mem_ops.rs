@@ -10,65 +10,74 @@ use super::memory::{CTX, split, vaddr};
 use super::op::{Code, Op, atomic_kind};
 
 macro_rules! load {
-    ($name:ident, $n:literal, |$v:ident| $conv:expr) => {
+    ($name:ident, $n:literal, $signed:literal) => {
         pub(super) fn $name<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
             let o = op(ip);
             let addr = m.r[o.src as usize].wrapping_add(o.off());
-            let Some($v) = m.view.load::<$n>(addr) else {
-                return load_slow::<C>(m, ip, n);
+            let Some(v) = m.view.load::<$n>(addr) else {
+                return load_slow::<C>(m, ip, n, addr, $n, $signed);
             };
-            m.r[o.dst as usize] = $conv;
+            m.r[o.dst as usize] = widen(v, $n, $signed);
             next::<C>(m, after(ip), n)
         }
     };
+}
+
+/// A loaded `size`-byte value as the register receives it: zero-extended, or sign-extended
+/// by the `ldxs*` forms. (Constant arguments fold it to one instruction or none.)
+#[inline(always)]
+fn widen(v: u64, size: u32, signed: bool) -> u64 {
+    match (size, signed) {
+        (1, true) => v as i8 as i64 as u64,
+        (2, true) => v as i16 as i64 as u64,
+        (4, true) => v as i32 as i64 as u64,
+        _ => v,
+    }
 }
 
 /// A load that missed every window: `xdp_md` fields, the common case, without the general
 /// access rules (and without a stack frame: this is on the path of every XDP program's
 /// first instructions), else [`load_general`].
 #[inline(never)]
-fn load_slow<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
-    let o = op(ip);
-    if o.code == Code::LdxW
+fn load_slow<const C: bool>(
+    m: &mut Machine<'_>,
+    ip: *const Op,
+    n: u64,
+    addr: u64,
+    size: u32,
+    signed: bool,
+) -> Flow {
+    if size == 4
+        && !signed
         && let Some(words) = &m.xdp
     {
-        let addr = m.r[o.src as usize].wrapping_add(o.off());
         let off = addr.wrapping_sub(vaddr(CTX, 0));
-        if off % 4 == 0
+        if off.is_multiple_of(4)
             && let Some(&v) = words.get(off as usize / 4).filter(|_| off < 24)
         {
-            m.r[o.dst as usize] = v;
+            m.r[op(ip).dst as usize] = v;
             return next::<C>(m, after(ip), n);
         }
     }
-    load_general::<C>(m, ip, n)
+    load_general::<C>(m, ip, n, addr, size, signed)
 }
 
 /// Loads through the general access rules: context fields and faults.
 #[cold]
 #[inline(never)]
-fn load_general<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
-    let o = op(ip);
-    let addr = m.r[o.src as usize].wrapping_add(o.off());
-    let (size, signed) = match o.code {
-        Code::LdxB => (1, false),
-        Code::LdxH => (2, false),
-        Code::LdxW => (4, false),
-        Code::LdxSB => (1, true),
-        Code::LdxSH => (2, true),
-        Code::LdxSW => (4, true),
-        _ => (8, false),
-    };
+fn load_general<const C: bool>(
+    m: &mut Machine<'_>,
+    ip: *const Op,
+    n: u64,
+    addr: u64,
+    size: u32,
+    signed: bool,
+) -> Flow {
     let v = match m.slow_load(addr, size, signed) {
         Ok(v) => v,
         Err(k) => return m.fault(ip, k, n),
     };
-    m.r[o.dst as usize] = match (size, signed) {
-        (1, true) => v as i8 as i64 as u64,
-        (2, true) => v as i16 as i64 as u64,
-        (4, true) => v as i32 as i64 as u64,
-        _ => v,
-    };
+    m.r[op(ip).dst as usize] = widen(v, size, signed);
     next::<C>(m, after(ip), n)
 }
 
@@ -89,13 +98,13 @@ pub(super) fn ctx_ldxw<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64
     ldxw::<C>(m, ip, n)
 }
 
-load!(ldxb, 1, |v| v);
-load!(ldxh, 2, |v| v);
-load!(ldxw, 4, |v| v);
-load!(ldxdw, 8, |v| v);
-load!(ldxsb, 1, |v| v as i8 as i64 as u64);
-load!(ldxsh, 2, |v| v as i16 as i64 as u64);
-load!(ldxsw, 4, |v| v as i32 as i64 as u64);
+load!(ldxb, 1, false);
+load!(ldxh, 2, false);
+load!(ldxw, 4, false);
+load!(ldxdw, 8, false);
+load!(ldxsb, 1, true);
+load!(ldxsh, 2, true);
+load!(ldxsw, 4, true);
 
 macro_rules! store {
     ($name:ident, $n:literal, |$m:ident, $o:ident| $val:expr) => {
@@ -104,7 +113,7 @@ macro_rules! store {
             let addr = $m.r[$o.dst as usize].wrapping_add($o.off());
             let v: u64 = $val;
             if $m.view.store::<$n>(addr, v).is_none() {
-                return store_slow::<C>($m, ip, n);
+                return store_slow::<C>($m, ip, n, addr, $n, v);
             }
             next::<C>($m, after(ip), n)
         }
@@ -114,20 +123,14 @@ macro_rules! store {
 /// A store that missed every window (context fields, faults).
 #[cold]
 #[inline(never)]
-fn store_slow<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
-    let o = op(ip);
-    let addr = m.r[o.dst as usize].wrapping_add(o.off());
-    let (size, imm) = match o.code {
-        Code::StB => (1, true),
-        Code::StH => (2, true),
-        Code::StW => (4, true),
-        Code::StDW => (8, true),
-        Code::StxB => (1, false),
-        Code::StxH => (2, false),
-        Code::StxW => (4, false),
-        _ => (8, false),
-    };
-    let v = if imm { o.b } else { m.r[o.src as usize] };
+fn store_slow<const C: bool>(
+    m: &mut Machine<'_>,
+    ip: *const Op,
+    n: u64,
+    addr: u64,
+    size: u32,
+    v: u64,
+) -> Flow {
     match m.slow_store(addr, size, v) {
         Ok(()) => next::<C>(m, after(ip), n),
         Err(k) => m.fault(ip, k, n),
