@@ -67,6 +67,42 @@ impl Side {
             (None, None) => self.thread.run_until_event(code, &mut mem, budget),
         }
     }
+
+    /// One fast-path resume passing swaps as `through` allows.
+    fn run_through(
+        &mut self,
+        fast: &FastProgram,
+        budget: u64,
+        profile: Option<&mut Vec<InsnProfile>>,
+        through: &mut RunThrough,
+    ) -> Result<Event, ExecError> {
+        let lat = Latencies::NFP4000;
+        let mut mem = MemState {
+            lmem: &mut self.lmem,
+            shared: &mut self.shared,
+            maps: &mut self.maps,
+            lat: &lat,
+        };
+        let profile = profile.map(|p| p.as_mut_slice());
+        self.thread
+            .run_through_fast(fast, &mut mem, budget, profile, through)
+    }
+}
+
+/// A reference side and a fast side with the same maps on `thread`, the fast program, and
+/// one (empty) profile per side.
+fn sides(
+    code: &[MeInsn],
+    maps: &MapSet,
+    thread: u8,
+) -> (FastProgram, Side, Side, Vec<InsnProfile>, Vec<InsnProfile>) {
+    (
+        FastProgram::new(code),
+        Side::new(maps.clone(), thread),
+        Side::new(maps.clone(), thread),
+        vec![InsnProfile::default(); code.len()],
+        vec![InsnProfile::default(); code.len()],
+    )
 }
 
 /// Everything observable about a side, as comparable values (`Err` names the first
@@ -137,13 +173,7 @@ fn agree(
     budget: u64,
     profiled: bool,
 ) -> Result<(), String> {
-    let fast = FastProgram::new(code);
-    let mut r = Side::new(maps.clone(), thread);
-    let mut f = Side::new(maps.clone(), thread);
-    let (mut pr, mut pf) = (
-        vec![InsnProfile::default(); code.len()],
-        vec![InsnProfile::default(); code.len()],
-    );
+    let (fast, mut r, mut f, mut pr, mut pf) = sides(code, maps, thread);
     for (i, p) in packets.iter().enumerate() {
         let a = r.thread.start(&mut r.lmem, p);
         let b = f.thread.start(&mut f.lmem, p);
@@ -187,35 +217,20 @@ fn agree_through(
     (at, horizon): (u64, u64),
     profiled: bool,
 ) -> Result<(), String> {
-    let fast = FastProgram::new(code);
-    let lat = Latencies::NFP4000;
-    let mut r = Side::new(maps.clone(), thread);
-    let mut f = Side::new(maps.clone(), thread);
-    let (mut pr, mut pf) = (
-        vec![InsnProfile::default(); code.len()],
-        vec![InsnProfile::default(); code.len()],
-    );
+    let (fast, mut r, mut f, mut pr, mut pf) = sides(code, maps, thread);
     for (i, p) in packets.iter().enumerate() {
         let a = r.thread.start(&mut r.lmem, p);
-        if a != f.thread.start(&mut f.lmem, p) || a.is_err() {
+        let b = f.thread.start(&mut f.lmem, p);
+        if a != b {
+            return Err(format!("packet {i}: start {a:?} vs {b:?}"));
+        }
+        if a.is_err() {
             continue;
         }
         let mut clock = at;
-        'packet: for call in 0.. {
+        for call in 0.. {
             let mut through = RunThrough::new(clock, horizon);
-            let mut mem = MemState {
-                lmem: &mut f.lmem,
-                shared: &mut f.shared,
-                maps: &mut f.maps,
-                lat: &lat,
-            };
-            let got = f.thread.run_through_fast(
-                &fast,
-                &mut mem,
-                budget,
-                profiled.then_some(pf.as_mut_slice()),
-                &mut through,
-            );
+            let got = f.run_through(&fast, budget, profiled.then_some(&mut pf), &mut through);
             // The reference, folded by the model's rule.
             let (mut busy, mut wait) = (0, 0);
             let want = loop {
@@ -247,7 +262,7 @@ fn agree_through(
                     wait_cycles: w,
                     ..
                 }) => clock += b + w,
-                _ => break 'packet,
+                _ => break,
             }
         }
     }
