@@ -1,4 +1,5 @@
-//! Packet inputs for `diff` (and later `sim`): pcap/pcapng files, and seeded random packets.
+//! Packet inputs for `diff`: pcap/pcapng files (nic-sim's reader, as `sim` reads them), and
+//! seeded random packets.
 
 use std::path::Path;
 

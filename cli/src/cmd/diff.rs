@@ -138,9 +138,8 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     let mut refused = 0usize;
     let mut count = 0usize;
     for (i, bytes) in inputs.enumerate() {
-        let bytes = bytes?;
+        let input = TestInput::packet(bytes?);
         count += 1;
-        let input = TestInput::packet(bytes.clone());
         let mut refs: Vec<&mut dyn Engine> = engines
             .iter_mut()
             .map(|e| e.as_mut() as &mut dyn Engine)
@@ -158,12 +157,12 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
                     first = case_json(&input, &runs);
                     first_text = Some(format!(
                         "input #{i} ({} bytes): {} differs between {} and {}: {}\n  input: {}",
-                        bytes.len(),
+                        input.packet.len(),
                         d.what,
                         d.reference,
                         d.other,
                         d.detail,
-                        hex::encode(bytes)
+                        hex::encode(&input.packet)
                     ));
                 }
             }
