@@ -2,7 +2,7 @@
 //!
 //! Why: the project's machines are 2-vCPU guests on a shared host, and the two vCPUs are not
 //! equally fast at a given moment. Timing the interpreter pinned to each in turn gave 0.79
-//! and 1.22 ns per instruction in the same second, and a few seconds later 0.77 and 0.79 (the
+//! and 1.22 ns per instruction one run after the other, and a few seconds later 0.77 and 0.79 (the
 //! slow one moves: another tenant's work on the physical core behind it, as far as a guest can
 //! tell). A one-thread measurement lands on whichever vCPU the scheduler picks, so the
 //! scaling "two threads / one thread" mixed the simulator's scaling with the luck of that
