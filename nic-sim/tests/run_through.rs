@@ -2,9 +2,9 @@
 //! the simulator gives the same report (cycles, latency percentiles, utilisation, verdicts,
 //! queue drops), the same output frames, the same final maps, the same latency histogram and
 //! the same per-instruction profile as when every swap is stepped through the timing model.
-//! Checked on the demo and every offloadable corpus XDP program, on an NIC that is mostly
-//! idle (where passing applies to most swaps), a saturated one with queue drops, and one
-//! with eight threads per ME.
+//! Checked on the demo and every offloadable corpus XDP program, on the Agilio CX at its line
+//! rate (IMIX traffic, so MEs are often alone and many swaps are passed), a saturated NIC
+//! with queue drops, and one with eight threads per ME.
 
 #![allow(clippy::unwrap_used)]
 
@@ -123,7 +123,7 @@ fn passing_through_waits_changes_nothing() {
     .unwrap();
     let generated: Vec<Vec<u8>> = Generator::new(&spec).map(|f| f.unwrap()).collect();
     let nics = [
-        ("agilio-cx (mostly idle)", NicPreset::agilio_cx()),
+        ("agilio-cx at its line rate", NicPreset::agilio_cx()),
         (
             "saturated, queue drops",
             NicPreset::by_name("custom:islands=1,mes=2,threads=4,queue=2,rate=100g").unwrap(),
