@@ -78,16 +78,28 @@ impl Measurement {
 /// Times `op`: finds a batch size that takes at least `budget.batch`, then measures
 /// `budget.samples` batches of that size. The result of `op` goes through `black_box` so the
 /// work cannot be optimised away.
-pub fn measure<T>(budget: Budget, mut op: impl FnMut() -> T) -> Measurement {
+pub fn measure<T>(budget: Budget, op: impl FnMut() -> T) -> Measurement {
+    let origin = Instant::now();
+    measure_on(budget, || origin.elapsed(), op)
+}
+
+/// [`measure`] on the clock `now` (time since any fixed origin). Why a parameter: the
+/// calibration's logic is tested on a clock that the operation itself advances, since a test
+/// on the wall clock fails whenever the shared machine stalls the process for a batch.
+fn measure_on<T>(
+    budget: Budget,
+    mut now: impl FnMut() -> Duration,
+    mut op: impl FnMut() -> T,
+) -> Measurement {
     // Calibrate: double the batch until one batch is long enough (the first call also warms
     // caches and lazy state up).
     let mut per_batch = 1u64;
     let first = loop {
-        let t = Instant::now();
+        let t = now();
         for _ in 0..per_batch {
             black_box(op());
         }
-        let took = t.elapsed();
+        let took = now().saturating_sub(t);
         if took >= budget.batch || per_batch >= 1 << 40 {
             // A slow operation (one run already fills the batch) counts this run as a sample.
             break (per_batch == 1).then_some(took.as_secs_f64() * 1e9);
@@ -102,11 +114,7 @@ pub fn measure<T>(budget: Budget, mut op: impl FnMut() -> T) -> Measurement {
     };
     let mut values: Vec<f64> = first.into_iter().collect();
     while values.len() < budget.samples.max(1) {
-        let t = Instant::now();
-        for _ in 0..per_batch {
-            black_box(op());
-        }
-        values.push(t.elapsed().as_secs_f64() * 1e9 / per_batch as f64);
+        values.push(batch_ns(per_batch, &mut now, &mut op));
     }
     Measurement::from_samples(values, per_batch).unwrap_or(Measurement {
         median_ns: f64::NAN,
@@ -133,8 +141,15 @@ pub struct Pair {
 /// of adjacent batches. Why: the shared machine's speed drifts by up to 2x within minutes, so
 /// two medians taken one after the other compare two different machines; adjacent batches
 /// see nearly the same one.
-pub fn measure_pair<T, U>(
+pub fn measure_pair<T, U>(budget: Budget, a: impl FnMut() -> T, b: impl FnMut() -> U) -> Pair {
+    let origin = Instant::now();
+    measure_pair_on(budget, || origin.elapsed(), a, b)
+}
+
+/// [`measure_pair`] on the clock `now` (see [`measure_on`]).
+fn measure_pair_on<T, U>(
     budget: Budget,
+    mut now: impl FnMut() -> Duration,
     mut a: impl FnMut() -> T,
     mut b: impl FnMut() -> U,
 ) -> Pair {
@@ -143,12 +158,12 @@ pub fn measure_pair<T, U>(
         samples: 1,
         ..budget
     };
-    let na = measure(quick, &mut a).per_batch;
-    let nb = measure(quick, &mut b).per_batch;
+    let na = measure_on(quick, &mut now, &mut a).per_batch;
+    let nb = measure_on(quick, &mut now, &mut b).per_batch;
     let (mut va, mut vb) = (Vec::new(), Vec::new());
     for _ in 0..budget.samples.max(1) {
-        va.push(batch_ns(na, &mut a));
-        vb.push(batch_ns(nb, &mut b));
+        va.push(batch_ns(na, &mut now, &mut a));
+        vb.push(batch_ns(nb, &mut now, &mut b));
     }
     let ratio = paired_ratio(&va, &vb);
     let none = |per_batch| Measurement {
@@ -172,12 +187,12 @@ fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Nanoseconds per operation over one batch of `n` runs of `op`.
-fn batch_ns<T>(n: u64, op: &mut impl FnMut() -> T) -> f64 {
-    let t = Instant::now();
+fn batch_ns<T>(n: u64, now: &mut impl FnMut() -> Duration, op: &mut impl FnMut() -> T) -> f64 {
+    let t = now();
     for _ in 0..n {
         black_box(op());
     }
-    t.elapsed().as_secs_f64() * 1e9 / n.max(1) as f64
+    now().saturating_sub(t).as_secs_f64() * 1e9 / n.max(1) as f64
 }
 
 /// Collects `samples` values from `sample` (each already a per-operation figure in ns, e.g.
@@ -208,21 +223,66 @@ mod tests {
         assert!(Measurement::from_samples(vec![f64::NAN], 1).is_none());
     }
 
+    /// A clock that only the operations move: each one advances it by its cost, so the tests
+    /// see exact figures whatever the machine does meanwhile.
+    #[derive(Default)]
+    struct FakeClock(std::cell::Cell<Duration>);
+
+    impl FakeClock {
+        fn now(&self) -> Duration {
+            self.0.get()
+        }
+        fn spend(&self, d: Duration) {
+            self.0.set(self.0.get() + d);
+        }
+    }
+
     #[test]
     fn measure_reaches_the_batch_length() {
         let budget = Budget {
             batch: Duration::from_millis(2),
             samples: 3,
         };
+        let clock = FakeClock::default();
         let mut n = 0u64;
-        let m = measure(budget, || {
-            n += 1;
-            std::thread::sleep(Duration::from_micros(50));
-        });
+        let m = measure_on(
+            budget,
+            || clock.now(),
+            || {
+                n += 1;
+                clock.spend(Duration::from_micros(50));
+            },
+        );
         assert_eq!(m.samples, 3);
-        assert!(m.per_batch >= 2, "{m:?}");
-        // 50 us sleeps: the median is at least that.
-        assert!(m.median_ns >= 50_000.0, "{m:?}");
+        // 2 ms of 50 us operations: doubling from 1 stops at the first batch of >= 40.
+        assert_eq!(m.per_batch, 64, "{m:?}");
+        assert_eq!(
+            (m.min_ns, m.median_ns, m.max_ns),
+            (50_000.0, 50_000.0, 50_000.0)
+        );
+        // Calibration 1+2+...+64, then three batches of 64.
+        assert_eq!(n, 127 + 3 * 64);
+    }
+
+    /// An operation that alone fills a batch is run once to calibrate and that run counts.
+    #[test]
+    fn a_slow_operation_counts_its_calibration_run() {
+        let budget = Budget {
+            batch: Duration::from_millis(2),
+            samples: 3,
+        };
+        let clock = FakeClock::default();
+        let mut n = 0u64;
+        let m = measure_on(
+            budget,
+            || clock.now(),
+            || {
+                n += 1;
+                clock.spend(Duration::from_millis(5));
+            },
+        );
+        assert_eq!((m.per_batch, m.samples, n), (1, 3, 3), "{m:?}");
+        assert_eq!(m.median_ns, 5e6);
     }
 
     #[test]
@@ -231,15 +291,28 @@ mod tests {
             batch: Duration::from_millis(2),
             samples: 3,
         };
-        let p = measure_pair(
+        let clock = FakeClock::default();
+        let p = measure_pair_on(
             budget,
-            || std::thread::sleep(Duration::from_micros(50)),
-            || std::thread::sleep(Duration::from_micros(200)),
+            || clock.now(),
+            || clock.spend(Duration::from_micros(50)),
+            || clock.spend(Duration::from_micros(200)),
         );
         assert_eq!((p.a.samples, p.b.samples), (3, 3));
-        assert!(p.ratio.is_finite() && p.ratio > 0.0, "{p:?}");
-        // A sleep never returns early: each batch's figure is at least its sleep.
-        assert!(p.a.min_ns >= 50_000.0 && p.b.min_ns >= 200_000.0, "{p:?}");
+        assert_eq!(p.ratio, 4.0, "{p:?}");
+        assert_eq!((p.a.median_ns, p.b.median_ns), (50_000.0, 200_000.0));
+    }
+
+    /// The wall clock is what `measure` uses outside tests; a sleep never returns early, so
+    /// this much holds however loaded the machine is.
+    #[test]
+    fn measure_on_the_wall_clock_is_at_least_the_sleep() {
+        let budget = Budget {
+            batch: Duration::from_millis(1),
+            samples: 2,
+        };
+        let m = measure(budget, || std::thread::sleep(Duration::from_micros(100)));
+        assert!(m.samples == 2 && m.min_ns >= 100_000.0, "{m:?}");
     }
 
     /// The point of pairing: a machine that slows down between pairs (first case) or within
