@@ -136,6 +136,44 @@ pub fn find_subprogs(code: &Code) -> VResult<Vec<Subprog>> {
     Ok(subprogs)
 }
 
+/// What the DFS needs of one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeKind {
+    /// A conditional jump (a prune point itself).
+    CondJump,
+    /// `ja` (its one edge is a branch).
+    Ja,
+    /// A helper or local call (its return site is a prune point).
+    Call,
+    /// Anything else.
+    Other,
+}
+
+/// One slot's outgoing edges: fall-through or `ja` target, conditional target, callee.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    edges: [Option<i64>; 3],
+    kind: NodeKind,
+}
+
+impl Node {
+    fn of(code: &Code, pc: usize) -> Node {
+        let (targets, n) = successors(code, pc);
+        let mut edges = [None; 3];
+        for (e, &x) in edges.iter_mut().zip(&targets[..n]) {
+            *e = Some(x);
+        }
+        edges[2] = callee(code, pc);
+        let kind = match code.insn(pc) {
+            Some(Insn::Jmp { .. }) => NodeKind::CondJump,
+            Some(Insn::Ja { .. }) => NodeKind::Ja,
+            Some(Insn::Call(_)) => NodeKind::Call,
+            _ => NodeKind::Other,
+        };
+        Node { edges, kind }
+    }
+}
+
 /// Depth-first search over the graph (`check_cfg`): back-edges, unreachable slots, jumps into
 /// an `lddw`'s second half; marks prune points.
 pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VResult<Cfg> {
@@ -143,6 +181,10 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
     const ON_STACK: u8 = 1;
     const DONE: u8 = 2;
     let len = code.len();
+    // A node is on top of the stack once per outgoing edge, so its edges are derived once
+    // here rather than from the instruction on every visit (which was most of this pass's
+    // cost).
+    let nodes: Vec<Node> = (0..len).map(|pc| Node::of(code, pc)).collect();
     let mut state = vec![UNSEEN; len];
     let mut prune = vec![false; len];
     let mut jmp = vec![false; len];
@@ -150,27 +192,23 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
     let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
     state[0] = ON_STACK;
     while let Some(&(t, first_edge)) = stack.last() {
-        let (targets, n) = successors(code, t);
-        let mut edges: [Option<i64>; 3] = [None; 3];
-        edges[..n]
-            .iter_mut()
-            .zip(targets)
-            .for_each(|(e, x)| *e = Some(x));
-        edges[2] = callee(code, t);
-        if first_edge == 0 && matches!(code.insn(t), Some(Insn::Jmp { .. })) {
-            prune[t] = true;
-        }
-        // After any call (helpers too) the path continues somewhere worth checkpointing.
-        if first_edge == 0 && matches!(code.insn(t), Some(Insn::Call(_))) && t + 1 < len {
-            prune[t + 1] = true;
-            jmp[t + 1] = true;
+        let node = nodes[t];
+        if first_edge == 0 {
+            if node.kind == NodeKind::CondJump {
+                prune[t] = true;
+            }
+            // After any call (helpers too) the path continues somewhere worth checkpointing.
+            if node.kind == NodeKind::Call && t + 1 < len {
+                prune[t + 1] = true;
+                jmp[t + 1] = true;
+            }
         }
         let mut next = None;
         let mut edge = first_edge;
         while edge < 3 {
             let i = edge;
             edge += 1;
-            let Some(w) = edges[i] else { continue };
+            let Some(w) = node.edges[i] else { continue };
             if w < 0 || w >= len as i64 {
                 return Err(VerifierError::einval(
                     t,
@@ -178,7 +216,7 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
                 ));
             }
             let w = w as usize;
-            let is_branch = i == 1 || (i == 0 && matches!(code.insn(t), Some(Insn::Ja { .. })));
+            let is_branch = i == 1 || (i == 0 && node.kind == NodeKind::Ja);
             if is_branch {
                 prune[w] = true;
                 jmp[w] = true;
@@ -187,7 +225,7 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
                 // Calls: the callee entry and the return site are both prune points.
                 prune[w] = true;
                 jmp[w] = true;
-                if let Some(r) = edges[0]
+                if let Some(r) = node.edges[0]
                     && (0..len as i64).contains(&r)
                 {
                     prune[r as usize] = true;

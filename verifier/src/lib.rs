@@ -191,8 +191,7 @@ fn run(
         Ok(c) => c,
         Err(e) => return Err(reject(e, log, Stats::default())),
     };
-    let live = liveness::live_registers(code);
-    let live64 = liveness::live64_registers(code);
+    let (live, live64) = liveness::live_sets(code);
     if log.verbose() {
         log_live_regs(code, &live, &mut log);
     }

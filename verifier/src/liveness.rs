@@ -88,36 +88,55 @@ fn use_def(code: &Code, pc: usize, only64: bool) -> (RegMask, RegMask) {
     }
 }
 
-/// Live-before sets for every slot.
-pub fn live_registers(code: &Code) -> Vec<RegMask> {
-    solve(code, false)
-}
-
-/// For every slot, the registers some path may read as full 64-bit values before writing
-/// them: a pending 32-bit definition of such a register needs zero-extension.
-pub fn live64_registers(code: &Code) -> Vec<RegMask> {
-    solve(code, true)
-}
-
-fn solve(code: &Code, only64: bool) -> Vec<RegMask> {
+/// For every slot, the live-before set (registers some path may read before writing them)
+/// and the 64-bit live-before set (registers some path may read as full 64-bit values before
+/// writing them: a pending 32-bit definition of such a register needs zero-extension).
+/// Together because the verifier needs both for every program and they share one pass over
+/// the instructions.
+pub fn live_sets(code: &Code) -> (Vec<RegMask>, Vec<RegMask>) {
     let len = code.len();
-    let mut live_in = vec![0 as RegMask; len];
-    let ud: Vec<(RegMask, RegMask)> = (0..len).map(|pc| use_def(code, pc, only64)).collect();
+    // Uses, definitions and in-range successors per slot, derived once for both analyses:
+    // each fixpoint visits every slot at least twice (the last pass only confirms nothing
+    // changed), and deriving them from the instruction on each visit was most of the cost.
+    let nodes: Vec<FlowNode> = (0..len)
+        .map(|pc| {
+            let (uses, defs) = use_def(code, pc, false);
+            let (uses64, _) = use_def(code, pc, true);
+            let (targets, n) = crate::cfg::successors(code, pc);
+            let mut succ = [0u32; 2];
+            let mut count = 0;
+            for &t in &targets[..n] {
+                if let Ok(t) = u32::try_from(t)
+                    && (t as usize) < len
+                {
+                    succ[count] = t;
+                    count += 1;
+                }
+            }
+            FlowNode {
+                uses,
+                uses64,
+                defs,
+                succ,
+                count: count as u8,
+            }
+        })
+        .collect();
+    (solve(&nodes, |n| n.uses), solve(&nodes, |n| n.uses64))
+}
+
+/// The backward fixpoint over `nodes`, each slot reading `uses(node)`.
+fn solve(nodes: &[FlowNode], uses: impl Fn(&FlowNode) -> RegMask) -> Vec<RegMask> {
+    let mut live_in = vec![0 as RegMask; nodes.len()];
     let mut changed = true;
     while changed {
         changed = false;
-        for pc in (0..len).rev() {
-            let (targets, n) = crate::cfg::successors(code, pc);
+        for (pc, node) in nodes.iter().enumerate().rev() {
             let mut out: RegMask = 0;
-            for t in &targets[..n] {
-                if let Ok(t) = usize::try_from(*t)
-                    && t < len
-                {
-                    out |= live_in[t];
-                }
+            for &t in &node.succ[..usize::from(node.count)] {
+                out |= live_in[t as usize];
             }
-            let (u, d) = ud[pc];
-            let new = (out & !d) | u;
+            let new = (out & !node.defs) | uses(node);
             if new != live_in[pc] {
                 live_in[pc] = new;
                 changed = true;
@@ -125,6 +144,15 @@ fn solve(code: &Code, only64: bool) -> Vec<RegMask> {
         }
     }
     live_in
+}
+
+/// One slot as the liveness fixpoint sees it.
+struct FlowNode {
+    uses: RegMask,
+    uses64: RegMask,
+    defs: RegMask,
+    succ: [u32; 2],
+    count: u8,
 }
 
 /// The live set of a caller frame waiting at `callsite`: what is live when the call returns,
@@ -142,7 +170,7 @@ mod tests {
         let raw = vm_core::asm::assemble("mov r2, 1\nmov r0, 0\njeq r1, 0, +1\nmov r0, 1\nexit")
             .unwrap_or_default();
         let code = Code::from_raw(&raw).0;
-        let live = live_registers(&code);
+        let live = live_sets(&code).0;
         // r2 is never read; r1 is read by the jump.
         assert_eq!(live[0] & bit(2), 0);
         assert_ne!(live[1] & bit(1), 0);

@@ -26,11 +26,46 @@ fn operand_fields(src: Operand) -> (u8, u8, i32) {
     }
 }
 
+/// The raw slots of one instruction: one, two (`lddw`) or none ([`Insn::LdImm64Tail`]).
+///
+/// A value rather than a `Vec` because encoding runs once per slot on hot paths (the
+/// verifier re-encodes every program it checks to get the kernel's opcode bytes): an
+/// allocation per instruction made encoding cost ~280 host instructions a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    slots: [RawInsn; 2],
+    len: u8,
+}
+
+impl Encoded {
+    fn one(slot: RawInsn) -> Encoded {
+        Encoded {
+            slots: [slot, RawInsn::default()],
+            len: 1,
+        }
+    }
+}
+
+impl std::ops::Deref for Encoded {
+    type Target = [RawInsn];
+    fn deref(&self) -> &[RawInsn] {
+        &self.slots[..usize::from(self.len)]
+    }
+}
+
+impl IntoIterator for Encoded {
+    type Item = RawInsn;
+    type IntoIter = std::iter::Take<std::array::IntoIter<RawInsn, 2>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.slots.into_iter().take(usize::from(self.len))
+    }
+}
+
 impl Insn {
     /// Encodes this instruction into one or two raw slots. [`Insn::LdImm64Tail`] encodes to
     /// nothing: its slot is produced by the `lddw` before it.
-    pub fn encode(&self) -> Vec<RawInsn> {
-        let one = |code, dst, src, off, imm| vec![RawInsn::new(code, dst, src, off, imm)];
+    pub fn encode(&self) -> Encoded {
+        let one = |code, dst, src, off, imm| Encoded::one(RawInsn::new(code, dst, src, off, imm));
         match *self {
             Insn::Alu {
                 op,
@@ -116,12 +151,18 @@ impl Insn {
                         (BPF_PSEUDO_MAP_IDX_VALUE, idx, off as i32)
                     }
                 };
-                vec![
-                    RawInsn::new(BPF_LD | BPF_IMM | BPF_DW, dst, src, 0, lo),
-                    RawInsn::new(0, 0, 0, 0, hi),
-                ]
+                Encoded {
+                    slots: [
+                        RawInsn::new(BPF_LD | BPF_IMM | BPF_DW, dst, src, 0, lo),
+                        RawInsn::new(0, 0, 0, 0, hi),
+                    ],
+                    len: 2,
+                }
             }
-            Insn::LdImm64Tail => Vec::new(),
+            Insn::LdImm64Tail => Encoded {
+                slots: [RawInsn::default(); 2],
+                len: 0,
+            },
             Insn::LdAbs { size, imm } => one(BPF_LD | BPF_ABS | size_bits(size), 0, 0, 0, imm),
             Insn::LdInd { size, src, imm } => {
                 one(BPF_LD | BPF_IND | size_bits(size), 0, src, 0, imm)
@@ -171,5 +212,9 @@ impl Insn {
 
 /// Encodes a decoded program (one entry per slot, as [`decode_program`](super::decode_program) returns).
 pub fn encode_program(insns: &[Insn]) -> Vec<RawInsn> {
-    insns.iter().flat_map(Insn::encode).collect()
+    let mut out = Vec::with_capacity(insns.len());
+    for insn in insns {
+        out.extend_from_slice(&insn.encode());
+    }
+    out
 }

@@ -6,7 +6,7 @@ mod insn;
 pub mod opcode;
 
 pub use decode::{DecodeError, DecodeErrorKind, check_targets, decode_at, decode_program};
-pub use encode::encode_program;
+pub use encode::{Encoded, encode_program};
 pub use insn::*;
 
 #[cfg(test)]
