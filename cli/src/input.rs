@@ -4,6 +4,7 @@ use std::path::Path;
 
 use vm_core::{
     ProgType, Program, RawInsn,
+    elf::{Item, SectionError, SectionErrorKind},
     isa::{self, DecodeError},
     testdata::TestFile,
 };
@@ -22,6 +23,10 @@ pub struct Loaded {
     pub expected: Option<u64>,
     /// Source lines from the ELF's BTF line info, when it has any for this program.
     pub lines: Option<vm_core::elf::LineTable>,
+    /// The loader's full message when `program` is the decode error of an ELF program: the
+    /// loader keeps no slots of a program that does not decode, so `raw` is empty and the
+    /// verifier cannot see the encoding itself (`verify` then rejects from the error alone).
+    pub elf_decode_error: Option<String>,
 }
 
 impl Loaded {
@@ -29,6 +34,11 @@ impl Loaded {
     pub fn decoded(self, path: &Path) -> Result<(Program, Option<Vec<u8>>), CliError> {
         match self.program {
             Ok(p) => Ok((p, self.mem)),
+            Err(_) if self.elf_decode_error.is_some() => Err(CliError::input(format!(
+                "{}: {}",
+                path.display(),
+                self.elf_decode_error.unwrap_or_default()
+            ))),
             Err(e) => Err(CliError::input(format!(
                 "{}: instruction {}: {}",
                 path.display(),
@@ -104,6 +114,7 @@ pub fn load(path: &Path, g: &GlobalOpts) -> Result<Loaded, CliError> {
         mem,
         expected,
         lines: None,
+        elf_decode_error: None,
     })
 }
 
@@ -125,33 +136,53 @@ fn load_elf(
     g: &GlobalOpts,
     forced: Option<ProgType>,
 ) -> Result<Loaded, CliError> {
-    let obj = vm_core::elf::load_object(bytes)
+    // Lenient: one program the loader refuses (a kfunc call, CO-RE, a bad encoding) must not
+    // make `--section` unable to pick another program of the same object.
+    let (obj, errors) = vm_core::elf::load_object_lenient(bytes)
         .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
-    let mut program = match &g.section {
-        Some(sec) => obj.program(sec).cloned().ok_or_else(|| {
-            CliError::input(format!(
-                "{}: no program in section or function `{sec}`; programs: {}",
-                path.display(),
-                program_list(&obj.programs)
-            ))
-        })?,
-        None => match obj.programs.as_slice() {
-            [only] => only.clone(),
-            [] => {
+    // A bad map definition makes the whole object malformed, as it did with the strict load.
+    if let Some(e) = errors.iter().find(|e| !e.is_program()) {
+        return Err(CliError::input(format!("{}: {e}", path.display())));
+    }
+    let failed: Vec<&SectionError> = errors.iter().collect();
+    let chosen = match &g.section {
+        Some(sec) => match obj.program(sec) {
+            Some(p) => Ok(p.clone()),
+            None => Err(failed
+                .iter()
+                .find(|e| e.item == Item::Program(sec.clone()))
+                .or_else(|| failed.iter().find(|e| e.section == *sec))
+                .copied()
+                .ok_or_else(|| {
+                    CliError::input(format!(
+                        "{}: no program in section or function `{sec}`; programs: {}",
+                        path.display(),
+                        program_list(&obj.programs, &failed)
+                    ))
+                })?),
+        },
+        None => match (obj.programs.as_slice(), failed.as_slice()) {
+            ([only], []) => Ok(only.clone()),
+            ([], [only]) => Err(*only),
+            ([], []) => {
                 return Err(CliError::input(format!(
                     "{}: no executable program section",
                     path.display()
                 )));
             }
-            many => {
+            _ => {
                 return Err(CliError::input(format!(
                     "{}: {} programs, pick one with --section: {}",
                     path.display(),
-                    many.len(),
-                    program_list(many)
+                    obj.programs.len() + failed.len(),
+                    program_list(&obj.programs, &failed)
                 )));
             }
         },
+    };
+    let mut program = match chosen {
+        Ok(p) => p,
+        Err(e) => return refused_program(path, e),
     };
     if let Some(t) = forced {
         program.prog_type = t;
@@ -169,19 +200,40 @@ fn load_elf(
         mem: None,
         expected: None,
         lines,
+        elf_decode_error: None,
     })
 }
 
-fn program_list(programs: &[Program]) -> String {
-    programs
-        .iter()
-        .map(|p| match &p.section {
-            Some(s) if s != &p.name => format!("{s} ({})", p.name),
-            Some(s) => s.clone(),
-            None => p.name.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The chosen ELF program did not load. An encoding that does not decode is something the
+/// kernel refuses at load time, so `verify` and `compile` reject it (exit 1, with its pc);
+/// anything else (CO-RE, kfuncs, bad relocations) is input this toolchain cannot read (exit 2).
+fn refused_program(path: &Path, e: &SectionError) -> Result<Loaded, CliError> {
+    match &e.kind {
+        SectionErrorKind::Decode { error, .. } | SectionErrorKind::Linked(error) => Ok(Loaded {
+            raw: Vec::new(),
+            program: Err(error.clone()),
+            mem: None,
+            expected: None,
+            lines: None,
+            elf_decode_error: Some(e.to_string()),
+        }),
+        _ => Err(CliError::input(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn program_list(programs: &[Program], failed: &[&SectionError]) -> String {
+    let loaded = programs.iter().map(|p| match &p.section {
+        Some(s) if s != &p.name => format!("{s} ({})", p.name),
+        Some(s) => s.clone(),
+        None => p.name.clone(),
+    });
+    let refused = failed.iter().map(|e| match &e.item {
+        Item::Program(name) if *name != e.section => {
+            format!("{} ({name}, does not load: {})", e.section, e.kind.class())
+        }
+        _ => format!("{} (does not load: {})", e.section, e.kind.class()),
+    });
+    loaded.chain(refused).collect::<Vec<_>>().join(", ")
 }
 
 /// Reads a packet or memory file: pcap (first frame), hex text (`.hex`/`.txt`), or raw bytes.

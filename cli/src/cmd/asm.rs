@@ -16,8 +16,16 @@ use crate::{GlobalOpts, SyntaxArg, exit::CliError, input, json as out};
 /// Assembles FILE; writes raw little-endian slots to `-o`, or to stdout when it is not a terminal.
 pub fn asm(file: &Path, output: Option<&Path>, g: &GlobalOpts) -> Result<u8, CliError> {
     input::refuse_section(file, g)?;
-    let text = std::fs::read_to_string(file)
+    let bytes = std::fs::read(file)
         .map_err(|e| CliError::input(format!("{}: cannot read: {e}", file.display())))?;
+    // The same message as every other command gives for non-UTF-8 assembly: with its offset.
+    let text = String::from_utf8(bytes).map_err(|e| {
+        CliError::input(format!(
+            "{}: not UTF-8 text (byte offset {})",
+            file.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
     let raw =
         asm::assemble(&text).map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
     // An invalid encoding is bad input for `asm` as for `run` (contract, exit 2).

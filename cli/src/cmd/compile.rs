@@ -53,7 +53,7 @@ pub fn compile(args: &CompileArgs, g: &GlobalOpts) -> Result<u8, CliError> {
                     reasons: vec![reason],
                     verifier_log: String::new(),
                 },
-                0,
+                loaded.raw.len(),
                 g,
             );
             return Ok(1);

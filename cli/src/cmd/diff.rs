@@ -70,18 +70,23 @@ fn engine_names(against: &[String]) -> Result<Vec<String>, CliError> {
     Ok(names)
 }
 
-fn result_json(run: &EngineRun) -> Value {
+/// One engine's result; `retval` as `offload run` reports it (low 32 bits for XDP and tc,
+/// as the kernel engine gives it), so the engines' values compare as the verdicts do.
+fn result_json(run: &EngineRun, t: ProgType) -> Value {
     match &run.result {
-        Ok(r) => json!({"retval": r.retval, "packet": hex::encode(&r.packet)}),
+        Ok(r) => json!({
+            "retval": crate::cmd::run::reported_retval(t, r.retval),
+            "packet": hex::encode(&r.packet)
+        }),
         Err(EngineError::Refused(why)) => json!({"refused": why}),
         Err(EngineError::Fault(why)) => json!({"error": why}),
     }
 }
 
-fn case_json(input: &TestInput, runs: &[EngineRun]) -> Value {
+fn case_json(input: &TestInput, runs: &[EngineRun], t: ProgType) -> Value {
     let results: Map<String, Value> = runs
         .iter()
-        .map(|r| (r.engine.clone(), result_json(r)))
+        .map(|r| (r.engine.clone(), result_json(r, t)))
         .collect();
     json!({"input": hex::encode(&input.packet), "results": results})
 }
@@ -146,7 +151,7 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             .collect();
         let (runs, verdict) = run_differential(&mut refs, &input);
         if i == 0 {
-            sample = case_json(&input, &runs);
+            sample = case_json(&input, &runs, program.prog_type);
         }
         match verdict {
             Comparison::Agree => {}
@@ -154,7 +159,7 @@ pub fn diff(args: &DiffArgs, g: &GlobalOpts) -> Result<u8, CliError> {
             Comparison::Diverge(d) => {
                 divergences += 1;
                 if first.is_null() {
-                    first = case_json(&input, &runs);
+                    first = case_json(&input, &runs, program.prog_type);
                     first_text = Some(format!(
                         "input #{i} ({} bytes): {} differs between {} and {}: {}\n  input: {}",
                         input.packet.len(),

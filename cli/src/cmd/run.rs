@@ -22,11 +22,22 @@ pub struct RunArgs {
     #[arg(long)]
     pub mem: Option<PathBuf>,
     /// Run N times; reports the mean time per run (`ns_per_run`) and the last run's results.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: u64,
+    #[arg(long)]
+    pub repeat: Option<u64>,
     /// Cap on executed instructions per run; exceeding it is a fault.
     #[arg(long, default_value_t = 100_000_000)]
     pub budget: u64,
+}
+
+/// The return value as `BPF_PROG_TEST_RUN` reports it: XDP and tc programs return a u32 to
+/// the kernel, so only r0's low 32 bits are their verdict. `diff` shows every engine's
+/// retval this way so that they compare as the verdicts do; `run` reports the full r0
+/// (cli-contract.md, `run` JSON).
+pub fn reported_retval(t: ProgType, r0: u64) -> u64 {
+    match t {
+        ProgType::Xdp | ProgType::SchedCls => r0 & 0xffff_ffff,
+        _ => r0,
+    }
 }
 
 /// Human-readable name of a return code for the program type.
@@ -65,6 +76,12 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         program.prog_type = ProgType::Mem;
     }
     let input = match program.prog_type {
+        ProgType::Mem if args.packet.is_some() => {
+            return Err(CliError::input(format!(
+                "--packet is for xdp, tc and socket programs; {} is a mem program, use --mem",
+                args.prog.display()
+            )));
+        }
         ProgType::Mem => match &args.mem {
             Some(p) => input::read_bytes_input(p)?,
             None => data_mem.unwrap_or_default(),
@@ -94,7 +111,7 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     };
     let mut vm = Vm::new(&program, config)
         .map_err(|e| CliError::input(format!("{}: {e}", args.prog.display())))?;
-    let repeat = args.repeat.max(1);
+    let repeat = args.repeat.unwrap_or(1).max(1);
     let start = Instant::now();
     let mut result = vm.run(&input);
     for _ in 1..repeat {
@@ -104,7 +121,10 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         result = vm.run(&input);
     }
     let elapsed = start.elapsed();
-    let ns_per_run = (args.repeat > 1).then(|| elapsed.as_nanos() as f64 / repeat as f64);
+    // Present whenever --repeat is given (`--repeat 1` times one run), as the contract says.
+    let ns_per_run = args
+        .repeat
+        .map(|_| elapsed.as_nanos() as f64 / repeat as f64);
     let (code, error) = match &result {
         Ok(_) => (0, None),
         Err(e @ RunError::BadInput(_)) => {
@@ -116,6 +136,8 @@ pub fn run(args: &RunArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         let mut f = Map::new();
         match &result {
             Ok(o) => {
+                // The contract's `retval` is the full 64-bit r0 (what the kernel would report
+                // is `reported_retval`, which `diff` shows for every engine).
                 f.insert("retval".into(), json!(o.retval));
                 f.insert("packet".into(), json!(hex::encode(&o.packet)));
                 f.insert("insns".into(), json!(o.insns));

@@ -33,6 +33,7 @@ pub fn verify(args: &VerifyArgs, g: &GlobalOpts) -> Result<u8, CliError> {
     let start = Instant::now();
     let result = match &loaded.program {
         Ok(program) => verifier::verify(program, &opts),
+        Err(e) if loaded.elf_decode_error.is_some() => Err(undecodable(e)),
         Err(_) => {
             let prog_type = g
                 .prog_type
@@ -47,6 +48,23 @@ pub fn verify(args: &VerifyArgs, g: &GlobalOpts) -> Result<u8, CliError> {
         print_human(&args.prog, &result, verify_ns);
     }
     Ok(if result.is_ok() { 0 } else { 1 })
+}
+
+/// The rejection of an ELF program whose slots the loader could not decode (and so did not
+/// keep): the kernel refuses such an encoding before its walk, as `verify_raw` does for raw
+/// input, so the log is the error and a summary of 0 processed instructions.
+fn undecodable(e: &vm_core::isa::DecodeError) -> Rejected {
+    let error = verifier::VerifierError::einval(e.pc, e.kind.to_string());
+    let log = format!(
+        "{}\n{}\n",
+        error.message,
+        verifier::Stats::default().summary()
+    );
+    Rejected {
+        error,
+        log,
+        processed_insns: 0,
+    }
 }
 
 fn json_fields(
