@@ -3,7 +3,8 @@
 //! 64-bit compares are `sub` on the low words then `sub_carry` on the high words (carry =
 //! no borrow, so `hs`/`lo` decide unsigned order and `ge`/`lt` signed order of the full
 //! 64-bit values); `>`/`<=` swap the operands. Equality and JSET combine both words with
-//! `xor`/`and` then `or`. Reachability facts remove branches the verifier proved dead.
+//! `xor`/`and` then `or`. Reachability facts remove branches the verifier proved dead, and a
+//! 64-bit compare of two values known to fit 32 bits is the 32-bit compare (`narrow_cmp`).
 
 use vm_core::isa::{JmpCond, Operand, Reg, Width};
 
@@ -62,8 +63,23 @@ impl Lowerer<'_> {
         let l = Label::Pc(t);
         match width {
             Width::W32 => self.jmp32(cond, d, val, l),
+            Width::W64 if self.opt.narrow_cmp && self.both_within_u32(d, val) => {
+                // Both values are in 0..2^32: their 64-bit order, equality and common bits
+                // are those of their low words, and as non-negative numbers their signed
+                // order is their unsigned order.
+                self.out.opts.narrow_cmp += 1;
+                self.jmp32(unsigned_cond(cond), d, val, l);
+            }
             Width::W64 => self.jmp64(cond, d, val, l),
         }
+    }
+
+    /// Whether the lowering's own ranges (sound on every path, unlike the verifier's
+    /// visited-state union) bound both compared values to 32 bits before this instruction.
+    fn both_within_u32(&self, d: Reg, val: Val) -> bool {
+        let within = |m: Option<u64>| m.is_some_and(|m| m <= u64::from(u32::MAX));
+        within(self.operand_max(Val::Reg(d), Width::W64))
+            && within(self.operand_max(val, Width::W64))
     }
 
     fn jmp32(&mut self, cond: JmpCond, d: Reg, val: Val, l: Label) {
@@ -142,6 +158,17 @@ impl Lowerer<'_> {
                 self.br(swapped_cond(cond), l);
             }
         }
+    }
+}
+
+/// The unsigned condition that decides `c` between two non-negative values.
+fn unsigned_cond(c: JmpCond) -> JmpCond {
+    match c {
+        JmpCond::Slt => JmpCond::Lt,
+        JmpCond::Sle => JmpCond::Le,
+        JmpCond::Sgt => JmpCond::Gt,
+        JmpCond::Sge => JmpCond::Ge,
+        other => other,
     }
 }
 

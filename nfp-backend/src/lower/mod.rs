@@ -74,6 +74,9 @@ pub struct LowerOptions {
     pub lm_window0: bool,
     /// Branches the verifier proved never (or always) taken become nothing (or `br`).
     pub dead_branch: bool,
+    /// 64-bit compares of two values the lowering's own ranges bound to 32 bits compare
+    /// the low words only.
+    pub narrow_cmp: bool,
 }
 
 impl Default for LowerOptions {
@@ -84,6 +87,7 @@ impl Default for LowerOptions {
             pkt_cache: true,
             lm_window0: true,
             dead_branch: true,
+            narrow_cmp: true,
         }
     }
 }
@@ -96,6 +100,7 @@ impl LowerOptions {
         pkt_cache: false,
         lm_window0: false,
         dead_branch: false,
+        narrow_cmp: false,
     };
 }
 
@@ -114,11 +119,13 @@ pub struct OptCounts {
     pub lm_window3_reuse: u32,
     /// Conditional branches removed or made unconditional by reachability facts.
     pub dead_branch: u32,
+    /// 64-bit compares done on the low words.
+    pub narrow_cmp: u32,
 }
 
 impl OptCounts {
     /// `(name, count)` pairs for reports.
-    pub fn entries(&self) -> [(&'static str, u32); 6] {
+    pub fn entries(&self) -> [(&'static str, u32); 7] {
         [
             ("imm_fold", self.imm_fold),
             ("ld_mask_fold", self.ld_mask_fold),
@@ -126,6 +133,7 @@ impl OptCounts {
             ("lm_window0", self.lm_window0),
             ("lm_window3_reuse", self.lm_window3_reuse),
             ("dead_branch", self.dead_branch),
+            ("narrow_cmp", self.narrow_cmp),
         ]
     }
 }

@@ -122,3 +122,38 @@ fn dead_branch_removes_never_taken_compares() {
     let (b, a) = before_after(src, with, false);
     assert!(b - a >= 4, "{b} -> {a}");
 }
+
+#[test]
+fn narrow_cmp_compares_32_bit_bounded_values_on_their_low_words() {
+    let with = LowerOptions {
+        narrow_cmp: true,
+        ..LowerOptions::NONE
+    };
+    // A byte and a half-word from the packet, compared with each other, with immediates and
+    // by signed conditions: every compare fits 32 bits, and each but the `jset` (whose mask
+    // has no high word, so it was one `and` already) saves its high-word step.
+    let src = format!(
+        "{PKT}ldxb %r5, [%r2+12]\nldxh %r6, [%r2+14]\nmov %r0, 1\n\
+         jeq %r5, 8, out\njgt %r6, %r5, out\njsgt %r5, 200, out\njset %r6, 0x80, out\nmov %r0, 2\nout:\nexit"
+    );
+    let (b, a) = before_after(&src, with, false);
+    assert_eq!(b - a, 3, "{b} -> {a}");
+    let c = diff_with(&xdp(&src), &[packet()], &with, true);
+    assert_eq!(c.optimisations.narrow_cmp, 4);
+}
+
+#[test]
+fn narrow_cmp_leaves_wide_or_negative_operands_alone() {
+    let with = LowerOptions {
+        narrow_cmp: true,
+        ..LowerOptions::NONE
+    };
+    // A 64-bit load may exceed 32 bits; -1 sign-extends to 64 set bits; a sum of two words
+    // may carry into bit 32.
+    let src = format!(
+        "{PKT}ldxdw %r5, [%r2+8]\nldxw %r6, [%r2+16]\nmov %r7, %r6\nadd %r7, %r6\nmov %r0, 1\n\
+         jeq %r5, 8, out\njsgt %r6, -1, out\njgt %r7, %r6, out\nmov %r0, 2\nout:\nexit"
+    );
+    let c = diff_with(&xdp(&src), &[packet()], &with, true);
+    assert_eq!(c.optimisations.narrow_cmp, 0);
+}
