@@ -476,3 +476,27 @@ fn unprivileged_profile_is_stricter() {
     assert_eq!(e.map(|e| e.errno), Some(Errno::EPERM));
     assert!(run("mov r0, 0\nexit", SocketFilter).is_ok());
 }
+
+/// `jset` with a mask of several bits teaches the kernel nothing about the register (only a
+/// single-bit mask sets that bit), so after `jset r0, 3` r0 may still be 0 and the NULL check
+/// that follows keeps both paths: the scalar dereference on its fall-through is refused.
+/// We once learnt "r0 != 0" on the taken edge and accepted this.
+#[test]
+fn jset_learns_only_a_single_bit() {
+    let prog = |cond: &str| {
+        format!(
+            "call 5\n{cond}, l1\nmov r0, 0\nexit\nl1:\njne r0, 0, l2\nldxb r0, [r0+0]\nl2:\nmov r0, 0\nexit"
+        )
+    };
+    for cond in ["jset r0, 3", "jset r0, -1", "jset32 r0, 3"] {
+        check(
+            cond,
+            &prog(cond),
+            Xdp,
+            vec![],
+            Reject(Errno::EACCES, "R0 invalid mem access 'scalar'"),
+        );
+    }
+    // A single-bit mask: the bit is set, so r0 != 0 and the dereference is dead code.
+    check("jset r0, 4", &prog("jset r0, 4"), Xdp, vec![], Accept);
+}

@@ -115,7 +115,15 @@ struct Case {
 fn kernel_load(p: &Program) -> Result<(), (i32, String)> {
     match load_vm_program(p, &LoadOptions::default()) {
         Ok(_) => Ok(()),
-        Err(VmLoadError::Load(e)) => Err((e.errno, e.first_error_line.unwrap_or_default())),
+        // The Spectre refusal is the log's last word, but a speculative path checked before it
+        // can print an error-looking line first (seen: "invalid access to map value ...
+        // off=-2" two lines above "... prohibited for !root"), so `!root` is looked for in
+        // the whole log.
+        Err(VmLoadError::Load(e)) => {
+            let spectre = e.log.lines().find(|l| l.contains("!root"));
+            let line = spectre.map(str::to_string).or(e.first_error_line);
+            Err((e.errno, line.unwrap_or_default()))
+        }
         Err(e) => panic!("kernel setup failed: {e}"),
     }
 }

@@ -224,9 +224,10 @@ fn refine_lanes(c: Cond, a: &mut Lane, b: &mut Lane) -> Option<()> {
             }
         }
         Cond::Set => {
-            // x & y != 0: neither is 0, and a single-bit constant must be set in the other.
-            a.umin = a.umin.max(1);
-            b.umin = b.umin.max(1);
+            // x & y != 0: a single-bit constant must be set in the other operand. "Neither is
+            // 0" is true as well, but the kernel (6.18) does not learn it, and learning more
+            // than the kernel makes paths it explores look dead here: we would accept programs
+            // it refuses (found by kernel_fuzz: `jset r0, 3` then a NULL check of r0).
             if let Some(y) = b.const_value().filter(|y| y.is_power_of_two()) {
                 a.var_off = a.var_off.try_intersect(Tnum::new(y, !y))?;
             }
