@@ -107,8 +107,11 @@ impl<R: Read> CaptureReader<R> {
         };
         let inner = match u32::from_le_bytes(magic) {
             0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => {
-                let r = PcapReader::new(replay)
-                    .map_err(|e| open_err(format!("bad pcap header: {e}")))?;
+                let r = PcapReader::new(replay).map_err(|e| {
+                    open_err(format!(
+                        "bad pcap header (bytes 0..{PCAP_HEADER}, the global header): {e}"
+                    ))
+                })?;
                 let field = u32::from(r.header().datalink);
                 let fcs = pcap_ethernet_fcs(field).map_err(|name| {
                     not_ethernet(
@@ -123,10 +126,11 @@ impl<R: Read> CaptureReader<R> {
                 }
                 Inner::Pcap(r, fcs)
             }
-            0x0a0d_0d0a => Inner::PcapNg(
-                PcapNgReader::new(replay)
-                    .map_err(|e| open_err(format!("bad pcapng section header: {e}")))?,
-            ),
+            0x0a0d_0d0a => Inner::PcapNg(PcapNgReader::new(replay).map_err(|e| {
+                open_err(format!(
+                    "bad pcapng section header block (at byte offset 0): {e}"
+                ))
+            })?),
             m => {
                 return Err(open_err(format!(
                     "neither pcap nor pcapng (magic {m:#010x})"

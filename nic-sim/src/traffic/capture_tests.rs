@@ -605,3 +605,15 @@ fn pcapng_simple_packets_drop_padding_and_fcs() {
     .expect("spb");
     assert_eq!(read_all(w.into_inner(), "s.pcapng"), vec![counting(16)]);
 }
+
+/// A pcap cut inside its 24-byte global header names the header's byte range.
+#[test]
+fn pcap_cut_inside_its_global_header_names_the_range() {
+    let mut bytes = Vec::new();
+    let w = CaptureWriter::new(&mut bytes, Path::new("x")).expect("header");
+    drop(w);
+    assert_eq!(bytes.len(), 24);
+    let err = CaptureReader::new(Cursor::new(bytes[..23].to_vec()), Path::new("x"))
+        .expect_err("cut header");
+    assert!(err.to_string().contains("bytes 0..24"), "{err}");
+}
