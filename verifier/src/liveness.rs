@@ -94,11 +94,31 @@ fn use_def(code: &Code, pc: usize, only64: bool) -> (RegMask, RegMask) {
 /// Together because the verifier needs both for every program and they share one pass over
 /// the instructions.
 pub fn live_sets(code: &Code) -> (Vec<RegMask>, Vec<RegMask>) {
+    let nodes = flow_nodes(code);
+    (solve(&nodes, |n| n.uses), solve(&nodes, |n| n.uses64))
+}
+
+/// The 64-bit live-before sets of [`live_sets`] for code in which the slots marked in
+/// `low_only` read only the low halves of their operands (an offload backend that lowers a
+/// 64-bit compare of values known to fit 32 bits as a 32-bit compare): their reads keep no
+/// upper half alive, so fewer 32-bit definitions need zero-extension.
+pub fn live64_with_low_reads(code: &Code, low_only: &[bool]) -> Vec<RegMask> {
+    let nodes = flow_nodes(code);
+    let low = |pc: usize| low_only.get(pc).copied().unwrap_or(false);
+    let uses: Vec<RegMask> = nodes
+        .iter()
+        .enumerate()
+        .map(|(pc, n)| if low(pc) { 0 } else { n.uses64 })
+        .collect();
+    solve_indexed(&nodes, |pc, _| uses[pc])
+}
+
+/// Uses, definitions and in-range successors per slot, derived once for every analysis over
+/// them: each fixpoint visits every slot at least twice (the last pass only confirms nothing
+/// changed), and deriving them from the instruction on each visit was most of the cost.
+fn flow_nodes(code: &Code) -> Vec<FlowNode> {
     let len = code.len();
-    // Uses, definitions and in-range successors per slot, derived once for both analyses:
-    // each fixpoint visits every slot at least twice (the last pass only confirms nothing
-    // changed), and deriving them from the instruction on each visit was most of the cost.
-    let nodes: Vec<FlowNode> = (0..len)
+    (0..len)
         .map(|pc| {
             let (uses, defs) = use_def(code, pc, false);
             let (uses64, _) = use_def(code, pc, true);
@@ -121,12 +141,16 @@ pub fn live_sets(code: &Code) -> (Vec<RegMask>, Vec<RegMask>) {
                 count: count as u8,
             }
         })
-        .collect();
-    (solve(&nodes, |n| n.uses), solve(&nodes, |n| n.uses64))
+        .collect()
 }
 
 /// The backward fixpoint over `nodes`, each slot reading `uses(node)`.
 fn solve(nodes: &[FlowNode], uses: impl Fn(&FlowNode) -> RegMask) -> Vec<RegMask> {
+    solve_indexed(nodes, |_, n| uses(n))
+}
+
+/// The backward fixpoint over `nodes`, slot `pc` reading `uses(pc, node)`.
+fn solve_indexed(nodes: &[FlowNode], uses: impl Fn(usize, &FlowNode) -> RegMask) -> Vec<RegMask> {
     let mut live_in = vec![0 as RegMask; nodes.len()];
     let mut changed = true;
     while changed {
@@ -136,7 +160,7 @@ fn solve(nodes: &[FlowNode], uses: impl Fn(&FlowNode) -> RegMask) -> Vec<RegMask
             for &t in &node.succ[..usize::from(node.count)] {
                 out |= live_in[t as usize];
             }
-            let new = (out & !node.defs) | uses(node);
+            let new = (out & !node.defs) | uses(pc, node);
             if new != live_in[pc] {
                 live_in[pc] = new;
                 changed = true;

@@ -6,7 +6,10 @@
 //! `xor`/`and` then `or`. Reachability facts remove branches the verifier proved dead, and a
 //! 64-bit compare of two values known to fit 32 bits is the 32-bit compare (`narrow_cmp`).
 
-use vm_core::isa::{JmpCond, Operand, Reg, Width};
+use vm_core::Program;
+use vm_core::isa::{Insn, JmpCond, Operand, Reg, Width};
+
+use super::ranges::Known;
 
 use super::alu::alu;
 use super::{Label, Lowerer, S0, S1, Val, ga, gb, hi, lo};
@@ -63,7 +66,7 @@ impl Lowerer<'_> {
         let l = Label::Pc(t);
         match width {
             Width::W32 => self.jmp32(cond, d, val, l),
-            Width::W64 if self.opt.narrow_cmp && self.both_within_u32(d, val) => {
+            Width::W64 if self.opt.narrow_cmp && self.narrow_at(self.pc) => {
                 // Both values are in 0..2^32: their 64-bit order, equality and common bits
                 // are those of their low words, and as non-negative numbers their signed
                 // order is their unsigned order.
@@ -74,12 +77,9 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Whether the lowering's own ranges (sound on every path, unlike the verifier's
-    /// visited-state union) bound both compared values to 32 bits before this instruction.
-    fn both_within_u32(&self, d: Reg, val: Val) -> bool {
-        let within = |m: Option<u64>| m.is_some_and(|m| m <= u64::from(u32::MAX));
-        within(self.operand_max(Val::Reg(d), Width::W64))
-            && within(self.operand_max(val, Width::W64))
+    /// Whether the 64-bit compare at `pc` is lowered as a 32-bit one ([`narrow_compares`]).
+    fn narrow_at(&self, pc: usize) -> bool {
+        self.narrow.get(pc).copied().unwrap_or(false)
     }
 
     fn jmp32(&mut self, cond: JmpCond, d: Reg, val: Val, l: Label) {
@@ -159,6 +159,38 @@ impl Lowerer<'_> {
             }
         }
     }
+}
+
+/// Per slot: a 64-bit conditional jump whose two values the lowering's own ranges (sound on
+/// every path, unlike the verifier's visited-state union) bound to 32 bits before it. Such a
+/// compare reads only the low words, which also frees the upper halves it would have read
+/// from zero-extension (`Lowerer::zext`); decided once, before lowering, so that both agree.
+pub(crate) fn narrow_compares(prog: &Program, known: &[Option<Known>]) -> Vec<bool> {
+    let within = |m: Option<u64>| m.is_some_and(|m| m <= u64::from(u32::MAX));
+    prog.insns
+        .iter()
+        .enumerate()
+        .map(|(pc, insn)| {
+            let Insn::Jmp {
+                width: Width::W64,
+                dst,
+                src,
+                ..
+            } = *insn
+            else {
+                return false;
+            };
+            let Some(k) = known.get(pc).copied().flatten() else {
+                return false;
+            };
+            let max = |r: Reg| k.max.get(usize::from(r)).copied().flatten();
+            let src_max = match src {
+                Operand::Reg(r) => max(r),
+                Operand::Imm(i) => Some(i64::from(i) as u64),
+            };
+            within(max(dst)) && within(src_max)
+        })
+        .collect()
 }
 
 /// The unsigned condition that decides `c` between two non-negative values.

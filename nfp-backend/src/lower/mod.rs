@@ -210,6 +210,11 @@ pub(crate) struct Lowerer<'a> {
     pub mask_plan: HashMap<usize, u8>,
     /// Sound register bounds/constants before each slot ([`ranges`]).
     pub known: Vec<Option<ranges::Known>>,
+    /// Per slot: a 64-bit compare lowered on the low words ([`jmp::narrow_compares`]).
+    pub narrow: Vec<bool>,
+    /// With `narrow_cmp`: per slot, the registers whose upper half some path still reads
+    /// before writing it, the narrowed compares not counting (see [`Lowerer::zext`]).
+    pub hi_live: Option<Vec<verifier::liveness::RegMask>>,
     /// Slots whose lowering was absorbed by the previous slot.
     pub skip: BTreeSet<usize>,
     abort_label: Option<Label>,
@@ -303,6 +308,14 @@ impl<'a> Lowerer<'a> {
         fn_starts.dedup();
         fn_starts.retain(|&s| s < n);
         let known = ranges::analyse(prog, &fn_starts);
+        let (narrow, hi_live) = if opt.narrow_cmp {
+            let narrow = jmp::narrow_compares(prog, &known);
+            let code = verifier::code::Code::from_insns(&prog.insns);
+            let hi_live = verifier::liveness::live64_with_low_reads(&code, &narrow);
+            (narrow, Some(hi_live))
+        } else {
+            (Vec::new(), None)
+        };
         let depths = fn_starts
             .iter()
             .enumerate()
@@ -329,6 +342,8 @@ impl<'a> Lowerer<'a> {
             pkt_plan: HashMap::new(),
             mask_plan: HashMap::new(),
             known,
+            narrow,
+            hi_live,
             skip: BTreeSet::new(),
             abort_label: None,
         }

@@ -50,7 +50,7 @@ impl Lowerer<'_> {
             .and_then(|k| k.konst.get(usize::from(r)).copied().flatten())
     }
 
-    pub(super) fn operand_max(&self, v: Val, width: Width) -> Option<u64> {
+    fn operand_max(&self, v: Val, width: Width) -> Option<u64> {
         match v {
             Val::Imm(x) => Some(match width {
                 Width::W64 => x,
