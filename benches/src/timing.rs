@@ -223,6 +223,13 @@ mod tests {
         assert!(Measurement::from_samples(vec![f64::NAN], 1).is_none());
     }
 
+    /// Batches of >= 2 ms, three of them: long enough for the calibration's doubling to
+    /// matter.
+    const BUDGET: Budget = Budget {
+        batch: Duration::from_millis(2),
+        samples: 3,
+    };
+
     /// A clock that only the operations move: each one advances it by its cost, so the tests
     /// see exact figures whatever the machine does meanwhile.
     #[derive(Default)]
@@ -239,14 +246,10 @@ mod tests {
 
     #[test]
     fn measure_reaches_the_batch_length() {
-        let budget = Budget {
-            batch: Duration::from_millis(2),
-            samples: 3,
-        };
         let clock = FakeClock::default();
         let mut n = 0u64;
         let m = measure_on(
-            budget,
+            BUDGET,
             || clock.now(),
             || {
                 n += 1;
@@ -267,14 +270,10 @@ mod tests {
     /// An operation that alone fills a batch is run once to calibrate and that run counts.
     #[test]
     fn a_slow_operation_counts_its_calibration_run() {
-        let budget = Budget {
-            batch: Duration::from_millis(2),
-            samples: 3,
-        };
         let clock = FakeClock::default();
         let mut n = 0u64;
         let m = measure_on(
-            budget,
+            BUDGET,
             || clock.now(),
             || {
                 n += 1;
@@ -287,13 +286,9 @@ mod tests {
 
     #[test]
     fn paired_ratio_compares_adjacent_batches() {
-        let budget = Budget {
-            batch: Duration::from_millis(2),
-            samples: 3,
-        };
         let clock = FakeClock::default();
         let p = measure_pair_on(
-            budget,
+            BUDGET,
             || clock.now(),
             || clock.spend(Duration::from_micros(50)),
             || clock.spend(Duration::from_micros(200)),

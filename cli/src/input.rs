@@ -75,13 +75,7 @@ pub fn load(path: &Path, g: &GlobalOpts) -> Result<Loaded, CliError> {
         .to_string();
     let (raw, mem, expected, default_type) = match ext {
         "s" | "asm" => {
-            let text = String::from_utf8(bytes).map_err(|e| {
-                CliError::input(format!(
-                    "{}: not UTF-8 text (byte offset {})",
-                    path.display(),
-                    e.utf8_error().valid_up_to()
-                ))
-            })?;
+            let text = utf8_text(bytes, path)?;
             let raw = vm_core::asm::assemble(&text)
                 .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
             (raw, None, None, ProgType::Xdp)
@@ -234,6 +228,17 @@ fn program_list(programs: &[Program], failed: &[&SectionError]) -> String {
         _ => format!("{} (does not load: {})", e.section, e.kind.class()),
     });
     loaded.chain(refused).collect::<Vec<_>>().join(", ")
+}
+
+/// Assembly source as text; bytes that are not UTF-8 are bad input named by their offset.
+pub fn utf8_text(bytes: Vec<u8>, path: &Path) -> Result<String, CliError> {
+    String::from_utf8(bytes).map_err(|e| {
+        CliError::input(format!(
+            "{}: not UTF-8 text (byte offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Reads a packet or memory file: pcap (first frame), hex text (`.hex`/`.txt`), or raw bytes.

@@ -19,13 +19,7 @@ pub fn asm(file: &Path, output: Option<&Path>, g: &GlobalOpts) -> Result<u8, Cli
     let bytes = std::fs::read(file)
         .map_err(|e| CliError::input(format!("{}: cannot read: {e}", file.display())))?;
     // The same message as every other command gives for non-UTF-8 assembly: with its offset.
-    let text = String::from_utf8(bytes).map_err(|e| {
-        CliError::input(format!(
-            "{}: not UTF-8 text (byte offset {})",
-            file.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = input::utf8_text(bytes, file)?;
     let raw =
         asm::assemble(&text).map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
     // An invalid encoding is bad input for `asm` as for `run` (contract, exit 2).
