@@ -96,6 +96,23 @@ impl Tnum {
         v & !self.mask == self.value
     }
 
+    /// The smallest member greater than `x`, if any. Such a member agrees with `x` above
+    /// some bit `i`, has a 1 at `i` where `x` has a 0, and is as small as possible below
+    /// `i`; the lowest such `i` gives the smallest member.
+    pub fn next_member_after(self, x: u64) -> Option<u64> {
+        let fixed = !self.mask;
+        for i in 0..64u32 {
+            let bit = 1u64 << i;
+            let above = if i == 63 { 0 } else { !((bit << 1) - 1) };
+            let prefix_ok = (x ^ self.value) & fixed & above == 0;
+            let can_set = self.mask & bit != 0 || self.value & bit != 0;
+            if prefix_ok && x & bit == 0 && can_set {
+                return Some((x & above) | bit | (self.value & (bit - 1)));
+            }
+        }
+        None
+    }
+
     /// Whether every member of `other` is a member of `self` (the kernel's `tnum_in`):
     /// `other` may not leave unknown a bit that `self` knows, and the bits `self` knows must agree.
     pub const fn contains(self, other: Tnum) -> bool {
@@ -354,6 +371,23 @@ impl fmt::Display for Tnum {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn next_member_after_examples() {
+        let t = super::Tnum::new(3, 4); // {3, 7}
+        assert_eq!(t.next_member_after(0), Some(3));
+        assert_eq!(t.next_member_after(3), Some(7));
+        assert_eq!(t.next_member_after(5), Some(7));
+        assert_eq!(t.next_member_after(7), None);
+        assert_eq!(super::Tnum::UNKNOWN.next_member_after(41), Some(42));
+        assert_eq!(super::Tnum::UNKNOWN.next_member_after(u64::MAX), None);
+        let t = super::Tnum::new(0x10, 0x0f00);
+        assert_eq!(t.next_member_after(0x111), Some(0x210));
+        for x in 0..64u64 {
+            let brute = (x + 1..64).find(|&y| t.contains_value(y));
+            assert_eq!(t.next_member_after(x).filter(|&y| y < 64), brute, "{x}");
+        }
+    }
+
     use proptest::prelude::*;
 
     use super::*;

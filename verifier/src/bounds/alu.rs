@@ -9,9 +9,9 @@
 //! - add/sub: exact interval arithmetic on every range, wrap-around included (a range stays
 //!   precise when both of its bounds overflow together), plus the tnum;
 //! - and/or/xor: tnum first, then unsigned bounds from it and from the operands' ranges;
-//! - shifts are exact when the amount's low 5 (ALU32) or 6 (ALU64) bits are known, since
-//!   eBPF masks the amount (the kernel instead gives up on amounts >= the width); otherwise
-//!   the result is unknown, as in the kernel;
+//! - shifts by a known amount below the width follow the kernel's rules (see
+//!   [`shift_left`]); any other amount gives an unknown result, as in the kernel;
+//! - sign-extending moves are as coarse as the kernel's (see [`movsx`]);
 //! - mul: the tnum product, plus ranges when no bound overflows (else unbounded, as in the
 //!   kernel);
 //! - div/mod (signed too): interval reasoning, a zero divisor included; more than the kernel,
@@ -57,7 +57,17 @@ pub fn alu(op: AluOp, width: Width, dst: &ScalarBounds, src: &ScalarBounds) -> S
             Width::W32 => dst.zero_extend_32(),
         };
     }
-    let result = binary(op, a, b);
+    let mut result = binary(op, a, b);
+    if op == AluOp::Lsh && width == Width::W64 && shift_amount(&b) == Some(32) {
+        // The kernel's one signed case for `<<`: the compilers' `<< 32, s>> 32` idiom. A
+        // non-negative low half moves up intact.
+        if dst.s32_max >= 0 {
+            result.smax = i64::from(dst.s32_max) << 32;
+        }
+        if dst.s32_min >= 0 {
+            result.smin = i64::from(dst.s32_min) << 32;
+        }
+    }
     let low = match width {
         Width::W32 => None,
         Width::W64 => low_half_of_64(op, dst, src),
@@ -89,6 +99,15 @@ pub fn mov(width: Width, src: &ScalarBounds) -> ScalarBounds {
 
 /// Sign-extending move of the low `from_bits` (8, 16 or 32) bits of `src`: to 64 bits for
 /// ALU64, to 32 bits then zero-extended for ALU32. Other sizes act as a plain move.
+///
+/// Deliberately as coarse as Linux 6.18 (`coerce_reg_to_size_sx` and its 32-bit twin): a
+/// known value extends exactly; otherwise only the signed range of the source width (64-bit
+/// for ALU64, 32-bit for ALU32) is looked at, and it survives only if its two ends agree
+/// above the low `from_bits` bits and their extensions have the same sign; anything else
+/// gives the full `from_bits` signed range. A finer result (we used to read the low bits
+/// off every range and the tnum) made us accept programs the kernel refuses, e.g. `(s32)`
+/// of `[-128, 127]` then `if r0 > 255`: the kernel only knows `[S32_MIN, S32_MAX]` there
+/// (found by tests/refinement_probes.rs).
 pub fn movsx(width: Width, from_bits: u8, src: &ScalarBounds) -> ScalarBounds {
     let n = u32::from(from_bits);
     if !matches!(n, 8 | 16 | 32) || n >= bits_of(width) {
@@ -97,30 +116,60 @@ pub fn movsx(width: Width, from_bits: u8, src: &ScalarBounds) -> ScalarBounds {
     if src.is_empty() {
         return ScalarBounds::empty();
     }
-    let (slo, shi) = low_bits_signed(src, n);
-    let var_off = src.var_off.sign_extend(n);
-    let mut r = ScalarBounds {
-        var_off,
-        smin: slo,
-        smax: shi,
-        ..ScalarBounds::unknown()
-    };
-    if n == 32 {
-        r.u32_min = src.u32_min;
-        r.u32_max = src.u32_max;
-        r.s32_min = src.s32_min;
-        r.s32_max = src.s32_max;
-    } else {
-        // The low half is the same sign extension, so the same (small) signed range.
-        r.s32_min = slo as i32;
-        r.s32_max = shi as i32;
+    if src.var_off.is_const() {
+        let v = as_signed(src.var_off.value() & umax_of(n), n) as u64;
+        return match width {
+            Width::W64 => ScalarBounds::constant(v),
+            Width::W32 => ScalarBounds::constant(u64::from(v as u32)),
+        };
     }
+    let (lo, hi) = match width {
+        Width::W64 => (src.smin, src.smax),
+        Width::W32 => (i64::from(src.s32_min), i64::from(src.s32_max)),
+    };
+    let lane_bits = bits_of(width);
+    let top = |v: i64| (v as u64 & umax_of(lane_bits)) >> n;
+    let (a, b) = (
+        as_signed(lo as u64 & umax_of(n), n),
+        as_signed(hi as u64 & umax_of(n), n),
+    );
+    let (emin, emax) = (a.min(b), a.max(b));
+    let kept = top(lo) == top(hi) && (emin >= 0) == (emax >= 0);
+    let (emin, emax, var_off) = if kept {
+        let t = Tnum::range(emin as u64, emax as u64);
+        (emin, emax, t)
+    } else {
+        (smin_of(n), smax_of(n), Tnum::UNKNOWN)
+    };
     match width {
-        Width::W64 => r.synced(),
+        Width::W64 => {
+            let mut r = ScalarBounds {
+                var_off,
+                smin: emin,
+                smax: emax,
+                s32_min: emin as i32,
+                s32_max: emax as i32,
+                ..ScalarBounds::unknown()
+            };
+            if kept {
+                r.umin = emin as u64;
+                r.umax = emax as u64;
+                r.u32_min = emin as u32;
+                r.u32_max = emax as u32;
+            }
+            r.synced()
+        }
         Width::W32 => {
-            r.var_off = var_off.subreg();
-            r.smin = i64::MIN;
-            r.smax = i64::MAX;
+            let mut r = ScalarBounds {
+                var_off: var_off.subreg(),
+                s32_min: emin as i32,
+                s32_max: emax as i32,
+                ..ScalarBounds::unknown()
+            };
+            if kept {
+                r.u32_min = emin as u32;
+                r.u32_max = emax as u32;
+            }
             r.synced().zero_extend_32()
         }
     }
@@ -365,30 +414,28 @@ fn xor(a: Lane, b: Lane) -> Lane {
     r
 }
 
-/// The run-time shift count if it is known: eBPF uses only the low 5 (ALU32) or 6 (ALU64)
-/// bits of the amount, so those bits being known is enough.
+/// The shift count, if the verifier may use it: like the kernel, only a known amount below
+/// the width counts (the kernel leaves the result unknown otherwise, even though eBPF masks
+/// the amount at run time; knowing more here would make us accept what it refuses).
 fn shift_amount(b: &Lane) -> Option<u32> {
-    let masked = b.var_off.and(Tnum::constant(u64::from(b.bits - 1)));
-    if masked.is_const() {
-        return Some(masked.value() as u32);
-    }
-    b.const_value().map(|v| (v & u64::from(b.bits - 1)) as u32)
+    b.const_value()
+        .filter(|&v| v < u64::from(b.bits))
+        .map(|v| v as u32)
 }
 
-/// `a << s` for `s < bits`: unsigned bounds shift unless a set bit could fall off the top;
-/// signed bounds scale by 2^s unless that overflows.
+/// `a << s` for `s < bits`, as coarse as the kernel: the unsigned range shifts only while
+/// `umax <= 2^(bits-1-s)` (its test, slightly stricter than "no set bit falls off"), and the
+/// signed range is dropped, to be re-derived from the unsigned range and the tnum (the
+/// 64-bit `<< 32` of a non-negative low half is special-cased in [`alu`]). We used to scale
+/// the signed range and accepted programs the kernel refuses (`(s8)x << 2`, then a signed
+/// test; found by tests/refinement_probes.rs).
 fn shift_left(a: Lane, s: u32) -> Lane {
-    if s == 0 {
-        return a;
-    }
     let mut r = Lane::full(a.bits);
     r.var_off = fit(a.var_off.lshift(s), a.bits);
-    if a.umax >> (a.bits - s) == 0 {
+    if a.umax <= 1u64 << (a.bits - 1 - s) {
         r.umin = a.umin << s;
         r.umax = a.umax << s;
     }
-    let scale = 1i128 << s;
-    r.set_s_exact(i128::from(a.smin) * scale, i128::from(a.smax) * scale);
     r
 }
 
@@ -432,24 +479,4 @@ fn low_bit_windows(x: &ScalarBounds, n: u32) -> impl Iterator<Item = (u64, u64)>
 /// Unsigned range of the low `n` bits of the members.
 fn low_bits_unsigned(x: &ScalarBounds, n: u32) -> (u64, u64) {
     low_bit_windows(x, n).fold((0, umax_of(n)), |(lo, hi), (l, h)| (lo.max(l), hi.min(h)))
-}
-
-/// Signed range of the low `n` bits of the members read as an `n`-bit signed number (what a
-/// sign-extending move produces). A window that crosses the `n`-bit sign boundary says
-/// nothing about the signed reading and is skipped. A signed range that already fits in `n`
-/// bits passes through unchanged (its members are their own sign extensions), which covers
-/// small ranges around zero that no window describes.
-fn low_bits_signed(x: &ScalarBounds, n: u32) -> (i64, i64) {
-    let fits = |lo: i64, hi: i64| lo <= hi && lo >= smin_of(n) && hi <= smax_of(n);
-    let direct = [
-        (x.smin, x.smax),
-        (i64::from(x.s32_min), i64::from(x.s32_max)),
-    ];
-    low_bit_windows(x, n)
-        .map(|(l, h)| (as_signed(l, n), as_signed(h, n)))
-        .filter(|(l, h)| l <= h)
-        .chain(direct.into_iter().filter(|&(l, h)| fits(l, h)))
-        .fold((smin_of(n), smax_of(n)), |(lo, hi), (l, h)| {
-            (lo.max(l), hi.min(h))
-        })
 }

@@ -94,9 +94,23 @@ impl ScalarBounds {
         self.s32_max = self.s32_max.min(hi);
     }
 
-    /// Step 1: each reading's extremes of the tnum bound the members.
+    /// Step 1: each reading's extremes of the tnum bound the members. And, as Linux 6.18
+    /// does for the unsigned 64-bit range: if only one tnum member lies in it, the value is
+    /// that member (`umax=6` with known bits `(0x3; 0x4)`, i.e. {3, 7}, means 3; without
+    /// this we refused programs the kernel accepts, found by tests/refinement_probes.rs).
     fn ranges_from_tnum(&mut self) {
         let t = self.var_off;
+        let first = if t.contains_value(self.umin) {
+            Some(self.umin)
+        } else {
+            t.next_member_after(self.umin)
+        };
+        if let Some(f) = first
+            && f <= self.umax
+            && t.next_member_after(f).is_none_or(|n| n > self.umax)
+        {
+            self.meet_u64(f, f);
+        }
         self.meet_u64(t.umin(), t.umax());
         self.meet_s64(t.smin(), t.smax());
         self.meet_u32(t.u32_min(), t.u32_max());
@@ -168,8 +182,8 @@ impl ScalarBounds {
     /// `u32_min`, and any member with a larger upper half is larger anyway; so `umin` may be
     /// raised to its own upper half joined with `u32_min` (likewise for the other three
     /// bounds; signed order compares the upper half signed and the low half unsigned).
-    /// And a value in `[i32::MIN, i32::MAX]` is the sign extension of its low half, so the
-    /// signed 32-bit range then bounds it directly.
+    /// And a value in `[i32::MIN, i32::MAX]` is the sign extension of its low half, so a
+    /// non-negative signed 32-bit range then bounds it directly.
     fn deduce_64_from_32(&mut self) {
         const HIGH: u64 = !0xffff_ffff;
         let (lo32, hi32) = (u64::from(self.u32_min), u64::from(self.u32_max));
@@ -178,7 +192,12 @@ impl ScalarBounds {
             ((self.smin as u64 & HIGH) | lo32) as i64,
             ((self.smax as u64 & HIGH) | hi32) as i64,
         );
-        if self.smin >= i64::from(i32::MIN) && self.smax <= i64::from(i32::MAX) {
+        // Only for a non-negative low half, as in Linux 6.18 (`__reg_deduce_mixed_bounds`):
+        // doing it for any low half is just as sound but learns more than the kernel, which
+        // made us accept what it refuses (`r0` in [-8, 7], `if w0 s<= 0` then `if r0 s<= 0`;
+        // tests/refinement_probes.rs).
+        if self.s32_min >= 0 && self.smin >= i64::from(i32::MIN) && self.smax <= i64::from(i32::MAX)
+        {
             self.meet_s64(i64::from(self.s32_min), i64::from(self.s32_max));
         }
     }

@@ -483,10 +483,26 @@ fn shifts_by_constants_are_exact() {
     assert!(r.var_off.is_aligned(4));
     let r = alu(AluOp::Rsh, Width::W64, &ScalarBounds::unknown(), &k(56));
     assert_eq!((r.umin, r.umax), (0, 255));
-    // Only the low six bits of the amount count.
+    // Only a known amount counts, as in the kernel (even if the low six bits, all that
+    // eBPF uses, are known).
     let amount = ScalarBounds::from_tnum(Tnum::new(3, !63));
     let r = alu(AluOp::Lsh, Width::W64, &x, &amount);
-    assert_eq!((r.umin, r.umax), (0, 800));
+    assert_eq!((r.umin, r.umax), (0, u64::MAX));
+    // Like the kernel, `<<` drops the signed range, except `<< 32` of a non-negative half.
+    let r = alu(
+        AluOp::Lsh,
+        Width::W64,
+        &ScalarBounds::from_srange(-5, 5),
+        &k(2),
+    );
+    assert_eq!((r.smin, r.smax), (i64::MIN, i64::MAX - 3));
+    let r = alu(
+        AluOp::Lsh,
+        Width::W64,
+        &ScalarBounds::from_srange(1, 5),
+        &k(32),
+    );
+    assert_eq!((r.smin, r.smax), (1 << 32, 5 << 32));
 }
 
 #[test]
@@ -529,14 +545,20 @@ fn movsx_and_endian() {
         &ScalarBounds::unknown(),
         &small,
     );
-    assert_eq!((r.smin, r.smax), (-5, 5));
+    // Like the kernel: a range whose ends differ above the low byte (-5 and 5 do) gives
+    // the full 8-bit signed range.
+    assert_eq!((r.smin, r.smax), (-128, 127));
     let r = alu(
         AluOp::MovSx(16),
         Width::W32,
         &ScalarBounds::unknown(),
         &small,
     );
-    assert_eq!((r.s32_min, r.s32_max, r.umax), (-5, 5, 0xffff_ffff));
+    assert_eq!((r.s32_min, r.s32_max, r.umax), (-32768, 32767, 0xffff_ffff));
+    // Both ends in one 256-block and of one sign after extension: kept exactly.
+    let neg = ScalarBounds::from_urange(0x180, 0x1f0);
+    let r = alu(AluOp::MovSx(8), Width::W64, &ScalarBounds::unknown(), &neg);
+    assert_eq!((r.smin, r.smax), (-128, -16));
     let r = endian(ByteOrder::ToBe, 16, &k(0x1234));
     assert_eq!(r.const_value(), Some(0x3412));
     let r = endian(ByteOrder::ToLe, 16, &ScalarBounds::unknown());
