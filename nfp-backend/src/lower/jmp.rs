@@ -10,6 +10,7 @@ use vm_core::Program;
 use vm_core::isa::{Insn, JmpCond, Operand, Reg, Width};
 
 use super::ranges::Known;
+use super::recorder::OperandFacts;
 
 use super::alu::alu;
 use super::{Label, Lowerer, S0, S1, Val, ga, gb, hi, lo};
@@ -161,11 +162,17 @@ impl Lowerer<'_> {
     }
 }
 
-/// Per slot: a 64-bit conditional jump whose two values the lowering's own ranges (sound on
-/// every path, unlike the verifier's visited-state union) bound to 32 bits before it. Such a
-/// compare reads only the low words, which also frees the upper halves it would have read
-/// from zero-extension (`Lowerer::zext`); decided once, before lowering, so that both agree.
-pub(crate) fn narrow_compares(prog: &Program, known: &[Option<Known>]) -> Vec<bool> {
+/// Per slot: a 64-bit conditional jump whose two values are known to fit 32 bits before it:
+/// scalars the lowering's own ranges (sound on every path, unlike the verifier's visited-state
+/// union) bound to 32 bits, or two packet-family pointers near their packet on every visit
+/// (see `recorder::near_packet`). Such a compare reads only the low words, which also frees the
+/// upper halves it would have read from zero-extension (`Lowerer::zext`); decided once,
+/// before lowering, so that both agree.
+pub(crate) fn narrow_compares(
+    prog: &Program,
+    known: &[Option<Known>],
+    ops: &[OperandFacts],
+) -> Vec<bool> {
     let within = |m: Option<u64>| m.is_some_and(|m| m <= u64::from(u32::MAX));
     prog.insns
         .iter()
@@ -180,6 +187,9 @@ pub(crate) fn narrow_compares(prog: &Program, known: &[Option<Known>]) -> Vec<bo
             else {
                 return false;
             };
+            if ops.get(pc).and_then(|o| o.packet_compare) == Some(true) {
+                return true;
+            }
             let Some(k) = known.get(pc).copied().flatten() else {
                 return false;
             };

@@ -309,7 +309,7 @@ impl<'a> Lowerer<'a> {
         fn_starts.retain(|&s| s < n);
         let known = ranges::analyse(prog, &fn_starts);
         let (narrow, hi_live) = if opt.narrow_cmp {
-            let narrow = jmp::narrow_compares(prog, &known);
+            let narrow = jmp::narrow_compares(prog, &known, ops);
             let code = verifier::code::Code::from_insns(&prog.insns);
             let hi_live = verifier::liveness::live64_with_low_reads(&code, &narrow);
             (narrow, Some(hi_live))

@@ -46,6 +46,10 @@ pub struct OperandFacts {
     pub may_take: bool,
     /// A conditional jump: some visit may fall through.
     pub may_fall: bool,
+    /// A conditional jump between two registers: whether both held packet-family pointers
+    /// near their packet on every visit (`Some(true)`), not on some visit (`Some(false)`), or
+    /// no visit was recorded (`None`).
+    pub packet_compare: Option<bool>,
 }
 
 impl Default for OperandFacts {
@@ -54,6 +58,7 @@ impl Default for OperandFacts {
             base: BaseFact::Unknown,
             may_take: false,
             may_fall: false,
+            packet_compare: None,
         }
     }
 }
@@ -93,6 +98,38 @@ fn base_of(state: &VerifierState, regno: u8) -> BaseFact {
         },
         _ => BaseFact::Unknown,
     }
+}
+
+/// Farthest a packet-family pointer may be from the start of its packet buffer, either way,
+/// for [`near_packet`].
+pub const NEAR_PACKET: i64 = 0xffff;
+
+// What `near_packet` relies on: every packet buffer sits far enough above 0 and below 2^32
+// that a pointer within NEAR_PACKET bytes of it is positive and fits the low word.
+const _: () = assert!(
+    crate::exec::CTM_PKT_BASE as i64 > NEAR_PACKET
+        && crate::exec::ctm_packet_buffer(u8::MAX) as i64
+            + crate::exec::PKT_BUF_BYTES as i64
+            + NEAR_PACKET
+            < 1 << 32
+);
+
+/// Whether `reg` is a packet, packet-meta or packet-end pointer whose whole offset (fixed
+/// plus variable) is within [`NEAR_PACKET`] bytes of the pointer it was derived from. Why it
+/// matters: such a pointer is a small positive number on the NIC (a packet buffer address,
+/// `ctm_packet_buffer`, is at least 64 KiB and below 2 MiB), so its 64-bit value is its low
+/// word, and a compare of two of them can be done on the low words (`narrow_cmp`). Pointer
+/// types and offsets are safe to take from the walk: pruning compares them exactly.
+fn near_packet(reg: &RegState) -> bool {
+    if !matches!(
+        reg.ty,
+        RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
+    ) {
+        return false;
+    }
+    let off = i64::from(reg.off);
+    off.saturating_add(reg.var.smin) >= -NEAR_PACKET
+        && off.saturating_add(reg.var.smax) <= NEAR_PACKET
 }
 
 fn merge(old: BaseFact, new: BaseFact) -> BaseFact {
@@ -161,6 +198,10 @@ impl OffloadHooks for Recorder<'_> {
                     }
                     _ => None,
                 };
+                if let (Width::W64, Operand::Reg(r)) = (width, src) {
+                    let both = near_packet(d) && near_packet(state.reg(r.min(R10)));
+                    f.packet_compare = Some(f.packet_compare.unwrap_or(true) && both);
+                }
                 match outcome {
                     Some(true) => f.may_take = true,
                     Some(false) => f.may_fall = true,

@@ -138,9 +138,10 @@ fn narrow_cmp_compares_32_bit_bounded_values_on_their_low_words() {
          jeq %r5, 8, out\njgt %r6, %r5, out\njsgt %r5, 200, out\njset %r6, 0x80, out\nmov %r0, 2\nout:\nexit"
     );
     let (b, a) = before_after(&src, with, false);
-    assert_eq!(b - a, 5, "{b} -> {a}");
+    // (One more each: `PKT`'s packet bounds check, see the packet-pointer test below.)
+    assert_eq!(b - a, 6, "{b} -> {a}");
     let c = diff_with(&xdp(&src), &[packet()], &with, true);
-    assert_eq!(c.optimisations.narrow_cmp, 4);
+    assert_eq!(c.optimisations.narrow_cmp, 5);
 }
 
 #[test]
@@ -156,5 +157,23 @@ fn narrow_cmp_leaves_wide_or_negative_operands_alone() {
          jeq %r5, 8, out\njsgt %r6, -1, out\njgt %r7, %r6, out\nmov %r0, 2\nout:\nexit"
     );
     let c = diff_with(&xdp(&src), &[packet()], &with, true);
-    assert_eq!(c.optimisations.narrow_cmp, 0);
+    // Only `PKT`'s packet bounds check.
+    assert_eq!(c.optimisations.narrow_cmp, 1);
+}
+
+#[test]
+fn narrow_cmp_compares_packet_pointers_on_their_low_words() {
+    let with = LowerOptions {
+        narrow_cmp: true,
+        ..LowerOptions::NONE
+    };
+    // Two bounds checks (`PKT`'s and a second one further in): packet pointers are small
+    // positive numbers on the NIC, so each compare loses its high-word step.
+    let src = format!(
+        "{PKT}mov %r5, %r2\nadd %r5, 40\njgt %r5, %r3, out\nldxb %r0, [%r2+39]\nout:\nexit"
+    );
+    let (b, a) = before_after(&src, with, false);
+    assert_eq!(b - a, 2, "{b} -> {a}");
+    let c = diff_with(&xdp(&src), &[packet()], &with, true);
+    assert_eq!(c.optimisations.narrow_cmp, 2);
 }
