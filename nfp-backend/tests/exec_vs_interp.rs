@@ -89,13 +89,14 @@ fn lower_options() -> impl Strategy<Value = LowerOptions> {
     prop_oneof![
         3 => Just(LowerOptions::default()),
         1 => Just(LowerOptions::NONE),
-        1 => prop::array::uniform6(any::<bool>()).prop_map(|b| LowerOptions {
+        1 => prop::array::uniform7(any::<bool>()).prop_map(|b| LowerOptions {
             imm_fold: b[0],
             ld_mask_fold: b[1],
             pkt_cache: b[2],
             lm_window0: b[3],
             dead_branch: b[4],
             narrow_cmp: b[5],
+            dead_hi: b[6],
         }),
     ]
 }

@@ -93,6 +93,12 @@ impl Lowerer<'_> {
     }
 
     fn alu64(&mut self, op: EAlu, d: Reg, val: Val) {
+        if self.dead_hi.get(self.pc).copied().unwrap_or(false) {
+            // No path reads the result's upper half (`hi_live`): the low word alone.
+            self.out.opts.dead_hi += 1;
+            self.alu32(op, d, val);
+            return;
+        }
         let (l, h) = (lo(d), hi(d));
         match (op, val) {
             (EAlu::Mov, Val::Imm(v)) => {

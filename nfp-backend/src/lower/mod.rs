@@ -15,6 +15,7 @@
 mod alu;
 mod call;
 pub mod cycles;
+mod hi_live;
 mod imm;
 mod jmp;
 mod mem;
@@ -77,6 +78,9 @@ pub struct LowerOptions {
     /// 64-bit compares of two values the lowering's own ranges bound to 32 bits compare
     /// the low words only.
     pub narrow_cmp: bool,
+    /// 64-bit moves, adds, subtracts and bitwise ops whose result's upper half no path reads
+    /// compute the low word only.
+    pub dead_hi: bool,
 }
 
 impl Default for LowerOptions {
@@ -88,6 +92,7 @@ impl Default for LowerOptions {
             lm_window0: true,
             dead_branch: true,
             narrow_cmp: true,
+            dead_hi: true,
         }
     }
 }
@@ -101,6 +106,7 @@ impl LowerOptions {
         lm_window0: false,
         dead_branch: false,
         narrow_cmp: false,
+        dead_hi: false,
     };
 }
 
@@ -121,11 +127,13 @@ pub struct OptCounts {
     pub dead_branch: u32,
     /// 64-bit compares done on the low words.
     pub narrow_cmp: u32,
+    /// 64-bit ALU ops done on the low words (their upper half is dead).
+    pub dead_hi: u32,
 }
 
 impl OptCounts {
     /// `(name, count)` pairs for reports.
-    pub fn entries(&self) -> [(&'static str, u32); 7] {
+    pub fn entries(&self) -> [(&'static str, u32); 8] {
         [
             ("imm_fold", self.imm_fold),
             ("ld_mask_fold", self.ld_mask_fold),
@@ -134,6 +142,7 @@ impl OptCounts {
             ("lm_window3_reuse", self.lm_window3_reuse),
             ("dead_branch", self.dead_branch),
             ("narrow_cmp", self.narrow_cmp),
+            ("dead_hi", self.dead_hi),
         ]
     }
 }
@@ -212,8 +221,10 @@ pub(crate) struct Lowerer<'a> {
     pub known: Vec<Option<ranges::Known>>,
     /// Per slot: a 64-bit compare lowered on the low words ([`jmp::narrow_compares`]).
     pub narrow: Vec<bool>,
-    /// With `narrow_cmp`: per slot, the registers whose upper half some path still reads
-    /// before writing it, the narrowed compares not counting (see [`Lowerer::zext`]).
+    /// Per slot: a 64-bit ALU op lowered on the low words ([`hi_live::analyse`]).
+    pub dead_hi: Vec<bool>,
+    /// With `narrow_cmp` or `dead_hi`: per slot, the registers whose upper half some path
+    /// still reads before writing it, the low-word slots not counting (see [`Lowerer::zext`]).
     pub hi_live: Option<Vec<verifier::liveness::RegMask>>,
     /// Slots whose lowering was absorbed by the previous slot.
     pub skip: BTreeSet<usize>,
@@ -308,11 +319,14 @@ impl<'a> Lowerer<'a> {
         fn_starts.dedup();
         fn_starts.retain(|&s| s < n);
         let known = ranges::analyse(prog, &fn_starts);
-        let (narrow, hi_live) = if opt.narrow_cmp {
-            let narrow = jmp::narrow_compares(prog, &known, ops);
-            let code = verifier::code::Code::from_insns(&prog.insns);
-            let hi_live = verifier::liveness::live64_with_low_reads(&code, &narrow);
-            (narrow, Some(hi_live))
+        let narrow = if opt.narrow_cmp {
+            jmp::narrow_compares(prog, &known, ops)
+        } else {
+            Vec::new()
+        };
+        let (dead_hi, hi_live) = if opt.narrow_cmp || opt.dead_hi {
+            let (dead_hi, live) = hi_live::analyse(prog, &narrow, opt.dead_hi);
+            (dead_hi, Some(live))
         } else {
             (Vec::new(), None)
         };
@@ -343,6 +357,7 @@ impl<'a> Lowerer<'a> {
             mask_plan: HashMap::new(),
             known,
             narrow,
+            dead_hi,
             hi_live,
             skip: BTreeSet::new(),
             abort_label: None,

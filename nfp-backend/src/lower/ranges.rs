@@ -166,6 +166,25 @@ fn transfer(insn: &Insn, b: &mut Bounds) {
                     }
                     Operand::Reg(_) => cap(d),
                 },
+                AluOp::Lsh => match src {
+                    // Bounded while no set bit can leave the width: `v << k` bounds every
+                    // smaller value shifted the same way.
+                    Operand::Imm(k) => {
+                        let bits = if width == Width::W64 { 64 } else { 32 };
+                        let k = (k as u32) & (bits - 1);
+                        d32.filter(|&v| k == 0 || v >> (bits - k) == 0)
+                            .map(|v| v << k)
+                            .or(cap(None))
+                    }
+                    Operand::Reg(_) => cap(None),
+                },
+                AluOp::Or | AluOp::Xor => match (cap(d), cap(s)) {
+                    // No bit above the larger operand's highest possible bit gets set.
+                    (Some(x), Some(y)) => {
+                        Some(u64::MAX.checked_shr(x.max(y).leading_zeros()).unwrap_or(0))
+                    }
+                    _ => cap(None),
+                },
                 AluOp::Div => cap(d),
                 AluOp::Add => match (d, s) {
                     (Some(x), Some(y)) => match width {
@@ -353,5 +372,23 @@ mod tests {
         assert_eq!(r[3].map(|k| k.max[2]), Some(None)); // joined with the taken edge
         let at_and = b[2].unwrap_or_else(|| panic!("unreached"));
         assert_eq!(at_and.konst[3], Some(0x7ffff));
+    }
+
+    #[test]
+    fn shifts_and_or_xor_keep_a_bound_while_no_bit_can_leave() {
+        let raw = vm_core::asm::assemble(
+            "ldxb %r2, [%r1+0]\nand %r2, 15\nlsh %r2, 2\nmov %r3, %r2\nor %r3, 0x40\n\
+             mov %r4, %r2\nlsh %r4, 60\nmov %r5, 0\nxor %r5, %r5\nlsh32 %r2, 30\nexit",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let prog =
+            Program::from_raw("t", vm_core::ProgType::Xdp, &raw).unwrap_or_else(|e| panic!("{e}"));
+        let b = analyse(&prog, &[0]);
+        let max = |pc: usize, r: usize| b[pc].unwrap_or_else(|| panic!("unreached")).max[r];
+        assert_eq!(max(3, 2), Some(60)); // (x & 15) << 2
+        assert_eq!(max(5, 3), Some(127)); // 60 | 0x40: below 128
+        assert_eq!(max(7, 4), None); // 60 << 60 may lose bits
+        assert_eq!(max(9, 5), Some(0)); // 0 ^ 0
+        assert_eq!(max(10, 2), Some(u64::from(u32::MAX))); // 60 << 30 overflows 32 bits
     }
 }

@@ -177,3 +177,33 @@ fn narrow_cmp_compares_packet_pointers_on_their_low_words() {
     let c = diff_with(&xdp(&src), &[packet()], &with, true);
     assert_eq!(c.optimisations.narrow_cmp, 2);
 }
+
+#[test]
+fn dead_hi_computes_only_the_low_word_of_unread_upper_halves() {
+    let with = LowerOptions {
+        narrow_cmp: true,
+        dead_hi: true,
+        ..LowerOptions::NONE
+    };
+    let only_narrow = LowerOptions {
+        narrow_cmp: true,
+        ..LowerOptions::NONE
+    };
+    // `r5 = r2 + 40` only feeds a (narrowed) bounds check, so its upper word is dead; r0's
+    // upper half is read by `exit`, so `add r0, 7` keeps its high-word step.
+    let src = format!(
+        "{PKT}mov %r5, %r2\nadd %r5, 40\njgt %r5, %r3, out\nldxb %r0, [%r2+39]\nadd %r0, 7\nout:\nexit"
+    );
+    let p = xdp(&src);
+    let a = diff_with(&p, &[packet()], &only_narrow, true);
+    let b = diff_with(&p, &[packet()], &with, true);
+    // PKT's `mov r4, r2; add r4, 32` and this `mov r5, r2; add r5, 40`: one word each.
+    assert_eq!(b.optimisations.dead_hi, 4, "{:?}", b.optimisations);
+    assert_eq!(
+        a.nfp_insns - b.nfp_insns,
+        4,
+        "{} -> {}",
+        a.nfp_insns,
+        b.nfp_insns
+    );
+}

@@ -1,0 +1,73 @@
+//! Which registers' upper halves some path still reads, on a NIC where a 64-bit register is
+//! two 32-bit words and an instruction may read or write only the low one.
+//!
+//! Why: a 64-bit move, add, subtract or bitwise op computes its low word from the operands'
+//! low words alone, so when no path reads the result's upper half, the high-word
+//! instruction (and the upper halves it would have read) is dead work (`dead_hi`). Narrowed
+//! compares (`narrow_cmp`) read low words only too, which is what usually kills an upper half:
+//! a packet pointer that only bounds checks read needs no upper word at all.
+//!
+//! The liveness is the verifier's static 64-bit one (`verifier::liveness`, the kernel's
+//! `is_reg64` reads) with the low-word slots reading no upper half. Whether an ALU op is a
+//! low-word slot depends on the liveness after it, so the set grows by rounds: mark every
+//! candidate whose destination's upper half is dead after it, recompute, repeat until nothing
+//! new is marked. Each round only removes reads, so every marked op stays dead, and the final
+//! liveness is exact for the code as lowered (marked slots really read no upper half): no
+//! upper word that the lowering leaves stale is ever read.
+
+use vm_core::Program;
+use vm_core::isa::{AluOp, Insn, Width};
+
+use verifier::code::Code;
+use verifier::liveness::{RegMask, live64_with_low_reads};
+
+/// `(dead_hi, live)`: per slot, whether it is a 64-bit ALU op done on the low word (only with
+/// `dead_hi` on), and the upper halves live before it. `narrow` marks the narrowed compares.
+pub(crate) fn analyse(prog: &Program, narrow: &[bool], dead_hi: bool) -> (Vec<bool>, Vec<RegMask>) {
+    let n = prog.insns.len();
+    let code = Code::from_insns(&prog.insns);
+    let mut low: Vec<bool> = (0..n)
+        .map(|pc| narrow.get(pc).copied().unwrap_or(false))
+        .collect();
+    let mut marked = vec![false; n];
+    let mut live = live64_with_low_reads(&code, &low);
+    if !dead_hi {
+        return (marked, live);
+    }
+    loop {
+        let mut grew = false;
+        for (pc, insn) in prog.insns.iter().enumerate() {
+            if marked[pc] {
+                continue;
+            }
+            let Some(dst) = low_word_op(insn) else {
+                continue;
+            };
+            // ALU ops never jump: what is live after one is live before the next slot.
+            let hi_read_after = live.get(pc + 1).is_none_or(|m| m & (1 << dst) != 0);
+            if !hi_read_after {
+                marked[pc] = true;
+                low[pc] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+        live = live64_with_low_reads(&code, &low);
+    }
+    (marked, live)
+}
+
+/// The destination of a 64-bit op whose low word depends on the operands' low words only.
+fn low_word_op(insn: &Insn) -> Option<u8> {
+    match *insn {
+        Insn::Alu {
+            op: AluOp::Mov | AluOp::Add | AluOp::Sub | AluOp::And | AluOp::Or | AluOp::Xor,
+            width: Width::W64,
+            dst,
+            ..
+        } if dst < 10 => Some(dst),
+        _ => None,
+    }
+}
