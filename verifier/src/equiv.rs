@@ -266,7 +266,12 @@ fn regsafe(old: &RegState, cur: &RegState, exact: bool, ids: &mut IdMap) -> bool
     }
     match (old.ty, cur.ty) {
         (RegType::Scalar, RegType::Scalar) => {
-            !old.precise || (cur.var.is_subset_of(&old.var) && ids.check_scalar(old.id, cur.id))
+            // A copy plus a constant only matches the same kind of link with the same
+            // constant: what a branch carries over to its partners depends on it.
+            !old.precise
+                || (old.link_delta() == cur.link_delta()
+                    && cur.var.is_subset_of(&old.var)
+                    && ids.check_scalar(old.id, cur.id))
         }
         (RegType::Scalar, _) | (_, RegType::Scalar) => false,
         (RegType::Packet, RegType::Packet) | (RegType::PacketMeta, RegType::PacketMeta) => {

@@ -268,7 +268,11 @@ pub fn fmt_reg(reg: &RegState, frameno: u8, maps: &[MapDef]) -> String {
     out.push('(');
     let mut sep: &'static str = "";
     if reg.id != 0 {
-        let _ = write!(out, "{sep}id={}", reg.id);
+        let _ = write!(out, "{sep}id={}", reg.link_base());
+        if let Some(d) = reg.link_delta() {
+            // A copy plus a constant: `id=1+5`, `id=1-5` (also `id=1+0`).
+            let _ = write!(out, "{d:+}");
+        }
         sep = ",";
     }
     if reg.ref_obj_id != 0 {
@@ -412,6 +416,14 @@ mod tests {
         );
         assert_eq!(fmt_reg(&RegState::constant(2), 0, &[]), "2");
         assert_eq!(fmt_reg(&RegState::unknown_scalar(), 0, &[]), "scalar()");
+        // Linked copies as Linux 6.18 prints them: plain, and plus/minus a constant.
+        let mut r = RegState::unknown_scalar();
+        r.id = 1;
+        assert_eq!(fmt_reg(&r, 0, &[]), "scalar(id=1)");
+        (r.id, r.off) = (1 | crate::reg::LINK_DELTA, 5);
+        assert_eq!(fmt_reg(&r, 0, &[]), "scalar(id=1+5)");
+        r.off = -5;
+        assert_eq!(fmt_reg(&r, 0, &[]), "scalar(id=1-5)");
     }
 
     #[test]

@@ -195,19 +195,27 @@ pub const AT_PKT_END: i32 = -1;
 /// Packet range meaning "this pointer is past `data_end`" (the kernel's `BEYOND_PKT_END`).
 pub const BEYOND_PKT_END: i32 = -2;
 
+/// Flag on a scalar's [`RegState::id`]: the register is a linked copy plus the constant in
+/// [`RegState::off`] (`r9 = r0; r9 += 5`). Linux 6.18 keeps such copies linked, so a branch on
+/// one bounds the others shifted by the difference of the constants; carrying the flag in the
+/// id (as the kernel does) keeps pruning's id renaming telling the two kinds of link apart.
+pub const LINK_DELTA: u32 = 1 << 31;
+
 /// The abstract state of one register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RegState {
     /// Type and type payload.
     pub ty: RegType,
-    /// Fixed byte offset added to a pointer (0 for scalars).
+    /// Fixed byte offset added to a pointer; for a scalar whose id carries [`LINK_DELTA`],
+    /// the constant it is ahead of the registers sharing the plain id (0 otherwise).
     pub off: i32,
     /// The value of a scalar, or the variable part of a pointer's offset (constant 0 when the
     /// pointer has none).
     pub var: ScalarBounds,
     /// Identity shared by copies: NULL checks refine all registers with the same id, packet
     /// ranges apply to all pointers with the same id, and scalar copies share bounds learnt
-    /// from a comparison. 0 = none.
+    /// from a comparison. 0 = none. A scalar copy that then had a constant added carries
+    /// [`LINK_DELTA`] on top of the shared id (see [`RegState::link_delta`]).
     pub id: u32,
     /// The reference this pointer holds (ring-buffer memory, sockets); 0 = none.
     pub ref_obj_id: u32,
@@ -271,6 +279,20 @@ impl RegState {
             off,
             var: ScalarBounds::constant(0),
             ..RegState::not_init()
+        }
+    }
+
+    /// The link id without the [`LINK_DELTA`] flag: registers with the same base are linked.
+    pub const fn link_base(&self) -> u32 {
+        self.id & !LINK_DELTA
+    }
+
+    /// The constant this linked scalar is ahead of its plain copies, if it has one.
+    pub const fn link_delta(&self) -> Option<i32> {
+        if self.id & LINK_DELTA != 0 {
+            Some(self.off)
+        } else {
+            None
         }
     }
 

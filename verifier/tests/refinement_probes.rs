@@ -380,19 +380,10 @@ fn class(c: &Case, ours_accept: bool) -> String {
 
 /// Disagreements understood and documented; each entry says why it is allowed.
 fn allowed(c: &Case, ours_accept: bool) -> bool {
-    // 1. Scalars linked with a constant offset (`r9 = r0; r9 += 5`, the kernel's
-    //    BPF_ADD_CONST ids): Linux 6.18 carries a branch's refinement of r9 over to r0 (minus
-    //    the offset); we only link plain copies, so we learn less (we refuse) — and, where the
-    //    kernel's carried-over state is odd (e.g. r0 = -5 after `if r9 & 7` fails on
-    //    r9 in [5, 260]), also more (we accept). Not a bounds/ matter: the links live in
-    //    check/ (reg ids), left to the lead.
-    if matches!(FORMS[c.form], Form::LinkedOffset) {
-        return true;
-    }
-    // 2. A negated zero-extended value (`-(u32)x`: s64 in [-(2^32-1), 0]) then an unsigned
-    //    upper bound (`<= 255`): the only member is 0 and we find it; Linux 6.18 ends with
-    //    [0, 255] (its sign-crossing deduction keeps the bound's range). Rare; the exact
-    //    kernel rule is not pinned down yet, so it is listed, not emulated.
+    // A negated zero-extended value (`-(u32)x`: s64 in [-(2^32-1), 0]) then an unsigned
+    // upper bound (`<= 255`): the only member is 0 and we find it; Linux 6.18 ends with
+    // [0, 255] (its sign-crossing deduction keeps the bound's range). Rare; the exact
+    // kernel rule is not pinned down yet, so it is listed, not emulated.
     let negated = matches!(ALUS[c.alu], "neg r0" | "mul r0, -1");
     let unsigned = matches!(CONDS[c.cond], "jgt" | "jge" | "jlt" | "jle") && !c.w32;
     ours_accept && negated && unsigned
@@ -559,6 +550,14 @@ const FIXED: &[(&str, &str)] = &[
     (
         "a range holding a single tnum member is that member",
         "call 7\nand r0, 0xffff\nor32 r0, 3\nmov r1, 7\njle32 r1, r0, t\njlt32 r0, 6, ok\nldxb r0, [r0+0]\nok:\nt:\nmov r0, 0\nexit",
+    ),
+    (
+        "a copy plus a constant passes a branch's bounds back, shifted by the constant",
+        "call 7\nand r0, 255\nmov r9, r0\nadd r9, 5\njgt r9, 20, t\njle r0, 15, ok\nldxb r0, [r0+0]\nok:\nt:\nmov r0, 0\nexit",
+    ),
+    (
+        "no tnum member in range: the tnum's largest, as the kernel takes it",
+        "call 7\nlsh r0, 32\nrsh r0, 32\nor r0, 256\nmov r9, r0\nadd r9, 5\njeq32 r9, 256, t\nmov r0, 0\nexit\nt:\njlt32 r0, 1, ok\nldxb r0, [r0+0]\nok:\nmov r0, 0\nexit",
     ),
 ];
 

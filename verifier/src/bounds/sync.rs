@@ -32,7 +32,7 @@ impl ScalarBounds {
         // tightens a value about which nothing is known.
         if self.var_off.is_const() {
             let k = ScalarBounds::constant(self.var_off.value());
-            *self = if k.is_subset_of(self) {
+            *self = if k.is_subset_of(self) || (!self.is_empty() && self.kernel_takes_tnum_max()) {
                 k
             } else {
                 ScalarBounds::empty()
@@ -74,6 +74,18 @@ impl ScalarBounds {
         }
     }
 
+    /// Whether the first tnum member past a `umin` outside the tnum is its largest one and
+    /// lies above `umax`: no member is in range, yet Linux 6.18 takes that member as the
+    /// value (it does not compare it with `umax`). With no member any value is sound, and
+    /// taking the kernel's keeps what a linked copy learns from it (shifted by a delta) the
+    /// same as in the kernel, rather than an empty set that decides every later branch.
+    fn kernel_takes_tnum_max(&self) -> bool {
+        let t = self.var_off;
+        !t.contains_value(self.umin)
+            && t.umax() > self.umax
+            && t.next_member_after(self.umin) == Some(t.umax())
+    }
+
     fn meet_u64(&mut self, lo: u64, hi: u64) {
         self.umin = self.umin.max(lo);
         self.umax = self.umax.min(hi);
@@ -110,6 +122,9 @@ impl ScalarBounds {
             && t.next_member_after(f).is_none_or(|n| n > self.umax)
         {
             self.meet_u64(f, f);
+        } else if self.kernel_takes_tnum_max() {
+            *self = ScalarBounds::constant(t.umax());
+            return;
         }
         self.meet_u64(t.umin(), t.umax());
         self.meet_s64(t.smin(), t.smax());

@@ -14,7 +14,7 @@ use super::Walker;
 use crate::bounds::{ScalarBounds, alu as balu};
 use crate::code::MAX_VAR_OFF;
 use crate::error::VResult;
-use crate::reg::{RegState, RegType};
+use crate::reg::{LINK_DELTA, RegState, RegType};
 
 /// The kernel's `bpf_alu_string`, for messages.
 fn op_str(op: AluOp) -> &'static str {
@@ -88,7 +88,12 @@ impl Walker<'_> {
             // zero-extended for ALU32. Doing better would accept programs it refuses.
             RegState::unknown_scalar()
         } else {
-            RegState::scalar(balu::alu(op, width, &dst_reg.var, &src_reg.var))
+            let mut r = RegState::scalar(balu::alu(op, width, &dst_reg.var, &src_reg.var));
+            if let Some(delta) = link_delta_after(op, width, &dst_reg, &src_reg) {
+                // Still a copy of the registers sharing its id, now ahead by a constant.
+                (r.id, r.off) = (dst_reg.id | LINK_DELTA, delta);
+            }
+            r
         };
         self.write_reg(dst, result, w64);
         Ok(())
@@ -102,22 +107,13 @@ impl Walker<'_> {
                 RegState::constant(imm_value(i, width))
             }
             Operand::Reg(s) => {
-                let mut sreg = self.read_reg(s, w64)?;
+                let sreg = self.read_reg(s, w64)?;
                 self.check_dst(dst)?;
                 match (op, width) {
                     (AluOp::Mov, Width::W64) => {
-                        if sreg.is_scalar() && sreg.id == 0 && !sreg.var.is_const() {
-                            // Link the copies so a comparison on one bounds both.
-                            sreg.id = self.new_id();
-                            let sub = self.st.reg(s).subreg_def;
-                            *self.st.reg_mut(s) = RegState {
-                                subreg_def: sub,
-                                ..sreg
-                            };
-                        }
-                        // A 64-bit copy keeps the source's sub-register status.
-                        let mut v = sreg;
-                        v.subreg_def = self.st.reg(s).subreg_def;
+                        // Link the copies so a comparison on one bounds both. A 64-bit copy
+                        // keeps the source's sub-register status.
+                        let v = self.link_for_copy(s);
                         self.touch_reg(dst);
                         *self.st.reg_mut(dst) = v;
                         self.record_dst(dst);
@@ -135,15 +131,7 @@ impl Walker<'_> {
                         } else {
                             let mut v = RegState::scalar(balu::mov(Width::W32, &sreg.var));
                             if sreg.var.umax <= u64::from(u32::MAX) && !sreg.var.is_const() {
-                                if sreg.id == 0 {
-                                    sreg.id = self.new_id();
-                                    let sub = self.st.reg(s).subreg_def;
-                                    *self.st.reg_mut(s) = RegState {
-                                        subreg_def: sub,
-                                        ..sreg
-                                    };
-                                }
-                                v.id = sreg.id;
+                                v.id = self.link_for_copy(s).id;
                             }
                             v
                         }
@@ -398,6 +386,23 @@ impl Walker<'_> {
         }
         self.sane_offset(&out, ptr.ty)?;
         Ok(out)
+    }
+}
+
+/// The delta a linked scalar `dst` keeps after `dst op= src` (Linux 6.18's offset links): a
+/// 64-bit add or subtract of a constant whose delta fits in an `i32`, on a register linked
+/// without a delta yet (a second constant would need a second delta). Anything else breaks
+/// the link. 32-bit adds, which 6.18 also links (with a zero-extension to honour), are left
+/// unlinked: that only loses precision.
+fn link_delta_after(op: AluOp, width: Width, dst: &RegState, src: &RegState) -> Option<i32> {
+    if width != Width::W64 || dst.id == 0 || dst.link_delta().is_some() {
+        return None;
+    }
+    let k = i32::try_from(src.var.const_value()? as i64).ok()?;
+    match op {
+        AluOp::Add => Some(k),
+        AluOp::Sub => k.checked_neg(),
+        _ => None,
     }
 }
 

@@ -8,10 +8,12 @@
 //! - comparing a packet pointer with `data_end` proves a range for every pointer derived from
 //!   the same packet position (same id).
 
-use vm_core::isa::{JmpCond, Operand, Width};
+use vm_core::isa::{AluOp, JmpCond, Operand, Width};
 
 use super::mem::MAX_PACKET_OFF;
 use super::{Flow, Walker, jump_target};
+use crate::bounds::ScalarBounds;
+use crate::bounds::alu::alu;
 use crate::bounds::branch::{branch_outcome, refine_branch};
 use crate::error::VResult;
 use crate::reg::{AT_PKT_END, BEYOND_PKT_END, RegState, RegType};
@@ -114,23 +116,18 @@ impl Walker<'_> {
             }
             return Ok(Flow::Next(if taken { target } else { fall }));
         }
-        // The kernel records the scalars linked to an operand (same id) in the path's
-        // history before forking.
-        let linked = |st: &VerifierState, id: u32| -> usize {
-            if id == 0 {
+        // The kernel records the scalars linked to an operand (same id, any delta) in the
+        // path's history before forking.
+        let linked = |st: &VerifierState, reg: &RegState| -> usize {
+            let base = reg.link_base();
+            if base == 0 {
                 return 0;
             }
+            let same = |r: &&RegState| r.is_scalar() && r.link_base() == base;
             st.frames
                 .iter()
                 .map(|f| {
-                    f.regs
-                        .iter()
-                        .filter(|r| r.is_scalar() && r.id == id)
-                        .count()
-                        + f.stack
-                            .spilled_regs()
-                            .filter(|r| r.is_scalar() && r.id == id)
-                            .count()
+                    f.regs.iter().filter(same).count() + f.stack.spilled_regs().filter(same).count()
                 })
                 .sum()
         };
@@ -138,10 +135,10 @@ impl Walker<'_> {
         if let Operand::Reg(_) = src
             && src_reg.is_scalar()
         {
-            n_linked += linked(&self.st, src_reg.id);
+            n_linked += linked(&self.st, &src_reg);
         }
         if dst_reg.is_scalar() {
-            n_linked += linked(&self.st, dst_reg.id);
+            n_linked += linked(&self.st, &dst_reg);
         }
         if n_linked > 1 {
             self.hist += 1;
@@ -316,17 +313,32 @@ fn find_good_pkt_pointers(st: &mut VerifierState, pkt: &RegState, right_open: bo
     });
 }
 
-/// Writes the refined bounds of scalar register `r` and of every scalar linked to it.
-fn set_scalar(st: &mut VerifierState, r: u8, var: crate::bounds::ScalarBounds) {
+/// Writes the refined bounds of scalar register `r` and of every scalar linked to it: a
+/// copy with the same delta gets the bounds as they are, one with another delta gets them
+/// shifted by the difference (a register `r0 + 5` refined to [5, 20] makes `r0` [0, 15]).
+fn set_scalar(st: &mut VerifierState, r: u8, var: ScalarBounds) {
     let reg = st.reg_mut(r);
     reg.var = var;
-    let id = reg.id;
-    if id == 0 {
+    let known = *reg;
+    if known.id == 0 {
         return;
     }
+    let delta = i64::from(known.link_delta().unwrap_or(0));
     st.for_each_reg_mut(|x| {
-        if x.is_scalar() && x.id == id {
-            x.var = var;
+        if !x.is_scalar() || x.link_base() != known.link_base() {
+            return;
+        }
+        let shift = i64::from(x.link_delta().unwrap_or(0)) - delta;
+        if shift == 0 {
+            // Linux 6.18 copies the whole register here, link flag included.
+            (x.var, x.id, x.off) = (var, known.id, known.off);
+        } else {
+            x.var = alu(
+                AluOp::Add,
+                Width::W64,
+                &var,
+                &ScalarBounds::constant(shift as u64),
+            );
         }
     });
 }

@@ -180,6 +180,28 @@ impl<'a> Walker<'a> {
         self.id_gen
     }
 
+    /// Prepares scalar register `r` for a copy (`rX = rY`, a spill) that should stay linked
+    /// to it, and returns its new state: an unlinked non-constant scalar gets a fresh id for
+    /// the copy to share. A register that is a copy plus a constant first drops that link,
+    /// as in Linux 6.18: a link holds one delta, and the new copy's delta would be relative
+    /// to this register rather than to the base.
+    pub fn link_for_copy(&mut self, r: u8) -> RegState {
+        let reg = *self.st.reg(r);
+        if reg.is_scalar() {
+            let mut id = reg.id;
+            let mut off = reg.off;
+            if reg.link_delta().is_some() {
+                (id, off) = (0, 0);
+            }
+            if id == 0 && !reg.var.is_const() {
+                id = self.new_id();
+            }
+            let reg = self.st.reg_mut(r);
+            (reg.id, reg.off) = (id, off);
+        }
+        *self.st.reg(r)
+    }
+
     /// Privileged profile (root): pointer leaks allowed, uninitialised stack readable.
     pub fn privileged(&self) -> bool {
         self.opts.privileged

@@ -128,16 +128,16 @@ impl Walker<'_> {
         match (value_reg, value) {
             (Some(v), _) if aligned && v.is_scalar() && self.privileged() => {
                 let mut v = v;
+                let fits = size >= REG_SIZE || v.var.umax >> (size * 8) == 0;
                 if let Value::Reg(r) = value
-                    && v.id == 0
-                    && !v.var.is_const()
+                    && fits
                 {
                     // Link the register and its spilled copy, so a comparison on one bounds
-                    // the other (the kernel does this on every scalar spill).
-                    v.id = self.new_id();
-                    self.st.reg_mut(r).id = v.id;
+                    // the other (the kernel does this on every scalar spill that keeps the
+                    // whole value).
+                    v = self.link_for_copy(r);
                 }
-                if size < REG_SIZE && v.var.umax >> (size * 8) != 0 {
+                if !fits {
                     v.id = 0;
                 }
                 self.spill(f, spi, v, size);
