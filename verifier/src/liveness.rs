@@ -98,17 +98,17 @@ pub fn live_sets(code: &Code) -> (Vec<RegMask>, Vec<RegMask>) {
     (solve(&nodes, |n| n.uses), solve(&nodes, |n| n.uses64))
 }
 
-/// The 64-bit live-before sets of [`live_sets`] for code in which the slots marked in
-/// `low_only` read only the low halves of their operands (an offload backend that lowers a
-/// 64-bit compare of values known to fit 32 bits as a 32-bit compare): their reads keep no
-/// upper half alive, so fewer 32-bit definitions need zero-extension.
-pub fn live64_with_low_reads(code: &Code, low_only: &[bool]) -> Vec<RegMask> {
+/// The 64-bit live-before sets of [`live_sets`] for code in which slot `pc` reads only the
+/// low halves of the registers in `low_reads[pc]` (an offload backend that lowers a 64-bit
+/// compare of values known to fit 32 bits as a 32-bit compare, or addresses 32-bit memory
+/// through a pointer's low word): those reads keep no upper half alive, so fewer 32-bit
+/// definitions need zero-extension and fewer upper words need computing.
+pub fn live64_with_low_reads(code: &Code, low_reads: &[RegMask]) -> Vec<RegMask> {
     let nodes = flow_nodes(code);
-    let low = |pc: usize| low_only.get(pc).copied().unwrap_or(false);
     let uses: Vec<RegMask> = nodes
         .iter()
         .enumerate()
-        .map(|(pc, n)| if low(pc) { 0 } else { n.uses64 })
+        .map(|(pc, n)| n.uses64 & !low_reads.get(pc).copied().unwrap_or(0))
         .collect();
     solve_indexed(&nodes, |pc, _| uses[pc])
 }

@@ -8,7 +8,8 @@
 //! a packet pointer that only bounds checks read needs no upper word at all.
 //!
 //! The liveness is the verifier's static 64-bit one (`verifier::liveness`, the kernel's
-//! `is_reg64` reads) with the low-word slots reading no upper half. Whether an ALU op is a
+//! `is_reg64` reads) with the low-word slots reading no upper half, and stack and packet
+//! accesses reading only their base pointer's low word. Whether an ALU op is a
 //! low-word slot depends on the liveness after it, so the set grows by rounds: mark every
 //! candidate whose destination's upper half is dead after it, recompute, repeat until nothing
 //! new is marked. Each round only removes reads, so every marked op stays dead, and the final
@@ -18,16 +19,42 @@
 use vm_core::Program;
 use vm_core::isa::{AluOp, Insn, Width};
 
+use verifier::InsnFacts;
 use verifier::code::Code;
+use verifier::facts::PtrKind;
 use verifier::liveness::{RegMask, live64_with_low_reads};
 
 /// `(dead_hi, live)`: per slot, whether it is a 64-bit ALU op done on the low word (only with
-/// `dead_hi` on), and the upper halves live before it. `narrow` marks the narrowed compares.
-pub(crate) fn analyse(prog: &Program, narrow: &[bool], dead_hi: bool) -> (Vec<bool>, Vec<RegMask>) {
+/// `dead_hi` on), and the upper halves live before it. `narrow` marks the narrowed compares;
+/// `facts` say which loads and stores address the stack or the packet, whose 32-bit local and
+/// CTM addresses the lowering takes from the base pointer's low word alone.
+pub(crate) fn analyse(
+    prog: &Program,
+    facts: &[InsnFacts],
+    narrow: &[bool],
+    dead_hi: bool,
+) -> (Vec<bool>, Vec<RegMask>) {
+    const ALL: RegMask = 0x07ff;
     let n = prog.insns.len();
     let code = Code::from_insns(&prog.insns);
-    let mut low: Vec<bool> = (0..n)
-        .map(|pc| narrow.get(pc).copied().unwrap_or(false))
+    let mut low: Vec<RegMask> = prog
+        .insns
+        .iter()
+        .enumerate()
+        .map(|(pc, insn)| {
+            if narrow.get(pc).copied().unwrap_or(false) {
+                return ALL;
+            }
+            let low_memory = matches!(
+                facts.get(pc).and_then(|f| f.mem),
+                Some(PtrKind::Stack | PtrKind::Packet)
+            );
+            match *insn {
+                Insn::Load { src, .. } if low_memory && src < 10 => 1 << src,
+                Insn::Store { dst, .. } if low_memory && dst < 10 => 1 << dst,
+                _ => 0,
+            }
+        })
         .collect();
     let mut marked = vec![false; n];
     let mut live = live64_with_low_reads(&code, &low);
@@ -47,7 +74,7 @@ pub(crate) fn analyse(prog: &Program, narrow: &[bool], dead_hi: bool) -> (Vec<bo
             let hi_read_after = live.get(pc + 1).is_none_or(|m| m & (1 << dst) != 0);
             if !hi_read_after {
                 marked[pc] = true;
-                low[pc] = true;
+                low[pc] = ALL;
                 grew = true;
             }
         }

@@ -325,7 +325,7 @@ impl<'a> Lowerer<'a> {
             Vec::new()
         };
         let (dead_hi, hi_live) = if opt.narrow_cmp || opt.dead_hi {
-            let (dead_hi, live) = hi_live::analyse(prog, &narrow, opt.dead_hi);
+            let (dead_hi, live) = hi_live::analyse(prog, facts, &narrow, opt.dead_hi);
             (dead_hi, Some(live))
         } else {
             (Vec::new(), None)

@@ -207,3 +207,20 @@ fn dead_hi_computes_only_the_low_word_of_unread_upper_halves() {
         b.nfp_insns
     );
 }
+
+#[test]
+fn dead_hi_frees_pointers_that_only_address_the_packet_or_stack() {
+    let with = LowerOptions {
+        narrow_cmp: true,
+        dead_hi: true,
+        ..LowerOptions::NONE
+    };
+    // r5 = r2 + 10 and r6 = r10 - 8 are only used as load and store bases: the CTM and
+    // local-memory addresses come from their low words, so no upper word is computed.
+    let src = format!(
+        "{PKT}mov %r5, %r2\nadd %r5, 10\nldxb %r0, [%r5+0]\nmov %r6, %r10\nadd %r6, -8\nstxdw [%r6+0], %r0\nldxdw %r0, [%r6+0]\nout:\nexit"
+    );
+    let c = diff_with(&xdp(&src), &[packet()], &with, true);
+    // PKT's `mov r4, r2; add r4, 32`, then r5's and r6's pairs.
+    assert_eq!(c.optimisations.dead_hi, 6, "{:?}", c.optimisations);
+}
