@@ -22,7 +22,9 @@ pub use prog::{
 };
 pub use test_run::{DATA_OUT_SLACK, TestRunResult, test_run};
 pub use verifier_log::VerifierStats;
-pub use vm_program::{LoadedVmProgram, VmLoadError, load_vm_program, patch_map_fds};
+pub use vm_program::{
+    LoadedVmProgram, VmLoadError, kernel_verdict, load_vm_program, patch_map_fds,
+};
 
 /// `enum bpf_prog_type` numbers used by the tests.
 pub mod prog_type {

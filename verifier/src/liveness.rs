@@ -102,15 +102,26 @@ pub fn live_sets(code: &Code) -> (Vec<RegMask>, Vec<RegMask>) {
 /// low halves of the registers in `low_reads[pc]` (an offload backend that lowers a 64-bit
 /// compare of values known to fit 32 bits as a 32-bit compare, or addresses 32-bit memory
 /// through a pointer's low word): those reads keep no upper half alive, so fewer 32-bit
-/// definitions need zero-extension and fewer upper words need computing.
-pub fn live64_with_low_reads(code: &Code, low_reads: &[RegMask]) -> Vec<RegMask> {
-    let nodes = flow_nodes(code);
-    let uses: Vec<RegMask> = nodes
-        .iter()
-        .enumerate()
-        .map(|(pc, n)| n.uses64 & !low_reads.get(pc).copied().unwrap_or(0))
-        .collect();
-    solve_indexed(&nodes, |pc, _| uses[pc])
+/// definitions need zero-extension and fewer upper words need computing. Built once per
+/// program, queried once per `low_reads` (a backend refines that set by rounds).
+pub struct Live64 {
+    nodes: Vec<FlowNode>,
+}
+
+impl Live64 {
+    /// The flow graph of `code`, with every slot's uses and definitions.
+    pub fn new(code: &Code) -> Live64 {
+        Live64 {
+            nodes: flow_nodes(code),
+        }
+    }
+
+    /// The live-before sets when slot `pc` reads only the low halves of `low_reads[pc]`.
+    pub fn with_low_reads(&self, low_reads: &[RegMask]) -> Vec<RegMask> {
+        solve_indexed(&self.nodes, |pc, n| {
+            n.uses64 & !low_reads.get(pc).copied().unwrap_or(0)
+        })
+    }
 }
 
 /// Uses, definitions and in-range successors per slot, derived once for every analysis over

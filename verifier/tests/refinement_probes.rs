@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use hw_tests::kernel::{LoadOptions, VmLoadError, kernel_or_skip, load_vm_program};
+use hw_tests::kernel::{LoadOptions, VmLoadError, kernel_or_skip, kernel_verdict, load_vm_program};
 use verifier::{VerifyOptions, verify};
 use vm_core::{MapDef, MapType, ProgType, Program};
 
@@ -423,11 +423,7 @@ fn scalar_refinement_agrees_with_the_kernel() {
             .unwrap_or_else(|e| panic!("decode: {e}\n{text}"));
         p.maps = maps();
         let ours = verify(&p, &VerifyOptions::default());
-        let kernel = match load_vm_program(&p, &LoadOptions::default()) {
-            Ok(_) => Ok(()),
-            Err(VmLoadError::Load(e)) => Err(e),
-            Err(e) => panic!("kernel setup failed: {e}"),
-        };
+        let kernel = kernel_verdict(&p);
         total += 1;
         kernel_accepts += u64::from(kernel.is_ok());
         if ours.is_ok() == kernel.is_ok() {
@@ -573,11 +569,7 @@ fn fixed_disagreements_stay_fixed() {
         if !with_kernel {
             continue;
         }
-        let kernel = match load_vm_program(&p, &LoadOptions::default()) {
-            Ok(_) => true,
-            Err(VmLoadError::Load(_)) => false,
-            Err(e) => panic!("{name}: kernel setup failed: {e}"),
-        };
+        let kernel = kernel_verdict(&p).is_ok();
         assert_eq!(
             ours, kernel,
             "{name}: ours accept={ours}, kernel accept={kernel}\n{text}"

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use hw_tests::kernel::{LoadOptions, VmLoadError, kernel_or_skip, load_vm_program};
+use hw_tests::kernel::{LoadOptions, VmLoadError, kernel_or_skip, kernel_verdict, load_vm_program};
 use verifier::{VerifyOptions, verify};
 use vm_core::interp::{RunError, Vm, VmConfig};
 use vm_core::{MapDef, MapType, ProgType, Program};
@@ -113,19 +113,14 @@ struct Case {
 }
 
 fn kernel_load(p: &Program) -> Result<(), (i32, String)> {
-    match load_vm_program(p, &LoadOptions::default()) {
-        Ok(_) => Ok(()),
-        // The Spectre refusal is the log's last word, but a speculative path checked before it
-        // can print an error-looking line first (seen: "invalid access to map value ...
-        // off=-2" two lines above "... prohibited for !root"), so `!root` is looked for in
-        // the whole log.
-        Err(VmLoadError::Load(e)) => {
-            let spectre = e.log.lines().find(|l| l.contains("!root"));
-            let line = spectre.map(str::to_string).or(e.first_error_line);
-            Err((e.errno, line.unwrap_or_default()))
-        }
-        Err(e) => panic!("kernel setup failed: {e}"),
-    }
+    // The Spectre refusal is the log's last word, but a speculative path checked before it
+    // can print an error-looking line first (seen: "invalid access to map value ... off=-2"
+    // two lines above "... prohibited for !root"), so `!root` is looked for in the whole log.
+    kernel_verdict(p).map_err(|e| {
+        let spectre = e.log.lines().find(|l| l.contains("!root"));
+        let line = spectre.map(str::to_string).or(e.first_error_line);
+        (e.errno, line.unwrap_or_default())
+    })
 }
 
 /// Loads every unprivileged case from one thread running with CAP_BPF only. An error (with

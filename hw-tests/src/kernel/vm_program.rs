@@ -146,6 +146,21 @@ pub fn patch_map_fds(p: &Program, fds: &[i32]) -> Result<Vec<vm_core::RawInsn>, 
     Ok(vm_core::isa::encode_program(&insns))
 }
 
+/// The kernel's verdict on `p` with default load options, for tests that compare verifiers:
+/// `Ok` if it loads, the refusal (with its log) if the verifier refuses it.
+///
+/// # Panics
+///
+/// When the program cannot even be set up (a map the kernel cannot create, a bad map index):
+/// that is a broken test program, not a verdict.
+pub fn kernel_verdict(p: &Program) -> Result<(), Box<LoadError>> {
+    match load_vm_program(p, &LoadOptions::default()) {
+        Ok(_) => Ok(()),
+        Err(VmLoadError::Load(e)) => Err(e),
+        Err(e) => panic!("{}: kernel setup failed: {e}", p.name),
+    }
+}
+
 /// Creates `p.maps` in the kernel, writes their initial values (freezing `.rodata` when
 /// `opts.freeze_rodata`), patches the `lddw`s and loads the program as `p.prog_type`.
 pub fn load_vm_program(p: &Program, opts: &LoadOptions) -> Result<LoadedVmProgram, VmLoadError> {

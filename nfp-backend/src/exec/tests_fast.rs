@@ -163,6 +163,16 @@ fn same(r: &Side, f: &Side) -> Result<(), String> {
     }
 }
 
+/// Starts packet `i` on both sides: whether it loaded (both must agree on that).
+fn start_both(r: &mut Side, f: &mut Side, i: usize, p: &[u8]) -> Result<bool, String> {
+    let a = r.thread.start(&mut r.lmem, p);
+    let b = f.thread.start(&mut f.lmem, p);
+    if a != b {
+        return Err(format!("packet {i}: start {a:?} vs {b:?}"));
+    }
+    Ok(a.is_ok())
+}
+
 /// Runs `packets` one after another on both paths (state kept across packets), comparing
 /// after every event; with `profiled`, the profiles too.
 fn agree(
@@ -175,12 +185,7 @@ fn agree(
 ) -> Result<(), String> {
     let (fast, mut r, mut f, mut pr, mut pf) = sides(code, maps, thread);
     for (i, p) in packets.iter().enumerate() {
-        let a = r.thread.start(&mut r.lmem, p);
-        let b = f.thread.start(&mut f.lmem, p);
-        if a != b {
-            return Err(format!("packet {i}: start {a:?} vs {b:?}"));
-        }
-        if a.is_err() {
+        if !start_both(&mut r, &mut f, i, p)? {
             continue;
         }
         for step in 0.. {
@@ -219,12 +224,7 @@ fn agree_through(
 ) -> Result<(), String> {
     let (fast, mut r, mut f, mut pr, mut pf) = sides(code, maps, thread);
     for (i, p) in packets.iter().enumerate() {
-        let a = r.thread.start(&mut r.lmem, p);
-        let b = f.thread.start(&mut f.lmem, p);
-        if a != b {
-            return Err(format!("packet {i}: start {a:?} vs {b:?}"));
-        }
-        if a.is_err() {
+        if !start_both(&mut r, &mut f, i, p)? {
             continue;
         }
         let mut clock = at;

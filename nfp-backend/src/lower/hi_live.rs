@@ -7,7 +7,7 @@
 //! compares (`narrow_cmp`) read low words only too, which is what usually kills an upper half:
 //! a packet pointer that only bounds checks read needs no upper word at all.
 //!
-//! The liveness is the verifier's static 64-bit one (`verifier::liveness`, the kernel's
+//! The liveness is the verifier's static 64-bit one (`verifier::liveness::Live64`, the kernel's
 //! `is_reg64` reads) with the low-word slots reading no upper half, and stack and packet
 //! accesses reading only their base pointer's low word. Whether an ALU op is a
 //! low-word slot depends on the liveness after it, so the set grows by rounds: mark every
@@ -22,7 +22,7 @@ use vm_core::isa::{AluOp, Insn, Width};
 use verifier::InsnFacts;
 use verifier::code::Code;
 use verifier::facts::PtrKind;
-use verifier::liveness::{RegMask, live64_with_low_reads};
+use verifier::liveness::{Live64, RegMask};
 
 /// `(dead_hi, live)`: per slot, whether it is a 64-bit ALU op done on the low word (only with
 /// `dead_hi` on), and the upper halves live before it. `narrow` marks the narrowed compares;
@@ -36,7 +36,7 @@ pub(crate) fn analyse(
 ) -> (Vec<bool>, Vec<RegMask>) {
     const ALL: RegMask = 0x07ff;
     let n = prog.insns.len();
-    let code = Code::from_insns(&prog.insns);
+    let flow = Live64::new(&Code::from_insns(&prog.insns));
     let mut low: Vec<RegMask> = prog
         .insns
         .iter()
@@ -57,7 +57,7 @@ pub(crate) fn analyse(
         })
         .collect();
     let mut marked = vec![false; n];
-    let mut live = live64_with_low_reads(&code, &low);
+    let mut live = flow.with_low_reads(&low);
     if !dead_hi {
         return (marked, live);
     }
@@ -81,7 +81,7 @@ pub(crate) fn analyse(
         if !grew {
             break;
         }
-        live = live64_with_low_reads(&code, &low);
+        live = flow.with_low_reads(&low);
     }
     (marked, live)
 }
