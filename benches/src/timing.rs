@@ -244,8 +244,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn measure_reaches_the_batch_length() {
+    /// [`measure_on`] of an operation that costs `cost` on the fake clock; also how often it ran.
+    fn measure_fake(cost: Duration) -> (Measurement, u64) {
         let clock = FakeClock::default();
         let mut n = 0u64;
         let m = measure_on(
@@ -253,9 +253,15 @@ mod tests {
             || clock.now(),
             || {
                 n += 1;
-                clock.spend(Duration::from_micros(50));
+                clock.spend(cost);
             },
         );
+        (m, n)
+    }
+
+    #[test]
+    fn measure_reaches_the_batch_length() {
+        let (m, n) = measure_fake(Duration::from_micros(50));
         assert_eq!(m.samples, 3);
         // 2 ms of 50 us operations: doubling from 1 stops at the first batch of >= 40.
         assert_eq!(m.per_batch, 64, "{m:?}");
@@ -270,16 +276,7 @@ mod tests {
     /// An operation that alone fills a batch is run once to calibrate and that run counts.
     #[test]
     fn a_slow_operation_counts_its_calibration_run() {
-        let clock = FakeClock::default();
-        let mut n = 0u64;
-        let m = measure_on(
-            BUDGET,
-            || clock.now(),
-            || {
-                n += 1;
-                clock.spend(Duration::from_millis(5));
-            },
-        );
+        let (m, n) = measure_fake(Duration::from_millis(5));
         assert_eq!((m.per_batch, m.samples, n), (1, 3, 3), "{m:?}");
         assert_eq!(m.median_ns, 5e6);
     }

@@ -49,6 +49,16 @@ impl Side {
         budget: u64,
         profile: Option<&mut Vec<InsnProfile>>,
     ) -> Result<Event, ExecError> {
+        self.with_mem(|thread, mem| match (fast, profile) {
+            (Some(p), Some(prof)) => thread.run_until_event_fast_profiled(p, mem, budget, prof),
+            (Some(p), None) => thread.run_until_event_fast(p, mem, budget),
+            (None, Some(prof)) => thread.run_until_event_profiled(code, mem, budget, prof),
+            (None, None) => thread.run_until_event(code, mem, budget),
+        })
+    }
+
+    /// Runs `f` on this side's thread and its memory (NFP-4000 latencies).
+    fn with_mem<R>(&mut self, f: impl FnOnce(&mut Thread, &mut MemState<'_>) -> R) -> R {
         let lat = Latencies::NFP4000;
         let mut mem = MemState {
             lmem: &mut self.lmem,
@@ -56,16 +66,7 @@ impl Side {
             maps: &mut self.maps,
             lat: &lat,
         };
-        match (fast, profile) {
-            (Some(p), Some(prof)) => self
-                .thread
-                .run_until_event_fast_profiled(p, &mut mem, budget, prof),
-            (Some(p), None) => self.thread.run_until_event_fast(p, &mut mem, budget),
-            (None, Some(prof)) => self
-                .thread
-                .run_until_event_profiled(code, &mut mem, budget, prof),
-            (None, None) => self.thread.run_until_event(code, &mut mem, budget),
-        }
+        f(&mut self.thread, &mut mem)
     }
 
     /// One fast-path resume passing swaps as `through` allows.
@@ -76,16 +77,8 @@ impl Side {
         profile: Option<&mut Vec<InsnProfile>>,
         through: &mut RunThrough,
     ) -> Result<Event, ExecError> {
-        let lat = Latencies::NFP4000;
-        let mut mem = MemState {
-            lmem: &mut self.lmem,
-            shared: &mut self.shared,
-            maps: &mut self.maps,
-            lat: &lat,
-        };
         let profile = profile.map(|p| p.as_mut_slice());
-        self.thread
-            .run_through_fast(fast, &mut mem, budget, profile, through)
+        self.with_mem(|thread, mem| thread.run_through_fast(fast, mem, budget, profile, through))
     }
 }
 
