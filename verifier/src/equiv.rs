@@ -14,7 +14,7 @@
 //! - nothing is copied: the scalar a slot reads back as is borrowed.
 
 use crate::liveness::{RegMask, caller_live};
-use crate::reg::{RegState, RegType};
+use crate::reg::{LINK_FLAGS, RegState, RegType};
 use crate::stack::{REG_SIZE, SlotType, Stack, StackSlot};
 use crate::state::{FuncState, NUM_REGS, VerifierState};
 
@@ -269,7 +269,8 @@ fn regsafe(old: &RegState, cur: &RegState, exact: bool, ids: &mut IdMap) -> bool
             // A copy plus a constant only matches the same kind of link with the same
             // constant: what a branch carries over to its partners depends on it.
             !old.precise
-                || (old.link_delta() == cur.link_delta()
+                || (old.id & LINK_FLAGS == cur.id & LINK_FLAGS
+                    && old.link_delta() == cur.link_delta()
                     && cur.var.is_subset_of(&old.var)
                     && ids.check_scalar(old.id, cur.id))
         }

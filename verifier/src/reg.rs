@@ -201,6 +201,14 @@ pub const BEYOND_PKT_END: i32 = -2;
 /// id (as the kernel does) keeps pruning's id renaming telling the two kinds of link apart.
 pub const LINK_DELTA: u32 = 1 << 31;
 
+/// Flag on a scalar's [`RegState::id`]: like [`LINK_DELTA`], but the constant was added by a
+/// 32-bit ALU op (`w9 += 5`), so the register is the *zero-extended 32-bit* sum of its base
+/// and [`RegState::off`]. Linux 6.18 links these too (when the base fits 32 bits).
+pub const LINK_DELTA32: u32 = 1 << 30;
+
+/// Both offset-link flags.
+pub const LINK_FLAGS: u32 = LINK_DELTA | LINK_DELTA32;
+
 /// The abstract state of one register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RegState {
@@ -282,14 +290,19 @@ impl RegState {
         }
     }
 
-    /// The link id without the [`LINK_DELTA`] flag: registers with the same base are linked.
+    /// The link id without the offset-link flags: registers with the same base are linked.
     pub const fn link_base(&self) -> u32 {
-        self.id & !LINK_DELTA
+        self.id & !LINK_FLAGS
+    }
+
+    /// Whether this linked scalar's constant was added in 32 bits ([`LINK_DELTA32`]).
+    pub const fn link_is_32(&self) -> bool {
+        self.id & LINK_DELTA32 != 0
     }
 
     /// The constant this linked scalar is ahead of its plain copies, if it has one.
     pub const fn link_delta(&self) -> Option<i32> {
-        if self.id & LINK_DELTA != 0 {
+        if self.id & LINK_FLAGS != 0 {
             Some(self.off)
         } else {
             None

@@ -167,6 +167,8 @@ enum Form {
     Linked,
     /// `r9 = r0; r9 += 5; if r9 cond imm` (a link with a constant offset)
     LinkedOffset,
+    /// `r9 = r0; w9 -= 3; if r9 cond imm` (a 32-bit offset link: only when r0 fits 32 bits)
+    LinkedOffset32,
 }
 
 const FORMS: &[Form] = &[
@@ -177,6 +179,7 @@ const FORMS: &[Form] = &[
     Form::UnknownReg,
     Form::Linked,
     Form::LinkedOffset,
+    Form::LinkedOffset32,
 ];
 
 /// Second-comparison constants, relative to the branch's immediate `x`.
@@ -327,6 +330,9 @@ fn render(c: &Case) -> String {
         }
         Form::LinkedOffset => {
             let _ = writeln!(s, "mov r9, r0\nadd r9, 5\n{cond}{w} r9, {xi}, taken");
+        }
+        Form::LinkedOffset32 => {
+            let _ = writeln!(s, "mov r9, r0\nsub32 r9, 3\n{cond}{w} r9, {xi}, taken");
         }
     }
     let probe = probe_text(c.probe, x);
@@ -554,6 +560,26 @@ const FIXED: &[(&str, &str)] = &[
     (
         "no tnum member in range: the tnum's largest, as the kernel takes it",
         "call 7\nlsh r0, 32\nrsh r0, 32\nor r0, 256\nmov r9, r0\nadd r9, 5\njeq32 r9, 256, t\nmov r0, 0\nexit\nt:\njlt32 r0, 1, ok\nldxb r0, [r0+0]\nok:\nmov r0, 0\nexit",
+    ),
+    (
+        "a 32-bit offset link zero-extends the register written when it is the 32-bit sum",
+        "call 7\nmov32 r6, r0\nmov r7, r6\nadd32 r7, 1\nlddw r8, 0xffffffff\njlt r6, r8, out\njeq r7, 0, out\nldxb r0, [r0+0]\nout:\nmov r0, 0\nexit",
+    ),
+    (
+        "a branch on the 32-bit sum bounds its base",
+        "call 7\nmov32 r6, r0\nmov r7, r6\nadd32 r7, 1\nlddw r8, 0xffffffff\njlt r7, r8, out\nlddw r9, 0xfffffffe\njeq r6, r9, out\nldxb r0, [r0+0]\nout:\nmov r0, 0\nexit",
+    ),
+    (
+        "a 32-bit subtract links with a negative delta",
+        "call 7\nmov32 r6, r0\nmov r7, r6\nsub32 r7, 3\njgt r7, 5, out\njlt r6, 9, out\nldxb r0, [r0+0]\nout:\nmov r0, 0\nexit",
+    ),
+    (
+        "the base of a 32-bit sum keeps the values whose sum wrapped",
+        "call 7\nmov32 r6, r0\nmov r7, r6\nsub32 r7, 3\nlddw r8, 0xfffffffd\njgt r7, r8, out\njne r6, 0, out\nldxb r0, [r0+0]\nout:\nmov r0, 0\nexit",
+    ),
+    (
+        "no 32-bit offset link from a register wider than 32 bits",
+        "call 7\nmov r7, r0\nadd32 r7, 1\njlt r7, 10, out\nexit\nout:\njlt r0, 9, ok\nldxb r0, [r0+0]\nok:\nmov r0, 0\nexit",
     ),
 ];
 

@@ -14,7 +14,7 @@ use super::Walker;
 use crate::bounds::{ScalarBounds, alu as balu};
 use crate::code::MAX_VAR_OFF;
 use crate::error::VResult;
-use crate::reg::{LINK_DELTA, RegState, RegType};
+use crate::reg::{LINK_DELTA, LINK_DELTA32, RegState, RegType};
 
 /// The kernel's `bpf_alu_string`, for messages.
 fn op_str(op: AluOp) -> &'static str {
@@ -89,9 +89,11 @@ impl Walker<'_> {
             RegState::unknown_scalar()
         } else {
             let mut r = RegState::scalar(balu::alu(op, width, &dst_reg.var, &src_reg.var));
-            if let Some(delta) = link_delta_after(op, width, &dst_reg, &src_reg) {
+            if self.privileged()
+                && let Some((flag, delta)) = link_delta_after(op, width, &dst_reg, &src_reg)
+            {
                 // Still a copy of the registers sharing its id, now ahead by a constant.
-                (r.id, r.off) = (dst_reg.id | LINK_DELTA, delta);
+                (r.id, r.off) = (dst_reg.id | flag, delta);
             }
             r
         };
@@ -389,21 +391,32 @@ impl Walker<'_> {
     }
 }
 
-/// The delta a linked scalar `dst` keeps after `dst op= src` (Linux 6.18's offset links): a
-/// 64-bit add or subtract of a constant whose delta fits in an `i32`, on a register linked
-/// without a delta yet (a second constant would need a second delta). Anything else breaks
-/// the link. 32-bit adds, which 6.18 also links (with a zero-extension to honour), are left
-/// unlinked: that only loses precision.
-fn link_delta_after(op: AluOp, width: Width, dst: &RegState, src: &RegState) -> Option<i32> {
-    if width != Width::W64 || dst.id == 0 || dst.link_delta().is_some() {
+/// The link flag and delta a linked scalar `dst` keeps after `dst op= src` (Linux 6.18's
+/// offset links, which only a privileged loader gets): an add or subtract of a constant
+/// whose delta fits in an `i32`, on a register linked without a delta yet (a second constant
+/// would need a second delta). A 64-bit op links with [`LINK_DELTA`]. A 32-bit op links with
+/// [`LINK_DELTA32`] only when `dst` fitted 32 bits before it: then `dst` is exactly the
+/// zero-extended 32-bit sum of its base and the delta. Anything else breaks the link.
+fn link_delta_after(op: AluOp, width: Width, dst: &RegState, src: &RegState) -> Option<(u32, i32)> {
+    if dst.id == 0 || dst.link_delta().is_some() {
         return None;
     }
-    let k = i32::try_from(src.var.const_value()? as i64).ok()?;
-    match op {
-        AluOp::Add => Some(k),
-        AluOp::Sub => k.checked_neg(),
-        _ => None,
-    }
+    let (flag, k) = match width {
+        Width::W64 => (
+            LINK_DELTA,
+            i32::try_from(src.var.const_value()? as i64).ok()?,
+        ),
+        Width::W32 if dst.var.umax <= u64::from(u32::MAX) => {
+            (LINK_DELTA32, src.var.const_value32()? as i32)
+        }
+        Width::W32 => return None,
+    };
+    let delta = match op {
+        AluOp::Add => k,
+        AluOp::Sub => k.checked_neg()?,
+        _ => return None,
+    };
+    Some((flag, delta))
 }
 
 /// The kernel's `is_safe_to_compute_dst_reg_range`.

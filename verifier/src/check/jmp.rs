@@ -316,6 +316,12 @@ fn find_good_pkt_pointers(st: &mut VerifierState, pkt: &RegState, right_open: bo
 /// Writes the refined bounds of scalar register `r` and of every scalar linked to it: a
 /// copy with the same delta gets the bounds as they are, one with another delta gets them
 /// shifted by the difference (a register `r0 + 5` refined to [5, 20] makes `r0` [0, 15]).
+///
+/// When either side's delta was added in 32 bits, both are zero-extended 32-bit sums of a
+/// base that fits 32 bits, so the shift is a 32-bit add, zero-extended. Shifting a 32-bit sum
+/// back to its base in 64 bits would lose the base values whose sum wrapped (`w7 = w6 - 3`
+/// with r7 in [0, 0xfffffffd] still allows r6 = 0); the kernel keeps them too (fixed probe
+/// "the base of a 32-bit sum keeps the values whose sum wrapped").
 fn set_scalar(st: &mut VerifierState, r: u8, var: ScalarBounds) {
     let reg = st.reg_mut(r);
     reg.var = var;
@@ -332,6 +338,13 @@ fn set_scalar(st: &mut VerifierState, r: u8, var: ScalarBounds) {
         if shift == 0 {
             // Linux 6.18 copies the whole register here, link flag included.
             (x.var, x.id, x.off) = (var, known.id, known.off);
+        } else if x.link_is_32() || known.link_is_32() {
+            x.var = alu(
+                AluOp::Add,
+                Width::W32,
+                &var,
+                &ScalarBounds::constant(shift as u64),
+            );
         } else {
             x.var = alu(
                 AluOp::Add,
