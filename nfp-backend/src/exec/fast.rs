@@ -40,12 +40,21 @@
 //! tests, 64-bit moves and immediates) become one op, executing every constituent exactly
 //! (all flags, all register writes) in one dispatch. The constituents keep their own ops at
 //! their own addresses, so a branch into the middle of a fused group is still exact.
+//!
+//! # Native blocks
+//!
+//! On x86-64 hosts, each address that starts a straight-line stretch of register ops (ALU,
+//! shifts, `immed`, `ld_field`) also gets that stretch compiled to host code (`jit`); its
+//! plain handler runs the block and continues after it. The ops keep their handlers, for the
+//! profiled loop and for [`FastProgram::without_native`].
 
 use super::fast_fuse::{fuse, indirect_after};
 use super::fast_run::{Handler, MAX_RUN};
 use super::fast_select::handlers;
+use super::jit;
 use super::step::{byte_mask, immed_parts, same_bank};
 use super::thread::{bank, slot};
+use super::units::{cmd_shape, last_mask};
 use crate::target::{
     AddrMode, AluOp, CmdAction, Cond, Dst, FwHelper, MeInsn, MemTarget, ShiftAmount, ShiftKind, Src,
 };
@@ -128,7 +137,11 @@ pub(super) enum Op {
         rt: u16,
         rn: u16,
     },
-    /// A memory command with checked operands.
+    /// A memory command with checked operands. `len`, `words` and `mask` are its shape
+    /// (`units::cmd_shape`: bytes and words moved, the bytes kept of the last word read),
+    /// worked out once; `words` = 0 when the shape fails its checks (the general path
+    /// raises the error). `fast_select` picks a handler by target, action and words
+    /// (`fast_mem`).
     Cmd {
         target: MemTarget,
         action: CmdAction,
@@ -138,6 +151,9 @@ pub(super) enum Op {
         swap: bool,
         a: u16,
         b: u16,
+        len: u8,
+        words: u8,
+        mask: u32,
     },
     /// A firmware helper call (ends a run: it may swap; continues at `pc + 1`).
     Fw { helper: FwHelper, rn: u16 },
@@ -239,6 +255,33 @@ pub struct FastProgram {
     /// One op per address with its handlers and run, plus a final `Slow` at `code.len()`
     /// (falling off the end).
     pub(super) hops: Box<[Hop]>,
+    /// The compiled blocks (see `jit`).
+    jit: JitCode,
+}
+
+/// A program's compiled blocks: the block starting at each address, if any (its hop's
+/// handler is then `jit::native`; one entry per hop), and the native code they point into
+/// (shared by clones). Equality and the debug form ignore them: the blocks are a function
+/// of the ops.
+#[derive(Clone)]
+struct JitCode {
+    blocks: Box<[Option<jit::Block>]>,
+    _code: Option<std::sync::Arc<jit::Compiled>>,
+}
+
+impl PartialEq for JitCode {
+    fn eq(&self, _: &JitCode) -> bool {
+        true
+    }
+}
+
+impl Eq for JitCode {}
+
+impl std::fmt::Debug for JitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.blocks.iter().flatten().count();
+        write!(f, "{n} native blocks")
+    }
 }
 
 /// An op as the threaded loop runs it (see `fast_run`): its handlers (plain and profiled,
@@ -465,16 +508,26 @@ fn decode_checked(insn: &MeInsn, len: usize) -> Option<Op> {
             a,
             b,
             swap,
-        } if !same_bank(a, b) => Op::Cmd {
-            target,
-            action,
-            xfer,
-            count,
-            mode,
-            swap,
-            a: src(a)?,
-            b: src(b)?,
-        },
+        } if !same_bank(a, b) => {
+            // A shape that passes has `len <= 32` and `words <= 8`.
+            let (len, words, mask) = match cmd_shape(action, xfer, count) {
+                Ok(s) => (s.len as u8, s.words as u8, last_mask(s.len)),
+                Err(_) => (0, 0, 0),
+            };
+            Op::Cmd {
+                target,
+                action,
+                xfer,
+                count,
+                mode,
+                swap,
+                a: src(a)?,
+                b: src(b)?,
+                len,
+                words,
+                mask,
+            }
+        }
         MeInsn::FwCall { helper } => Op::Fw { helper, rn: 0 },
         MeInsn::Exit => Op::Exit,
         MeInsn::Nop => Op::Nop,
@@ -483,8 +536,22 @@ fn decode_checked(insn: &MeInsn, len: usize) -> Option<Op> {
 }
 
 impl FastProgram {
-    /// Decodes `code` (any code: what cannot be pre-decoded runs on the reference path).
+    /// Decodes `code` (any code: what cannot be pre-decoded runs on the reference path), and
+    /// compiles its straight-line stretches to host code where the host allows (`jit`),
+    /// unless the environment variable `NFP_NATIVE` is `0` (to rule the native code in or out
+    /// when chasing a difference, or to measure it).
     pub fn new(code: &[MeInsn]) -> FastProgram {
+        let native = std::env::var_os("NFP_NATIVE").is_none_or(|v| v != "0");
+        FastProgram::build(code, native)
+    }
+
+    /// As [`FastProgram::new`] but with every op run by its handler (no host code): for
+    /// comparing the two, and for hosts where the compiled code is not wanted.
+    pub fn without_native(code: &[MeInsn]) -> FastProgram {
+        FastProgram::build(code, false)
+    }
+
+    fn build(code: &[MeInsn], native: bool) -> FastProgram {
         let len = code.len();
         // Programs beyond u16 addresses run entirely on the reference path.
         let fast = len < usize::from(u16::MAX);
@@ -544,17 +611,36 @@ impl FastProgram {
                 _ => {}
             }
         }
+        let jit = if native {
+            jit::compile(&ops).map(std::sync::Arc::new)
+        } else {
+            None
+        };
+        let block_at = |pc: usize| {
+            jit.as_ref()
+                .and_then(|c| c.blocks.get(pc).copied().flatten())
+        };
+        // Only where the run is paid by the fast path (a block never starts at a slow
+        // address, whose run is 0).
+        let blocks: Box<[Option<jit::Block>]> = (0..ops.len())
+            .map(|pc| block_at(pc).filter(|_| run.get(pc).is_some_and(|&r| r > 0)))
+            .collect();
         let hops = ops
             .iter()
             .zip(&run)
-            .map(|(&op, &run)| {
+            .enumerate()
+            .map(|(pc, (&op, &run))| {
                 let (h, hp) = handlers(&op);
+                let h = if blocks[pc].is_some() { jit::native } else { h };
                 let (t, rt, rn) = match op {
                     Op::Br { t, rt, rn, .. }
                     | Op::BrBit { t, rt, rn, .. }
                     | Op::AluBr { t, rt, rn, .. }
                     | Op::Alu2Br { t, rt, rn, .. } => (t, rt, rn),
                     Op::Fw { rn, .. } => (0, 0, rn),
+                    // A block's first op is a straight-line one, whose `t` is free: it holds
+                    // the block's index for `jit::native` (saves deriving it from `ip`).
+                    _ if blocks[pc].is_some() => (pc as u16, 0, 0),
                     _ => (0, 0, 0),
                 };
                 Hop {
@@ -571,12 +657,23 @@ impl FastProgram {
         FastProgram {
             code: code.into(),
             hops,
+            jit: JitCode { blocks, _code: jit },
         }
+    }
+
+    /// The block table as the handlers index it (parallel to `hops`).
+    pub(super) fn blocks_ptr(&self) -> *const Option<jit::Block> {
+        self.jit.blocks.as_ptr()
     }
 
     /// The reference instructions.
     pub fn code(&self) -> &[MeInsn] {
         &self.code
+    }
+
+    /// Addresses that start a native block (0 without native code).
+    pub fn native_blocks(&self) -> usize {
+        self.jit.blocks.iter().flatten().count()
     }
 
     /// Instructions that run on the fast path (the rest fall back to the reference step).

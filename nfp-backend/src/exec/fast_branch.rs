@@ -1,6 +1,7 @@
 //! Handlers of the fast path's control ops (branches and the fused compare-and-branch
-//! groups, memory commands, firmware calls, exit, the slow fall-back): the ops that may
-//! continue elsewhere than the next op, pay the run they enter, or leave the chain.
+//! groups, exit, the slow fall-back): the ops that may continue elsewhere than the next op,
+//! pay the run they enter, or leave the chain. Memory commands and firmware calls are in
+//! `fast_mem`.
 //!
 //! All branch forms share [`branch`] (penalty, profile, paying the target or fall-through
 //! run); the condition `C` and the ALU operations are const parameters of each handler (see
@@ -8,15 +9,13 @@
 
 use super::fast::{Hop, Op};
 use super::fast_handlers::{alu, cond, mismatch, op_at, pick, pick_cond, rd, wr};
-use super::fast_run::{Cx, Out, done, fault, goto, next, pay, slow, swap_or_pass};
+use super::fast_run::{Cx, Out, done, goto, pay, slow};
 use super::thread::Thread;
-use super::{SwapTarget, fw};
-use crate::target::AddrMode;
 
 /// The branch ending a group of `w` instructions at `ip`: to its target if `taken`, else to
 /// `ip + w`, paying the run there (target and runs are read from the hop on their own path).
 #[inline(always)]
-fn branch<const P: bool>(
+pub(super) fn branch<const P: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -122,77 +121,6 @@ pub(super) fn alu2_br<const P: bool, const OP1: u8, const OP2: u8, const C: u8>(
     cx.prof::<P>(ip, 1, 1);
     let taken = cond(pick_cond(C, c), &t.cc);
     branch::<P>(t, cx, ip, n, taken, 3)
-}
-
-/// A memory command with checked operands; with `swap`, the thread swaps out after it.
-pub(super) fn cmd<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
-    let &Op::Cmd {
-        target,
-        action,
-        xfer,
-        count,
-        mode,
-        swap: swaps,
-        a,
-        b,
-    } = op_at(ip)
-    else {
-        return mismatch(cx, ip, n);
-    };
-    let (x, y) = (rd(t, a), rd(t, b));
-    let addr = match mode {
-        AddrMode::Addr32 => u64::from(x.wrapping_add(y)),
-        AddrMode::Addr40 => (u64::from(x & 0xff) << 32) + u64::from(y),
-    };
-    let words = match t.command(target, action, xfer, count, addr, &mut cx.mem) {
-        Ok(w) => w,
-        Err(k) => return fault(cx, ip, n, k),
-    };
-    cx.prof::<P>(ip, 0, 1);
-    if swaps {
-        let lat = cx.mem.lat;
-        let wait = lat.target_latency(target) + lat.per_word * (words - 1);
-        return swap_or_pass::<P>(
-            t,
-            cx,
-            ip.wrapping_add(1),
-            n,
-            u64::from(wait),
-            SwapTarget::Mem(target),
-        );
-    }
-    next::<P>(t, cx, ip.wrapping_add(1), n)
-}
-
-/// A firmware helper call (it reads and writes registers and flag-free state only).
-pub(super) fn fw_call<const P: bool>(
-    t: &mut Thread,
-    cx: &mut Cx<'_>,
-    ip: *const Hop,
-    n: u64,
-) -> Out {
-    let &Op::Fw { helper, .. } = op_at(ip) else {
-        return mismatch(cx, ip, n);
-    };
-    if let Err(k) = fw::call(helper, t, &mut cx.mem) {
-        return fault(cx, ip, n, k);
-    }
-    let c = cx.mem.lat.fw_cost(helper);
-    cx.extra += u64::from(c.issue);
-    cx.prof::<P>(ip, 0, 1 + u64::from(c.issue));
-    if c.wait > 0 {
-        return swap_or_pass::<P>(
-            t,
-            cx,
-            ip.wrapping_add(1),
-            n,
-            u64::from(c.wait),
-            SwapTarget::Fw(helper),
-        );
-    }
-    // SAFETY: `ip` points into the hops (invariant on `fast_run::next`).
-    let rn = unsafe { (*ip).rn };
-    pay::<P>(t, cx, ip.wrapping_add(1), rn, n)
 }
 
 /// End of the program (the driver fills in the return value and counts).

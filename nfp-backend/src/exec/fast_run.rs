@@ -63,6 +63,8 @@ pub(super) struct Cx<'m> {
     pub(super) profile: &'m mut [InsnProfile],
     /// First op of the program (branch targets are indices from it).
     base: *const Hop,
+    /// The program's compiled blocks, one entry per op (`jit::native` reads its own).
+    pub(super) blocks: *const Option<super::jit::Block>,
     /// Highest instruction count the chain may pay up to (budget and chunk).
     limit: u64,
     budget: u64,
@@ -266,6 +268,7 @@ impl Thread {
             },
             profile,
             base,
+            blocks: prog.blocks_ptr(),
             limit: 0,
             budget,
             extra: 0,

@@ -9,12 +9,13 @@
 //! from the op.
 
 use super::fast::{A, Op};
-use super::fast_branch::{alu_br, alu2_br, br, br_bit, cmd, exit, fw_call, slow_op};
+use super::fast_branch::{alu_br, alu2_br, br, br_bit, exit, slow_op};
 use super::fast_handlers::{
     DYN, alu_lm, alu_shf, alu1, alu2, csr_lm, ld, merge, mov_lm, nop, set, set2, shf, st_lm,
 };
+use super::fast_mem::{cmd, ctm_read, ctm_write, emem_add, emem_move, fw_call, fw_lookup};
 use super::fast_run::Handler;
-use crate::target::{Cond, ShiftKind};
+use crate::target::{CmdAction, Cond, FwHelper, MemTarget, ShiftKind};
 
 /// `$f::<false, $k.., C>` for the op's condition `C`.
 macro_rules! by_cond {
@@ -147,7 +148,51 @@ pub(super) fn handlers(op: &Op) -> (Handler, Handler) {
         Op::AluLm { .. } => (alu_lm::<false>, alu_lm::<true>),
         Op::StLm { .. } => (st_lm::<false>, st_lm::<true>),
         Op::CsrLm { .. } => (csr_lm::<false>, csr_lm::<true>),
+        Op::Cmd { words: 0, .. } => (cmd::<false>, cmd::<true>),
+        Op::Cmd {
+            target: MemTarget::Ctm,
+            action: CmdAction::Read8 | CmdAction::Read32,
+            words,
+            ..
+        } => (
+            match words {
+                1 => ctm_read::<false, 1> as Handler,
+                2 => ctm_read::<false, 2>,
+                3 => ctm_read::<false, 3>,
+                4 => ctm_read::<false, 4>,
+                5 => ctm_read::<false, 5>,
+                6 => ctm_read::<false, 6>,
+                7 => ctm_read::<false, 7>,
+                8 => ctm_read::<false, 8>,
+                _ => ctm_read::<false, 0>,
+            },
+            ctm_read::<true, 0>,
+        ),
+        Op::Cmd {
+            target: MemTarget::Emem,
+            action: CmdAction::AtomicAdd,
+            ..
+        } => (emem_add::<false>, emem_add::<true>),
+        Op::Cmd {
+            target: MemTarget::Ctm,
+            action: CmdAction::Write8 | CmdAction::Write32,
+            ..
+        } => (ctm_write::<false>, ctm_write::<true>),
+        Op::Cmd {
+            target: MemTarget::Emem,
+            action: CmdAction::Read8 | CmdAction::Read32,
+            ..
+        } => (emem_move::<false, false>, emem_move::<true, false>),
+        Op::Cmd {
+            target: MemTarget::Emem,
+            action: CmdAction::Write8 | CmdAction::Write32,
+            ..
+        } => (emem_move::<false, true>, emem_move::<true, true>),
         Op::Cmd { .. } => (cmd::<false>, cmd::<true>),
+        Op::Fw {
+            helper: FwHelper::MapLookup,
+            ..
+        } => (fw_lookup::<false>, fw_lookup::<true>),
         Op::Fw { .. } => (fw_call::<false>, fw_call::<true>),
         Op::Exit => (exit::<false>, exit::<true>),
         Op::Nop => (nop::<false>, nop::<true>),

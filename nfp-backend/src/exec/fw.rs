@@ -35,7 +35,8 @@ pub(super) fn call(
 ) -> Result<(), ExecErrorKind> {
     let bad = |reason| ExecErrorKind::Helper { helper, reason };
     let r0 = match helper {
-        FwHelper::MapLookup | FwHelper::MapUpdate | FwHelper::MapDelete => {
+        FwHelper::MapLookup => map_lookup(th, mem).map_err(bad)?,
+        FwHelper::MapUpdate | FwHelper::MapDelete => {
             let fd = th.reg(1) as u32 as usize;
             let cpu = mem.shared.cpu;
             let map = mem.maps.get_mut(fd).ok_or(bad("no such map"))?;
@@ -45,13 +46,6 @@ pub(super) fn call(
                 .slice(u64::from(th.reg(2) as u32), ks)
                 .map_err(|_| bad("key outside local memory"))?;
             match helper {
-                FwHelper::MapLookup => match map.lookup(key, cpu) {
-                    Some(off) if (off as u64) < 1 << EMEM_MAP_FD_SHIFT => {
-                        emem_map_addr(fd as u32, off as u64)
-                    }
-                    Some(_) => return Err(bad("value offset beyond the map's EMEM window")),
-                    None => 0,
-                },
                 FwHelper::MapUpdate => {
                     let value = mem
                         .lmem
@@ -102,6 +96,27 @@ pub(super) fn call(
     };
     th.set_r0(r0);
     Ok(())
+}
+
+/// `bpf_map_lookup_elem(map = R1, key = R2)`: the EMEM address of the value, or 0. Its own
+/// function because it is the helper of nearly every packet: the fast path calls it
+/// directly (`fast_mem::fw_lookup`), and [`call`] through here, so both are the same code.
+#[inline(always)]
+pub(super) fn map_lookup(th: &Thread, mem: &mut MemState<'_>) -> Result<u64, &'static str> {
+    let fd = th.reg(1) as u32 as usize;
+    let cpu = mem.shared.cpu;
+    let map = mem.maps.get_mut(fd).ok_or("no such map")?;
+    let key = mem
+        .lmem
+        .slice(u64::from(th.reg(2) as u32), map.def().key_size)
+        .map_err(|_| "key outside local memory")?;
+    match map.lookup(key, cpu) {
+        Some(off) if (off as u64) < 1 << EMEM_MAP_FD_SHIFT => {
+            Ok(emem_map_addr(fd as u32, off as u64))
+        }
+        Some(_) => Err("value offset beyond the map's EMEM window"),
+        None => Ok(0),
+    }
 }
 
 /// `bpf_perf_event_output(ctx, map = R2, flags = R3, data = R4, size = R5)`; the upper flag

@@ -10,10 +10,19 @@ use crate::target::MemTarget;
 use vm_core::maps::{BPF_F_RDONLY_PROG, MapSet};
 
 /// One ME's 4 KiB local memory (stacks and packet vectors of its threads).
+///
+/// Why the dirty bits: every packet starts with its thread's 512-byte stack zeroed, but a
+/// packet writes only a few words of it. `dirty` has one bit per 64-byte chunk that may
+/// hold a non-zero byte (every write path below sets it; a clear bit guarantees a zero
+/// chunk), so starting a packet clears only the chunks that were written.
 #[derive(Clone)]
 pub struct Lmem {
-    bytes: Box<[u8]>,
+    bytes: Box<[u8; LMEM_BYTES]>,
+    dirty: u64,
 }
+
+/// Bytes per dirty bit of [`Lmem`] (64 bits cover the 4 KiB).
+const CHUNK: usize = LMEM_BYTES / 64;
 
 impl std::fmt::Debug for Lmem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,18 +42,75 @@ impl Lmem {
     /// Zeroed local memory.
     pub fn new() -> Lmem {
         Lmem {
-            bytes: vec![0; LMEM_BYTES].into_boxed_slice(),
+            bytes: Box::new([0; LMEM_BYTES]),
+            dirty: 0,
         }
     }
 
     /// All bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..]
     }
 
-    /// All bytes, writable.
+    /// All bytes, writable (marks every chunk dirty: the caller may write anywhere).
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes
+        self.dirty = u64::MAX;
+        &mut self.bytes[..]
+    }
+
+    /// Marks the chunk of byte address `a` (< `LMEM_BYTES`) as possibly non-zero.
+    #[inline(always)]
+    fn mark(&mut self, a: usize) {
+        self.dirty |= 1 << ((a / CHUNK) & 63);
+    }
+
+    /// Zeroes bytes `a .. a + len` (clipped to LMEM), touching only the whole chunks written
+    /// since they were last zeroed. Inline for chunk-aligned ranges (the thread stacks,
+    /// where the checks fold away); anything else goes to [`Lmem::zero_unaligned`].
+    #[inline(always)]
+    pub(super) fn zero(&mut self, a: usize, len: usize) {
+        let (lo, n) = (a / CHUNK, len / CHUNK);
+        if a.is_multiple_of(CHUNK) && len.is_multiple_of(CHUNK) && n > 0 && n < 64 && lo + n <= 64 {
+            self.zero_chunks(((1u64 << n) - 1) << lo);
+        } else {
+            self.zero_unaligned(a, len);
+        }
+    }
+
+    /// Zeroes the dirty chunks among `span` (a chunk mask) and marks them clean.
+    #[inline(always)]
+    fn zero_chunks(&mut self, span: u64) {
+        let mut d = self.dirty & span;
+        self.dirty &= !span;
+        while d != 0 {
+            let c = d.trailing_zeros() as usize;
+            d &= d - 1;
+            if let Some(b) = self.bytes.get_mut(c * CHUNK..(c + 1) * CHUNK) {
+                b.fill(0);
+            }
+        }
+    }
+
+    /// [`Lmem::zero`] for any range: partial chunks at the ends are zeroed byte by byte
+    /// (and stay marked), whole chunks as there.
+    #[cold]
+    #[inline(never)]
+    fn zero_unaligned(&mut self, a: usize, len: usize) {
+        let end = a.saturating_add(len).min(LMEM_BYTES);
+        let a = a.min(end);
+        let (lo, hi) = (a.div_ceil(CHUNK), end / CHUNK);
+        if lo >= hi {
+            self.bytes[a..end].fill(0);
+            return;
+        }
+        self.bytes[a..lo * CHUNK].fill(0);
+        self.bytes[hi * CHUNK..end].fill(0);
+        let n = hi - lo;
+        self.zero_chunks(if n >= 64 {
+            u64::MAX
+        } else {
+            ((1u64 << n) - 1) << lo
+        });
     }
 
     /// `len` bytes at byte address `addr`.
@@ -72,6 +138,24 @@ impl Lmem {
     pub(super) fn set_word(&mut self, a: usize, v: u32) {
         if let Some(b) = self.bytes.get_mut(a..a + 4) {
             b.copy_from_slice(&v.to_le_bytes());
+            // A word is 4-aligned at every caller, but mark both ends to be exact anyway.
+            self.mark(a);
+            self.mark(a + 3);
+        }
+    }
+
+    /// Stores the little-endian words `v` at byte address `a` (one range check for all;
+    /// nothing is stored when they do not fit).
+    #[inline(always)]
+    pub(super) fn set_words<const N: usize>(&mut self, a: usize, v: [u32; N]) {
+        // Marking both ends covers every chunk the words touch only if they fit in one.
+        const { assert!(N > 0 && 4 * N <= CHUNK) };
+        if let Some(b) = self.bytes.get_mut(a..a + 4 * N) {
+            for (c, w) in b.chunks_exact_mut(4).zip(v) {
+                c.copy_from_slice(&w.to_le_bytes());
+            }
+            self.mark(a);
+            self.mark(a + 4 * N - 1);
         }
     }
 
@@ -218,17 +302,28 @@ pub(super) fn region<'a>(
             let r = range(addr, len, shared.imem.len()).ok_or_else(bad)?;
             Ok(&mut shared.imem[r])
         }
-        MemTarget::Emem => {
-            let (fd, off) = emem_map(addr).ok_or_else(bad)?;
-            let map = maps.get_mut(fd).ok_or_else(bad)?;
-            if write && map.def().flags & BPF_F_RDONLY_PROG != 0 {
-                return Err(bad());
-            }
-            let slab = map.slab_mut();
-            let r = range(off, len, slab.len()).ok_or_else(bad)?;
-            Ok(&mut slab[r])
-        }
+        MemTarget::Emem => emem_region(maps, addr, len, write).ok_or_else(bad),
     }
+}
+
+/// The bytes of a map value slab an EMEM command addresses (`None`: no such map, a write to
+/// a map programs may not write, or outside the slab). Shared by [`region`] and the fast
+/// path's EMEM commands, so both refuse exactly the same accesses.
+#[inline(always)]
+pub(super) fn emem_region(
+    maps: &mut MapSet,
+    addr: u64,
+    len: u32,
+    write: bool,
+) -> Option<&mut [u8]> {
+    let (fd, off) = emem_map(addr)?;
+    let map = maps.get_mut(fd)?;
+    if write && map.def().flags & BPF_F_RDONLY_PROG != 0 {
+        return None;
+    }
+    let slab = map.slab_mut();
+    let r = range(off, len, slab.len())?;
+    slab.get_mut(r)
 }
 
 #[cfg(test)]
@@ -249,6 +344,66 @@ mod tests {
         assert_eq!(l.bytes()[8], 0x78);
         assert_eq!(l.read_u32(4094), None);
         assert!(l.slice(4090, 8).is_err());
+    }
+
+    /// Local memory with its dirty chunks behaves as plain bytes: every sequence of word
+    /// stores, raw writes and (aligned or not, in range or not) zeroings leaves the same
+    /// bytes as a plain array, and a clean chunk is always zero.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn dirty_chunks_zero_exactly() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let op = (0u8..5, 0usize..4200, 0usize..1200, any::<u32>());
+        let mut runner = TestRunner::new(Config::with_cases(2000));
+        runner
+            .run(&prop::collection::vec(op, 1..60), |ops| {
+                let mut l = Lmem::new();
+                let mut model = vec![0u8; LMEM_BYTES];
+                for (k, a, len, v) in ops {
+                    match k {
+                        0 => {
+                            l.set_word(a, v);
+                            if let Some(b) = model.get_mut(a..a + 4) {
+                                b.copy_from_slice(&v.to_le_bytes());
+                            }
+                        }
+                        1 => {
+                            l.set_words(a, [v, !v, v ^ 0x5a5a, 7]);
+                            if let Some(b) = model.get_mut(a..a + 16) {
+                                for (i, w) in [v, !v, v ^ 0x5a5a, 7].iter().enumerate() {
+                                    b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+                                }
+                            }
+                        }
+                        2 => {
+                            if let Some(b) = l.bytes_mut().get_mut(a) {
+                                *b = v as u8;
+                                model[a] = v as u8;
+                            }
+                        }
+                        3 => {
+                            // Aligned, as the stacks: `len` a multiple of the chunk.
+                            let (a, len) = (a & !(CHUNK - 1), len & !(CHUNK - 1));
+                            l.zero(a, len);
+                            let end = (a + len).min(LMEM_BYTES);
+                            model[a.min(end)..end].fill(0);
+                        }
+                        _ => {
+                            l.zero(a, len);
+                            let end = (a + len).min(LMEM_BYTES);
+                            model[a.min(end)..end].fill(0);
+                        }
+                    }
+                    prop_assert_eq!(l.bytes(), &model[..]);
+                    for c in 0..64 {
+                        let chunk = &model[c * CHUNK..(c + 1) * CHUNK];
+                        prop_assert!(l.dirty & (1 << c) != 0 || chunk.iter().all(|&b| b == 0));
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 
     /// Saving and restoring the random state between any two draws (as nic-sim does around

@@ -1,10 +1,11 @@
 //! The multiplier and the memory-command unit of a thread: the two instruction kinds with
 //! state or data movement beyond one register write.
 
-use super::memory::{Lmem, region};
+use super::memory::{Lmem, emem_region, range, region};
 use super::thread::{Mul, Thread, slot};
 use super::{ExecErrorKind, MemState, PKT_BUF_BYTES, PKT_HEADROOM, ctm_packet_buffer};
 use crate::target::{CmdAction, Dst, MemTarget, MulStep, Src};
+use vm_core::maps::MapSet;
 
 impl Thread {
     pub(super) fn mul_step(
@@ -81,47 +82,61 @@ impl Thread {
         mem: &mut MemState<'_>,
     ) -> Result<u32, ExecErrorKind> {
         if target == MemTarget::Ctm
-            && let Some(words) = self.ctm_read(action, xfer, count, addr)
+            && matches!(action, CmdAction::Read8 | CmdAction::Read32)
+            && let Ok(s) = cmd_shape(action, xfer, count)
+            && self.ctm_read(xfer, s.words as usize, last_mask(s.len), addr)
         {
-            return Ok(words);
+            return Ok(s.words);
         }
         self.command_general(target, action, xfer, count, addr, mem)
     }
 
-    /// A CTM packet-buffer read that passes every check of [`Thread::command_general`]
-    /// (count, transfer registers, buffer range, and whole words inside the buffer); `None`
-    /// leaves the command, unexecuted, to the general path.
+    /// A CTM packet-buffer read of `words` words (`1..=8`, from [`cmd_shape`], so they fit
+    /// the transfer registers from `xfer`) whose whole words lie inside the buffer: fills
+    /// the read transfer registers, the last one masked with `mask` ([`last_mask`]), and
+    /// says so. `false` leaves the command, unexecuted, to [`Thread::command_general`]
+    /// (out of the buffer, or a partial last word the buffer ends in).
+    ///
+    /// It is what the general path does for such a read, word by word (the unit test holds
+    /// the two together); the fast path calls it with the shape decoded once.
     #[inline(always)]
-    fn ctm_read(&mut self, action: CmdAction, xfer: u8, count: u8, addr: u64) -> Option<u32> {
-        let len = match action {
-            CmdAction::Read8 if count <= 32 => u32::from(count),
-            CmdAction::Read32 if count <= 8 => 4 * u32::from(count),
-            _ => return None,
-        };
-        let words = len.div_ceil(4);
-        let x = usize::from(xfer);
+    pub(super) fn ctm_read(&mut self, xfer: u8, words: usize, mask: u32, addr: u64) -> bool {
         let off = addr.wrapping_sub(u64::from(ctm_packet_buffer(self.index)));
-        // `count == 0` gives `words == 0`, refused here; whole words stay inside the buffer
-        // (`words <= 8`, so the subtraction cannot wrap; `off` may be a wrapped huge value).
-        if words == 0 || x + words as usize > 32 || off > u64::from(PKT_BUF_BYTES - 4 * words) {
-            return None;
+        // `words <= 8`, so the subtraction cannot wrap; `off` may be a wrapped huge value.
+        if words == 0 || words > 8 || off > (PKT_BUF_BYTES as usize - 4 * words) as u64 {
+            return false;
         }
-        let off = off as usize;
-        let src = self.pkt.get(off..off + 4 * words as usize)?;
-        let dst = self
-            .file
-            .get_mut(slot::XFER_RD + x..slot::XFER_RD + x + words as usize)?;
-        for (r, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
-            *r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let (off, x) = (off as usize, slot::XFER_RD + usize::from(xfer));
+        for i in 0..words {
+            let o = off + 4 * i;
+            let v = match self.pkt.get(o..o + 4) {
+                Some(c) => u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                None => 0,
+            };
+            // `xfer + words <= 32`, so the mask never changes the slot.
+            self.file[(x + i) & (slot::FILE - 1)] = v;
         }
         // A partial last word (byte reads) is zero-extended.
-        let rem = len % 4;
-        if rem != 0
-            && let Some(r) = dst.last_mut()
-        {
-            *r &= (1u32 << (8 * rem)) - 1;
-        }
-        Some(words)
+        self.file[(x + words - 1) & (slot::FILE - 1)] &= mask;
+        true
+    }
+
+    /// An EMEM atomic add of `count` (1 or 2, from [`cmd_shape`]) words from the write
+    /// transfer registers at `xfer` to a writable map value: done and `true` when every
+    /// check of [`Thread::command_general`] passes (the same [`emem_region`] and
+    /// [`atomic_add`]), else `false` with nothing changed.
+    #[inline(always)]
+    pub(super) fn emem_add(&self, maps: &mut MapSet, xfer: u8, count: u8, addr: u64) -> bool {
+        let Some(bytes) = emem_region(maps, addr, 4 * u32::from(count), true) else {
+            return false;
+        };
+        let x = slot::XFER_WR + usize::from(xfer);
+        let (lo, hi) = (
+            self.file[x & (slot::FILE - 1)],
+            self.file[(x + 1) & (slot::FILE - 1)],
+        );
+        atomic_add(bytes, lo, hi);
+        true
     }
 
     /// [`Thread::command`] for every target, action and error.
@@ -135,21 +150,8 @@ impl Thread {
         addr: u64,
         mem: &mut MemState<'_>,
     ) -> Result<u32, ExecErrorKind> {
-        let (len, max) = match action {
-            CmdAction::Read8 | CmdAction::Write8 => (u32::from(count), 32),
-            CmdAction::Read32 | CmdAction::Write32 => (4 * u32::from(count), 8),
-            CmdAction::AtomicAdd => (4 * u32::from(count), 2),
-        };
-        if count == 0 || count > max {
-            return Err(ExecErrorKind::BadOperand("command count out of range"));
-        }
-        let words = len.div_ceil(4);
+        let Shape { len, words } = cmd_shape(action, xfer, count)?;
         let x = xfer as usize;
-        if x + words as usize > 32 {
-            return Err(ExecErrorKind::BadOperand(
-                "command runs past the transfer registers",
-            ));
-        }
         let write = !matches!(action, CmdAction::Read8 | CmdAction::Read32);
         let base = ctm_packet_buffer(self.index);
         let bytes = region(
@@ -157,65 +159,166 @@ impl Thread {
             addr,
             len,
             write,
-            &mut self.pkt,
+            &mut self.pkt[..],
             base,
             mem.shared,
             mem.maps,
         )?;
         match action {
-            // Whole words first, then a partial last word (byte commands), zero-extended.
-            // Byte loops rather than `copy_from_slice` of a variable length: no `memcpy`
-            // call per command (commands run several times per packet).
             CmdAction::Read8 | CmdAction::Read32 => {
-                let xr = &mut self.file[slot::XFER_RD + x..];
-                let whole = bytes.len() & !3;
-                let (full, rest) = bytes.split_at(whole);
-                for (r, c) in xr.iter_mut().zip(full.chunks_exact(4)) {
-                    *r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
-                if let (false, Some(r)) = (rest.is_empty(), xr.get_mut(whole / 4)) {
-                    *r = rest
-                        .iter()
-                        .rev()
-                        .fold(0u32, |v, &b| (v << 8) | u32::from(b));
-                }
+                fill_xfer(&mut self.file, slot::XFER_RD + x, bytes);
             }
             CmdAction::Write8 | CmdAction::Write32 => {
-                let xw = &self.file[slot::XFER_WR + x..];
-                let whole = bytes.len() & !3;
-                let (full, rest) = bytes.split_at_mut(whole);
-                for (c, w) in full.chunks_exact_mut(4).zip(xw) {
-                    c.copy_from_slice(&w.to_le_bytes());
-                }
-                if let (false, Some(w)) = (rest.is_empty(), xw.get(whole / 4)) {
-                    for (k, b) in rest.iter_mut().enumerate() {
-                        *b = (w >> (8 * k)) as u8;
-                    }
-                }
+                drain_xfer(&self.file, slot::XFER_WR + x, bytes);
             }
             CmdAction::AtomicAdd => {
-                if count == 1 {
-                    let old = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                    bytes.copy_from_slice(
-                        &old.wrapping_add(self.file[slot::XFER_WR + x]).to_le_bytes(),
-                    );
-                } else {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(bytes);
-                    let add = u64::from(self.file[slot::XFER_WR + x])
-                        | (u64::from(self.file[slot::XFER_WR + x + 1]) << 32);
-                    bytes.copy_from_slice(&u64::from_le_bytes(b).wrapping_add(add).to_le_bytes());
-                }
+                let hi = match count {
+                    1 => 0,
+                    _ => self.file[slot::XFER_WR + x + 1],
+                };
+                atomic_add(bytes, self.file[slot::XFER_WR + x], hi);
             }
         }
         if target == MemTarget::Ctm && write {
-            let hi = (addr - u64::from(base)) as u32 + len;
-            self.dirty_hi = self.dirty_hi.max(hi);
-            if ((addr - u64::from(base)) as u32) < PKT_HEADROOM {
-                self.headroom_dirty = true;
-            }
+            self.note_ctm_write((addr - u64::from(base)) as u32, len);
         }
         Ok(words)
+    }
+
+    /// Records a write of `len` bytes at packet-buffer offset `off` (for `start`'s clearing).
+    #[inline(always)]
+    fn note_ctm_write(&mut self, off: u32, len: u32) {
+        self.dirty_hi = self.dirty_hi.max(off + len);
+        if off < PKT_HEADROOM {
+            self.headroom_dirty = true;
+        }
+    }
+
+    /// A CTM write of `len` bytes (from [`cmd_shape`]) from the write transfer registers at
+    /// `xfer` into this thread's packet buffer: done and `true` when it lies inside the
+    /// buffer (the check of [`region`]), else `false` with nothing changed. The same data
+    /// movement and dirty tracking as [`Thread::command_general`].
+    #[inline(always)]
+    pub(super) fn ctm_write(&mut self, xfer: u8, len: u32, addr: u64) -> bool {
+        let off = addr.wrapping_sub(u64::from(ctm_packet_buffer(self.index)));
+        let Some(r) = range(off, len, PKT_BUF_BYTES as usize) else {
+            return false;
+        };
+        let Some(bytes) = self.pkt.get_mut(r) else {
+            return false;
+        };
+        drain_xfer(&self.file, slot::XFER_WR + usize::from(xfer), bytes);
+        self.note_ctm_write(off as u32, len);
+        true
+    }
+
+    /// An EMEM read (`write` false) or write of `len` bytes (from [`cmd_shape`]) between a
+    /// map value and the transfer registers at `xfer`: done and `true` when [`emem_region`]
+    /// allows it, else `false` with nothing changed. The data movement of
+    /// [`Thread::command_general`].
+    #[inline(always)]
+    pub(super) fn emem_move(
+        &mut self,
+        maps: &mut MapSet,
+        write: bool,
+        xfer: u8,
+        len: u32,
+        addr: u64,
+    ) -> bool {
+        let Some(bytes) = emem_region(maps, addr, len, write) else {
+            return false;
+        };
+        let x = usize::from(xfer);
+        if write {
+            drain_xfer(&self.file, slot::XFER_WR + x, bytes);
+        } else {
+            fill_xfer(&mut self.file, slot::XFER_RD + x, bytes);
+        }
+        true
+    }
+}
+
+/// Fills the registers from slot `x` with `bytes`: whole words first, then a partial last
+/// word (byte commands), zero-extended. Byte loops rather than `copy_from_slice` of a
+/// variable length: no `memcpy` call per command (commands run several times per packet).
+#[inline(always)]
+fn fill_xfer(file: &mut [u32; slot::FILE], x: usize, bytes: &[u8]) {
+    let xr = file.get_mut(x..).unwrap_or_default();
+    let whole = bytes.len() & !3;
+    let (full, rest) = bytes.split_at(whole);
+    for (r, c) in xr.iter_mut().zip(full.chunks_exact(4)) {
+        *r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    if let (false, Some(r)) = (rest.is_empty(), xr.get_mut(whole / 4)) {
+        *r = rest
+            .iter()
+            .rev()
+            .fold(0u32, |v, &b| (v << 8) | u32::from(b));
+    }
+}
+
+/// Stores the registers from slot `x` into `bytes`, little-endian (the inverse of
+/// [`fill_xfer`]).
+#[inline(always)]
+fn drain_xfer(file: &[u32; slot::FILE], x: usize, bytes: &mut [u8]) {
+    let xw = file.get(x..).unwrap_or_default();
+    let whole = bytes.len() & !3;
+    let (full, rest) = bytes.split_at_mut(whole);
+    for (c, w) in full.chunks_exact_mut(4).zip(xw) {
+        c.copy_from_slice(&w.to_le_bytes());
+    }
+    if let (false, Some(w)) = (rest.is_empty(), xw.get(whole / 4)) {
+        for (k, b) in rest.iter_mut().enumerate() {
+            *b = (w >> (8 * k)) as u8;
+        }
+    }
+}
+
+/// What a command moves, from the instruction alone: its byte length and 32-bit words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Shape {
+    pub(super) len: u32,
+    pub(super) words: u32,
+}
+
+/// The shape of a command, or the operand error it raises before touching memory. Why a
+/// function: [`Thread::command_general`] checks it per execution and the fast path's
+/// decoder once per instruction, and both must agree exactly.
+#[inline(always)]
+pub(super) fn cmd_shape(action: CmdAction, xfer: u8, count: u8) -> Result<Shape, ExecErrorKind> {
+    let (len, max) = match action {
+        CmdAction::Read8 | CmdAction::Write8 => (u32::from(count), 32),
+        CmdAction::Read32 | CmdAction::Write32 => (4 * u32::from(count), 8),
+        CmdAction::AtomicAdd => (4 * u32::from(count), 2),
+    };
+    if count == 0 || count > max {
+        return Err(ExecErrorKind::BadOperand("command count out of range"));
+    }
+    let words = len.div_ceil(4);
+    if xfer as usize + words as usize > 32 {
+        return Err(ExecErrorKind::BadOperand(
+            "command runs past the transfer registers",
+        ));
+    }
+    Ok(Shape { len, words })
+}
+
+/// The mask of the bytes a read of `len` bytes keeps in its last word (all for whole words).
+pub(super) fn last_mask(len: u32) -> u32 {
+    match len % 4 {
+        0 => u32::MAX,
+        r => (1u32 << (8 * r)) - 1,
+    }
+}
+
+/// Adds `lo` (4 bytes) or `hi:lo` (8 bytes) to the little-endian value in `bytes`.
+#[inline(always)]
+fn atomic_add(bytes: &mut [u8], lo: u32, hi: u32) {
+    if let Ok(b) = <&mut [u8; 4]>::try_from(&mut *bytes) {
+        *b = u32::from_le_bytes(*b).wrapping_add(lo).to_le_bytes();
+    } else if let Ok(b) = <&mut [u8; 8]>::try_from(bytes) {
+        let add = u64::from(lo) | (u64::from(hi) << 32);
+        *b = u64::from_le_bytes(*b).wrapping_add(add).to_le_bytes();
     }
 }
 
