@@ -139,6 +139,11 @@ struct Thread {
 /// "No time" in [`MeSim::ready`] and [`MeSim::free`].
 const NONE: u64 = u64::MAX;
 
+/// Entries of [`MeSim::ready`] and [`MeSim::free`]: every thread an ME may have, so that a
+/// thread number masked with `SLOTS - 1` indexes them without a bounds check.
+const SLOTS: usize = MAX_THREADS_PER_ME as usize;
+const _: () = assert!(SLOTS.is_power_of_two());
+
 /// Thread `th`'s bit in [`MeSim`]'s masks (`th` < [`MAX_THREADS_PER_ME`] = 64; `checked_shl`
 /// only keeps the function total).
 #[inline]
@@ -155,10 +160,11 @@ pub struct MeSim<E: PacketEngine> {
     reference: Option<Reference>,
     threads: Vec<Thread>,
     /// Per thread: when its current packet may run next (`NONE`: no packet). Kept apart
-    /// from `threads` so the scheduler's scan, once per event, reads two small arrays.
-    ready: Vec<u64>,
+    /// from `threads` so the scheduler's scan, once per event, reads two small arrays
+    /// (fixed-size: indexed by `th & (SLOTS - 1)`, without bounds checks).
+    ready: [u64; SLOTS],
     /// Per thread: the time it finished a packet and has not yet taken the next (`NONE`).
-    free: Vec<u64>,
+    free: [u64; SLOTS],
     /// Bit `t` set when thread `t` holds a packet / has a `free` time (at most
     /// [`MAX_THREADS_PER_ME`] threads): the scheduler visits only those threads (usually one
     /// or two of eight), and an idle ME (both 0, the usual state between arrivals below
@@ -210,8 +216,8 @@ impl<E: PacketEngine> MeSim<E> {
             engine,
             reference,
             threads: (0..threads).map(|_| Thread::default()).collect(),
-            ready: vec![NONE; threads as usize],
-            free: vec![NONE; threads as usize],
+            ready: [NONE; SLOTS],
+            free: [NONE; SLOTS],
             held_mask: 0,
             freed_mask: 0,
             #[cfg(test)]
@@ -241,8 +247,11 @@ impl<E: PacketEngine> MeSim<E> {
     pub fn arrive(&mut self, a: Arrival<'_>, out: &mut Outbox) {
         self.advance(Some(a.time), out);
         let n = self.threads.len();
-        let th = a.thread as usize % n;
-        let idle = self.ready[th] == NONE && self.free[th] == NONE;
+        // The driver sends only threads this ME has; the wrap is for other callers (and keeps
+        // a division off the per-frame path).
+        let th = a.thread as usize;
+        let th = if th < n { th } else { th % n };
+        let idle = self.ready[th & (SLOTS - 1)] == NONE && self.free[th & (SLOTS - 1)] == NONE;
         let t = &mut self.threads[th];
         t.used = true;
         t.stats.offered += 1;
@@ -278,6 +287,7 @@ impl<E: PacketEngine> MeSim<E> {
     }
 
     /// Thread `th` takes frame `index` (arrived at `arrival`) and may run it from `at`.
+    #[inline(always)]
     fn begin(&mut self, th: usize, index: u64, arrival: u64, frame: &[u8], at: u64) {
         self.engine.start(th as u32, frame);
         let t = &mut self.threads[th];
@@ -291,7 +301,7 @@ impl<E: PacketEngine> MeSim<E> {
         t.busy = 0;
         t.wait = 0;
         t.fw_charged = false;
-        self.ready[th] = at;
+        self.ready[th & (SLOTS - 1)] = at;
         self.held_mask |= bit(th);
     }
 
@@ -303,9 +313,47 @@ impl<E: PacketEngine> MeSim<E> {
 
     /// Processes events strictly before `until` (completions also at `until`); all of them
     /// with `None`.
+    ///
+    /// Why completions come first without comparing times: a completion's time is when its
+    /// thread finished, which set `me_free`; `me_free` never decreases and every run starts
+    /// no earlier than it, so a pending completion is never later than the earliest run (and
+    /// on a tie the completion goes first anyway). So a completion is taken as soon as it is
+    /// due (at most one is ever pending: the one whose time passed `until`), and the loop only
+    /// picks among runs. The tests check this against [`Self::advance_reference`], the
+    /// general comparison of both.
+    #[inline]
     fn advance(&mut self, until: Option<u64>, out: &mut Outbox) {
-        let n = self.threads.len();
         let until = until.unwrap_or(NONE);
+        #[cfg(test)]
+        if self.scan {
+            return self.advance_reference(until, out);
+        }
+        let n = self.threads.len();
+        loop {
+            if self.freed_mask != 0 {
+                let (bf, fi) = self.earliest_free();
+                // With no `until` (NONE), no time exceeds it: nothing stops early.
+                if bf > until {
+                    return;
+                }
+                self.take_next(fi, bf);
+            }
+            if self.held_mask == 0 {
+                return;
+            }
+            let (br, ri) = self.earliest_ready(n);
+            if br >= until {
+                return;
+            }
+            self.run(ri, br, until, out);
+        }
+    }
+
+    /// [`Self::advance`] comparing the earliest completion and the earliest run at every
+    /// event, picking by scanning every thread (the tests' reference).
+    #[cfg(test)]
+    fn advance_reference(&mut self, until: u64, out: &mut Outbox) {
+        let n = self.threads.len();
         while self.held_mask | self.freed_mask != 0 {
             // The earliest completion (the thread takes its next frame; ties: lowest thread)
             // and the earliest run (ready threads, round-robin after `last_run` on ties:
@@ -315,12 +363,12 @@ impl<E: PacketEngine> MeSim<E> {
             let (bf, fi) = if self.freed_mask == 0 {
                 (NONE, 0)
             } else {
-                self.earliest_free()
+                self.earliest_free_scan()
             };
             let (br, ri) = if self.held_mask == 0 {
                 (NONE, 0)
             } else {
-                self.earliest_ready(n)
+                self.earliest_ready_scan(n)
             };
             // With no `until` (NONE), no time exceeds it: nothing stops early.
             if bf != NONE && bf <= br {
@@ -343,16 +391,12 @@ impl<E: PacketEngine> MeSim<E> {
     /// `NONE` is the largest time, so plain `<` skips it (times never reach it).
     #[inline]
     fn earliest_free(&self) -> (u64, usize) {
-        #[cfg(test)]
-        if self.scan {
-            return self.earliest_free_scan();
-        }
         let (mut bf, mut fi) = (NONE, 0);
         let mut m = self.freed_mask;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            let f = self.free.get(i).copied().unwrap_or(NONE);
+            let f = self.free[i & (SLOTS - 1)];
             if f < bf {
                 (bf, fi) = (f, i);
             }
@@ -364,7 +408,7 @@ impl<E: PacketEngine> MeSim<E> {
     #[cfg(test)]
     fn earliest_free_scan(&self) -> (u64, usize) {
         let (mut bf, mut fi) = (NONE, 0);
-        for (i, &f) in self.free.iter().enumerate() {
+        for (i, &f) in self.free[..self.threads.len()].iter().enumerate() {
             if f < bf {
                 (bf, fi) = (f, i);
             }
@@ -377,16 +421,12 @@ impl<E: PacketEngine> MeSim<E> {
     /// strictly earlier time replaces the pick). `max` keeps `NONE` (no packet) as `NONE`.
     #[inline]
     fn earliest_ready(&self, n: usize) -> (u64, usize) {
-        #[cfg(test)]
-        if self.scan {
-            return self.earliest_ready_scan(n);
-        }
         let me_free = self.me_free;
         let mask = self.held_mask;
         if mask & (mask - 1) == 0 {
             // One thread ready (the usual case below saturation): no order to resolve.
             let i = mask.trailing_zeros() as usize;
-            return (self.ready.get(i).copied().unwrap_or(NONE).max(me_free), i);
+            return (self.ready[i & (SLOTS - 1)].max(me_free), i);
         }
         let first = if self.last_run + 1 >= n {
             0
@@ -400,7 +440,7 @@ impl<E: PacketEngine> MeSim<E> {
             while m != 0 {
                 let i = m.trailing_zeros() as usize;
                 m &= m - 1;
-                let r = self.ready.get(i).copied().unwrap_or(NONE).max(me_free);
+                let r = self.ready[i & (SLOTS - 1)].max(me_free);
                 if r < br {
                     (br, ri) = (r, i);
                 }
@@ -419,7 +459,7 @@ impl<E: PacketEngine> MeSim<E> {
             self.last_run + 1
         };
         let (mut br, mut ri) = (NONE, 0);
-        let (head, tail) = self.ready.split_at(first);
+        let (head, tail) = self.ready[..n].split_at(first);
         for (i, &r) in tail.iter().enumerate() {
             if r.max(me_free) < br {
                 (br, ri) = (r.max(me_free), first + i);
@@ -434,7 +474,7 @@ impl<E: PacketEngine> MeSim<E> {
     }
 
     fn take_next(&mut self, th: usize, at: u64) {
-        self.free[th] = NONE;
+        self.free[th & (SLOTS - 1)] = NONE;
         self.freed_mask &= !bit(th);
         if let Some(q) = self.threads[th].queue.pop_front() {
             self.begin(th, q.index, q.time, &q.frame, at);
@@ -454,7 +494,8 @@ impl<E: PacketEngine> MeSim<E> {
     fn run(&mut self, th: usize, at: u64, until: u64, out: &mut Outbox) {
         self.last_run = th;
         let t = &mut self.threads[th];
-        let fw = if t.fw_charged { 0 } else { self.fw_cycles };
+        // Branch-free: whether this is the packet's first step is a coin toss to the host.
+        let fw = self.fw_cycles * u64::from(!t.fw_charged);
         t.fw_charged = true;
         // `th` holds a packet, so a single bit in `held_mask` is its own.
         let alone = self.held_mask & (self.held_mask - 1) == 0 && self.freed_mask == 0;
@@ -475,13 +516,13 @@ impl<E: PacketEngine> MeSim<E> {
         t.wait += passed.wait;
         if let Step::Swap { wait, .. } = step {
             t.wait += wait;
-            self.ready[th] = self.me_free + wait;
+            self.ready[th & (SLOTS - 1)] = self.me_free + wait;
             return;
         }
-        self.ready[th] = NONE;
+        self.ready[th & (SLOTS - 1)] = NONE;
         self.held_mask &= !bit(th);
         let done = self.me_free;
-        self.free[th] = done;
+        self.free[th & (SLOTS - 1)] = done;
         self.freed_mask |= bit(th);
         let verdict = verdict_of(&step);
         let (index, service) = (t.index, t.busy + t.wait);
@@ -494,20 +535,32 @@ impl<E: PacketEngine> MeSim<E> {
         s.service.record(service);
         s.last_done = s.last_done.max(done);
         out.latency.record(done - t.arrival);
+        if self.results || t.ref_verdict.is_some() {
+            self.report(th, index, verdict, matches!(step, Step::Done { .. }), out);
+        }
+    }
+
+    /// Reports frame `index`, just finished on thread `th`, as a [`FrameResult`] (with its
+    /// bytes when passed/transmitted) and checks it against the reference engine: only for
+    /// runs with `--out` or a reference, so out of the scheduler's loop.
+    #[cold]
+    #[inline(never)]
+    fn report(&mut self, th: usize, index: u64, verdict: Verdict, done: bool, out: &mut Outbox) {
         let output = self.results && verdict.is_output();
+        let Some(t) = self.threads.get(th) else {
+            return;
+        };
         if !output && t.ref_verdict.is_none() {
-            if self.results {
-                out.results.push(FrameResult {
-                    index,
-                    verdict,
-                    output: None,
-                });
-            }
+            out.results.push(FrameResult {
+                index,
+                verdict,
+                output: None,
+            });
             return;
         }
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
-        if matches!(step, Step::Done { .. }) {
+        if done {
             self.engine.output(th as u32, &mut bytes);
         }
         let t = &self.threads[th];

@@ -325,6 +325,13 @@ impl NfpEngine {
     }
 }
 
+/// Records why the packet could not be loaded (or that it could), as `start` does.
+#[cold]
+#[inline(never)]
+fn set_pending(slot: &mut Slot, loaded: Result<(), nfp_backend::exec::ExecError>) {
+    slot.pending = loaded.err().map(|e| e.to_string());
+}
+
 /// The fault of a packet that could not be loaded (rare: kept off the resume path).
 #[cold]
 #[inline(never)]
@@ -343,16 +350,19 @@ impl PacketEngine for NfpEngine {
         self.started += 1;
         let slot = &mut self.threads[i];
         slot.rng = self.shared.prandom_state();
-        slot.pending = match slot.thread.start(&mut self.lmems[g], frame) {
-            Ok(()) => None,
-            Err(e) => Some(e.to_string()),
-        };
+        let loaded = slot.thread.start(&mut self.lmems[g], frame);
+        // A failed load and a pending failure left over (both rare) off the per-packet path.
+        if loaded.is_err() || slot.pending.is_some() {
+            set_pending(slot, loaded);
+        }
     }
 
+    #[inline]
     fn resume(&mut self, thread: u32) -> Step {
         self.run::<false>(thread, 0, 0).0
     }
 
+    #[inline]
     fn resume_through(&mut self, thread: u32, at: u64, horizon: u64) -> (Step, Passed) {
         self.run::<true>(thread, at, horizon)
     }

@@ -89,13 +89,68 @@ impl Toeplitz {
         }
         h
     }
+
+    /// The hash of exactly 12 bytes (IPv4 addresses and ports, the common case): a fixed
+    /// count lets the loop unroll with no bounds checks.
+    #[inline]
+    fn hash12(&self, input: &[u8; 12]) -> u32 {
+        let mut h = 0;
+        for (row, &x) in self.table.iter().zip(input) {
+            h ^= row[usize::from(x)];
+        }
+        h
+    }
+}
+
+/// `x / d` and `x % d` for a fixed divisor of 32-bit values without a division instruction
+/// (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019: with
+/// `m = ceil(2^64 / d)`, both are exact for every 32-bit `x` and `d >= 2`; `d = 1` is
+/// handled apart). RSS divides once or twice per frame by the lane and thread counts, and
+/// a 64-bit division takes tens of cycles on the hosts this runs on.
+#[derive(Debug, Clone, Copy)]
+pub struct FastDiv {
+    d: u32,
+    /// `ceil(2^64 / d)`; 0 when `d` is 1.
+    m: u64,
+}
+
+impl FastDiv {
+    /// Division by `d` (at least 1).
+    pub fn new(d: u32) -> FastDiv {
+        let d = d.max(1);
+        let m = if d == 1 {
+            0
+        } else {
+            (u64::MAX / u64::from(d)) + 1
+        };
+        FastDiv { d, m }
+    }
+
+    /// `x / d`.
+    #[inline]
+    pub fn quotient(self, x: u32) -> u32 {
+        if self.d == 1 {
+            return x;
+        }
+        ((u128::from(self.m) * u128::from(x)) >> 64) as u32
+    }
+
+    /// `x % d`.
+    #[inline]
+    pub fn remainder(self, x: u32) -> u32 {
+        if self.d == 1 {
+            return 0;
+        }
+        let low = self.m.wrapping_mul(u64::from(x));
+        ((u128::from(low) * u128::from(self.d)) >> 64) as u32
+    }
 }
 
 /// Maps frames to lanes.
 #[derive(Debug, Clone)]
 pub struct Rss {
     hasher: Toeplitz,
-    lanes: u32,
+    lanes: FastDiv,
     non_ip: NonIp,
 }
 
@@ -104,20 +159,41 @@ impl Rss {
     pub fn new(lanes: u32, non_ip: NonIp) -> Rss {
         Rss {
             hasher: Toeplitz::new(&MS_DEFAULT_KEY),
-            lanes: lanes.max(1),
+            lanes: FastDiv::new(lanes),
             non_ip,
         }
     }
 
     /// The hash of a frame, or `None` for non-IP frames under [`NonIp::Lane0`].
+    #[inline]
     pub fn hash(&self, frame: &[u8]) -> Option<u32> {
+        if let Some(input) = ipv4_l4_input(frame) {
+            return Some(self.hasher.hash12(input));
+        }
         let (a, b) = hash_input(frame, self.non_ip)?;
         Some(self.hasher.hash2(a, b))
     }
 
     /// The lane of a frame.
+    #[inline]
     pub fn lane(&self, frame: &[u8]) -> u32 {
-        self.hash(frame).map_or(0, |h| h % self.lanes)
+        self.hash(frame).map_or(0, |h| self.lanes.remainder(h))
+    }
+}
+
+/// The hash input of the most common frame, read in one piece: untagged IPv4 without options
+/// or fragmentation, TCP or UDP, long enough for the ports (addresses at 26..34, ports at
+/// 34..38). Every other frame, and any frame this does not recognise, takes [`hash_input`],
+/// which gives the same input for these frames.
+#[inline]
+fn ipv4_l4_input(frame: &[u8]) -> Option<&[u8; 12]> {
+    let h: &[u8; 38] = frame.get(..38)?.try_into().ok()?;
+    let plain = h[12] == 0x08 && h[13] == 0x00 && h[14] == 0x45;
+    let unfragmented = (u16::from_be_bytes([h[20], h[21]]) & 0x3fff) == 0;
+    if plain && unfragmented && matches!(h[23], 6 | 17) {
+        h[26..38].try_into().ok()
+    } else {
+        None
     }
 }
 
@@ -258,6 +334,51 @@ mod tests {
         let mut f = frame(src, dst, sport, dport, false);
         f[14 + 6] |= 0x20; // more fragments
         assert_eq!(rss.hash(&f), Some(h2));
+    }
+
+    proptest::proptest! {
+        /// The division-free split equals `/` and `%` for every 32-bit value.
+        #[test]
+        fn fast_div_is_exact(d in 1u32..=u32::MAX, x in proptest::num::u32::ANY, small in 1u32..70) {
+            for d in [d, small] {
+                let f = FastDiv::new(d);
+                proptest::prop_assert_eq!(f.quotient(x), x / d);
+                proptest::prop_assert_eq!(f.remainder(x), x % d);
+            }
+        }
+
+        /// The IPv4 fast path hashes exactly what the general parser hashes, on any bytes
+        /// (IPv4 headers made likely).
+        #[test]
+        fn ipv4_fast_path_equals_the_general_input(
+            mut f in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            ipv4 in proptest::bool::ANY,
+            ihl5 in proptest::bool::ANY,
+        ) {
+            if ipv4 && f.len() >= 15 {
+                f[12] = 0x08;
+                f[13] = 0x00;
+                if ihl5 {
+                    f[14] = 0x45;
+                }
+            }
+            let t = Toeplitz::new(&MS_DEFAULT_KEY);
+            for non_ip in [NonIp::Lane0, NonIp::Mac] {
+                let general = hash_input(&f, non_ip).map(|(a, b)| t.hash2(a, b));
+                let rss = Rss { hasher: t.clone(), lanes: FastDiv::new(7), non_ip };
+                proptest::prop_assert_eq!(rss.hash(&f), general);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_div_edges() {
+        for d in [1u32, 2, 3, 7, 50, 200, 1 << 31, u32::MAX - 1, u32::MAX] {
+            let f = FastDiv::new(d);
+            for x in [0u32, 1, d - 1, d, d.wrapping_add(1), u32::MAX - 1, u32::MAX] {
+                assert_eq!((f.quotient(x), f.remainder(x)), (x / d, x % d), "{x} / {d}");
+            }
+        }
     }
 
     #[test]

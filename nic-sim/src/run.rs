@@ -113,6 +113,9 @@ pub type ReferenceFactory<'a> = &'a (dyn Fn(u32, u32) -> Result<Reference, SimEr
 ///
 /// The calling thread is one of the `host_threads`: it reads every frame into batches and
 /// simulates ME tasks like the others (see `share`).
+// Never inlined: one call per run, and profiles measure exactly this function
+// (`valgrind --toggle-collect=nic_sim::run::simulate*`).
+#[inline(never)]
 pub fn simulate<F, I, B, S>(
     frames: I,
     config: &SimConfig,

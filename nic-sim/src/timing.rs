@@ -39,6 +39,41 @@ pub struct ArrivalClock {
     quotient: u128,
     /// `bits × clock_hz mod bits_per_sec`.
     remainder: u64,
+    /// The last frame length's contribution, kept because captures and generators mostly
+    /// repeat lengths: a frame of the same length then costs no division at all.
+    step: Step,
+}
+
+/// What a frame of `len` captured bytes adds to [`ArrivalClock`]: its wire bits, and their
+/// `bits × clock_hz` as quotient and remainder by the bit rate.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    len: usize,
+    bits: u64,
+    quotient: u128,
+    remainder: u64,
+}
+
+impl Step {
+    /// No length yet (no frame is `usize::MAX` bytes long, and a match would be harmless).
+    const NONE: Step = Step {
+        len: usize::MAX,
+        bits: 0,
+        quotient: 0,
+        remainder: 0,
+    };
+
+    fn new(len: usize, clock_hz: u64, bits_per_sec: u64) -> Step {
+        let bits = crate::preset::wire_bytes(len) * 8;
+        let p = u128::from(bits) * u128::from(clock_hz);
+        let bps = u128::from(bits_per_sec);
+        Step {
+            len,
+            bits,
+            quotient: p / bps,
+            remainder: (p % bps) as u64,
+        }
+    }
 }
 
 impl ArrivalClock {
@@ -51,30 +86,28 @@ impl ArrivalClock {
             frames: 0,
             quotient: 0,
             remainder: 0,
+            step: Step::NONE,
         }
     }
 
     /// The arrival cycle of the next frame, `captured_len` bytes as captured.
     #[inline]
     pub fn next(&mut self, captured_len: usize) -> u64 {
-        let add = crate::preset::wire_bytes(captured_len) * 8;
-        self.bits += u128::from(add);
+        if captured_len != self.step.len {
+            self.step = Step::new(captured_len, self.clock_hz, self.bits_per_sec);
+        }
+        let step = self.step;
+        self.bits += u128::from(step.bits);
         self.frames += 1;
-        // remainder < bits_per_sec, so the sum fits unless the product is huge.
-        match add
-            .checked_mul(self.clock_hz)
-            .and_then(|p| p.checked_add(self.remainder))
-        {
-            Some(r) => {
-                self.quotient += u128::from(r / self.bits_per_sec);
-                self.remainder = r % self.bits_per_sec;
-            }
-            None => {
-                let r = u128::from(add) * u128::from(self.clock_hz) + u128::from(self.remainder);
-                let bps = u128::from(self.bits_per_sec);
-                self.quotient += r / bps;
-                self.remainder = (r % bps) as u64;
-            }
+        // (r + a·c) / b = a·c / b + (r + a·c mod b) / b, and the last term is 0 or 1 since
+        // both remainders are below b.
+        self.quotient += step.quotient;
+        let (sum, carry) = self.remainder.overflowing_add(step.remainder);
+        if carry || sum >= self.bits_per_sec {
+            self.remainder = sum.wrapping_sub(self.bits_per_sec);
+            self.quotient += 1;
+        } else {
+            self.remainder = sum;
         }
         self.now()
     }
@@ -242,6 +275,7 @@ pub fn modeled_pps(line_rate_pps: f64, mes: &[MeLoad]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Just;
 
     #[test]
     fn arrivals_at_line_rate() {
@@ -263,6 +297,26 @@ mod tests {
                 bits += u128::from(crate::preset::wire_bytes(len)) * 8;
                 let want = (bits * u128::from(hz) / u128::from(bps)).min(u128::from(u64::MAX));
                 assert_eq!(u128::from(t), want, "{bps} {hz} {len}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The cached per-length step gives the direct formula's times, with repeated and
+        /// changing lengths, for any rates (bit rates past 2^63 included).
+        #[test]
+        fn cached_steps_equal_the_direct_formula(
+            bps in proptest::prop_oneof![1u64..100, 1_000_000u64..400_000_000_000, (u64::MAX / 2)..=u64::MAX],
+            hz in proptest::prop_oneof![1u64..1000, 100_000_000u64..2_000_000_000, (u64::MAX / 4)..=u64::MAX],
+            lens in proptest::collection::vec(proptest::prop_oneof![Just(60usize), Just(1514), 0usize..70_000], 1..60),
+        ) {
+            let mut c = ArrivalClock::new(bps, hz);
+            let mut bits = 0u128;
+            for len in lens {
+                let t = c.next(len);
+                bits += u128::from(crate::preset::wire_bytes(len)) * 8;
+                let want = (bits * u128::from(hz) / u128::from(bps)).min(u128::from(u64::MAX));
+                proptest::prop_assert_eq!(u128::from(t), want);
             }
         }
     }

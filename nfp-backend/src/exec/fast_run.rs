@@ -399,14 +399,31 @@ impl Thread {
         if !self.running {
             return Err(self.not_running());
         }
-        loop {
-            if self.defer_left == 0 {
-                match self.fast_loop::<P, T>(prog, mem, budget, profile, through) {
-                    Stop::Slow => {}
-                    Stop::Event(e) => return Ok(if T { through.settle(e) } else { e }),
-                    Stop::Fault(pc, kind) => return Err(super::ExecError { pc, kind }),
-                }
+        // The usual resume is one fast loop that ends in an event: returned from here, so
+        // that a caller inlining this maps it in registers; the alternation with reference
+        // steps is out of line.
+        if self.defer_left == 0 {
+            match self.fast_loop::<P, T>(prog, mem, budget, profile, through) {
+                Stop::Slow => {}
+                Stop::Event(e) => return Ok(if T { through.settle(e) } else { e }),
+                Stop::Fault(pc, kind) => return Err(super::ExecError { pc, kind }),
             }
+        }
+        self.slow_driver::<P, T>(prog, mem, budget, profile, through)
+    }
+
+    /// [`Thread::fast_driver`] from a reference step on: alternates reference steps and fast
+    /// loops until an event.
+    #[inline(never)]
+    fn slow_driver<const P: bool, const T: bool>(
+        &mut self,
+        prog: &FastProgram,
+        mem: &mut MemState<'_>,
+        budget: u64,
+        profile: &mut [InsnProfile],
+        through: &mut RunThrough,
+    ) -> Result<Event, super::ExecError> {
+        loop {
             match self.one_step::<P>(&prog.code, mem, budget, profile) {
                 None => {}
                 // A swap of the reference step, passed: its busy count goes on (the step took
@@ -418,6 +435,13 @@ impl Thread {
                 })) if T && through.pass(busy_cycles, wait_cycles) => self.busy = busy_cycles,
                 Some(Ok(e)) => return Ok(if T { through.settle(e) } else { e }),
                 Some(Err(e)) => return Err(e),
+            }
+            if self.defer_left == 0 {
+                match self.fast_loop::<P, T>(prog, mem, budget, profile, through) {
+                    Stop::Slow => {}
+                    Stop::Event(e) => return Ok(if T { through.settle(e) } else { e }),
+                    Stop::Fault(pc, kind) => return Err(super::ExecError { pc, kind }),
+                }
             }
         }
     }
