@@ -91,7 +91,7 @@ fn sides(
     thread: u8,
 ) -> (FastProgram, Side, Side, Vec<InsnProfile>, Vec<InsnProfile>) {
     (
-        if thread % 2 == 0 {
+        if thread.is_multiple_of(2) {
             FastProgram::new(code)
         } else {
             FastProgram::without_native(code)
