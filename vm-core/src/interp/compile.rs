@@ -10,11 +10,11 @@
 //! Op indices differ from instruction indices only by the `lddw` second halves, which get
 //! no op; [`Compiled::pcs`] maps back for messages.
 
-use super::exec::handler_of;
 use super::fault::FaultKind;
 use super::helpers;
 use super::memory::{CODE, MAP_HANDLE, STACK_SIZE, vaddr};
 use super::op::{Code, Op, atomic_kind};
+use super::select::handler_of;
 use super::select::{jmp_code, lower_alu};
 use crate::isa::{
     AtomicOp, ByteOrder, CallTarget, DecodeError, Insn, LdImm64, Operand, Size, Width,
@@ -153,6 +153,9 @@ pub(crate) struct Compiled {
     /// program without any runs on the caller's input in place instead of a copy (see
     /// `Vm::execute`).
     pub(crate) writes_memory: bool,
+    /// Registers the main program may read before writing them (bit i = ri; see
+    /// `liveness`): the only ones a run must zero besides those it sets.
+    pub(crate) entry_live: u16,
     /// Whether to form superinstructions.
     fuse: bool,
     /// `(op, target)` indices of every jump, call and jumping superinstruction of the fast
@@ -185,6 +188,7 @@ impl Compiled {
             faults: Vec::new(),
             stack_low: STACK_SIZE,
             writes_memory: false,
+            entry_live: 0,
             links: Vec::new(),
         }
     }
@@ -310,6 +314,9 @@ impl Compiled {
             }
         }
         let mut counted = ops.clone();
+        if self.progs.is_empty() {
+            self.entry_live = super::liveness::live_at_entry(&counted);
+        }
         for op in &mut counted {
             op.h = handler_of(op, true);
         }
@@ -324,6 +331,9 @@ impl Compiled {
         // never start with a jump, so these are exactly the ops `fuse` left plain).
         for (i, op) in ops.iter_mut().enumerate() {
             if op.has_target() {
+                if op.is_cond_jump() {
+                    op.set_taken_delta();
+                }
                 let rel = op.make_fast_layout();
                 targets.push((i, i.wrapping_add_signed(rel)));
             }
@@ -680,6 +690,8 @@ fn mark_ctx_words(ops: &mut [Op], base: usize) {
             && op.a % 4 == 0
         {
             op.aux = CTX_WORD;
+            // The word's index, for `exec::ctx_ldxw` (a load has no other use for `b`).
+            op.b = u64::from(op.a / 4);
         }
         let writes_dst = (Add64K as u8..=Swap64 as u8).contains(&code)
             || (LdxB as u8..=LdxSW as u8).contains(&code)

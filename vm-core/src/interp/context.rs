@@ -112,25 +112,9 @@ impl Packet {
         Ok(())
     }
 
-    /// Lays out `input` for another XDP run when the buffer already has the layout
-    /// [`Packet::setup`] gives an input of this length (same length, nothing moved into the
-    /// headroom or the metadata): copies the bytes only. Returns whether it could.
-    ///
-    /// The caller must know that no helper moved the pointers since the last `setup` (the
-    /// Vm uses it only after clean runs, see `Vm::execute`); this checks the rest.
-    #[inline(always)]
-    pub(crate) fn refill_xdp(&mut self, input: &[u8]) -> bool {
-        if self.data == XDP_HEADROOM
-            && self.meta == self.data
-            && !self.headroom_dirty
-            && self.end - self.data == input.len()
-            && let Some(dst) = self.buf.get_mut(self.data..self.end)
-        {
-            dst.copy_from_slice(input);
-            true
-        } else {
-            false
-        }
+    /// Where packet byte `data` is (the buffer is allocated once and never moves).
+    pub(crate) fn data_ptr(&mut self) -> *mut u8 {
+        self.buf.as_mut_ptr().wrapping_add(self.data)
     }
 
     /// Packet bytes `data..end`.

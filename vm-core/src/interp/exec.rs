@@ -12,14 +12,21 @@
 //! # Paying for instructions by runs
 //!
 //! The instruction budget is exact, but counting every instruction would cost each handler a
-//! compare, a branch and a decrement. Instead, a *run* is the straight-line stretch from an op
-//! up to and including the next op that can continue elsewhere ([`Op::ends_run`]: jumps,
-//! calls, exit, tail calls); [`Op::run`] is its length. Only those run-ending ops count: when
-//! one transfers control to `to`, it pays for the whole run starting at `to` at once
-//! ([`goto`]). Runs that start at a jump target inside another run overlap it, which is fine:
-//! whoever enters a run pays exactly for the instructions that will execute before the next
-//! control transfer, and straight-line code cannot leave a run early except by a fault or a
-//! legacy packet-load abort (which give back the unexecuted rest, see `ld_abs`).
+//! compare, a branch and a decrement. Instead, a *run* is the stretch from an op up to and
+//! including the next op that cannot fall through ([`Op::ends_run`]: `ja`, calls, exit, tail
+//! calls), *across* conditional jumps; [`Op::run`] is its length. When an op transfers
+//! control to `to` it pays for the whole run starting at `to` at once ([`goto`]). A
+//! conditional jump that falls through pays nothing: its fall-through is the rest of the run
+//! already paid for. One that is taken leaves its run early, so it gives back the unexecuted
+//! rest (the fall-through's run) and pays for the target's, in one subtraction of their
+//! difference ([`taken`]). Why across conditional jumps: most conditional jumps fall
+//! through (bounds and header checks of packet parsers), and a fall-through then costs
+//! nothing but the dispatch (measured: three instructions fewer per jump than paying for
+//! the fall-through's run). Runs that start at a jump target inside another run overlap it,
+//! which is fine: whoever enters a run pays exactly for the instructions that will execute
+//! unless a jump leaves it (which gives the rest back), and nothing else can leave a run early
+//! except a fault or a legacy packet-load abort (which give back the unexecuted rest, see
+//! `ld_abs`).
 //!
 //! The compiled code has two copies of the ops, index for index, in one allocation: the
 //! *fast* copy (superinstructions, runs paid at entry, handlers instantiated with
@@ -40,11 +47,10 @@
 use std::marker::PhantomData;
 
 use super::Vm;
-use super::compile::CTX_WORD;
 use super::fault::FaultKind;
 use super::helpers::{self, TailCallOutcome};
 use super::memory::{FIRST_MAP, MAP_HANDLE, MAX_FRAMES, STACK_SIZE, STACK0, View, split, vaddr};
-use super::op::{Code, Handler, Op, atomic_kind};
+use super::op::{Handler, Op};
 use crate::MapType;
 
 /// Most instructions one chain of handlers executes before returning to the driver (bounds
@@ -56,9 +62,13 @@ pub(crate) const CHUNK: u64 = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Flow {
-    /// `exit` from the outermost frame; r0 holds the return value, `Machine::n` the
-    /// unused part of the chunk.
+    /// `exit` from the outermost frame of a run that never took a slow path (see
+    /// [`Machine::depth`]); r0 holds the return value, `Machine::n` the unused part of the
+    /// chunk.
     Exit,
+    /// As [`Flow::Exit`], from a run that took a slow path: the Vm must finish it the
+    /// general way.
+    ExitSlow,
     /// The chunk is used up; `Machine::ip` is the next op to execute (in the counted copy).
     Yield,
     /// A fault or an abort; see `Machine::stop`.
@@ -104,31 +114,38 @@ impl Default for Frame {
 pub(crate) struct Machine<'v> {
     /// r0..r10 and 245 registers no instruction can name: indexing with any `u8` needs no
     /// mask and no bounds check, which saves an instruction per operand in every handler.
-    /// Only `r[..16]` is reset per run (`compile` rejects register numbers above 10).
+    /// `compile` rejects register numbers above 10; r0..r10 are reset per run only as far as
+    /// a run could observe them (`Vm::zero_regs`).
     pub(crate) r: [u64; 256],
     pub(crate) view: View,
     /// Base of the current frame's 512 bytes of stack.
     pub(crate) fp: *mut u8,
     /// Bytes from an op of the fast copy to the same op of the counted copy.
     pub(crate) delta: usize,
-    pub(crate) depth: usize,
+    /// The call depth in the low 32 bits ([`Machine::frame`]), and [`SLOW`]: whether this
+    /// run took a path that may leave state a later run could see (a helper call that left
+    /// output or moved a window, a bpf-to-bpf call, a tail call, a store that missed the
+    /// windows; see [`Machine::set_slow`]). A slow run is finished and the next one prepared
+    /// the general way (`Vm::finish_slow`, `Vm::reset_state`); runs that never set it need
+    /// no reset beyond registers and the stack bytes of `Vm::stack_reset`. One word for
+    /// both so that `exit` tells a clean end from every other case with one comparison and
+    /// the Vm needs no second check (measured: two instructions of every run's fixed cost).
+    /// Reset to 0 by `Vm::reset_state`.
+    pub(crate) depth: u64,
     /// Deepest frame used in this run (its stacks are re-zeroed before the next run).
     pub(crate) max_depth: usize,
     pub(crate) tail_calls: u32,
-    /// Whether this run took a path that may leave state a later run could see (a helper
-    /// call, a bpf-to-bpf call, a tail call, a store that missed the windows): the Vm then
-    /// finishes the run and resets that state the general way (`Vm::finish_slow`,
-    /// `Vm::reset_state`). Runs that never set it need no reset beyond registers and the
-    /// stack bytes of `Vm::stack_reset`. Reset to `false` by `Vm::reset_state`.
-    pub(crate) slow: bool,
     /// Where to resume after [`Flow::Yield`] (in the counted copy).
     pub(crate) ip: *const Op,
     /// Unused part of the chunk when the chain ended with [`Flow::Exit`] or [`Flow::Stop`].
     pub(crate) n: u64,
     pub(crate) stop: Option<Stop>,
     /// For XDP programs, the values of aligned 32-bit `xdp_md` loads (see
-    /// `Ctx::xdp_words`), refreshed after every helper call.
-    pub(crate) xdp: Option<[u64; 6]>,
+    /// `Ctx::xdp_words`), refreshed after every helper call, and zeros (the last two always):
+    /// eight so that an index masked with 7 needs no bounds check.
+    pub(crate) xdp: [u64; 8],
+    /// Whether `xdp` holds an `xdp_md` (the program is an XDP program).
+    pub(crate) xdp_on: bool,
     /// The Vm this run belongs to. `Vm::execute` creates it from its `&mut self` and does not
     /// touch the Vm otherwise until the handler chains have returned, so slow paths may
     /// borrow it mutably (one borrow at a time, never across a handler call).
@@ -136,7 +153,31 @@ pub(crate) struct Machine<'v> {
     pub(crate) _vm: PhantomData<&'v mut Vm>,
 }
 
+/// The flag of [`Machine::depth`] that marks a slow run.
+pub(crate) const SLOW: u64 = 1 << 32;
+
 impl Machine<'_> {
+    /// Sets [`Machine::xdp`] from `Ctx::xdp_words`.
+    pub(crate) fn set_xdp(&mut self, words: Option<[u64; 6]>) {
+        self.xdp_on = words.is_some();
+        self.xdp = [0; 8];
+        if let Some(w) = words {
+            self.xdp[..6].copy_from_slice(&w);
+        }
+    }
+
+    /// The current call depth (0: the program's own frame).
+    #[inline(always)]
+    pub(crate) fn frame(&self) -> usize {
+        (self.depth as u32) as usize
+    }
+
+    /// Marks this run as slow (see [`Machine::depth`]).
+    #[inline(always)]
+    pub(crate) fn set_slow(&mut self) {
+        self.depth |= SLOW;
+    }
+
     /// r0..r15, as helpers take them.
     pub(crate) fn regs(&self) -> &[u64; 16] {
         static NONE: [u64; 16] = [0; 16];
@@ -190,6 +231,7 @@ pub(crate) fn goto<const C: bool>(m: &mut Machine<'_>, to: *const Op, n: u64) ->
 }
 
 /// As [`goto`], with the run at `to` already known (`Op::tr` / `Op::fr` of the jump).
+/// In the fast copy, conditional jumps use [`taken`] and [`next`] instead.
 #[inline(always)]
 pub(crate) fn goto_run<const C: bool>(
     m: &mut Machine<'_>,
@@ -218,6 +260,40 @@ fn pay<const C: bool>(m: &mut Machine<'_>, to: *const Op, run: u64, n: u64) -> F
     }
 }
 
+/// Continues at the target of the taken conditional jump that ends the fast op `o`
+/// ([`Op::fast_target`]): gives back the rest of the run after the jump (its fall-through's run, paid for
+/// but not executed) and pays for the run at `to`, as one subtraction of
+/// [`Op::taken_delta`]. When `n` cannot pay, continues in the counted copy at the target
+/// ([`taken_short`]).
+#[inline(always)]
+pub(crate) fn taken(m: &mut Machine<'_>, o: &Op, n: u64) -> Flow {
+    // `n` is at most a chunk, so it is exact as an i64. The delta is read before the target
+    // so that the target can take the op pointer's register (one register copy fewer).
+    let left = (n as i64).wrapping_sub(o.taken_delta());
+    let to = o.fast_target();
+    if left >= 0 {
+        // SAFETY: `to` is an op of the fast copy (invariant on `next`).
+        let h = unsafe { (*to).h };
+        h(m, to, left as u64)
+    } else {
+        taken_short(m, to, left)
+    }
+}
+
+/// [`taken`] when `n` cannot pay for the run at `to`: continues in the counted copy with
+/// the rest of the jump's run given back, `n + fall-through = left + run(to)` (`left` being
+/// `n - (run(to) - fall-through)`), rebuilt here so that the hot path keeps nothing alive.
+#[cold]
+#[inline(never)]
+fn taken_short(m: &mut Machine<'_>, to: *const Op, left: i64) -> Flow {
+    let run = i64::from(op(to).run);
+    next::<true>(
+        m,
+        to.wrapping_byte_add(m.delta),
+        left.wrapping_add(run) as u64,
+    )
+}
+
 /// Continues in the counted copy at `ip` (a run the chunk cannot pay for in full), `n` being
 /// `left + run`: rebuilt out of line, so that [`pay`]'s hot path need not keep `n` alive.
 #[cold]
@@ -226,10 +302,50 @@ fn counted_short(m: &mut Machine<'_>, ip: *const Op, left: u64, run: u64) -> Flo
     next::<true>(m, ip, left.wrapping_add(run))
 }
 
-/// Enters the fast copy op `ip` at the start of a chunk (program entry).
-#[inline(always)]
-pub(crate) fn enter(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
-    goto::<false>(m, ip, n)
+/// How every run enters the main program: the handler, op and budget that entering op 0 of
+/// the fast copy with the first chunk's budget comes to (what [`goto`] decides at a
+/// control transfer), decided once per Vm instead of per run. When the first chunk cannot
+/// pay for op 0's run, the run starts in the counted copy ([`enter_counted`]) as `goto`
+/// would continue.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) h: Handler,
+    pub(crate) ip: *const Op,
+    pub(crate) n: u64,
+}
+
+// SAFETY: `ip` points into the code of the Vm that holds this value and is only
+// dereferenced by that Vm's runs (it is recomputed whenever the code may have moved).
+unsafe impl Send for Entry {}
+
+impl Entry {
+    /// The entry at op 0 of `code` (the fast copy; the counted copy `delta` bytes after it)
+    /// for a first chunk of `chunk` instructions.
+    ///
+    /// # Safety
+    /// `code` must point to op 0 of a compiled program in the fast copy of a live code
+    /// array whose counted copy lies `delta` bytes after it.
+    pub(crate) unsafe fn of(code: *const Op, delta: usize, chunk: u64) -> Entry {
+        // SAFETY: the caller's contract.
+        let o = unsafe { &*code };
+        match chunk.checked_sub(u64::from(o.run)) {
+            Some(left) => Entry {
+                h: o.h,
+                ip: code,
+                n: left,
+            },
+            None => Entry {
+                h: enter_counted,
+                ip: code.wrapping_byte_add(delta),
+                n: chunk,
+            },
+        }
+    }
+}
+
+/// Starts a run in the counted copy at `ip` (see [`Entry`]), as [`counted_short`] does.
+fn enter_counted(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    next::<true>(m, ip, n)
 }
 
 /// Resumes the counted copy op `ip` after a yield.
@@ -281,7 +397,7 @@ impl Machine<'_> {
     }
 }
 
-fn call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+pub(super) fn call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let index = op(ip).a as usize;
     match call_helper(m, index) {
         Ok(()) => next::<C>(m, after(ip), n),
@@ -290,15 +406,16 @@ fn call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
 }
 
 /// `bpf_map_lookup_elem` on an array map, without the general helper call: the key is read
-/// through the same windows `copy_in` checks, and the value address computed exactly as
-/// `ArrayMap::lookup` does (see [`ArrayLookup`]). Anything else (hash maps, a key the windows
-/// refuse, a bad map argument) takes the general path, which also reports the faults.
-fn call_lookup<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+/// from the current stack frame (where programs keep keys; what `copy_in` would read there),
+/// and the value address computed exactly as `ArrayMap::lookup` does (see [`ArrayLookup`]).
+/// Anything else (hash maps, a key elsewhere, a bad map argument) takes the general path,
+/// which also reports the faults.
+pub(super) fn call_lookup<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let (slot, map) = split(m.r[1]);
     if slot == MAP_HANDLE
         && let Some(a) = vm(m).arrays.get(map as usize).copied()
         && a.max_entries != 0
-        && let Some(key) = m.view.load::<4>(m.r[2])
+        && let Some(key) = frame_load4(m, m.r[2])
     {
         let key = key as u32;
         m.r[0] = if key < a.max_entries {
@@ -314,6 +431,24 @@ fn call_lookup<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flo
         return next::<C>(m, after(ip), n);
     }
     lookup_general::<C>(m, ip, n)
+}
+
+/// The 4 bytes at `addr` if they lie in the current call frame's stack, which is readable
+/// in full (see `memory`): where programs keep map keys (`r10 - 4`), reached without the
+/// region table. `None` for any other address (the caller then asks the windows).
+#[inline(always)]
+fn frame_load4(m: &Machine<'_>, addr: u64) -> Option<u64> {
+    // r10 is the top of the current frame, whose bytes are at `fp`; registers can never
+    // change it (writes to r10 compile to faults).
+    let off = addr.wrapping_sub(m.r[10]).wrapping_add(STACK_SIZE as u64);
+    if off <= (STACK_SIZE - 4) as u64 {
+        let mut b = [0u8; 4];
+        // SAFETY: `fp` starts the current frame's STACK_SIZE bytes, and `off + 4 <= STACK_SIZE`.
+        unsafe { std::ptr::copy_nonoverlapping(m.fp.add(off as usize), b.as_mut_ptr(), 4) };
+        Some(u64::from(u32::from_le_bytes(b)))
+    } else {
+        None
+    }
 }
 
 /// [`call_lookup`]'s general path, out of line so that the fast path needs no stack frame.
@@ -364,21 +499,21 @@ fn call_helper(m: &mut Machine<'_>, index: usize) -> Result<(), FaultKind> {
     let res = helpers::call(index, &mut vm.env(), m.regs());
     if vm.mem.changed() {
         m.view = vm.mem.view();
-        m.xdp = vm.ctx.xdp_words(&vm.pkt);
+        m.set_xdp(vm.ctx.xdp_words(&vm.pkt));
         // A moved window, a lowered stack watermark or an open ring buffer record: the run
-        // must be finished and the next one prepared the general way (see `Machine::slow`).
-        m.slow = true;
+        // must be finished and the next one prepared the general way (see `Machine::depth`).
+        m.set_slow();
     }
     // Output the next run must not see (the packet and the context are laid out anew by
     // every run of a packet program; maps, clock and generator persist by design).
     if !vm.st.printk.is_empty() || vm.st.redirect.is_some() {
-        m.slow = true;
+        m.set_slow();
     }
     m.r[0] = res?;
     Ok(())
 }
 
-fn tail_call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+pub(super) fn tail_call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     match tail_call_target(m) {
         // `to` is a program start in the fast copy.
         Ok(Some(to)) => goto::<false>(m, to, n),
@@ -391,7 +526,7 @@ fn tail_call<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow 
 #[inline(never)]
 fn tail_call_target(m: &mut Machine<'_>) -> Result<Option<*const Op>, FaultKind> {
     let vm = vm(m);
-    m.slow = true;
+    m.set_slow();
     match helpers::tail_call(
         &mut vm.env(),
         &m.r.first_chunk().copied().unwrap_or([0; 16]),
@@ -405,7 +540,7 @@ fn tail_call_target(m: &mut Machine<'_>) -> Result<Option<*const Op>, FaultKind>
     }
 }
 
-fn callx<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+pub(super) fn callx<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let id = m.r[op(ip).dst as usize];
     let Some(index) = helpers::resolve_runtime(id, vm(m).ctx.kind) else {
         return m.fault(ip, FaultKind::UnknownHelper { id }, n);
@@ -419,42 +554,62 @@ fn callx<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     }
 }
 
-fn call_local<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
-    if m.depth + 1 >= MAX_FRAMES {
+pub(super) fn call_local<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+    let d = m.frame();
+    if d + 1 >= MAX_FRAMES {
         return m.fault(ip, FaultKind::CallDepth, n);
     }
-    m.slow = true;
     let r = &m.r;
-    vm(m).frames[m.depth % MAX_FRAMES] = Frame {
+    vm(m).frames[d % MAX_FRAMES] = Frame {
         ret: to_fast::<C>(m, after(ip)),
         saved: [r[6], r[7], r[8], r[9]],
     };
-    m.depth += 1;
-    m.max_depth = m.max_depth.max(m.depth);
-    // SAFETY: depth < MAX_FRAMES, so the frame lies inside the stack buffer.
-    m.fp = unsafe { vm(m).stack.ptr().add(m.depth * STACK_SIZE) };
-    m.r[10] = vaddr(STACK0 + m.depth, STACK_SIZE as u32);
+    let d = d + 1;
+    // One more frame, and the run is slow.
+    m.depth = d as u64 | SLOW;
+    m.max_depth = m.max_depth.max(d);
+    // SAFETY: d < MAX_FRAMES, so the frame lies inside the stack buffer.
+    m.fp = unsafe { vm(m).stack.ptr().add(d * STACK_SIZE) };
+    m.r[10] = vaddr(STACK0 + d, STACK_SIZE as u32);
     goto::<C>(m, super::jump::target::<C>(ip, op(ip)), n)
 }
 
 pub(crate) fn exit<const C: bool>(m: &mut Machine<'_>, _ip: *const Op, n: u64) -> Flow {
     if m.depth == 0 {
+        // The outermost frame of a clean run.
         m.n = n;
         return Flow::Exit;
     }
-    m.depth -= 1;
-    let f = vm(m).frames[m.depth % MAX_FRAMES];
+    // Returns from calls and ends of slow runs are not rare, but a clean run's exit is laid
+    // out first this way (one taken jump fewer on every clean run).
+    std::hint::cold_path();
+    exit_slow(m, n)
+}
+
+/// [`exit`] from a slow run or a subprogram, out of line so that a clean run's `exit` is
+/// laid out without a taken jump.
+#[inline(never)]
+fn exit_slow(m: &mut Machine<'_>, n: u64) -> Flow {
+    let d = m.frame();
+    if d == 0 {
+        m.n = n;
+        return Flow::ExitSlow;
+    }
+    let d = d - 1;
+    // A call happened, so the run is slow already.
+    m.depth = d as u64 | SLOW;
+    let f = vm(m).frames[d % MAX_FRAMES];
     m.r[6] = f.saved[0];
     m.r[7] = f.saved[1];
     m.r[8] = f.saved[2];
     m.r[9] = f.saved[3];
-    // SAFETY: depth < MAX_FRAMES, so the frame lies inside the stack buffer.
-    m.fp = unsafe { vm(m).stack.ptr().add(m.depth * STACK_SIZE) };
-    m.r[10] = vaddr(STACK0 + m.depth, STACK_SIZE as u32);
+    // SAFETY: d < MAX_FRAMES, so the frame lies inside the stack buffer.
+    m.fp = unsafe { vm(m).stack.ptr().add(d * STACK_SIZE) };
+    m.r[10] = vaddr(STACK0 + d, STACK_SIZE as u32);
     goto::<false>(m, f.ret, n)
 }
 
-fn fault_op<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+pub(super) fn fault_op<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let kind = vm(m)
         .code
         .faults
@@ -462,208 +617,4 @@ fn fault_op<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
         .cloned()
         .unwrap_or(FaultKind::FellOffEnd);
     m.fault(ip, kind, n)
-}
-
-/// Picks the fast-copy or counted-copy instance of a handler.
-macro_rules! pick {
-    ($c:expr, $f:ident) => {
-        if $c {
-            $f::<true> as Handler
-        } else {
-            $f::<false> as Handler
-        }
-    };
-}
-
-/// The handler of `op`, for the counted copy (`counted`) or the fast copy: [`handler`] of
-/// its code, with atomics specialised by operation.
-pub(crate) fn handler_of(op: &Op, counted: bool) -> Handler {
-    use super::mem_ops::{atomic_rmw, ctx_ldxw};
-    macro_rules! rmw {
-        ($w:literal, $k:expr) => {
-            if counted {
-                atomic_rmw::<true, $w, { $k }> as Handler
-            } else {
-                atomic_rmw::<false, $w, { $k }> as Handler
-            }
-        };
-    }
-    let kind = op.aux & !atomic_kind::FETCH;
-    match (op.code, kind) {
-        (Code::Atomic64, atomic_kind::ADD) => rmw!(8, atomic_kind::ADD),
-        (Code::Atomic64, atomic_kind::OR) => rmw!(8, atomic_kind::OR),
-        (Code::Atomic64, atomic_kind::AND) => rmw!(8, atomic_kind::AND),
-        (Code::Atomic64, atomic_kind::XOR) => rmw!(8, atomic_kind::XOR),
-        (Code::Atomic32, atomic_kind::ADD) => rmw!(4, atomic_kind::ADD),
-        (Code::Atomic32, atomic_kind::OR) => rmw!(4, atomic_kind::OR),
-        (Code::Atomic32, atomic_kind::AND) => rmw!(4, atomic_kind::AND),
-        (Code::Atomic32, atomic_kind::XOR) => rmw!(4, atomic_kind::XOR),
-        (Code::Call, _) if op.a as usize == helpers::LOOKUP_INDEX => pick!(counted, call_lookup),
-        (Code::LdxW, _) if op.aux == CTX_WORD => pick!(counted, ctx_ldxw),
-        _ => handler(op.code, counted),
-    }
-}
-
-/// The handler of each op code, for the counted copy (`counted`) or the fast copy.
-pub(crate) fn handler(code: Code, counted: bool) -> Handler {
-    use super::alu::*;
-    use super::jump::*;
-    use super::mem_ops::*;
-    use Code::*;
-    match code {
-        Add64K => pick!(counted, add64k),
-        Add64X => pick!(counted, add64x),
-        Sub64K => pick!(counted, sub64k),
-        Sub64X => pick!(counted, sub64x),
-        Mul64K => pick!(counted, mul64k),
-        Mul64X => pick!(counted, mul64x),
-        Div64K => pick!(counted, div64k),
-        Div64X => pick!(counted, div64x),
-        SDiv64K => pick!(counted, sdiv64k),
-        SDiv64X => pick!(counted, sdiv64x),
-        Mod64K => pick!(counted, mod64k),
-        Mod64X => pick!(counted, mod64x),
-        SMod64K => pick!(counted, smod64k),
-        SMod64X => pick!(counted, smod64x),
-        Or64K => pick!(counted, or64k),
-        Or64X => pick!(counted, or64x),
-        And64K => pick!(counted, and64k),
-        And64X => pick!(counted, and64x),
-        Lsh64K => pick!(counted, lsh64k),
-        Lsh64X => pick!(counted, lsh64x),
-        Rsh64K => pick!(counted, rsh64k),
-        Rsh64X => pick!(counted, rsh64x),
-        Arsh64K => pick!(counted, arsh64k),
-        Arsh64X => pick!(counted, arsh64x),
-        Xor64K => pick!(counted, xor64k),
-        Xor64X => pick!(counted, xor64x),
-        Mov64K => pick!(counted, mov64k),
-        Mov64X => pick!(counted, mov64x),
-        MovSx8To64 => pick!(counted, movsx8to64),
-        MovSx16To64 => pick!(counted, movsx16to64),
-        MovSx32To64 => pick!(counted, movsx32to64),
-        Neg64 => pick!(counted, neg64),
-        Add32K => pick!(counted, add32k),
-        Add32X => pick!(counted, add32x),
-        Sub32K => pick!(counted, sub32k),
-        Sub32X => pick!(counted, sub32x),
-        Mul32K => pick!(counted, mul32k),
-        Mul32X => pick!(counted, mul32x),
-        Div32K => pick!(counted, div32k),
-        Div32X => pick!(counted, div32x),
-        SDiv32K => pick!(counted, sdiv32k),
-        SDiv32X => pick!(counted, sdiv32x),
-        Mod32K => pick!(counted, mod32k),
-        Mod32X => pick!(counted, mod32x),
-        SMod32K => pick!(counted, smod32k),
-        SMod32X => pick!(counted, smod32x),
-        Or32K => pick!(counted, or32k),
-        Or32X => pick!(counted, or32x),
-        And32K => pick!(counted, and32k),
-        And32X => pick!(counted, and32x),
-        Lsh32K => pick!(counted, lsh32k),
-        Lsh32X => pick!(counted, lsh32x),
-        Rsh32K => pick!(counted, rsh32k),
-        Rsh32X => pick!(counted, rsh32x),
-        Arsh32K => pick!(counted, arsh32k),
-        Arsh32X => pick!(counted, arsh32x),
-        Xor32K => pick!(counted, xor32k),
-        Xor32X => pick!(counted, xor32x),
-        Mov32K => pick!(counted, mov32k),
-        Mov32X => pick!(counted, mov32x),
-        MovSx8To32 => pick!(counted, movsx8to32),
-        MovSx16To32 => pick!(counted, movsx16to32),
-        Neg32 => pick!(counted, neg32),
-        Trunc16 => pick!(counted, trunc16),
-        Trunc32 => pick!(counted, trunc32),
-        Nop => pick!(counted, nop),
-        Swap16 => pick!(counted, swap16),
-        Swap32 => pick!(counted, swap32),
-        Swap64 => pick!(counted, swap64),
-        LdxB => pick!(counted, ldxb),
-        LdxH => pick!(counted, ldxh),
-        LdxW => pick!(counted, ldxw),
-        LdxDW => pick!(counted, ldxdw),
-        LdxSB => pick!(counted, ldxsb),
-        LdxSH => pick!(counted, ldxsh),
-        LdxSW => pick!(counted, ldxsw),
-        StB => pick!(counted, stb),
-        StH => pick!(counted, sth),
-        StW => pick!(counted, stw),
-        StDW => pick!(counted, stdw),
-        StxB => pick!(counted, stxb),
-        StxH => pick!(counted, stxh),
-        StxW => pick!(counted, stxw),
-        StxDW => pick!(counted, stxdw),
-        StackLdxB => pick!(counted, stack_ldxb),
-        StackLdxH => pick!(counted, stack_ldxh),
-        StackLdxW => pick!(counted, stack_ldxw),
-        StackLdxDW => pick!(counted, stack_ldxdw),
-        StackLdxSB => pick!(counted, stack_ldxsb),
-        StackLdxSH => pick!(counted, stack_ldxsh),
-        StackLdxSW => pick!(counted, stack_ldxsw),
-        StackStB => pick!(counted, stack_stb),
-        StackStH => pick!(counted, stack_sth),
-        StackStW => pick!(counted, stack_stw),
-        StackStDW => pick!(counted, stack_stdw),
-        StackStxB => pick!(counted, stack_stxb),
-        StackStxH => pick!(counted, stack_stxh),
-        StackStxW => pick!(counted, stack_stxw),
-        StackStxDW => pick!(counted, stack_stxdw),
-        Atomic32 => pick!(counted, atomic32),
-        Atomic64 => pick!(counted, atomic64),
-        LdImm64 => pick!(counted, ldimm64),
-        LdAbs | LdInd => pick!(counted, ld_abs),
-        Ja => pick!(counted, ja),
-        Jeq64K => pick!(counted, jeq64k),
-        Jeq64X => pick!(counted, jeq64x),
-        Jgt64K => pick!(counted, jgt64k),
-        Jgt64X => pick!(counted, jgt64x),
-        Jge64K => pick!(counted, jge64k),
-        Jge64X => pick!(counted, jge64x),
-        Jset64K => pick!(counted, jset64k),
-        Jset64X => pick!(counted, jset64x),
-        Jne64K => pick!(counted, jne64k),
-        Jne64X => pick!(counted, jne64x),
-        Jsgt64K => pick!(counted, jsgt64k),
-        Jsgt64X => pick!(counted, jsgt64x),
-        Jsge64K => pick!(counted, jsge64k),
-        Jsge64X => pick!(counted, jsge64x),
-        Jlt64K => pick!(counted, jlt64k),
-        Jlt64X => pick!(counted, jlt64x),
-        Jle64K => pick!(counted, jle64k),
-        Jle64X => pick!(counted, jle64x),
-        Jslt64K => pick!(counted, jslt64k),
-        Jslt64X => pick!(counted, jslt64x),
-        Jsle64K => pick!(counted, jsle64k),
-        Jsle64X => pick!(counted, jsle64x),
-        Jeq32K => pick!(counted, jeq32k),
-        Jeq32X => pick!(counted, jeq32x),
-        Jgt32K => pick!(counted, jgt32k),
-        Jgt32X => pick!(counted, jgt32x),
-        Jge32K => pick!(counted, jge32k),
-        Jge32X => pick!(counted, jge32x),
-        Jset32K => pick!(counted, jset32k),
-        Jset32X => pick!(counted, jset32x),
-        Jne32K => pick!(counted, jne32k),
-        Jne32X => pick!(counted, jne32x),
-        Jsgt32K => pick!(counted, jsgt32k),
-        Jsgt32X => pick!(counted, jsgt32x),
-        Jsge32K => pick!(counted, jsge32k),
-        Jsge32X => pick!(counted, jsge32x),
-        Jlt32K => pick!(counted, jlt32k),
-        Jlt32X => pick!(counted, jlt32x),
-        Jle32K => pick!(counted, jle32k),
-        Jle32X => pick!(counted, jle32x),
-        Jslt32K => pick!(counted, jslt32k),
-        Jslt32X => pick!(counted, jslt32x),
-        Jsle32K => pick!(counted, jsle32k),
-        Jsle32X => pick!(counted, jsle32x),
-        Call => pick!(counted, call),
-        TailCall => pick!(counted, tail_call),
-        CallX => pick!(counted, callx),
-        CallLocal => pick!(counted, call_local),
-        Exit => pick!(counted, exit),
-        Fault => pick!(counted, fault_op),
-    }
 }

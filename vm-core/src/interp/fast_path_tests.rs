@@ -198,7 +198,7 @@ fn wreg() -> impl Strategy<Value = u8> {
     prop_oneof![Just(0u8), 2u8..=9]
 }
 
-fn imm() -> impl Strategy<Value = i32> {
+pub(super) fn imm() -> impl Strategy<Value = i32> {
     prop_oneof![-3i32..70, any::<i32>()]
 }
 
@@ -224,7 +224,7 @@ fn jcc(cond: JmpCond, dst: u8, src: Operand) -> Insn {
 }
 
 /// One instance of a fusable family, with random registers, constants and conditions.
-fn pattern() -> impl Strategy<Value = Vec<Insn>> {
+pub(super) fn pattern() -> impl Strategy<Value = Vec<Insn>> {
     let operand = || {
         prop_oneof![
             (0u8..=9).prop_map(Operand::Reg),
@@ -308,7 +308,7 @@ fn pattern() -> impl Strategy<Value = Vec<Insn>> {
 /// `lddw rI, v` for r0 and r2..r9, the patterns, an epilogue folding all registers into r0
 /// and a fusable `mov r0, ..; exit` ending, either in the main program or in a subprogram
 /// (so that the fused exit also returns from a call).
-fn program(
+pub(super) fn program(
     seeds: &[u64],
     patterns: &[Vec<Insn>],
     end_in_sub: bool,
@@ -425,7 +425,33 @@ fn xdp_md_loads_take_the_fast_path_with_the_same_results() {
     }
 }
 
-fn map_def(name: &str, map_type: MapType, key: u32, value: u32, entries: u32) -> MapDef {
+#[test]
+fn same_sized_packets_are_laid_out_anew_after_a_helper_moved_data() {
+    // A packet starting with 1 has its head moved by 4 bytes; every run returns the length
+    // it sees. A run after one that moved `data` must not take the same-sized refill.
+    let text = "mov %r6, %r1\nldxw %r2, [%r6+0]\nldxw %r3, [%r6+4]\njge %r2, %r3, out\n\
+                ldxb %r4, [%r2+0]\njne %r4, 1, out\nmov %r1, %r6\nmov %r2, 4\ncall 44\n\
+                out:\nldxw %r2, [%r6+0]\nldxw %r0, [%r6+4]\nsub %r0, %r2\nexit";
+    let mut v = vm(ProgType::Xdp, text);
+    let mut moved = [0u8; 60];
+    moved[0] = 1;
+    let plain = [0u8; 60];
+    for (input, want) in [
+        (&moved, 56),
+        (&plain, 60),
+        (&plain, 60),
+        (&moved, 56),
+        (&moved, 56),
+        (&plain, 60),
+    ] {
+        assert_eq!(v.run(input).unwrap().retval, want);
+    }
+    // A change to the maps between runs also lays the packet out anew.
+    let _ = v.maps_mut();
+    assert_eq!(v.run(&plain).unwrap().retval, 60);
+}
+
+pub(super) fn map_def(name: &str, map_type: MapType, key: u32, value: u32, entries: u32) -> MapDef {
     MapDef {
         name: name.into(),
         map_type,
@@ -666,7 +692,7 @@ fn reuse_line(i: usize, n: usize) -> impl Strategy<Value = String> {
     ]
 }
 
-fn reuse_program() -> impl Strategy<Value = String> {
+pub(super) fn reuse_program() -> impl Strategy<Value = String> {
     (1usize..20).prop_flat_map(|n| {
         (0..n)
             .map(|i| reuse_line(i, n))

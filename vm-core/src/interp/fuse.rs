@@ -33,7 +33,7 @@
 //! - Every fused handler performs the register writes of its instructions in order, so
 //!   aliasing (`rX = rY` with `X == Y`, comparing `rX` with itself) behaves as in sequence.
 
-use super::exec::{Flow, Machine, exit, goto_run, next};
+use super::exec::{Flow, Machine, exit, next, taken};
 use super::op::{Code, Handler, Op};
 
 /// Condition codes for the const-generic handlers.
@@ -115,17 +115,18 @@ fn skip(ip: *const Op, k: usize) -> *const Op {
 
 /// Continues after a fused sequence of `k` instructions ending in a conditional jump.
 #[inline(always)]
-fn branch(m: &mut Machine<'_>, ip: *const Op, o: &Op, taken: bool, k: usize, n: u64) -> Flow {
+fn branch(m: &mut Machine<'_>, ip: *const Op, o: &Op, is_taken: bool, k: usize, n: u64) -> Flow {
     // A predictable branch, not a conditional move: with a branch the next handler's address
     // is known speculatively before the compared value is (measured: a conditional move here
     // made the sum loop 30% slower).
     // The target is the original jump's target (checked by `compile`; its address is set by
     // `Compiled::relink`). SAFETY: `ip + k` is the op after the jump, which exists because
     // the sentinel ends every program.
-    if taken {
-        goto_run::<false>(m, o.fast_target(), o.tr, n)
+    if is_taken {
+        taken(m, o, n)
     } else {
-        goto_run::<false>(m, unsafe { ip.add(k) }, o.fr, n)
+        // The fall-through is the rest of the run, paid for already (see `exec`).
+        next::<false>(m, unsafe { ip.add(k) }, n)
     }
 }
 
@@ -145,6 +146,18 @@ fn fallback(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     // The counted copy follows the fast one in the same allocation, `delta` bytes later.
     let p = ip.wrapping_byte_add(m.delta);
     next::<true>(m, p, n + run)
+}
+
+/// The value of a fused load of `N` bytes at `addr`: in the instance placed in the code
+/// (`T = false`) from the hot window only, so that the handler's hot path is straight-line
+/// (see `View::load_hot`); in the instance a miss retries with (`T = true`), from any window.
+#[inline(always)]
+fn fused_load<const T: bool, const N: usize>(m: &Machine<'_>, addr: u64) -> Option<u64> {
+    if T {
+        m.view.load::<N>(addr)
+    } else {
+        m.view.load_hot::<N>(addr)
+    }
 }
 
 /// `rX = rY; rX += K; if rX <cond> rZ goto T` — `dst` X, `src` Y, `aux` Z (never X: not
@@ -186,12 +199,22 @@ fn mov_alu_x_add<const A: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flo
 
 /// `rX = *(size *)(rY + off); rX op= K` (extracting a header field) — `b` = K (low, as
 /// i32) | off << 32.
-fn load_alu<const N: usize, const A: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+/// `T`: see [`fused_load`].
+#[inline(never)]
+fn load_alu<const T: bool, const N: usize, const A: u8>(
+    m: &mut Machine<'_>,
+    ip: *const Op,
+    n: u64,
+) -> Flow {
     let o = op(ip);
     let off = o.b_hi_i16();
     let addr = m.r[reg(o.src)].wrapping_add(off);
-    let Some(v) = m.view.load::<N>(addr) else {
-        return fallback(m, ip, n);
+    let Some(v) = fused_load::<T, N>(m, addr) else {
+        return if T {
+            fallback(m, ip, n)
+        } else {
+            load_alu::<true, N, A>(m, ip, n)
+        };
     };
     m.r[reg(o.dst)] = alu::<A>(v, o.b_lo_i32());
     next::<false>(m, skip(ip, 2), n)
@@ -230,12 +253,22 @@ fn alu_jcc_x<const A: u8, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u6
 }
 
 /// `rX = *(size *)(rY + off); if rX <cond> K goto T` — `a` = K, `x` = off.
-fn load_jcc<const N: usize, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+/// `T`: see [`fused_load`].
+#[inline(never)]
+fn load_jcc<const T: bool, const N: usize, const C: u8>(
+    m: &mut Machine<'_>,
+    ip: *const Op,
+    n: u64,
+) -> Flow {
     let o = op(ip);
     let off = o.x as i64 as u64;
     let addr = m.r[reg(o.src)].wrapping_add(off);
-    let Some(v) = m.view.load::<N>(addr) else {
-        return fallback(m, ip, n);
+    let Some(v) = fused_load::<T, N>(m, addr) else {
+        return if T {
+            fallback(m, ip, n)
+        } else {
+            load_jcc::<true, N, C>(m, ip, n)
+        };
     };
     m.r[reg(o.dst)] = v;
     let k = o.off();
@@ -253,23 +286,39 @@ fn swap<const N: usize>(v: u64) -> u64 {
 }
 
 /// `rX = *(size *)(rY + off); rX = bswap(rX)` (`be16`/`be32` after a load) — `a` = off.
-fn load_swap<const N: usize>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+/// `T`: see [`fused_load`].
+#[inline(never)]
+fn load_swap<const T: bool, const N: usize>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
     let addr = m.r[reg(o.src)].wrapping_add(o.off());
-    let Some(v) = m.view.load::<N>(addr) else {
-        return fallback(m, ip, n);
+    let Some(v) = fused_load::<T, N>(m, addr) else {
+        return if T {
+            fallback(m, ip, n)
+        } else {
+            load_swap::<true, N>(m, ip, n)
+        };
     };
     m.r[reg(o.dst)] = swap::<N>(v);
     next::<false>(m, skip(ip, 2), n)
 }
 
 /// `rX = *(size *)(rY + off); rX = bswap(rX); if rX <cond> K goto T` — `a` = K, `x` = off.
-fn load_swap_jcc<const N: usize, const C: u8>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
+/// `T`: see [`fused_load`].
+#[inline(never)]
+fn load_swap_jcc<const T: bool, const N: usize, const C: u8>(
+    m: &mut Machine<'_>,
+    ip: *const Op,
+    n: u64,
+) -> Flow {
     let o = op(ip);
     let off = o.x as i64 as u64;
     let addr = m.r[reg(o.src)].wrapping_add(off);
-    let Some(v) = m.view.load::<N>(addr) else {
-        return fallback(m, ip, n);
+    let Some(v) = fused_load::<T, N>(m, addr) else {
+        return if T {
+            fallback(m, ip, n)
+        } else {
+            load_swap_jcc::<true, N, C>(m, ip, n)
+        };
     };
     let v = swap::<N>(v);
     m.r[reg(o.dst)] = v;
@@ -478,9 +527,9 @@ fn fuse_branch(a: Op, b: Op, c: Option<Op>) -> Option<(Op, isize)> {
     {
         let op = Op {
             h: if a.code == LdxH {
-                by_cond!(cond, load_swap_jcc, 2)
+                by_cond!(cond, load_swap_jcc, false, 2)
             } else {
-                by_cond!(cond, load_swap_jcc, 4)
+                by_cond!(cond, load_swap_jcc, false, 4)
             },
             a: c.b as u32,
             x: a.a as i16,
@@ -516,10 +565,10 @@ fn fuse_branch(a: Op, b: Op, c: Option<Op>) -> Option<(Op, isize)> {
     }
     let op = Op {
         h: match size {
-            1 => by_cond!(cond, load_jcc, 1),
-            2 => by_cond!(cond, load_jcc, 2),
-            4 => by_cond!(cond, load_jcc, 4),
-            _ => by_cond!(cond, load_jcc, 8),
+            1 => by_cond!(cond, load_jcc, false, 1),
+            2 => by_cond!(cond, load_jcc, false, 2),
+            4 => by_cond!(cond, load_jcc, false, 4),
+            _ => by_cond!(cond, load_jcc, false, 8),
         },
         a: b.b as u32,
         x: a.a as i16,
@@ -529,15 +578,17 @@ fn fuse_branch(a: Op, b: Op, c: Option<Op>) -> Option<(Op, isize)> {
 }
 
 /// `fused` as a superinstruction whose last constituent, `k` ops after its first, is `jump`:
-/// in the fast layout (`b` waits for the target's address), with the runs of the jump's
-/// target and fall-through, and the target's distance in ops from the first constituent.
+/// in the fast layout (`b` waits for the target's address), with the run of the jump's
+/// target and what taking the jump pays ([`Op::set_taken_delta`]), and the target's distance
+/// in ops from the first constituent.
 fn ending_in(fused: Op, jump: &Op, k: isize) -> (Op, isize) {
-    let op = Op {
+    let mut op = Op {
         b: 0,
         tr: jump.tr,
         fr: jump.fr,
         ..fused
     };
+    op.set_taken_delta();
     (op, jump.rel() + k)
 }
 
@@ -570,13 +621,13 @@ fn fuse_straight(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
     match (a.code, b.code) {
         (LdxH, Swap16) => {
             return Some(Op {
-                h: load_swap::<2>,
+                h: load_swap::<false, 2>,
                 ..a
             });
         }
         (LdxW, Swap32) => {
             return Some(Op {
-                h: load_swap::<4>,
+                h: load_swap::<false, 4>,
                 ..a
             });
         }
@@ -589,10 +640,10 @@ fn fuse_straight(a: Op, b: Op, c: Option<Op>) -> Option<Op> {
         && fits_i32(b.b)
     {
         let h = match size {
-            1 => by_alu!(k, load_alu, 1),
-            2 => by_alu!(k, load_alu, 2),
-            4 => by_alu!(k, load_alu, 4),
-            _ => by_alu!(k, load_alu, 8),
+            1 => by_alu!(k, load_alu, false, 1),
+            2 => by_alu!(k, load_alu, false, 2),
+            4 => by_alu!(k, load_alu, false, 4),
+            _ => by_alu!(k, load_alu, false, 8),
         };
         return Some(Op {
             h,

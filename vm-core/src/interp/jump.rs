@@ -2,7 +2,7 @@
 //! register. The fast copy reads the target's address from the op, the counted copy a
 //! relative offset (see `op::Op` on why).
 
-use super::exec::{Flow, Machine, after, goto_run, op};
+use super::exec::{Flow, Machine, after, goto_run, next, op, taken};
 use super::op::Op;
 
 /// The jump or call target of the op at `ip`.
@@ -30,10 +30,18 @@ macro_rules! jcc {
             #[allow(unused_variables)]
             let $s = $o.src as usize;
             let $r = &m.r;
-            if $cond {
-                goto_run::<C>(m, target::<C>(ip, $o), $o.tr, n)
+            if C {
+                // The counted copy pays for the run it continues with, in the fast copy.
+                if $cond {
+                    goto_run::<C>(m, target::<C>(ip, $o), $o.tr, n)
+                } else {
+                    goto_run::<C>(m, after(ip), $o.fr, n)
+                }
+            } else if $cond {
+                taken(m, $o, n)
             } else {
-                goto_run::<C>(m, after(ip), $o.fr, n)
+                // The fall-through is the rest of the run, paid for already.
+                next::<C>(m, after(ip), n)
             }
         }
     };

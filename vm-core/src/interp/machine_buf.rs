@@ -73,11 +73,11 @@ impl MachineBuf {
             depth: 0,
             max_depth: 0,
             tail_calls: 0,
-            slow: false,
             ip: std::ptr::null(),
             n: 0,
             stop: None,
-            xdp: None,
+            xdp: [0; 8],
+            xdp_on: false,
             vm: std::ptr::null_mut(),
             _vm: std::marker::PhantomData,
         };

@@ -14,8 +14,8 @@ macro_rules! load {
         pub(super) fn $name<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
             let o = op(ip);
             let addr = m.r[o.src as usize].wrapping_add(o.off());
-            let Some(v) = m.view.load::<$n>(addr) else {
-                return load_slow::<C>(m, ip, n, addr, $n, $signed);
+            let Some(v) = m.view.load_hot::<$n>(addr) else {
+                return load_slow::<C, $n, $signed>(m, ip, n);
             };
             m.r[o.dst as usize] = widen(v, $n, $signed);
             next::<C>(m, after(ip), n)
@@ -35,25 +35,28 @@ fn widen(v: u64, size: u32, signed: bool) -> u64 {
     }
 }
 
-/// A load that missed every window: `xdp_md` fields, the common case, without the general
-/// access rules (and without a stack frame: this is on the path of every XDP program's
-/// first instructions), else [`load_general`].
+/// A load that missed the hot window (see `View::load_hot`): the other windows (map
+/// values, stack through pointers), then `xdp_md` fields, the common case, without the
+/// general access rules (and without a stack frame: this is on the path of every XDP
+/// program's first instructions), else [`load_general`]. The address is recomputed here
+/// rather than passed, so that the handler's hot path need not keep it.
 #[inline(never)]
-fn load_slow<const C: bool>(
+fn load_slow<const C: bool, const N: usize, const S: bool>(
     m: &mut Machine<'_>,
     ip: *const Op,
     n: u64,
-    addr: u64,
-    size: u32,
-    signed: bool,
 ) -> Flow {
-    if size == 4
-        && !signed
-        && let Some(words) = &m.xdp
-    {
+    let o = op(ip);
+    let addr = m.r[o.src as usize].wrapping_add(o.off());
+    if let Some(v) = m.view.load::<N>(addr) {
+        m.r[o.dst as usize] = widen(v, N as u32, S);
+        return next::<C>(m, after(ip), n);
+    }
+    let (size, signed) = (N as u32, S);
+    if size == 4 && !signed && m.xdp_on {
         let off = addr.wrapping_sub(vaddr(CTX, 0));
         if off.is_multiple_of(4)
-            && let Some(&v) = words.get(off as usize / 4).filter(|_| off < 24)
+            && let Some(&v) = m.xdp.get(off as usize / 4).filter(|_| off < 24)
         {
             m.r[op(ip).dst as usize] = v;
             return next::<C>(m, after(ip), n);
@@ -87,12 +90,10 @@ fn load_general<const C: bool>(
 /// ordinary load.
 pub(super) fn ctx_ldxw<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64) -> Flow {
     let o = op(ip);
-    if m.r[o.src as usize] == vaddr(CTX, 0)
-        && let Some(words) = &m.xdp
-        && let Some(&v) = words.get(o.a as usize / 4)
-    {
-        // `compile` marks only offsets 0, 4, .., 20: aligned words of `xdp_md`.
-        m.r[o.dst as usize] = v;
+    if m.r[o.src as usize] == vaddr(CTX, 0) {
+        // `compile` marks only XDP programs' loads at offsets 0, 4, .., 20 (aligned words of
+        // `xdp_md`, whose values `Machine::xdp` holds) and puts the word's index in `b`.
+        m.r[o.dst as usize] = m.xdp[o.b as usize & 7];
         return next::<C>(m, after(ip), n);
     }
     ldxw::<C>(m, ip, n)
@@ -258,7 +259,7 @@ pub(super) fn atomic64<const C: bool>(m: &mut Machine<'_>, ip: *const Op, n: u64
 #[cold]
 fn open_stack(m: &mut Machine<'_>, addr: u64, size: u32) -> Option<*mut u8> {
     let vm = vm(m);
-    m.slow = true;
+    m.set_slow();
     let p = vm.mem.wr_open(addr, size)?;
     m.view = vm.mem.view();
     Some(p)
@@ -358,7 +359,7 @@ impl Machine<'_> {
     fn slow_store(&mut self, addr: u64, size: u32, v: u64) -> Result<(), FaultKind> {
         let (slot, off) = split(addr);
         let vm = vm(self);
-        self.slow = true;
+        self.set_slow();
         if slot == CTX {
             return vm.ctx.store(off as i64, size, v);
         }

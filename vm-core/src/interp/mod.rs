@@ -20,21 +20,26 @@
 //! - **Speed**: instructions are pre-decoded into specialised ops (`compile`, `select`),
 //!   executed by threaded handlers (`exec`: one predicted indirect jump per instruction
 //!   instead of a central `match`), with common sequences fused into superinstructions
-//!   (`fuse`). The budget is paid per straight-line run at control transfers, not per
-//!   instruction (`exec`). Per-run setup is small: the stack is re-zeroed only where the
-//!   previous run could have written (`memory`: direct `r10 + constant` stores are bounded at
-//!   compile time, other writes lower a per-frame watermark), the run state is allocated once
-//!   per Vm, and the region table's view is rebuilt only when a window moved (not per run,
-//!   not per map helper: map slabs never move). Steady-state runs allocate nothing
-//!   ([`Vm::run_into`], [`Vm::run_retval`]). A *clean* run (no helper that left output or
-//!   moved a window, no call, no fault, within one chunk of budget; see `Machine::slow`)
-//!   resets nothing after itself but frame 0's stack tail, and the next run starts from the
-//!   state it left: `mem` programs that cannot write memory run on the caller's input in
-//!   place (no copy), and XDP packets of the same length are only re-copied into the laid
-//!   out buffer. Array-map lookups and the `xdp_md` word loads of the entry block have their
-//!   own handlers (`exec::call_lookup`, `exec::ctx_ldxw`) that fall back to the general path
-//!   for anything else. `examples/interp_cost.rs` measures the host cost per run and per
-//!   instruction (for callgrind and a quick wall-clock check).
+//!   (`fuse`). The budget is paid per run at control transfers, not per instruction, and a
+//!   conditional jump that falls through pays nothing (`exec`). Per-run setup is small (see
+//!   `prepare`): the stack is re-zeroed only where the previous run could have written
+//!   (`memory`: direct `r10 + constant` stores are bounded at compile time, other writes lower
+//!   a per-frame watermark), registers are zeroed only for programs that may read one before
+//!   writing it (`liveness`), the run state is allocated once per Vm, the entry into the
+//!   code is decided once per Vm, and the region table's view is rebuilt only when a window
+//!   moved (not per run, not per map helper: map slabs never move). Steady-state runs
+//!   allocate nothing ([`Vm::run_into`], [`Vm::run_retval`]). A *clean* run (no helper that
+//!   left output or moved a window, no call, no fault, within one chunk of budget; see
+//!   `Machine::depth`) resets nothing after itself, and the next run starts from the state it
+//!   left, resetting at most frame 0's stack tail and the registers: `mem` programs that
+//!   cannot write memory run on the caller's input in place (no copy), and inputs of the
+//!   same length as the last one (a `mem` copy, an XDP packet) are only re-copied into the
+//!   laid out buffer. Array-map lookups with the key on the stack and the `xdp_md` word loads
+//!   of the entry block have their own handlers (`exec::call_lookup`, `mem_ops::ctx_ldxw`)
+//!   that fall back to the general path for anything else, and loads check the hot window
+//!   (the packet or the `mem` input) before the region table. `examples/interp_cost.rs`
+//!   measures the host cost per run and per instruction (for callgrind and a quick
+//!   wall-clock check).
 
 mod alu;
 mod compile;
@@ -45,10 +50,12 @@ mod fault;
 mod fuse;
 mod helpers;
 mod jump;
+mod liveness;
 mod machine_buf;
 mod mem_ops;
 mod memory;
 mod op;
+mod prepare;
 mod select;
 
 pub use compile::{LoadError, MAX_PROGRAM_SLOTS};
@@ -58,9 +65,10 @@ pub use fault::{Access, BadInput, FaultKind, Region, RunError};
 use compile::{Compiled, MapInfo};
 use context::{Ctx, CtxKind, Packet};
 use env::{Env, RunState};
-use exec::{CHUNK, Flow, Frame, Stop};
+use exec::{CHUNK, Entry, Flow, Frame, Stop};
 use machine_buf::MachineBuf;
-use memory::{CTX, FIRST_MAP, MAX_FRAMES, MEM, Memory, PACKET, STACK_SIZE, STACK0, Window, vaddr};
+use memory::{FIRST_MAP, MAX_FRAMES, MEM, Memory, PACKET, STACK_SIZE};
+use prepare::{FastInput, RESET_ALL, RESET_NONE, RESET_REGS, RESET_STACK, StackBuf};
 
 use crate::maps::MapSet;
 use crate::{MapDef, MapType, ProgType, Program};
@@ -148,8 +156,21 @@ pub struct Vm {
     /// outside its stack ([`Compiled::writes_memory`]), so its input window is read-only and
     /// a copy could never differ from the input.
     borrow_input: bool,
-    /// Length of the published `mem` input window (`usize::MAX`: none; publish first).
-    mem_len: usize,
+    /// The input length for which a run takes the in-place `mem` path ([`Vm::borrow_input`]
+    /// and a window of that length published), else `usize::MAX`: one comparison instead of
+    /// three per run.
+    borrow_len: usize,
+    /// r1 of a `mem` program for the published window (0 for an empty input).
+    mem_r1: u64,
+    /// How a run copies an input of the length the last full setup published, if any (the
+    /// other same-sized cases: a `mem` program's copy, an XDP packet).
+    fast: FastInput,
+    /// Whether a run must zero r0..r10 before setting r1, r2 and r10: only when the main
+    /// program may read some other register before writing it ([`Compiled::entry_live`]).
+    /// Otherwise registers keep what the last run left, which no run can observe.
+    zero_regs: bool,
+    /// How a run enters the main program (recomputed whenever the code may have moved).
+    entry: Entry,
     stack: StackBuf,
     machine: MachineBuf,
     frames: Box<[Frame; MAX_FRAMES]>,
@@ -159,9 +180,11 @@ pub struct Vm {
     stack_dirty: bool,
     /// Whether map windows must be re-derived before the next run (after `maps_mut`).
     maps_dirty: bool,
-    /// What the next run must reset first: [`RESET_NONE`], [`RESET_STACK`] (a clean run
-    /// that may have written frame 0's stack) or [`RESET_ALL`] ([`Vm::reset_state`]: after a
-    /// run that took a slow path, or a change to the Vm between runs).
+    /// What the next run must reset first, as flags: [`RESET_ALL`] ([`Vm::reset_state`]:
+    /// after a run that took a slow path, or a change to the Vm between runs), else
+    /// [`RESET_STACK`] (a clean run may have written frame 0's stack) and [`RESET_REGS`]
+    /// ([`Vm::zero_regs`]), or [`RESET_NONE`]. A clean run leaves it as it found it after
+    /// the reset (see [`Vm::clean_reset`]), so it costs no store.
     reset: u8,
     /// What a clean run leaves to reset: [`RESET_STACK`] if every run may leave non-zero
     /// stack bytes in frame 0 even without any slow path (the program stores to
@@ -169,6 +192,9 @@ pub struct Vm {
     /// [`RESET_ALL`] if a deeper frame's watermark is lowered, else [`RESET_NONE`]. Only
     /// slow runs and `add_program` can change it.
     stack_reset: u8,
+    /// What [`Vm::reset`] is after the reset before a run and after a clean run:
+    /// [`Vm::stack_reset`], with [`RESET_REGS`] if [`Vm::zero_regs`].
+    clean_reset: u8,
     /// Where the bytes a clean run may have written in frame 0 start (a multiple of 8).
     stack_from0: usize,
     /// Per map, how the run loop answers `bpf_map_lookup_elem` on it (see
@@ -231,6 +257,7 @@ impl Vm {
         let stack = StackBuf::new();
         let config_budget = config.budget;
         let code_writes_memory = code.writes_memory;
+        let zero_regs = code.entry_live & !ENTRY_SET != 0;
         // SAFETY: the stack allocation is MAX_FRAMES * STACK_SIZE zeroed bytes, lives as long
         // as the Vm and is only ever accessed through `stack.ptr()`.
         unsafe { mem.map_stacks(stack.ptr()) };
@@ -247,7 +274,16 @@ impl Vm {
             ctx: Ctx::new(kind),
             input: Vec::new(),
             borrow_input: kind == CtxKind::Mem && !code_writes_memory,
-            mem_len: usize::MAX,
+            borrow_len: usize::MAX,
+            mem_r1: 0,
+            fast: FastInput::NONE,
+            zero_regs,
+            // Set by `place_machine`, which runs before the Vm is returned.
+            entry: Entry {
+                h: |_, _, _| Flow::Stop,
+                ip: std::ptr::null(),
+                n: 0,
+            },
             stack,
             machine: MachineBuf::new(),
             frames: Box::new([Frame::default(); MAX_FRAMES]),
@@ -257,6 +293,7 @@ impl Vm {
             maps_dirty: true,
             reset: RESET_ALL,
             stack_reset: RESET_NONE,
+            clean_reset: RESET_NONE,
             stack_from0: STACK_SIZE,
             arrays: Vec::new(),
             first_chunk: config_budget.min(CHUNK),
@@ -286,7 +323,8 @@ impl Vm {
         let index = self.code.add(program, &Maps(&self.maps))?;
         self.place_machine();
         self.borrow_input = self.ctx.kind == CtxKind::Mem && !self.code.writes_memory;
-        self.mem_len = usize::MAX;
+        self.borrow_len = usize::MAX;
+        self.fast = FastInput::NONE;
         self.maps_dirty = true;
         self.reset = RESET_ALL;
         self.update_stack_reset();
@@ -310,7 +348,7 @@ impl Vm {
     /// The maps, to fill or inspect between runs.
     pub fn maps_mut(&mut self) -> &mut MapSet {
         self.maps_dirty = true;
-        self.reset = RESET_ALL;
+        self.reset_all();
         &mut self.maps
     }
 
@@ -371,192 +409,72 @@ impl Vm {
     /// Kept lean because it is paid on every run (a 25-instruction parser executes in less
     /// time than a naive setup takes). The common case follows a *clean* run: one that took
     /// no slow path (no helper that left output or moved a window, no call, fault, yield or
-    /// store that missed the windows; see `Machine::slow`). Then nothing needs resetting but
-    /// the registers and at most frame 0's stack tail ([`Vm::stack_reset`]), the Machine and
-    /// the region table's view are still valid, and the run is: input, registers, one call
-    /// into the handler chain, one check of how it ended. Everything else is in
-    /// [`Vm::reset_state`] (before a run that follows a slow one) and [`Vm::finish_slow`]
-    /// (after a run that was not clean).
+    /// store that missed the windows; see `Machine::depth`). Then nothing needs resetting but
+    /// at most frame 0's stack tail and the registers ([`Vm::clean_reset`]), the Machine, the
+    /// region table's view and the input's layout are still valid, and the run is: input
+    /// (one comparison, then a pointer move or a copy), r1 and r2, one call into the handler
+    /// chain, one check of how it ended. Everything else is in `prepare` ([`Vm::setup_input`]
+    /// when the input's length changed, [`Vm::reset_state`] before a run that follows a slow
+    /// one) and [`Vm::finish_slow`] (after a run that was not clean).
     #[inline(always)]
     fn execute(&mut self, input: &[u8]) -> Result<u64, RunError> {
         // Context and input.
-        let (r1, r2) = if self.ctx.kind == CtxKind::Mem
-            && self.mem_len == input.len()
-            && (self.borrow_input || self.input.len() == input.len())
-        {
-            // The common case (same-sized inputs): the window keeps its bounds.
-            if self.borrow_input {
-                // In place: the read-only window moves to this call's input.
-                let p = input.as_ptr().cast_mut();
-                // SAFETY: `input` is borrowed for this whole run and is exactly as long as
-                // the window, which `setup_input` published starting at offset 0. The window
-                // is read-only (its write window is empty and no op writes memory, see
-                // `borrow_input`), is republished by every run before it executes, and is
-                // never dereferenced between runs.
-                unsafe { self.mem.rebase_rd_quiet(MEM, p) };
-                // SAFETY: as in `execute` below: no other reference to the Machine is live.
-                unsafe { self.machine.get() }.view.rebase_hot_rd(p);
-            } else {
-                // A copy: no capacity logic, one memcpy.
-                self.input.copy_from_slice(input);
-            }
-            let r1 = if input.is_empty() { 0 } else { vaddr(MEM, 0) };
-            (r1, input.len() as u64)
-        } else if self.ctx.kind == CtxKind::Xdp
-            && self.reset != RESET_ALL
-            && self.pkt.refill_xdp(input)
-        {
-            // After a clean run of an XDP program, the packet layout, the `xdp_md` image
-            // (read-only to the program; no XDP helper writes it) and the region table are
-            // as the last full setup left them: only the bytes change.
-            (vaddr(CTX, 0), 0)
+        let (r1, r2) = if input.len() == self.borrow_len {
+            // The common case of a `mem` program run in place (same-sized inputs): the
+            // read-only window keeps its bounds and moves to this call's input.
+            let p = input.as_ptr().cast_mut();
+            // SAFETY: `input` is borrowed for this whole run and is exactly as long as the
+            // window, which `setup_input` published starting at offset 0 (`borrow_len`). The
+            // window is read-only (its write window is empty and no op writes memory, see
+            // `borrow_input`), is republished by every run before it executes, and is never
+            // dereferenced between runs.
+            unsafe { self.mem.rebase_rd_quiet(MEM, p) };
+            // SAFETY: as in `execute` below: no other reference to the Machine is live.
+            unsafe { self.machine.get() }.view.rebase_hot_rd(p);
+            (self.mem_r1, input.len() as u64)
+        } else if input.len() == self.fast.len {
+            // The other same-sized cases: the layout, the windows and the context are as the
+            // last full setup left them (see `FastInput`); only the bytes change.
+            let f = self.fast;
+            // SAFETY: `f.dst` starts `f.len` writable bytes of a buffer this Vm owns (see
+            // `FastInput::dst`), which `input`, borrowed from the caller, cannot overlap.
+            unsafe { std::ptr::copy_nonoverlapping(input.as_ptr(), f.dst, f.len) };
+            (f.r1, f.r2)
         } else {
             self.setup_input(input)?
         };
         if self.reset != RESET_NONE {
-            if self.reset == RESET_STACK {
-                self.zero_frame0();
-            } else {
+            if self.reset & RESET_ALL != 0 {
                 self.reset_state();
+            } else {
+                if self.reset & RESET_STACK != 0 {
+                    self.zero_frame0();
+                }
+                if self.reset & RESET_REGS != 0 {
+                    self.zero_registers();
+                }
             }
         }
-        let entry = self.code.code.as_ptr();
-        let chunk = self.first_chunk;
+        let entry = self.entry;
         let vm: *mut Vm = self;
         // SAFETY: the Machine allocation is owned by this Vm, and nothing else references it
         // while `execute` runs (handlers get this one `&mut`).
         let m = unsafe { self.machine.get() };
-        m.r[..11].fill(0);
+        // r10 needs no store: a clean run cannot change it (writes to r10 compile to faults,
+        // and only calls, which make a run slow, move it), and `reset_state` sets it.
         m.r[1] = r1;
         m.r[2] = r2;
-        m.r[10] = vaddr(STACK0, STACK_SIZE as u32);
         // `m.stop` is `None`: every run that sets it takes it (`End::Stop`).
         m.vm = vm;
-        // The main program starts at op 0 of the fast copy.
-        let flow = exec::enter(m, entry, chunk);
-        if flow == Flow::Exit && !m.slow {
+        let flow = (entry.h)(m, entry.ip, entry.n);
+        if flow == Flow::Exit {
             // A clean run: it ended in the first chunk, at depth 0, and changed nothing a
-            // later run could see except (maybe) stack bytes, which `stack_reset` covers.
-            self.last_insns = chunk - m.n;
-            self.reset = self.stack_reset;
+            // later run could see except (maybe) stack bytes and registers, which
+            // `clean_reset`, already in `reset`, covers.
+            self.last_insns = self.first_chunk - m.n;
             return Ok(m.r[0]);
         }
         self.finish_slow(flow)
-    }
-
-    /// Sets up the input of a packet program, or of a `mem` program whose input length
-    /// changed (the window moves).
-    #[inline(never)]
-    fn setup_input(&mut self, input: &[u8]) -> Result<(u64, u64), RunError> {
-        match self.ctx.kind {
-            CtxKind::Mem => {
-                if self.borrow_input {
-                    let p = input.as_ptr().cast_mut();
-                    // SAFETY: as for the in-place case in `execute`: read-only, used only
-                    // during this run, republished by every run.
-                    let w = unsafe { Window::part(p, input.len(), 0, input.len()) };
-                    self.mem.set(MEM, w, Window::EMPTY);
-                } else {
-                    self.input.clear();
-                    self.input.extend_from_slice(input);
-                    let w = Window::whole(&mut self.input);
-                    self.mem.set(MEM, w, w);
-                }
-                self.mem_len = input.len();
-                self.reset = RESET_ALL;
-                let r1 = if input.is_empty() { 0 } else { vaddr(MEM, 0) };
-                Ok((r1, input.len() as u64))
-            }
-            _ => {
-                self.setup_packet(input)?;
-                if self.mem.changed() {
-                    // SAFETY: as in `execute`: no other reference to the Machine is live.
-                    let m = unsafe { self.machine.get() };
-                    m.view = self.mem.view();
-                    m.xdp = self.ctx.xdp_words(&self.pkt);
-                }
-                Ok((vaddr(CTX, 0), 0))
-            }
-        }
-    }
-
-    /// Brings the Vm back to the state every run starts from, after a run that was not
-    /// clean or a change between runs: stack bytes re-zeroed, helper output cleared, map
-    /// windows and the region table's view refreshed, the Machine's frame state reset.
-    #[inline(never)]
-    fn reset_state(&mut self) {
-        if self.stack_dirty || self.stack_reset != RESET_NONE {
-            self.zero_stacks();
-        }
-        self.stack_dirty = false;
-        self.dirty_frames = 0;
-        if !self.st.printk.is_empty() {
-            self.st.printk.clear();
-        }
-        self.st.redirect = None;
-        if self.maps_dirty {
-            env::map_maps(&mut self.mem, &mut self.maps);
-            self.arrays.clear();
-            let cpu = self.config.cpu;
-            self.arrays
-                .extend(self.maps.iter().map(|map| exec::ArrayLookup::of(map, cpu)));
-            self.maps_dirty = false;
-        }
-        // SAFETY: as in `execute`: no other reference to the Machine is live.
-        let m = unsafe { self.machine.get() };
-        if self.mem.changed() {
-            m.view = self.mem.view();
-            m.xdp = self.ctx.xdp_words(&self.pkt);
-        }
-        m.fp = self.stack.ptr();
-        m.delta = self.code.len * std::mem::size_of::<op::Op>();
-        m.depth = 0;
-        m.max_depth = 0;
-        m.tail_calls = 0;
-        m.slow = false;
-        self.reset = RESET_NONE;
-    }
-
-    /// Re-zeroes what a clean run may have written to the stack: frame 0 (no call) from
-    /// [`Vm::stack_from0`] (no store missed the write window, so no watermark moved).
-    #[inline(always)]
-    fn zero_frame0(&mut self) {
-        const TOP: usize = 64;
-        let from = self.stack_from0.min(STACK_SIZE);
-        let base = self.stack.ptr();
-        if from >= STACK_SIZE - TOP {
-            // The usual case (a few locals): the top 64 bytes in four vector stores, with no
-            // length-dependent loop (which LLVM would turn into a call to memset). Bytes
-            // below `from` are zero already, so zeroing them too changes nothing.
-            // SAFETY: frame 0 is the first STACK_SIZE bytes of the stack allocation, which
-            // nothing else accesses during this call.
-            unsafe {
-                base.add(STACK_SIZE - TOP)
-                    .cast::<[u64; TOP / 8]>()
-                    .write_unaligned([0; TOP / 8])
-            };
-        } else {
-            // SAFETY: `from <= STACK_SIZE`, so the range lies inside frame 0, as above.
-            unsafe { std::ptr::write_bytes(base.add(from), 0, STACK_SIZE - from) };
-        }
-        self.reset = RESET_NONE;
-    }
-
-    /// Recomputes [`Vm::stack_reset`] and [`Vm::stack_from0`] (after the program or the
-    /// stack watermarks changed).
-    fn update_stack_reset(&mut self) {
-        let (marks, marked) = self.mem.stack_watermarks();
-        let from = self.code.stack_low.min(marks[0] as usize).min(STACK_SIZE) & !7;
-        self.stack_from0 = from;
-        self.stack_reset = if marked > 1 {
-            // A deeper frame is writable through translated addresses (a pointer formed
-            // from r10 can reach it without a call): the general re-zeroing covers it.
-            RESET_ALL
-        } else if from < STACK_SIZE {
-            RESET_STACK
-        } else {
-            RESET_NONE
-        };
     }
 
     /// The Vm after construction, with its Machine placed (see [`Vm::place_machine`]).
@@ -566,8 +484,9 @@ impl Vm {
     }
 
     /// Moves the Machine so that its registers do not share page offsets with the code's
-    /// fast copy or the top of frame 0's stack (see `machine_buf`); called whenever the code
-    /// array may have moved. The stack is given up first when both cannot be avoided.
+    /// fast copy or the top of frame 0's stack (see `machine_buf`), and recomputes
+    /// [`Vm::entry`]; called whenever the code array may have moved. The stack is given up
+    /// first when both cannot be avoided.
     fn place_machine(&mut self) {
         let op = std::mem::size_of::<op::Op>();
         let code = self.code.code.as_ptr() as usize;
@@ -576,6 +495,16 @@ impl Vm {
         let stack = top - 256..top;
         self.machine.place(&[fast.clone(), stack]);
         self.machine.place(&[fast]);
+        // SAFETY: op 0 of the fast copy is the main program's first op (the code is never
+        // empty: every program ends with a sentinel), and the counted copy follows the fast
+        // one `len` ops later in the same allocation.
+        self.entry = unsafe {
+            Entry::of(
+                self.code.code.as_ptr(),
+                self.code.len * op,
+                self.first_chunk,
+            )
+        };
     }
 
     /// The Vm after construction, with [`Vm::stack_reset`] computed.
@@ -597,7 +526,7 @@ impl Vm {
         let mut chunk = self.first_chunk;
         let end = loop {
             match flow {
-                Flow::Exit => break End::Exit(budget - remaining + chunk - m.n),
+                Flow::Exit | Flow::ExitSlow => break End::Exit(budget - remaining + chunk - m.n),
                 Flow::Yield => {
                     remaining -= chunk;
                     if remaining == 0 {
@@ -618,7 +547,7 @@ impl Vm {
         self.stack_dirty =
             max_depth > 0 || self.code.stack_low < STACK_SIZE || self.mem.stack_watermarks().1 > 0;
         self.update_stack_reset();
-        self.reset = RESET_ALL;
+        self.reset_all();
         match end {
             End::Exit(insns) => {
                 self.last_insns = insns;
@@ -666,69 +595,10 @@ impl Vm {
             cfg: &self.config,
         }
     }
-
-    /// Lays out the packet and the context for a run of a packet program.
-    fn setup_packet(&mut self, input: &[u8]) -> Result<(), BadInput> {
-        self.pkt.setup(self.prog_type, input)?;
-        self.ctx.setup(
-            &self.pkt,
-            self.config.ingress_ifindex,
-            self.config.rx_queue_index,
-        );
-        self.pkt.map_into(&mut self.mem);
-        Ok(())
-    }
-
-    /// Re-zeroes the stack bytes the previous run may have written: from the lowest direct
-    /// store offset in every frame it used, and from the watermark of writes through
-    /// translated addresses in every frame (see `memory`).
-    #[inline]
-    fn zero_stacks(&mut self) {
-        let direct = self.code.stack_low.min(STACK_SIZE) & !7;
-        let (marks, marked) = self.mem.stack_watermarks();
-        let frames = (self.dirty_frames + 1).max(marked).min(MAX_FRAMES);
-        let stack = self.stack.ptr();
-        for (d, &mark) in marks.iter().enumerate().take(frames) {
-            let from = if d <= self.dirty_frames {
-                direct
-            } else {
-                STACK_SIZE
-            };
-            let from = from.min(mark as usize & !7);
-            if from >= STACK_SIZE {
-                continue;
-            }
-            // SAFETY: `d < MAX_FRAMES` and `from < STACK_SIZE`, so the range lies inside the
-            // stack allocation, which nothing else accesses during this call.
-            unsafe { zero_tail(stack.add(d * STACK_SIZE + from), STACK_SIZE - from) };
-        }
-    }
 }
 
-/// [`Vm::reset`]: nothing to reset before the next run.
-const RESET_NONE: u8 = 0;
-/// [`Vm::reset`]: re-zero frame 0's stack from [`Vm::stack_from0`].
-const RESET_STACK: u8 = 1;
-/// [`Vm::reset`]: the full [`Vm::reset_state`].
-const RESET_ALL: u8 = 2;
-
-/// Writes `len` zero bytes at `p`; `len` is a multiple of 8.
-///
-/// # Safety
-/// `p..p + len` must be writable and not referenced elsewhere during the call.
-#[inline(always)]
-unsafe fn zero_tail(p: *mut u8, len: usize) {
-    if len <= 64 {
-        // Short tails (the common case) without a call to memset.
-        for i in (0..len).step_by(8) {
-            // SAFETY: `i + 8 <= len` (len is a multiple of 8), inside the caller's range.
-            unsafe { p.add(i).cast::<u64>().write_unaligned(0) };
-        }
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { std::ptr::write_bytes(p, 0, len) };
-    }
-}
+/// The registers every run sets before it starts (r1, r2, r10).
+const ENTRY_SET: u16 = 1 << 1 | 1 << 2 | 1 << 10;
 
 /// How the handler chains of one run ended.
 enum End {
@@ -738,40 +608,6 @@ enum End {
     Budget,
     /// A fault or abort, after this many instructions.
     Stop(Option<Stop>, u64),
-}
-
-/// The 8 × 512-byte stack, allocated once per Vm. Held as a raw allocation rather than a
-/// `Box` so that moving the Vm never invalidates the region table's pointers into it.
-struct StackBuf {
-    ptr: std::ptr::NonNull<u8>,
-}
-
-// SAFETY: the allocation is owned exclusively by the Vm that holds this value.
-unsafe impl Send for StackBuf {}
-
-impl StackBuf {
-    const LEN: usize = MAX_FRAMES * STACK_SIZE;
-
-    fn new() -> StackBuf {
-        let b: Box<[u8]> = vec![0u8; Self::LEN].into_boxed_slice();
-        let leaked: &'static mut [u8] = Box::leak(b);
-        StackBuf {
-            ptr: std::ptr::NonNull::from(leaked).cast::<u8>(),
-        }
-    }
-
-    fn ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-}
-
-impl Drop for StackBuf {
-    fn drop(&mut self) {
-        let slice = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), Self::LEN);
-        // SAFETY: `ptr` came from `Box::leak` of a boxed slice of `LEN` bytes and is
-        // freed exactly once, here.
-        drop(unsafe { Box::from_raw(slice) });
-    }
 }
 
 /// Fills in map names in a fault's region.
@@ -813,6 +649,8 @@ fn name_maps(defs: &[MapDef], kind: FaultKind) -> FaultKind {
     }
 }
 
+#[cfg(test)]
+mod counting_tests;
 #[cfg(test)]
 mod fast_path_tests;
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! instruction is its handler's own work plus one indirect jump to the next handler (see
 //! `exec` for why the dispatch is threaded rather than a central `match`).
 
-use super::exec::{Flow, Machine, handler};
+use super::exec::{Flow, Machine};
+use super::select::handler;
 
 /// Every specialised operation. `K` = immediate operand, `X` = register operand; `64`/`32` =
 /// ALU64 / ALU (JMP / JMP32) width. Names say what the run loop does, not how it was encoded.
@@ -215,7 +216,8 @@ pub(crate) type Handler = for<'a, 'v> fn(&'a mut Machine<'v>, *const Op, u64) ->
 ///
 /// Field use by kind:
 /// - ALU with immediate: `b` = immediate, sign-extended to 64 bits (ALU32 uses its low half).
-/// - loads/stores: `a` = offset as `i32` bits (or stack byte offset), `b` = stored immediate.
+/// - loads/stores: `a` = offset as `i32` bits (or stack byte offset), `b` = stored immediate
+///   (for an `LdxW` marked `compile::CTX_WORD`: the `xdp_md` word index).
 /// - jumps and local calls: `a` = target op index while compiling, turned into the target's
 ///   distance from this op in bytes (as `i32` bits) by [`Op::link`]; `b` = compared immediate.
 ///   That is the layout of the counted copy. In the fast copy (`Compiled::add` moves them
@@ -228,14 +230,17 @@ pub(crate) type Handler = for<'a, 'v> fn(&'a mut Machine<'v>, *const Op, u64) ->
 /// - `Call`: `a` = helper index.
 ///
 /// `run` (every op): how many instructions execute from this op up to and including the next
-/// control transfer (see [`Op::ends_run`]); what a jump into this op pays for at once,
+/// op that cannot fall through (see [`Op::ends_run`]) unless a conditional jump leaves
+/// earlier; what a jump into this op pays for at once,
 /// saturated at `u16::MAX` like `tr` / `fr` (a chunk can never pay that much, so such a run
 /// executes in the counted copy, which does not use it).
 /// `x`: the memory offset of superinstructions that load and then jump.
 /// `tr` / `fr` (conditional jumps, `ja`, and superinstructions ending in a conditional
 /// jump): `run` of the taken target and of the fall-through op, saturated at `u16::MAX`
 /// (more than a chunk can pay anyway), so that the jump need not load them from there
-/// before deciding how to continue.
+/// before deciding how to continue. In the fast copy, ops that end in a conditional jump
+/// hold [`Op::taken_delta`] in `tr` and `fr` instead (their fall-through pays nothing
+/// there, and a target's run is in the target).
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(32))]
 pub(crate) struct Op {
@@ -367,14 +372,32 @@ impl Op {
         (Code::Jeq64K as u8..=Code::Jsle32X as u8).contains(&(self.code as u8))
     }
 
-    /// Whether this op may continue anywhere but the next op (or not at all): the ops whose
-    /// handlers pay for the instructions that follow (see `exec`).
+    /// Whether this op ends a run: it never continues with the next op in the same run
+    /// (`ja`, a bpf-to-bpf call, whose return pays anew) or may leave for elsewhere (exit, tail
+    /// call, `callx`, fault). Conditional jumps do not: a run goes on through their
+    /// fall-through, and taking one gives the rest back (see `exec`).
     pub(crate) fn ends_run(&self) -> bool {
-        self.has_target()
-            || matches!(
-                self.code,
-                Code::Exit | Code::TailCall | Code::CallX | Code::Fault
-            )
+        matches!(
+            self.code,
+            Code::Ja | Code::CallLocal | Code::Exit | Code::TailCall | Code::CallX | Code::Fault
+        )
+    }
+
+    /// What taking the conditional jump that ends this fast-copy op costs: the target's run
+    /// less the fall-through's run (paid for, given back), for `exec::taken`; exact, so that
+    /// `exec::taken_short` can rebuild the budget from the target's run. Only meaningful
+    /// after [`Op::set_taken_delta`]. (The two halves are adjacent, so this is one load.)
+    #[inline(always)]
+    pub(crate) fn taken_delta(&self) -> i64 {
+        (u32::from(self.tr) | u32::from(self.fr) << 16) as i32 as i64
+    }
+
+    /// Replaces `tr` and `fr` with [`Op::taken_delta`], `tr - fr` as an `i32` (low half in
+    /// `tr`), for an op of the fast copy that ends in a conditional jump.
+    pub(crate) fn set_taken_delta(&mut self) {
+        let d = (i32::from(self.tr) - i32::from(self.fr)) as u32;
+        self.tr = d as u16;
+        self.fr = (d >> 16) as u16;
     }
 
     /// Turns the absolute target (an op index) of the op at index `at` into a relative one,

@@ -48,15 +48,21 @@ pub(crate) struct HelperDef {
     pub(crate) func: HelperFn,
     /// Program types that may call it.
     types: u8,
+    /// How many argument registers it takes (its kernel prototype's `arg1..arg5`): [`call`]
+    /// passes only those and zeros for the rest, so that a call provably reads no other
+    /// register (the interpreter zeroes registers per run only when a program may read one
+    /// before writing it, see `liveness`).
+    args: u8,
 }
 
 macro_rules! helper {
-    ($id:expr, $name:expr, $func:path, $types:expr) => {
+    ($id:expr, $name:expr, $func:path, $types:expr, $args:expr) => {
         HelperDef {
             id: $id,
             name: $name,
             func: $func,
             types: $types,
+            args: $args,
         }
     };
 }
@@ -72,49 +78,56 @@ pub(crate) const LOOKUP_INDEX: usize = 0;
 
 /// Every implemented helper.
 pub(crate) static HELPERS: &[HelperDef] = &[
-    helper!(1, "bpf_map_lookup_elem", maps::lookup, ALL),
-    helper!(2, "bpf_map_update_elem", maps::update, ALL),
-    helper!(3, "bpf_map_delete_elem", maps::delete, ALL),
-    helper!(5, "bpf_ktime_get_ns", time::ktime_get_ns, ALL),
-    helper!(6, "bpf_trace_printk", printk::trace_printk, ALL),
-    helper!(7, "bpf_get_prandom_u32", time::get_prandom_u32, ALL),
-    helper!(12, "bpf_tail_call", maps::tail_call_unreachable, ALL),
+    helper!(1, "bpf_map_lookup_elem", maps::lookup, ALL, 2),
+    helper!(2, "bpf_map_update_elem", maps::update, ALL, 4),
+    helper!(3, "bpf_map_delete_elem", maps::delete, ALL, 2),
+    helper!(5, "bpf_ktime_get_ns", time::ktime_get_ns, ALL, 0),
+    helper!(6, "bpf_trace_printk", printk::trace_printk, ALL, 5),
+    helper!(7, "bpf_get_prandom_u32", time::get_prandom_u32, ALL, 0),
+    helper!(12, "bpf_tail_call", maps::tail_call_unreachable, ALL, 3),
     helper!(
         8,
         "bpf_get_smp_processor_id",
         time::get_smp_processor_id,
-        ALL
+        ALL,
+        0
     ),
-    helper!(9, "bpf_skb_store_bytes", skb::store_bytes, TC),
-    helper!(10, "bpf_l3_csum_replace", csum::l3_csum_replace, TC),
-    helper!(11, "bpf_l4_csum_replace", csum::l4_csum_replace, TC),
-    helper!(17, "bpf_get_cgroup_classid", skb::get_cgroup_classid, TC),
-    helper!(18, "bpf_skb_vlan_push", skb::vlan_push, TC),
-    helper!(19, "bpf_skb_vlan_pop", skb::vlan_pop, TC),
-    helper!(23, "bpf_redirect", redirect::redirect, XDP | TC),
-    helper!(25, "bpf_perf_event_output", output::perf_event_output, ALL),
-    helper!(26, "bpf_skb_load_bytes", skb::load_bytes, TC | SOCK),
-    helper!(28, "bpf_csum_diff", csum::csum_diff, MEM | XDP | TC),
-    helper!(34, "bpf_get_hash_recalc", skb::get_hash_recalc, TC),
-    helper!(39, "bpf_skb_pull_data", skb::pull_data, TC),
-    helper!(40, "bpf_csum_update", csum::csum_update, TC),
-    helper!(41, "bpf_set_hash_invalid", skb::set_hash_invalid, TC),
-    helper!(42, "bpf_get_numa_node_id", time::get_numa_node_id, ALL),
-    helper!(44, "bpf_xdp_adjust_head", xdp::adjust_head, XDP),
-    helper!(48, "bpf_set_hash", skb::set_hash, TC),
-    helper!(51, "bpf_redirect_map", redirect::redirect_map, XDP),
-    helper!(54, "bpf_xdp_adjust_meta", xdp::adjust_meta, XDP),
-    helper!(65, "bpf_xdp_adjust_tail", xdp::adjust_tail, XDP),
-    helper!(125, "bpf_ktime_get_boot_ns", time::ktime_get_ns, ALL),
-    helper!(130, "bpf_ringbuf_output", output::ringbuf_output, ALL),
-    helper!(131, "bpf_ringbuf_reserve", output::ringbuf_reserve, ALL),
-    helper!(132, "bpf_ringbuf_submit", output::ringbuf_submit, ALL),
-    helper!(133, "bpf_ringbuf_discard", output::ringbuf_discard, ALL),
-    helper!(134, "bpf_ringbuf_query", output::ringbuf_query, ALL),
-    helper!(160, "bpf_ktime_get_coarse_ns", time::ktime_get_ns, ALL),
-    helper!(188, "bpf_xdp_get_buff_len", xdp::get_buff_len, XDP),
-    helper!(189, "bpf_xdp_load_bytes", xdp::load_bytes, XDP),
-    helper!(190, "bpf_xdp_store_bytes", xdp::store_bytes, XDP),
+    helper!(9, "bpf_skb_store_bytes", skb::store_bytes, TC, 5),
+    helper!(10, "bpf_l3_csum_replace", csum::l3_csum_replace, TC, 5),
+    helper!(11, "bpf_l4_csum_replace", csum::l4_csum_replace, TC, 5),
+    helper!(17, "bpf_get_cgroup_classid", skb::get_cgroup_classid, TC, 1),
+    helper!(18, "bpf_skb_vlan_push", skb::vlan_push, TC, 3),
+    helper!(19, "bpf_skb_vlan_pop", skb::vlan_pop, TC, 1),
+    helper!(23, "bpf_redirect", redirect::redirect, XDP | TC, 2),
+    helper!(
+        25,
+        "bpf_perf_event_output",
+        output::perf_event_output,
+        ALL,
+        5
+    ),
+    helper!(26, "bpf_skb_load_bytes", skb::load_bytes, TC | SOCK, 4),
+    helper!(28, "bpf_csum_diff", csum::csum_diff, MEM | XDP | TC, 5),
+    helper!(34, "bpf_get_hash_recalc", skb::get_hash_recalc, TC, 1),
+    helper!(39, "bpf_skb_pull_data", skb::pull_data, TC, 2),
+    helper!(40, "bpf_csum_update", csum::csum_update, TC, 2),
+    helper!(41, "bpf_set_hash_invalid", skb::set_hash_invalid, TC, 1),
+    helper!(42, "bpf_get_numa_node_id", time::get_numa_node_id, ALL, 0),
+    helper!(44, "bpf_xdp_adjust_head", xdp::adjust_head, XDP, 2),
+    helper!(48, "bpf_set_hash", skb::set_hash, TC, 2),
+    helper!(51, "bpf_redirect_map", redirect::redirect_map, XDP, 3),
+    helper!(54, "bpf_xdp_adjust_meta", xdp::adjust_meta, XDP, 2),
+    helper!(65, "bpf_xdp_adjust_tail", xdp::adjust_tail, XDP, 2),
+    helper!(125, "bpf_ktime_get_boot_ns", time::ktime_get_ns, ALL, 0),
+    helper!(130, "bpf_ringbuf_output", output::ringbuf_output, ALL, 4),
+    helper!(131, "bpf_ringbuf_reserve", output::ringbuf_reserve, ALL, 3),
+    helper!(132, "bpf_ringbuf_submit", output::ringbuf_submit, ALL, 2),
+    helper!(133, "bpf_ringbuf_discard", output::ringbuf_discard, ALL, 2),
+    helper!(134, "bpf_ringbuf_query", output::ringbuf_query, ALL, 2),
+    helper!(160, "bpf_ktime_get_coarse_ns", time::ktime_get_ns, ALL, 0),
+    helper!(188, "bpf_xdp_get_buff_len", xdp::get_buff_len, XDP, 1),
+    helper!(189, "bpf_xdp_load_bytes", xdp::load_bytes, XDP, 4),
+    helper!(190, "bpf_xdp_store_bytes", xdp::store_bytes, XDP, 4),
 ];
 
 fn type_mask(kind: CtxKind) -> u8 {
@@ -160,7 +173,20 @@ pub(crate) fn call(index: usize, env: &mut Env<'_>, r: &[u64; 16]) -> Result<u64
     let Some(h) = HELPERS.get(index) else {
         return Err(FaultKind::UnknownHelper { id: index as u64 });
     };
-    (h.func)(env, [r[1], r[2], r[3], r[4], r[5]])
+    let mut a = [r[1], r[2], r[3], r[4], r[5]];
+    for (i, v) in a.iter_mut().enumerate() {
+        if i >= usize::from(h.args) {
+            *v = 0;
+        }
+    }
+    (h.func)(env, a)
+}
+
+/// The registers helper `index` reads (r1..r`n` for its `n` arguments), as a mask (bit i =
+/// ri); all argument registers for an index out of the table.
+pub(crate) fn arg_regs(index: usize) -> u16 {
+    let n = HELPERS.get(index).map_or(5, |h| h.args.min(5));
+    ((1u16 << n) - 1) << 1
 }
 
 /// A negative errno as a helper return value.
