@@ -39,7 +39,7 @@ use super::fast_branch::branch;
 use super::fast_handlers::mismatch;
 use super::fast_run::{Cx, Out, next};
 use super::thread::{Cc, Thread, slot};
-use crate::target::Cond;
+use crate::target::{Cond, ShiftKind};
 
 /// Fewest ops (dispatches) worth a block: one op gains little over its handler.
 pub(super) const MIN_OPS: usize = 2;
@@ -140,7 +140,7 @@ enum Step {
         b: u16,
     },
     Shf {
-        kind: u8,
+        kind: ShiftKind,
         d: D,
         a: u16,
         b: u16,
@@ -148,7 +148,7 @@ enum Step {
     },
     /// A shift by the low 5 bits of the previous step's result.
     ShfInd {
-        kind: u8,
+        kind: ShiftKind,
         d: D,
         a: u16,
         b: u16,
@@ -181,15 +181,10 @@ enum Step {
     },
 }
 
-/// Shift kinds as `Step` codes.
-fn shift_code(k: crate::target::ShiftKind) -> u8 {
-    use crate::target::ShiftKind as K;
-    match k {
-        K::Left => 0,
-        K::Right => 1,
-        K::ArithRight => 2,
-        K::RotRight => 3,
-        K::DoubleRight => 4,
+/// The two ALU steps of a fused pair.
+fn push_alu2(out: &mut Vec<Step>, pair: [(A, D, u16, u16); 2]) {
+    for (op, d, a, b) in pair {
+        out.push(Step::Alu { op, d, a, b });
     }
 }
 
@@ -207,22 +202,9 @@ fn steps(ops: &[(usize, Op)]) -> Vec<Step> {
                 b1,
                 a2,
                 b2,
-            } => {
-                out.push(Step::Alu {
-                    op: op1,
-                    d: d1,
-                    a: a1,
-                    b: b1,
-                });
-                out.push(Step::Alu {
-                    op: op2,
-                    d: d2,
-                    a: a2,
-                    b: b2,
-                });
-            }
+            } => push_alu2(&mut out, [(op1, d1, a1, b1), (op2, d2, a2, b2)]),
             Op::Shf { kind, d, a, b, n } => out.push(Step::Shf {
-                kind: shift_code(kind),
+                kind,
                 d,
                 a,
                 b,
@@ -245,7 +227,7 @@ fn steps(ops: &[(usize, Op)]) -> Vec<Step> {
                     b: b1,
                 });
                 out.push(Step::ShfInd {
-                    kind: shift_code(kind),
+                    kind,
                     d: d2,
                     a: a2,
                     b: b2,
@@ -294,18 +276,7 @@ fn steps(ops: &[(usize, Op)]) -> Vec<Step> {
                 cond,
                 ..
             } => {
-                out.push(Step::Alu {
-                    op: op1,
-                    d: d1,
-                    a: a1,
-                    b: b1,
-                });
-                out.push(Step::Alu {
-                    op: op2,
-                    d: d2,
-                    a: a2,
-                    b: b2,
-                });
+                push_alu2(&mut out, [(op1, d1, a1, b1), (op2, d2, a2, b2)]);
                 out.push(Step::Br { cond });
             }
             _ => {}
@@ -517,22 +488,22 @@ mod x64 {
     }
 
     /// `eax = shift(kind, a, b, count)`, the count a constant or in cl (`None`).
-    fn shift(a: &mut Assembler, kind: u8, av: Val, bv: Val, n: Option<u8>) {
+    fn shift(a: &mut Assembler, kind: ShiftKind, av: Val, bv: Val, n: Option<u8>) {
         load_eax(a, bv);
-        if kind == 4 {
+        if kind == ShiftKind::DoubleRight {
             load_edx(a, av);
         }
         match (kind, n) {
             (_, Some(0)) => {}
-            (0, Some(k)) => dynasm!(a ; .arch x64 ; shl eax, k as i8),
-            (1, Some(k)) => dynasm!(a ; .arch x64 ; shr eax, k as i8),
-            (2, Some(k)) => dynasm!(a ; .arch x64 ; sar eax, k as i8),
-            (3, Some(k)) => dynasm!(a ; .arch x64 ; ror eax, k as i8),
+            (ShiftKind::Left, Some(k)) => dynasm!(a ; .arch x64 ; shl eax, k as i8),
+            (ShiftKind::Right, Some(k)) => dynasm!(a ; .arch x64 ; shr eax, k as i8),
+            (ShiftKind::ArithRight, Some(k)) => dynasm!(a ; .arch x64 ; sar eax, k as i8),
+            (ShiftKind::RotRight, Some(k)) => dynasm!(a ; .arch x64 ; ror eax, k as i8),
             (_, Some(k)) => dynasm!(a ; .arch x64 ; shrd eax, edx, k as i8),
-            (0, None) => dynasm!(a ; .arch x64 ; shl eax, cl),
-            (1, None) => dynasm!(a ; .arch x64 ; shr eax, cl),
-            (2, None) => dynasm!(a ; .arch x64 ; sar eax, cl),
-            (3, None) => dynasm!(a ; .arch x64 ; ror eax, cl),
+            (ShiftKind::Left, None) => dynasm!(a ; .arch x64 ; shl eax, cl),
+            (ShiftKind::Right, None) => dynasm!(a ; .arch x64 ; shr eax, cl),
+            (ShiftKind::ArithRight, None) => dynasm!(a ; .arch x64 ; sar eax, cl),
+            (ShiftKind::RotRight, None) => dynasm!(a ; .arch x64 ; ror eax, cl),
             (_, None) => dynasm!(a ; .arch x64 ; shrd eax, edx, cl),
         }
     }
@@ -616,20 +587,16 @@ mod x64 {
                     if !set {
                         dynasm!(a ; .arch x64 ; xor eax, 1);
                     }
-                    return_now(a);
+                    dynasm!(a ; .arch x64 ; ret);
                     return;
                 }
             }
             if matches!(s, Step::Br { .. }) {
-                return_now(a);
+                dynasm!(a ; .arch x64 ; ret);
                 return;
             }
         }
         // No branch: the return value is unused.
-        dynasm!(a ; .arch x64 ; ret);
-    }
-
-    fn return_now(a: &mut Assembler) {
         dynasm!(a ; .arch x64 ; ret);
     }
 
