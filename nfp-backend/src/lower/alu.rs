@@ -64,7 +64,7 @@ impl Lowerer<'_> {
                 Width::W32 => {
                     self.alu32(op, dst, val);
                     if op == EAlu::Mov {
-                        self.zero_hi(dst);
+                        self.zero_hi_if_read(dst);
                     } else {
                         self.zext(dst, false);
                     }
@@ -81,6 +81,17 @@ impl Lowerer<'_> {
                         self.shift32(kind, dst, v);
                         self.zext(dst, false);
                     }
+                    (Width::W64, Val::Imm(k)) if self.low_word_only() => {
+                        // `hi_live` marks only left shifts by a constant: their low word is
+                        // the operand's low word shifted (or 0 from 32 on).
+                        self.out.opts.dead_hi += 1;
+                        let k = (k & 63) as u8;
+                        if k < 32 {
+                            self.shift32(kind, dst, Val::Imm(u64::from(k)));
+                        } else {
+                            self.load_u32(Dst::Both(lo(dst)), 0);
+                        }
+                    }
                     (Width::W64, Val::Imm(k)) => self.shift64_imm(kind, dst, (k & 63) as u8),
                     (Width::W64, Val::Reg(r)) if r < 10 => self.shift64_reg(kind, dst, r),
                     _ => self.not_lowered("shift by r10"),
@@ -92,8 +103,13 @@ impl Lowerer<'_> {
         }
     }
 
+    /// Whether the current slot is a 64-bit op whose upper half no path reads (`hi_live`).
+    fn low_word_only(&self) -> bool {
+        self.dead_hi.get(self.pc).copied().unwrap_or(false)
+    }
+
     fn alu64(&mut self, op: EAlu, d: Reg, val: Val) {
-        if self.dead_hi.get(self.pc).copied().unwrap_or(false) {
+        if self.low_word_only() {
             // No path reads the result's upper half (`hi_live`): the low word alone.
             self.out.opts.dead_hi += 1;
             self.alu32(op, d, val);
@@ -160,6 +176,11 @@ impl Lowerer<'_> {
         let l = lo(d);
         match (op, val) {
             (EAlu::Mov, Val::Imm(v)) => self.load_u32(Dst::Both(l), v as u32),
+            (EAlu::Mov, Val::Reg(10)) => {
+                // The low word of r10 = A22 + 512 (a `dead_hi` move), straight into `d`.
+                self.load_u32(Dst::Both(S0), 512);
+                self.emit(alu(AluOp::Add, Dst::Both(l), ga(super::R22), gb(S0)));
+            }
             (EAlu::Mov, v) => {
                 if v != Val::Reg(d) {
                     let s = self.operand32(v, Bank::B);
@@ -365,19 +386,19 @@ impl Lowerer<'_> {
         match (order, bits) {
             (ByteOrder::ToLe, 16) => {
                 self.emit(ld_field(Dst::Both(l), 0b0011, gb(l), 0, true));
-                self.zero_hi(d);
+                self.zero_hi_if_read(d);
             }
-            (ByteOrder::ToLe, 32) => self.zero_hi(d),
+            (ByteOrder::ToLe, 32) => self.zero_hi_if_read(d),
             (ByteOrder::ToLe, 64) => {}
             (ByteOrder::ToBe, 16) => {
                 self.swap16(Dst::Both(S0), gb(l));
                 self.emit(mov(l, gb(S0)));
-                self.zero_hi(d);
+                self.zero_hi_if_read(d);
             }
             (ByteOrder::ToBe, 32) => {
                 self.swap32(S0, gb(l));
                 self.emit(mov(l, gb(S0)));
-                self.zero_hi(d);
+                self.zero_hi_if_read(d);
             }
             (ByteOrder::ToBe, 64) => {
                 self.swap32(S0, gb(h));

@@ -1,8 +1,8 @@
 //! Which registers' upper halves some path still reads, on a NIC where a 64-bit register is
 //! two 32-bit words and an instruction may read or write only the low one.
 //!
-//! Why: a 64-bit move, add, subtract or bitwise op computes its low word from the operands'
-//! low words alone, so when no path reads the result's upper half, the high-word
+//! Why: a 64-bit move, add, subtract, bitwise op or left shift by a constant computes its low
+//! word from the operands' low words alone, so when no path reads the result's upper half, the high-word
 //! instruction (and the upper halves it would have read) is dead work (`dead_hi`). Narrowed
 //! compares (`narrow_cmp`) read low words only too, which is what usually kills an upper half:
 //! a packet pointer that only bounds checks read needs no upper word at all.
@@ -14,10 +14,12 @@
 //! candidate whose destination's upper half is dead after it, recompute, repeat until nothing
 //! new is marked. Each round only removes reads, so every marked op stays dead, and the final
 //! liveness is exact for the code as lowered (marked slots really read no upper half): no
-//! upper word that the lowering leaves stale is ever read.
+//! upper word that the lowering leaves stale is ever read. Firmware helper calls read only the
+//! low words of their 32-bit arguments (`call::fw_low_args`), and a `lddw` whose upper half
+//! is dead loads its low word only.
 
 use vm_core::Program;
-use vm_core::isa::{AluOp, Insn, Width};
+use vm_core::isa::{AluOp, CallTarget, Insn, Operand, Width};
 
 use verifier::InsnFacts;
 use verifier::code::Code;
@@ -52,6 +54,9 @@ pub(crate) fn analyse(
             match *insn {
                 Insn::Load { src, .. } if low_memory && src < 10 => 1 << src,
                 Insn::Store { dst, .. } if low_memory && dst < 10 => 1 << dst,
+                Insn::Call(CallTarget::Helper(id)) => {
+                    super::call::fw_helper(id).map_or(0, super::call::fw_low_args)
+                }
                 _ => 0,
             }
         })
@@ -70,8 +75,15 @@ pub(crate) fn analyse(
             let Some(dst) = low_word_op(insn) else {
                 continue;
             };
-            // ALU ops never jump: what is live after one is live before the next slot.
-            let hi_read_after = live.get(pc + 1).is_none_or(|m| m & (1 << dst) != 0);
+            // These ops never jump: what is live after one is live before the next
+            // instruction (after `lddw`'s second slot).
+            let next = pc
+                + if matches!(insn, Insn::LdImm64 { .. }) {
+                    2
+                } else {
+                    1
+                };
+            let hi_read_after = live.get(next).is_none_or(|m| m & (1 << dst) != 0);
             if !hi_read_after {
                 marked[pc] = true;
                 low[pc] = ALL;
@@ -95,6 +107,17 @@ fn low_word_op(insn: &Insn) -> Option<u8> {
             dst,
             ..
         } if dst < 10 => Some(dst),
+        // Bits only move up in a left shift: the low word of `x << k` is `lo(x) << k` (0 for
+        // k >= 32). By a register the amount's upper bits would matter to the lowering's
+        // indirect shift, so only constants.
+        Insn::Alu {
+            op: AluOp::Lsh,
+            width: Width::W64,
+            dst,
+            src: Operand::Imm(_),
+        } if dst < 10 => Some(dst),
+        // A constant's low word is a constant.
+        Insn::LdImm64 { dst, .. } if dst < 10 => Some(dst),
         _ => None,
     }
 }

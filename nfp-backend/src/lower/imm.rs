@@ -127,6 +127,11 @@ impl Lowerer<'_> {
             }
         };
         self.load_u32(Dst::Both(lo(dst)), v as u32);
+        if self.dead_hi.get(self.pc).copied().unwrap_or(false) {
+            // No path reads the upper half (`hi_live`).
+            self.out.opts.dead_hi += 1;
+            return;
+        }
         self.load_u32(Dst::Both(hi(dst)), (v >> 32) as u32);
     }
 }

@@ -328,7 +328,7 @@ impl Lowerer<'_> {
     }
 
     /// Context fields come from the packet vector (LM index 1) and B22; the upper half is
-    /// always cleared (the JIT's ctx loads ignore the zext flag).
+    /// cleared whatever the zext flag says (as the JIT's ctx loads do), unless no path reads it.
     fn ctx_load(&mut self, size: Size, d: Reg, off: i16) {
         let pv = |w: u8| Src::Lm { index: 1, off: w };
         let field = match (self.prog.prog_type, off) {
@@ -343,7 +343,7 @@ impl Lowerer<'_> {
         match (field, size) {
             (Some(f), Size::W) => {
                 self.emit(alu(AluOp::PassB, Dst::Both(lo(d)), Src::None, f));
-                self.zero_hi(d);
+                self.zero_hi_if_read(d);
             }
             _ => self.reason(
                 "ctx_field",

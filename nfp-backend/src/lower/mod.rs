@@ -43,7 +43,7 @@ use vm_core::Program;
 use vm_core::isa::{CallTarget, Insn, Reg};
 
 use crate::reason::Reason;
-use crate::target::{Bank, Cond, Csr, Dst, MeInsn, Src};
+use crate::target::{AluOp, Bank, Cond, Csr, Dst, MeInsn, Src};
 use recorder::OperandFacts;
 
 pub(crate) use call::frame_bytes as call_frame_bytes;
@@ -78,9 +78,12 @@ pub struct LowerOptions {
     /// 64-bit compares of two values the lowering's own ranges bound to 32 bits compare
     /// the low words only.
     pub narrow_cmp: bool,
-    /// 64-bit moves, adds, subtracts and bitwise ops whose result's upper half no path reads
-    /// compute the low word only.
+    /// 64-bit moves, adds, subtracts, bitwise ops and left shifts by a constant whose
+    /// result's upper half no path reads compute the low word only.
     pub dead_hi: bool,
+    /// A register copy followed by an ALU op on the copy (`mov d, s; d op= x`) becomes one
+    /// op reading `s` (`d = s op x`).
+    pub mov_fold: bool,
 }
 
 impl Default for LowerOptions {
@@ -93,6 +96,7 @@ impl Default for LowerOptions {
             dead_branch: true,
             narrow_cmp: true,
             dead_hi: true,
+            mov_fold: true,
         }
     }
 }
@@ -107,6 +111,7 @@ impl LowerOptions {
         dead_branch: false,
         narrow_cmp: false,
         dead_hi: false,
+        mov_fold: false,
     };
 }
 
@@ -129,11 +134,13 @@ pub struct OptCounts {
     pub narrow_cmp: u32,
     /// 64-bit ALU ops done on the low words (their upper half is dead).
     pub dead_hi: u32,
+    /// Register copies merged into the ALU op after them.
+    pub mov_fold: u32,
 }
 
 impl OptCounts {
     /// `(name, count)` pairs for reports.
-    pub fn entries(&self) -> [(&'static str, u32); 8] {
+    pub fn entries(&self) -> [(&'static str, u32); 9] {
         [
             ("imm_fold", self.imm_fold),
             ("ld_mask_fold", self.ld_mask_fold),
@@ -143,6 +150,7 @@ impl OptCounts {
             ("dead_branch", self.dead_branch),
             ("narrow_cmp", self.narrow_cmp),
             ("dead_hi", self.dead_hi),
+            ("mov_fold", self.mov_fold),
         ]
     }
 }
@@ -229,6 +237,9 @@ pub(crate) struct Lowerer<'a> {
     /// Slots whose lowering was absorbed by the previous slot.
     pub skip: BTreeSet<usize>,
     abort_label: Option<Label>,
+    /// The first code index `mov_fold` may rewrite: code before it precedes a label or a
+    /// recorded branch, so something may reach the instruction after it from elsewhere.
+    fold_floor: usize,
 }
 
 pub(crate) fn lo(r: Reg) -> u8 {
@@ -361,6 +372,7 @@ impl<'a> Lowerer<'a> {
             hi_live,
             skip: BTreeSet::new(),
             abort_label: None,
+            fold_floor: 0,
         }
     }
 
@@ -398,6 +410,9 @@ impl<'a> Lowerer<'a> {
     /// still being reprogrammed (a CSR write takes effect three instructions later), and
     /// before any control transfer (so no pending latency crosses a branch).
     pub fn emit(&mut self, insn: MeInsn) {
+        if self.opt.mov_fold && self.fold_mov(&insn) {
+            return;
+        }
         let uses = lm_uses(&insn);
         let transfer = is_transfer(&insn);
         loop {
@@ -415,6 +430,94 @@ impl<'a> Lowerer<'a> {
         {
             self.lm_pending[usize::from(n & 3)] = 3;
         }
+    }
+
+    /// `mov_fold`: when an instruction copies eBPF register word `s` into `d` (both banks)
+    /// and `insn` is `d = d op b` (`b` neither reading `d` nor an LM word), rewrites the copy
+    /// into `d = s op b` and reports that `insn` needs no slot of its own. The copy is the
+    /// last instruction, or, for a bitwise `op`, the one before a copy into another word
+    /// (a 64-bit move emits both words' copies before the op's two steps).
+    ///
+    /// Why it is exact: the merged op reads the value the copy would have put in `d` and
+    /// writes the same result to both banks. Only eBPF register words are copied from, which
+    /// the lowering always writes to both banks, so reading `s` from bank A sees what the
+    /// copy read from bank B. Directly after the copy, the condition codes are those of `op`
+    /// on the same operands, as before. Moved ahead of the other word's copy, `op` must not
+    /// read that word nor that copy `d`; the condition codes of the slot are then the copy's,
+    /// which is why only bitwise ops move: the lowering reads condition codes only from the
+    /// instruction before (a compare before its branch, an add's low step before its carry
+    /// step), never across eBPF instructions, and a bitwise op's other step reads none.
+    /// Carry-consuming ops are never merged (the copy changes the carry they read), and
+    /// nothing is merged across a point another path may reach directly.
+    fn fold_mov(&mut self, insn: &MeInsn) -> bool {
+        let &MeInsn::Alu {
+            op,
+            dst: Dst::Both(d),
+            a: Src::Gpr(Bank::A, a),
+            b,
+        } = insn
+        else {
+            return false;
+        };
+        let bitwise = matches!(
+            op,
+            AluOp::And | AluOp::AndNotA | AluOp::AndNotB | AluOp::Or | AluOp::Xor
+        );
+        let reads = |r: u8| matches!(b, Src::Gpr(_, x) if x == r);
+        // An LM operand may have to wait out a window's latency after the copy: not moved.
+        if !(bitwise || matches!(op, AluOp::Add | AluOp::Sub))
+            || a != d
+            || reads(d)
+            || matches!(b, Src::Lm { .. })
+        {
+            return false;
+        }
+        let at = self.here();
+        let copy_of = |i: &MeInsn| match *i {
+            MeInsn::Alu {
+                op: AluOp::PassB,
+                dst: Dst::Both(to),
+                a: Src::None,
+                b: Src::Gpr(Bank::B, from),
+            } => Some((to, from)),
+            _ => None,
+        };
+        let last = at
+            .checked_sub(1)
+            .and_then(|i| self.out.code.get(i))
+            .and_then(copy_of);
+        let before = at
+            .checked_sub(2)
+            .and_then(|i| self.out.code.get(i))
+            .and_then(copy_of);
+        let pos = match (last, before) {
+            (Some((to, _)), _) if to == d => at - 1,
+            (Some((to, from)), Some((to2, _)))
+                if bitwise && to2 == d && to != d && from != d && !reads(to) =>
+            {
+                at - 2
+            }
+            _ => return false,
+        };
+        let Some(&MeInsn::Alu {
+            b: Src::Gpr(_, s), ..
+        }) = self.out.code.get(pos)
+        else {
+            return false;
+        };
+        if pos < self.fold_floor || s >= S0 {
+            return false;
+        }
+        if let Some(slot) = self.out.code.get_mut(pos) {
+            *slot = MeInsn::Alu {
+                op,
+                dst: Dst::Both(d),
+                a: Src::Gpr(Bank::A, s),
+                b,
+            };
+        }
+        self.out.opts.mov_fold += 1;
+        true
     }
 
     fn push(&mut self, insn: MeInsn) {
@@ -443,6 +546,7 @@ impl<'a> Lowerer<'a> {
     pub fn bind(&mut self, l: Label) {
         self.settle();
         let at = self.here();
+        self.fold_floor = at;
         self.labels.insert(l, at);
         // Whatever reaches a label from elsewhere knows nothing of our windows or caches.
         self.idx3 = None;
@@ -457,6 +561,7 @@ impl<'a> Lowerer<'a> {
         });
         let at = self.here() - 1;
         self.fixups.push((at, l));
+        self.fold_floor = at + 1;
     }
 
     pub fn br_bit(&mut self, src: Src, bit: u8, set: bool, l: Label) {
@@ -469,6 +574,7 @@ impl<'a> Lowerer<'a> {
         });
         let at = self.here() - 1;
         self.fixups.push((at, l));
+        self.fold_floor = at + 1;
     }
 
     /// `immed[dst, address of l]` (the return address of a bpf-to-bpf call).
@@ -482,6 +588,7 @@ impl<'a> Lowerer<'a> {
         });
         let at = self.here() - 1;
         self.fixups.push((at, l));
+        self.fold_floor = at + 1;
     }
 
     /// The shared abort stub (LD_ABS/LD_IND out of bounds: the program returns 0).

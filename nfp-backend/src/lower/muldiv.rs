@@ -128,7 +128,7 @@ impl Lowerer<'_> {
         match width {
             Width::W64 if small => {
                 self.emit_mul(ga(l), b, true, Dst::Both(l), None);
-                self.zero_hi(d);
+                self.zero_hi_if_read(d);
             }
             Width::W64 => self.emit_mul(ga(l), b, false, Dst::Both(l), Some(Dst::Both(hi(d)))),
             Width::W32 => {

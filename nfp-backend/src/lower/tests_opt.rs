@@ -138,8 +138,10 @@ fn narrow_cmp_compares_32_bit_bounded_values_on_their_low_words() {
          jeq %r5, 8, out\njgt %r6, %r5, out\njsgt %r5, 200, out\njset %r6, 0x80, out\nmov %r0, 2\nout:\nexit"
     );
     let (b, a) = before_after(&src, with, false);
-    // (One more each: `PKT`'s packet bounds check, see the packet-pointer test below.)
-    assert_eq!(b - a, 6, "{b} -> {a}");
+    // (One more each: `PKT`'s packet bounds check, see the packet-pointer test below; and
+    // one for `data_end`'s upper half, which its context load no longer clears: only
+    // narrowed compares read it.)
+    assert_eq!(b - a, 7, "{b} -> {a}");
     let c = diff_with(&xdp(&src), &[packet()], &with, true);
     assert_eq!(c.optimisations.narrow_cmp, 5);
 }
@@ -173,7 +175,8 @@ fn narrow_cmp_compares_packet_pointers_on_their_low_words() {
         "{PKT}mov %r5, %r2\nadd %r5, 40\njgt %r5, %r3, out\nldxb %r0, [%r2+39]\nout:\nexit"
     );
     let (b, a) = before_after(&src, with, false);
-    assert_eq!(b - a, 2, "{b} -> {a}");
+    // And `data_end`'s context load leaves the upper half alone (only compares read it).
+    assert_eq!(b - a, 3, "{b} -> {a}");
     let c = diff_with(&xdp(&src), &[packet()], &with, true);
     assert_eq!(c.optimisations.narrow_cmp, 2);
 }
@@ -197,11 +200,12 @@ fn dead_hi_computes_only_the_low_word_of_unread_upper_halves() {
     let p = xdp(&src);
     let a = diff_with(&p, &[packet()], &only_narrow, true);
     let b = diff_with(&p, &[packet()], &with, true);
-    // PKT's `mov r4, r2; add r4, 32` and this `mov r5, r2; add r5, 40`: one word each.
+    // PKT's `mov r4, r2; add r4, 32` and this `mov r5, r2; add r5, 40`: one word each;
+    // then nothing reads `data`'s upper half, so its context load does not clear it.
     assert_eq!(b.optimisations.dead_hi, 4, "{:?}", b.optimisations);
     assert_eq!(
         a.nfp_insns - b.nfp_insns,
-        4,
+        5,
         "{} -> {}",
         a.nfp_insns,
         b.nfp_insns
@@ -223,4 +227,75 @@ fn dead_hi_frees_pointers_that_only_address_the_packet_or_stack() {
     let c = diff_with(&xdp(&src), &[packet()], &with, true);
     // PKT's `mov r4, r2; add r4, 32`, then r5's and r6's pairs.
     assert_eq!(c.optimisations.dead_hi, 6, "{:?}", c.optimisations);
+}
+
+#[test]
+fn dead_hi_covers_left_shifts_constants_and_helper_arguments() {
+    let with = LowerOptions {
+        narrow_cmp: true,
+        dead_hi: true,
+        ..LowerOptions::NONE
+    };
+    let only_narrow = LowerOptions {
+        narrow_cmp: true,
+        ..LowerOptions::NONE
+    };
+    // `r5 << 2` only feeds packet addresses (their low words), so the shift needs no
+    // double shift for its upper word. The map pointer and the key pointer of the lookup
+    // are read by the firmware as a 32-bit table id and LMEM address: `lddw` loads one word
+    // and `r2 = r10 - 4` computes one.
+    let src = format!(
+        "{PKT}ldxb %r5, [%r2+14]\nand %r5, 3\nlsh %r5, 2\nmov %r6, %r2\nadd %r6, %r5\n\
+         mov %r7, %r6\nadd %r7, 1\njgt %r7, %r3, out\nldxb %r0, [%r6+0]\nstxw [%r10-4], %r0\n\
+         lddw %r1, map_fd 0\nmov %r2, %r10\nadd %r2, -4\ncall 1\nmov %r0, 2\nout:\nexit"
+    );
+    let p = xdp(&src);
+    let a = diff_with(&p, &[packet()], &only_narrow, true);
+    let b = diff_with(&p, &[packet()], &with, true);
+    let double_shifts = |code: &[MeInsn]| {
+        code.iter()
+            .filter(|i| {
+                matches!(
+                    i,
+                    MeInsn::Shf {
+                        kind: crate::target::ShiftKind::DoubleRight,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(double_shifts(&a.code), 1);
+    assert_eq!(double_shifts(&b.code), 0);
+    // PKT's pair, `and`, `lsh`, r6's and r7's pairs, `lddw`, r2's pair: 11 ops.
+    assert_eq!(b.optimisations.dead_hi, 11, "{:?}", b.optimisations);
+    assert!(
+        a.nfp_insns - b.nfp_insns >= 12,
+        "{} -> {}",
+        a.nfp_insns,
+        b.nfp_insns
+    );
+}
+
+#[test]
+fn mov_fold_merges_a_copy_into_the_op_on_it() {
+    let with = LowerOptions {
+        mov_fold: true,
+        ..LowerOptions::NONE
+    };
+    // `mov r5, r0; xor r5, r6` merges both words (the op's low step moves ahead of the
+    // high word's copy). PKT's `mov r4, r2; add r4, 32` does not: its carry step would read
+    // the carry of the copy in between. `r7 = r5; r7 += r7` reads the copy as its second
+    // operand and stays as it is.
+    let src = format!(
+        "{PKT}ldxb %r0, [%r2+12]\nldxb %r6, [%r2+13]\nmov %r5, %r0\nxor %r5, %r6\n\
+         mov %r7, %r5\nadd %r7, %r7\nmov %r0, %r7\nout:\nexit"
+    );
+    let (b, a) = before_after(&src, with, false);
+    let c = diff_with(&xdp(&src), &[packet()], &with, true);
+    assert_eq!(c.optimisations.mov_fold, 2, "{:?}", c.optimisations);
+    assert_eq!(b - a, 2, "{b} -> {a}");
+    // With `dead_hi`, PKT's copy is one word and merges too.
+    let all = diff_with(&xdp(&src), &[packet()], &LowerOptions::default(), true);
+    assert!(all.optimisations.mov_fold >= 3, "{:?}", all.optimisations);
 }
