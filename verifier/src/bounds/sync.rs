@@ -211,10 +211,28 @@ impl ScalarBounds {
         // doing it for any low half is just as sound but learns more than the kernel, which
         // made us accept what it refuses (`r0` in [-8, 7], `if w0 s<= 0` then `if r0 s<= 0`;
         // tests/refinement_probes.rs).
+        //
+        // And, as there, the 64-bit ranges are *replaced* by the signed 32-bit range, not
+        // intersected with it: a tighter 64-bit range (learnt after the 32-bit ranges were
+        // last derived) is given up. E.g. s64 [-(2^32-5), 4] with `if r0 < 48` taken: u64
+        // [0, 47] gives s32 [0, 47], then s64 [0, 4], which this step resets to [0, 47].
+        // Intersecting (sound, tighter) made us prune a path the kernel explores and accept
+        // a program it refuses (tests/refinement_probes.rs, FIXED).
         if self.s32_min >= 0 && self.smin >= i64::from(i32::MIN) && self.smax <= i64::from(i32::MAX)
         {
-            self.meet_s64(i64::from(self.s32_min), i64::from(self.s32_max));
+            self.reset_64_to_s32();
         }
+    }
+
+    /// The 64-bit ranges become the signed 32-bit range (non-negative, so the same in every
+    /// reading); the tnum is narrowed to it in step 5. Sound when the value is known to be the
+    /// sign extension of its low half, which the caller checks.
+    fn reset_64_to_s32(&mut self) {
+        let (lo, hi) = (i64::from(self.s32_min), i64::from(self.s32_max));
+        self.smin = lo;
+        self.smax = hi;
+        self.umin = lo as u64;
+        self.umax = hi as u64;
     }
 
     /// Step 5: the tnum of the unsigned range, intersected into `var_off`, at both widths.

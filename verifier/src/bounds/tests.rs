@@ -309,9 +309,16 @@ proptest! {
         prop_assert!(b.contains(x));
         let s = b.synced();
         prop_assert!(s.contains(x), "{:?} -> {:?} lost {:#x}", b, s, x);
-        prop_assert!(s.is_subset_of(&b), "sync loosened {:?} to {:?}", b, s);
+        // Sync only tightens, except where Linux 6.18 itself loosens: its mixed 32/64
+        // deduction *replaces* the 64-bit ranges by a non-negative s32 range.
+        let reset = |v: &ScalarBounds| {
+            v.s32_min >= 0
+                && (v.smin, v.smax) == (i64::from(v.s32_min), i64::from(v.s32_max))
+                && (v.umin, v.umax) == (v.smin as u64, v.smax as u64)
+        };
+        prop_assert!(s.is_subset_of(&b) || reset(&s), "sync loosened {:?} to {:?}", b, s);
         let again = s.synced();
-        prop_assert!(again.contains(x) && again.is_subset_of(&s));
+        prop_assert!(again.contains(x) && (again.is_subset_of(&s) || reset(&again)));
     }
 
     #[test]
