@@ -27,6 +27,21 @@ fn ret(r: Result<(), MapErrno>) -> u64 {
     }
 }
 
+/// The argument registers (bit n = Rn) whose low word alone `call` reads for `h`: map table
+/// ids, LMEM key and value addresses and the adjust deltas are 32-bit; the update flags and
+/// `perf_event_output`'s flags, data and size are read whole. The lowering relies on it: a
+/// call keeps no upper half of these arguments alive (`lower::hi_live`), so they may be stale
+/// (`tests_mem` runs each helper with garbage there).
+pub(crate) fn low_word_args(h: FwHelper) -> u16 {
+    let r = |n: u8| 1u16 << n;
+    match h {
+        FwHelper::MapLookup | FwHelper::MapDelete => r(1) | r(2),
+        FwHelper::MapUpdate => r(1) | r(2) | r(3),
+        FwHelper::AdjustHead | FwHelper::AdjustTail | FwHelper::PerfEventOutput => r(2),
+        FwHelper::Random => 0,
+    }
+}
+
 /// Runs `helper` for `th`, writing R0.
 pub(super) fn call(
     helper: FwHelper,

@@ -68,6 +68,7 @@ mod tests_mem;
 #[cfg(test)]
 mod tests_props;
 
+pub(crate) use fw::low_word_args;
 pub use fast::FastProgram;
 pub use memory::{Lmem, SharedMem};
 pub use thread::Thread;

@@ -547,3 +547,52 @@ fn threads_interleave_through_events() {
     assert_eq!(got, [0xa0, 0xb1]);
     assert!(!threads[0].is_running());
 }
+
+/// `low_word_args` is what the lowering relies on to leave those arguments' upper words
+/// stale: every helper must give the same result, maps and packet with garbage there.
+#[test]
+fn firmware_reads_only_the_low_words_it_declares() {
+    let defs = [
+        map_def(MapType::Hash, 4, 4, 2),
+        map_def(MapType::Array, 4, 4, 2),
+    ];
+    let calls: &[(FwHelper, [u64; 5])] = &[
+        (FwHelper::MapUpdate, [0, 0, 8, BPF_ANY, 0]),
+        (FwHelper::MapUpdate, [1, 0, 8, BPF_ANY, 0]),
+        (FwHelper::MapLookup, [1, 0, 0, 0, 0]),
+        (FwHelper::MapDelete, [0, 0, 0, 0, 0]),
+        (FwHelper::AdjustHead, [0, (-4i64) as u64, 0, 0, 0]),
+        (FwHelper::AdjustHead, [0, 6, 0, 0, 0]),
+        (FwHelper::AdjustTail, [0, (-8i64) as u64, 0, 0, 0]),
+        (FwHelper::Random, [0; 5]),
+    ];
+    for &(h, args) in calls {
+        let run = |garbage: u64| {
+            let mut maps = MapSet::new(&defs, 1).unwrap();
+            let mut c = stack_word(0, 1);
+            c.extend(stack_word(2, 77));
+            for (i, &a) in args.iter().enumerate() {
+                let r = i as u8 + 1;
+                // Key and value pointers are stack addresses: offsets from the frame.
+                let a = match (h, r) {
+                    (FwHelper::MapLookup | FwHelper::MapUpdate | FwHelper::MapDelete, 2 | 3) => {
+                        u64::from(stack_base(0)) + a
+                    }
+                    _ => a,
+                };
+                let hi = if super::low_word_args(h) & (1 << r) != 0 {
+                    garbage << 32
+                } else {
+                    0
+                };
+                c.extend(set64(r, (a & 0xffff_ffff | hi) ^ (a & !0xffff_ffff)));
+            }
+            c.push(MeInsn::FwCall { helper: h });
+            c.push(MeInsn::Exit);
+            let out = run_maps(&c, &mut maps).map(|r| (r.retval, r.packet));
+            let contents: Vec<_> = (0..2).map(|fd| maps.get(fd).unwrap().entries()).collect();
+            (out.map_err(|e| e.kind), contents)
+        };
+        assert_eq!(run(0), run(0xdead_beef), "{h:?}");
+    }
+}

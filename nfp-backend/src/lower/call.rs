@@ -22,21 +22,6 @@ pub(crate) fn frame_bytes(depth: u32) -> u32 {
     (depth.div_ceil(8) * 8 + SAVE_AREA).div_ceil(8) * 8
 }
 
-/// The argument registers whose low word alone the firmware reads for `h` (`exec::fw`):
-/// map table ids, LMEM key and value addresses and the adjust deltas are 32-bit; the update
-/// flags and everything of `perf_event_output` after its map are read whole. Calls then keep
-/// no upper half of those arguments alive (see `hi_live`).
-pub(crate) fn fw_low_args(h: FwHelper) -> verifier::liveness::RegMask {
-    let r = |n: u8| 1u16 << n;
-    match h {
-        FwHelper::MapLookup | FwHelper::MapDelete => r(1) | r(2),
-        FwHelper::MapUpdate => r(1) | r(2) | r(3),
-        FwHelper::AdjustHead | FwHelper::AdjustTail => r(2),
-        FwHelper::PerfEventOutput => r(2),
-        FwHelper::Random => 0,
-    }
-}
-
 /// The firmware helper implementing eBPF helper `id`.
 pub(crate) fn fw_helper(id: i32) -> Option<FwHelper> {
     Some(match id {

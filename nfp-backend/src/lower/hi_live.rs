@@ -15,7 +15,7 @@
 //! new is marked. Each round only removes reads, so every marked op stays dead, and the final
 //! liveness is exact for the code as lowered (marked slots really read no upper half): no
 //! upper word that the lowering leaves stale is ever read. Firmware helper calls read only the
-//! low words of their 32-bit arguments (`call::fw_low_args`), and a `lddw` whose upper half
+//! low words of their 32-bit arguments (`exec::low_word_args`), and a `lddw` whose upper half
 //! is dead loads its low word only.
 
 use vm_core::Program;
@@ -55,7 +55,7 @@ pub(crate) fn analyse(
                 Insn::Load { src, .. } if low_memory && src < 10 => 1 << src,
                 Insn::Store { dst, .. } if low_memory && dst < 10 => 1 << dst,
                 Insn::Call(CallTarget::Helper(id)) => {
-                    super::call::fw_helper(id).map_or(0, super::call::fw_low_args)
+                    super::call::fw_helper(id).map_or(0, crate::exec::low_word_args)
                 }
                 _ => 0,
             }
