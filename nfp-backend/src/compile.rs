@@ -36,6 +36,9 @@ pub struct Compiled {
     pub optimisations: OptCounts,
     /// The verifier's log (summary line).
     pub verifier_log: String,
+    /// No interleaving of hardware threads running it is observable
+    /// ([`crate::commute::threads_commute`]).
+    pub threads_commute: bool,
 }
 
 /// A program the NIC cannot run, with every reason found.
@@ -163,6 +166,7 @@ fn lower_with_facts(
         zext_kept: out.zext_kept,
         estimated_cycles,
         optimisations: out.opts,
+        threads_commute: crate::commute::threads_commute(program, &verified.facts),
         verifier_log: verified.log,
     })
 }

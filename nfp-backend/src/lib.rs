@@ -6,6 +6,7 @@
 //! and the NFP JIT's peephole optimisations, a static cost model, and a reference microengine
 //! executor that checks the translation against vm-core's interpreter.
 
+pub mod commute;
 pub mod compile;
 pub mod cost;
 pub mod exec;

@@ -13,6 +13,7 @@
 //! `Send` but need not be `Sync`.
 
 use nfp_backend::exec::InsnProfile;
+pub use nfp_backend::exec::Segment;
 use vm_core::Program;
 use vm_core::interp::{RunOutcome, Vm, VmConfig};
 use vm_core::maps::MapSet;
@@ -88,6 +89,25 @@ pub trait PacketEngine: Send {
     /// instruction address (`None`: not enabled, or not supported by this engine).
     fn profile(&self) -> Option<&[InsnProfile]> {
         None
+    }
+    /// Whether no interleaving of this engine's threads is observable (nothing a thread
+    /// does can change what another reads or leaves behind; see
+    /// `nfp_backend::commute::threads_commute`). The timing model then runs each packet to
+    /// its end as it starts ([`PacketEngine::run_to_end`]) and replays its segments, which
+    /// gives the same results as resuming it at each swap. Default: no.
+    fn threads_commute(&self) -> bool {
+        false
+    }
+    /// Runs `thread`'s packet to its end, appending every swap to `segs` as a [`Segment`];
+    /// returns the last step. What repeated [`PacketEngine::resume`] calls would return
+    /// (the default does exactly that).
+    fn run_to_end(&mut self, thread: u32, segs: &mut Vec<Segment>) -> Step {
+        loop {
+            match self.resume(thread) {
+                Step::Swap { busy, wait } => segs.push(Segment { busy, wait }),
+                last => return last,
+            }
+        }
     }
 }
 

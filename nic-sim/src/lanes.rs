@@ -12,6 +12,10 @@
 //! - A thread alone on its ME runs through the swaps after which nothing else could happen
 //!   before it is ready again (`MeSim::run`, `PacketEngine::resume_through`): the same
 //!   model, with fewer round trips through the scheduler when the ME is lightly loaded.
+//! - When the program's threads commute (`PacketEngine::threads_commute`: nothing one thread
+//!   does is visible to another), a packet runs to its end as its thread takes it and the
+//!   model replays its recorded segments (`replay`): the same steps, without resuming the
+//!   engine at every swap.
 //!
 //! Everything here depends only on this ME's frames and their arrival times, never on other
 //! MEs, so MEs can be simulated on any host thread in any interleaving with identical
@@ -20,7 +24,9 @@
 
 use std::collections::VecDeque;
 
-use crate::engine::{PacketEngine, Passed, Step};
+use nfp_backend::exec::RunThrough;
+
+use crate::engine::{PacketEngine, Passed, Segment, Step};
 use crate::preset::MAX_THREADS_PER_ME;
 use crate::stats::{Verdict, Verdicts};
 use crate::timing::Histogram;
@@ -134,6 +140,11 @@ struct Thread {
     ref_bytes: Vec<u8>,
     used: bool,
     stats: LaneStats,
+    /// With replay ([`MeSim::replay`]): the packet's swaps, run when it started; the next
+    /// one to replay; and its last step.
+    segs: Vec<Segment>,
+    seg_at: usize,
+    last: Option<Step>,
 }
 
 /// "No time" in [`MeSim::ready`] and [`MeSim::free`].
@@ -186,6 +197,9 @@ pub struct MeSim<E: PacketEngine> {
     pool: Vec<Vec<u8>>,
     /// Firmware ME cycles per packet around the program (`NicPreset::fw_cycles_per_packet`).
     fw_cycles: u64,
+    /// The engine's threads commute ([`PacketEngine::threads_commute`]): each packet runs to
+    /// its end when its thread takes it, and [`MeSim::run`] replays its segments.
+    replay: bool,
 }
 
 impl<E: PacketEngine> std::fmt::Debug for MeSim<E> {
@@ -212,6 +226,7 @@ impl<E: PacketEngine> MeSim<E> {
         // `simulate` refuses wider NICs (`NicPreset::check`); the clamp keeps a direct caller's
         // MeSim well-formed.
         let threads = threads.clamp(1, MAX_THREADS_PER_ME);
+        let engine_commutes = engine.threads_commute();
         MeSim {
             engine,
             reference,
@@ -233,6 +248,7 @@ impl<E: PacketEngine> MeSim<E> {
             scratch: Vec::new(),
             pool: Vec::new(),
             fw_cycles: 0,
+            replay: engine_commutes,
         }
     }
 
@@ -291,6 +307,11 @@ impl<E: PacketEngine> MeSim<E> {
     fn begin(&mut self, th: usize, index: u64, arrival: u64, frame: &[u8], at: u64) {
         self.engine.start(th as u32, frame);
         let t = &mut self.threads[th];
+        if self.replay {
+            t.segs.clear();
+            t.seg_at = 0;
+            t.last = Some(self.engine.run_to_end(th as u32, &mut t.segs));
+        }
         t.ref_verdict = self.reference.as_mut().map(|r| {
             let (last, _, _) =
                 crate::engine::run_to_completion(r.as_mut(), frame, &mut t.ref_bytes);
@@ -499,7 +520,13 @@ impl<E: PacketEngine> MeSim<E> {
         t.fw_charged = true;
         // `th` holds a packet, so a single bit in `held_mask` is its own.
         let alone = self.held_mask & (self.held_mask - 1) == 0 && self.freed_mask == 0;
-        let (step, passed) = if alone {
+        let (step, passed) = if self.replay {
+            replay(
+                &mut self.threads[th],
+                at + fw,
+                if alone { until } else { 0 },
+            )
+        } else if alone {
             self.engine.resume_through(th as u32, at + fw, until)
         } else {
             (self.engine.resume(th as u32), Passed::default())
@@ -591,6 +618,66 @@ impl<E: PacketEngine> MeSim<E> {
         }
         self.scratch = bytes;
     }
+}
+
+/// The next step of `t`'s packet from its recorded segments, passing (as
+/// [`PacketEngine::resume_through`] does, by the same [`RunThrough`] rule) those after which
+/// it would be ready again before `horizon` (0: none), for a step starting at `at`.
+#[inline(always)]
+fn replay(t: &mut Thread, at: u64, horizon: u64) -> (Step, Passed) {
+    if horizon == 0 {
+        // Stepping (a loaded ME, the usual case of replay): the next segment as it is.
+        return (next_segment(t), Passed::default());
+    }
+    replay_through(t, at, horizon)
+}
+
+/// The next recorded swap of `t`'s packet, or its last step.
+#[inline(always)]
+fn next_segment(t: &mut Thread) -> Step {
+    match t.segs.get(t.seg_at) {
+        Some(&s) => {
+            t.seg_at += 1;
+            Step::Swap {
+                busy: s.busy,
+                wait: s.wait,
+            }
+        }
+        None => last_step(t),
+    }
+}
+
+/// The packet's last step (taken once).
+#[inline(always)]
+fn last_step(t: &mut Thread) -> Step {
+    t.last.take().unwrap_or_else(|| Step::Fault {
+        busy: 1,
+        reason: "internal: replayed past the packet's end".into(),
+    })
+}
+
+/// [`replay`] with a horizon: passes segments by the [`RunThrough`] rule.
+fn replay_through(t: &mut Thread, at: u64, horizon: u64) -> (Step, Passed) {
+    let mut through = RunThrough::new(at, horizon);
+    let mut total = 0;
+    let step = loop {
+        let Some(&s) = t.segs.get(t.seg_at) else {
+            break last_step(t);
+        };
+        t.seg_at += 1;
+        total += s.busy;
+        if !through.pass(total, s.wait) {
+            break Step::Swap {
+                busy: s.busy,
+                wait: s.wait,
+            };
+        }
+    };
+    let passed = Passed {
+        busy: through.busy(),
+        wait: through.wait(),
+    };
+    (step, passed)
 }
 
 /// The verdict a final step means.

@@ -64,7 +64,7 @@ mod share;
 pub mod stats;
 pub mod timing;
 
-pub use engine::{InterpEngine, PacketEngine, Passed, StandInCost, Step};
+pub use engine::{InterpEngine, PacketEngine, Passed, Segment, StandInCost, Step};
 pub use nfp_engine::{NfpEngine, NfpProgram};
 pub use preset::{LineRate, NicPreset};
 pub use run::{EngineFactory, InsnProfile, SimConfig, SimOutput, simulate};

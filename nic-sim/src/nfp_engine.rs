@@ -32,7 +32,8 @@ use nfp_backend::NicLimits;
 use nfp_backend::compile::{Compiled, NotOffloadable, compile};
 use nfp_backend::cost::Latencies;
 use nfp_backend::exec::{
-    Event, FastProgram, InsnProfile, Lmem, MemState, RunThrough, SharedMem, THREADS_PER_ME, Thread,
+    Event, FastProgram, InsnProfile, Lmem, MemState, RunThrough, Segment, SharedMem,
+    THREADS_PER_ME, Thread,
 };
 use nfp_backend::target::MeInsn;
 use vm_core::Program;
@@ -60,6 +61,9 @@ pub struct NfpProgram {
     lat: Latencies,
     budget: u64,
     prandom_seed: u64,
+    /// The compiler found the threads' interleaving unobservable
+    /// (`Compiled::threads_commute`) and replay is not switched off.
+    commute: bool,
 }
 
 impl NfpProgram {
@@ -89,7 +93,17 @@ impl NfpProgram {
             lat: Latencies::NFP4000,
             budget: DEFAULT_BUDGET,
             prandom_seed: VmConfig::default().prandom_seed,
+            commute: compiled.threads_commute
+                && std::env::var_os("NFP_REPLAY").is_none_or(|v| v != "0"),
         })
+    }
+
+    /// Resumes every thread at each of its swaps, even where the threads commute (the
+    /// timing model then never replays; for checking that replay changes nothing, as
+    /// `NFP_REPLAY=0` does for a whole run).
+    pub fn without_replay(mut self) -> NfpProgram {
+        self.commute = false;
+        self
     }
 
     /// Uses the simulated NIC's memory latencies (`--nic` presets carry them) for the memory
@@ -146,6 +160,7 @@ impl NfpProgram {
                 .collect(),
             me,
             profile: None,
+            commute: self.commute,
         }
     }
 
@@ -221,6 +236,8 @@ pub struct NfpEngine {
     started: u64,
     /// Per-instruction counts, when profiling (`PacketEngine::enable_profile`).
     profile: Option<Vec<InsnProfile>>,
+    /// See [`PacketEngine::threads_commute`].
+    commute: bool,
 }
 
 impl std::fmt::Debug for NfpEngine {
@@ -296,32 +313,37 @@ impl NfpEngine {
             busy: through.busy(),
             wait: through.wait(),
         };
-        let step = match event {
-            Ok(Event::Swap {
-                busy_cycles,
-                wait_cycles,
-                ..
-            }) => Step::Swap {
-                busy: busy_cycles,
-                wait: wait_cycles,
-            },
-            Ok(Event::Done {
-                retval,
-                busy_cycles,
-                ..
-            }) => Step::Done {
-                busy: busy_cycles,
-                retval,
-                redirect: false,
-            },
-            // The executor does not expose the cycles issued before the fault; the packet is
-            // charged one cycle (faults are rare and the firmware drops the packet).
-            Err(e) => Step::Fault {
-                busy: 1,
-                reason: e.to_string(),
-            },
-        };
-        (step, passed)
+        (step_of(event), passed)
+    }
+}
+
+/// The timing model's step for an executor event (or fault).
+#[inline(always)]
+fn step_of(event: Result<Event, nfp_backend::exec::ExecError>) -> Step {
+    match event {
+        Ok(Event::Swap {
+            busy_cycles,
+            wait_cycles,
+            ..
+        }) => Step::Swap {
+            busy: busy_cycles,
+            wait: wait_cycles,
+        },
+        Ok(Event::Done {
+            retval,
+            busy_cycles,
+            ..
+        }) => Step::Done {
+            busy: busy_cycles,
+            retval,
+            redirect: false,
+        },
+        // The executor does not expose the cycles issued before the fault; the packet is
+        // charged one cycle (faults are rare and the firmware drops the packet).
+        Err(e) => Step::Fault {
+            busy: 1,
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -385,6 +407,34 @@ impl PacketEngine for NfpEngine {
 
     fn profile(&self) -> Option<&[InsnProfile]> {
         self.profile.as_deref()
+    }
+
+    fn threads_commute(&self) -> bool {
+        self.commute
+    }
+
+    fn run_to_end(&mut self, thread: u32, segs: &mut Vec<Segment>) -> Step {
+        let (i, g) = self.place(thread);
+        let slot = &mut self.threads[i];
+        if slot.pending.is_some() {
+            return pending_fault(slot);
+        }
+        self.shared.set_prandom_state(slot.rng);
+        let mut mem = MemState {
+            lmem: &mut self.lmems[g],
+            shared: &mut self.shared,
+            maps: &mut self.maps,
+            lat: &self.lat,
+        };
+        let event = slot.thread.run_to_end_fast(
+            &self.code,
+            &mut mem,
+            self.budget,
+            self.profile.as_deref_mut(),
+            segs,
+        );
+        slot.rng = self.shared.prandom_state();
+        step_of(event)
     }
 }
 

@@ -25,7 +25,7 @@
 
 use super::fast::{FastProgram, Hop};
 use super::thread::Thread;
-use super::through::RunThrough;
+use super::through::{RunThrough, Segment};
 use super::{Event, ExecErrorKind, InsnProfile, MemState, SwapTarget};
 
 /// Most instructions a handler chain pays for beyond its first run before it returns to the
@@ -88,6 +88,8 @@ pub(super) struct Cx<'m> {
     /// `RunThrough::mark` and `RunThrough::wait` as the chain updates them.
     mark: u64,
     passed_wait: u64,
+    /// Where passed swaps are recorded, one [`Segment`] each (`run_to_end_fast` only).
+    segs: Option<&'m mut Vec<Segment>>,
 }
 
 /// Continues with the op at `ip` (already paid for, as part of the current run).
@@ -180,7 +182,14 @@ pub(super) fn swap_or_pass<const P: bool>(
     target: SwapTarget,
 ) -> Out {
     if n + cx.extra + wait < cx.pass_limit {
-        cx.mark = t.busy + (n - cx.n0) + cx.extra;
+        let mark = t.busy + (n - cx.n0) + cx.extra;
+        if let Some(segs) = cx.segs.as_deref_mut() {
+            segs.push(Segment {
+                busy: mark - cx.mark,
+                wait,
+            });
+        }
+        cx.mark = mark;
         cx.passed_wait += wait;
         cx.pass_limit -= wait;
         // SAFETY: `ip` points into the hops (invariant on `next`).
@@ -252,6 +261,7 @@ impl Thread {
         budget: u64,
         profile: &mut [InsnProfile],
         through: &mut RunThrough,
+        segs: Option<&mut Vec<Segment>>,
     ) -> Stop {
         let n0 = self.insns;
         let first = prog.hops.get(self.pc as usize).map_or(0, |h| h.run);
@@ -286,6 +296,7 @@ impl Thread {
             },
             mark: if T { through.mark } else { 0 },
             passed_wait: if T { through.wait } else { 0 },
+            segs,
         };
         let (mut pc, mut n, mut run) = (self.pc as usize, n0, first);
         let out = loop {
@@ -350,7 +361,14 @@ impl Thread {
         mem: &mut MemState<'_>,
         budget: u64,
     ) -> Result<Event, super::ExecError> {
-        self.fast_driver::<false, false>(prog, mem, budget, &mut [], &mut RunThrough::default())
+        self.fast_driver::<false, false>(
+            prog,
+            mem,
+            budget,
+            &mut [],
+            &mut RunThrough::default(),
+            None,
+        )
     }
 
     /// [`Thread::run_until_event_fast`] with a profile, as
@@ -362,7 +380,14 @@ impl Thread {
         budget: u64,
         profile: &mut [InsnProfile],
     ) -> Result<Event, super::ExecError> {
-        self.fast_driver::<true, false>(prog, mem, budget, profile, &mut RunThrough::default())
+        self.fast_driver::<true, false>(
+            prog,
+            mem,
+            budget,
+            profile,
+            &mut RunThrough::default(),
+            None,
+        )
     }
 
     /// [`Thread::run_until_event_fast`], passing through every swap after which the thread
@@ -379,8 +404,33 @@ impl Thread {
         through: &mut RunThrough,
     ) -> Result<Event, super::ExecError> {
         match profile {
-            None => self.fast_driver::<false, true>(prog, mem, budget, &mut [], through),
-            Some(p) => self.fast_driver::<true, true>(prog, mem, budget, p, through),
+            None => self.fast_driver::<false, true>(prog, mem, budget, &mut [], through, None),
+            Some(p) => self.fast_driver::<true, true>(prog, mem, budget, p, through, None),
+        }
+    }
+
+    /// Runs the packet to its end (or a fault) in one call, passing through every swap and
+    /// appending each passed swap's [`Segment`] to `segs`: the events stepping would have
+    /// returned, but for the last, which is returned (its busy cycles those after the last
+    /// segment). Same thread state, memory and profile as stepping.
+    ///
+    /// For a caller that knows no other thread can observe this one's effects in between
+    /// (`commute::threads_commute`): it then replays the segments in model time instead of
+    /// resuming the thread at each of them.
+    pub fn run_to_end_fast(
+        &mut self,
+        prog: &FastProgram,
+        mem: &mut MemState<'_>,
+        budget: u64,
+        profile: Option<&mut [InsnProfile]>,
+        segs: &mut Vec<Segment>,
+    ) -> Result<Event, super::ExecError> {
+        // With no horizon, every swap passes (`RunThrough::pass` counts in u128).
+        let mut through = RunThrough::new(0, u64::MAX);
+        let t = &mut through;
+        match profile {
+            None => self.fast_driver::<false, true>(prog, mem, budget, &mut [], t, Some(segs)),
+            Some(p) => self.fast_driver::<true, true>(prog, mem, budget, p, t, Some(segs)),
         }
     }
 
@@ -395,6 +445,7 @@ impl Thread {
         budget: u64,
         profile: &mut [InsnProfile],
         through: &mut RunThrough,
+        mut segs: Option<&mut Vec<Segment>>,
     ) -> Result<Event, super::ExecError> {
         if !self.running {
             return Err(self.not_running());
@@ -403,13 +454,13 @@ impl Thread {
         // that a caller inlining this maps it in registers; the alternation with reference
         // steps is out of line.
         if self.defer_left == 0 {
-            match self.fast_loop::<P, T>(prog, mem, budget, profile, through) {
+            match self.fast_loop::<P, T>(prog, mem, budget, profile, through, segs.as_deref_mut()) {
                 Stop::Slow => {}
                 Stop::Event(e) => return Ok(if T { through.settle(e) } else { e }),
                 Stop::Fault(pc, kind) => return Err(super::ExecError { pc, kind }),
             }
         }
-        self.slow_driver::<P, T>(prog, mem, budget, profile, through)
+        self.slow_driver::<P, T>(prog, mem, budget, profile, through, segs)
     }
 
     /// [`Thread::fast_driver`] from a reference step on: alternates reference steps and fast
@@ -422,6 +473,7 @@ impl Thread {
         budget: u64,
         profile: &mut [InsnProfile],
         through: &mut RunThrough,
+        mut segs: Option<&mut Vec<Segment>>,
     ) -> Result<Event, super::ExecError> {
         loop {
             match self.one_step::<P>(&prog.code, mem, budget, profile) {
@@ -432,12 +484,23 @@ impl Thread {
                     busy_cycles,
                     wait_cycles,
                     ..
-                })) if T && through.pass(busy_cycles, wait_cycles) => self.busy = busy_cycles,
+                })) if T
+                    && pass_recorded(through, segs.as_deref_mut(), busy_cycles, wait_cycles) =>
+                {
+                    self.busy = busy_cycles
+                }
                 Some(Ok(e)) => return Ok(if T { through.settle(e) } else { e }),
                 Some(Err(e)) => return Err(e),
             }
             if self.defer_left == 0 {
-                match self.fast_loop::<P, T>(prog, mem, budget, profile, through) {
+                match self.fast_loop::<P, T>(
+                    prog,
+                    mem,
+                    budget,
+                    profile,
+                    through,
+                    segs.as_deref_mut(),
+                ) {
                     Stop::Slow => {}
                     Stop::Event(e) => return Ok(if T { through.settle(e) } else { e }),
                     Stop::Fault(pc, kind) => return Err(super::ExecError { pc, kind }),
@@ -445,4 +508,25 @@ impl Thread {
             }
         }
     }
+}
+
+/// `RunThrough::pass` for a reference step's swap, recording the passed segment when `segs`
+/// is given (as the chain's `swap_or_pass` does).
+fn pass_recorded(
+    through: &mut RunThrough,
+    segs: Option<&mut Vec<Segment>>,
+    busy: u64,
+    wait: u64,
+) -> bool {
+    let before = through.busy();
+    if !through.pass(busy, wait) {
+        return false;
+    }
+    if let Some(segs) = segs {
+        segs.push(Segment {
+            busy: busy - before,
+            wait,
+        });
+    }
+    true
 }

@@ -72,7 +72,7 @@ pub(crate) use fw::low_word_args;
 pub use fast::FastProgram;
 pub use memory::{Lmem, SharedMem};
 pub use thread::Thread;
-pub use through::RunThrough;
+pub use through::{RunThrough, Segment};
 
 use crate::cost::Latencies;
 use crate::target::{FwHelper, MeInsn, MemTarget};

@@ -270,6 +270,53 @@ fn agree_through(
     Ok(())
 }
 
+/// Runs `packets` on the reference loop, one event at a time, and on the fast path to the
+/// end of each packet (`run_to_end_fast`): the recorded segments must be the reference's
+/// swaps, the returned event its last, and the states and profiles the same.
+fn agree_to_end(
+    code: &[MeInsn],
+    maps: &MapSet,
+    packets: &[Vec<u8>],
+    thread: u8,
+    budget: u64,
+    profiled: bool,
+) -> Result<(), String> {
+    let (fast, mut r, mut f, mut pr, mut pf) = sides(code, maps, thread);
+    let mut segs = Vec::new();
+    for (i, p) in packets.iter().enumerate() {
+        if !start_both(&mut r, &mut f, i, p)? {
+            continue;
+        }
+        segs.clear();
+        let profile = profiled.then_some(pf.as_mut_slice());
+        let got = f.with_mem(|t, mem| t.run_to_end_fast(&fast, mem, budget, profile, &mut segs));
+        let mut want_segs = Vec::new();
+        let want = loop {
+            match r.resume(None, code, budget, profiled.then_some(&mut pr)) {
+                Ok(Event::Swap {
+                    busy_cycles,
+                    wait_cycles,
+                    ..
+                }) => want_segs.push(Segment {
+                    busy: busy_cycles,
+                    wait: wait_cycles,
+                }),
+                e => break e,
+            }
+        };
+        if got != want || segs != want_segs {
+            return Err(format!(
+                "packet {i}: reference {want:?} after {want_segs:?}, to the end {got:?} after {segs:?}"
+            ));
+        }
+        same(&r, &f).map_err(|e| format!("packet {i} at its end: {e}"))?;
+    }
+    if pr != pf {
+        return Err("profiles differ".into());
+    }
+    Ok(())
+}
+
 fn show(code: &[MeInsn]) -> String {
     crate::target::print_program(code)
 }
@@ -304,6 +351,9 @@ proptest! {
         }
         if let Err(e) = agree_through(&code, &maps, &packets, thread, budget, clock, profiled) {
             prop_assert!(false, "through {clock:?}: {e}\n{}", show(&code));
+        }
+        if let Err(e) = agree_to_end(&code, &maps, &packets, thread, budget, profiled) {
+            prop_assert!(false, "to the end: {e}\n{}", show(&code));
         }
     }
 }
@@ -369,7 +419,9 @@ fn fast_path_equals_reference_on_compiled_programs() {
         )
         .map_err(|e| {
             TestCaseError::fail(format!("through {clock:?}: {e}\n{}", show(&compiled.code)))
-        })
+        })?;
+        agree_to_end(&compiled.code, &maps, &packets, thread, 100_000, profiled)
+            .map_err(|e| TestCaseError::fail(format!("to the end: {e}\n{}", show(&compiled.code))))
     });
     if let Err(e) = result {
         panic!("{e}");

@@ -21,6 +21,16 @@
 
 use super::Event;
 
+/// One passed segment of a recorded run ([`Thread::run_to_end_fast`](super::Thread::run_to_end_fast)):
+/// the cycles the thread issued, then the cycles it waited swapped out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Segment {
+    /// ME cycles issued since the previous segment ended.
+    pub busy: u64,
+    /// Latency of the command that ended it.
+    pub wait: u64,
+}
+
 /// The model's clock for one resume of a thread that may run through its memory waits.
 ///
 /// Passed segments are contiguous from the resume's start, so their busy cycles are the
@@ -80,9 +90,10 @@ impl RunThrough {
     }
 
     /// At a swap of `w` cycles, `total` busy cycles into the resume: whether the thread goes
-    /// on (the swap is recorded as passed) or must swap out.
+    /// on (the swap is recorded as passed) or must swap out. Public for a timing model that
+    /// replays recorded segments (nic-sim) by the same rule.
     #[inline(always)]
-    pub(super) fn pass(&mut self, total: u64, w: u64) -> bool {
+    pub fn pass(&mut self, total: u64, w: u64) -> bool {
         let ready = u128::from(self.at) + u128::from(self.wait) + u128::from(total) + u128::from(w);
         if ready < u128::from(self.horizon) {
             self.mark = total;
