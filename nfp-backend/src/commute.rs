@@ -38,10 +38,7 @@ pub fn threads_commute(program: &Program, facts: &[InsnFacts]) -> bool {
         if !f.reachable {
             return true;
         }
-        let private = matches!(
-            f.mem,
-            Some(PtrKind::Stack | PtrKind::Packet | PtrKind::Ctx)
-        );
+        let private = matches!(f.mem, Some(PtrKind::Stack | PtrKind::Packet | PtrKind::Ctx));
         match *insn {
             Insn::Call(CallTarget::Helper(id)) => THREAD_LOCAL_HELPERS.contains(&id),
             Insn::Call(CallTarget::Local(_)) => true,
