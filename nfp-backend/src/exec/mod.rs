@@ -68,8 +68,8 @@ mod tests_mem;
 #[cfg(test)]
 mod tests_props;
 
-pub(crate) use fw::low_word_args;
 pub use fast::FastProgram;
+pub(crate) use fw::low_word_args;
 pub use memory::{Lmem, SharedMem};
 pub use thread::Thread;
 pub use through::{RunThrough, Segment};
