@@ -332,6 +332,32 @@ mod tests {
         assert!(!allowed(ProgType::SocketFilter, 9));
     }
 
+    /// The interpreter hands each helper only its own argument registers (zeros for the
+    /// rest): for every helper it implements that has a prototype here, that count must
+    /// cover the prototype's arguments, or a real argument would arrive as 0. It may pass
+    /// more where the helper reads registers its prototype leaves unchecked
+    /// (`bpf_trace_printk`'s three format arguments), and nowhere else.
+    #[test]
+    fn the_interpreter_passes_every_helper_its_prototype_arguments() {
+        let mut checked = 0;
+        for (id, n) in vm_core::interp::helper_arg_counts() {
+            if proto(id).is_none() {
+                continue;
+            }
+            let declared = arg_count(id);
+            assert!(
+                n >= declared,
+                "helper {id}: interpreter passes {n} of {declared}"
+            );
+            assert!(
+                n == declared || id == 6,
+                "helper {id}: passes {n}, declared {declared}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 38, "only {checked} helpers have both");
+    }
+
     #[test]
     fn map_lookup_reads_two_arguments() {
         assert_eq!(arg_count(1), 2);

@@ -61,6 +61,7 @@ mod select;
 pub use compile::{LoadError, MAX_PROGRAM_SLOTS};
 pub use env::Redirect;
 pub use fault::{Access, BadInput, FaultKind, Region, RunError};
+pub use helpers::arg_counts as helper_arg_counts;
 
 use compile::{Compiled, MapInfo};
 use context::{Ctx, CtxKind, Packet};

@@ -182,6 +182,13 @@ pub(crate) fn call(index: usize, env: &mut Env<'_>, r: &[u64; 16]) -> Result<u64
     (h.func)(env, a)
 }
 
+/// Every helper the interpreter implements, by id, with the number of argument registers
+/// it is given (the others read as 0). Public so that the verifier's prototypes can be held
+/// against it: a count below the prototype's would hand a helper 0 for a real argument.
+pub fn arg_counts() -> impl Iterator<Item = (i32, usize)> {
+    HELPERS.iter().map(|h| (h.id, usize::from(h.args)))
+}
+
 /// The registers helper `index` reads (r1..r`n` for its `n` arguments), as a mask (bit i =
 /// ri); all argument registers for an index out of the table.
 pub(crate) fn arg_regs(index: usize) -> u16 {
