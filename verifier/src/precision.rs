@@ -27,6 +27,56 @@ pub struct SegEntry {
     pub pc: u32,
     /// Frame and slot of its fixed-offset stack access, if any.
     pub stack: Option<(u8, u8)>,
+    /// At an undecided conditional jump: the scalars linked to its operands, which the jump
+    /// refined together.
+    pub linked: LinkedSet,
+}
+
+/// The scalars an undecided conditional jump refined together (its operands and every
+/// scalar sharing their link id, the kernel's `linked_regs` history record).
+///
+/// Why: the bounds of each came from the comparison of one of them, so a value that must be
+/// precise below the jump makes the whole set precise above it. Linux 6.18 records this set
+/// only at such jumps and caps it at [`LinkedSet::MAX`] members (a scalar beyond the cap
+/// loses its link); backtracking then follows exactly the recorded set. Packed in one `u64`
+/// (a 3-bit count, then 10 bits per member: register or slot number, a register flag, the
+/// frame) so that segment entries stay small and copyable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkedSet(u64);
+
+impl LinkedSet {
+    /// Most members one jump records.
+    pub const MAX: usize = 6;
+
+    /// Number of members.
+    pub fn len(self) -> usize {
+        (self.0 & 0b111) as usize
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds register (`is_reg`) or stack slot `idx` of frame `frame`; `false` when the set is
+    /// full or the member cannot be encoded (the caller then unlinks it, as the kernel does).
+    pub fn push(&mut self, frame: usize, is_reg: bool, idx: usize) -> bool {
+        let n = self.len();
+        if n >= Self::MAX || frame >= MAX_CALL_FRAMES || idx >= 64 {
+            return false;
+        }
+        let member = (idx as u64) | (u64::from(is_reg) << 6) | ((frame as u64) << 7);
+        self.0 = ((self.0 & !0b111) | (member << (3 + 10 * n))) | (n as u64 + 1);
+        true
+    }
+
+    /// The members as (frame, is a register, register or slot number).
+    pub(crate) fn members(self) -> impl Iterator<Item = (usize, bool, usize)> {
+        (0..self.len()).map(move |i| {
+            let m = (self.0 >> (3 + 10 * i)) & 0x3ff;
+            ((m >> 7) as usize, m & (1 << 6) != 0, (m & 0x3f) as usize)
+        })
+    }
 }
 
 /// What is being tracked: per frame, a register mask and a stack-slot mask (fixed arrays:
@@ -120,8 +170,47 @@ impl Backtrack {
         }
     }
 
-    /// Steps backwards over one executed instruction.
+    /// If any member of `set` is tracked, tracks them all.
+    fn sync_linked(&mut self, set: LinkedSet) {
+        if set.is_empty() {
+            return;
+        }
+        let tracked = |bt: &Self, (f, is_reg, i): (usize, bool, usize)| {
+            if is_reg {
+                bt.regs.get(f).is_some_and(|m| m & (1 << i) != 0)
+            } else {
+                bt.slots.get(f).is_some_and(|m| m & (1u64 << i) != 0)
+            }
+        };
+        if !set.members().any(|m| tracked(self, m)) {
+            return;
+        }
+        for (f, is_reg, i) in set.members() {
+            if is_reg {
+                self.set_reg(f, i as u8);
+            } else {
+                self.set_slot(f, i);
+            }
+        }
+    }
+
+    /// Steps backwards over one executed instruction. The linked set recorded there is
+    /// synchronised before and after, as the kernel does: before, so that the instruction
+    /// sees every linked scalar tracked below it; after, for what the instruction itself
+    /// added (both operands of a register comparison).
     fn step(
+        &mut self,
+        insn: &Insn,
+        call_target: Option<usize>,
+        e: &SegEntry,
+    ) -> Result<(), Unsupported> {
+        self.sync_linked(e.linked);
+        self.step_insn(insn, call_target, e)?;
+        self.sync_linked(e.linked);
+        Ok(())
+    }
+
+    fn step_insn(
         &mut self,
         insn: &Insn,
         call_target: Option<usize>,

@@ -590,6 +590,22 @@ const FIXED: &[(&str, &str)] = &[
         "s64 from a non-negative s32 replaces the 64-bit ranges, through a linked copy",
         "call 7\nmov32 r0, r0\nxor r0, -1\nmov r9, r0\nadd r9, 5\njlt r9, 48, t\nmov r0, 0\nexit\nt:\njgt32 r0, -2147483648, ok\nldxb r0, [r0+0]\nok:\nmov r0, 0\nexit",
     ),
+    (
+        "a jump records its live linked scalars: precision of one marks the copy precise above the jump",
+        "call 7\nmov r6, r0\ncall 7\nmov r8, r0\ncall 7\nmov r9, r0\njeq r9, 0, pathb\nmov r1, 0\nmov r2, 0\nmov r3, 0\nmov r4, 0\nmov r5, 0\nmov r1, 0\nmov r7, r6\nja join\npathb:\nmov r7, r8\njoin:\njgt r7, 4, out\njle r6, 4, ok\nldxb r0, [r0+0]\nok:\nout:\nmov r0, 0\nexit",
+    ),
+    (
+        "a linked spilled slot is recorded too, a dead linked register is not",
+        "call 7\nmov r6, r0\nstxdw [r10-8], r6\ncall 7\nmov r8, r0\ncall 7\nmov r9, r0\njeq r9, 0, pathb\nmov r1, 0\nmov r2, 0\nmov r3, 0\nmov r4, 0\nmov r5, 0\nmov r7, r6\nja join\npathb:\nmov r7, r8\njoin:\njgt r7, 4, out\nldxdw r6, [r10-8]\njle r6, 4, ok\nldxb r0, [r0+0]\nok:\nout:\nmov r0, 0\nexit",
+    ),
+    (
+        "a jump records at most 6 linked scalars; the others lose their link and their bounds",
+        "call 7\nmov r1, r0\nmov r2, r0\nmov r3, r0\nmov r4, r0\nmov r5, r0\nmov r6, r0\nmov r7, r0\nmov r8, r0\nmov r9, r0\njgt r2, 4, out\njle r6, 4, ok\nldxb r0, [r0+0]\nok:\nadd r0, r1\nadd r0, r2\nadd r0, r3\nadd r0, r4\nadd r0, r5\nadd r0, r6\nadd r0, r7\nadd r0, r8\nadd r0, r9\nout:\nmov r0, 0\nexit",
+    ),
+    (
+        "the first 6 live linked scalars are refined together",
+        "call 7\nmov r1, r0\nmov r2, r0\nmov r3, r0\nmov r4, r0\nmov r5, r0\nmov r6, r0\nmov r7, r0\nmov r8, r0\nmov r9, r0\njgt r2, 4, out\njle r5, 4, ok\nldxb r0, [r0+0]\nok:\nadd r0, r1\nadd r0, r2\nadd r0, r3\nadd r0, r4\nadd r0, r5\nadd r0, r6\nadd r0, r7\nadd r0, r8\nadd r0, r9\nout:\nmov r0, 0\nexit",
+    ),
 ];
 
 #[test]

@@ -16,6 +16,8 @@ use crate::bounds::ScalarBounds;
 use crate::bounds::alu::alu;
 use crate::bounds::branch::{branch_outcome, refine_branch};
 use crate::error::VResult;
+use crate::liveness::RegMask;
+use crate::precision::LinkedSet;
 use crate::reg::{AT_PKT_END, BEYOND_PKT_END, RegState, RegType};
 use crate::state::VerifierState;
 
@@ -117,31 +119,32 @@ impl Walker<'_> {
             return Ok(Flow::Next(if taken { target } else { fall }));
         }
         // The kernel records the scalars linked to an operand (same id, any delta) in the
-        // path's history before forking.
-        let linked = |st: &VerifierState, reg: &RegState| -> usize {
-            let base = reg.link_base();
-            if base == 0 {
-                return 0;
-            }
-            let same = |r: &&RegState| r.is_scalar() && r.link_base() == base;
-            st.frames
-                .iter()
-                .map(|f| {
-                    f.regs.iter().filter(same).count() + f.stack.spilled_regs().filter(same).count()
-                })
-                .sum()
-        };
-        let mut n_linked = 0;
+        // path's history before forking, so that both edges share the record: precision
+        // backtracking follows the recorded set.
+        let mut linked = LinkedSet::default();
         if let Operand::Reg(_) = src
             && src_reg.is_scalar()
         {
-            n_linked += linked(&self.st, &src_reg);
+            collect_linked(
+                &mut self.st,
+                self.live,
+                self.pc,
+                src_reg.link_base(),
+                &mut linked,
+            );
         }
         if dst_reg.is_scalar() {
-            n_linked += linked(&self.st, &dst_reg);
+            collect_linked(
+                &mut self.st,
+                self.live,
+                self.pc,
+                dst_reg.link_base(),
+                &mut linked,
+            );
         }
-        if n_linked > 1 {
+        if linked.len() > 1 {
             self.hist += 1;
+            self.cur_linked = linked;
         }
         let mut other = self.copy_state();
         let mut this_alive = true;
@@ -154,18 +157,18 @@ impl Walker<'_> {
             let r = refine_branch(cond, width, &dst_reg.var, &src_reg.var);
             match r.taken {
                 Some(t) => {
-                    set_scalar(&mut other, dst, t.dst);
+                    set_scalar(&mut other, dst, t.dst, linked);
                     if let Some(s) = src_no {
-                        set_scalar(&mut other, s, t.src);
+                        set_scalar(&mut other, s, t.src, linked);
                     }
                 }
                 None => other_alive = false,
             }
             match r.not_taken {
                 Some(n) => {
-                    set_scalar(&mut self.st, dst, n.dst);
+                    set_scalar(&mut self.st, dst, n.dst, linked);
                     if let Some(s) = src_no {
-                        set_scalar(&mut self.st, s, n.src);
+                        set_scalar(&mut self.st, s, n.src, linked);
                     }
                 }
                 None => this_alive = false,
@@ -313,6 +316,55 @@ fn find_good_pkt_pointers(st: &mut VerifierState, pkt: &RegState, right_open: bo
     });
 }
 
+/// Adds to `set` every scalar of `st` linked to `base` (the kernel's `collect_linked_regs`):
+/// frames innermost first, live registers then spilled slots (Linux 6.18 skips dead
+/// registers, but not slots). A scalar the set has no room for
+/// loses its link, as in Linux 6.18: it is then neither refined with the others nor made
+/// precise with them.
+fn collect_linked(
+    st: &mut VerifierState,
+    live: &[RegMask],
+    pc: usize,
+    base: u32,
+    set: &mut LinkedSet,
+) {
+    if base == 0 {
+        return;
+    }
+    let n = st.frames.len();
+    for f in (0..n).rev() {
+        // Registers live before the frame's current instruction: the jump in the executing
+        // frame, the call instruction in a caller.
+        let at = if f + 1 == n {
+            Some(pc)
+        } else {
+            st.frames[f + 1].callsite
+        };
+        let mask = at.and_then(|i| live.get(i)).copied().unwrap_or(0x7ff);
+        let frame = &mut st.frames[f];
+        for (r, reg) in frame.regs.iter_mut().enumerate().take(10) {
+            if mask & (1 << r) == 0 {
+                continue;
+            }
+            if reg.is_scalar() && reg.link_base() == base && !set.push(f, true, r) {
+                reg.id = 0;
+            }
+        }
+        let overflow: Vec<usize> = frame
+            .stack
+            .slots()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_spilled() && s.spilled.is_scalar())
+            .filter(|(_, s)| s.spilled.link_base() == base)
+            .filter_map(|(spi, _)| (!set.push(f, false, spi)).then_some(spi))
+            .collect();
+        for spi in overflow {
+            frame.stack.slot_mut(spi).spilled.id = 0;
+        }
+    }
+}
+
 /// Writes the refined bounds of scalar register `r` and of every scalar linked to it: a
 /// copy with the same delta gets the bounds as they are, one with another delta gets them
 /// shifted by the difference (a register `r0 + 5` refined to [5, 20] makes `r0` [0, 15]).
@@ -322,7 +374,7 @@ fn find_good_pkt_pointers(st: &mut VerifierState, pkt: &RegState, right_open: bo
 /// back to its base in 64 bits would lose the base values whose sum wrapped (`w7 = w6 - 3`
 /// with r7 in [0, 0xfffffffd] still allows r6 = 0); the kernel keeps them too (fixed probe
 /// "the base of a 32-bit sum keeps the values whose sum wrapped").
-fn set_scalar(st: &mut VerifierState, r: u8, var: ScalarBounds) {
+fn set_scalar(st: &mut VerifierState, r: u8, var: ScalarBounds, linked: LinkedSet) {
     let reg = st.reg_mut(r);
     reg.var = var;
     let known = *reg;
@@ -330,7 +382,8 @@ fn set_scalar(st: &mut VerifierState, r: u8, var: ScalarBounds) {
         return;
     }
     let delta = i64::from(known.link_delta().unwrap_or(0));
-    st.for_each_reg_mut(|x| {
+    let cur = st.curframe();
+    let sync = |x: &mut RegState| {
         if !x.is_scalar() || x.link_base() != known.link_base() {
             return;
         }
@@ -353,5 +406,22 @@ fn set_scalar(st: &mut VerifierState, r: u8, var: ScalarBounds) {
                 &ScalarBounds::constant(shift as u64),
             );
         }
-    });
+    };
+    // Only the recorded members: a linked scalar that is dead here was not recorded and
+    // keeps its bounds, as in the kernel.
+    for (f, is_reg, i) in linked.members() {
+        let Some(frame) = st.frames.get_mut(f) else {
+            continue;
+        };
+        if is_reg {
+            if f == cur && i == usize::from(r) {
+                continue;
+            }
+            if let Some(x) = frame.regs.get_mut(i) {
+                sync(x);
+            }
+        } else if frame.stack.slots().get(i).is_some_and(|s| s.is_spilled()) {
+            sync(&mut frame.stack.slot_mut(i).spilled);
+        }
+    }
 }

@@ -26,7 +26,7 @@ use crate::facts::{InsnFacts, PtrKind};
 use crate::liveness::RegMask;
 use crate::log::{self, Log, Selection, Stats};
 use crate::offload::OffloadHooks;
-use crate::precision::SegEntry;
+use crate::precision::{LinkedSet, SegEntry};
 use crate::prune::{Explored, Visit};
 use crate::reg::{RegState, RegType};
 use crate::state::{MAX_CALL_FRAMES, VerifierState};
@@ -107,6 +107,9 @@ pub(crate) struct Walker<'a> {
     pub seg: Vec<SegEntry>,
     /// The fixed-offset stack slot (frame, slot) the current instruction accessed.
     pub cur_stack: Option<(u8, u8)>,
+    /// The scalars the current instruction (an undecided conditional jump) refined
+    /// together, for precision backtracking.
+    pub cur_linked: LinkedSet,
     /// Per frame: stack slots fully written since the last checkpoint.
     pub seg_written: [u64; MAX_CALL_FRAMES],
     /// The path segments of the pending branches, stacked in the order they were pushed (a
@@ -166,6 +169,7 @@ impl<'a> Walker<'a> {
             state_printed: false,
             seg: Vec::with_capacity(64),
             cur_stack: None,
+            cur_linked: LinkedSet::default(),
             seg_written: [0; MAX_CALL_FRAMES],
             pending_segs: Vec::new(),
             spare: Vec::new(),
@@ -411,10 +415,12 @@ impl<'a> Walker<'a> {
             return Err(VerifierError::new(pc, Errno::EOPNOTSUPP, msg));
         }
         self.cur_stack = None;
+        self.cur_linked = LinkedSet::default();
         let flow = self.dispatch(&insn)?;
         self.seg.push(SegEntry {
             pc: pc as u32,
             stack: self.cur_stack.take(),
+            linked: std::mem::take(&mut self.cur_linked),
         });
         // A finished path prints no state (the kernel moves on to the next branch).
         if self.log.enabled() && !self.state_printed && !matches!(flow, Flow::Done) {
@@ -556,9 +562,12 @@ impl<'a> Walker<'a> {
             seg_start: {
                 let start = self.pending_segs.len();
                 self.pending_segs.extend_from_slice(&self.seg);
+                // The jump's record is shared by both edges (the kernel pushes it to the
+                // history before forking).
                 self.pending_segs.push(SegEntry {
                     pc: self.pc as u32,
                     stack: None,
+                    linked: self.cur_linked,
                 });
                 start
             },
