@@ -4,7 +4,7 @@
 use vm_core::isa::{AluOp as EAlu, ByteOrder, Operand, Reg, Width};
 
 use super::{Lowerer, S0, S1, Val, ga, gb, hi, lo};
-use crate::target::{AluOp, Bank, Cond, Dst, MeInsn, ShiftAmount, ShiftKind, Src};
+use crate::target::{AluOp, Bank, Cond, Dst, ImmedWidth, MeInsn, ShiftAmount, ShiftKind, Src};
 
 pub(crate) fn alu(op: AluOp, dst: Dst, a: Src, b: Src) -> MeInsn {
     MeInsn::Alu { op, dst, a, b }
@@ -187,6 +187,8 @@ impl Lowerer<'_> {
                     self.emit(mov(l, s));
                 }
             }
+            (EAlu::Add | EAlu::Sub, Val::Imm(k))
+                if self.opt.mov_fold && self.fold_frame_offset(op, d, k as u32) => {}
             (_, v) => {
                 let o = match op {
                     EAlu::Add => AluOp::Add,
@@ -197,6 +199,57 @@ impl Lowerer<'_> {
                 self.emit(alu(o, Dst::Both(l), ga(l), s));
             }
         }
+    }
+
+    /// `d = r10; d += k` on the low word (a stack pointer, typically a helper's key
+    /// argument): when the last two instructions are `immed[S0, v]; d = A22 + S0` (the low
+    /// word of `d = r10`), folds `k` into the `immed` (`v = 512 + k`) instead of emitting an
+    /// add. Only here, on the low-word path of `alu32`: what follows is at most the clearing
+    /// of the upper half, which reads no condition codes, so the add's own flags are not
+    /// missed (a 64-bit add's carry step would read them). Returns whether it folded.
+    fn fold_frame_offset(&mut self, op: EAlu, d: Reg, k: u32) -> bool {
+        let at = self.here();
+        if at < 2 || at - 2 < self.fold_floor() {
+            return false;
+        }
+        let l = lo(d);
+        let pair = (
+            self.out.code.get(at - 2).copied(),
+            self.out.code.get(at - 1).copied(),
+        );
+        let (
+            Some(MeInsn::Immed {
+                dst: Dst::Both(S0),
+                imm,
+                shift: 0,
+                invert: false,
+                width: ImmedWidth::All,
+            }),
+            Some(MeInsn::Alu {
+                op: AluOp::Add,
+                dst: Dst::Both(ld),
+                a: Src::Gpr(Bank::A, super::R22),
+                b: Src::Gpr(Bank::B, S0),
+            }),
+        ) = pair
+        else {
+            return false;
+        };
+        if ld != l || l == S0 {
+            return false;
+        }
+        let v = match op {
+            EAlu::Add => u32::from(imm).wrapping_add(k),
+            _ => u32::from(imm).wrapping_sub(k),
+        };
+        let Ok(v) = u16::try_from(v) else {
+            return false;
+        };
+        if let Some(MeInsn::Immed { imm, .. }) = self.out.code.get_mut(at - 2) {
+            *imm = v;
+        }
+        self.out.opts.mov_fold += 1;
+        true
     }
 
     /// 32-bit shift; the amount is masked to 5 bits by the hardware as eBPF requires.

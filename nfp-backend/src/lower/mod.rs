@@ -520,6 +520,11 @@ impl<'a> Lowerer<'a> {
         true
     }
 
+    /// The first code index a fold may rewrite (see `fold_floor`).
+    pub(crate) fn fold_floor(&self) -> usize {
+        self.fold_floor
+    }
+
     fn push(&mut self, insn: MeInsn) {
         self.out.code.push(insn);
         for p in &mut self.lm_pending {

@@ -299,3 +299,35 @@ fn mov_fold_merges_a_copy_into_the_op_on_it() {
     let all = diff_with(&xdp(&src), &[packet()], &LowerOptions::default(), true);
     assert!(all.optimisations.mov_fold >= 3, "{:?}", all.optimisations);
 }
+
+#[test]
+fn mov_fold_puts_a_stack_offset_into_the_frame_pointer_constant() {
+    let base = LowerOptions {
+        imm_fold: true,
+        narrow_cmp: true,
+        dead_hi: true,
+        ..LowerOptions::NONE
+    };
+    let with = LowerOptions {
+        mov_fold: true,
+        ..base
+    };
+    // `r2 = r10 - 4` for the lookup's key: `immed[S0, 0x1fc]; r2 = A22 + S0`.
+    let src = "mov %r0, 7\nstxw [%r10-4], %r0\nlddw %r1, map_fd 0\nmov %r2, %r10\nadd %r2, -4\n\
+               call 1\nmov %r0, 2\nexit";
+    let p = xdp(src);
+    let a = diff_with(&p, &[packet()], &base, true);
+    let b = diff_with(&p, &[packet()], &with, true);
+    assert_eq!(
+        a.nfp_insns - b.nfp_insns,
+        1,
+        "{} -> {}",
+        a.nfp_insns,
+        b.nfp_insns
+    );
+    assert!(
+        b.code
+            .iter()
+            .any(|i| matches!(i, MeInsn::Immed { imm: 0x1fc, .. }))
+    );
+}
