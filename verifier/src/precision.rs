@@ -558,3 +558,56 @@ pub(crate) fn precise_in(old: &VerifierState, frame: usize) -> Option<Backtrack>
         Some(bt)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linked_set_keeps_six_members_in_order() {
+        let mut set = LinkedSet::default();
+        assert!(set.is_empty());
+        assert!(set.push(1, true, 9));
+        assert!(set.push(0, false, 63));
+        assert!(!set.push(0, false, 64), "slot beyond the 64 trackable ones");
+        for r in 0..4 {
+            assert!(set.push(0, true, r));
+        }
+        assert!(!set.push(0, true, 5), "a seventh member does not fit");
+        let m: Vec<_> = set.members().collect();
+        assert_eq!(
+            m,
+            vec![
+                (1, true, 9),
+                (0, false, 63),
+                (0, true, 0),
+                (0, true, 1),
+                (0, true, 2),
+                (0, true, 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn tracking_one_linked_member_tracks_all() {
+        let mut set = LinkedSet::default();
+        set.push(0, true, 6);
+        set.push(0, true, 7);
+        set.push(0, false, 2);
+        let e = SegEntry {
+            pc: 0,
+            stack: None,
+            linked: set,
+        };
+        let jump = Insn::Ja {
+            off: 0,
+            long: false,
+        };
+        let mut bt = Backtrack::new(0);
+        assert!(bt.step(&jump, None, &e).is_ok());
+        assert!(bt.is_empty(), "nothing tracked: nothing added");
+        bt.set_reg(0, 7);
+        assert!(bt.step(&jump, None, &e).is_ok());
+        assert!(bt.reg(6) && bt.reg(7) && bt.slot(0, 2));
+    }
+}

@@ -505,7 +505,7 @@ fn one_probe_program() {
         ..LoadOptions::default()
     };
     match load_vm_program(&p, &lo) {
-        Ok(_) => println!("KERNEL: accept"),
+        Ok(l) => println!("KERNEL: accept\n{}", l.prog.log),
         Err(VmLoadError::Load(e)) => println!("KERNEL: reject\n{}", e.log),
         Err(e) => println!("KERNEL: setup {e}"),
     }

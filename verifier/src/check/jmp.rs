@@ -16,7 +16,7 @@ use crate::bounds::ScalarBounds;
 use crate::bounds::alu::alu;
 use crate::bounds::branch::{branch_outcome, refine_branch};
 use crate::error::VResult;
-use crate::liveness::RegMask;
+use crate::liveness::{RegMask, caller_live};
 use crate::precision::LinkedSet;
 use crate::reg::{AT_PKT_END, BEYOND_PKT_END, RegState, RegType};
 use crate::state::VerifierState;
@@ -318,9 +318,8 @@ fn find_good_pkt_pointers(st: &mut VerifierState, pkt: &RegState, right_open: bo
 
 /// Adds to `set` every scalar of `st` linked to `base` (the kernel's `collect_linked_regs`):
 /// frames innermost first, live registers then spilled slots (Linux 6.18 skips dead
-/// registers, but not slots). A scalar the set has no room for
-/// loses its link, as in Linux 6.18: it is then neither refined with the others nor made
-/// precise with them.
+/// registers, but not slots). A scalar the set has no room for loses its link, as in Linux
+/// 6.18: it is then neither refined with the others nor made precise with them.
 fn collect_linked(
     st: &mut VerifierState,
     live: &[RegMask],
@@ -333,14 +332,17 @@ fn collect_linked(
     }
     let n = st.frames.len();
     for f in (0..n).rev() {
-        // Registers live before the frame's current instruction: the jump in the executing
-        // frame, the call instruction in a caller.
-        let at = if f + 1 == n {
-            Some(pc)
+        // Registers live before the jump in the executing frame; in a caller, the callee-saved
+        // registers live after its call (the kernel takes the call's live-before set, but
+        // there a caller's R0-R5 are already cleared).
+        let mask = if f + 1 == n {
+            live.get(pc).copied().unwrap_or(0x7ff)
         } else {
-            st.frames[f + 1].callsite
+            match st.frames[f + 1].callsite {
+                Some(cs) => caller_live(live, cs),
+                None => 0x7ff,
+            }
         };
-        let mask = at.and_then(|i| live.get(i)).copied().unwrap_or(0x7ff);
         let frame = &mut st.frames[f];
         for (r, reg) in frame.regs.iter_mut().enumerate().take(10) {
             if mask & (1 << r) == 0 {
