@@ -89,7 +89,7 @@ fn lower_options() -> impl Strategy<Value = LowerOptions> {
     prop_oneof![
         3 => Just(LowerOptions::default()),
         1 => Just(LowerOptions::NONE),
-        1 => prop::array::uniform8(any::<bool>()).prop_map(|b| LowerOptions {
+        1 => prop::array::uniform9(any::<bool>()).prop_map(|b| LowerOptions {
             imm_fold: b[0],
             ld_mask_fold: b[1],
             pkt_cache: b[2],
@@ -98,6 +98,7 @@ fn lower_options() -> impl Strategy<Value = LowerOptions> {
             narrow_cmp: b[5],
             dead_hi: b[6],
             mov_fold: b[7],
+            swap_fold: b[8],
         }),
     ]
 }

@@ -443,6 +443,9 @@ impl Lowerer<'_> {
             }
             (ByteOrder::ToLe, 32) => self.zero_hi_if_read(d),
             (ByteOrder::ToLe, 64) => {}
+            (ByteOrder::ToBe, 16) if self.opt.swap_fold && self.fold_load_swap16(l) => {
+                self.zero_hi_if_read(d);
+            }
             (ByteOrder::ToBe, 16) => {
                 self.swap16(Dst::Both(S0), gb(l));
                 self.emit(mov(l, gb(S0)));
@@ -467,6 +470,42 @@ impl Lowerer<'_> {
     pub(crate) fn swap16(&mut self, dst: Dst, x: Src) {
         self.emit(ld_field(dst, 0b0001, x, 1, true));
         self.emit(ld_field(dst, 0b0010, x, 3, false));
+    }
+
+    /// `swap_fold`: when the last instruction loaded 16 bits into `l` with one byte-field load
+    /// (`l = (x >>rot p) & 0xffff`, from a transfer register or another GPR `x`), rewrites it
+    /// to load the two bytes the other way round straight from `x`: byte 0 from `x >>rot
+    /// (p+1)`, byte 1 from `x >>rot (p+3)`. Two instructions where the load and `swap16`
+    /// through S0 took four. Returns whether it folded.
+    fn fold_load_swap16(&mut self, l: u8) -> bool {
+        let at = self.here();
+        if at == 0 || at - 1 < self.fold_floor() {
+            return false;
+        }
+        let Some(&MeInsn::LdField {
+            dst: Dst::Both(ld),
+            byte_mask: 0b0011,
+            b: x,
+            shift_bytes: p,
+            zero_fill: true,
+        }) = self.out.code.get(at - 1)
+        else {
+            return false;
+        };
+        let from_elsewhere = match x {
+            Src::Xfer(_) => true,
+            Src::Gpr(_, r) => r != l,
+            _ => false,
+        };
+        if ld != l || !from_elsewhere {
+            return false;
+        }
+        if let Some(last) = self.out.code.get_mut(at - 1) {
+            *last = ld_field(Dst::Both(l), 0b0001, x, (p + 1) % 4, true);
+        }
+        self.emit(ld_field(Dst::Both(l), 0b0010, x, (p + 3) % 4, false));
+        self.out.opts.swap_fold += 1;
+        true
     }
 
     /// GPR `dst` = `x` byte-swapped (`dst` must not be `x`): rotate by 8, then fix bytes 0 and

@@ -84,6 +84,9 @@ pub struct LowerOptions {
     /// A register copy followed by an ALU op on the copy (`mov d, s; d op= x`) becomes one
     /// op reading `s` (`d = s op x`).
     pub mov_fold: bool,
+    /// A 16-bit load followed by `be16` of the same register becomes two byte-field loads
+    /// straight from the loaded word, in swapped order.
+    pub swap_fold: bool,
 }
 
 impl Default for LowerOptions {
@@ -97,6 +100,7 @@ impl Default for LowerOptions {
             narrow_cmp: true,
             dead_hi: true,
             mov_fold: true,
+            swap_fold: true,
         }
     }
 }
@@ -112,6 +116,7 @@ impl LowerOptions {
         narrow_cmp: false,
         dead_hi: false,
         mov_fold: false,
+        swap_fold: false,
     };
 }
 
@@ -136,11 +141,13 @@ pub struct OptCounts {
     pub dead_hi: u32,
     /// Register copies merged into the ALU op after them.
     pub mov_fold: u32,
+    /// Byte swaps done by the 16-bit load before them.
+    pub swap_fold: u32,
 }
 
 impl OptCounts {
     /// `(name, count)` pairs for reports.
-    pub fn entries(&self) -> [(&'static str, u32); 9] {
+    pub fn entries(&self) -> [(&'static str, u32); 10] {
         [
             ("imm_fold", self.imm_fold),
             ("ld_mask_fold", self.ld_mask_fold),
@@ -151,6 +158,7 @@ impl OptCounts {
             ("narrow_cmp", self.narrow_cmp),
             ("dead_hi", self.dead_hi),
             ("mov_fold", self.mov_fold),
+            ("swap_fold", self.swap_fold),
         ]
     }
 }

@@ -331,3 +331,30 @@ fn mov_fold_puts_a_stack_offset_into_the_frame_pointer_constant() {
             .any(|i| matches!(i, MeInsn::Immed { imm: 0x1fc, .. }))
     );
 }
+
+#[test]
+fn swap_fold_swaps_a_16_bit_load_in_place() {
+    let with = LowerOptions {
+        swap_fold: true,
+        ..LowerOptions::NONE
+    };
+    // Fields starting at every byte position of a transfer word (the packet read starts at
+    // the first byte used, so the positions vary with the offsets), from the packet and
+    // from a map value; each result is returned, so a wrong byte order shows in r0. A field
+    // spanning two words takes a double shift and is left alone.
+    let mut folds = 0;
+    for off in [12, 13, 14, 15, 29] {
+        let src = format!("{PKT}ldxh %r0, [%r2+{off}]\nbe16 %r0\nout:\nexit");
+        let (b, a) = before_after(&src, with, false);
+        let c = diff_with(&xdp(&src), &[packet()], &with, true);
+        let n = c.optimisations.swap_fold;
+        assert!(n <= 1, "offset {off}");
+        assert_eq!(b - a, 2 * n as usize, "offset {off}: {b} -> {a}");
+        folds += n;
+    }
+    assert!(folds >= 4, "{folds} of 5 folded");
+    let map = "mov %r6, 0\nstxw [%r10-4], %r6\nlddw %r1, map_fd 0\nmov %r2, %r10\nadd %r2, -4\n\
+               call 1\njeq %r0, 0, out\nldxh %r6, [%r0+2]\nbe16 %r6\nmov %r0, %r6\nout:\nexit";
+    let c = diff_with(&xdp(map), &[packet()], &with, true);
+    assert_eq!(c.optimisations.swap_fold, 1);
+}
