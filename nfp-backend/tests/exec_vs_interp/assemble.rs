@@ -55,6 +55,10 @@ fn spare(it: &Item, counter: u8) -> Item {
             dst: other(dst),
             off,
         },
+        Item::PktLoadSwap { dst, off } => Item::PktLoadSwap {
+            dst: other(dst),
+            off,
+        },
         Item::StackLoad { size, dst, slot } => Item::StackLoad {
             size,
             dst: other(dst),
@@ -391,6 +395,20 @@ impl Spec {
                 src: PKT,
                 off: self.pkt_off(off, size),
             }),
+            Item::PktLoadSwap { dst, off } => {
+                a.push(Insn::Load {
+                    size: Size::H,
+                    signed: false,
+                    dst,
+                    src: PKT,
+                    off: self.pkt_off(off, Size::H),
+                });
+                a.push(Insn::Endian {
+                    order: ByteOrder::ToBe,
+                    bits: 16,
+                    dst,
+                });
+            }
             Item::PktStore { size, src, off } => a.push(Insn::Store {
                 size,
                 dst: PKT,

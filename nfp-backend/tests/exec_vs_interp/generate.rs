@@ -79,6 +79,8 @@ pub enum Item {
     },
     /// Packet load at a constant offset (fraction of the checked range).
     PktLoad { size: Size, dst: u8, off: u16 },
+    /// A 16-bit packet load then `be16` of it (`ntohs`; `swap_fold` bait).
+    PktLoadSwap { dst: u8, off: u16 },
     /// Packet store of a register (or an immediate with `st`).
     PktStore { size: Size, src: Operand, off: u16 },
     /// Aligned stack store (slot index within the initialised area).
@@ -283,6 +285,7 @@ fn item() -> impl Strategy<Value = Item> {
             .prop_map(|(cond, w32, dst, src, skip)| Item::Jmp { cond, w32, dst, src, skip }),
         2 => (cond(), scalar(), imm(), 0u8..3).prop_map(|(cond, dst, imm, skip)| Item::Ja { cond, dst, imm, skip }),
         4 => (size(), scalar(), any::<u16>()).prop_map(|(size, dst, off)| Item::PktLoad { size, dst, off }),
+        1 => (scalar(), any::<u16>()).prop_map(|(dst, off)| Item::PktLoadSwap { dst, off }),
         3 => (size(), operand(), any::<u16>()).prop_map(|(size, src, off)| Item::PktStore { size, src, off }),
         3 => (size(), scalar(), any::<u16>()).prop_map(|(size, src, slot)| Item::StackStore { size, src, slot }),
         3 => (size(), scalar(), any::<u16>()).prop_map(|(size, dst, slot)| Item::StackLoad { size, dst, slot }),
@@ -447,6 +450,7 @@ pub fn forms(spec: &Spec) -> Vec<&'static str> {
             Item::Jmp { .. } => "jmp",
             Item::Ja { .. } => "ja",
             Item::PktLoad { .. } => "pkt_load",
+            Item::PktLoadSwap { .. } => "pkt_load_swap",
             Item::PktStore {
                 src: Operand::Imm(_),
                 ..
