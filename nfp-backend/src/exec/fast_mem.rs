@@ -28,7 +28,7 @@ use super::fast::{Hop, Op};
 use super::fast_handlers::{mismatch, op_at, rd};
 use super::fast_run::{Cx, Out, fault, next, pay, swap_or_pass};
 use super::thread::Thread;
-use super::{ExecErrorKind, SwapTarget, fw};
+use super::{ExecErrorKind, MemState, SwapTarget, fw};
 use crate::target::{AddrMode, FwHelper, MemTarget};
 
 /// The byte address of a command from its two operand values.
@@ -93,6 +93,63 @@ pub(super) fn cmd<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop
     after_cmd::<P>(t, cx, ip, n, target, swap, words)
 }
 
+/// What the specialised handlers need of a command besides its address.
+#[derive(Clone, Copy)]
+struct Shape {
+    xfer: u8,
+    count: u8,
+    len: u8,
+    words: u8,
+    mask: u32,
+}
+
+/// The frame of every specialised handler: the op must be a command to `want`; `act`
+/// executes it from its shape and address and returns the words it moved, or declines
+/// (`None`, nothing done) and the general handler [`cmd`] runs it instead (a tail call, so
+/// the specialised handler saves no registers; the registers are unchanged, so it computes
+/// the same address).
+#[inline(always)]
+fn specialised<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+    want: MemTarget,
+    act: impl FnOnce(&mut Thread, &mut MemState<'_>, Shape, u64) -> Option<u32>,
+) -> Out {
+    let &Op::Cmd {
+        target,
+        xfer,
+        count,
+        mode,
+        swap,
+        a,
+        b,
+        len,
+        words,
+        mask,
+        ..
+    } = op_at(ip)
+    else {
+        return mismatch(cx, ip, n);
+    };
+    if target != want {
+        return mismatch(cx, ip, n);
+    }
+    let addr = cmd_addr(mode, rd(t, a), rd(t, b));
+    let shape = Shape {
+        xfer,
+        count,
+        len,
+        words,
+        mask,
+    };
+    match act(t, &mut cx.mem, shape, addr) {
+        Some(moved) => after_cmd::<P>(t, cx, ip, n, want, swap, moved),
+        None => cmd::<P>(t, cx, ip, n),
+    }
+}
+
 /// `ctm[read8/read32, $xfer, a, b, count]` whose shape passed the decoder's checks: `W`
 /// words (`1..=8`; 0 reads `words` from the op, for the profiled handler).
 pub(super) fn ctm_read<const P: bool, const W: u8>(
@@ -101,28 +158,11 @@ pub(super) fn ctm_read<const P: bool, const W: u8>(
     ip: *const Hop,
     n: u64,
 ) -> Out {
-    let &Op::Cmd {
-        target: MemTarget::Ctm,
-        xfer,
-        mode,
-        swap,
-        a,
-        b,
-        words,
-        mask,
-        ..
-    } = op_at(ip)
-    else {
-        return mismatch(cx, ip, n);
-    };
-    let w = if W == 0 { words } else { W };
-    let addr = cmd_addr(mode, rd(t, a), rd(t, b));
-    if !t.ctm_read(xfer, usize::from(w), mask, addr) {
-        // Unexecuted: the general handler runs it (a tail call, so this handler saves no
-        // registers).
-        return cmd::<P>(t, cx, ip, n);
-    }
-    after_cmd::<P>(t, cx, ip, n, MemTarget::Ctm, swap, u32::from(w))
+    specialised::<P>(t, cx, ip, n, MemTarget::Ctm, |t, _, s, addr| {
+        let w = if W == 0 { s.words } else { W };
+        t.ctm_read(s.xfer, usize::from(w), s.mask, addr)
+            .then_some(u32::from(w))
+    })
 }
 
 /// `emem[atomic_add, $xfer, a, b, count]` whose shape passed the decoder's checks (to a map
@@ -133,26 +173,10 @@ pub(super) fn emem_add<const P: bool>(
     ip: *const Hop,
     n: u64,
 ) -> Out {
-    let &Op::Cmd {
-        target: MemTarget::Emem,
-        xfer,
-        count,
-        mode,
-        swap,
-        a,
-        b,
-        words,
-        ..
-    } = op_at(ip)
-    else {
-        return mismatch(cx, ip, n);
-    };
-    let addr = cmd_addr(mode, rd(t, a), rd(t, b));
-    if !t.emem_add(cx.mem.maps, xfer, count, addr) {
-        // Unexecuted: as in `ctm_read`.
-        return cmd::<P>(t, cx, ip, n);
-    }
-    after_cmd::<P>(t, cx, ip, n, MemTarget::Emem, swap, u32::from(words))
+    specialised::<P>(t, cx, ip, n, MemTarget::Emem, |t, mem, s, addr| {
+        t.emem_add(mem.maps, s.xfer, s.count, addr)
+            .then_some(u32::from(s.words))
+    })
 }
 
 /// `ctm[write8/write32, $xfer, a, b, count]` whose shape passed the decoder's checks (the
@@ -163,26 +187,10 @@ pub(super) fn ctm_write<const P: bool>(
     ip: *const Hop,
     n: u64,
 ) -> Out {
-    let &Op::Cmd {
-        target: MemTarget::Ctm,
-        xfer,
-        mode,
-        swap,
-        a,
-        b,
-        len,
-        words,
-        ..
-    } = op_at(ip)
-    else {
-        return mismatch(cx, ip, n);
-    };
-    let addr = cmd_addr(mode, rd(t, a), rd(t, b));
-    if !t.ctm_write(xfer, u32::from(len), addr) {
-        // Unexecuted: as in `ctm_read`.
-        return cmd::<P>(t, cx, ip, n);
-    }
-    after_cmd::<P>(t, cx, ip, n, MemTarget::Ctm, swap, u32::from(words))
+    specialised::<P>(t, cx, ip, n, MemTarget::Ctm, |t, _, s, addr| {
+        t.ctm_write(s.xfer, u32::from(s.len), addr)
+            .then_some(u32::from(s.words))
+    })
 }
 
 /// `emem[read8/read32 (WRITE false) or write8/write32, $xfer, a, b, count]` whose shape
@@ -193,26 +201,10 @@ pub(super) fn emem_move<const P: bool, const WRITE: bool>(
     ip: *const Hop,
     n: u64,
 ) -> Out {
-    let &Op::Cmd {
-        target: MemTarget::Emem,
-        xfer,
-        mode,
-        swap,
-        a,
-        b,
-        len,
-        words,
-        ..
-    } = op_at(ip)
-    else {
-        return mismatch(cx, ip, n);
-    };
-    let addr = cmd_addr(mode, rd(t, a), rd(t, b));
-    if !t.emem_move(cx.mem.maps, WRITE, xfer, u32::from(len), addr) {
-        // Unexecuted: as in `ctm_read`.
-        return cmd::<P>(t, cx, ip, n);
-    }
-    after_cmd::<P>(t, cx, ip, n, MemTarget::Emem, swap, u32::from(words))
+    specialised::<P>(t, cx, ip, n, MemTarget::Emem, |t, mem, s, addr| {
+        t.emem_move(mem.maps, WRITE, s.xfer, u32::from(s.len), addr)
+            .then_some(u32::from(s.words))
+    })
 }
 
 /// After firmware helper `helper` ran: its issue cycles, then a swap for its latency, or
