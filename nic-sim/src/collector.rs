@@ -64,9 +64,9 @@ impl Collector {
         out: &mut Vec<FrameResult>,
         sink: &mut S,
     ) -> Result<(), SimError> {
-        if out.is_empty() {
-            return Ok(());
-        }
+        // No early return on an empty `out`: runts are inserted by [`Collector::runt`],
+        // which has no sink, so a batch of nothing but runts (or runts after the last
+        // frame that ran) is released only here.
         for r in out.drain(..) {
             self.insert(r);
         }
@@ -85,5 +85,54 @@ impl Collector {
             self.next += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames released to a sink, by index.
+    fn released(c: &mut Collector, out: &mut Vec<FrameResult>) -> Vec<u64> {
+        let mut got = Vec::new();
+        c.take(out, &mut |i, _: &[u8]| {
+            got.push(i);
+            Ok(())
+        })
+        .expect("the sink accepts every frame");
+        got
+    }
+
+    fn passed(index: u64) -> FrameResult {
+        FrameResult {
+            index,
+            verdict: Verdict::Pass,
+            output: Some(vec![0; 14]),
+        }
+    }
+
+    #[test]
+    fn a_run_of_nothing_but_runts_releases_every_frame() {
+        let mut c = Collector::new(true);
+        for i in 0..5 {
+            c.runt(i);
+        }
+        c.total = 5;
+        assert!(released(&mut c, &mut Vec::new()).is_empty());
+        assert_eq!((c.next, c.runts), (5, 5));
+    }
+
+    #[test]
+    fn runts_after_the_last_result_are_released_at_the_end() {
+        let mut c = Collector::new(true);
+        c.runt(1);
+        assert_eq!(released(&mut c, &mut vec![passed(0)]), vec![0]);
+        c.runt(2);
+        assert_eq!(released(&mut c, &mut Vec::new()), Vec::<u64>::new());
+        assert_eq!(c.next, 3);
+        assert_eq!(released(&mut c, &mut vec![passed(4)]), Vec::<u64>::new());
+        c.runt(3);
+        assert_eq!(released(&mut c, &mut Vec::new()), vec![4]);
+        assert_eq!(c.next, 5);
     }
 }

@@ -139,6 +139,41 @@ fn outputs_in_input_order_and_counters_merge_exactly() {
     assert!(rep.latency_cycles.p99 >= rep.cycles_per_packet.p99);
 }
 
+/// Runts never reach an ME, so nothing but the end of the run releases them: a capture of
+/// nothing but runts (or ending in runts) with `--out` used to end in "frames never got a
+/// result".
+#[test]
+fn runts_alone_or_last_are_released_with_output_on() {
+    for hosts in [1, 2] {
+        let r = run("packets=50,runts=1,seed=4", small_nic(), hosts);
+        assert_eq!(r.report.verdicts.runt, 50, "{hosts} hosts");
+        assert!(r.report.accounted());
+        assert!(r.outputs.is_empty());
+    }
+    let mut frames: Vec<Vec<u8>> = frames("packets=20,flows=4,seed=5")
+        .into_iter()
+        .map(|f| f.expect("frame"))
+        .collect();
+    frames.extend([vec![0u8; 5], vec![0u8; 13]]);
+    let prog = demo::udp_filter();
+    let mut config = SimConfig::new(small_nic());
+    config.keep_output = true;
+    let mut released = 0u64;
+    let out = simulate(
+        frames.iter().map(|f| Ok(f.as_slice())),
+        &config,
+        &interp(&prog),
+        None,
+        |_, _| {
+            released += 1;
+            Ok(())
+        },
+    )
+    .expect("simulates");
+    assert_eq!(out.report.verdicts.runt, 2);
+    assert_eq!(released, out.report.verdicts.pass + out.report.verdicts.tx);
+}
+
 #[test]
 fn overload_causes_queue_drops_and_accounting_holds() {
     // One ME with one thread and a one-frame queue at 100 GbE cannot keep up.
