@@ -140,11 +140,29 @@ struct Thread {
     ref_bytes: Vec<u8>,
     used: bool,
     stats: LaneStats,
-    /// With replay ([`MeSim::replay`]): the packet's swaps, run when it started; the next
-    /// one to replay; and its last step.
+    /// With replay ([`MeSim::replay`]): the packet's swaps, run when it started, and the
+    /// next one to replay.
     segs: Vec<Segment>,
     seg_at: usize,
-    last: Option<Step>,
+    /// How the packet ends: the busy cycles of its last step, its verdict, and whether it
+    /// finished (rather than faulted). Set when the packet starts with replay, and when its
+    /// last step is taken without; plain numbers, so that the scheduler moves no `Step`.
+    last_busy: u64,
+    verdict: Verdict,
+    finished: bool,
+}
+
+impl Thread {
+    /// Records how the packet ends, from its last step.
+    fn set_last(&mut self, last: &Step) {
+        self.verdict = verdict_of(last);
+        (self.last_busy, self.finished) = match *last {
+            Step::Done { busy, .. } => (busy, true),
+            Step::Fault { busy, .. } => (busy, false),
+            // Not a last step (verdict_of calls it aborted): ends the packet all the same.
+            Step::Swap { busy, .. } => (busy, false),
+        };
+    }
 }
 
 /// "No time" in [`MeSim::ready`] and [`MeSim::free`].
@@ -310,7 +328,8 @@ impl<E: PacketEngine> MeSim<E> {
         if self.replay {
             t.segs.clear();
             t.seg_at = 0;
-            t.last = Some(self.engine.run_to_end(th as u32, &mut t.segs));
+            let last = self.engine.run_to_end(th as u32, &mut t.segs);
+            t.set_last(&last);
         }
         t.ref_verdict = self.reference.as_mut().map(|r| {
             let (last, _, _) =
@@ -520,19 +539,23 @@ impl<E: PacketEngine> MeSim<E> {
         t.fw_charged = true;
         // `th` holds a packet, so a single bit in `held_mask` is its own.
         let alone = self.held_mask & (self.held_mask - 1) == 0 && self.freed_mask == 0;
-        let (step, passed) = if self.replay {
-            replay(
-                &mut self.threads[th],
-                at + fw,
-                if alone { until } else { 0 },
-            )
-        } else if alone {
-            self.engine.resume_through(th as u32, at + fw, until)
+        // The step's busy cycles, and its wait when it swapped (`None`: the packet's last).
+        let (last, swapped, passed) = if self.replay {
+            replay(t, at + fw, if alone { until } else { 0 })
         } else {
-            (self.engine.resume(th as u32), Passed::default())
-        };
-        let last = match &step {
-            Step::Swap { busy, .. } | Step::Done { busy, .. } | Step::Fault { busy, .. } => *busy,
+            let (step, passed) = if alone {
+                self.engine.resume_through(th as u32, at + fw, until)
+            } else {
+                (self.engine.resume(th as u32), Passed::default())
+            };
+            let t = &mut self.threads[th];
+            match step {
+                Step::Swap { busy, wait } => (busy, Some(wait), passed),
+                last => {
+                    t.set_last(&last);
+                    (t.last_busy, None, passed)
+                }
+            }
         };
         // The firmware's cycles open the packet's first segment, passed or not.
         let busy = fw + passed.busy + last;
@@ -541,7 +564,7 @@ impl<E: PacketEngine> MeSim<E> {
         self.stats.busy_cycles += busy;
         t.busy += busy;
         t.wait += passed.wait;
-        if let Step::Swap { wait, .. } = step {
+        if let Some(wait) = swapped {
             t.wait += wait;
             self.ready[th & (SLOTS - 1)] = self.me_free + wait;
             return;
@@ -551,7 +574,7 @@ impl<E: PacketEngine> MeSim<E> {
         let done = self.me_free;
         self.free[th & (SLOTS - 1)] = done;
         self.freed_mask |= bit(th);
-        let verdict = verdict_of(&step);
+        let (verdict, finished) = (t.verdict, t.finished);
         let (index, service) = (t.index, t.busy + t.wait);
         t.stats.processed += 1;
         t.stats.service_cycles += service;
@@ -563,7 +586,7 @@ impl<E: PacketEngine> MeSim<E> {
         s.last_done = s.last_done.max(done);
         out.latency.record(done - t.arrival);
         if self.results || t.ref_verdict.is_some() {
-            self.report(th, index, verdict, matches!(step, Step::Done { .. }), out);
+            self.report(th, index, verdict, finished, out);
         }
     }
 
@@ -620,64 +643,44 @@ impl<E: PacketEngine> MeSim<E> {
     }
 }
 
-/// The next step of `t`'s packet from its recorded segments, passing (as
-/// [`PacketEngine::resume_through`] does, by the same [`RunThrough`] rule) those after which
-/// it would be ready again before `horizon` (0: none), for a step starting at `at`.
+/// The next step of `t`'s packet from its recorded segments: its busy cycles and, when it
+/// swapped, its wait (`None`: the packet's last step, see [`Thread::set_last`]). Passes (as
+/// [`PacketEngine::resume_through`] does, by the same [`RunThrough`] rule) the segments after
+/// which it would be ready again before `horizon` (0: none), for a step starting at `at`.
 #[inline(always)]
-fn replay(t: &mut Thread, at: u64, horizon: u64) -> (Step, Passed) {
+fn replay(t: &mut Thread, at: u64, horizon: u64) -> (u64, Option<u64>, Passed) {
     if horizon == 0 {
         // Stepping (a loaded ME, the usual case of replay): the next segment as it is.
-        return (next_segment(t), Passed::default());
+        return match t.segs.get(t.seg_at) {
+            Some(&s) => {
+                t.seg_at += 1;
+                (s.busy, Some(s.wait), Passed::default())
+            }
+            None => (t.last_busy, None, Passed::default()),
+        };
     }
     replay_through(t, at, horizon)
 }
 
-/// The next recorded swap of `t`'s packet, or its last step.
-#[inline(always)]
-fn next_segment(t: &mut Thread) -> Step {
-    match t.segs.get(t.seg_at) {
-        Some(&s) => {
-            t.seg_at += 1;
-            Step::Swap {
-                busy: s.busy,
-                wait: s.wait,
-            }
-        }
-        None => last_step(t),
-    }
-}
-
-/// The packet's last step (taken once).
-#[inline(always)]
-fn last_step(t: &mut Thread) -> Step {
-    t.last.take().unwrap_or_else(|| Step::Fault {
-        busy: 1,
-        reason: "internal: replayed past the packet's end".into(),
-    })
-}
-
 /// [`replay`] with a horizon: passes segments by the [`RunThrough`] rule.
-fn replay_through(t: &mut Thread, at: u64, horizon: u64) -> (Step, Passed) {
+fn replay_through(t: &mut Thread, at: u64, horizon: u64) -> (u64, Option<u64>, Passed) {
     let mut through = RunThrough::new(at, horizon);
     let mut total = 0;
-    let step = loop {
+    let (busy, wait) = loop {
         let Some(&s) = t.segs.get(t.seg_at) else {
-            break last_step(t);
+            break (t.last_busy, None);
         };
         t.seg_at += 1;
         total += s.busy;
         if !through.pass(total, s.wait) {
-            break Step::Swap {
-                busy: s.busy,
-                wait: s.wait,
-            };
+            break (s.busy, Some(s.wait));
         }
     };
     let passed = Passed {
         busy: through.busy(),
         wait: through.wait(),
     };
-    (step, passed)
+    (busy, wait, passed)
 }
 
 /// The verdict a final step means.

@@ -7,9 +7,11 @@
 use serde::Serialize;
 
 /// The fate of one input frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Verdict {
-    /// XDP_ABORTED (0), or the program faulted at run time.
+    /// XDP_ABORTED (0), or the program faulted at run time (also the default: a packet
+    /// whose end was never recorded counts as aborted).
+    #[default]
     Aborted,
     /// XDP_DROP (1), and any return value above 3 that is not a reported redirect: the NFP
     /// firmware drops those (nfp-model §2.5), so they count as drops.
