@@ -43,10 +43,10 @@
 //!
 //! # Native blocks
 //!
-//! On x86-64 hosts, each address that starts a straight-line stretch of register ops (ALU,
-//! shifts, `immed`, `ld_field`) also gets that stretch compiled to host code (`jit`); its
-//! plain handler runs the block and continues after it. The ops keep their handlers, for the
-//! profiled loop and for [`FastProgram::without_native`].
+//! On x86-64 (Unix) hosts, each address that starts a straight-line stretch of register ops
+//! (ALU, shifts, `immed`, `ld_field`) also gets that stretch compiled to host code (`jit`),
+//! which is its plain handler: it runs the block and continues after it. The ops keep their
+//! handlers, for the profiled loop and for [`FastProgram::without_native`].
 
 use super::fast_fuse::{fuse, indirect_after};
 use super::fast_run::{Handler, MAX_RUN};
@@ -260,7 +260,7 @@ pub struct FastProgram {
 }
 
 /// A program's compiled blocks: the block starting at each address, if any (its hop's
-/// handler is then `jit::native`; one entry per hop), and the native code they point into
+/// handler is then the block's code; one entry per hop), and the native code they point into
 /// (shared by clones). Equality and the debug form ignore them: the blocks are a function
 /// of the ops.
 #[derive(Clone)]
@@ -631,16 +631,13 @@ impl FastProgram {
             .enumerate()
             .map(|(pc, (&op, &run))| {
                 let (h, hp) = handlers(&op);
-                let h = if blocks[pc].is_some() { jit::native } else { h };
+                let h = blocks[pc].map_or(h, |b| b.h);
                 let (t, rt, rn) = match op {
                     Op::Br { t, rt, rn, .. }
                     | Op::BrBit { t, rt, rn, .. }
                     | Op::AluBr { t, rt, rn, .. }
                     | Op::Alu2Br { t, rt, rn, .. } => (t, rt, rn),
                     Op::Fw { rn, .. } => (0, 0, rn),
-                    // A block's first op is a straight-line one, whose `t` is free: it holds
-                    // the block's index for `jit::native` (saves deriving it from `ip`).
-                    _ if blocks[pc].is_some() => (pc as u16, 0, 0),
                     _ => (0, 0, 0),
                 };
                 Hop {
@@ -659,11 +656,6 @@ impl FastProgram {
             hops,
             jit: JitCode { blocks, _code: jit },
         }
-    }
-
-    /// The block table as the handlers index it (parallel to `hops`).
-    pub(super) fn blocks_ptr(&self) -> *const Option<jit::Block> {
-        self.jit.blocks.as_ptr()
     }
 
     /// The reference instructions.

@@ -39,7 +39,7 @@ pub(super) fn branch<const P: bool>(
 }
 
 /// `br<C>` without defer slots.
-pub(super) fn br<const P: bool, const C: u8>(
+pub(super) extern "C-unwind" fn br<const P: bool, const C: u8>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -53,7 +53,7 @@ pub(super) fn br<const P: bool, const C: u8>(
 }
 
 /// `br_bset` / `br_bclr` (`SET`) without defer slots.
-pub(super) fn br_bit<const P: bool, const SET: bool>(
+pub(super) extern "C-unwind" fn br_bit<const P: bool, const SET: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -67,7 +67,7 @@ pub(super) fn br_bit<const P: bool, const SET: bool>(
 }
 
 /// `alu[d, a, OP, b]; br<C>`.
-pub(super) fn alu_br<const P: bool, const OP: u8, const C: u8>(
+pub(super) extern "C-unwind" fn alu_br<const P: bool, const OP: u8, const C: u8>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -92,7 +92,12 @@ pub(super) fn alu_br<const P: bool, const OP: u8, const C: u8>(
 }
 
 /// `alu[d1, a1, OP1, b1]; alu[d2, a2, OP2, b2]; br<C>` (64-bit compares and zero tests).
-pub(super) fn alu2_br<const P: bool, const OP1: u8, const OP2: u8, const C: u8>(
+pub(super) extern "C-unwind" fn alu2_br<
+    const P: bool,
+    const OP1: u8,
+    const OP2: u8,
+    const C: u8,
+>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -124,7 +129,12 @@ pub(super) fn alu2_br<const P: bool, const OP1: u8, const OP2: u8, const C: u8>(
 }
 
 /// End of the program (the driver fills in the return value and counts).
-pub(super) fn exit<const P: bool>(_: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+pub(super) extern "C-unwind" fn exit<const P: bool>(
+    _: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
     let e = u64::from(cx.mem.lat.exit.saturating_sub(1));
     cx.extra += e;
     cx.prof::<P>(ip, 0, 1 + e);
@@ -132,7 +142,7 @@ pub(super) fn exit<const P: bool>(_: &mut Thread, cx: &mut Cx<'_>, ip: *const Ho
 }
 
 /// An op the reference path runs (reached by falling through from the end of a run).
-pub(super) fn slow_op<const P: bool>(
+pub(super) extern "C-unwind" fn slow_op<const P: bool>(
     _: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,

@@ -87,7 +87,7 @@ pub(super) fn op_at<'o>(ip: *const Hop) -> &'o Op {
 /// op and the rest of its run back to the reference path.
 #[cold]
 #[inline(never)]
-pub(super) fn mismatch(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+pub(super) extern "C-unwind" fn mismatch(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
     // SAFETY: as `op_at`.
     let run = unsafe { (*ip).run };
     slow(cx, ip, n - u64::from(run))
@@ -172,7 +172,7 @@ pub(super) fn shift(kind: ShiftKind, x: u32, y: u32, k: u32) -> u32 {
 }
 
 /// `alu[d, a, OP, b]` (moves included, with `a` = the zero slot).
-pub(super) fn alu1<const P: bool, const OP: u8>(
+pub(super) extern "C-unwind" fn alu1<const P: bool, const OP: u8>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -188,7 +188,7 @@ pub(super) fn alu1<const P: bool, const OP: u8>(
 }
 
 /// Two consecutive ALU ops (64-bit moves, adds, subtracts).
-pub(super) fn alu2<const P: bool, const OP1: u8, const OP2: u8>(
+pub(super) extern "C-unwind" fn alu2<const P: bool, const OP1: u8, const OP2: u8>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -217,7 +217,12 @@ pub(super) fn alu2<const P: bool, const OP1: u8, const OP2: u8>(
 }
 
 /// `immed` writing the whole register.
-pub(super) fn set<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+pub(super) extern "C-unwind" fn set<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
     let &Op::Set { d, v } = op_at(ip) else {
         return mismatch(cx, ip, n);
     };
@@ -227,7 +232,12 @@ pub(super) fn set<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop
 }
 
 /// Two whole-register immediates.
-pub(super) fn set2<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+pub(super) extern "C-unwind" fn set2<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
     let &Op::Set2 { d1, d2, v1, v2 } = op_at(ip) else {
         return mismatch(cx, ip, n);
     };
@@ -239,7 +249,12 @@ pub(super) fn set2<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Ho
 }
 
 /// `immed` writing part of the register.
-pub(super) fn merge<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+pub(super) extern "C-unwind" fn merge<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
     let &Op::Merge { d, keep, v } = op_at(ip) else {
         return mismatch(cx, ip, n);
     };
@@ -250,7 +265,12 @@ pub(super) fn merge<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const H
 }
 
 /// `ld_field` (mask expanded at decode).
-pub(super) fn ld<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+pub(super) extern "C-unwind" fn ld<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
     let &Op::Ld {
         d,
         b,
@@ -269,7 +289,7 @@ pub(super) fn ld<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop,
 }
 
 /// A shift by a constant, of kind `K` (an index of [`SHIFTS`]).
-pub(super) fn shf<const P: bool, const K: u8>(
+pub(super) extern "C-unwind" fn shf<const P: bool, const K: u8>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -294,7 +314,7 @@ pub(super) fn shf<const P: bool, const K: u8>(
 }
 
 /// An ALU op and the indirect shift after it.
-pub(super) fn alu_shf<const P: bool>(
+pub(super) extern "C-unwind" fn alu_shf<const P: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -324,7 +344,12 @@ pub(super) fn alu_shf<const P: bool>(
 }
 
 /// No operation.
-pub(super) fn nop<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+pub(super) extern "C-unwind" fn nop<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
     cx.prof::<P>(ip, 0, 1);
     next::<P>(t, cx, ip.wrapping_add(1), n)
 }
@@ -345,12 +370,12 @@ fn lm_addr(t: &Thread, idx: u8, off: u8, rem: u16, n: u64) -> Option<usize> {
 /// An LM op that must run on the reference path: gives back itself and the rest of its run.
 #[cold]
 #[inline(never)]
-fn lm_slow(cx: &mut Cx<'_>, ip: *const Hop, n: u64, rem: u16) -> Out {
+extern "C-unwind" fn lm_slow(cx: &mut Cx<'_>, ip: *const Hop, n: u64, rem: u16) -> Out {
     slow(cx, ip, n - u64::from(rem) - 1)
 }
 
 /// `alu[d, --, B, *l$index[off]]`.
-pub(super) fn mov_lm<const P: bool>(
+pub(super) extern "C-unwind" fn mov_lm<const P: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -369,8 +394,8 @@ pub(super) fn mov_lm<const P: bool>(
     next::<P>(t, cx, ip.wrapping_add(1), n)
 }
 
-/// `alu[d, x, op, *l$index[off]]` (or the LM word as `a`).
-pub(super) fn alu_lm<const P: bool>(
+/// `alu[d, x, OP, *l$index[off]]` (or the LM word as `a`).
+pub(super) extern "C-unwind" fn alu_lm<const P: bool, const OP: u8>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -394,14 +419,19 @@ pub(super) fn alu_lm<const P: bool>(
     let w = cx.mem.lmem.word(at);
     let o = rd(t, x);
     let (a, b) = if lm_a { (w, o) } else { (o, w) };
-    let r = alu(op, a, b, &mut t.cc);
+    let r = alu(pick(OP, op), a, b, &mut t.cc);
     wr(t, d, r);
     cx.prof::<P>(ip, 0, 1);
     next::<P>(t, cx, ip.wrapping_add(1), n)
 }
 
-/// `alu[*l$index[off], a, op, b]`.
-pub(super) fn st_lm<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+/// `alu[*l$index[off], a, OP, b]`.
+pub(super) extern "C-unwind" fn st_lm<const P: bool, const OP: u8>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
     let &Op::StLm {
         op,
         a,
@@ -416,14 +446,14 @@ pub(super) fn st_lm<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const H
     let Some(at) = lm_addr(t, idx, off, rem, n) else {
         return lm_slow(cx, ip, n, rem);
     };
-    let r = alu(op, rd(t, a), rd(t, b), &mut t.cc);
+    let r = alu(pick(OP, op), rd(t, a), rd(t, b), &mut t.cc);
     cx.mem.lmem.set_word(at, r);
     cx.prof::<P>(ip, 0, 1);
     next::<P>(t, cx, ip.wrapping_add(1), n)
 }
 
 /// `local_csr_wr[ActLMAddr n, src]`.
-pub(super) fn csr_lm<const P: bool>(
+pub(super) extern "C-unwind" fn csr_lm<const P: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,

@@ -70,7 +70,12 @@ fn after_cmd<const P: bool>(
 
 /// A memory command with checked operands, on the general path (any target, action and
 /// shape, every error); with `swap`, the thread swaps out after it.
-pub(super) fn cmd<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+pub(super) extern "C-unwind" fn cmd<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
     let &Op::Cmd {
         target,
         action,
@@ -152,7 +157,7 @@ fn specialised<const P: bool>(
 
 /// `ctm[read8/read32, $xfer, a, b, count]` whose shape passed the decoder's checks: `W`
 /// words (`1..=8`; 0 reads `words` from the op, for the profiled handler).
-pub(super) fn ctm_read<const P: bool, const W: u8>(
+pub(super) extern "C-unwind" fn ctm_read<const P: bool, const W: u8>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -167,7 +172,7 @@ pub(super) fn ctm_read<const P: bool, const W: u8>(
 
 /// `emem[atomic_add, $xfer, a, b, count]` whose shape passed the decoder's checks (to a map
 /// value: the counters of most programs).
-pub(super) fn emem_add<const P: bool>(
+pub(super) extern "C-unwind" fn emem_add<const P: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -181,7 +186,7 @@ pub(super) fn emem_add<const P: bool>(
 
 /// `ctm[write8/write32, $xfer, a, b, count]` whose shape passed the decoder's checks (the
 /// packet stores).
-pub(super) fn ctm_write<const P: bool>(
+pub(super) extern "C-unwind" fn ctm_write<const P: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -195,7 +200,7 @@ pub(super) fn ctm_write<const P: bool>(
 
 /// `emem[read8/read32 (WRITE false) or write8/write32, $xfer, a, b, count]` whose shape
 /// passed the decoder's checks (map value loads and stores).
-pub(super) fn emem_move<const P: bool, const WRITE: bool>(
+pub(super) extern "C-unwind" fn emem_move<const P: bool, const WRITE: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -236,7 +241,7 @@ fn after_fw<const P: bool>(
 }
 
 /// A firmware helper call (it reads and writes registers and flag-free state only).
-pub(super) fn fw_call<const P: bool>(
+pub(super) extern "C-unwind" fn fw_call<const P: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
@@ -252,7 +257,7 @@ pub(super) fn fw_call<const P: bool>(
 }
 
 /// `bpf_map_lookup_elem`: [`fw::map_lookup`] inline, the helper known at compile time.
-pub(super) fn fw_lookup<const P: bool>(
+pub(super) extern "C-unwind" fn fw_lookup<const P: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,

@@ -53,8 +53,17 @@ pub(super) enum Out {
 
 /// A handler: executes the op at `ip` (`n` = the thread's instruction count including the
 /// runs paid so far), then continues with the next op's handler.
+///
+/// `extern "C-unwind"`: a fixed calling convention (System V on the x86-64 Unix hosts), so
+/// that `jit`'s native blocks can be handlers themselves (entered and left by jumps, with no
+/// Rust frame around them), and one whose calls need no abort-on-unwind guard, so that calls
+/// between handlers stay tail calls. Why not plain `"C"`: it costs the same (callgrind,
+/// `simspeed pre`: 2,085 against 2,081 host instructions per frame), but a panic inside a
+/// handler would abort the process, where with `"C-unwind"` it still unwinds to the
+/// simulator, which reports a failed run (`nic_sim::share`). Blocks never appear as a return
+/// address (they are only jumped through), so unwinding never meets their code.
 pub(super) type Handler =
-    for<'t, 'c, 'm> fn(&'t mut Thread, &'c mut Cx<'m>, *const Hop, u64) -> Out;
+    for<'t, 'c, 'm> extern "C-unwind" fn(&'t mut Thread, &'c mut Cx<'m>, *const Hop, u64) -> Out;
 
 /// What handlers reach besides the thread: memories, timing, the profile, the chain's limit,
 /// and where and why the chain stopped.
@@ -63,8 +72,6 @@ pub(super) struct Cx<'m> {
     pub(super) profile: &'m mut [InsnProfile],
     /// First op of the program (branch targets are indices from it).
     base: *const Hop,
-    /// The program's compiled blocks, one entry per op (`jit::native` reads its own).
-    pub(super) blocks: *const Option<super::jit::Block>,
     /// Highest instruction count the chain may pay up to (budget and chunk).
     limit: u64,
     budget: u64,
@@ -79,15 +86,14 @@ pub(super) struct Cx<'m> {
     wait: u64,
     target: SwapTarget,
     fault: Option<ExecErrorKind>,
-    /// The thread's count where this chain's driver call started (its busy cycles in this
-    /// call are `n - n0 + extra`).
-    n0: u64,
     /// A swap of `w` cycles at count `n` is passed through iff `n + extra + w < pass_limit`
-    /// (`RunThrough::chain_limit`).
+    /// (`RunThrough::chain_limit`); each pass lowers it by `w`, so the waits passed are what
+    /// it lost (`fast_loop` adds them to `RunThrough::wait` at the end).
     pass_limit: u64,
-    /// `RunThrough::mark` and `RunThrough::wait` as the chain updates them.
-    mark: u64,
-    passed_wait: u64,
+    /// `RunThrough::mark` less the thread's busy cycles before the count `n`, that is, in
+    /// the units of `n + extra` (wrapping): a pass at `n` records `n + extra - mark_at`
+    /// busy cycles and moves it to `n + extra`.
+    mark_at: u64,
     /// Where passed swaps are recorded, one [`Segment`] each (`run_to_end_fast` only).
     segs: Option<&'m mut Vec<Segment>>,
 }
@@ -137,10 +143,37 @@ pub(super) fn pay<const P: bool>(
     }
 }
 
+/// [`unpaid`] as a handler, for the run of the hop at `ip` (`jit`'s blocks jump here when
+/// they cannot pay the run they continue with).
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) extern "C-unwind" fn unpaid_at(
+    _: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
+    // SAFETY: `ip` points into the hops (invariant on `next`).
+    let run = unsafe { (*ip).run };
+    unpaid(cx, ip, run, n)
+}
+
+/// Byte offsets of the fields of [`Cx`] that `jit`'s blocks read or write (`limit`,
+/// `extra`, `penalty`).
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_LIMIT: usize = std::mem::offset_of!(Cx<'static>, limit);
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_EXTRA: usize = std::mem::offset_of!(Cx<'static>, extra);
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_PENALTY: usize = std::mem::offset_of!(Cx<'static>, penalty);
+/// Byte offset of `cx.mem.lat` (the latencies, for `local_csr_wr` in `jit`'s blocks).
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_LAT: usize =
+    std::mem::offset_of!(Cx<'static>, mem) + std::mem::offset_of!(MemState<'static>, lat);
+
 /// A run the chain cannot pay: slow, out of budget, or the chunk is used up.
 #[cold]
 #[inline(never)]
-fn unpaid(cx: &mut Cx<'_>, ip: *const Hop, run: u16, n: u64) -> Out {
+extern "C-unwind" fn unpaid(cx: &mut Cx<'_>, ip: *const Hop, run: u16, n: u64) -> Out {
     cx.ip = ip;
     cx.n = n;
     if run != 0 && n + u64::from(run) <= cx.budget {
@@ -153,7 +186,7 @@ fn unpaid(cx: &mut Cx<'_>, ip: *const Hop, run: u16, n: u64) -> Out {
 /// Leaves the chain for the reference path at `ip` (`n` excludes the op at `ip`).
 #[cold]
 #[inline(never)]
-pub(super) fn slow(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+pub(super) extern "C-unwind" fn slow(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
     cx.ip = ip;
     cx.n = n;
     Out::Slow
@@ -172,6 +205,10 @@ pub(super) fn swap(cx: &mut Cx<'_>, ip: *const Hop, n: u64, wait: u64, target: S
 /// At a swap whose command takes `wait` cycles: goes on at `ip` (the op after the swap) in
 /// the same chain when the model would resume the thread before anything else can happen on
 /// its ME (see `through`), or leaves the chain swapping out.
+///
+/// Passing is [`pass`], out of line and entered by a tail call (`wait` in `Cx::wait`): the
+/// memory handlers that inline this then make no call that returns, so they need no frame
+/// of their own.
 #[inline(always)]
 pub(super) fn swap_or_pass<const P: bool>(
     t: &mut Thread,
@@ -182,21 +219,57 @@ pub(super) fn swap_or_pass<const P: bool>(
     target: SwapTarget,
 ) -> Out {
     if n + cx.extra + wait < cx.pass_limit {
-        let mark = t.busy + (n - cx.n0) + cx.extra;
-        if let Some(segs) = cx.segs.as_deref_mut() {
-            segs.push(Segment {
-                busy: mark - cx.mark,
-                wait,
-            });
-        }
-        cx.mark = mark;
-        cx.passed_wait += wait;
-        cx.pass_limit -= wait;
-        // SAFETY: `ip` points into the hops (invariant on `next`).
-        let run = unsafe { (*ip).run };
-        return pay::<P>(t, cx, ip, run, n);
+        cx.wait = wait;
+        return pass::<P>(t, cx, ip, n);
     }
     swap(cx, ip, n, wait, target)
+}
+
+/// Passes a swap of `cx.wait` cycles (see [`swap_or_pass`]): records its segment, moves the
+/// marks, and pays the run at `ip`.
+#[inline(never)]
+extern "C-unwind" fn pass<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
+    let wait = cx.wait;
+    let at = n.wrapping_add(cx.extra);
+    let busy = at.wrapping_sub(cx.mark_at);
+    if let Some(segs) = cx.segs.as_deref_mut() {
+        let len = segs.len();
+        if len == segs.capacity() {
+            return grow::<P>(t, cx, ip, n);
+        }
+        // SAFETY: `len < capacity` (checked above), so the slot is allocated, and it is
+        // initialised before the length covers it. (Not `push`: its growing call would give
+        // this function a frame.)
+        unsafe {
+            segs.as_mut_ptr().add(len).write(Segment { busy, wait });
+            segs.set_len(len + 1);
+        }
+    }
+    cx.mark_at = at;
+    cx.pass_limit -= wait;
+    // SAFETY: `ip` points into the hops (invariant on `next`).
+    let run = unsafe { (*ip).run };
+    pay::<P>(t, cx, ip, run, n)
+}
+
+/// [`pass`] when the segment list is full: grows it, then passes.
+#[cold]
+#[inline(never)]
+extern "C-unwind" fn grow<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
+    if let Some(segs) = cx.segs.as_deref_mut() {
+        segs.reserve(1);
+    }
+    pass::<P>(t, cx, ip, n)
 }
 
 /// Leaves the chain at the program's exit `ip`.
@@ -264,6 +337,7 @@ impl Thread {
         segs: Option<&mut Vec<Segment>>,
     ) -> Stop {
         let n0 = self.insns;
+        let busy0 = self.busy;
         let first = prog.hops.get(self.pc as usize).map_or(0, |h| h.run);
         if first == 0 || n0 + u64::from(first) > budget {
             return Stop::Slow;
@@ -278,7 +352,6 @@ impl Thread {
             },
             profile,
             base,
-            blocks: prog.blocks_ptr(),
             limit: 0,
             budget,
             extra: 0,
@@ -288,16 +361,20 @@ impl Thread {
             wait: 0,
             target: SwapTarget::Fw(crate::target::FwHelper::MapLookup),
             fault: None,
-            n0,
             pass_limit: if T {
                 through.chain_limit(self.busy, n0)
             } else {
                 0
             },
-            mark: if T { through.mark } else { 0 },
-            passed_wait: if T { through.wait } else { 0 },
+            // The busy cycles before count `n` are `busy0 + (n - n0) + extra`.
+            mark_at: if T {
+                through.mark.wrapping_sub(busy0.wrapping_sub(n0))
+            } else {
+                0
+            },
             segs,
         };
+        let limit0 = cx.pass_limit;
         let (mut pc, mut n, mut run) = (self.pc as usize, n0, first);
         let out = loop {
             let start = n + u64::from(run);
@@ -311,8 +388,8 @@ impl Thread {
             run = prog.hops.get(pc).map_or(0, |h| h.run);
         };
         if T {
-            through.mark = cx.mark;
-            through.wait = cx.passed_wait;
+            through.mark = cx.mark_at.wrapping_add(busy0.wrapping_sub(n0));
+            through.wait += limit0 - cx.pass_limit;
         }
         self.insns = n;
         self.pc = pc as u32;
@@ -343,7 +420,12 @@ impl Thread {
 
 /// Starts a chain at `ip` (its run paid; `ip` is an address < len with a non-zero run).
 #[inline(never)]
-fn entry<const P: bool>(t: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+extern "C-unwind" fn entry<const P: bool>(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+) -> Out {
     next::<P>(t, cx, ip, n)
 }
 

@@ -145,8 +145,14 @@ pub(super) fn handlers(op: &Op) -> (Handler, Handler) {
         Op::Ld { .. } => (ld::<false>, ld::<true>),
         Op::AluShf { .. } => (alu_shf::<false>, alu_shf::<true>),
         Op::MovLm { .. } => (mov_lm::<false>, mov_lm::<true>),
-        Op::AluLm { .. } => (alu_lm::<false>, alu_lm::<true>),
-        Op::StLm { .. } => (st_lm::<false>, st_lm::<true>),
+        Op::AluLm { op, .. } => (
+            by_op!(op, |K| alu_lm::<false, K> as Handler),
+            alu_lm::<true, DYN>,
+        ),
+        Op::StLm { op, .. } => (
+            by_op!(op, |K| st_lm::<false, K> as Handler),
+            st_lm::<true, DYN>,
+        ),
         Op::CsrLm { .. } => (csr_lm::<false>, csr_lm::<true>),
         Op::Cmd { words: 0, .. } => (cmd::<false>, cmd::<true>),
         Op::Cmd {

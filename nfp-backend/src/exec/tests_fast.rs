@@ -434,7 +434,7 @@ fn fast_path_equals_reference_on_compiled_programs() {
 
 /// On x86-64 the demo filter's straight-line stretches become native blocks (see `jit`):
 /// most of its instructions are inside one.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", unix))]
 #[test]
 fn demo_filter_is_mostly_native() {
     let prog = vm_core::demo::udp_filter();
