@@ -44,7 +44,13 @@ struct IdMap {
     inline: [(u32, u32); INLINE_IDS],
     len: usize,
     more: Vec<(u32, u32)>,
+    /// Temporary ids handed out so far (for unlinked current scalars).
+    tmp: u32,
 }
+
+/// Temporary ids count down from here: below the link flag bits, far above any id a walk
+/// hands out.
+const TMP_ID_BASE: u32 = (1 << 30) - 1;
 
 const INLINE_IDS: usize = 16;
 
@@ -73,17 +79,34 @@ impl IdMap {
         true
     }
 
-    /// Scalar link ids: a link in the old state must be present in the current one; a link
-    /// only in the current state is harmless.
+    /// Scalar link ids (the kernel's `check_scalar_ids`): a link only in the current state
+    /// is harmless; an unlinked current scalar gets a temporary id of its own, so an old
+    /// link is only broken when two of its members meet two different current registers.
     fn check_scalar(&mut self, old: u32, cur: u32) -> bool {
         if old == 0 {
             return true;
         }
-        if cur == 0 {
-            return false;
-        }
+        let cur = if cur == 0 {
+            self.tmp += 1;
+            TMP_ID_BASE - self.tmp
+        } else {
+            cur
+        };
         self.check(old, cur)
     }
+}
+
+/// [`frame_mask`] of every frame of `cur`.
+pub(crate) fn frame_masks(
+    cur: &VerifierState,
+    live: &[RegMask],
+    pc: usize,
+) -> [RegMask; crate::state::MAX_CALL_FRAMES] {
+    let mut m = [0 as RegMask; crate::state::MAX_CALL_FRAMES];
+    for (i, x) in m.iter_mut().enumerate().take(cur.frames.len()) {
+        *x = frame_mask(cur, live, pc, i);
+    }
+    m
 }
 
 /// Registers of frame `i` that matter: live ones in the executing frame, the callee-saved
@@ -101,7 +124,9 @@ fn frame_mask(cur: &VerifierState, live: &[RegMask], pc: usize, i: usize) -> Reg
 
 /// Whether `cur` is contained in `old` (`exact == false`) or identical up to id renaming
 /// (`exact == true`), looking only at registers live at `pc` and stack slots some
-/// continuation of `old` reads (`stack_read`, per frame; empty = all).
+/// continuation of `old` reads (`stack_read`, per frame; empty = all). With `uninit_reads`
+/// (a privileged program, which may read uninitialised stack), an allocated but unwritten
+/// current slot reads as an unknown scalar, as plain data does.
 pub fn states_equal(
     old: &VerifierState,
     cur: &VerifierState,
@@ -109,13 +134,24 @@ pub fn states_equal(
     stack_read: &[u64],
     pc: usize,
     exact: bool,
+    uninit_reads: bool,
 ) -> bool {
     let mut hint = Hint::NONE;
-    states_equal_hinted(old, cur, live, stack_read, pc, exact, &mut hint)
+    states_equal_hinted(
+        old,
+        cur,
+        live,
+        stack_read,
+        pc,
+        exact,
+        uninit_reads,
+        &mut hint,
+    )
 }
 
 /// [`states_equal`], checking the component in `hint` first and recording in it the
 /// component that failed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn states_equal_hinted(
     old: &VerifierState,
     cur: &VerifierState,
@@ -123,6 +159,7 @@ pub(crate) fn states_equal_hinted(
     stack_read: &[u64],
     pc: usize,
     exact: bool,
+    uninit_reads: bool,
     hint: &mut Hint,
 ) -> bool {
     let n = cur.frames.len();
@@ -157,6 +194,10 @@ pub(crate) fn states_equal_hinted(
                         slot_or_empty(&of.stack, spi),
                         slot_or_empty(&cf.stack, spi),
                         exact,
+                        SlotMode {
+                            privileged: uninit_reads,
+                            allocated: spi < cf.stack.len(),
+                        },
                         &mut ids,
                     )
             };
@@ -173,7 +214,7 @@ pub(crate) fn states_equal_hinted(
     for i in 0..n {
         let mask = masks.get(i).copied().unwrap_or(0x7ff);
         let (of, cf) = (&old.frames[i], &cur.frames[i]);
-        if let Err(h) = frame_equal(of, cf, i, mask, read_of(i), exact, &mut ids) {
+        if let Err(h) = frame_equal(of, cf, i, mask, read_of(i), exact, uninit_reads, &mut ids) {
             *hint = h;
             return false;
         }
@@ -186,6 +227,7 @@ pub(crate) fn states_equal_hinted(
             .all(|(a, b)| ids.check(a.id, b.id))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn frame_equal(
     old: &FuncState,
     cur: &FuncState,
@@ -193,6 +235,7 @@ fn frame_equal(
     mask: RegMask,
     stack_read: u64,
     exact: bool,
+    uninit_reads: bool,
     ids: &mut IdMap,
 ) -> Result<(), Hint> {
     for r in 0..NUM_REGS {
@@ -212,6 +255,10 @@ fn frame_equal(
             slot_or_empty(&old.stack, spi),
             slot_or_empty(&cur.stack, spi),
             exact,
+            SlotMode {
+                privileged: uninit_reads,
+                allocated: spi < cur.stack.len(),
+            },
             ids,
         ) {
             SlotCmp::Identical | SlotCmp::Safe => Ok(()),
@@ -310,11 +357,19 @@ enum SlotCmp {
 }
 
 /// One stack slot of the old state against the same slot of the current one.
-fn slot_safe(o: &StackSlot, c: &StackSlot, exact: bool, ids: &mut IdMap) -> bool {
-    !matches!(slot_cmp(o, c, exact, ids), SlotCmp::Unsafe)
+fn slot_safe(o: &StackSlot, c: &StackSlot, exact: bool, mode: SlotMode, ids: &mut IdMap) -> bool {
+    !matches!(slot_cmp(o, c, exact, mode, ids), SlotCmp::Unsafe)
 }
 
-fn slot_cmp(o: &StackSlot, c: &StackSlot, exact: bool, ids: &mut IdMap) -> SlotCmp {
+/// How a current slot may be read: by a privileged program (uninitialised bytes read as
+/// data, old plain data covers anything), and whether the current stack reaches it.
+#[derive(Clone, Copy)]
+struct SlotMode {
+    privileged: bool,
+    allocated: bool,
+}
+
+fn slot_cmp(o: &StackSlot, c: &StackSlot, exact: bool, mode: SlotMode, ids: &mut IdMap) -> SlotCmp {
     let same_types = o.types_word() == c.types_word();
     if same_types
         && (!o.is_spilled()
@@ -325,22 +380,27 @@ fn slot_cmp(o: &StackSlot, c: &StackSlot, exact: bool, ids: &mut IdMap) -> SlotC
     let safe = if exact {
         same_types && (!o.is_spilled() || regsafe(&o.spilled, &c.spilled, true, ids))
     } else {
-        slot_contained(o, c, ids)
+        slot_contained(o, c, mode, ids)
     };
     if safe { SlotCmp::Safe } else { SlotCmp::Unsafe }
 }
 
 /// Whether every value the old slot allowed a continuation to read covers the current one.
-fn slot_contained(o: &StackSlot, c: &StackSlot, ids: &mut IdMap) -> bool {
+fn slot_contained(o: &StackSlot, c: &StackSlot, mode: SlotMode, ids: &mut IdMap) -> bool {
     // A full scalar spill and eight bytes of data both read back as a scalar.
-    if let (Some(or), Some(cr)) = (scalar_of_slot(o), scalar_of_slot(c)) {
+    let uninit = mode.privileged && mode.allocated;
+    if let (Some(or), Some(cr)) = (scalar_of_slot(o, false), scalar_of_slot(c, uninit)) {
         return regsafe(or, cr, false, ids);
     }
     for (ot, ct) in o.types.iter().zip(&c.types) {
         let ok = match ot {
-            // Never written, or plain data: the old path read (at most) an unknown scalar.
-            SlotType::Invalid | SlotType::Misc => {
-                !(*ct == SlotType::Spill && c.spilled.is_pointer())
+            // Never written on the old path: whatever it read there, it read as an unknown
+            // scalar, and any current contents (an address too) are one.
+            SlotType::Invalid => true,
+            // Plain data: the same for a privileged program (the kernel's
+            // `allow_uninit_stack`); otherwise a spilled pointer must not turn into data.
+            SlotType::Misc => {
+                mode.privileged || !(*ct == SlotType::Spill && c.spilled.is_pointer())
             }
             _ => ot == ct,
         };
@@ -352,12 +412,15 @@ fn slot_contained(o: &StackSlot, c: &StackSlot, ids: &mut IdMap) -> bool {
 }
 
 /// The scalar an 8-byte read of the slot gives, when it is a full scalar spill or all data
-/// (the kernel's `scalar_reg_for_stack`).
-fn scalar_of_slot(s: &StackSlot) -> Option<&RegState> {
+/// (the kernel's `scalar_reg_for_stack`); with `uninit`, unwritten bytes count as data.
+fn scalar_of_slot(s: &StackSlot, uninit: bool) -> Option<&RegState> {
     if s.is_full_spill() && s.spilled.is_scalar() {
         return Some(&s.spilled);
     }
-    if s.types.iter().all(|t| *t == SlotType::Misc) {
+    if s.types
+        .iter()
+        .all(|t| *t == SlotType::Misc || (uninit && *t == SlotType::Invalid))
+    {
         return Some(&UNKNOWN_SCALAR);
     }
     None

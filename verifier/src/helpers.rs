@@ -167,7 +167,9 @@ pub fn proto(id: i32) -> Option<Proto> {
         6 => p([MEM_RO, SIZE, N, N, N], INT),
         9 => changes([A::Ctx, ANY, MEM_RO, SIZE, ANY], INT),
         10 | 11 => changes([A::Ctx, ANY, ANY, ANY, ANY], INT),
-        12 => changes([A::Ctx, A::ConstMapPtr, ANY, N, N], RetType::Void),
+        // A tail call that returns did nothing: packet pointers stay valid (Linux 6.18
+        // counts it only towards a subprogram's `changes_pkt_data`, for global calls).
+        12 => p([A::Ctx, A::ConstMapPtr, ANY, N, N], RetType::Void),
         13 => changes([A::Ctx, ANY, ANY, N, N], INT),
         16 => p([MEM_W, SIZE, N, N, N], INT),
         17 | 24 | 34 | 46 | 47 | 188 => p([A::Ctx, N, N, N, N], INT),

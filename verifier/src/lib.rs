@@ -54,6 +54,7 @@ pub mod prune;
 pub mod reg;
 pub mod sock;
 pub mod stack;
+mod stack_live;
 pub mod state;
 pub mod tnum;
 pub mod zext;

@@ -72,6 +72,12 @@ fn use_def(code: &Code, pc: usize, only64: bool) -> (RegMask, RegMask) {
         }
         Insn::LdImm64 { dst, .. } => (0, bit(dst)),
         Insn::LdImm64Tail => (0, 0),
+        // Linux 6.18's register liveness gives the legacy packet loads its default: they
+        // read every register and define none, so everything is live before one (and
+        // stored states there compare every register). The 64-bit reads for zero-extension
+        // are the real ones.
+        Insn::LdAbs { .. } if !only64 => (ALL, 0),
+        Insn::LdInd { .. } if !only64 => (ALL, 0),
         Insn::LdAbs { .. } => (bit(6), CALLER_SAVED),
         Insn::LdInd { src, .. } => (bit(6) | bit(src), CALLER_SAVED),
         Insn::Ja { .. } => (0, 0),

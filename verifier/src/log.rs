@@ -279,6 +279,12 @@ pub fn fmt_reg(reg: &RegState, frameno: u8, maps: &[MapDef]) -> String {
         let _ = write!(out, "{sep}ref_obj_id={}", reg.ref_obj_id);
         sep = ",";
     }
+    // The kernel names the map before the offset: `map_value(map=m,ks=4,vs=8,off=4)`.
+    if let RegType::MapPtr { map } | RegType::MapValue { map, .. } | RegType::MapKey { map } =
+        reg.ty
+    {
+        map_fields(maps, map, &mut sep, &mut out);
+    }
     if reg.is_pointer() && reg.off != 0 {
         let _ = write!(out, "{sep}off={}", snum(i64::from(reg.off)));
         sep = ",";
@@ -288,9 +294,6 @@ pub fn fmt_reg(reg: &RegState, frameno: u8, maps: &[MapDef]) -> String {
             // The kernel prints the int range as an unsigned 64-bit number.
             let _ = write!(out, "{sep}r={}", unum(i64::from(reg.range) as u64));
             sep = ",";
-        }
-        RegType::MapPtr { map } | RegType::MapValue { map, .. } | RegType::MapKey { map } => {
-            map_fields(maps, map, &mut sep, &mut out);
         }
         RegType::Mem { size, .. } => {
             let _ = write!(out, "{sep}sz={}", unum(u64::from(size)));
@@ -437,6 +440,26 @@ mod tests {
         assert_eq!(
             fmt_reg(&RegState::pointer(RegType::Packet, 0), 0, &[]),
             "pkt(r=0)"
+        );
+        let map = vm_core::MapDef {
+            name: "cfg".to_string(),
+            map_type: vm_core::MapType::Array,
+            key_size: 4,
+            value_size: 98,
+            max_entries: 1,
+            flags: 0,
+            initial_value: None,
+        };
+        let value = RegState::pointer(
+            RegType::MapValue {
+                map: 0,
+                maybe_null: false,
+            },
+            4,
+        );
+        assert_eq!(
+            fmt_reg(&value, 0, &[map]),
+            "map_value(map=cfg,ks=4,vs=98,off=4)"
         );
     }
 

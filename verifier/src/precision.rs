@@ -18,6 +18,7 @@
 use vm_core::isa::{AluOp, AtomicOp, CallTarget, Insn, Operand};
 
 use crate::check::Walker;
+use crate::liveness::RegMask;
 use crate::state::{MAX_CALL_FRAMES, VerifierState};
 
 /// One executed instruction of a path segment.
@@ -271,15 +272,14 @@ impl Backtrack {
                 }
             }
             Insn::LdImm64 { dst, .. } => self.clear(dst),
+            // Linux 6.18 does not follow precision through the legacy packet loads: a
+            // tracked R0 (their result) gives up (every scalar becomes precise); any other
+            // tracked register passes through untouched.
             Insn::LdAbs { .. } | Insn::LdInd { .. } => {
-                if self
-                    .regs
-                    .get(self.frame)
-                    .is_some_and(|m| m & 0b11_1110 != 0)
-                {
+                if self.regs.get(self.frame).is_some_and(|m| m & 1 != 0) {
+                    self.clear(0);
                     return Err(Unsupported);
                 }
-                self.clear(0);
             }
             Insn::Jmp { dst, src, .. } => {
                 if let Operand::Reg(s) = src
@@ -375,14 +375,24 @@ fn apply(st: &mut VerifierState, bt: &mut Backtrack) {
 }
 
 /// Every scalar precise (the fallback).
-fn mark_all_precise(st: &mut VerifierState) {
-    for f in &mut st.frames {
-        for r in &mut f.regs {
-            if r.is_scalar() {
+fn mark_all_precise(st: &mut VerifierState, mut log: impl FnMut(String)) {
+    for (i, f) in st.frames.iter_mut().enumerate() {
+        for (j, r) in f.regs.iter_mut().take(10).enumerate() {
+            if r.is_scalar() && !r.precise {
                 r.precise = true;
+                log(format!(
+                    "force_precise: frame{i}: forcing r{j} to be precise"
+                ));
             }
         }
-        f.stack.set_spills_precise(true);
+        for j in 0..f.stack.len() {
+            if f.stack.mark_spill_precise(j) {
+                log(format!(
+                    "force_precise: frame{i}: forcing fp{} to be precise",
+                    -8 * (j as i64 + 1)
+                ));
+            }
+        }
     }
 }
 
@@ -513,13 +523,23 @@ impl Walker<'_> {
             self.log
                 .line("mark_precise: frame0: falling back to forcing all scalars precise");
         }
-        mark_all_precise(&mut self.st);
+        // Like the kernel's `mark_all_scalars_precise`: the stored states of the path, not
+        // the current one (its marks are not needed).
+        let verbose = self.log.verbose();
+        let mut lines = Vec::new();
         let mut parent = self.parent;
         while let Some(p) = parent {
             if let Some(st) = self.explored.state_mut(p) {
-                mark_all_precise(st);
+                mark_all_precise(st, |l| {
+                    if verbose {
+                        lines.push(l);
+                    }
+                });
             }
             parent = self.explored.parent_of(p);
+        }
+        for l in lines {
+            self.log.line(&l);
         }
     }
 
@@ -534,29 +554,38 @@ impl Walker<'_> {
 }
 
 /// The precise scalars of `old`, as a backtracking request positioned in frame `frame`
-/// (`None` if some slot cannot be tracked).
-pub(crate) fn precise_in(old: &VerifierState, frame: usize) -> Option<Backtrack> {
-    {
-        let f = frame;
-        let mut bt = Backtrack::new(f);
-        for (fi, frame) in old.frames.iter().enumerate() {
-            for (r, reg) in frame.regs.iter().enumerate() {
-                if reg.is_scalar() && reg.precise {
-                    bt.set_reg(fi, r as u8);
-                }
-            }
-            for (spi, slot) in frame.stack.slots().iter().enumerate() {
-                if slot.is_spilled()
-                    && slot.spilled.is_scalar()
-                    && slot.spilled.precise
-                    && !bt.set_slot(fi, spi)
-                {
-                    return None;
-                }
+/// (`None` if some slot cannot be tracked). With `alive` (per frame: the registers and the
+/// stack slots still compared, for a cleaned state), only those count: the kernel's stored
+/// state has had the others cleared, so their marks (left by a fallback) do not spread.
+pub(crate) fn precise_in(
+    old: &VerifierState,
+    frame: usize,
+    alive: Option<(&[RegMask; MAX_CALL_FRAMES], &[u64; MAX_CALL_FRAMES])>,
+) -> Option<Backtrack> {
+    let f = frame;
+    let mut bt = Backtrack::new(f);
+    for (fi, frame) in old.frames.iter().enumerate() {
+        let (regs, slots) = match alive {
+            Some((r, s)) => (r[fi], s[fi]),
+            None => (RegMask::MAX, u64::MAX),
+        };
+        for (r, reg) in frame.regs.iter().enumerate() {
+            if reg.is_scalar() && reg.precise && (regs & (1 << r) != 0 || r == 10) {
+                bt.set_reg(fi, r as u8);
             }
         }
-        Some(bt)
+        for (spi, slot) in frame.stack.slots().iter().enumerate() {
+            if slot.is_spilled()
+                && slot.spilled.is_scalar()
+                && slot.spilled.precise
+                && (spi >= 64 || slots & (1 << spi) != 0)
+                && !bt.set_slot(fi, spi)
+            {
+                return None;
+            }
+        }
     }
+    Some(bt)
 }
 
 #[cfg(test)]

@@ -10,10 +10,11 @@
 //! *same* state there means the loop makes no progress: an infinite loop.
 //!
 //! The comparison itself is [`crate::equiv`]. What is compared: live registers (static
-//! liveness), stack slots some continuation of the stored state read (dynamic read marks,
-//! recorded up the chain of checkpoints; a slot no continuation read is not compared), and
-//! only *precise* scalars by value (precision tracking marks what reached a safety-relevant
-//! use).
+//! liveness), the stack slots still alive at the stored state's instruction once its
+//! continuation is fully explored (Linux 6.18's stack liveness, [`crate::stack_live`]; states
+//! on a cycle of the graph use per-path read marks recorded up the chain of checkpoints
+//! instead), and only *precise* scalars by value (precision tracking marks what reached a
+//! safety-relevant use).
 //!
 //! When states are stored follows the kernel, so that the walk (and the processed count)
 //! matches it: after at least 2 jumps and 8 instructions since the last checkpoint, or when
@@ -53,6 +54,9 @@ pub struct Checkpoint {
     read: [u64; MAX_CALL_FRAMES],
     /// Frames `read` covers: a frame beyond has no marks yet, and is compared whole.
     read_frames: u8,
+    /// Per frame: the stack slots compared, fixed when the state is cleaned (its
+    /// continuation fully explored) from the stack liveness analysis.
+    alive: Option<[u64; MAX_CALL_FRAMES]>,
     hits: u32,
     misses: u32,
     /// The component that made the last comparison with this state fail.
@@ -193,6 +197,7 @@ impl Walker<'_> {
             || (self.jmps_processed - self.prev_jmps >= 2
                 && self.stats.insn_processed - self.prev_insns >= 8);
         let mut list = std::mem::take(&mut self.explored.at[pc]);
+        self.clean_states(&list);
         let states_cnt = list.len() as u32;
         let mut evicted = false;
         let mut result = None;
@@ -207,7 +212,16 @@ impl Walker<'_> {
             if cp.branches > 0 {
                 let mut no_hint = Hint::NONE;
                 if states_maybe_looping(old, &self.st)
-                    && states_equal_hinted(old, &self.st, self.live, &[], pc, true, &mut no_hint)
+                    && states_equal_hinted(
+                        old,
+                        &self.st,
+                        self.live,
+                        &[],
+                        pc,
+                        true,
+                        self.opts.privileged,
+                        &mut no_hint,
+                    )
                 {
                     let cur = log::fmt_state(&self.st, self.maps);
                     let old_s = log::fmt_state(old, self.maps);
@@ -229,12 +243,18 @@ impl Walker<'_> {
                 old,
                 &self.st,
                 self.live,
-                &cp.read,
+                cp.alive.as_ref().unwrap_or(&cp.read),
                 pc,
                 false,
+                self.opts.privileged,
                 &mut cp.hint,
             ) {
-                let bt = precision::precise_in(old, self.st.curframe());
+                let regs = crate::equiv::frame_masks(&self.st, self.live, pc);
+                let bt = precision::precise_in(
+                    old,
+                    self.st.curframe(),
+                    cp.alive.as_ref().map(|a| (&regs, a)),
+                );
                 let reads = cp.read;
                 self.explored.arena[idx].hits += 1;
                 result = Some((bt, reads));
@@ -295,6 +315,7 @@ impl Walker<'_> {
                 written: std::mem::take(&mut self.seg_written),
                 read: [0; MAX_CALL_FRAMES],
                 read_frames: 0,
+                alive: None,
                 hits: 0,
                 misses: 0,
                 hint: Hint::NONE,
@@ -312,6 +333,36 @@ impl Walker<'_> {
             self.prev_insns = self.stats.insn_processed;
         }
         Ok(Visit::Continue)
+    }
+
+    /// Cleans the stored states in `list` whose continuation is fully explored, once (the
+    /// kernel's `clean_live_states`): from now on only the stack slots the liveness analysis
+    /// finds alive at their instruction are compared. States on a cycle of the graph keep
+    /// the per-path read marks (see [`crate::stack_live::loop_slots`]).
+    fn clean_states(&mut self, list: &[usize]) {
+        if self.in_loop.get(self.pc).copied().unwrap_or(true) {
+            return;
+        }
+        for &idx in list {
+            let cp = &self.explored.arena[idx];
+            if cp.branches > 0 || cp.alive.is_some() {
+                continue;
+            }
+            let Some(old) = cp.state.as_ref() else {
+                continue;
+            };
+            let same_calls = old.frames.len() == self.st.frames.len()
+                && old
+                    .frames
+                    .iter()
+                    .zip(&self.st.frames)
+                    .all(|(a, b)| a.callsite == b.callsite);
+            if !same_calls {
+                continue;
+            }
+            let alive = self.slive.alive(old, self.cfg, cp.pc);
+            self.explored.arena[idx].alive = Some(alive);
+        }
     }
 
     /// The current path reads stack slot `spi` of frame `f` (dynamic stack liveness, the

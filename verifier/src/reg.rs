@@ -133,12 +133,14 @@ impl RegType {
     /// Whether a successful NULL check is enough to make this pointer usable: the kernel's
     /// `reg_not_null` (pointers that are never NULL once their type is known). Stack, context
     /// and packet pointers are absent from that list, so comparing them with 0 is not decided.
+    /// A map pointer (`CONST_PTR_TO_MAP`) is on it since Linux 6.16: `if r1 == 0` with a map
+    /// in R1 is decided, and only one edge is walked.
     pub const fn never_null(self) -> bool {
         match self {
             RegType::MapValue { maybe_null, .. }
             | RegType::Mem { maybe_null, .. }
             | RegType::Sock { maybe_null, .. } => !maybe_null,
-            RegType::MapKey { .. } => true,
+            RegType::MapKey { .. } | RegType::MapPtr { .. } => true,
             _ => false,
         }
     }

@@ -217,6 +217,17 @@ impl Stack {
         &mut self.slots[spi]
     }
 
+    /// Allocates every slot down to `spi` as uninitialised, keeping versions: the kernel's
+    /// `grow_stack_state`, which every stack access does, reads included. How deep the
+    /// stack is allocated matters to pruning: a current slot beyond it cannot stand for a
+    /// used slot of a stored state.
+    pub fn grow(&mut self, spi: usize) {
+        if self.slots.len() <= spi {
+            self.slots.resize(spi + 1, StackSlot::default());
+            self.vers.resize(spi + 1, 0);
+        }
+    }
+
     /// The version of slot `spi` (0 when never written).
     pub fn version(&self, spi: usize) -> u64 {
         self.vers.get(spi).copied().unwrap_or(0)

@@ -15,6 +15,7 @@ use crate::bounds::{ScalarBounds, alu as balu};
 use crate::code::MAX_VAR_OFF;
 use crate::error::VResult;
 use crate::reg::{LINK_DELTA, LINK_DELTA32, RegState, RegType};
+use crate::tnum::Tnum;
 
 /// The kernel's `bpf_alu_string`, for messages.
 fn op_str(op: AluOp) -> &'static str {
@@ -88,6 +89,10 @@ impl Walker<'_> {
             // zero-extended for ALU32. Doing better would accept programs it refuses.
             RegState::unknown_scalar()
         } else {
+            let mut dst_reg = dst_reg;
+            if matches!(op, AluOp::And | AluOp::Or) && src_reg.var.var_off.is_const() {
+                self.fork_sign_mask(dst, &mut dst_reg)?;
+            }
             let mut r = RegState::scalar(balu::alu(op, width, &dst_reg.var, &src_reg.var));
             if self.privileged()
                 && let Some((flag, delta)) = link_delta_after(op, width, &dst_reg, &src_reg)
@@ -99,6 +104,41 @@ impl Walker<'_> {
         };
         self.write_reg(dst, result, w64);
         Ok(())
+    }
+
+    /// Linux 6.18's `maybe_fork_scalars`: `x s>>= 63` (or `w s>>= 31`) followed by an AND or
+    /// OR with a constant is how LLVM selects between 0 and a constant, and one range cannot
+    /// say "0 or K". When `dst` is exactly the range [-1, 0] (64-bit first, else its low 32
+    /// bits), the walk splits: this path goes on with `dst` = -1, and a pushed path re-executes
+    /// this instruction with `dst` = 0. Nothing becomes precise. A 32-bit split sets only the
+    /// low half (known bits and 32-bit ranges), as the kernel's `__mark_reg32_known` does.
+    fn fork_sign_mask(&mut self, dst: u8, dst_reg: &mut RegState) -> VResult<()> {
+        let v = dst_reg.var;
+        let alu32 = if v.smin == -1 && v.smax == 0 {
+            false
+        } else if v.s32_min == -1 && v.s32_max == 0 {
+            true
+        } else {
+            return Ok(());
+        };
+        let set = |r: &mut RegState, value: u64| {
+            if alu32 {
+                let high = r.var.var_off.value() & !0xffff_ffff;
+                let high_mask = r.var.var_off.mask() & !0xffff_ffff;
+                r.var.var_off = Tnum::new(high | (value & 0xffff_ffff), high_mask);
+                (r.var.s32_min, r.var.s32_max) = (value as i32, value as i32);
+                (r.var.u32_min, r.var.u32_max) = (value as u32, value as u32);
+            } else {
+                let precise = r.precise;
+                r.mark_known(value);
+                r.precise = precise;
+            }
+        };
+        let mut other = self.copy_state();
+        set(other.reg_mut(dst), 0);
+        set(dst_reg, u64::MAX);
+        *self.st.reg_mut(dst) = *dst_reg;
+        self.push_pending(self.pc, other, false)
     }
 
     fn check_mov(&mut self, op: AluOp, width: Width, dst: u8, src: Operand) -> VResult<()> {

@@ -29,6 +29,12 @@ struct Meta {
     const_key: Option<u64>,
 }
 
+/// `bpf_tail_call`'s helper number.
+const TAIL_CALL: i32 = 12;
+
+/// `bpf_fib_lookup`'s helper number.
+const FIB_LOOKUP: i32 = 69;
+
 const MEM_TYPES: &str =
     "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
 const INT_PTR_TYPES: &str = "fp, pkt, pkt_meta, map_key, map_value";
@@ -85,6 +91,14 @@ impl Walker<'_> {
                     mt.kernel_number()
                 )));
             }
+        }
+        if id == TAIL_CALL {
+            self.record_tail_call_key(meta.map);
+        }
+        if id == FIB_LOOKUP {
+            // Its parameters are read and written back: on the stack they become data.
+            let (params, size) = (*self.st.reg(2), self.st.reg(3).var.umax);
+            self.clobber_helper_stack(2, &params, size)?;
         }
         if let Some(ref_id) = meta.release {
             self.release_reference(ref_id)?;
@@ -170,6 +184,24 @@ impl Walker<'_> {
         Ok(())
     }
 
+    /// The kernel's `record_func_key`: a tail-call index (R3) that is a known constant
+    /// inside the program array is remembered so the call can be made direct, and that
+    /// remembering relies on the exact value, so R3 becomes precise. Stored states that
+    /// reach this call then only prune paths with the same index, which shapes the walk
+    /// (and the processed count) as in the kernel.
+    fn record_tail_call_key(&mut self, map: Option<u32>) {
+        let Some(def) = map.and_then(|m| self.maps.get(m as usize)) else {
+            return;
+        };
+        let key = self.st.reg(3);
+        if key.is_scalar()
+            && key.var.var_off.is_const()
+            && key.var.var_off.value() < u64::from(def.max_entries)
+        {
+            self.mark_precise(3);
+        }
+    }
+
     /// Drops reference `id` and every pointer holding it.
     fn release_reference(&mut self, id: u32) -> VResult<()> {
         let before = self.st.refs.len();
@@ -245,8 +277,11 @@ impl Walker<'_> {
                 };
                 let elidable = matches!(def.map_type, MapType::Array | MapType::PercpuArray);
                 if arg == ArgType::MapKey && elidable && self.privileged() {
-                    meta.const_key = self.constant_map_key(&reg, size);
-                    if meta.const_key.is_some()
+                    let key = self.constant_map_key(&reg, size);
+                    meta.const_key = key.map(|(k, _)| k);
+                    // Only a spilled constant is relied on (known-zero bytes are not marked,
+                    // as in the kernel's `get_constant_map_key`).
+                    if key.is_some_and(|(_, spilled)| spilled)
                         && let RegType::Stack { frame } = reg.ty
                     {
                         // The key decides whether the result can be NULL.
@@ -475,8 +510,8 @@ impl Walker<'_> {
     }
 
     /// A key known at verification time (`get_constant_map_key`): on the stack, either all
-    /// known-zero bytes or a spilled constant of exactly the key size.
-    fn constant_map_key(&self, reg: &RegState, key_size: u32) -> Option<u64> {
+    /// known-zero bytes or a spilled constant of exactly the key size (then `true`).
+    fn constant_map_key(&self, reg: &RegState, key_size: u32) -> Option<(u64, bool)> {
         let RegType::Stack { frame } = reg.ty else {
             return None;
         };
@@ -494,7 +529,7 @@ impl Walker<'_> {
             .take_while(|&i| slot.types[i] == SlotType::Zero)
             .count();
         if zeros >= key_size as usize {
-            return Some(0);
+            return Some((0, false));
         }
         if !slot.is_spilled() || !slot.spilled.is_scalar() {
             return None;
@@ -506,7 +541,7 @@ impl Walker<'_> {
         if spills != key_size as usize || j != REG_SIZE - 1 {
             return None;
         }
-        slot.spilled.var.const_value()
+        slot.spilled.var.const_value().map(|v| (v, true))
     }
 
     fn check_local_call(&mut self, rel: i32) -> VResult<Flow> {
@@ -561,6 +596,9 @@ impl Walker<'_> {
     }
 
     fn return_from_callee(&mut self) -> VResult<Flow> {
+        // The callee's instance is solved before its frame goes (the kernel's
+        // `bpf_update_live_stack` at a subprogram's exit).
+        self.slive.update(&self.st, self.cfg, self.code);
         let r0 = *self.st.reg(0);
         if matches!(r0.ty, RegType::Stack { .. }) {
             return Err(self.err_einval("cannot return stack pointer to the caller"));

@@ -143,7 +143,7 @@ impl Walker<'_> {
             );
         }
         if linked.len() > 1 {
-            self.hist += 1;
+            self.count_hist_entry();
             self.cur_linked = linked;
         }
         let mut other = self.copy_state();

@@ -29,6 +29,7 @@ use crate::offload::OffloadHooks;
 use crate::precision::{LinkedSet, SegEntry};
 use crate::prune::{Explored, Visit};
 use crate::reg::{RegState, RegType};
+use crate::stack_live::{StackLiveness, loop_slots};
 use crate::state::{MAX_CALL_FRAMES, VerifierState};
 
 /// What to do after an instruction.
@@ -103,6 +104,10 @@ pub(crate) struct Walker<'a> {
     touched_slots: u64,
     /// The log already shows the state for this instruction (a call or return printed it).
     state_printed: bool,
+    /// The last instruction's state as the log shows it, printed ahead of time: where it
+    /// starts and whether it replaced the instruction line's newline. The kernel prints it
+    /// only when the next instruction is walked, so a prune there takes it back.
+    deferred_state: Option<(usize, bool)>,
     /// Instructions executed since the last checkpoint (for precision backtracking).
     pub seg: Vec<SegEntry>,
     /// The fixed-offset stack slot (frame, slot) the current instruction accessed.
@@ -123,8 +128,16 @@ pub(crate) struct Walker<'a> {
     /// records): past [`MAX_HIST`] the next prune point stores a state whatever the other
     /// heuristics say, as the kernel does to bound its history.
     pub hist: u32,
+    /// The current instruction already has an entry in that history (the kernel's
+    /// `cur_hist_ent`): a jump point's entry, a spill or fill, or a linked-register record
+    /// of the same instruction share one entry, so only the first counts.
+    pub hist_ent: bool,
     /// The path was just resumed from a branch pushed at this instruction (for the log).
     resumed: Option<usize>,
+    /// Which stack slots stored states' continuations may read (Linux 6.18's analysis).
+    pub(crate) slive: StackLiveness,
+    /// Per slot: on a cycle of the graph (see [`crate::stack_live::loop_slots`]).
+    pub(crate) in_loop: Vec<bool>,
 }
 
 impl<'a> Walker<'a> {
@@ -167,6 +180,7 @@ impl<'a> Walker<'a> {
             touched_regs: 0,
             touched_slots: 0,
             state_printed: false,
+            deferred_state: None,
             seg: Vec::with_capacity(64),
             cur_stack: None,
             cur_linked: LinkedSet::default(),
@@ -174,7 +188,10 @@ impl<'a> Walker<'a> {
             pending_segs: Vec::new(),
             spare: Vec::new(),
             hist: 0,
+            hist_ent: false,
             resumed: None,
+            slive: StackLiveness::default(),
+            in_loop: loop_slots(code),
         }
     }
 
@@ -297,11 +314,30 @@ impl<'a> Walker<'a> {
 
     /// Records the stack use of frame `frame` reaching down to `fp + min_off`.
     pub fn note_stack_depth(&mut self, frame: usize, min_off: i64) {
+        if min_off < 0
+            && let Some(f) = self.st.frames.get_mut(frame)
+        {
+            f.stack.grow(((-min_off - 1) / 8) as usize);
+        }
         if let Some(f) = self.st.frames.get(frame) {
             let depth = u32::try_from(-min_off).unwrap_or(0);
             if let Some(d) = self.stack_depth.get_mut(f.subprog) {
                 *d = (*d).max(depth);
             }
+        }
+    }
+
+    /// The current instruction reads slot `spi` of frame `f` (for the stack liveness
+    /// analysis; the kernel's `bpf_mark_stack_read`).
+    pub(crate) fn live_read(&mut self, f: usize, spi: usize) {
+        self.slive.read(&self.st, self.cfg, self.pc, f, spi);
+    }
+
+    /// The current instruction gets an entry in the path's history, unless it has one.
+    pub(crate) fn count_hist_entry(&mut self) {
+        if !self.hist_ent {
+            self.hist += 1;
+            self.hist_ent = true;
         }
     }
 
@@ -328,6 +364,14 @@ impl<'a> Walker<'a> {
             if self.cfg.prune_points.get(self.pc).copied().unwrap_or(false) {
                 match self.is_state_visited()? {
                     Visit::Pruned => {
+                        if let Some((pos, newline)) = self.deferred_state.take()
+                            && resumed.is_none()
+                        {
+                            self.log.truncate(pos);
+                            if newline {
+                                self.log.push("\n");
+                            }
+                        }
                         if self.log.enabled() {
                             match resumed {
                                 Some(prev) if self.log.verbose() => self
@@ -344,8 +388,9 @@ impl<'a> Walker<'a> {
                     Visit::Continue => {}
                 }
             }
+            self.hist_ent = false;
             if self.cfg.jmp_points.get(self.pc).copied().unwrap_or(false) {
-                self.hist += 1;
+                self.count_hist_entry();
             }
             if let Some(prev) = resumed
                 && self.log.enabled()
@@ -356,7 +401,10 @@ impl<'a> Walker<'a> {
                 }
                 self.log.line(&format!("{}:{s}", self.pc));
             }
+            self.slive.begin_insn(&self.st, self.cfg, self.pc);
+            let depth = self.st.frames.len();
             let flow = self.step()?;
+            self.slive.end_insn(self.st.frames.len() != depth);
             match flow {
                 Flow::Next(next) => {
                     self.prev_pc = self.pc;
@@ -385,6 +433,7 @@ impl<'a> Walker<'a> {
         self.touched_regs = 0;
         self.touched_slots = 0;
         self.state_printed = false;
+        self.deferred_state = None;
         let line_start = self.log.pos();
         let opcode = self.code.opcodes.get(pc).copied().unwrap_or(0);
         let insn = match slot {
@@ -424,28 +473,42 @@ impl<'a> Walker<'a> {
         });
         // A finished path prints no state (the kernel moves on to the next branch).
         if self.log.enabled() && !self.state_printed && !matches!(flow, Flow::Done) {
-            self.print_touched(line_start, insn_len);
+            // The kernel prints an instruction's state when it starts the next one, labelled
+            // with that one's index; a conditional jump prints its own, labelled with its.
+            let label = match flow {
+                Flow::Next(next) if !matches!(insn, Insn::Jmp { .. }) => next,
+                _ => pc,
+            };
+            self.print_touched(line_start, insn_len, label);
+            // A conditional jump prints its state itself, whatever comes next.
+            if matches!(insn, Insn::Jmp { .. }) {
+                self.deferred_state = None;
+            }
         }
         Ok(flow)
     }
 
     /// Appends `; <touched state>` to the instruction's line, at the kernel's column.
-    fn print_touched(&mut self, line_start: usize, insn_len: usize) {
+    /// Like the kernel, it prints when anything was touched, even if nothing touched is
+    /// still initialised (a `;` with no state after `call bpf_tail_call`).
+    fn print_touched(&mut self, line_start: usize, insn_len: usize, label: usize) {
+        if self.touched_regs == 0 && self.touched_slots == 0 {
+            return;
+        }
         let sel = Selection::Touched {
             regs: self.touched_regs,
             slots: self.touched_slots,
         };
         let s = log::fmt_frame(self.st.cur(), self.maps, sel);
-        if s.is_empty() {
-            return;
-        }
         if self.log.pos() != line_start + insn_len + 1 {
             // Something was logged after the instruction (precision tracking): the state
             // goes on a line of its own, as in the kernel.
-            self.log.line(&format!("{}:{s}", self.pc));
+            self.deferred_state = Some((self.log.pos(), false));
+            self.log.line(&format!("{label}:{s}"));
             return;
         }
         self.log.truncate(line_start + insn_len);
+        self.deferred_state = Some((self.log.pos(), true));
         let pad = log::state_padding(insn_len);
         self.log.push(&" ".repeat(pad));
         self.log.line(&format!(";{s}"));
@@ -541,6 +604,21 @@ impl<'a> Walker<'a> {
 
     /// Queues the state `state` to resume at `pc` (the kernel's `push_stack`).
     pub fn push_branch(&mut self, pc: usize, state: VerifierState) -> VResult<()> {
+        self.push_pending(pc, state, true)
+    }
+
+    /// Pushes `state` to be resumed at `pc`. With `record_current`, the current instruction's
+    /// history record is part of the pushed path (a jump: both edges share it); without, only
+    /// when the current instruction is a jump point, whose record the kernel made before
+    /// executing it (a state forked to re-execute the current instruction).
+    pub fn push_pending(
+        &mut self,
+        pc: usize,
+        state: VerifierState,
+        record_current: bool,
+    ) -> VResult<()> {
+        let record_current =
+            record_current || self.cfg.jmp_points.get(self.pc).copied().unwrap_or(false);
         if self.pending.len() >= MAX_PENDING {
             return Err(VerifierError::new(
                 self.pc,
@@ -564,11 +642,13 @@ impl<'a> Walker<'a> {
                 self.pending_segs.extend_from_slice(&self.seg);
                 // The jump's record is shared by both edges (the kernel pushes it to the
                 // history before forking).
-                self.pending_segs.push(SegEntry {
-                    pc: self.pc as u32,
-                    stack: None,
-                    linked: self.cur_linked,
-                });
+                if record_current {
+                    self.pending_segs.push(SegEntry {
+                        pc: self.pc as u32,
+                        stack: None,
+                        linked: self.cur_linked,
+                    });
+                }
                 start
             },
             seg_written: self.seg_written,
@@ -582,6 +662,7 @@ impl<'a> Walker<'a> {
     /// when nothing is left.
     fn end_path(&mut self) -> VResult<bool> {
         self.explored.path_done(self.parent);
+        self.slive.update(&self.st, self.cfg, self.code);
         let Some(p) = self.pending.pop() else {
             return Ok(true);
         };

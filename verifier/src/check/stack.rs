@@ -108,6 +108,7 @@ impl Walker<'_> {
         self.touch_slot(spi);
         if size == REG_SIZE && off % REG_SIZE as i32 == 0 {
             self.mark_stack_written(f, spi);
+            self.slive.write(f, spi);
         } else {
             // A partial write keeps the other bytes: the slot's old contents still matter.
             self.mark_stack_read(f, spi);
@@ -182,7 +183,7 @@ impl Walker<'_> {
     /// between the register and the slot. Other stack accesses move no tracked value: a
     /// load of plain data gives an unknown number, a store of data ends no spill's story.
     fn stack_history(&mut self, f: usize, spi: usize) {
-        self.hist += 1;
+        self.count_hist_entry();
         self.cur_stack = Some((f as u8, spi as u8));
     }
 
@@ -236,6 +237,7 @@ impl Walker<'_> {
         let (spi, _) = locate(off);
         self.touch_slot(spi);
         self.mark_stack_read(f, spi);
+        self.live_read(f, spi);
         let slot = self.st.frames[f]
             .stack
             .slot(spi)
@@ -341,6 +343,7 @@ impl Walker<'_> {
             if spi != marked {
                 // Once per slot: the bytes of a slot are consecutive.
                 self.mark_stack_read(f, spi);
+                self.live_read(f, spi);
                 marked = spi;
             }
             let stack = &self.st.frames[f].stack;
@@ -371,6 +374,40 @@ impl Walker<'_> {
     }
 
     /// A helper reading (or, when `write`, filling) `size` bytes at stack pointer `reg`.
+    /// After a helper that reads and writes memory it is given initialised (the kernel's
+    /// `ARG_PTR_TO_MEM` without `MEM_RDONLY`: `bpf_fib_lookup`'s parameters): on the
+    /// stack, every byte it may have written becomes data and spilled values are forgotten,
+    /// as the kernel's `check_stack_range_initialized` does when it clobbers.
+    pub(super) fn clobber_helper_stack(
+        &mut self,
+        regno: u8,
+        reg: &RegState,
+        size: u64,
+    ) -> VResult<()> {
+        let RegType::Stack { frame } = reg.ty else {
+            return Ok(());
+        };
+        let Ok(size) = usize::try_from(size) else {
+            return Ok(());
+        };
+        if size == 0 {
+            return Ok(());
+        }
+        let (min_off, max_off) =
+            self.stack_bounds(regno, reg, reg.off, size, " indirect access to")?;
+        let f = self.frame_index(frame)?;
+        for b in min_off..max_off {
+            let b = b as i32;
+            let (spi, _) = locate(b);
+            let stack = &mut self.st.frames[f].stack;
+            stack.slot_mut(spi).scrub_spill();
+            if matches!(stack.byte(b), SlotType::Zero | SlotType::Invalid) {
+                stack.set_byte(b, SlotType::Misc);
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn check_helper_stack(
         &mut self,
         regno: u8,

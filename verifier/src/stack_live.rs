@@ -1,0 +1,416 @@
+//! Which stack slots a stored state's continuation may still read: Linux 6.18's stack
+//! liveness analysis (`kernel/bpf/liveness.c`), which decides the slots pruning compares.
+//!
+//! The analysis is per *function instance*: a subprogram reached through one chain of call
+//! sites. While the walk runs, each instruction of an instance collects, per frame of the
+//! chain, the slots it may read (a union over every visit) and the slots it surely writes
+//! whole (an intersection over every visit; only 8-byte aligned stores count). At the end
+//! of each path, and when a subprogram returns, the instances that changed solve the usual
+//! backward data flow over their function's control-flow graph:
+//!
+//! ```text
+//! live_before(i) = may_read(i) ∪ (∪ live_before(succ(i)) \ must_write(i))
+//! ```
+//!
+//! and a callee passes what its entry may read (and what it surely writes, `must_write_acc`)
+//! to the call instruction of its caller's instance. A stored state whose continuation is
+//! fully explored is then *cleaned* once: every slot not live at its instruction (in its own
+//! frame's instance, or after the call site for the frames above) stops being compared.
+//!
+//! Unlike the per-path read marks of earlier kernels, liveness is the union over every path
+//! the walk has seen through the graph, so a slot one path reads keeps a sibling path's
+//! stored state from pruning with a different value there.
+
+use std::collections::HashMap;
+
+use crate::cfg::{Cfg, successors};
+use crate::code::Code;
+use crate::state::{MAX_CALL_FRAMES, VerifierState};
+
+/// The masks of one instruction for one frame of an instance.
+#[derive(Debug, Clone, Copy, Default)]
+struct Masks {
+    may_read: u64,
+    must_write: u64,
+    must_write_acc: u64,
+    live_before: u64,
+}
+
+/// A call chain: the call instruction of every frame above, then the subprogram start.
+type Chain = Vec<u32>;
+
+#[derive(Debug)]
+struct Instance {
+    /// Subprogram start of every frame of the chain.
+    sp_starts: Vec<usize>,
+    /// First slot of this instance's function and its length.
+    start: usize,
+    len: usize,
+    /// Per frame of the chain (allocated on first use), per instruction of the function.
+    frames: Vec<Option<Vec<Masks>>>,
+    /// Per instruction: whether `must_write` has been set by a visit yet.
+    must_write_set: Vec<bool>,
+    updated: bool,
+    must_write_dropped: bool,
+}
+
+impl Instance {
+    fn masks(&self, frame: usize, pc: usize) -> Option<&Masks> {
+        let rel = pc.checked_sub(self.start)?;
+        self.frames.get(frame)?.as_ref()?.get(rel)
+    }
+
+    fn masks_mut(&mut self, frame: usize, pc: usize) -> Option<&mut Masks> {
+        let rel = pc.checked_sub(self.start).filter(|&r| r < self.len)?;
+        let f = self.frames.get_mut(frame)?;
+        f.get_or_insert_with(|| vec![Masks::default(); self.len])
+            .get_mut(rel)
+    }
+}
+
+/// The analysis state of one verification.
+#[derive(Debug, Default)]
+pub(crate) struct StackLiveness {
+    instances: HashMap<Chain, Instance>,
+    /// Whole-slot writes of the current instruction, per frame, and where they go: the
+    /// instance and instruction current when the instruction started.
+    write_acc: [u64; MAX_CALL_FRAMES],
+    write_at: Option<(Chain, usize)>,
+}
+
+/// The chain of `st` down to frame `frameno`.
+fn chain_of(st: &VerifierState, cfg: &Cfg, frameno: usize) -> (Chain, Vec<usize>) {
+    let mut chain = Vec::with_capacity(frameno + 1);
+    let mut starts = Vec::with_capacity(frameno + 1);
+    for i in 0..=frameno {
+        let start = st
+            .frames
+            .get(i)
+            .and_then(|f| cfg.subprogs.get(f.subprog))
+            .map_or(0, |s| s.start);
+        starts.push(start);
+        if i < frameno {
+            let cs = st.frames.get(i + 1).and_then(|f| f.callsite).unwrap_or(0);
+            chain.push(cs as u32);
+        } else {
+            chain.push(start as u32);
+        }
+    }
+    (chain, starts)
+}
+
+impl StackLiveness {
+    fn instance(&mut self, cfg: &Cfg, chain: Chain, sp_starts: Vec<usize>) -> &mut Instance {
+        self.instances.entry(chain).or_insert_with(|| {
+            let start = sp_starts.last().copied().unwrap_or(0);
+            let len = cfg
+                .subprogs
+                .iter()
+                .find(|s| s.start == start)
+                .map_or(0, |s| s.end - s.start);
+            Instance {
+                frames: vec![None; sp_starts.len()],
+                sp_starts,
+                start,
+                len,
+                must_write_set: vec![false; len],
+                updated: false,
+                must_write_dropped: false,
+            }
+        })
+    }
+
+    /// The instruction at `pc` of the current state's innermost instance may read slot
+    /// `spi` of frame `frame`.
+    pub(crate) fn read(
+        &mut self,
+        st: &VerifierState,
+        cfg: &Cfg,
+        pc: usize,
+        frame: usize,
+        spi: usize,
+    ) {
+        if spi >= 64 {
+            return;
+        }
+        let (chain, starts) = chain_of(st, cfg, st.frames.len().saturating_sub(1));
+        let inst = self.instance(cfg, chain, starts);
+        mark_read(inst, frame, pc, 1 << spi);
+    }
+
+    /// A new instruction at `pc` starts: its whole-slot writes are collected from here.
+    pub(crate) fn begin_insn(&mut self, st: &VerifierState, cfg: &Cfg, pc: usize) {
+        let (chain, starts) = chain_of(st, cfg, st.frames.len().saturating_sub(1));
+        // The instance exists from its first instruction on, so that writes before any
+        // read are recorded (the kernel's `ensure_cur_instance`).
+        self.instance(cfg, chain.clone(), starts);
+        self.write_acc = [0; MAX_CALL_FRAMES];
+        self.write_at = Some((chain, pc));
+    }
+
+    /// The current instruction wrote all 8 bytes of slot `spi` of frame `frame`.
+    pub(crate) fn write(&mut self, frame: usize, spi: usize) {
+        if spi < 64
+            && let Some(m) = self.write_acc.get_mut(frame)
+        {
+            *m |= 1 << spi;
+        }
+    }
+
+    /// The current instruction is done: its writes join what earlier visits wrote. Like
+    /// the kernel, an instruction that entered or left a subprogram records nothing (the
+    /// instance it started in is no longer current).
+    pub(crate) fn end_insn(&mut self, frames_changed: bool) {
+        let Some((chain, pc)) = self.write_at.take() else {
+            return;
+        };
+        if frames_changed {
+            return;
+        }
+        let acc = self.write_acc;
+        if let Some(inst) = self.instances.get_mut(&chain) {
+            commit_writes(inst, pc, &acc);
+        }
+    }
+
+    /// Solves every changed instance of `st`'s chain, innermost first (end of a path, or a
+    /// subprogram's exit).
+    pub(crate) fn update(&mut self, st: &VerifierState, cfg: &Cfg, code: &Code) {
+        self.write_at = None;
+        for frameno in (0..st.frames.len()).rev() {
+            let (chain, starts) = chain_of(st, cfg, frameno);
+            let inst = self.instance(cfg, chain.clone(), starts);
+            if !inst.updated {
+                continue;
+            }
+            solve(inst, code);
+            inst.updated = false;
+            inst.must_write_dropped = false;
+            if frameno > 0 {
+                self.propagate_to_caller(cfg, &chain);
+            }
+        }
+    }
+
+    /// What the callee instance `chain`'s entry may read, and surely writes, of the frames
+    /// above becomes a read and a write of the call instruction in the caller's instance.
+    fn propagate_to_caller(&mut self, cfg: &Cfg, chain: &Chain) {
+        let Some(callee) = self.instances.get(chain) else {
+            return;
+        };
+        let depth = chain.len() - 1;
+        let entry = callee.start;
+        let mut outer_chain: Chain = chain[..depth].to_vec();
+        let outer_starts = callee.sp_starts[..depth].to_vec();
+        let callsite = outer_chain[depth - 1] as usize;
+        outer_chain[depth - 1] = outer_starts[depth - 1] as u32;
+        let per_frame: Vec<Option<Masks>> = (0..depth)
+            .map(|f| callee.masks(f, entry).copied())
+            .collect();
+        let outer = self.instance(cfg, outer_chain, outer_starts);
+        let mut acc = [0u64; MAX_CALL_FRAMES];
+        for (f, m) in per_frame.iter().enumerate() {
+            if let Some(m) = m {
+                acc[f] = m.must_write_acc;
+                mark_read(outer, f, callsite, m.live_before);
+            }
+        }
+        commit_writes(outer, callsite, &acc);
+    }
+
+    /// The slots of each frame of `st` (a state stored at `pc`) that its continuation may
+    /// still read: in the innermost frame's instance at `pc`, or, for a frame above, after
+    /// the call site in any frame between.
+    pub(crate) fn alive(
+        &mut self,
+        st: &VerifierState,
+        cfg: &Cfg,
+        pc: usize,
+    ) -> [u64; MAX_CALL_FRAMES] {
+        let cur = st.frames.len().saturating_sub(1);
+        let mut out = [0u64; MAX_CALL_FRAMES];
+        let (cur_chain, cur_starts) = chain_of(st, cfg, cur);
+        let inst = self.instance(cfg, cur_chain.clone(), cur_starts);
+        for (f, o) in out.iter_mut().enumerate().take(cur + 1) {
+            *o = inst.masks(f, pc).map_or(0, |m| m.live_before);
+        }
+        for (i, &callsite) in cur_chain.iter().enumerate().take(cur) {
+            let callsite = callsite as usize;
+            let (chain, starts) = chain_of(st, cfg, i);
+            let inst = self.instance(cfg, chain, starts);
+            for (f, o) in out.iter_mut().enumerate().take(i + 1) {
+                *o |= inst.masks(f, callsite + 1).map_or(0, |m| m.live_before);
+            }
+        }
+        out
+    }
+}
+
+fn mark_read(inst: &mut Instance, frame: usize, pc: usize, mask: u64) {
+    let Some(m) = inst.masks_mut(frame, pc) else {
+        return;
+    };
+    let new = m.may_read | mask;
+    let grows = new != m.may_read && (new | m.live_before) != m.live_before;
+    m.may_read = new;
+    inst.updated |= grows;
+}
+
+fn commit_writes(inst: &mut Instance, pc: usize, acc: &[u64; MAX_CALL_FRAMES]) {
+    let Some(rel) = pc.checked_sub(inst.start).filter(|&r| r < inst.len) else {
+        return;
+    };
+    let seen = inst.must_write_set[rel];
+    for (frame, &mask) in acc.iter().enumerate().take(inst.frames.len()) {
+        if mask == 0 && !seen {
+            continue;
+        }
+        let mut updated = false;
+        let mut dropped = false;
+        if let Some(m) = inst.masks_mut(frame, pc) {
+            let old = m.must_write;
+            let new = if seen { mask & old } else { mask };
+            if old != new {
+                m.must_write = new;
+                updated = true;
+            }
+            dropped = old & !new != 0;
+        }
+        inst.updated |= updated;
+        inst.must_write_dropped |= dropped;
+    }
+    inst.must_write_set[rel] = true;
+}
+
+/// The fixed point of `live_before` and `must_write_acc` over the function's graph.
+fn solve(inst: &mut Instance, code: &Code) {
+    let (start, len) = (inst.start, inst.len);
+    let dropped = inst.must_write_dropped;
+    for f in inst.frames.iter_mut().flatten() {
+        if dropped {
+            for m in f.iter_mut() {
+                m.must_write_acc = 0;
+            }
+        }
+        loop {
+            let mut changed = false;
+            for rel in (0..len).rev() {
+                let (succ, n) = successors(code, start + rel);
+                if n == 0 {
+                    continue;
+                }
+                let mut after = 0u64;
+                let mut acc = u64::MAX;
+                for &s in &succ[..n] {
+                    let sm = usize::try_from(s)
+                        .ok()
+                        .and_then(|s| s.checked_sub(start))
+                        .and_then(|r| f.get(r))
+                        .copied()
+                        .unwrap_or_default();
+                    after |= sm.live_before;
+                    acc &= sm.must_write_acc;
+                }
+                let m = &mut f[rel];
+                let before = (after & !m.must_write) | m.may_read;
+                let acc = acc | m.must_write;
+                if before != m.live_before || acc != m.must_write_acc {
+                    m.live_before = before;
+                    m.must_write_acc = acc;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+}
+
+/// Per slot: whether it lies on a cycle of the control-flow graph (a non-trivial strongly
+/// connected component, calls falling through). Stored states there are not cleaned by
+/// this analysis: the kernel holds back cleaning while a loop's exploration has pending
+/// back edges, which this verifier does not track; their stack is compared with the
+/// per-path read marks instead.
+pub(crate) fn loop_slots(code: &Code) -> Vec<bool> {
+    let n = code.len();
+    let succ = |v: usize| {
+        let (s, k) = successors(code, v);
+        s.into_iter()
+            .take(k)
+            .filter_map(move |t| usize::try_from(t).ok().filter(|&t| t < n))
+    };
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut in_loop = vec![false; n];
+    let mut stack = Vec::new();
+    let mut next = 0usize;
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        // (node, successors visited so far)
+        let mut work = vec![(root, 0usize)];
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut i)) = work.last_mut() {
+            if let Some(w) = succ(v).nth(*i) {
+                *i += 1;
+                if w == v {
+                    in_loop[v] = true;
+                }
+                if index[w] == usize::MAX {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(p, _)) = work.last() {
+                low[p] = low[p].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut members = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    members.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                if members.len() > 1 {
+                    for w in members {
+                        in_loop[w] = true;
+                    }
+                }
+            }
+        }
+    }
+    in_loop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> Code {
+        let raw = vm_core::asm::assemble(text).unwrap_or_default();
+        Code::from_raw(&raw).0
+    }
+
+    #[test]
+    fn loop_slots_mark_only_the_cycle() {
+        let c = code("mov r0, 0\nl: add r0, 1\njlt r0, 5, l\nexit");
+        assert_eq!(loop_slots(&c), vec![false, true, true, false]);
+    }
+}
