@@ -50,6 +50,9 @@ struct Instance {
     frames: Vec<Option<Vec<Masks>>>,
     /// Per instruction: whether `must_write` has been set by a visit yet.
     must_write_set: Vec<bool>,
+    /// Per instruction: its successors inside the function, relative to `start`
+    /// (`NO_SUCC`: none). Computed once: [`solve`] runs at every path's end.
+    succ: Vec<[u32; 2]>,
     updated: bool,
     must_write_dropped: bool,
 }
@@ -66,6 +69,32 @@ impl Instance {
         f.get_or_insert_with(|| vec![Masks::default(); self.len])
             .get_mut(rel)
     }
+}
+
+/// No successor in [`Instance::succ`].
+const NO_SUCC: u32 = u32::MAX;
+
+/// A successor outside the function in [`Instance::succ`] (none in a well-formed function):
+/// it counts as an instruction with empty masks.
+const OUTSIDE: u32 = u32::MAX - 1;
+
+/// The successors of each instruction of the function at `start..start + len`, relative to
+/// `start`.
+fn successor_table(code: &Code, start: usize, len: usize) -> Vec<[u32; 2]> {
+    (start..start + len)
+        .map(|pc| {
+            let (succ, n) = successors(code, pc);
+            let mut out = [NO_SUCC; 2];
+            for (o, &t) in out.iter_mut().zip(&succ[..n]) {
+                *o = usize::try_from(t)
+                    .ok()
+                    .and_then(|t| t.checked_sub(start))
+                    .filter(|&r| r < len)
+                    .map_or(OUTSIDE, |r| r as u32);
+            }
+            out
+        })
+        .collect()
 }
 
 /// The analysis state of one verification.
@@ -142,6 +171,7 @@ impl StackLiveness {
             start,
             len,
             must_write_set: vec![false; len],
+            succ: Vec::new(),
             updated: false,
             must_write_dropped: false,
         });
@@ -332,8 +362,12 @@ fn commit_writes(inst: &mut Instance, pc: usize, acc: &[u64; MAX_CALL_FRAMES]) {
 
 /// The fixed point of `live_before` and `must_write_acc` over the function's graph.
 fn solve(inst: &mut Instance, code: &Code) {
-    let (start, len) = (inst.start, inst.len);
+    let len = inst.len;
+    if inst.succ.len() != len {
+        inst.succ = successor_table(code, inst.start, len);
+    }
     let dropped = inst.must_write_dropped;
+    let succ = &inst.succ;
     for f in inst.frames.iter_mut().flatten() {
         if dropped {
             for m in f.iter_mut() {
@@ -342,22 +376,21 @@ fn solve(inst: &mut Instance, code: &Code) {
         }
         loop {
             let mut changed = false;
-            for rel in (0..len).rev() {
-                let (succ, n) = successors(code, start + rel);
-                if n == 0 {
+            for rel in (0..len.min(f.len()).min(succ.len())).rev() {
+                let targets = succ[rel];
+                if targets[0] == NO_SUCC {
+                    // An exit.
                     continue;
                 }
                 let mut after = 0u64;
                 let mut acc = u64::MAX;
-                for &s in &succ[..n] {
-                    let sm = usize::try_from(s)
-                        .ok()
-                        .and_then(|s| s.checked_sub(start))
-                        .and_then(|r| f.get(r))
-                        .copied()
-                        .unwrap_or_default();
-                    after |= sm.live_before;
-                    acc &= sm.must_write_acc;
+                for &t in &targets {
+                    if t != NO_SUCC {
+                        // `OUTSIDE` is past the end: empty masks.
+                        let sm = f.get(t as usize).copied().unwrap_or_default();
+                        after |= sm.live_before;
+                        acc &= sm.must_write_acc;
+                    }
                 }
                 let m = &mut f[rel];
                 let before = (after & !m.must_write) | m.may_read;
@@ -393,6 +426,8 @@ pub(crate) fn loop_slots(code: &Code) -> Vec<bool> {
     let mut on_stack = vec![false; n];
     let mut in_loop = vec![false; n];
     let mut stack = Vec::new();
+    // One strongly connected component at a time (reused: most are single instructions).
+    let mut members = Vec::new();
     let mut next = 0usize;
     for root in 0..n {
         if index[root] != usize::MAX {
@@ -428,7 +463,7 @@ pub(crate) fn loop_slots(code: &Code) -> Vec<bool> {
                 low[p] = low[p].min(low[v]);
             }
             if low[v] == index[v] {
-                let mut members = Vec::new();
+                members.clear();
                 while let Some(w) = stack.pop() {
                     on_stack[w] = false;
                     members.push(w);
@@ -437,7 +472,7 @@ pub(crate) fn loop_slots(code: &Code) -> Vec<bool> {
                     }
                 }
                 if members.len() > 1 {
-                    for w in members {
+                    for &w in &members {
                         in_loop[w] = true;
                     }
                 }
