@@ -15,26 +15,7 @@ use verifier::{VerifyOptions, verify};
 use vm_core::ProgType;
 
 fn objects() -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for dir in ["ebpf-samples", "cilium-ebpf", "rbpf"] {
-        let mut stack = vec![vm_core::corpus::require(dir)];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if p.is_dir() {
-                    stack.push(p);
-                } else if name.ends_with(".o") || name.ends_with("-el.elf") {
-                    out.push(p);
-                }
-            }
-        }
-    }
-    out.sort();
-    out
+    vm_core::corpus::elf_objects(&["ebpf-samples", "cilium-ebpf", "rbpf"])
 }
 
 fn main() -> ExitCode {

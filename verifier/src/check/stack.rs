@@ -396,7 +396,14 @@ impl Walker<'_> {
         let (min_off, max_off) =
             self.stack_bounds(regno, reg, reg.off, size, " indirect access to")?;
         let f = self.frame_index(frame)?;
-        for b in min_off..max_off {
+        self.helper_wrote(f, min_off, max_off);
+        Ok(())
+    }
+
+    /// A helper wrote bytes `from..to` of frame `f`'s stack with values unknown here: spills
+    /// there are gone, and known-zero or uninitialised bytes become data.
+    fn helper_wrote(&mut self, f: usize, from: i64, to: i64) {
+        for b in from..to {
             let b = b as i32;
             let (spi, _) = locate(b);
             let stack = &mut self.st.frames[f].stack;
@@ -405,7 +412,6 @@ impl Walker<'_> {
                 stack.set_byte(b, SlotType::Misc);
             }
         }
-        Ok(())
     }
 
     pub(super) fn check_helper_stack(
@@ -451,15 +457,7 @@ impl Walker<'_> {
         }
         self.stack_range_readable(f, regno, reg, min_off, last, size, " indirect")?;
         if write {
-            for b in min_off..last + size as i64 {
-                let b = b as i32;
-                let (spi, _) = locate(b);
-                let stack = &mut self.st.frames[f].stack;
-                stack.slot_mut(spi).scrub_spill();
-                if matches!(stack.byte(b), SlotType::Zero | SlotType::Invalid) {
-                    stack.set_byte(b, SlotType::Misc);
-                }
-            }
+            self.helper_wrote(f, min_off, last + size as i64);
         }
         Ok(())
     }
