@@ -53,6 +53,9 @@ struct Instance {
     /// Per instruction: its successors inside the function, relative to `start`
     /// (`NO_SUCC`: none). Computed once: [`solve`] runs at every path's end.
     succ: Vec<[u32; 2]>,
+    /// Per instruction: the target of a backward (or self) edge, whose change in a pass of
+    /// [`solve`] reaches an instruction that pass has already visited.
+    back_target: Vec<bool>,
     updated: bool,
     must_write_dropped: bool,
 }
@@ -172,6 +175,7 @@ impl StackLiveness {
             len,
             must_write_set: vec![false; len],
             succ: Vec::new(),
+            back_target: Vec::new(),
             updated: false,
             must_write_dropped: false,
         });
@@ -365,9 +369,21 @@ fn solve(inst: &mut Instance, code: &Code) {
     let len = inst.len;
     if inst.succ.len() != len {
         inst.succ = successor_table(code, inst.start, len);
+        inst.back_target = vec![false; len];
+        for (rel, targets) in inst.succ.iter().enumerate() {
+            for &t in targets {
+                if let Some(b) = inst
+                    .back_target
+                    .get_mut(t as usize)
+                    .filter(|_| t as usize <= rel)
+                {
+                    *b = true;
+                }
+            }
+        }
     }
     let dropped = inst.must_write_dropped;
-    let succ = &inst.succ;
+    let (succ, back_target) = (&inst.succ, &inst.back_target);
     for f in inst.frames.iter_mut().flatten() {
         if dropped {
             for m in f.iter_mut() {
@@ -375,7 +391,11 @@ fn solve(inst: &mut Instance, code: &Code) {
             }
         }
         loop {
-            let mut changed = false;
+            // Passes run in reverse order, so an instruction reads its forward successors'
+            // masks of this same pass; only a change at the target of a backward edge can
+            // reach an instruction already visited, and so call for another pass (without,
+            // most paths' ends paid a whole confirming pass).
+            let mut again = false;
             for rel in (0..len.min(f.len()).min(succ.len())).rev() {
                 let targets = succ[rel];
                 if targets[0] == NO_SUCC {
@@ -398,10 +418,10 @@ fn solve(inst: &mut Instance, code: &Code) {
                 if before != m.live_before || acc != m.must_write_acc {
                     m.live_before = before;
                     m.must_write_acc = acc;
-                    changed = true;
+                    again |= back_target.get(rel).copied().unwrap_or(true);
                 }
             }
-            if !changed {
+            if !again {
                 break;
             }
         }
