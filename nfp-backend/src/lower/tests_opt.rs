@@ -20,6 +20,17 @@ fn before_after(src: &str, with: LowerOptions, loose: bool) -> (usize, usize) {
     (off.nfp_insns, on.nfp_insns)
 }
 
+/// Compares narrowed to 32 bits, alone and with dead upper halves left out (the options most
+/// of the tests below compare against each other).
+const NARROW: LowerOptions = LowerOptions {
+    narrow_cmp: true,
+    ..LowerOptions::NONE
+};
+const NARROW_DEAD_HI: LowerOptions = LowerOptions {
+    dead_hi: true,
+    ..NARROW
+};
+
 const PKT: &str = "mov %r0, 0\nldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 32\njgt %r4, %r3, out\n";
 
 #[test]
@@ -125,10 +136,7 @@ fn dead_branch_removes_never_taken_compares() {
 
 #[test]
 fn narrow_cmp_compares_32_bit_bounded_values_on_their_low_words() {
-    let with = LowerOptions {
-        narrow_cmp: true,
-        ..LowerOptions::NONE
-    };
+    let with = NARROW;
     // A byte and a half-word from the packet, compared with each other, with immediates and
     // by signed conditions: every compare fits 32 bits, and each but the `jset` (whose mask
     // has no high word, so it was one `and` already) saves its high-word step; with no
@@ -148,10 +156,7 @@ fn narrow_cmp_compares_32_bit_bounded_values_on_their_low_words() {
 
 #[test]
 fn narrow_cmp_leaves_wide_or_negative_operands_alone() {
-    let with = LowerOptions {
-        narrow_cmp: true,
-        ..LowerOptions::NONE
-    };
+    let with = NARROW;
     // A 64-bit load may exceed 32 bits; -1 sign-extends to 64 set bits; a sum of two words
     // may carry into bit 32.
     let src = format!(
@@ -165,10 +170,7 @@ fn narrow_cmp_leaves_wide_or_negative_operands_alone() {
 
 #[test]
 fn narrow_cmp_compares_packet_pointers_on_their_low_words() {
-    let with = LowerOptions {
-        narrow_cmp: true,
-        ..LowerOptions::NONE
-    };
+    let with = NARROW;
     // Two bounds checks (`PKT`'s and a second one further in): packet pointers are small
     // positive numbers on the NIC, so each compare loses its high-word step.
     let src = format!(
@@ -183,15 +185,8 @@ fn narrow_cmp_compares_packet_pointers_on_their_low_words() {
 
 #[test]
 fn dead_hi_computes_only_the_low_word_of_unread_upper_halves() {
-    let with = LowerOptions {
-        narrow_cmp: true,
-        dead_hi: true,
-        ..LowerOptions::NONE
-    };
-    let only_narrow = LowerOptions {
-        narrow_cmp: true,
-        ..LowerOptions::NONE
-    };
+    let with = NARROW_DEAD_HI;
+    let only_narrow = NARROW;
     // `r5 = r2 + 40` only feeds a (narrowed) bounds check, so its upper word is dead; r0's
     // upper half is read by `exit`, so `add r0, 7` keeps its high-word step.
     let src = format!(
@@ -214,11 +209,7 @@ fn dead_hi_computes_only_the_low_word_of_unread_upper_halves() {
 
 #[test]
 fn dead_hi_frees_pointers_that_only_address_the_packet_or_stack() {
-    let with = LowerOptions {
-        narrow_cmp: true,
-        dead_hi: true,
-        ..LowerOptions::NONE
-    };
+    let with = NARROW_DEAD_HI;
     // r5 = r2 + 10 and r6 = r10 - 8 are only used as load and store bases: the CTM and
     // local-memory addresses come from their low words, so no upper word is computed.
     let src = format!(
@@ -231,15 +222,8 @@ fn dead_hi_frees_pointers_that_only_address_the_packet_or_stack() {
 
 #[test]
 fn dead_hi_covers_left_shifts_constants_and_helper_arguments() {
-    let with = LowerOptions {
-        narrow_cmp: true,
-        dead_hi: true,
-        ..LowerOptions::NONE
-    };
-    let only_narrow = LowerOptions {
-        narrow_cmp: true,
-        ..LowerOptions::NONE
-    };
+    let with = NARROW_DEAD_HI;
+    let only_narrow = NARROW;
     // `r5 << 2` only feeds packet addresses (their low words), so the shift needs no
     // double shift for its upper word. The map pointer and the key pointer of the lookup
     // are read by the firmware as a 32-bit table id and LMEM address: `lddw` loads one word
