@@ -24,8 +24,6 @@
 
 use std::collections::VecDeque;
 
-use nfp_backend::exec::RunThrough;
-
 use crate::engine::{PacketEngine, Passed, Segment, Step};
 use crate::preset::MAX_THREADS_PER_ME;
 use crate::stats::{Verdict, Verdicts};
@@ -153,6 +151,22 @@ struct Thread {
 }
 
 impl Thread {
+    /// With replay, once the packet has run to its end: charges the firmware's `fw` cycles to
+    /// its first step (they open its first segment) and sets `busy` and `wait` to the
+    /// packet's totals, so that replaying a step only moves times (see [`MeSim::run`]).
+    fn settle_replay(&mut self, fw: u64) {
+        match self.segs.first_mut() {
+            Some(s) => s.busy += fw,
+            None => self.last_busy += fw,
+        }
+        let (busy, wait) = self
+            .segs
+            .iter()
+            .fold((self.last_busy, 0), |(b, w), s| (b + s.busy, w + s.wait));
+        (self.busy, self.wait) = (busy, wait);
+        self.fw_charged = true;
+    }
+
     /// Records how the packet ends, from its last step.
     fn set_last(&mut self, last: &Step) {
         self.verdict = verdict_of(last);
@@ -325,11 +339,15 @@ impl<E: PacketEngine> MeSim<E> {
     fn begin(&mut self, th: usize, index: u64, arrival: u64, frame: &[u8], at: u64) {
         self.engine.start(th as u32, frame);
         let t = &mut self.threads[th];
+        t.busy = 0;
+        t.wait = 0;
+        t.fw_charged = false;
         if self.replay {
             t.segs.clear();
             t.seg_at = 0;
             let last = self.engine.run_to_end(th as u32, &mut t.segs);
             t.set_last(&last);
+            t.settle_replay(self.fw_cycles);
         }
         t.ref_verdict = self.reference.as_mut().map(|r| {
             let (last, _, _) =
@@ -338,9 +356,6 @@ impl<E: PacketEngine> MeSim<E> {
         });
         t.index = index;
         t.arrival = arrival;
-        t.busy = 0;
-        t.wait = 0;
-        t.fw_charged = false;
         self.ready[th & (SLOTS - 1)] = at;
         self.held_mask |= bit(th);
     }
@@ -533,53 +548,77 @@ impl<E: PacketEngine> MeSim<E> {
     /// and ME times, same order of everything observable.
     fn run(&mut self, th: usize, at: u64, until: u64, out: &mut Outbox) {
         self.last_run = th;
+        // `th` holds a packet, so a single bit in `held_mask` is its own.
+        let alone = self.held_mask & (self.held_mask - 1) == 0 && self.freed_mask == 0;
+        if self.replay {
+            // The packet's steps are its recorded segments (the firmware's cycles already in
+            // the first, busy and wait totals already counted: `Thread::settle_replay`): a
+            // step only moves the ME's and the thread's times. Alone, it passes each swap
+            // after which it would be ready again before `until`, by the rule of `nfp_backend::exec::RunThrough`
+            // (the next segment then starts at that ready time).
+            let horizon = if alone { until } else { 0 };
+            let t = &mut self.threads[th];
+            let mut at = at;
+            while let Some(&s) = t.segs.get(t.seg_at) {
+                t.seg_at += 1;
+                let end = at + s.busy;
+                let ready = end + s.wait;
+                if ready >= horizon {
+                    self.me_free = end;
+                    self.ready[th & (SLOTS - 1)] = ready;
+                    return;
+                }
+                at = ready;
+            }
+            self.me_free = at + t.last_busy;
+            return self.complete(th, out);
+        }
         let t = &mut self.threads[th];
         // Branch-free: whether this is the packet's first step is a coin toss to the host.
         let fw = self.fw_cycles * u64::from(!t.fw_charged);
         t.fw_charged = true;
-        // `th` holds a packet, so a single bit in `held_mask` is its own.
-        let alone = self.held_mask & (self.held_mask - 1) == 0 && self.freed_mask == 0;
-        // The step's busy cycles, and its wait when it swapped (`None`: the packet's last).
-        let (last, swapped, passed) = if self.replay {
-            replay(t, at + fw, if alone { until } else { 0 })
+        let (step, passed) = if alone {
+            self.engine.resume_through(th as u32, at + fw, until)
         } else {
-            let (step, passed) = if alone {
-                self.engine.resume_through(th as u32, at + fw, until)
-            } else {
-                (self.engine.resume(th as u32), Passed::default())
-            };
-            let t = &mut self.threads[th];
-            match step {
-                Step::Swap { busy, wait } => (busy, Some(wait), passed),
-                last => {
-                    t.set_last(&last);
-                    (t.last_busy, None, passed)
-                }
+            (self.engine.resume(th as u32), Passed::default())
+        };
+        let t = &mut self.threads[th];
+        // The step's busy cycles, and its wait when it swapped (`None`: the packet's last).
+        let (last, swapped) = match step {
+            Step::Swap { busy, wait } => (busy, Some(wait)),
+            last => {
+                t.set_last(&last);
+                (t.last_busy, None)
             }
         };
         // The firmware's cycles open the packet's first segment, passed or not.
-        let busy = fw + passed.busy + last;
-        let t = &mut self.threads[th];
-        self.me_free = at + fw + passed.busy + passed.wait + last;
-        self.stats.busy_cycles += busy;
-        t.busy += busy;
+        t.busy += fw + passed.busy + last;
         t.wait += passed.wait;
+        self.me_free = at + fw + passed.busy + passed.wait + last;
         if let Some(wait) = swapped {
             t.wait += wait;
             self.ready[th & (SLOTS - 1)] = self.me_free + wait;
             return;
         }
+        self.complete(th, out);
+    }
+
+    /// Thread `th` finished its packet at `me_free`: counts it, and frees the thread.
+    #[inline(always)]
+    fn complete(&mut self, th: usize, out: &mut Outbox) {
         self.ready[th & (SLOTS - 1)] = NONE;
         self.held_mask &= !bit(th);
         let done = self.me_free;
         self.free[th & (SLOTS - 1)] = done;
         self.freed_mask |= bit(th);
+        let t = &mut self.threads[th];
         let (verdict, finished) = (t.verdict, t.finished);
         let (index, service) = (t.index, t.busy + t.wait);
         t.stats.processed += 1;
         t.stats.service_cycles += service;
         let s = &mut self.stats;
         s.processed += 1;
+        s.busy_cycles += t.busy;
         s.verdicts.count(verdict);
         s.busy.record(t.busy);
         s.service.record(service);
@@ -641,46 +680,6 @@ impl<E: PacketEngine> MeSim<E> {
         }
         self.scratch = bytes;
     }
-}
-
-/// The next step of `t`'s packet from its recorded segments: its busy cycles and, when it
-/// swapped, its wait (`None`: the packet's last step, see [`Thread::set_last`]). Passes (as
-/// [`PacketEngine::resume_through`] does, by the same [`RunThrough`] rule) the segments after
-/// which it would be ready again before `horizon` (0: none), for a step starting at `at`.
-#[inline(always)]
-fn replay(t: &mut Thread, at: u64, horizon: u64) -> (u64, Option<u64>, Passed) {
-    if horizon == 0 {
-        // Stepping (a loaded ME, the usual case of replay): the next segment as it is.
-        return match t.segs.get(t.seg_at) {
-            Some(&s) => {
-                t.seg_at += 1;
-                (s.busy, Some(s.wait), Passed::default())
-            }
-            None => (t.last_busy, None, Passed::default()),
-        };
-    }
-    replay_through(t, at, horizon)
-}
-
-/// [`replay`] with a horizon: passes segments by the [`RunThrough`] rule.
-fn replay_through(t: &mut Thread, at: u64, horizon: u64) -> (u64, Option<u64>, Passed) {
-    let mut through = RunThrough::new(at, horizon);
-    let mut total = 0;
-    let (busy, wait) = loop {
-        let Some(&s) = t.segs.get(t.seg_at) else {
-            break (t.last_busy, None);
-        };
-        t.seg_at += 1;
-        total += s.busy;
-        if !through.pass(total, s.wait) {
-            break (s.busy, Some(s.wait));
-        }
-    };
-    let passed = Passed {
-        busy: through.busy(),
-        wait: through.wait(),
-    };
-    (busy, wait, passed)
 }
 
 /// The verdict a final step means.
