@@ -152,18 +152,14 @@ struct Thread {
 
 impl Thread {
     /// With replay, once the packet has run to its end: charges the firmware's `fw` cycles to
-    /// its first step (they open its first segment) and sets `busy` and `wait` to the
-    /// packet's totals, so that replaying a step only moves times (see [`MeSim::run`]).
+    /// its first step (they open its first segment), so that replaying a step needs no
+    /// first-step test (see [`MeSim::run`]).
+    #[inline(always)]
     fn settle_replay(&mut self, fw: u64) {
         match self.segs.first_mut() {
             Some(s) => s.busy += fw,
             None => self.last_busy += fw,
         }
-        let (busy, wait) = self
-            .segs
-            .iter()
-            .fold((self.last_busy, 0), |(b, w), s| (b + s.busy, w + s.wait));
-        (self.busy, self.wait) = (busy, wait);
         self.fw_charged = true;
     }
 
@@ -552,8 +548,7 @@ impl<E: PacketEngine> MeSim<E> {
         let alone = self.held_mask & (self.held_mask - 1) == 0 && self.freed_mask == 0;
         if self.replay {
             // The packet's steps are its recorded segments (the firmware's cycles already in
-            // the first, busy and wait totals already counted: `Thread::settle_replay`): a
-            // step only moves the ME's and the thread's times. Alone, it passes each swap
+            // the first: `Thread::settle_replay`). Alone, it passes each swap
             // after which it would be ready again before `until`, by the rule of `nfp_backend::exec::RunThrough`
             // (the next segment then starts at that ready time).
             let horizon = if alone { until } else { 0 };
@@ -561,6 +556,8 @@ impl<E: PacketEngine> MeSim<E> {
             let mut at = at;
             while let Some(&s) = t.segs.get(t.seg_at) {
                 t.seg_at += 1;
+                t.busy += s.busy;
+                t.wait += s.wait;
                 let end = at + s.busy;
                 let ready = end + s.wait;
                 if ready >= horizon {
@@ -570,8 +567,9 @@ impl<E: PacketEngine> MeSim<E> {
                 }
                 at = ready;
             }
+            t.busy += t.last_busy;
             self.me_free = at + t.last_busy;
-            return self.complete(th, out);
+            return self.complete(th, until, out);
         }
         let t = &mut self.threads[th];
         // Branch-free: whether this is the packet's first step is a coin toss to the host.
@@ -600,18 +598,25 @@ impl<E: PacketEngine> MeSim<E> {
             self.ready[th & (SLOTS - 1)] = self.me_free + wait;
             return;
         }
-        self.complete(th, out);
+        self.complete(th, until, out);
     }
 
     /// Thread `th` finished its packet at `me_free`: counts it, and frees the thread.
+    ///
+    /// The completion is an event of its own (`free`, taken by [`Self::take_next`]) only when
+    /// the thread has a queued frame to take, or finished after `until` (an arrival at `until`
+    /// must still find it busy). Otherwise `advance` would take the completion next, before
+    /// anything else, and take nothing from the empty queue: the thread is simply idle.
     #[inline(always)]
-    fn complete(&mut self, th: usize, out: &mut Outbox) {
+    fn complete(&mut self, th: usize, until: u64, out: &mut Outbox) {
         self.ready[th & (SLOTS - 1)] = NONE;
         self.held_mask &= !bit(th);
         let done = self.me_free;
-        self.free[th & (SLOTS - 1)] = done;
-        self.freed_mask |= bit(th);
         let t = &mut self.threads[th];
+        if done > until || !t.queue.is_empty() {
+            self.free[th & (SLOTS - 1)] = done;
+            self.freed_mask |= bit(th);
+        }
         let (verdict, finished) = (t.verdict, t.finished);
         let (index, service) = (t.index, t.busy + t.wait);
         t.stats.processed += 1;
