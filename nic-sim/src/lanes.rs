@@ -333,7 +333,6 @@ impl<E: PacketEngine> MeSim<E> {
     /// Thread `th` takes frame `index` (arrived at `arrival`) and may run it from `at`.
     #[inline(always)]
     fn begin(&mut self, th: usize, index: u64, arrival: u64, frame: &[u8], at: u64) {
-        self.engine.start(th as u32, frame);
         let t = &mut self.threads[th];
         t.busy = 0;
         t.wait = 0;
@@ -341,9 +340,11 @@ impl<E: PacketEngine> MeSim<E> {
         if self.replay {
             t.segs.clear();
             t.seg_at = 0;
-            let last = self.engine.run_to_end(th as u32, &mut t.segs);
+            let last = self.engine.start_to_end(th as u32, frame, &mut t.segs);
             t.set_last(&last);
             t.settle_replay(self.fw_cycles);
+        } else {
+            self.engine.start(th as u32, frame);
         }
         t.ref_verdict = self.reference.as_mut().map(|r| {
             let (last, _, _) =

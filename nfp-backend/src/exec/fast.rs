@@ -56,7 +56,8 @@ use super::step::{byte_mask, immed_parts, same_bank};
 use super::thread::{bank, slot};
 use super::units::{cmd_shape, last_mask};
 use crate::target::{
-    AddrMode, AluOp, CmdAction, Cond, Dst, FwHelper, MeInsn, MemTarget, ShiftAmount, ShiftKind, Src,
+    AddrMode, AluOp, CmdAction, Cond, Csr, Dst, FwHelper, MeInsn, MemTarget, ShiftAmount,
+    ShiftKind, Src,
 };
 
 /// A destination: the two slots written (the second is `SINK` for a one-slot destination).
@@ -257,6 +258,8 @@ pub struct FastProgram {
     pub(super) hops: Box<[Hop]>,
     /// The compiled blocks (see `jit`).
     jit: JitCode,
+    /// Whether some instruction draws a random number (see [`FastProgram::draws_random`]).
+    draws_random: bool,
 }
 
 /// A program's compiled blocks: the block starting at each address, if any (its hop's
@@ -655,7 +658,26 @@ impl FastProgram {
             code: code.into(),
             hops,
             jit: JitCode { blocks, _code: jit },
+            draws_random: code.iter().any(|i| {
+                matches!(
+                    i,
+                    MeInsn::FwCall {
+                        helper: FwHelper::Random
+                    } | MeInsn::CsrRead {
+                        csr: Csr::PseudoRandNum,
+                        ..
+                    }
+                )
+            }),
         }
+    }
+
+    /// Whether running the program may draw from the random generator
+    /// ([`SharedMem`](super::SharedMem)'s stream: `bpf_get_prandom_u32` or a read of the
+    /// `PseudoRandNum` CSR, the only two readers, on either path). When it cannot, a caller
+    /// that keeps one stream per packet need not seed or save it: nothing reads it.
+    pub fn draws_random(&self) -> bool {
+        self.draws_random
     }
 
     /// The reference instructions.

@@ -94,9 +94,24 @@ pub(super) struct Cx<'m> {
     /// the units of `n + extra` (wrapping): a pass at `n` records `n + extra - mark_at`
     /// busy cycles and moves it to `n + extra`.
     mark_at: u64,
-    /// Where passed swaps are recorded, one [`Segment`] each (`run_to_end_fast` only).
+    /// Where the next passed swap's [`Segment`] is written, and the end of the room there:
+    /// the spare capacity of `segs` when recording (its length is brought up to `seg_at`
+    /// when the chain ends), else a scratch buffer of [`SCRATCH`] nobody reads.
+    ///
+    /// Why a cursor and not `Vec::push`-like code on `segs`: a pass then checks one pointer
+    /// against another and stores, where the `Option`, length and capacity took ten more
+    /// host instructions and two spilled registers per pass (a pass went from 32 to 22
+    /// host instructions). Null (no room) when swaps are never passed (stepping: `T` off,
+    /// where `pass_limit` is 0 and `pass` is never reached).
+    seg_at: *mut Segment,
+    seg_end: *mut Segment,
+    /// Where passed swaps are recorded (`run_to_end_fast` only).
     segs: Option<&'m mut Vec<Segment>>,
 }
+
+/// Segments of the scratch buffer passes write to when not recording (see `Cx::seg_at`):
+/// a full buffer restarts at its beginning, through the cold [`grow`].
+const SCRATCH: usize = 8;
 
 /// Continues with the op at `ip` (already paid for, as part of the current run).
 ///
@@ -237,18 +252,15 @@ extern "C-unwind" fn pass<const P: bool>(
     let wait = cx.wait;
     let at = n.wrapping_add(cx.extra);
     let busy = at.wrapping_sub(cx.mark_at);
-    if let Some(segs) = cx.segs.as_deref_mut() {
-        let len = segs.len();
-        if len == segs.capacity() {
-            return grow::<P>(t, cx, ip, n);
-        }
-        // SAFETY: `len < capacity` (checked above), so the slot is allocated, and it is
-        // initialised before the length covers it. (Not `push`: its growing call would give
-        // this function a frame.)
-        unsafe {
-            segs.as_mut_ptr().add(len).write(Segment { busy, wait });
-            segs.set_len(len + 1);
-        }
+    let p = cx.seg_at;
+    if p == cx.seg_end {
+        return grow::<P>(t, cx, ip, n);
+    }
+    // SAFETY: `seg_at < seg_end` (checked above), both in one allocation: the slot is
+    // allocated room (spare capacity of the recording `Vec`, or the scratch buffer).
+    unsafe {
+        p.write(Segment { busy, wait });
+        cx.seg_at = p.add(1);
     }
     cx.mark_at = at;
     cx.pass_limit -= wait;
@@ -257,7 +269,8 @@ extern "C-unwind" fn pass<const P: bool>(
     pay::<P>(t, cx, ip, run, n)
 }
 
-/// [`pass`] when the segment list is full: grows it, then passes.
+/// [`pass`] when the room for segments is full: grows the recording `Vec` (or restarts the
+/// scratch buffer), then passes.
 #[cold]
 #[inline(never)]
 extern "C-unwind" fn grow<const P: bool>(
@@ -266,10 +279,33 @@ extern "C-unwind" fn grow<const P: bool>(
     ip: *const Hop,
     n: u64,
 ) -> Out {
-    if let Some(segs) = cx.segs.as_deref_mut() {
-        segs.reserve(1);
+    match cx.segs.as_deref_mut() {
+        Some(segs) => {
+            sync_len(segs, cx.seg_at);
+            segs.reserve(1);
+            (cx.seg_at, cx.seg_end) = spare(segs);
+        }
+        // SAFETY: the scratch buffer is the `SCRATCH` segments before its end.
+        None => cx.seg_at = unsafe { cx.seg_end.sub(SCRATCH) },
     }
     pass::<P>(t, cx, ip, n)
+}
+
+/// The spare capacity of `segs`, as `Cx::seg_at` and `Cx::seg_end`.
+fn spare(segs: &mut Vec<Segment>) -> (*mut Segment, *mut Segment) {
+    let (len, cap, base) = (segs.len(), segs.capacity(), segs.as_mut_ptr());
+    // SAFETY: `len <= cap`: both are within (or one past) the allocation.
+    unsafe { (base.add(len), base.add(cap)) }
+}
+
+/// Sets the length of `segs` to cover the segments the chain wrote, up to `at`.
+fn sync_len(segs: &mut Vec<Segment>, at: *mut Segment) {
+    // SAFETY: `at` was derived from `segs`'s buffer (`spare`) and only moved forward within
+    // its capacity by `pass`, which initialised every segment it moved over.
+    unsafe {
+        let len = at.offset_from(segs.as_ptr()) as usize;
+        segs.set_len(len);
+    }
 }
 
 /// Leaves the chain at the program's exit `ip`.
@@ -336,13 +372,42 @@ impl Thread {
         through: &mut RunThrough,
         segs: Option<&mut Vec<Segment>>,
     ) -> Stop {
-        let n0 = self.insns;
-        let busy0 = self.busy;
-        let first = prog.hops.get(self.pc as usize).map_or(0, |h| h.run);
+        let at = (self.pc, self.insns, self.busy);
+        self.fast_loop_at::<P, T>(prog, mem, budget, profile, through, segs, at)
+    }
+
+    /// [`Thread::fast_loop`] given the thread's `(pc, insns, busy)` (what it holds): a
+    /// caller that knows them at compile time (`run_packet_to_end_fast`, right after `load`)
+    /// passes them, where the compiler would reload them from the thread (it cannot tell
+    /// that the stores to local memory in between leave the thread alone).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn fast_loop_at<const P: bool, const T: bool>(
+        &mut self,
+        prog: &FastProgram,
+        mem: &mut MemState<'_>,
+        budget: u64,
+        profile: &mut [InsnProfile],
+        through: &mut RunThrough,
+        mut segs: Option<&mut Vec<Segment>>,
+        (pc0, n0, busy0): (u32, u64, u64),
+    ) -> Stop {
+        let first = prog.hops.get(pc0 as usize).map_or(0, |h| h.run);
         if first == 0 || n0 + u64::from(first) > budget {
             return Stop::Slow;
         }
         let base = prog.hops.as_ptr();
+        let mut scratch = [std::mem::MaybeUninit::<Segment>::uninit(); SCRATCH];
+        let (seg_at, seg_end) = match segs.as_deref_mut() {
+            Some(v) => spare(v),
+            // Without `T` nothing passes: no room needed.
+            None if !T => (std::ptr::null_mut(), std::ptr::null_mut()),
+            None => {
+                let s = scratch.as_mut_ptr().cast::<Segment>();
+                // SAFETY: one past the end of `scratch`.
+                (s, unsafe { s.add(SCRATCH) })
+            }
+        };
         let mut cx = Cx {
             mem: MemState {
                 lmem: &mut *mem.lmem,
@@ -361,21 +426,19 @@ impl Thread {
             wait: 0,
             target: SwapTarget::Fw(crate::target::FwHelper::MapLookup),
             fault: None,
-            pass_limit: if T {
-                through.chain_limit(self.busy, n0)
-            } else {
-                0
-            },
+            pass_limit: if T { through.chain_limit(busy0, n0) } else { 0 },
             // The busy cycles before count `n` are `busy0 + (n - n0) + extra`.
             mark_at: if T {
                 through.mark.wrapping_sub(busy0.wrapping_sub(n0))
             } else {
                 0
             },
+            seg_at,
+            seg_end,
             segs,
         };
         let limit0 = cx.pass_limit;
-        let (mut pc, mut n, mut run) = (self.pc as usize, n0, first);
+        let (mut pc, mut n, mut run) = (pc0 as usize, n0, first);
         let out = loop {
             let start = n + u64::from(run);
             cx.limit = budget.min(start + CHUNK);
@@ -387,13 +450,16 @@ impl Thread {
             }
             run = prog.hops.get(pc).map_or(0, |h| h.run);
         };
+        if let Some(v) = cx.segs.as_deref_mut() {
+            sync_len(v, cx.seg_at);
+        }
         if T {
             through.mark = cx.mark_at.wrapping_add(busy0.wrapping_sub(n0));
             through.wait += limit0 - cx.pass_limit;
         }
         self.insns = n;
         self.pc = pc as u32;
-        self.busy += (n - n0) + cx.extra;
+        self.busy = busy0 + (n - n0) + cx.extra;
         match out {
             Out::Done => {
                 self.running = false;
@@ -514,6 +580,40 @@ impl Thread {
             None => self.fast_driver::<false, true>(prog, mem, budget, &mut [], t, Some(segs)),
             Some(p) => self.fast_driver::<true, true>(prog, mem, budget, p, t, Some(segs)),
         }
+    }
+
+    /// [`Thread::start`] with `packet`, then [`Thread::run_to_end_fast`], in one call: the
+    /// same thread state, memories, events and errors as the two calls (a packet that cannot
+    /// be loaded gives `start`'s error and runs nothing).
+    ///
+    /// Why one call: nic-sim starts and runs a packet to its end back to back when its
+    /// threads commute; together, the run starts from a state known at compile time (pc 0,
+    /// counts 0, no defer slot, no passed swap yet), and the call and set-up are paid once.
+    #[inline]
+    pub fn run_packet_to_end_fast(
+        &mut self,
+        prog: &FastProgram,
+        mem: &mut MemState<'_>,
+        packet: &[u8],
+        budget: u64,
+        profile: Option<&mut [InsnProfile]>,
+        segs: &mut Vec<Segment>,
+    ) -> Result<Event, super::ExecError> {
+        self.load(mem.lmem, packet)?;
+        let mut through = RunThrough::new(0, u64::MAX);
+        let t = &mut through;
+        let Some(p) = profile else {
+            // `fast_driver` as `load` left the thread: running, at pc 0 with no instruction
+            // and no cycle counted, no defer slot pending.
+            let at = (0, 0, 0);
+            match self.fast_loop_at::<false, true>(prog, mem, budget, &mut [], t, Some(segs), at) {
+                Stop::Slow => {}
+                Stop::Event(e) => return Ok(t.settle(e)),
+                Stop::Fault(pc, kind) => return Err(super::ExecError { pc, kind }),
+            }
+            return self.slow_driver::<false, true>(prog, mem, budget, &mut [], t, Some(segs));
+        };
+        self.fast_driver::<true, true>(prog, mem, budget, p, t, Some(segs))
     }
 
     /// Alternates fast chains and reference steps (for what the chains leave to them).

@@ -243,6 +243,13 @@ impl Thread {
     /// Loads `packet` and resets the registers for a new run (see the module docs of
     /// [`super`] for the entry state). Allocation-free.
     pub fn start(&mut self, lmem: &mut Lmem, packet: &[u8]) -> Result<(), ExecError> {
+        self.load(lmem, packet)
+    }
+
+    /// [`Thread::start`], inline: also the first half of `run_packet_to_end_fast`, where
+    /// the state it sets (pc, counts, flags) is then known to the run that follows.
+    #[inline(always)]
+    pub(super) fn load(&mut self, lmem: &mut Lmem, packet: &[u8]) -> Result<(), ExecError> {
         let len = packet.len();
         let fail = |reason| ExecError {
             pc: 0,
@@ -270,11 +277,12 @@ impl Thread {
         self.end = end as u32;
 
         // Two halves of 256 bytes, each stored inline, where one 512-byte fill is a `memset`
-        // call (a quarter of this function's cost). `black_box` keeps LLVM from merging
-        // them back into one (it affects nothing but code generation).
+        // call (a quarter of this function's cost). The compiler fence keeps LLVM from
+        // merging them back into one (it emits no instruction; `black_box` did the same but
+        // spilled the slice, 3 host instructions more per packet).
         let (gprs, xfers) = self.file[..REGS].split_at_mut(REGS / 2);
         gprs.fill(0);
-        std::hint::black_box(&mut *gprs);
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         xfers.fill(0);
         let sb = stack_base(self.index);
         let pv = pkt_vec_addr(self.index);
@@ -300,7 +308,10 @@ impl Thread {
         Ok(())
     }
 
-    /// Publishes length and pointers in the packet vector and `B22`.
+    /// Publishes length and pointers in the packet vector and `B22`. Inline: in
+    /// `run_packet_to_end_fast` a call here would make the run reload the state `load`
+    /// just stored (pc, counts, flags).
+    #[inline(always)]
     pub(super) fn write_pkt_vec(&mut self, lmem: &mut Lmem) {
         let pv = pkt_vec_addr(self.index) as usize;
         let base = ctm_packet_buffer(self.index);
@@ -481,7 +492,137 @@ impl Thread {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::exec::{LMEM_BYTES, PKT_VEC_BYTES};
+    use crate::cost::Latencies;
+    use crate::exec::tests_props::{maps, wild_insn};
+    use crate::exec::{FastProgram, InsnProfile, LMEM_BYTES, PKT_VEC_BYTES, Segment, SharedMem};
+    use crate::target::decode::tests::insn;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    use vm_core::maps::MapSet;
+
+    /// A thread with its memories and profile, run one of the two ways.
+    struct Side {
+        t: Thread,
+        lmem: Lmem,
+        shared: SharedMem,
+        maps: MapSet,
+        prof: Vec<InsnProfile>,
+        segs: Vec<Segment>,
+    }
+
+    impl Side {
+        /// Everything observable, as one comparable value.
+        #[allow(clippy::type_complexity)]
+        fn state(&self) -> impl PartialEq + std::fmt::Debug + '_ {
+            let t = &self.t;
+            (
+                (&t.file[..], t.cc, t.pc, t.insns, t.busy, t.running),
+                (t.lm_addr, t.lm_ready, t.alu_val, t.alu_at, &t.fault),
+                (t.mul.a, t.mul.b, t.mul.width, t.mul.steps),
+                (t.defer_left, t.defer_target, t.defer_taken, t.defer_slots),
+                (
+                    &t.pkt[..],
+                    t.meta,
+                    t.data,
+                    t.end,
+                    t.dirty_hi,
+                    t.headroom_dirty,
+                ),
+                (self.lmem.bytes(), self.shared.cls(), self.shared.imem()),
+                self.shared.prandom_state(),
+                self.maps
+                    .iter()
+                    .map(|m| (m.entries(), m.slab()))
+                    .collect::<Vec<_>>(),
+                (&self.prof, &self.segs),
+            )
+        }
+    }
+
+    /// `run_packet_to_end_fast` is `start` then `run_to_end_fast`: the same result, segments
+    /// (appended to what the list held), state, memories and profile, packet after packet
+    /// (state kept), on random code (valid and invalid operands, faults, tiny budgets), with
+    /// frames that cannot be loaded, with and without native blocks and the profile.
+    #[test]
+    fn run_packet_to_end_fast_is_start_then_run_to_end() {
+        let cases = std::env::var("NFP_FAST_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000u32);
+        let frame = prop_oneof![
+            9 => prop::collection::vec(any::<u8>(), 0..120),
+            1 => Just(vec![0u8; MAX_PACKET as usize + 1]),
+        ];
+        let strategy = (
+            prop::collection::vec(prop_oneof![4 => insn(), 1 => wild_insn()], 1..48),
+            prop::collection::vec(frame, 1..4),
+            0u8..THREADS_PER_ME,
+            prop_oneof![Just(400u64), 1u64..30],
+            any::<bool>(),
+            any::<bool>(),
+        );
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let lat = Latencies::NFP4000;
+        let result = runner.run(
+            &strategy,
+            |(code, frames, index, budget, native, profiled)| {
+                let prog = if native {
+                    FastProgram::new(&code)
+                } else {
+                    FastProgram::without_native(&code)
+                };
+                let side = || Side {
+                    t: Thread::new(index),
+                    lmem: Lmem::new(),
+                    shared: SharedMem::new(7, 0),
+                    maps: maps(),
+                    prof: vec![InsnProfile::default(); code.len()],
+                    segs: Vec::new(),
+                };
+                let (mut a, mut b) = (side(), side());
+                for (i, f) in frames.iter().enumerate() {
+                    let got_a = {
+                        let mut mem = MemState {
+                            lmem: &mut a.lmem,
+                            shared: &mut a.shared,
+                            maps: &mut a.maps,
+                            lat: &lat,
+                        };
+                        let p = profiled.then_some(a.prof.as_mut_slice());
+                        a.t.start(mem.lmem, f).and_then(|()| {
+                            a.t.run_to_end_fast(&prog, &mut mem, budget, p, &mut a.segs)
+                        })
+                    };
+                    let got_b = {
+                        let mut mem = MemState {
+                            lmem: &mut b.lmem,
+                            shared: &mut b.shared,
+                            maps: &mut b.maps,
+                            lat: &lat,
+                        };
+                        let p = profiled.then_some(b.prof.as_mut_slice());
+                        b.t.run_packet_to_end_fast(&prog, &mut mem, f, budget, p, &mut b.segs)
+                    };
+                    if got_a != got_b || a.state() != b.state() {
+                        return Err(TestCaseError::fail(format!(
+                            "frame {i}: {got_a:?} / {got_b:?}\n{:?}\n{:?}\n{}",
+                            a.state(),
+                            b.state(),
+                            crate::target::print_program(&code)
+                        )));
+                    }
+                }
+                Ok(())
+            },
+        );
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
 
     /// `start` after a packet that wrote every register and all of local memory leaves
     /// the thread as a fresh one: registers, stack and packet vector (what its inline
