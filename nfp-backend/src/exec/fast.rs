@@ -44,8 +44,9 @@
 //! # Native blocks
 //!
 //! On x86-64 (Unix) hosts, each address that starts a straight-line stretch of register ops
-//! (ALU, shifts, `immed`, `ld_field`) also gets that stretch compiled to host code (`jit`),
-//! which is its plain handler: it runs the block and continues after it. The ops keep their
+//! (ALU, shifts, `immed`, `ld_field`), local-memory ops and packet reads from CTM also gets
+//! that stretch compiled to host code (`jit`), which is its plain handler: it runs the block
+//! and continues after it. The ops keep their
 //! handlers, for the profiled loop and for [`FastProgram::without_native`].
 
 use super::fast_fuse::{fuse, indirect_after};

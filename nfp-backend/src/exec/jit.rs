@@ -13,19 +13,32 @@
 //!
 //! # What is compiled, and why it stays exact
 //!
-//! A *block* is a maximal sequence of consecutive ops that only compute on register slots
-//! (and the thread's LM window registers) and cannot fault or leave the straight line: ALU
-//! ops (and fused ALU pairs), constant shifts (and the ALU + indirect shift pair), `immed`,
-//! `ld_field`, `local_csr_wr[ActLMAddr]` and `nop`, optionally
-//! ended by one branch without defer slots (`br`, `br_bset`/`br_bclr`, and the fused
-//! compare-and-branch ops). The straight-line handlers all continue with the next op
+//! A *block* is a maximal sequence of consecutive ops that compute on register slots, the
+//! thread's LM window registers, local memory and the packet buffer: ALU ops (and fused
+//! ALU pairs), constant shifts (and the ALU + indirect shift pair), `immed`, `ld_field`,
+//! `local_csr_wr[ActLMAddr]`, `nop`, the ALU forms with a local-memory operand
+//! ([`Step::Lm`]) and `ctm` reads ([`Step::CtmRead`]), optionally ended by one branch
+//! without defer slots (`br`, `br_bset`/`br_bclr`, and the fused compare-and-branch ops)
+//! or by a `ctm` read that swaps. The straight-line handlers all continue with the next op
 //! without paying anything (runs are paid where control enters them, see `fast`), so
 //! running the whole block and then continuing with the op after it executes the same ops
 //! with the same counts. A block that ends in a branch decides it, then does exactly what
 //! `fast_branch::branch` does after deciding (penalty, paying the target or fall-through
-//! run, or leaving the chain through `fast_run::unpaid_at`). Each address that starts a block of
-//! at least [`MIN_OPS`] ops gets its own block, so entering the middle of a stretch (a branch
-//! target) is as fast as entering its start. The profiled loop keeps the handlers.
+//! run, or leaving the chain through `fast_run::unpaid_at`); one that ends in a swapping
+//! read hands the swap to `fast_run::swap_or_pass` as `fast_mem::after_cmd` does. An LM op
+//! or a read whose handler would hand the op elsewhere (a failed hazard or window check,
+//! an address outside the buffer) leaves the block at that op through a cold exit, to the
+//! same place with the same count (`x64_lm`, `x64_mem`); the ops before it are done and
+//! their flags and registers stored, as after their handlers. Each address that starts a
+//! block of at least [`MIN_OPS`] ops gets its own block, so entering the middle of a
+//! stretch (a branch target) is as fast as entering its start. The profiled loop keeps the
+//! handlers.
+//!
+//! Why LM ops and reads belong in blocks (callgrind, `simspeed pre`, host instructions per
+//! frame, not counting the allocator's `memset` / `memcpy`, which move by ±20 with the
+//! heap layout of a build): as handlers they cost about 27 (LM) and 45 (read) each and
+//! cut the demo filter's straight-line code into more blocks, each boundary a dispatch;
+//! compiled, the demo went from 2,067 to 2,019 (LM ops) and 1,987 (reads) per frame.
 //!
 //! # A block is a handler
 //!
@@ -37,19 +50,26 @@
 //! branch target, runs and addresses are constants in the code.
 //!
 //! The code works on the thread's register file and condition codes in memory (`rdi` is the
-//! thread; field offsets come from `offset_of!`, [`Cc`] is `repr(C)`); `r8` / `r9` keep the
-//! op pointer and the count while the body uses `eax`, `ecx`, `edx`. Each op loads its operands, computes with the same-width
-//! host instruction, and stores its destination slots; the ME's carry and overflow are the
-//! host's CF and OF (inverted CF for subtraction, whose ME carry means "no borrow"). A flag
-//! store is left out only when a later op of the same block overwrites that flag before any
-//! op reads it. Slots that are constants (the zero slot and the immediate slots, never
+//! thread; field offsets come from `offset_of!`, [`Cc`] is `repr(C)`); the op pointer and
+//! the count stay in their argument registers (`rdx`, `rcx`) while the body uses `eax`,
+//! `r8d`, `r9d` (and `r10` / `r11` for local memory). Each op loads its operands, computes
+//! with the same-width host instruction, and stores its destination slots; the ME's carry
+//! and overflow are the host's CF and OF (inverted CF for subtraction, whose ME carry means
+//! "no borrow"). A flag store is left out only when a later op of the same block
+//! overwrites that flag before any op reads it or may leave the block ([`live_flags`]); a
+//! register store likewise ([`live_stores`]); a load of a slot whose value eax still holds
+//! is left out; and a branch right after the ALU op that set its flags branches on the
+//! host's flags. Slots that are constants (the zero slot and the immediate slots, never
 //! written) are folded into the code, and stores to the sink slot are dropped. The fast
-//! path's tests hold it to the reference executor.
+//! path's tests and `tests_native` hold it to the reference executor.
+//!
+//! Those four, with the LM steps' repeated checks left out (`x64_lm`), took the demo filter
+//! from 1,987 to 1,943 host instructions per frame (counted as above).
 
 use super::fast::{A, D, Op};
 use super::fast_run::Handler;
 use super::thread::{Cc, slot};
-use crate::target::{Cond, ShiftKind};
+use crate::target::{AddrMode, CmdAction, Cond, MemTarget, ShiftKind};
 
 /// Fewest ops (dispatches) worth a block: one, since a block is entered and left as
 /// cheaply as a handler and its operands are constants (measured on the demo filter with
@@ -79,8 +99,31 @@ pub(super) fn compilable(op: &Op) -> bool {
             | Op::Merge { .. }
             | Op::Ld { .. }
             | Op::CsrLm { .. }
+            | Op::MovLm { .. }
+            | Op::AluLm { .. }
+            | Op::StLm { .. }
             | Op::Nop
+    ) || is_ctm_read(op)
+}
+
+/// Whether `op` is a `ctm` read whose shape passed the decoder's checks (the packet header
+/// loads; see [`Step::CtmRead`]).
+fn is_ctm_read(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Cmd {
+            target: MemTarget::Ctm,
+            action: CmdAction::Read8 | CmdAction::Read32,
+            words: 1..=8,
+            ..
+        }
     )
+}
+
+/// Whether `op` reads or writes a local-memory word (it may leave its block, see
+/// [`Step::Lm`]).
+fn is_lm(op: &Op) -> bool {
+    matches!(op, Op::MovLm { .. } | Op::AluLm { .. } | Op::StLm { .. })
 }
 
 /// A branch op's target and the runs of its target and fall-through.
@@ -95,16 +138,18 @@ fn branch_parts(op: &Op) -> Option<(u16, u16, u16)> {
     }
 }
 
-/// Whether `op` is a branch a block may end with.
+/// Whether `op` ends a block it is part of: a branch, or a command that swaps (the block
+/// then hands the swap to `fast_run::swap_or_pass`, see [`Step::CtmRead`]).
 fn ends_block(op: &Op) -> bool {
     matches!(
         op,
         Op::Br { .. } | Op::BrBit { .. } | Op::AluBr { .. } | Op::Alu2Br { .. }
-    )
+    ) || (is_ctm_read(op) && matches!(op, Op::Cmd { swap: true, .. }))
 }
 
-/// The ops of the block starting at `pc`, as `(address, op)`, if it is long enough.
-pub(super) fn block_at(ops: &[Op], pc: usize) -> Option<Vec<(usize, Op)>> {
+/// The ops of the block starting at `pc`, as `(address, op)`, if it is long enough; with
+/// local-memory ops only when `lm` (the code generator can reach local memory).
+pub(super) fn block_at(ops: &[Op], pc: usize, lm: bool) -> Option<Vec<(usize, Op)>> {
     let mut out = Vec::new();
     let mut at = pc;
     while let Some(op) = ops.get(at) {
@@ -115,7 +160,7 @@ pub(super) fn block_at(ops: &[Op], pc: usize) -> Option<Vec<(usize, Op)>> {
             out.push((at, *op));
             break;
         }
-        if !compilable(op) {
+        if !compilable(op) || (!lm && is_lm(op)) {
             break;
         }
         out.push((at, *op));
@@ -169,6 +214,30 @@ enum Step {
         src: u16,
         rem: u16,
     },
+    /// An op on a local-memory word ([`LmAt`]): `alu[d, --, B, *l$..]` (`Mov`),
+    /// `alu[d, x, op, *l$..]` / `alu[d, *l$.., op, x]` (`Alu`), or `alu[*l$.., a, op, b]`
+    /// (`St`). Its hazard and address checks compile to a compare and a jump to a cold
+    /// exit that leaves the block at this op as its handler does (`fast_handlers::lm_slow`:
+    /// the reference step runs it, and faults or stalls exactly), so it counts as reading
+    /// every flag ([`reads_flags`]): the reference may stop there with the flags visible.
+    Lm {
+        form: LmForm,
+        lm: LmAt,
+    },
+    /// `ctm[read8/read32, $xfer, a, b, count]` (`fast_mem::ctm_read` of `words` words, the
+    /// last masked with `mask`), at address `at`. When its address is outside the thread's
+    /// packet buffer, a cold exit hands the op, unexecuted, to the general command handler
+    /// (as `ctm_read` does). A swapping one ends its block: the block then goes on as
+    /// `fast_mem::after_cmd` (see `x64_mem`).
+    CtmRead {
+        xfer: u8,
+        words: u8,
+        mask: u32,
+        mode: AddrMode,
+        a: u16,
+        b: u16,
+        at: usize,
+    },
     /// The block's branch, taken when `cond` holds on the flags.
     Br {
         cond: Cond,
@@ -181,6 +250,26 @@ enum Step {
     },
 }
 
+/// The local-memory word of an LM step, and where its op is (for leaving the block there).
+#[derive(Debug, Clone, Copy)]
+struct LmAt {
+    /// LM window index (0..4) and word offset (0..16).
+    idx: u8,
+    off: u8,
+    /// Instructions of the op's run after it (its count is `n - rem`).
+    rem: u16,
+    /// The op's address.
+    at: usize,
+}
+
+/// What an LM step does with its word (see [`Step::Lm`]).
+#[derive(Debug, Clone, Copy)]
+enum LmForm {
+    Mov { d: D },
+    Alu { op: A, d: D, x: u16, lm_a: bool },
+    St { op: A, a: u16, b: u16 },
+}
+
 /// The two ALU steps of a fused pair.
 fn push_alu2(out: &mut Vec<Step>, pair: [(A, D, u16, u16); 2]) {
     for (op, d, a, b) in pair {
@@ -190,7 +279,7 @@ fn push_alu2(out: &mut Vec<Step>, pair: [(A, D, u16, u16); 2]) {
 
 fn steps(ops: &[(usize, Op)]) -> Vec<Step> {
     let mut out = Vec::new();
-    for &(_, op) in ops {
+    for &(at, op) in ops {
         match op {
             Op::Alu { op, d, a, b } => out.push(Step::Alu { op, d, a, b }),
             Op::Alu2 {
@@ -253,6 +342,50 @@ fn steps(ops: &[(usize, Op)]) -> Vec<Step> {
                 keep,
             }),
             Op::CsrLm { n, src, rem } => out.push(Step::Csr { n: n & 3, src, rem }),
+            Op::MovLm { d, idx, off, rem } => out.push(Step::Lm {
+                form: LmForm::Mov { d },
+                lm: LmAt { idx, off, rem, at },
+            }),
+            Op::AluLm {
+                op,
+                d,
+                x,
+                lm_a,
+                idx,
+                off,
+                rem,
+            } => out.push(Step::Lm {
+                form: LmForm::Alu { op, d, x, lm_a },
+                lm: LmAt { idx, off, rem, at },
+            }),
+            Op::StLm {
+                op,
+                a,
+                b,
+                idx,
+                off,
+                rem,
+            } => out.push(Step::Lm {
+                form: LmForm::St { op, a, b },
+                lm: LmAt { idx, off, rem, at },
+            }),
+            Op::Cmd {
+                xfer,
+                mode,
+                a,
+                b,
+                words,
+                mask,
+                ..
+            } if is_ctm_read(&op) => out.push(Step::CtmRead {
+                xfer,
+                words,
+                mask,
+                mode,
+                a,
+                b,
+                at,
+            }),
             Op::Br { cond, .. } => out.push(Step::Br { cond }),
             Op::BrBit { src, bit, set, .. } => out.push(Step::BrBit {
                 src,
@@ -288,19 +421,29 @@ fn steps(ops: &[(usize, Op)]) -> Vec<Step> {
 
 /// Which flags a step reads and writes: (reads carry, writes carry/overflow, writes result).
 fn flag_use(s: &Step) -> (bool, bool, bool) {
+    let alu = |op: &A| {
+        let arith = matches!(op, A::Add | A::AddCarry | A::Sub | A::SubCarry);
+        (matches!(op, A::AddCarry | A::SubCarry), arith, true)
+    };
     match s {
-        Step::Alu { op, .. } => {
-            let arith = matches!(op, A::Add | A::AddCarry | A::Sub | A::SubCarry);
-            (matches!(op, A::AddCarry | A::SubCarry), arith, true)
-        }
+        Step::Alu { op, .. }
+        | Step::Lm {
+            form: LmForm::Alu { op, .. } | LmForm::St { op, .. },
+            ..
+        } => alu(op),
+        Step::Lm {
+            form: LmForm::Mov { .. },
+            ..
+        } => (false, false, true),
         Step::Shf { .. } | Step::ShfInd { .. } => (false, false, true),
         _ => (false, false, false),
     }
 }
 
-/// Whether a step reads the stored flags (a branch reads them from memory).
+/// Whether a step reads the stored flags (a branch reads them from memory; an LM step or
+/// a command may leave the block, see [`Step::Lm`]).
 fn reads_flags(s: &Step) -> bool {
-    matches!(s, Step::Br { .. })
+    matches!(s, Step::Br { .. } | Step::Lm { .. } | Step::CtmRead { .. })
 }
 
 /// For each step: whether it must store its result flag and its carry/overflow flags (a
@@ -323,6 +466,57 @@ fn live_flags(steps: &[Step]) -> Vec<(bool, bool)> {
         }
         if reads_flags(s) {
             (res_dead, cv_dead) = (false, false);
+        }
+    }
+    out
+}
+
+/// The slots a step reads (up to three) and writes, or `None` for a step that may leave
+/// the block (at its exit every slot is observable).
+fn slot_use(s: &Step) -> Option<([u16; 3], D)> {
+    const NO: u16 = slot::ZERO as u16;
+    const SINK: u8 = slot::SINK as u8;
+    Some(match *s {
+        Step::Alu { d, a, b, .. } | Step::Shf { d, a, b, .. } | Step::ShfInd { d, a, b, .. } => {
+            ([a, b, NO], d)
+        }
+        Step::Set { d, .. } => ([NO; 3], d),
+        Step::Merge { d, .. } => ([u16::from(d[0]), NO, NO], d),
+        Step::Ld { d, b, keep, .. } => {
+            let old = if keep == 0 { NO } else { u16::from(d[0]) };
+            ([b, old, NO], d)
+        }
+        Step::Csr { src, .. } => ([src, NO, NO], [SINK; 2]),
+        Step::BrBit { src, .. } => ([src, NO, NO], [SINK; 2]),
+        Step::Br { .. } => ([NO; 3], [SINK; 2]),
+        Step::Lm { .. } | Step::CtmRead { .. } => return None,
+    })
+}
+
+/// For each step: which of its two destination slots it must store. A store is left out
+/// when a later step of the block overwrites the slot before any step reads it and before
+/// any step that may leave the block (the lowering writes both banks of a register and
+/// often rewrites it at once: `ld_field`, mask, shift; on the demo filter 4 of its ~40
+/// register stores per packet). Every slot is stored by the block's end.
+fn live_stores(steps: &[Step]) -> Vec<[bool; 2]> {
+    let mut out = vec![[true; 2]; steps.len()];
+    let mut dead = vec![false; slot::FILE];
+    let at = |s: u16| usize::from(s) & (slot::FILE - 1);
+    for (i, s) in steps.iter().enumerate().rev() {
+        let Some((reads, writes)) = slot_use(s) else {
+            dead.fill(false);
+            continue;
+        };
+        for (k, &w) in writes.iter().enumerate() {
+            out[i][k] = !dead[at(u16::from(w))];
+        }
+        for &w in &writes {
+            if usize::from(w) != slot::SINK {
+                dead[at(u16::from(w))] = true;
+            }
+        }
+        for &r in &reads {
+            dead[at(r)] = false;
         }
     }
     out
@@ -351,8 +545,14 @@ pub(super) fn compile(ops: &[Op]) -> Option<Compiled> {
     }
 }
 
+#[cfg(all(test, target_arch = "x86_64", unix))]
+mod tests_native;
 #[cfg(all(target_arch = "x86_64", unix))]
 mod x64;
+#[cfg(all(target_arch = "x86_64", unix))]
+mod x64_lm;
+#[cfg(all(target_arch = "x86_64", unix))]
+mod x64_mem;
 
 #[cfg(test)]
 mod tests {
@@ -390,14 +590,14 @@ mod tests {
             rn: 1,
         };
         let ops = [set, set, Op::Exit, set, Op::Slow, set, br, set];
-        assert_eq!(block_at(&ops, 0).map(|b| b.len()), Some(2));
+        assert_eq!(block_at(&ops, 0, true).map(|b| b.len()), Some(2));
         // One op is a block too (a block is entered as cheaply as a handler).
-        assert_eq!(block_at(&ops, 1).map(|b| b.len()), Some(1));
-        assert_eq!(block_at(&ops, 3).map(|b| b.len()), Some(1));
-        assert!(block_at(&ops, 2).is_none());
-        assert!(block_at(&ops, 4).is_none());
+        assert_eq!(block_at(&ops, 1, true).map(|b| b.len()), Some(1));
+        assert_eq!(block_at(&ops, 3, true).map(|b| b.len()), Some(1));
+        assert!(block_at(&ops, 2, true).is_none());
+        assert!(block_at(&ops, 4, true).is_none());
         // A branch ends a block (and is part of it).
-        assert_eq!(block_at(&ops, 5).map(|b| b.len()), Some(2));
-        assert_eq!(block_at(&ops, 6).map(|b| b.len()), Some(1));
+        assert_eq!(block_at(&ops, 5, true).map(|b| b.len()), Some(2));
+        assert_eq!(block_at(&ops, 6, true).map(|b| b.len()), Some(1));
     }
 }

@@ -24,6 +24,15 @@ pub struct Lmem {
 /// Bytes per dirty bit of [`Lmem`] (64 bits cover the 4 KiB).
 const CHUNK: usize = LMEM_BYTES / 64;
 
+/// Byte offsets in an [`Lmem`] of the pointer to its bytes (a boxed array is one thin
+/// pointer) and of its dirty mask, for `jit`'s native LM steps, which load and store words
+/// and mark chunks dirty as [`Lmem::set_word`] does (bit `a / 64` for byte `a`).
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const LMEM_BYTES_AT: usize = std::mem::offset_of!(Lmem, bytes);
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const LMEM_DIRTY_AT: usize = std::mem::offset_of!(Lmem, dirty);
+const _: () = assert!(CHUNK == 64 && size_of::<Box<[u8; LMEM_BYTES]>>() == 8);
+
 impl std::fmt::Debug for Lmem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lmem")

@@ -1,6 +1,7 @@
 //! The x86-64 code generator of [`super`]: blocks as handlers (System V, Unix hosts).
 
 use super::*;
+use super::{x64_lm, x64_mem};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 use super::super::fast::Hop;
@@ -9,8 +10,8 @@ use super::super::thread::Thread;
 use std::mem::{offset_of, size_of};
 
 /// Byte offsets from the thread (`rdi`): its register file and condition codes.
-const FILE: i32 = offset_of!(Thread, file) as i32;
-const CC_RES: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, res)) as i32;
+pub(super) const FILE: i32 = offset_of!(Thread, file) as i32;
+pub(super) const CC_RES: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, res)) as i32;
 const CC_C: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, c)) as i32;
 const CC_V: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, v)) as i32;
 /// Byte offsets from `Cx` (`rsi`).
@@ -18,23 +19,25 @@ const LIMIT: i32 = CX_LIMIT as i32;
 const EXTRA: i32 = CX_EXTRA as i32;
 const PENALTY: i32 = CX_PENALTY as i32;
 /// `cx.mem.lat`, and the offset of `csr_write_delay` in what it points to.
-const LAT: i32 = CX_LAT as i32;
+pub(super) const LAT: i32 = CX_LAT as i32;
 const CSR_DELAY: i32 = offset_of!(crate::cost::Latencies, csr_write_delay) as i32;
 /// The thread's LM window addresses (`u32`s) and their ready counts (`u64`s).
-const LM_ADDR: i32 = offset_of!(Thread, lm_addr) as i32;
-const LM_READY: i32 = offset_of!(Thread, lm_ready) as i32;
+pub(super) const LM_ADDR: i32 = offset_of!(Thread, lm_addr) as i32;
+pub(super) const LM_READY: i32 = offset_of!(Thread, lm_ready) as i32;
 /// The size of a hop and the offset of its plain handler.
-const HOP: i32 = size_of::<Hop>() as i32;
+pub(super) const HOP: i32 = size_of::<Hop>() as i32;
 const H: i32 = offset_of!(Hop, h) as i32;
 
-/// An operand: a slot of the file, or a constant (zero / immediate slots).
+/// An operand: a slot of the file, a constant (zero / immediate slots), or a host
+/// register (the local-memory word an LM step loaded, see `x64_lm::step`).
 #[derive(Clone, Copy)]
-enum Val {
+pub(super) enum Val {
     Slot(i32),
     Const(u32),
+    Reg(u8),
 }
 
-fn val(s: u16) -> Val {
+pub(super) fn val(s: u16) -> Val {
     let s = usize::from(s) & (slot::FILE - 1);
     if s == slot::ZERO {
         Val::Const(0)
@@ -46,20 +49,62 @@ fn val(s: u16) -> Val {
 }
 
 /// Host register numbers for [`load`].
-const EAX: u8 = 0;
-const ECX: u8 = 1;
-const EDX: u8 = 2;
+pub(super) const EAX: u8 = 0;
+/// Scratch registers r8d and r9d (the argument registers rdx / rcx hold the op and the
+/// count throughout a block, see [`block`]).
+pub(super) const S8: u8 = 8;
+const S9: u8 = 9;
+pub(super) const R11D: u8 = 11;
+
+/// The slots whose value eax holds (the sink slot: none), so that loading one of them into
+/// eax can be left out: straight-line code mostly computes on the value it just stored
+/// (on the demo filter, 9 of its ~25 operand loads per packet).
+#[derive(Clone, Copy)]
+pub(super) struct Held(D);
+
+impl Held {
+    pub(super) const NONE: Held = Held([slot::SINK as u8; 2]);
+
+    /// After eax was stored to `d`.
+    pub(super) fn of(d: D) -> Held {
+        Held(d)
+    }
+
+    /// Whether eax holds `v`.
+    fn has(self, v: Val) -> bool {
+        let Val::Slot(o) = v else {
+            return false;
+        };
+        self.0
+            .iter()
+            .any(|&s| usize::from(s) != slot::SINK && FILE + 4 * i32::from(s) == o)
+    }
+
+    /// After a store of something else to `d`.
+    fn without(self, d: D) -> Held {
+        let keep = |s: u8| if d.contains(&s) { slot::SINK as u8 } else { s };
+        Held([keep(self.0[0]), keep(self.0[1])])
+    }
+}
+
+/// Loads `v` into eax unless eax holds it.
+pub(super) fn load_eax(a: &mut Assembler, v: Val, h: Held) {
+    if !h.has(v) {
+        load(a, EAX, v);
+    }
+}
 
 /// Loads `v` into the 32-bit register `r`.
-fn load(a: &mut Assembler, r: u8, v: Val) {
+pub(super) fn load(a: &mut Assembler, r: u8, v: Val) {
     match v {
         Val::Slot(o) => dynasm!(a ; .arch x64 ; mov Rd(r), DWORD [rdi + o]),
         Val::Const(k) => dynasm!(a ; .arch x64 ; mov Rd(r), k as i32),
+        Val::Reg(s) => dynasm!(a ; .arch x64 ; mov Rd(r), Rd(s)),
     }
 }
 
 /// Stores eax to both slots of `d` (the sink slot is never read: skipped).
-fn store(a: &mut Assembler, d: D) {
+pub(super) fn store(a: &mut Assembler, d: D) {
     for (i, &s) in d.iter().enumerate() {
         if usize::from(s) == slot::SINK || (i == 1 && d[1] == d[0]) {
             continue;
@@ -78,40 +123,47 @@ fn logic(a: &mut Assembler, op: A, b: Val) {
         (A::Or, Val::Const(k)) => dynasm!(a ; .arch x64 ; or eax, k as i32),
         (A::Xor, Val::Slot(o)) => dynasm!(a ; .arch x64 ; xor eax, DWORD [rdi + o]),
         (A::Xor, Val::Const(k)) => dynasm!(a ; .arch x64 ; xor eax, k as i32),
+        (A::And, Val::Reg(r)) => dynasm!(a ; .arch x64 ; and eax, Rd(r)),
+        (A::Or, Val::Reg(r)) => dynasm!(a ; .arch x64 ; or eax, Rd(r)),
+        (A::Xor, Val::Reg(r)) => dynasm!(a ; .arch x64 ; xor eax, Rd(r)),
         _ => {}
     }
 }
 
-/// One ALU step: result in eax, flags stored as `live` says.
-fn alu(a: &mut Assembler, op: A, av: Val, bv: Val, live: (bool, bool)) {
+/// One ALU step: result in eax, flags stored as `live` says (eax holds `h` before).
+pub(super) fn alu(a: &mut Assembler, op: A, (av, bv): (Val, Val), live: (bool, bool), h: Held) {
     match op {
-        A::PassB => load(a, EAX, bv),
+        A::PassB => load_eax(a, bv, h),
         A::NotB => {
-            load(a, EAX, bv);
+            load_eax(a, bv, h);
             dynasm!(a ; .arch x64 ; not eax);
         }
         A::And | A::Or | A::Xor => {
-            load(a, EAX, av);
+            load_eax(a, av, h);
             logic(a, op, bv);
         }
         A::AndNotA => {
-            load(a, EAX, av);
+            load_eax(a, av, h);
             dynasm!(a ; .arch x64 ; not eax);
             logic(a, A::And, bv);
         }
         A::AndNotB => {
-            load(a, ECX, bv);
-            dynasm!(a ; .arch x64 ; not ecx);
-            load(a, EAX, av);
-            dynasm!(a ; .arch x64 ; and eax, ecx);
+            if h.has(bv) {
+                dynasm!(a ; .arch x64 ; mov r8d, eax);
+            } else {
+                load(a, S8, bv);
+            }
+            dynasm!(a ; .arch x64 ; not r8d);
+            load_eax(a, av, h);
+            dynasm!(a ; .arch x64 ; and eax, r8d);
         }
         A::Add | A::AddCarry | A::Sub | A::SubCarry => {
-            load(a, EAX, av);
+            load_eax(a, av, h);
             // The carry in: CF = c for add-with-carry, CF = !c (a borrow) for
             // subtract-with-carry. `mov` leaves flags alone, so eax is loaded first.
             match op {
-                A::AddCarry => dynasm!(a ; .arch x64 ; mov dl, BYTE [rdi + CC_C] ; add dl, -1),
-                A::SubCarry => dynasm!(a ; .arch x64 ; mov dl, BYTE [rdi + CC_C] ; cmp dl, 1),
+                A::AddCarry => dynasm!(a ; .arch x64 ; mov r9b, BYTE [rdi + CC_C] ; add r9b, -1),
+                A::SubCarry => dynasm!(a ; .arch x64 ; mov r9b, BYTE [rdi + CC_C] ; cmp r9b, 1),
                 _ => {}
             }
             match (op, bv) {
@@ -127,6 +179,10 @@ fn alu(a: &mut Assembler, op: A, av: Val, bv: Val, live: (bool, bool)) {
                     dynasm!(a ; .arch x64 ; sbb eax, DWORD [rdi + o])
                 }
                 (A::SubCarry, Val::Const(k)) => dynasm!(a ; .arch x64 ; sbb eax, k as i32),
+                (A::Add, Val::Reg(r)) => dynasm!(a ; .arch x64 ; add eax, Rd(r)),
+                (A::AddCarry, Val::Reg(r)) => dynasm!(a ; .arch x64 ; adc eax, Rd(r)),
+                (A::Sub, Val::Reg(r)) => dynasm!(a ; .arch x64 ; sub eax, Rd(r)),
+                (A::SubCarry, Val::Reg(r)) => dynasm!(a ; .arch x64 ; sbb eax, Rd(r)),
                 _ => {}
             }
             if live.1 {
@@ -145,10 +201,10 @@ fn alu(a: &mut Assembler, op: A, av: Val, bv: Val, live: (bool, bool)) {
 }
 
 /// `eax = shift(kind, a, b, count)`, the count a constant or in cl (`None`).
-fn shift(a: &mut Assembler, kind: ShiftKind, av: Val, bv: Val, n: Option<u8>) {
-    load(a, EAX, bv);
+fn shift(a: &mut Assembler, kind: ShiftKind, (av, bv): (Val, Val), n: Option<u8>, h: Held) {
+    load_eax(a, bv, h);
     if kind == ShiftKind::DoubleRight {
-        load(a, EDX, av);
+        load(a, S9, av);
     }
     match (kind, n) {
         (_, Some(0)) => {}
@@ -156,22 +212,85 @@ fn shift(a: &mut Assembler, kind: ShiftKind, av: Val, bv: Val, n: Option<u8>) {
         (ShiftKind::Right, Some(k)) => dynasm!(a ; .arch x64 ; shr eax, k as i8),
         (ShiftKind::ArithRight, Some(k)) => dynasm!(a ; .arch x64 ; sar eax, k as i8),
         (ShiftKind::RotRight, Some(k)) => dynasm!(a ; .arch x64 ; ror eax, k as i8),
-        (_, Some(k)) => dynasm!(a ; .arch x64 ; shrd eax, edx, k as i8),
+        (_, Some(k)) => dynasm!(a ; .arch x64 ; shrd eax, r9d, k as i8),
         (ShiftKind::Left, None) => dynasm!(a ; .arch x64 ; shl eax, cl),
         (ShiftKind::Right, None) => dynasm!(a ; .arch x64 ; shr eax, cl),
         (ShiftKind::ArithRight, None) => dynasm!(a ; .arch x64 ; sar eax, cl),
         (ShiftKind::RotRight, None) => dynasm!(a ; .arch x64 ; ror eax, cl),
-        (_, None) => dynasm!(a ; .arch x64 ; shrd eax, edx, cl),
+        (_, None) => dynasm!(a ; .arch x64 ; shrd eax, r9d, cl),
     }
 }
 
-fn emit(a: &mut Assembler, steps: &[Step]) {
+/// Where a step may leave its block (the cold exits, emitted after the block's tail).
+#[derive(Clone, Copy)]
+enum Exit {
+    /// An LM step's checks failed ([`x64_lm::exit`]).
+    Lm(LmAt),
+    /// A command at this address goes to the general handler ([`x64_mem::exit`]).
+    Cmd(usize),
+}
+
+/// The steps of a block; each step's cold exit label is pushed to `exits`. Returns the
+/// ALU operation whose host flags are still those of the stored condition codes at the
+/// end, if any ([`unless_taken`] then branches on them).
+fn emit(a: &mut Assembler, steps: &[Step], exits: &mut Vec<(DynamicLabel, Exit)>) -> Option<A> {
     let live = live_flags(steps);
-    for (s, &l) in steps.iter().zip(&live) {
-        match *s {
+    let stores = live_stores(steps);
+    let mut seen = x64_lm::Seen::default();
+    // What eax holds, and the op that set the host flags last (see `unless_taken`).
+    let (mut h, mut flags) = (Held::NONE, None);
+    for ((s, &l), &k) in steps.iter().zip(&live).zip(&stores) {
+        // The destination slots to store (eax holds the value for all of `d`).
+        let only = |d: D| {
+            let sink = slot::SINK as u8;
+            [
+                if k[0] { d[0] } else { sink },
+                if k[1] { d[1] } else { sink },
+            ]
+        };
+        let (held, set) = match *s {
+            Step::Lm { form, lm } => {
+                let exit = a.new_dynamic_label();
+                exits.push((exit, Exit::Lm(lm)));
+                match x64_lm::layout() {
+                    Some(layout) => {
+                        let at = x64_lm::At { l: layout, exit };
+                        (x64_lm::step(a, at, form, lm, (l, h), &mut seen), None)
+                    }
+                    // Never planned without a layout (`plan`): leave at the op.
+                    None => {
+                        dynasm!(a ; .arch x64 ; jmp =>exit);
+                        (Held::NONE, None)
+                    }
+                }
+            }
+            Step::CtmRead {
+                xfer,
+                words,
+                mask,
+                mode,
+                a: x,
+                b,
+                at,
+            } => {
+                let exit = a.new_dynamic_label();
+                let read = x64_mem::Read {
+                    xfer,
+                    words,
+                    mask,
+                    mode,
+                    a: val(x),
+                    b: val(b),
+                };
+                x64_mem::ctm_read(a, read, exit);
+                exits.push((exit, Exit::Cmd(at)));
+                (Held::NONE, None)
+            }
             Step::Alu { op, d, a: x, b } => {
-                alu(a, op, val(x), val(b), l);
-                store(a, d);
+                alu(a, op, (val(x), val(b)), l, h);
+                store(a, only(d));
+                // `mov` and `not` set no host flags.
+                (Held(d), (!matches!(op, A::PassB | A::NotB)).then_some(op))
             }
             Step::Shf {
                 kind,
@@ -180,22 +299,27 @@ fn emit(a: &mut Assembler, steps: &[Step]) {
                 b,
                 n,
             } => {
-                shift(a, kind, val(x), val(b), Some(n));
+                shift(a, kind, (val(x), val(b)), Some(n), h);
                 if l.0 {
                     dynasm!(a ; .arch x64 ; mov DWORD [rdi + CC_RES], eax);
                 }
-                store(a, d);
+                store(a, only(d));
+                (Held(d), None)
             }
             Step::ShfInd { kind, d, a: x, b } => {
-                // The previous step (its ALU op) left its result in eax.
-                dynasm!(a ; .arch x64 ; mov ecx, eax);
-                shift(a, kind, val(x), val(b), None);
+                // The previous step (its ALU op) left its result in eax; the count goes
+                // to cl, the run's count in rcx to r8 meanwhile.
+                dynasm!(a ; .arch x64 ; mov r8, rcx ; mov ecx, eax);
+                shift(a, kind, (val(x), val(b)), None, h);
+                dynasm!(a ; .arch x64 ; mov rcx, r8);
                 if l.0 {
                     dynasm!(a ; .arch x64 ; mov DWORD [rdi + CC_RES], eax);
                 }
-                store(a, d);
+                store(a, only(d));
+                (Held(d), None)
             }
             Step::Set { d, v } => {
+                let d = only(d);
                 for (i, &s) in d.iter().enumerate() {
                     if usize::from(s) == slot::SINK || (i == 1 && d[1] == d[0]) {
                         continue;
@@ -203,11 +327,13 @@ fn emit(a: &mut Assembler, steps: &[Step]) {
                     let o = FILE + 4 * i32::from(s);
                     dynasm!(a ; .arch x64 ; mov DWORD [rdi + o], v as i32);
                 }
+                (h.without(d), flags)
             }
             Step::Merge { d, keep, v } => {
-                load(a, EAX, val(u16::from(d[0])));
+                load_eax(a, val(u16::from(d[0])), h);
                 dynasm!(a ; .arch x64 ; and eax, keep as i32 ; or eax, v as i32);
-                store(a, d);
+                store(a, only(d));
+                (Held(d), None)
             }
             Step::Ld {
                 d,
@@ -216,50 +342,66 @@ fn emit(a: &mut Assembler, steps: &[Step]) {
                 mask,
                 keep,
             } => {
-                match val(b) {
-                    Val::Const(k) => {
-                        let k = k.rotate_right(u32::from(rot)) & mask;
-                        dynasm!(a ; .arch x64 ; mov ecx, k as i32);
-                    }
-                    v => {
-                        load(a, ECX, v);
-                        if rot % 32 != 0 {
-                            dynasm!(a ; .arch x64 ; ror ecx, (rot % 32) as i8);
-                        }
-                        dynasm!(a ; .arch x64 ; and ecx, mask as i32);
-                    }
-                }
-                if keep == 0 {
-                    dynasm!(a ; .arch x64 ; mov eax, ecx);
-                } else {
-                    load(a, EAX, val(u16::from(d[0])));
-                    dynasm!(a ; .arch x64 ; and eax, keep as i32 ; or eax, ecx);
-                }
-                store(a, d);
+                ld(a, (d, only(d), val(b)), (rot, mask, keep), h);
+                (Held(d), None)
             }
             Step::Csr { n, src, rem } => {
                 // As `fast_handlers::csr_lm`: the address, and the count before which
-                // index n may not be used, `n - rem + min(csr_write_delay, 250)` (`r9`
+                // index n may not be used, `n - rem + min(csr_write_delay, 250)` (`rcx`
                 // is the count n of the run).
                 let i = i32::from(n);
                 let (addr, ready) = (LM_ADDR + 4 * i, LM_READY + 8 * i);
-                let rem = i32::from(rem);
-                load(a, EAX, val(src));
+                let before = -i32::from(rem);
+                seen.csr(n);
+                load_eax(a, val(src), h);
                 dynasm!(a ; .arch x64
                     ; mov DWORD [rdi + addr], eax
                     ; mov rax, QWORD [rsi + LAT]
                     ; mov eax, DWORD [rax + CSR_DELAY]
-                    ; mov ecx, 250
-                    ; cmp eax, ecx
-                    ; cmova eax, ecx
-                    ; add rax, r9
-                    ; sub rax, rem
+                    ; mov r8d, 250
+                    ; cmp eax, r8d
+                    ; cmova eax, r8d
+                    ; lea rax, [rax + rcx + before]
                     ; mov QWORD [rdi + ready], rax);
+                (Held::NONE, None)
             }
             // The block's tail decides the branch (`unless_taken`).
-            Step::Br { .. } | Step::BrBit { .. } => {}
+            Step::Br { .. } | Step::BrBit { .. } => (h, flags),
+        };
+        (h, flags) = (held, set);
+    }
+    flags
+}
+
+/// `ld_field`: `d = (d & keep) | (b.rotate_right(rot) & mask)`, computed in eax directly
+/// when nothing of `d` is kept.
+fn ld(a: &mut Assembler, (d, to, b): (D, D, Val), (rot, mask, keep): (u8, u32, u32), h: Held) {
+    let r = if keep == 0 { EAX } else { S8 };
+    match b {
+        Val::Const(k) => {
+            let k = k.rotate_right(u32::from(rot)) & mask;
+            dynasm!(a ; .arch x64 ; mov Rd(r), k as i32);
+        }
+        v => {
+            if h.has(v) {
+                if r != EAX {
+                    dynasm!(a ; .arch x64 ; mov Rd(r), eax);
+                }
+            } else {
+                load(a, r, v);
+            }
+            if rot % 32 != 0 {
+                dynasm!(a ; .arch x64 ; ror Rd(r), (rot % 32) as i8);
+            }
+            dynasm!(a ; .arch x64 ; and Rd(r), mask as i32);
         }
     }
+    if keep != 0 {
+        // r8d is not eax: what eax holds is still there.
+        load_eax(a, val(u16::from(d[0])), h);
+        dynasm!(a ; .arch x64 ; and eax, keep as i32 ; or eax, r8d);
+    }
+    store(a, to);
 }
 
 /// Where a block goes on, in hops from its first op (`fast_run::next` or
@@ -271,35 +413,42 @@ enum Tail {
     /// A branch (the last step): to `t` paying `rt` with the taken penalty when it is
     /// taken, else to `f` paying `rn`.
     Branch { t: i32, rt: u16, f: i32, rn: u16 },
+    /// A swapping `ctm` read (the last step): swaps out, or passes the swap and pays the
+    /// run at `to` ([`x64_mem::swap`]).
+    Swap { to: i32 },
 }
 
-/// A whole block: the handler prologue (`r8` = the op, `r9` = the count), the label
-/// `me` where other blocks enter it with those set, the body, and the jump on. `next`
-/// gives the entry label of the block `to` hops on, if there is one: the jump goes
-/// straight there (same registers, no handler load, no prologue).
+/// A whole block: the label `me` where other blocks enter it (a handler's arguments in
+/// their registers throughout: `rdx` = the op, `rcx` = the count), the body, and the jump
+/// on. `next` gives the entry label of the block `to` hops on, if there is one: the jump
+/// goes straight there (same registers, no handler load).
+///
+/// Why the op and count stay in `rdx` / `rcx` (the body's scratch registers being `r8` /
+/// `r9`, and `rcx` saved around the one shift by `cl`): a block entered from a handler
+/// then needs no prologue, and one leaving to a handler only adds its hops to `rdx`
+/// (callgrind, `simspeed pre`: 1,943 -> 1,928 host instructions per frame, counted as in
+/// the module docs of `jit`, against copying them to `r8` / `r9`).
 fn block(
     a: &mut Assembler,
-    steps: &[Step],
+    (pc, steps): (usize, &[Step]),
     tail: Tail,
     me: DynamicLabel,
     next: &dyn Fn(i32) -> Option<DynamicLabel>,
 ) {
-    dynasm!(a ; .arch x64 ; mov r8, rdx ; mov r9, rcx ; =>me);
-    emit(a, steps);
+    dynasm!(a ; .arch x64 ; =>me);
+    let mut exits = Vec::new();
+    let flags = emit(a, steps, &mut exits);
     match tail {
         Tail::Next { to } => {
             let o = to * HOP;
             match next(to) {
-                Some(l) => dynasm!(a ; .arch x64 ; add r8, o ; jmp =>l),
-                None => dynasm!(a ; .arch x64
-                    ; lea rdx, [r8 + o]
-                    ; mov rcx, r9
-                    ; jmp QWORD [rdx + H]),
+                Some(l) => dynasm!(a ; .arch x64 ; add rdx, o ; jmp =>l),
+                None => dynasm!(a ; .arch x64 ; add rdx, o ; jmp QWORD [rdx + H]),
             }
         }
         Tail::Branch { t, rt, f, rn } => {
             if let Some(&last) = steps.last() {
-                unless_taken(a, last);
+                unless_taken(a, last, flags);
             }
             dynasm!(a ; .arch x64
                 ; mov rax, QWORD [rsi + PENALTY]
@@ -307,6 +456,17 @@ fn block(
             pay(a, t, rt, next(t));
             dynasm!(a ; .arch x64 ; fall:);
             pay(a, f, rn, next(f));
+        }
+        Tail::Swap { to } => {
+            if let Some(&Step::CtmRead { words, .. }) = steps.last() {
+                x64_mem::swap(a, to, words);
+            }
+        }
+    }
+    for (l, e) in exits {
+        match e {
+            Exit::Lm(lm) => x64_lm::exit(a, lm, pc, l),
+            Exit::Cmd(at) => x64_mem::exit(a, at, pc, l),
         }
     }
 }
@@ -320,32 +480,40 @@ fn pay(a: &mut Assembler, to: i32, run: u16, l: Option<DynamicLabel>) {
     if run != 0 {
         // (Not named `r1`: dynasm would read that as a register.)
         let (r, below) = (i32::from(run), i32::from(run) - 1);
-        dynasm!(a ; .arch x64
-            ; mov rax, QWORD [rsi + LIMIT]
-            ; sub rax, r9
-            ; cmp rax, below
-            ; jbe >unpaid);
+        // `limit - n <= run - 1` as `limit <= n + run - 1` (`limit >= n` always holds,
+        // and counts are far from wrapping): one instruction less.
+        if below == 0 {
+            dynasm!(a ; .arch x64 ; cmp QWORD [rsi + LIMIT], rcx ; jbe >unpaid);
+        } else {
+            dynasm!(a ; .arch x64
+                ; lea rax, [rcx + below]
+                ; cmp rax, QWORD [rsi + LIMIT]
+                ; jae >unpaid);
+        }
         match l {
-            Some(l) => dynasm!(a ; .arch x64 ; add r9, r ; add r8, o ; jmp =>l),
-            None => dynasm!(a ; .arch x64
-                ; lea rdx, [r8 + o]
-                ; lea rcx, [r9 + r]
-                ; jmp QWORD [rdx + H]),
+            Some(l) => dynasm!(a ; .arch x64 ; add rcx, r ; add rdx, o ; jmp =>l),
+            None => dynasm!(a ; .arch x64 ; add rcx, r ; add rdx, o ; jmp QWORD [rdx + H]),
         }
         dynasm!(a ; .arch x64 ; unpaid:);
     }
     let u = unpaid_at as Handler as usize as i64;
     dynasm!(a ; .arch x64
-        ; lea rdx, [r8 + o]
-        ; mov rcx, r9
+        ; add rdx, o
         ; mov rax, QWORD u
         ; jmp rax);
 }
 
-/// Jumps to the local label `fall` unless the branch step `s` is taken: one compare of
-/// the stored flag or source slot and a conditional jump, where the condition is one
-/// flag (the signed ones compute it in eax with [`signed_cond`]).
-fn unless_taken(a: &mut Assembler, s: Step) {
+/// Jumps to the local label `fall` unless the branch step `s` is taken: on the host
+/// flags of the ALU op `flags` that set the stored ones last, when they decide it
+/// ([`host_branch`]); else one compare of the stored flag or source slot and a conditional
+/// jump, where the condition is one flag (the signed ones compute it in eax with
+/// [`signed_cond`]).
+fn unless_taken(a: &mut Assembler, s: Step, flags: Option<A>) {
+    if let (Step::Br { cond }, Some(op)) = (s, flags)
+        && host_branch(a, cond, op)
+    {
+        return;
+    }
     match s {
         Step::Br { cond } => match cond {
             Cond::Eq => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + CC_RES], 0 ; jne >fall),
@@ -367,6 +535,7 @@ fn unless_taken(a: &mut Assembler, s: Step) {
             match val(src) {
                 Val::Slot(o) => dynasm!(a ; .arch x64 ; test DWORD [rdi + o], m),
                 Val::Const(k) => dynasm!(a ; .arch x64 ; mov eax, k as i32 ; test eax, m),
+                Val::Reg(r) => dynasm!(a ; .arch x64 ; test Rd(r), m),
             }
             if set {
                 dynasm!(a ; .arch x64 ; jz >fall);
@@ -379,25 +548,54 @@ fn unless_taken(a: &mut Assembler, s: Step) {
     }
 }
 
+/// Jumps to `fall` unless `cond` holds, on the host flags the ALU op `op` left: the zero
+/// and sign of its result, and for add / subtract its carry (the ME's carry is the host's
+/// for add, its inverse for subtract) and overflow (the ME's, see [`alu`]); `false`, and
+/// nothing emitted, when they do not decide `cond` (a logic op leaves the ME's carry and
+/// overflow alone). Saves the compare of the stored flag on most branches (the lowering
+/// branches right after its compare).
+fn host_branch(a: &mut Assembler, cond: Cond, op: A) -> bool {
+    let arith = matches!(op, A::Add | A::AddCarry | A::Sub | A::SubCarry);
+    let sub = matches!(op, A::Sub | A::SubCarry);
+    match cond {
+        Cond::Eq => dynasm!(a ; .arch x64 ; jne >fall),
+        Cond::Ne => dynasm!(a ; .arch x64 ; je >fall),
+        Cond::Mi => dynasm!(a ; .arch x64 ; jns >fall),
+        Cond::Pl => dynasm!(a ; .arch x64 ; js >fall),
+        Cond::Hs if arith && sub => dynasm!(a ; .arch x64 ; jc >fall),
+        Cond::Hs if arith => dynasm!(a ; .arch x64 ; jnc >fall),
+        Cond::Lo if arith && sub => dynasm!(a ; .arch x64 ; jnc >fall),
+        Cond::Lo if arith => dynasm!(a ; .arch x64 ; jc >fall),
+        Cond::Vs if arith => dynasm!(a ; .arch x64 ; jno >fall),
+        Cond::Vc if arith => dynasm!(a ; .arch x64 ; jo >fall),
+        Cond::Ge if arith => dynasm!(a ; .arch x64 ; jl >fall),
+        Cond::Lt if arith => dynasm!(a ; .arch x64 ; jge >fall),
+        Cond::Le if arith => dynasm!(a ; .arch x64 ; jg >fall),
+        Cond::Gt if arith => dynasm!(a ; .arch x64 ; jle >fall),
+        _ => return false,
+    }
+    true
+}
+
 /// eax = whether the signed condition `cond` holds on the stored flags
 /// (`fast_handlers::cond`): N from the stored result, V from its byte (the other
 /// conditions are one flag each, tested by [`unless_taken`] itself).
 fn signed_cond(a: &mut Assembler, cond: Cond) {
-    // ecx = N, edx = V.
+    // r8d = N, r9d = V.
     dynasm!(a ; .arch x64
-        ; mov ecx, DWORD [rdi + CC_RES] ; shr ecx, 31
-        ; movzx edx, BYTE [rdi + CC_V]);
+        ; mov r8d, DWORD [rdi + CC_RES] ; shr r8d, 31
+        ; movzx r9d, BYTE [rdi + CC_V]);
     match cond {
-        Cond::Ge => dynasm!(a ; .arch x64 ; xor eax, eax ; cmp ecx, edx ; sete al),
-        Cond::Lt => dynasm!(a ; .arch x64 ; xor eax, eax ; cmp ecx, edx ; setne al),
+        Cond::Ge => dynasm!(a ; .arch x64 ; xor eax, eax ; cmp r8d, r9d ; sete al),
+        Cond::Lt => dynasm!(a ; .arch x64 ; xor eax, eax ; cmp r8d, r9d ; setne al),
         Cond::Le => dynasm!(a ; .arch x64
-            ; xor ecx, edx
+            ; xor r8d, r9d
             ; xor eax, eax ; cmp DWORD [rdi + CC_RES], 0 ; sete al
-            ; or eax, ecx),
+            ; or eax, r8d),
         Cond::Gt => dynasm!(a ; .arch x64
-            ; xor ecx, edx ; xor ecx, 1
+            ; xor r8d, r9d ; xor r8d, 1
             ; xor eax, eax ; cmp DWORD [rdi + CC_RES], 0 ; setne al
-            ; and eax, ecx),
+            ; and eax, r8d),
         // Never asked for (see above): always taken.
         _ => dynasm!(a ; .arch x64 ; mov eax, 1),
     }
@@ -405,11 +603,14 @@ fn signed_cond(a: &mut Assembler, cond: Cond) {
 
 /// A block's steps and tail at `pc`, if a block starts there.
 fn plan(ops: &[Op], pc: usize) -> Option<(Vec<Step>, Tail)> {
-    let b = block_at(ops, pc)?;
+    let b = block_at(ops, pc, x64_lm::layout().is_some())?;
     // Hops from `pc` (addresses are below `u16::MAX`, see `FastProgram::new`).
     let rel = |at: usize| i32::try_from(at).ok()?.checked_sub(i32::try_from(pc).ok()?);
     let st = steps(&b);
     let tail = match b.last() {
+        Some(&(at, op)) if ends_block(&op) && is_ctm_read(&op) => Tail::Swap {
+            to: rel(at + op.width())?,
+        },
         Some(&(at, op)) if ends_block(&op) => {
             let (t, rt, rn) = branch_parts(&op)?;
             // The tail decides the branch from the last step.
@@ -449,7 +650,7 @@ pub(super) fn compile(ops: &[Op]) -> Option<Compiled> {
                     let at = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
                     labels.get(at).copied().flatten()
                 };
-                block(&mut asm, st, *tail, me, &next);
+                block(&mut asm, (pc, st), *tail, me, &next);
                 Some(start)
             }
             _ => None,
@@ -462,11 +663,16 @@ pub(super) fn compile(ops: &[Op]) -> Option<Compiled> {
             s.map(|start| {
                 // SAFETY: `start` is the offset of code emitted above as a `Handler`
                 // (System V, the `extern "C-unwind"` of the Unix hosts this module is
-                // built for): it takes the thread, `Cx`, the op and the count in rdi, rsi, rdx,
-                // rcx, touches only the thread's file and flags and `Cx`'s `extra`, and
-                // ends by jumping to a handler with the same arguments (never
-                // returning itself, so its `Out` is that handler's). The code lives as
-                // long as the program, which holds `_code`.
+                // built for): it takes the thread, `Cx`, the op and the count in rdi, rsi,
+                // rdx, rcx; touches only the thread's file, flags and LM window state,
+                // `Cx`'s `extra`, the local-memory word and dirty mask of an LM step (the
+                // address checked inside LMEM first, as the handler does) and the packet
+                // buffer's words a read checked to be inside it; uses only caller-saved
+                // registers; and ends by jumping, with the stack as at its entry, to a
+                // handler with the same arguments, to `fast_run::slow` with its three, or
+                // to `x64_mem::ctm_swap` with its five (never returning itself, so its
+                // `Out` is theirs). The code lives as long as the program, which holds
+                // `_code`.
                 let h = unsafe { std::mem::transmute::<*const u8, Handler>(code.ptr(start)) };
                 Block { h }
             })

@@ -1,0 +1,253 @@
+//! Native blocks against the reference executor on the code they now cover: local-memory
+//! operands (hazard and window checks at and past their edges, stores whose dirty chunks a
+//! later packet's stack zeroing depends on), `ctm` reads (inside, at the edges of and
+//! outside the packet buffer) and branches decided on the host flags of the ALU op before
+//! them (every condition after every ALU operation). The random code of `tests_fast`
+//! rarely forms such blocks (its branch targets are mostly invalid); here every program
+//! is built so that they do.
+
+#![allow(clippy::unwrap_used)]
+
+use super::super::thread::{Cc, slot};
+use super::super::*;
+use crate::target::{AddrMode, AluOp, Bank, CmdAction, Cond, Csr, Dst, ImmedWidth, MemTarget, Src};
+use proptest::prelude::*;
+
+/// What a run shows after each event: the event, registers, flags, pc, count, LM state
+/// and local memory.
+type Seen = (
+    Result<Event, ExecError>,
+    Vec<u32>,
+    Cc,
+    u32,
+    u64,
+    ([u32; 4], [u64; 4]),
+    Vec<u8>,
+);
+
+/// Runs `packets` one after another on thread `index` (state kept), with the reference
+/// loop (`prog` `None`) or the fast path, recording every event.
+fn run(code: &[MeInsn], prog: Option<&FastProgram>, index: u8, budget: u64) -> Vec<Seen> {
+    let lat = Latencies::NFP4000;
+    let (mut lmem, mut shared, mut maps) = (Lmem::new(), SharedMem::new(3, 0), MapSet::default());
+    let mut t = Thread::new(index);
+    let mut out = Vec::new();
+    for p in 0..3u8 {
+        let packet: Vec<u8> = (0..60 + p).map(|i| i.wrapping_mul(37) ^ p).collect();
+        t.start(&mut lmem, &packet).unwrap();
+        loop {
+            let mut mem = MemState {
+                lmem: &mut lmem,
+                shared: &mut shared,
+                maps: &mut maps,
+                lat: &lat,
+            };
+            let e = match prog {
+                Some(f) => t.run_until_event_fast(f, &mut mem, budget),
+                None => t.run_until_event(code, &mut mem, budget),
+            };
+            let again = matches!(e, Ok(Event::Swap { .. }));
+            out.push((
+                e,
+                t.file[..slot::REGS].to_vec(),
+                t.cc,
+                t.pc,
+                t.insns,
+                (t.lm_addr, t.lm_ready),
+                lmem.bytes().to_vec(),
+            ));
+            if !again {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The native program (unless `NFP_NATIVE=0`) and the handlers agree with the reference.
+fn agree(code: &[MeInsn], index: u8, budget: u64) -> Result<(), TestCaseError> {
+    let want = run(code, None, index, budget);
+    let progs = [
+        ("native", FastProgram::new(code)),
+        ("handlers", FastProgram::without_native(code)),
+    ];
+    for (what, prog) in &progs {
+        let got = run(code, Some(prog), index, budget);
+        prop_assert!(
+            got == want,
+            "{what} differs: {:?} vs {:?}\n{}",
+            got.iter().map(|g| &g.0).collect::<Vec<_>>(),
+            want.iter().map(|w| &w.0).collect::<Vec<_>>(),
+            crate::target::print_program(code)
+        );
+    }
+    Ok(())
+}
+
+fn g(b: Bank, n: u8) -> Src {
+    Src::Gpr(b, n)
+}
+
+/// `immed` pair loading `v` into GPR `n` (both banks).
+fn set(n: u8, v: u32) -> [MeInsn; 2] {
+    let i = |imm: u16, shift, width| MeInsn::Immed {
+        dst: Dst::Both(n),
+        imm,
+        shift,
+        invert: false,
+        width,
+    };
+    [
+        i(v as u16, 0, ImmedWidth::All),
+        i((v >> 16) as u16, 2, ImmedWidth::Word),
+    ]
+}
+
+fn alu_op(k: u8) -> AluOp {
+    super::super::fast_handlers::ALU_OPS[usize::from(k) % 11]
+}
+
+fn cond(k: u8) -> Cond {
+    super::super::fast_handlers::CONDS[usize::from(k) % 13]
+}
+
+/// An operand among GPRs 0..4 of bank `b` and small immediates.
+fn operand(b: Bank) -> impl Strategy<Value = Src> {
+    prop_oneof![3 => (0u8..4).prop_map(move |n| g(b, n)), 1 => any::<u8>().prop_map(Src::Imm)]
+}
+
+/// Values near the edges the checks test: LM window bases near the end of LMEM and near
+/// the thread's stack, packet buffer offsets near its end, and any word.
+fn value() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        0u32..64,
+        4030u32..4100,
+        (0u8..8).prop_map(stack_base),
+        (0u8..2, prop_oneof![0u32..4100, 4000u32..4100])
+            .prop_map(|(t, o)| ctm_packet_buffer(t).wrapping_add(o)),
+        any::<u32>(),
+    ]
+}
+
+/// Any word, or one whose flags are at an edge.
+fn edge() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        any::<u32>(),
+        Just(0u32),
+        Just(0x8000_0000u32),
+        Just(u32::MAX),
+        Just(1)
+    ]
+}
+
+/// One instruction of a block: ALU ops on GPRs 0..4, LM loads, stores and ALU ops, CSR
+/// writes of a window address, `ctm` reads, `ld_field` from the transfer registers.
+fn insn() -> impl Strategy<Value = MeInsn> {
+    let lm = (0u8..4, 0u8..16).prop_map(|(index, off)| Src::Lm { index, off });
+    let lm_dst = (0u8..4, 0u8..16).prop_map(|(index, off)| Dst::Lm { index, off });
+    let dst = (0u8..4).prop_map(Dst::Both);
+    prop_oneof![
+        3 => (any::<u8>(), dst.clone(), operand(Bank::A), operand(Bank::B))
+            .prop_map(|(k, dst, a, b)| MeInsn::Alu { op: alu_op(k), dst, a, b }),
+        2 => (dst.clone(), lm.clone()).prop_map(|(dst, b)| MeInsn::Alu {
+            op: AluOp::PassB,
+            dst,
+            a: Src::None,
+            b,
+        }),
+        2 => (any::<u8>(), dst, operand(Bank::A), lm, any::<bool>())
+            .prop_map(|(k, dst, x, l, swap)| {
+                let (a, b) = if swap { (l, x) } else { (x, l) };
+                MeInsn::Alu { op: alu_op(k), dst, a, b }
+            }),
+        2 => (any::<u8>(), lm_dst, operand(Bank::A), operand(Bank::B))
+            .prop_map(|(k, dst, a, b)| MeInsn::Alu { op: alu_op(k), dst, a, b }),
+        1 => (0u8..4, 0u8..4).prop_map(|(n, r)| MeInsn::CsrWrite {
+            csr: Csr::ActLmAddr(n),
+            src: g(Bank::A, r),
+        }),
+        1 => (any::<bool>(), 0u8..12, 1u8..40, any::<bool>(), 0u8..4, any::<bool>()).prop_map(
+            |(words, xfer, count, m40, r, swap)| MeInsn::Cmd {
+                target: MemTarget::Ctm,
+                action: if words { CmdAction::Read32 } else { CmdAction::Read8 },
+                xfer,
+                count: if words { count % 9 } else { count },
+                mode: if m40 { AddrMode::Addr40 } else { AddrMode::Addr32 },
+                a: g(Bank::A, r),
+                b: Src::Imm(count),
+                swap,
+            }
+        ),
+        1 => (0u8..4, 0u8..8, 0u8..16, 0u8..4).prop_map(|(n, x, byte_mask, shift_bytes)| {
+            MeInsn::LdField {
+                dst: Dst::Both(n),
+                byte_mask,
+                b: Src::Xfer(x),
+                shift_bytes,
+                zero_fill: x % 2 == 0,
+            }
+        }),
+        1 => Just(MeInsn::Nop),
+    ]
+}
+
+/// Sets GPRs 0..4, runs `body`, then branches on `cond` (without defer slots) over one
+/// instruction to the exit, so both paths are blocks.
+fn program(values: [u32; 4], body: Vec<MeInsn>, k: u8) -> Vec<MeInsn> {
+    let mut c: Vec<MeInsn> = (0u8..4)
+        .flat_map(|n| set(n, values[usize::from(n)]))
+        .collect();
+    c.extend(body);
+    let exit = c.len() as u16 + 2;
+    c.push(MeInsn::Br {
+        cond: cond(k),
+        target: exit,
+        defer: 0,
+    });
+    c.push(MeInsn::Alu {
+        op: AluOp::Add,
+        dst: Dst::Both(0),
+        a: g(Bank::A, 0),
+        b: Src::Imm(1),
+    });
+    c.push(MeInsn::Exit);
+    c
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Blocks with LM operands, CSR writes, `ctm` reads and a final branch, from registers
+    /// near the checks' edges, over three packets, with ample and with tiny budgets.
+    #[test]
+    fn native_blocks_equal_the_reference(
+        values in [value(), value(), value(), value()],
+        body in prop::collection::vec(insn(), 0..12),
+        (k, index) in (any::<u8>(), 0u8..2),
+        budget in prop_oneof![Just(10_000u64), 1u64..40],
+    ) {
+        agree(&program(values, body, k), index, budget)?;
+    }
+
+    /// Every condition after every ALU operation (the branch decided on its host flags),
+    /// with carries chained from an earlier operation.
+    #[test]
+    fn branches_on_host_flags_equal_the_reference(
+        values in [edge(), edge(), edge(), edge()],
+        (k1, k2, k) in (any::<u8>(), any::<u8>(), any::<u8>()),
+        (a1, b1) in (operand(Bank::A), operand(Bank::B)),
+        (a2, b2) in (operand(Bank::A), operand(Bank::B)),
+    ) {
+        let body = vec![
+            MeInsn::Alu { op: alu_op(k1), dst: Dst::Both(1), a: a1, b: b1 },
+            MeInsn::Alu { op: alu_op(k2), dst: Dst::None, a: a2, b: b2 },
+        ];
+        agree(&program(values, body, k), 0, 10_000)?;
+    }
+}
+
+/// `Lmem`'s layout is addressable (else no LM op would be compiled).
+#[test]
+fn the_lmem_layout_is_found() {
+    assert!(super::x64_lm::layout().is_some());
+}
