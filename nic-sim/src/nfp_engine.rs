@@ -26,6 +26,9 @@
 //!   runs it to its end at once; [`PacketEngine::start_to_end`] does both with the executor's
 //!   `run_packet_to_end_fast` (callgrind, `simspeed pre`: 94 host instructions per frame
 //!   less than `start` then `run_to_end`).
+//!   The executor maps its event straight to a [`Step`] (`run_packet_to_end_fast_map`,
+//!   no `Result<Event>` in memory), and an engine with neither random streams nor a
+//!   profile takes that path after one test (`NfpEngine::plain`).
 //! - **Random streams only when drawn**: a program that cannot draw random numbers
 //!   (`FastProgram::draws_random`) gets no per-packet seeding (a splitmix scramble).
 //!
@@ -168,6 +171,7 @@ impl NfpProgram {
             profile: None,
             commute: self.commute,
             random: self.code.draws_random(),
+            plain: !self.code.draws_random(),
         }
     }
 
@@ -250,6 +254,10 @@ pub struct NfpEngine {
     /// the per-packet stream is neither seeded nor swapped in and out: nothing would read
     /// it (seeding alone is a splitmix scramble, ~20 host instructions per packet).
     random: bool,
+    /// Neither `random` nor a profile: `start_to_end` then runs the packet with no
+    /// per-packet stream and no profile after one test (3 such tests cost 5 host
+    /// instructions per packet, callgrind `simspeed pre`).
+    plain: bool,
 }
 
 impl std::fmt::Debug for NfpEngine {
@@ -416,6 +424,7 @@ impl PacketEngine for NfpEngine {
     }
 
     fn enable_profile(&mut self) {
+        self.plain = false;
         if self.profile.is_none() {
             self.profile = Some(vec![InsnProfile::default(); self.code.code().len()]);
         }
@@ -463,6 +472,35 @@ impl PacketEngine for NfpEngine {
         // `start` and `run_to_end` in one: a frame that cannot be loaded gives the fault
         // `run_to_end` would report for it (`step_of` formats the same error).
         let (i, g) = self.place(thread);
+        if !self.plain {
+            return self.start_to_end_with(i, g, frame, segs);
+        }
+        let slot = &mut self.threads[i];
+        if slot.pending.is_some() {
+            set_pending(slot, Ok(()));
+        }
+        let mem = MemState {
+            lmem: &mut self.lmems[g],
+            shared: &mut self.shared,
+            maps: &mut self.maps,
+            lat: &self.lat,
+        };
+        let code = &self.code;
+        let t = &mut slot.thread;
+        t.run_packet_to_end_fast_map(code, mem, frame, self.budget, None, segs, step_of)
+    }
+}
+
+impl NfpEngine {
+    /// [`PacketEngine::start_to_end`] with a random stream or a profile (`plain` off).
+    #[inline(never)]
+    fn start_to_end_with(
+        &mut self,
+        i: usize,
+        g: usize,
+        frame: &[u8],
+        segs: &mut Vec<Segment>,
+    ) -> Step {
         let slot = &mut self.threads[i];
         if slot.pending.is_some() {
             set_pending(slot, Ok(()));
@@ -472,24 +510,25 @@ impl PacketEngine for NfpEngine {
                 .reseed_prandom(crate::engine::packet_prandom_seed(self.seed, self.started));
             self.started += 1;
         }
-        let mut mem = MemState {
+        let mem = MemState {
             lmem: &mut self.lmems[g],
             shared: &mut self.shared,
             maps: &mut self.maps,
             lat: &self.lat,
         };
-        let event = slot.thread.run_packet_to_end_fast(
+        let step = slot.thread.run_packet_to_end_fast_map(
             &self.code,
-            &mut mem,
+            mem,
             frame,
             self.budget,
             self.profile.as_deref_mut(),
             segs,
+            step_of,
         );
         if self.random {
             slot.rng = self.shared.prandom_state();
         }
-        step_of(event)
+        step
     }
 }
 

@@ -27,6 +27,9 @@ use super::fast::{FastProgram, Hop};
 use super::thread::Thread;
 use super::through::{RunThrough, Segment};
 use super::{Event, ExecErrorKind, InsnProfile, MemState, SwapTarget};
+use std::mem::MaybeUninit;
+
+mod fused;
 
 /// Most instructions a handler chain pays for beyond its first run before it returns to the
 /// driver (bounds the Rust stack if a build does not turn tail calls into jumps).
@@ -41,7 +44,8 @@ pub(super) const MAX_RUN: u16 = 256;
 pub(super) enum Out {
     /// The op at `Cx::ip` must run on the reference path.
     Slow,
-    /// The chunk is used up; the run at `Cx::ip` can be paid by a new chain.
+    /// The run at `Cx::ip` is beyond the chain's limit: a new chain pays it if the budget
+    /// allows (else the op is slow; the driver checks).
     Yield,
     /// The thread swaps out (`Cx::wait`, `Cx::target`), to resume at `Cx::ip`.
     Swap,
@@ -69,23 +73,30 @@ pub(super) type Handler =
 /// and where and why the chain stopped.
 pub(super) struct Cx<'m> {
     pub(super) mem: MemState<'m>,
-    pub(super) profile: &'m mut [InsnProfile],
+    /// Set by the drivers of profiled chains (`P`), the only ones that read it: the fused
+    /// driver (`fused`, unprofiled) leaves it unset, as `ip`, `n`, `wait`, `target` and
+    /// `fault` (see there).
+    profile: MaybeUninit<&'m mut [InsnProfile]>,
     /// First op of the program (branch targets are indices from it).
     base: *const Hop,
     /// Highest instruction count the chain may pay up to (budget and chunk).
     limit: u64,
-    budget: u64,
     /// Cycles beyond one per instruction (taken branches, firmware issue, exit).
     pub(super) extra: u64,
     pub(super) penalty: u64,
-    /// Where the chain stopped and the count there.
-    ip: *const Hop,
-    n: u64,
+    /// Where the chain stopped and the count there: set by every exit of a chain (the
+    /// functions of this module that make an [`Out`], the only ones that do), read only
+    /// after it ([`Cx::stopped`]), so a driver need not set them.
+    ip: MaybeUninit<*const Hop>,
+    n: MaybeUninit<u64>,
     /// The latency and target of a swap (scalars, not an `Event`: handlers store them
-    /// directly, where copying a whole event stalled on store forwarding).
-    wait: u64,
-    target: SwapTarget,
-    fault: Option<ExecErrorKind>,
+    /// directly, where copying a whole event stalled on store forwarding). `wait` is set
+    /// by [`swap`] and by [`swap_or_pass`] before [`pass`], and read only after them.
+    wait: MaybeUninit<u64>,
+    /// Set by [`swap`], the only exit with [`Out::Swap`], read only after it.
+    target: MaybeUninit<SwapTarget>,
+    /// Set by [`fault`], the only exit with [`Out::Fault`], read only after it.
+    fault: MaybeUninit<ExecErrorKind>,
     /// A swap of `w` cycles at count `n` is passed through iff `n + extra + w < pass_limit`
     /// (`RunThrough::chain_limit`); each pass lowers it by `w`, so the waits passed are what
     /// it lost (`fast_loop` adds them to `RunThrough::wait` at the end).
@@ -105,8 +116,11 @@ pub(super) struct Cx<'m> {
     /// where `pass_limit` is 0 and `pass` is never reached).
     seg_at: *mut Segment,
     seg_end: *mut Segment,
-    /// Where passed swaps are recorded (`run_to_end_fast` only).
-    segs: Option<&'m mut Vec<Segment>>,
+    /// Where passed swaps are recorded (`run_to_end_fast` only; null otherwise): from a
+    /// `&mut` the driver gives up for the chain's lifetime. A pointer, not an `Option` of
+    /// the `&mut`: the fused driver, which always records, then syncs the length without
+    /// testing it (2 host instructions per packet).
+    segs: *mut Vec<Segment>,
 }
 
 /// Segments of the scratch buffer passes write to when not recording (see `Cx::seg_at`):
@@ -185,35 +199,29 @@ pub(super) const CX_PENALTY: usize = std::mem::offset_of!(Cx<'static>, penalty);
 pub(super) const CX_LAT: usize =
     std::mem::offset_of!(Cx<'static>, mem) + std::mem::offset_of!(MemState<'static>, lat);
 
-/// A run the chain cannot pay: slow, out of budget, or the chunk is used up.
+/// A run the chain cannot pay: slow, or beyond the limit (the driver tells the chunk used
+/// up, which it goes on from, from the budget exhausted, which is slow).
 #[cold]
 #[inline(never)]
 extern "C-unwind" fn unpaid(cx: &mut Cx<'_>, ip: *const Hop, run: u16, n: u64) -> Out {
-    cx.ip = ip;
-    cx.n = n;
-    if run != 0 && n + u64::from(run) <= cx.budget {
-        Out::Yield
-    } else {
-        Out::Slow
-    }
+    cx.stop(ip, n);
+    if run != 0 { Out::Yield } else { Out::Slow }
 }
 
 /// Leaves the chain for the reference path at `ip` (`n` excludes the op at `ip`).
 #[cold]
 #[inline(never)]
 pub(super) extern "C-unwind" fn slow(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
-    cx.ip = ip;
-    cx.n = n;
+    cx.stop(ip, n);
     Out::Slow
 }
 
 /// Leaves the chain swapping out for `wait` cycles on `target`, to resume at `ip`.
 #[inline(always)]
 pub(super) fn swap(cx: &mut Cx<'_>, ip: *const Hop, n: u64, wait: u64, target: SwapTarget) -> Out {
-    cx.ip = ip;
-    cx.n = n;
-    cx.wait = wait;
-    cx.target = target;
+    cx.stop(ip, n);
+    cx.wait.write(wait);
+    cx.target.write(target);
     Out::Swap
 }
 
@@ -234,7 +242,7 @@ pub(super) fn swap_or_pass<const P: bool>(
     target: SwapTarget,
 ) -> Out {
     if n + cx.extra + wait < cx.pass_limit {
-        cx.wait = wait;
+        cx.wait.write(wait);
         return pass::<P>(t, cx, ip, n);
     }
     swap(cx, ip, n, wait, target)
@@ -249,7 +257,8 @@ extern "C-unwind" fn pass<const P: bool>(
     ip: *const Hop,
     n: u64,
 ) -> Out {
-    let wait = cx.wait;
+    // SAFETY: set by `swap_or_pass`, the only caller but `grow` (which it called).
+    let wait = unsafe { cx.wait.assume_init() };
     let at = n.wrapping_add(cx.extra);
     let busy = at.wrapping_sub(cx.mark_at);
     let p = cx.seg_at;
@@ -279,7 +288,8 @@ extern "C-unwind" fn grow<const P: bool>(
     ip: *const Hop,
     n: u64,
 ) -> Out {
-    match cx.segs.as_deref_mut() {
+    // SAFETY: `cx.segs` is null or the list given to the driver (see `Cx::segs`).
+    match unsafe { cx.segs.as_mut() } {
         Some(segs) => {
             sync_len(segs, cx.seg_at);
             segs.reserve(1);
@@ -311,8 +321,7 @@ fn sync_len(segs: &mut Vec<Segment>, at: *mut Segment) {
 /// Leaves the chain at the program's exit `ip`.
 #[inline(always)]
 pub(super) fn done(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
-    cx.ip = ip;
-    cx.n = n;
+    cx.stop(ip, n);
     Out::Done
 }
 
@@ -322,13 +331,26 @@ pub(super) fn done(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
 pub(super) fn fault(cx: &mut Cx<'_>, ip: *const Hop, n: u64, k: ExecErrorKind) -> Out {
     // SAFETY: `ip` points into the hops (invariant on `next`).
     let run = unsafe { (*ip).run };
-    cx.ip = ip;
-    cx.n = n - u64::from(run.saturating_sub(1));
-    cx.fault = Some(k);
+    cx.stop(ip, n - u64::from(run.saturating_sub(1)));
+    cx.fault.write(k);
     Out::Fault
 }
 
 impl Cx<'_> {
+    /// Records where the chain stops (every exit does, before it returns its [`Out`]).
+    #[inline(always)]
+    fn stop(&mut self, ip: *const Hop, n: u64) {
+        self.ip.write(ip);
+        self.n.write(n);
+    }
+
+    /// Where the chain stopped and the count there (after it returned).
+    #[inline(always)]
+    fn stopped(&self) -> (*const Hop, u64) {
+        // SAFETY: every exit sets both before it returns (`Cx::ip`).
+        unsafe { (self.ip.assume_init(), self.n.assume_init()) }
+    }
+
     /// The address of `ip`.
     #[inline(always)]
     pub(super) fn pc(&self, ip: *const Hop) -> usize {
@@ -341,7 +363,9 @@ impl Cx<'_> {
     pub(super) fn prof<const P: bool>(&mut self, ip: *const Hop, k: usize, cycles: u64) {
         if P {
             let at = self.pc(ip) + k;
-            if let Some(p) = self.profile.get_mut(at) {
+            // SAFETY: profiled chains run on a `Cx` with the profile set (`fast_loop_at`).
+            let profile = unsafe { self.profile.assume_init_mut() };
+            if let Some(p) = profile.get_mut(at) {
                 p.executions += 1;
                 p.cycles += cycles;
             }
@@ -376,10 +400,10 @@ impl Thread {
         self.fast_loop_at::<P, T>(prog, mem, budget, profile, through, segs, at)
     }
 
-    /// [`Thread::fast_loop`] given the thread's `(pc, insns, busy)` (what it holds): a
-    /// caller that knows them at compile time (`run_packet_to_end_fast`, right after `load`)
-    /// passes them, where the compiler would reload them from the thread (it cannot tell
-    /// that the stores to local memory in between leave the thread alone).
+    /// [`Thread::fast_loop`] given the thread's `(pc, insns, busy)` (what it holds; a
+    /// caller that knows them at compile time may pass them, where the compiler would
+    /// reload them from the thread). The fused start-and-run has a driver of its own
+    /// (`fused`).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn fast_loop_at<const P: bool, const T: bool>(
@@ -389,7 +413,7 @@ impl Thread {
         budget: u64,
         profile: &mut [InsnProfile],
         through: &mut RunThrough,
-        mut segs: Option<&mut Vec<Segment>>,
+        segs: Option<&mut Vec<Segment>>,
         (pc0, n0, busy0): (u32, u64, u64),
     ) -> Stop {
         let first = prog.hops.get(pc0 as usize).map_or(0, |h| h.run);
@@ -398,7 +422,9 @@ impl Thread {
         }
         let base = prog.hops.as_ptr();
         let mut scratch = [std::mem::MaybeUninit::<Segment>::uninit(); SCRATCH];
-        let (seg_at, seg_end) = match segs.as_deref_mut() {
+        let segs = segs.map_or(std::ptr::null_mut(), |v| v as *mut Vec<Segment>);
+        // SAFETY: null, or from the `&mut` just given up.
+        let (seg_at, seg_end) = match unsafe { segs.as_mut() } {
             Some(v) => spare(v),
             // Without `T` nothing passes: no room needed.
             None if !T => (std::ptr::null_mut(), std::ptr::null_mut()),
@@ -415,17 +441,16 @@ impl Thread {
                 maps: &mut *mem.maps,
                 lat: mem.lat,
             },
-            profile,
+            profile: MaybeUninit::new(profile),
             base,
             limit: 0,
-            budget,
             extra: 0,
             penalty: u64::from(mem.lat.branch_taken_penalty),
-            ip: base,
-            n: n0,
-            wait: 0,
-            target: SwapTarget::Fw(crate::target::FwHelper::MapLookup),
-            fault: None,
+            ip: MaybeUninit::uninit(),
+            n: MaybeUninit::uninit(),
+            wait: MaybeUninit::uninit(),
+            target: MaybeUninit::uninit(),
+            fault: MaybeUninit::uninit(),
             pass_limit: if T { through.chain_limit(busy0, n0) } else { 0 },
             // The busy cycles before count `n` are `busy0 + (n - n0) + extra`.
             mark_at: if T {
@@ -443,14 +468,20 @@ impl Thread {
             let start = n + u64::from(run);
             cx.limit = budget.min(start + CHUNK);
             let out = entry::<P>(self, &mut cx, base.wrapping_add(pc), start);
-            n = cx.n;
-            pc = cx.pc(cx.ip);
+            let ip;
+            (ip, n) = cx.stopped();
+            pc = cx.pc(ip);
             if out != Out::Yield {
                 break out;
             }
             run = prog.hops.get(pc).map_or(0, |h| h.run);
+            if n + u64::from(run) > budget {
+                // Out of budget: slow.
+                break out;
+            }
         };
-        if let Some(v) = cx.segs.as_deref_mut() {
+        // SAFETY: `cx.segs` is null or the list given (see `Cx::segs`).
+        if let Some(v) = unsafe { cx.segs.as_mut() } {
             sync_len(v, cx.seg_at);
         }
         if T {
@@ -471,12 +502,15 @@ impl Thread {
             }
             Out::Swap => Stop::Event(Event::Swap {
                 busy_cycles: std::mem::take(&mut self.busy),
-                wait_cycles: cx.wait,
-                target: cx.target,
+                // SAFETY: set by `swap`, which the chain left by.
+                wait_cycles: unsafe { cx.wait.assume_init() },
+                // SAFETY: set by `swap`, which the chain left by.
+                target: unsafe { cx.target.assume_init() },
             }),
             Out::Fault => {
                 self.running = false;
-                let k = cx.fault.take().unwrap_or(ExecErrorKind::NotRunning);
+                // SAFETY: set by `fault`, which the chain left by.
+                let k = unsafe { cx.fault.assume_init_read() };
                 Stop::Fault(pc as u32, k)
             }
             Out::Slow | Out::Yield => Stop::Slow,
@@ -588,7 +622,8 @@ impl Thread {
     ///
     /// Why one call: nic-sim starts and runs a packet to its end back to back when its
     /// threads commute; together, the run starts from a state known at compile time (pc 0,
-    /// counts 0, no defer slot, no passed swap yet), and the call and set-up are paid once.
+    /// counts 0, no defer slot, no passed swap yet), and the call and set-up are paid once
+    /// (see `fused`).
     #[inline]
     pub fn run_packet_to_end_fast(
         &mut self,
@@ -599,21 +634,13 @@ impl Thread {
         profile: Option<&mut [InsnProfile]>,
         segs: &mut Vec<Segment>,
     ) -> Result<Event, super::ExecError> {
-        self.load(mem.lmem, packet)?;
-        let mut through = RunThrough::new(0, u64::MAX);
-        let t = &mut through;
-        let Some(p) = profile else {
-            // `fast_driver` as `load` left the thread: running, at pc 0 with no instruction
-            // and no cycle counted, no defer slot pending.
-            let at = (0, 0, 0);
-            match self.fast_loop_at::<false, true>(prog, mem, budget, &mut [], t, Some(segs), at) {
-                Stop::Slow => {}
-                Stop::Event(e) => return Ok(t.settle(e)),
-                Stop::Fault(pc, kind) => return Err(super::ExecError { pc, kind }),
-            }
-            return self.slow_driver::<false, true>(prog, mem, budget, &mut [], t, Some(segs));
+        let mem = MemState {
+            lmem: &mut *mem.lmem,
+            shared: &mut *mem.shared,
+            maps: &mut *mem.maps,
+            lat: mem.lat,
         };
-        self.fast_driver::<true, true>(prog, mem, budget, p, t, Some(segs))
+        self.run_packet_to_end_fast_map(prog, mem, packet, budget, profile, segs, |r| r)
     }
 
     /// Alternates fast chains and reference steps (for what the chains leave to them).

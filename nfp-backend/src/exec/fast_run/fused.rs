@@ -1,0 +1,284 @@
+//! Starting a packet and running it to its end in one call (nic-sim's replay): the driver
+//! of [`Thread::run_packet_to_end_fast`] when no profile is kept.
+//!
+//! # Why a driver of its own
+//!
+//! nic-sim calls this once per frame, so its set-up is paid per frame: callgrind
+//! (`simspeed pre`) counted 318 host instructions per frame in nic-sim's `start_to_end` with
+//! this inlined, beside the ME code itself. The general driver (`fast_driver` on a
+//! [`RunThrough`], then `settle`, then a `Result<Event>` the caller maps) kept state in
+//! memory that this case never needs: the run starts at pc 0 with nothing counted, with no
+//! horizon (every swap passes, so the [`RunThrough`] is only needed by the rare fall-back to
+//! reference steps) and with the segment list always given. Here:
+//!
+//! - the [`Cx`] is built before the packet is loaded, so the memories, the program and the
+//!   budget go straight into it instead of being kept across the packet copy (a call);
+//! - the event is mapped by the caller's `map` in each branch (the usual `Done` in
+//!   registers, not through a `Result` in memory), and settled from the chain's mark (the
+//!   passed segments' busy cycles) without a [`RunThrough`];
+//! - everything rare (a packet that cannot be run fast from its first op, a fault, the
+//!   reference steps) leaves through `#[cold]` functions.
+//!
+//! Measured (callgrind, `simspeed pre`, self cost of `start_to_end` per frame): 318 before;
+//! this driver with the mapped event 277; `mem` never whole in memory 269; the packet
+//! copied last in `load` 263; the budget out of [`Cx`], `Done` tested first, no reset of
+//! the thread's (already 0) busy count 253; the [`Cx`] written field by field with the
+//! fields the chain sets left unset 245; `load` leaving the counts to the driver 243; the
+//! condition codes reset by one store 242; the segment list as a pointer 240; no reset of
+//! the thread's fault (always `None` between instructions) 239; nic-sim's engine testing
+//! one flag for "no random stream, no profile" 236. Over the whole simulation: 1,637 ->
+//! 1,557 host instructions per frame without libc memset/memcpy (1,665 -> 1,582 with
+//! them).
+
+use super::super::fast::FastProgram;
+use super::super::thread::Thread;
+use super::super::through::{RunThrough, Segment};
+use super::super::{Event, ExecError, ExecErrorKind, InsnProfile, MemState};
+use super::{CHUNK, Cx, Out, entry, spare, sync_len};
+use std::mem::MaybeUninit;
+
+impl Thread {
+    /// [`Thread::run_packet_to_end_fast`], its result given to `map` (for a caller with a
+    /// type of its own: mapped in each way the run ends, the usual one in registers).
+    /// `mem` by value (see `fused`). Always inline: each caller's copy then folds its own
+    /// `profile` (nic-sim's engine calls it twice).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_packet_to_end_fast_map<R>(
+        &mut self,
+        prog: &FastProgram,
+        mem: MemState<'_>,
+        packet: &[u8],
+        budget: u64,
+        profile: Option<&mut [InsnProfile]>,
+        segs: &mut Vec<Segment>,
+        map: impl FnOnce(Result<Event, ExecError>) -> R,
+    ) -> R {
+        match profile {
+            None => self.packet_to_end_mapped(prog, mem, packet, budget, segs, map),
+            Some(p) => {
+                let MemState {
+                    lmem,
+                    shared,
+                    maps,
+                    lat,
+                } = mem;
+                let parts = (lmem, shared, maps, lat);
+                map(self.packet_to_end_profiled(prog, parts, packet, budget, p, segs))
+            }
+        }
+    }
+
+    /// [`Thread::run_packet_to_end_fast`] with a profile (out of line: rare). The memories
+    /// as a tuple: passing the caller's `MemState` would keep it in memory on every path.
+    #[inline(never)]
+    fn packet_to_end_profiled(
+        &mut self,
+        prog: &FastProgram,
+        (lmem, shared, maps, lat): MemParts<'_>,
+        packet: &[u8],
+        budget: u64,
+        profile: &mut [InsnProfile],
+        segs: &mut Vec<Segment>,
+    ) -> Result<Event, ExecError> {
+        let mem = &mut MemState {
+            lmem,
+            shared,
+            maps,
+            lat,
+        };
+        self.load(mem.lmem, packet)?;
+        let mut through = RunThrough::new(0, u64::MAX);
+        let t = &mut through;
+        self.fast_driver::<true, true>(prog, mem, budget, profile, t, Some(segs))
+    }
+
+    /// [`Thread::run_packet_to_end_fast`] without a profile, its result given to `map`
+    /// (inlined into each way the run can end). `mem` by value: its parts go straight into
+    /// the [`Cx`] (passed by reference, or moved whole, it was kept in memory as well: 5
+    /// host instructions more per packet).
+    #[inline(always)]
+    pub(in super::super) fn packet_to_end_mapped<R>(
+        &mut self,
+        prog: &FastProgram,
+        mem: MemState<'_>,
+        packet: &[u8],
+        budget: u64,
+        segs: &mut Vec<Segment>,
+        map: impl FnOnce(Result<Event, ExecError>) -> R,
+    ) -> R {
+        let base = prog.hops.as_ptr();
+        // SAFETY: the hops are never empty (one per address plus the final slow op).
+        let first = u64::from(unsafe { (*base).run });
+        let (seg_at, seg_end) = spare(segs);
+        let segs: *mut Vec<Segment> = segs;
+        let penalty = u64::from(mem.lat.branch_taken_penalty);
+        // Written field by field, so that the fields the chain sets before they are read
+        // (`profile`, `ip`, `n`, `wait`, `target`, `fault`) get no store: built as one
+        // value, LLVM stored filler bytes there (8 host instructions more per packet).
+        let mut slot = MaybeUninit::<Cx<'_>>::uninit();
+        let p = slot.as_mut_ptr();
+        // SAFETY: every field is written but the `MaybeUninit` ones, which need no value
+        // (`cx_fields` lists them all: a new field fails to compile there).
+        let cx = unsafe {
+            // Field by field: moving `mem` whole kept a copy of it in memory (see above).
+            (&raw mut (*p).mem).write(MemState {
+                lmem: mem.lmem,
+                shared: mem.shared,
+                maps: mem.maps,
+                lat: mem.lat,
+            });
+            (&raw mut (*p).base).write(base);
+            (&raw mut (*p).limit).write(budget.min(first + CHUNK));
+            (&raw mut (*p).extra).write(0);
+            (&raw mut (*p).penalty).write(penalty);
+            // `RunThrough::chain_limit` with no horizon and nothing counted: every swap
+            // passes (but one whose ready time would overflow).
+            (&raw mut (*p).pass_limit).write(u64::MAX);
+            // The busy cycles before count `n` are `n + extra` (nothing counted at start).
+            (&raw mut (*p).mark_at).write(0);
+            (&raw mut (*p).seg_at).write(seg_at);
+            (&raw mut (*p).seg_end).write(seg_end);
+            (&raw mut (*p).segs).write(segs);
+            slot.assume_init_mut()
+        };
+        // `first == 0 || first > budget`: the first op runs slow.
+        if first.wrapping_sub(1) >= budget {
+            return map(self.first_op_slow(prog, cx, packet, budget));
+        }
+        if let Err(e) = self.load_but_counts(cx.mem.lmem, packet) {
+            return map(Err(e));
+        }
+        let mut out = entry::<false>(self, cx, base, first);
+        while out == Out::Yield {
+            let (ip, n) = cx.stopped();
+            // SAFETY: `ip` points into the hops (invariant on `next`).
+            let start = n + u64::from(unsafe { (*ip).run });
+            if start > budget {
+                break;
+            }
+            cx.limit = budget.min(start + CHUNK);
+            out = entry::<false>(self, cx, ip, start);
+        }
+        let (ip, n) = cx.stopped();
+        let (extra, mark_at) = (cx.extra, cx.mark_at);
+        // SAFETY: `cx.segs` is `segs` (the caller's list, given up to the chain).
+        sync_len(unsafe { &mut *cx.segs }, cx.seg_at);
+        self.insns = n;
+        self.pc = cx.pc(ip) as u32;
+        // The busy cycles of the whole run, and those of its last segment (what
+        // `RunThrough::settle` leaves).
+        let total = n + extra;
+        let busy_cycles = total - mark_at;
+        // `self.busy` is 0 here, as `load` left it (handlers count in `n` and `cx.extra`,
+        // never in the thread): what taking it for the event leaves.
+        if out == Out::Done {
+            self.running = false;
+            return map(Ok(Event::Done {
+                retval: self.reg(0),
+                busy_cycles,
+                insns: n,
+            }));
+        }
+        self.running = true;
+        match out {
+            Out::Swap => map(Ok(Event::Swap {
+                busy_cycles,
+                // SAFETY: set by `swap`, which the chain left by.
+                wait_cycles: unsafe { cx.wait.assume_init() },
+                // SAFETY: set by `swap`, which the chain left by.
+                target: unsafe { cx.target.assume_init() },
+            })),
+            // SAFETY: set by `fault`, which the chain left by.
+            Out::Fault => map(Err(
+                self.faulted(total, unsafe { cx.fault.assume_init_read() })
+            )),
+            _ => map(self.on_slow(prog, cx, budget, total)),
+        }
+    }
+
+    /// The fused run of a program whose first op runs on the reference path (its run is 0
+    /// or beyond the budget), as `fast_driver` would go on after `load` (`cx` only lends
+    /// the memories, the budget and the segment list).
+    #[cold]
+    #[inline(never)]
+    fn first_op_slow(
+        &mut self,
+        prog: &FastProgram,
+        cx: &mut Cx<'_>,
+        packet: &[u8],
+        budget: u64,
+    ) -> Result<Event, ExecError> {
+        self.load(cx.mem.lmem, packet)?;
+        let mut through = RunThrough::new(0, u64::MAX);
+        // SAFETY: `cx.segs` is the caller's list (see `Cx::segs`).
+        let (t, segs) = (&mut through, unsafe { cx.segs.as_mut() });
+        self.slow_driver::<false, true>(prog, &mut cx.mem, budget, &mut [], t, segs)
+    }
+
+    /// A fault in the chain: the thread stops with `total` busy cycles counted.
+    #[cold]
+    #[inline(never)]
+    fn faulted(&mut self, total: u64, kind: ExecErrorKind) -> ExecError {
+        self.busy = total;
+        self.running = false;
+        ExecError { pc: self.pc, kind }
+    }
+
+    /// The chain left an op to the reference path: goes on as `fast_driver` does, with the
+    /// swaps the chain passed (`cx`) in a [`RunThrough`], `total` busy cycles counted.
+    #[cold]
+    #[inline(never)]
+    fn on_slow(
+        &mut self,
+        prog: &FastProgram,
+        cx: &mut Cx<'_>,
+        budget: u64,
+        total: u64,
+    ) -> Result<Event, ExecError> {
+        self.busy = total;
+        // What `fast_loop` leaves in the `RunThrough` of `run_packet_to_end_fast`.
+        let mut through = RunThrough {
+            at: 0,
+            horizon: u64::MAX,
+            mark: cx.mark_at,
+            wait: u64::MAX - cx.pass_limit,
+        };
+        // SAFETY: `cx.segs` is the caller's list (see `Cx::segs`).
+        let (t, segs) = (&mut through, unsafe { cx.segs.as_mut() });
+        self.slow_driver::<false, true>(prog, &mut cx.mem, budget, &mut [], t, segs)
+    }
+}
+
+/// The parts of a [`MemState`].
+type MemParts<'a> = (
+    &'a mut super::super::Lmem,
+    &'a mut super::super::SharedMem,
+    &'a mut vm_core::maps::MapSet,
+    &'a crate::cost::Latencies,
+);
+
+/// Names every field of [`Cx`] (no `..`), so that adding one fails to compile here until
+/// `packet_to_end_mapped`, which writes them one by one, writes it too (or it is a
+/// `MaybeUninit` the chain sets before it is read).
+#[allow(dead_code)]
+fn cx_fields(cx: Cx<'_>) {
+    let Cx {
+        mem: _,
+        profile: _,
+        base: _,
+        limit: _,
+        extra: _,
+        penalty: _,
+        ip: _,
+        n: _,
+        wait: _,
+        target: _,
+        fault: _,
+        pass_limit: _,
+        mark_at: _,
+        seg_at: _,
+        seg_end: _,
+        segs: _,
+    } = cx;
+}
