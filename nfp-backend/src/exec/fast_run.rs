@@ -198,6 +198,15 @@ pub(super) const CX_PENALTY: usize = std::mem::offset_of!(Cx<'static>, penalty);
 #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(super) const CX_LAT: usize =
     std::mem::offset_of!(Cx<'static>, mem) + std::mem::offset_of!(MemState<'static>, lat);
+/// Byte offsets of what [`pass`] reads and writes (`jit`'s blocks pass swaps themselves).
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_PASS_LIMIT: usize = std::mem::offset_of!(Cx<'static>, pass_limit);
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_MARK_AT: usize = std::mem::offset_of!(Cx<'static>, mark_at);
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_SEG_AT: usize = std::mem::offset_of!(Cx<'static>, seg_at);
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_SEG_END: usize = std::mem::offset_of!(Cx<'static>, seg_end);
 
 /// A run the chain cannot pay: slow, or beyond the limit (the driver tells the chunk used
 /// up, which it goes on from, from the budget exhausted, which is slow).

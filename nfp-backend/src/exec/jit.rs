@@ -17,28 +17,36 @@
 //! thread's LM window registers, local memory and the packet buffer: ALU ops (and fused
 //! ALU pairs), constant shifts (and the ALU + indirect shift pair), `immed`, `ld_field`,
 //! `local_csr_wr[ActLMAddr]`, `nop`, the ALU forms with a local-memory operand
-//! ([`Step::Lm`]) and `ctm` reads ([`Step::CtmRead`]), optionally ended by one branch
-//! without defer slots (`br`, `br_bset`/`br_bclr`, and the fused compare-and-branch ops)
-//! or by a `ctm` read that swaps. The straight-line handlers all continue with the next op
-//! without paying anything (runs are paid where control enters them, see `fast`), so
-//! running the whole block and then continuing with the op after it executes the same ops
-//! with the same counts. A block that ends in a branch decides it, then does exactly what
-//! `fast_branch::branch` does after deciding (penalty, paying the target or fall-through
-//! run, or leaving the chain through `fast_run::unpaid_at`); one that ends in a swapping
-//! read hands the swap to `fast_run::swap_or_pass` as `fast_mem::after_cmd` does. An LM op
-//! or a read whose handler would hand the op elsewhere (a failed hazard or window check,
-//! an address outside the buffer) leaves the block at that op through a cold exit, to the
-//! same place with the same count (`x64_lm`, `x64_mem`); the ops before it are done and
-//! their flags and registers stored, as after their handlers. Each address that starts a
-//! block of at least [`MIN_OPS`] ops gets its own block, so entering the middle of a
-//! stretch (a branch target) is as fast as entering its start. The profiled loop keeps the
-//! handlers.
+//! ([`Step::Lm`]), `ctm` reads ([`Step::CtmRead`]) and `emem` atomic adds
+//! ([`Step::EmemAdd`]), optionally ended by one branch without defer slots (`br`,
+//! `br_bset`/`br_bclr`, and the fused compare-and-branch ops), by a read or add that
+//! swaps, or by a map lookup ([`Step::Lookup`]). The straight-line handlers all continue
+//! with the next op without paying anything (runs are paid where control enters them, see
+//! `fast`), so running the whole block and then continuing with the op after it executes
+//! the same ops with the same counts. A block that ends in a branch decides it, then does
+//! exactly what `fast_branch::branch` does after deciding (penalty, paying the target or
+//! fall-through run, or leaving the chain through `fast_run::unpaid_at`); one that ends in
+//! a swap passes it as `fast_run::swap_or_pass` would and pays the next run, or leaves
+//! swapping (`x64_pass`); a lookup then does what `fast_mem::after_fw` does. The map work
+//! of adds and lookups is a call to Rust (`x64_call`). An LM op, a read or an add whose
+//! handler would hand the op elsewhere (a failed hazard or window check, an address
+//! outside the buffer or a map value) leaves the block at that op through a cold exit, to
+//! the same place with the same count (`x64_lm`, `x64_mem`, `x64_call`); the ops before
+//! it are done and their flags and registers stored, as after their handlers. Each
+//! address that starts a block of at least [`MIN_OPS`] ops gets its own block, so entering
+//! the middle of a stretch (a branch target) is as fast as entering its start. The
+//! profiled loop keeps the handlers.
 //!
 //! Why LM ops and reads belong in blocks (callgrind, `simspeed pre`, host instructions per
 //! frame, not counting the allocator's `memset` / `memcpy`, which move by ±20 with the
 //! heap layout of a build): as handlers they cost about 27 (LM) and 45 (read) each and
 //! cut the demo filter's straight-line code into more blocks, each boundary a dispatch;
 //! compiled, the demo went from 2,067 to 2,019 (LM ops) and 1,987 (reads) per frame.
+//! Passing swaps in the block and the adds and lookups (measured as the handler chain's
+//! inclusive cost per frame, which the allocator's noise does not touch): 548 -> 521
+//! (calls and passes) -> 492 (the cheaper pay and pass of `x64_pass`, the add's count a
+//! constant) -> 486 (a lookup's fault raised outside its helper); the whole simulation
+//! 1,637 -> 1,575 per frame without `memset` / `memcpy`.
 //!
 //! # A block is a handler
 //!
@@ -69,7 +77,7 @@
 use super::fast::{A, D, Op};
 use super::fast_run::Handler;
 use super::thread::{Cc, slot};
-use crate::target::{AddrMode, CmdAction, Cond, MemTarget, ShiftKind};
+use crate::target::{AddrMode, CmdAction, Cond, FwHelper, MemTarget, ShiftKind};
 
 /// Fewest ops (dispatches) worth a block: one, since a block is entered and left as
 /// cheaply as a handler and its operands are constants (measured on the demo filter with
@@ -104,6 +112,8 @@ pub(super) fn compilable(op: &Op) -> bool {
             | Op::StLm { .. }
             | Op::Nop
     ) || is_ctm_read(op)
+        || is_emem_add(op)
+        || is_lookup(op)
 }
 
 /// Whether `op` is a `ctm` read whose shape passed the decoder's checks (the packet header
@@ -115,6 +125,31 @@ fn is_ctm_read(op: &Op) -> bool {
             target: MemTarget::Ctm,
             action: CmdAction::Read8 | CmdAction::Read32,
             words: 1..=8,
+            ..
+        }
+    )
+}
+
+/// Whether `op` is an `emem[atomic_add]` whose shape passed the decoder's checks (the
+/// counters in map values; see [`Step::EmemAdd`]).
+fn is_emem_add(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Cmd {
+            target: MemTarget::Emem,
+            action: CmdAction::AtomicAdd,
+            words: 1..=2,
+            ..
+        }
+    )
+}
+
+/// Whether `op` is `fw_call[map_lookup]` (see [`Step::Lookup`]).
+fn is_lookup(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Fw {
+            helper: FwHelper::MapLookup,
             ..
         }
     )
@@ -138,13 +173,50 @@ fn branch_parts(op: &Op) -> Option<(u16, u16, u16)> {
     }
 }
 
-/// Whether `op` ends a block it is part of: a branch, or a command that swaps (the block
-/// then hands the swap to `fast_run::swap_or_pass`, see [`Step::CtmRead`]).
+/// Whether `op` ends a block it is part of: a branch, a command that swaps, or a map
+/// lookup (the block then passes the swap itself or leaves swapping, see `x64_pass`; and
+/// goes on with the next run).
 fn ends_block(op: &Op) -> bool {
     matches!(
         op,
         Op::Br { .. } | Op::BrBit { .. } | Op::AluBr { .. } | Op::Alu2Br { .. }
-    ) || (is_ctm_read(op) && matches!(op, Op::Cmd { swap: true, .. }))
+    ) || ((is_ctm_read(op) || is_emem_add(op)) && matches!(op, Op::Cmd { swap: true, .. }))
+        || is_lookup(op)
+}
+
+/// Whether `op` ends a run (`fast`'s rule: it may continue elsewhere than the next op).
+fn ends_run(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Br { .. }
+            | Op::BrBit { .. }
+            | Op::Cmd { swap: true, .. }
+            | Op::Fw { .. }
+            | Op::Exit
+            | Op::Alu2Br { .. }
+            | Op::AluBr { .. }
+    )
+}
+
+/// The run starting at each address of `ops` (`Hop::run`), worked out again from the ops
+/// as `fast` does: a block that passes a swap pays the run after it with the run as a
+/// constant (`x64_pass`). The ops are final, so the runs `fast` cut (an op made slow)
+/// come out the same; `tests_native` holds the two together.
+pub(super) fn runs(ops: &[Op]) -> Vec<u16> {
+    let mut run = vec![0u16; ops.len() + 1];
+    for pc in (0..ops.len()).rev() {
+        let w = ops[pc].width();
+        run[pc] = match ops[pc] {
+            Op::Slow => 0,
+            o if ends_run(&o) => w as u16,
+            _ => run
+                .get(pc + w)
+                .copied()
+                .unwrap_or(0)
+                .saturating_add(w as u16),
+        };
+    }
+    run
 }
 
 /// The ops of the block starting at `pc`, as `(address, op)`, if it is long enough; with
@@ -236,6 +308,24 @@ enum Step {
         mode: AddrMode,
         a: u16,
         b: u16,
+        at: usize,
+    },
+    /// `emem[atomic_add, $xfer, a, b, count]` (`fast_mem::emem_add`: `count` words, 1 or
+    /// 2), at address `at`. The map part (which map, its bounds, whether programs may write
+    /// it) is a call to a Rust function (`x64_call`); when it declines, nothing is done and
+    /// a cold exit hands the op to the general command handler, as `emem_add` does. A
+    /// swapping one ends its block.
+    EmemAdd {
+        xfer: u8,
+        count: u8,
+        mode: AddrMode,
+        a: u16,
+        b: u16,
+        at: usize,
+    },
+    /// `fw_call[map_lookup]` at address `at` (`fast_mem::fw_lookup`), a call to a Rust
+    /// function (`x64_call`); it ends its block, which then does what `after_fw` does.
+    Lookup {
         at: usize,
     },
     /// The block's branch, taken when `cond` holds on the flags.
@@ -386,6 +476,22 @@ fn steps(ops: &[(usize, Op)]) -> Vec<Step> {
                 b,
                 at,
             }),
+            Op::Cmd {
+                xfer,
+                count,
+                mode,
+                a,
+                b,
+                ..
+            } if is_emem_add(&op) => out.push(Step::EmemAdd {
+                xfer,
+                count,
+                mode,
+                a,
+                b,
+                at,
+            }),
+            Op::Fw { .. } if is_lookup(&op) => out.push(Step::Lookup { at }),
             Op::Br { cond, .. } => out.push(Step::Br { cond }),
             Op::BrBit { src, bit, set, .. } => out.push(Step::BrBit {
                 src,
@@ -440,10 +546,17 @@ fn flag_use(s: &Step) -> (bool, bool, bool) {
     }
 }
 
-/// Whether a step reads the stored flags (a branch reads them from memory; an LM step or
-/// a command may leave the block, see [`Step::Lm`]).
+/// Whether a step reads the stored flags (a branch reads them from memory; an LM step, a
+/// command or a call may leave the block, see [`Step::Lm`]).
 fn reads_flags(s: &Step) -> bool {
-    matches!(s, Step::Br { .. } | Step::Lm { .. } | Step::CtmRead { .. })
+    matches!(
+        s,
+        Step::Br { .. }
+            | Step::Lm { .. }
+            | Step::CtmRead { .. }
+            | Step::EmemAdd { .. }
+            | Step::Lookup { .. }
+    )
 }
 
 /// For each step: whether it must store its result flag and its carry/overflow flags (a
@@ -489,7 +602,9 @@ fn slot_use(s: &Step) -> Option<([u16; 3], D)> {
         Step::Csr { src, .. } => ([src, NO, NO], [SINK; 2]),
         Step::BrBit { src, .. } => ([src, NO, NO], [SINK; 2]),
         Step::Br { .. } => ([NO; 3], [SINK; 2]),
-        Step::Lm { .. } | Step::CtmRead { .. } => return None,
+        Step::Lm { .. } | Step::CtmRead { .. } | Step::EmemAdd { .. } | Step::Lookup { .. } => {
+            return None;
+        }
     })
 }
 
@@ -546,13 +661,19 @@ pub(super) fn compile(ops: &[Op]) -> Option<Compiled> {
 }
 
 #[cfg(all(test, target_arch = "x86_64", unix))]
+mod tests_calls;
+#[cfg(all(test, target_arch = "x86_64", unix))]
 mod tests_native;
 #[cfg(all(target_arch = "x86_64", unix))]
 mod x64;
 #[cfg(all(target_arch = "x86_64", unix))]
+mod x64_call;
+#[cfg(all(target_arch = "x86_64", unix))]
 mod x64_lm;
 #[cfg(all(target_arch = "x86_64", unix))]
 mod x64_mem;
+#[cfg(all(target_arch = "x86_64", unix))]
+mod x64_pass;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! The x86-64 code generator of [`super`]: blocks as handlers (System V, Unix hosts).
 
 use super::*;
-use super::{x64_lm, x64_mem};
+use super::{x64_call, x64_lm, x64_mem, x64_pass};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 use super::super::fast::Hop;
@@ -228,6 +228,10 @@ enum Exit {
     Lm(LmAt),
     /// A command at this address goes to the general handler ([`x64_mem::exit`]).
     Cmd(usize),
+    /// The `emem` add at this address was declined or panicked ([`x64_call::emem_exit`]).
+    Emem(usize),
+    /// The map lookup at this address faulted or panicked ([`x64_call::lookup_exit`]).
+    Lookup(usize),
 }
 
 /// The steps of a block; each step's cold exit label is pushed to `exits`. Returns the
@@ -284,6 +288,35 @@ fn emit(a: &mut Assembler, steps: &[Step], exits: &mut Vec<(DynamicLabel, Exit)>
                 };
                 x64_mem::ctm_read(a, read, exit);
                 exits.push((exit, Exit::Cmd(at)));
+                (Held::NONE, None)
+            }
+            Step::EmemAdd {
+                xfer,
+                count,
+                mode,
+                a: x,
+                b,
+                at,
+            } => {
+                let exit = a.new_dynamic_label();
+                let add = x64_call::Add {
+                    xfer,
+                    count,
+                    mode,
+                    a: val(x),
+                    b: val(b),
+                };
+                x64_call::emem_add(a, add, exit);
+                exits.push((exit, Exit::Emem(at)));
+                // The call leaves no scratch register as it was.
+                seen.call();
+                (Held::NONE, None)
+            }
+            Step::Lookup { at } => {
+                let exit = a.new_dynamic_label();
+                x64_call::lookup(a, exit);
+                exits.push((exit, Exit::Lookup(at)));
+                seen.call();
                 (Held::NONE, None)
             }
             Step::Alu { op, d, a: x, b } => {
@@ -413,9 +446,17 @@ enum Tail {
     /// A branch (the last step): to `t` paying `rt` with the taken penalty when it is
     /// taken, else to `f` paying `rn`.
     Branch { t: i32, rt: u16, f: i32, rn: u16 },
-    /// A swapping `ctm` read (the last step): swaps out, or passes the swap and pays the
-    /// run at `to` ([`x64_mem::swap`]).
-    Swap { to: i32 },
+    /// A swapping command (the last step) of `words` words to `target`: passes the swap
+    /// and pays the run `run` at `to`, or swaps out ([`x64_pass::swap_or_pass`]).
+    Swap {
+        to: i32,
+        run: u16,
+        target: MemTarget,
+        words: u8,
+    },
+    /// A map lookup (the last step): with its wait in `rax`, as `fast_mem::after_fw`: no
+    /// wait pays the run `rn` at `to`, else the swap is passed or swapped out.
+    Fw { to: i32, rn: u16 },
 }
 
 /// A whole block: the label `me` where other blocks enter it (a handler's arguments in
@@ -457,16 +498,33 @@ fn block(
             dynasm!(a ; .arch x64 ; fall:);
             pay(a, f, rn, next(f));
         }
-        Tail::Swap { to } => {
-            if let Some(&Step::CtmRead { words, .. }) = steps.last() {
-                x64_mem::swap(a, to, words);
-            }
+        Tail::Swap {
+            to,
+            run,
+            target,
+            words,
+        } => {
+            let out = match target {
+                MemTarget::Emem => x64_call::emem_swap as *const (),
+                _ => x64_mem::ctm_swap as *const (),
+            };
+            x64_pass::cmd_latency(a, target, words);
+            x64_pass::swap_or_pass(a, (to, run), next(to), out as usize);
+        }
+        Tail::Fw { to, rn } => {
+            let out = x64_call::lookup_swap as *const () as usize;
+            dynasm!(a ; .arch x64 ; test rax, rax ; jz >no_wait);
+            x64_pass::swap_or_pass(a, (to, rn), next(to), out);
+            dynasm!(a ; .arch x64 ; no_wait:);
+            pay(a, to, rn, next(to));
         }
     }
     for (l, e) in exits {
         match e {
             Exit::Lm(lm) => x64_lm::exit(a, lm, pc, l),
             Exit::Cmd(at) => x64_mem::exit(a, at, pc, l),
+            Exit::Emem(at) => x64_call::emem_exit(a, at, pc, l),
+            Exit::Lookup(at) => x64_call::lookup_exit(a, at, pc, l),
         }
     }
 }
@@ -475,26 +533,24 @@ fn block(
 /// plus `run` when `run - 1 < limit - n` (at the block entry `l` when there is one),
 /// else leaves through `unpaid_at` (which reads the same run from the hop there: a
 /// branch's `rt` / `rn` are copies of the target's and the fall-through's runs).
-fn pay(a: &mut Assembler, to: i32, run: u16, l: Option<DynamicLabel>) {
+///
+/// The rule is tested as `n + run <= limit` on the count already advanced (`limit >= n`
+/// always holds, and counts are far from wrapping), which the unpaid path takes back:
+/// three instructions where a compare of `n + run - 1` first took four (about nine
+/// fewer host instructions per frame of the demo filter).
+pub(super) fn pay(a: &mut Assembler, to: i32, run: u16, l: Option<DynamicLabel>) {
     let o = to * HOP;
     if run != 0 {
-        // (Not named `r1`: dynasm would read that as a register.)
-        let (r, below) = (i32::from(run), i32::from(run) - 1);
-        // `limit - n <= run - 1` as `limit <= n + run - 1` (`limit >= n` always holds,
-        // and counts are far from wrapping): one instruction less.
-        if below == 0 {
-            dynasm!(a ; .arch x64 ; cmp QWORD [rsi + LIMIT], rcx ; jbe >unpaid);
-        } else {
-            dynasm!(a ; .arch x64
-                ; lea rax, [rcx + below]
-                ; cmp rax, QWORD [rsi + LIMIT]
-                ; jae >unpaid);
-        }
+        let r = i32::from(run);
+        dynasm!(a ; .arch x64
+            ; add rcx, r
+            ; cmp rcx, QWORD [rsi + LIMIT]
+            ; ja >unpaid);
         match l {
-            Some(l) => dynasm!(a ; .arch x64 ; add rcx, r ; add rdx, o ; jmp =>l),
-            None => dynasm!(a ; .arch x64 ; add rcx, r ; add rdx, o ; jmp QWORD [rdx + H]),
+            Some(l) => dynasm!(a ; .arch x64 ; add rdx, o ; jmp =>l),
+            None => dynasm!(a ; .arch x64 ; add rdx, o ; jmp QWORD [rdx + H]),
         }
-        dynasm!(a ; .arch x64 ; unpaid:);
+        dynasm!(a ; .arch x64 ; unpaid: ; sub rcx, r);
     }
     let u = unpaid_at as Handler as usize as i64;
     dynasm!(a ; .arch x64
@@ -601,15 +657,22 @@ fn signed_cond(a: &mut Assembler, cond: Cond) {
     }
 }
 
-/// A block's steps and tail at `pc`, if a block starts there.
-fn plan(ops: &[Op], pc: usize) -> Option<(Vec<Step>, Tail)> {
+/// A block's steps and tail at `pc`, if a block starts there (`runs`: each address's run).
+fn plan(ops: &[Op], runs: &[u16], pc: usize) -> Option<(Vec<Step>, Tail)> {
     let b = block_at(ops, pc, x64_lm::layout().is_some())?;
     // Hops from `pc` (addresses are below `u16::MAX`, see `FastProgram::new`).
     let rel = |at: usize| i32::try_from(at).ok()?.checked_sub(i32::try_from(pc).ok()?);
     let st = steps(&b);
     let tail = match b.last() {
-        Some(&(at, op)) if ends_block(&op) && is_ctm_read(&op) => Tail::Swap {
-            to: rel(at + op.width())?,
+        Some(&(at, op @ Op::Cmd { target, words, .. })) if ends_block(&op) => Tail::Swap {
+            to: rel(at + 1)?,
+            run: runs.get(at + 1).copied()?,
+            target,
+            words,
+        },
+        Some(&(at, Op::Fw { rn, .. })) => Tail::Fw {
+            to: rel(at + 1)?,
+            rn,
         },
         Some(&(at, op)) if ends_block(&op) => {
             let (t, rt, rn) = branch_parts(&op)?;
@@ -634,7 +697,8 @@ fn plan(ops: &[Op], pc: usize) -> Option<(Vec<Step>, Tail)> {
 
 pub(super) fn compile(ops: &[Op]) -> Option<Compiled> {
     let mut asm = Assembler::new().ok()?;
-    let plans: Vec<_> = (0..ops.len()).map(|pc| plan(ops, pc)).collect();
+    let runs = runs(ops);
+    let plans: Vec<_> = (0..ops.len()).map(|pc| plan(ops, &runs, pc)).collect();
     // Every block's entry after its prologue, for the blocks that jump to it (a block
     // runs its ops exactly as their handlers would, whichever handler its hop has).
     let labels: Vec<Option<DynamicLabel>> = plans
@@ -665,14 +729,19 @@ pub(super) fn compile(ops: &[Op]) -> Option<Compiled> {
                 // (System V, the `extern "C-unwind"` of the Unix hosts this module is
                 // built for): it takes the thread, `Cx`, the op and the count in rdi, rsi,
                 // rdx, rcx; touches only the thread's file, flags and LM window state,
-                // `Cx`'s `extra`, the local-memory word and dirty mask of an LM step (the
-                // address checked inside LMEM first, as the handler does) and the packet
-                // buffer's words a read checked to be inside it; uses only caller-saved
-                // registers; and ends by jumping, with the stack as at its entry, to a
-                // handler with the same arguments, to `fast_run::slow` with its three, or
-                // to `x64_mem::ctm_swap` with its five (never returning itself, so its
-                // `Out` is theirs). The code lives as long as the program, which holds
-                // `_code`.
+                // `Cx`'s `extra` and the pass fields `fast_run::pass` writes (a segment
+                // only at `seg_at` when it is below `seg_end`), the local-memory word and
+                // dirty mask of an LM step (the address checked inside LMEM first, as the
+                // handler does) and the packet buffer's words a read checked to be inside
+                // it; uses only caller-saved registers; calls only `x64_call`'s
+                // `extern "C"` helpers (which take `&Thread`/`&mut Thread` and `&mut Cx`
+                // as their handler would, never unwind, and are called with the stack
+                // 16-aligned and the block's registers saved on it); and ends by
+                // jumping, with the stack as at its entry, to a handler with the same
+                // arguments, to `fast_run::slow` with its three, or to a swap function
+                // (`x64_mem::ctm_swap`, `x64_call::emem_swap` / `lookup_swap`) with its
+                // five (never returning itself, so its `Out` is theirs). The code lives as
+                // long as the program, which holds `_code`.
                 let h = unsafe { std::mem::transmute::<*const u8, Handler>(code.ptr(start)) };
                 Block { h }
             })

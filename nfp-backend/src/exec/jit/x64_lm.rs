@@ -78,6 +78,13 @@ impl Seen {
         self.ok[usize::from(n & 3)] = None;
         self.base = None;
     }
+
+    /// After a call out of the block: `r10` and `r11` are gone (the checks passed still
+    /// hold: a call changes no window address).
+    pub(super) fn call(&mut self) {
+        self.based = false;
+        self.base = None;
+    }
 }
 
 /// An LM step (the handler's checks, then the op), with the window's base address in

@@ -7,7 +7,7 @@
 //! swaps out for the latency. As a handler (`fast_mem::ctm_read`) that read costs about
 //! 45 host instructions (the op's fields, the address, the copy, the latency) plus a
 //! dispatch out of the block before it; inline, with its operands and shape as constants,
-//! it is 10 to 16, and the swap is handed straight to `fast_run::swap_or_pass` ([`swap`]).
+//! it is 10 to 16, and the block passes the swap itself (`x64_pass`).
 //!
 //! # Exactness
 //!
@@ -16,18 +16,17 @@
 //! words copied little-endian and the last one masked. When the check fails, nothing has
 //! been written and a cold exit jumps to the general handler `fast_mem::cmd` with the
 //! op's hop and count, as `ctm_read` itself does (it recomputes the same address and
-//! executes or faults as the reference). After a swapping read the block jumps to
-//! [`ctm_swap`] with the latency `fast_mem::after_cmd` computes (`ctm + per_word *
-//! (words - 1)`, from `Cx::mem::lat` at run time), which calls `swap_or_pass` as
-//! `after_cmd` does.
+//! executes or faults as the reference). After a swapping read the block passes the swap
+//! of the latency `fast_mem::after_cmd` computes (`ctm + per_word * (words - 1)`, from
+//! `Cx::mem::lat` at run time, `x64_pass::cmd_latency`) as `fast_run::swap_or_pass`
+//! does, or jumps to [`ctm_swap`], which calls it.
 
 use super::super::fast::Hop;
 use super::super::fast_mem::cmd;
 use super::super::fast_run::{Cx, Out, swap_or_pass};
 use super::super::thread::{Thread, slot};
 use super::super::{CTM_PKT_BASE, PKT_BUF_BYTES, SwapTarget};
-use super::x64::{EAX, FILE, HOP, LAT, S8, Val, load};
-use crate::cost::Latencies;
+use super::x64::{EAX, FILE, HOP, S8, Val, load};
 use crate::target::{AddrMode, MemTarget};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 use std::mem::offset_of;
@@ -35,9 +34,6 @@ use std::mem::offset_of;
 /// The thread's index (a `u8`) and its packet buffer's pointer (`Box<[u8; _]>`).
 const INDEX: i32 = offset_of!(Thread, index) as i32;
 const PKT: i32 = offset_of!(Thread, pkt) as i32;
-/// The latencies a `ctm` read's swap waits (offsets in `Latencies`).
-const CTM_LAT: i32 = offset_of!(Latencies, ctm) as i32;
-const PER_WORD: i32 = offset_of!(Latencies, per_word) as i32;
 
 /// A `ctm` read's operands and shape (see [`Step::CtmRead`](super::Step::CtmRead)).
 #[derive(Clone, Copy)]
@@ -50,26 +46,31 @@ pub(super) struct Read {
     pub(super) b: Val,
 }
 
-/// The read (the module docs), leaving for `exit` when the words are not all inside the
-/// thread's buffer.
-pub(super) fn ctm_read(a: &mut Assembler, r: Read, exit: DynamicLabel) {
-    // rax = the address (`fast_mem::cmd_addr`).
-    match r.mode {
+/// `rax` = the address of a command from its operands `x` and `y`
+/// (`fast_mem::cmd_addr`); uses `r8`.
+pub(super) fn addr(a: &mut Assembler, mode: AddrMode, x: Val, y: Val) {
+    match mode {
         AddrMode::Addr32 => {
             // 32-bit sum, zero-extended into rax.
-            load(a, EAX, r.a);
-            match r.b {
+            load(a, EAX, x);
+            match y {
                 Val::Slot(o) => dynasm!(a ; .arch x64 ; add eax, DWORD [rdi + o]),
                 Val::Const(k) => dynasm!(a ; .arch x64 ; add eax, k as i32),
-                Val::Reg(x) => dynasm!(a ; .arch x64 ; add eax, Rd(x)),
+                Val::Reg(r) => dynasm!(a ; .arch x64 ; add eax, Rd(r)),
             }
         }
         AddrMode::Addr40 => {
-            load(a, S8, r.a);
-            load(a, EAX, r.b);
+            load(a, S8, x);
+            load(a, EAX, y);
             dynasm!(a ; .arch x64 ; and r8d, 0xff ; shl r8, 32 ; add rax, r8);
         }
     }
+}
+
+/// The read (the module docs), leaving for `exit` when the words are not all inside the
+/// thread's buffer.
+pub(super) fn ctm_read(a: &mut Assembler, r: Read, exit: DynamicLabel) {
+    addr(a, r.mode, r.a, r.b);
     let words = i32::from(r.words);
     let last = PKT_BUF_BYTES as i32 - 4 * words;
     dynasm!(a ; .arch x64
@@ -108,29 +109,11 @@ pub(super) fn exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel) 
         ; jmp rax);
 }
 
-/// After a swapping read of `words` words: [`ctm_swap`] at the op `to` hops on, with the
-/// latency in `r8`.
-pub(super) fn swap(a: &mut Assembler, to: i32, words: u8) {
-    let o = to * HOP;
-    let more = i32::from(words) - 1;
-    let f = ctm_swap as *const () as usize as i64;
-    dynasm!(a ; .arch x64
-        ; add rdx, o
-        ; mov rax, QWORD [rsi + LAT]
-        ; mov r8d, DWORD [rax + CTM_LAT]);
-    if more > 0 {
-        dynasm!(a ; .arch x64
-            ; mov eax, DWORD [rax + PER_WORD]
-            ; imul eax, eax, more
-            ; add r8d, eax);
-    }
-    dynasm!(a ; .arch x64 ; mov rax, QWORD f ; jmp rax);
-}
-
-/// `fast_mem::after_cmd` of a swapping `ctm` command, its latency `wait` computed by the
-/// block: goes on at `ip` (the op after the read) or swaps out. The block jumps here
-/// (System V: the four handler arguments, then `wait` in `r8`).
-extern "C-unwind" fn ctm_swap(
+/// `fast_mem::after_cmd` of a swapping `ctm` command that the block did not pass
+/// (`x64_pass`), its latency `wait` computed by the block: goes on at `ip` (the op after
+/// the read) or swaps out. The block jumps here (System V: the four handler arguments,
+/// then `wait` in `r8`).
+pub(super) extern "C-unwind" fn ctm_swap(
     t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,

@@ -1,0 +1,239 @@
+//! The steps of [`super::x64`]'s blocks that call Rust: `emem[atomic_add]` to a map value
+//! ([`super::Step::EmemAdd`]) and `fw_call[map_lookup]` ([`super::Step::Lookup`]).
+//!
+//! # Why
+//!
+//! Nearly every program bumps a counter in a map value and looks a key up in a map, once
+//! per packet each. As handlers (`fast_mem::emem_add`, `fw_lookup`) they cost, besides the
+//! map work, the op's fields, the dispatch into them out of the block before and the one
+//! out of them into the block after, and the pass of their swap in Rust (`fast_run::pass`).
+//! A map is vm-core's (its layout is not ours to read), so the map work stays Rust: the
+//! block calls one function that does it and returns a status, with the address and the
+//! shape as constants or computed inline, and then passes the swap itself (`x64_pass`) and
+//! jumps straight to the next block.
+//!
+//! # Exactness
+//!
+//! [`emem_add_native`] is `Thread::emem_add` (`units`: `emem_region`'s map, bounds and
+//! writable checks, the 32- or 64-bit add) on the address `fast_mem::cmd_addr` computes
+//! (`x64_mem::addr`); when it declines, nothing has been done and a cold exit hands the
+//! op to the general handler `fast_mem::cmd` with the registers unchanged, as
+//! `fast_mem::emem_add` does. [`lookup_native`] is `fast_mem::fw_lookup` up to its swap:
+//! `fw::map_lookup`, R0, or the same fault (`fast_run::fault` at the op, then the block
+//! leaves through [`faulted`]), then the issue cycles into `Cx::extra`; its result is the
+//! wait, and the block does what `after_fw` does with it (`x64::block`).
+//!
+//! The call keeps the System V rules: the block's four argument registers are saved on the
+//! stack around it (they are caller-saved), with the stack aligned to 16 bytes at the
+//! `call` (a block runs with the stack as at a handler's entry). A panic inside a helper
+//! cannot unwind through the block (its code has no unwind tables), so each helper catches
+//! it, keeps the payload, and the block leaves through [`rethrow`], a handler, which
+//! resumes it from a Rust frame: the simulator sees the same panic as from a handler.
+
+use super::super::fast::Hop;
+use super::super::fast_mem::cmd;
+use super::super::fast_run::{Cx, Out, fault, swap_or_pass};
+use super::super::thread::Thread;
+use super::super::{ExecErrorKind, SwapTarget, fw};
+use super::x64::{HOP, Val};
+use super::x64_mem::addr;
+use crate::target::{AddrMode, FwHelper, MemTarget};
+use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+/// The statuses of the helpers: an add done or declined; a fault raised; a panic caught.
+/// (A lookup returns its wait, a `u32`, when it succeeds.)
+const DECLINED: u64 = 1;
+const PANICKED: u64 = u64::MAX - 1;
+const FAULTED: u64 = u64::MAX;
+
+thread_local! {
+    /// The payload of a panic a helper caught, for [`rethrow`].
+    static PANIC: Cell<Option<Box<dyn Any + Send>>> = const { Cell::new(None) };
+    /// Why the last lookup failed, for [`lookup_fault`].
+    static REASON: Cell<&'static str> = const { Cell::new("") };
+}
+
+/// Runs `f`, turning a panic into [`PANICKED`] (the payload kept for [`rethrow`]).
+#[inline(always)]
+fn guard(f: impl FnOnce() -> u64) -> u64 {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(s) => s,
+        Err(p) => {
+            PANIC.set(Some(p));
+            PANICKED
+        }
+    }
+}
+
+/// Calls `f` with the block's `rdi` and `rsi` (the thread and `Cx`) and what `args` puts
+/// in `rdx` and `rcx`; the result is in `rax`, the block's four registers as before.
+fn call(a: &mut Assembler, f: usize, args: impl FnOnce(&mut Assembler)) {
+    // Four pushes and 8 bytes: 16-aligned at the call (8 off at a handler's entry).
+    dynasm!(a ; .arch x64
+        ; push rdi
+        ; push rsi
+        ; push rdx
+        ; push rcx
+        ; sub rsp, 8);
+    args(a);
+    let f = f as i64;
+    dynasm!(a ; .arch x64
+        ; mov rax, QWORD f
+        ; call rax
+        ; add rsp, 8
+        ; pop rcx
+        ; pop rdx
+        ; pop rsi
+        ; pop rdi);
+}
+
+/// An `emem[atomic_add]`'s operands and shape (see [`super::Step::EmemAdd`]).
+#[derive(Clone, Copy)]
+pub(super) struct Add {
+    pub(super) xfer: u8,
+    pub(super) count: u8,
+    pub(super) mode: AddrMode,
+    pub(super) a: Val,
+    pub(super) b: Val,
+}
+
+/// The add (the module docs), leaving for `exit` when the helper declines or panicked.
+pub(super) fn emem_add(a: &mut Assembler, add: Add, exit: DynamicLabel) {
+    addr(a, add.mode, add.a, add.b);
+    let xfer = i32::from(add.xfer);
+    // (Never called with another count: `is_emem_add`.)
+    let f = match add.count {
+        1 => emem_add_native::<1> as *const (),
+        _ => emem_add_native::<2> as *const (),
+    };
+    call(a, f as usize, |a| {
+        dynasm!(a ; .arch x64 ; mov rdx, rax ; mov ecx, xfer);
+    });
+    dynasm!(a ; .arch x64 ; test rax, rax ; jnz =>exit);
+}
+
+/// The cold exit of the add at `at` in the block at `pc` (`rdx` = its first op, `rax` the
+/// status): the general handler runs the op when the helper declined, else the panic is
+/// resumed.
+pub(super) fn emem_exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel) {
+    // (A block's ops are at most `MAX_OPS` fused ops after its start.)
+    let hop = at.saturating_sub(pc) as i32 * HOP;
+    let f = cmd::<false> as *const () as usize as i64;
+    let r = rethrow as *const () as usize as i64;
+    dynasm!(a ; .arch x64
+        ; =>exit
+        ; cmp rax, DECLINED as i32
+        ; jne >panicked
+        ; add rdx, hop
+        ; mov rax, QWORD f
+        ; jmp rax
+        ; panicked:
+        ; mov rax, QWORD r
+        ; jmp rax);
+}
+
+/// A lookup: the helper, then `rax` = the wait (0: none); leaves for `exit` on a fault
+/// or a panic.
+pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel) {
+    call(a, lookup_native as *const () as usize, |_| {});
+    dynasm!(a ; .arch x64 ; cmp rax, PANICKED as i32 ; jae =>exit);
+}
+
+/// The cold exit of the lookup at `at` in the block at `pc` (`rdx` = its first op, `rax`
+/// the status): the fault the helper found is raised at the op, or the panic resumed.
+pub(super) fn lookup_exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel) {
+    // (A block's ops are at most `MAX_OPS` fused ops after its start.)
+    let hop = at.saturating_sub(pc) as i32 * HOP;
+    let f = lookup_fault as *const () as usize as i64;
+    let r = rethrow as *const () as usize as i64;
+    dynasm!(a ; .arch x64
+        ; =>exit
+        ; cmp rax, FAULTED as i32
+        ; jne >panicked
+        ; add rdx, hop
+        ; mov rax, QWORD f
+        ; jmp rax
+        ; panicked:
+        ; mov rax, QWORD r
+        ; jmp rax);
+}
+
+/// `Thread::emem_add` of `COUNT` words from the transfer registers at `xfer` to `addr`:
+/// 0 when done, [`DECLINED`] (nothing done) or [`PANICKED`]. (The count a constant: the
+/// add then has one width, about 8 host instructions fewer.)
+extern "C" fn emem_add_native<const COUNT: u8>(
+    t: &Thread,
+    cx: &mut Cx<'_>,
+    addr: u64,
+    xfer: u64,
+) -> u64 {
+    guard(|| {
+        if t.emem_add(cx.mem.maps, xfer as u8, COUNT, addr) {
+            0
+        } else {
+            DECLINED
+        }
+    })
+}
+
+/// `fast_mem::fw_lookup` up to its swap: the wait after it (its issue cycles added to
+/// `Cx::extra`), or [`FAULTED`] (nothing changed; the reason kept for [`lookup_fault`])
+/// or [`PANICKED`]. (Raising the fault itself, it kept the op and the count across the
+/// map's lookup: two more saved registers, four host instructions per lookup.)
+extern "C" fn lookup_native(t: &mut Thread, cx: &mut Cx<'_>) -> u64 {
+    guard(|| match fw::map_lookup(t, &mut cx.mem) {
+        Ok(r0) => {
+            t.set_r0(r0);
+            let c = cx.mem.lat.fw_cost(FwHelper::MapLookup);
+            cx.extra += u64::from(c.issue);
+            u64::from(c.wait)
+        }
+        Err(reason) => {
+            REASON.set(reason);
+            FAULTED
+        }
+    })
+}
+
+/// Raises the fault [`lookup_native`] found, at the lookup `ip` (count `n`), as
+/// `fast_mem::fw_lookup` does.
+#[cold]
+extern "C-unwind" fn lookup_fault(_: &mut Thread, cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
+    let helper = FwHelper::MapLookup;
+    let reason = REASON.get();
+    fault(cx, ip, n, ExecErrorKind::Helper { helper, reason })
+}
+
+/// Resumes the panic a helper caught (from a Rust frame, see the module docs).
+#[cold]
+extern "C-unwind" fn rethrow(_: &mut Thread, _: &mut Cx<'_>, _: *const Hop, _: u64) -> Out {
+    let p = PANIC.take();
+    resume_unwind(p.unwrap_or_else(|| Box::new("a native block's helper panicked")))
+}
+
+/// `fast_mem::after_cmd`'s swap of an `emem` command that the block did not pass
+/// (`x64_pass`): swaps out, or grows the room for segments and passes.
+pub(super) extern "C-unwind" fn emem_swap(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+    wait: u64,
+) -> Out {
+    swap_or_pass::<false>(t, cx, ip, n, wait, SwapTarget::Mem(MemTarget::Emem))
+}
+
+/// `fast_mem::after_fw`'s swap of a map lookup, as [`emem_swap`].
+pub(super) extern "C-unwind" fn lookup_swap(
+    t: &mut Thread,
+    cx: &mut Cx<'_>,
+    ip: *const Hop,
+    n: u64,
+    wait: u64,
+) -> Out {
+    let target = SwapTarget::Fw(FwHelper::MapLookup);
+    swap_or_pass::<false>(t, cx, ip, n, wait, target)
+}

@@ -1,0 +1,102 @@
+//! Swaps at the end of [`super::x64`]'s blocks, passed inside the block when they can be.
+//!
+//! # Why
+//!
+//! A run to a packet's end (`run_to_end_fast`, nic-sim's replay) passes nearly every swap:
+//! the demo filter swaps four times per packet (two header reads, the map lookup, the
+//! counter add). Handed to `fast_run::swap_or_pass` through a Rust function, each pass cost
+//! about 30 host instructions plus the dispatch to the block after it (the hop's handler,
+//! an indirect jump); here it is the rule's compare, the segment's stores and the pay of
+//! the next run, about 20, and a direct jump to the next block.
+//!
+//! # Exactness
+//!
+//! [`swap_or_pass`] is `fast_run::swap_or_pass` then `fast_run::pass` on `Cx`'s fields
+//! (their offsets are `fast_run`'s `CX_*`): the swap of `wait` cycles at count `n` passes
+//! iff `n + extra + wait < pass_limit`; a pass writes `Segment { busy: n + extra -
+//! mark_at, wait }` at `seg_at`, moves `seg_at` on, sets `mark_at = n + extra`, lowers
+//! `pass_limit` by `wait`, and pays the run at the op after the swap (`fast_run::pay`:
+//! the same [`super::x64::pay`] as a branch's). When the swap does not pass, or the room
+//! for segments is full (`seg_at == seg_end`: growing it is Rust's), nothing has been
+//! written and the block jumps to a Rust function that calls `swap_or_pass` with the same
+//! arguments (`x64_mem::ctm_swap`, `x64_call::emem_swap`, `x64_call::lookup_swap`), which
+//! decides the same and swaps out or grows the room and passes.
+
+use super::super::fast_run::{CX_EXTRA, CX_MARK_AT, CX_PASS_LIMIT, CX_SEG_AT, CX_SEG_END};
+use super::super::through::Segment;
+use super::x64::{HOP, LAT, pay};
+use crate::cost::Latencies;
+use crate::target::MemTarget;
+use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
+use std::mem::{offset_of, size_of};
+
+const EXTRA: i32 = CX_EXTRA as i32;
+const PASS_LIMIT: i32 = CX_PASS_LIMIT as i32;
+const MARK_AT: i32 = CX_MARK_AT as i32;
+const SEG_AT: i32 = CX_SEG_AT as i32;
+const SEG_END: i32 = CX_SEG_END as i32;
+/// A segment's fields and size.
+const BUSY: i32 = offset_of!(Segment, busy) as i32;
+const WAIT: i32 = offset_of!(Segment, wait) as i32;
+const SEG: i32 = size_of::<Segment>() as i32;
+
+/// `rax` = the latency `fast_mem::after_cmd` computes for a command of `words` words to
+/// `target`: `target_latency(target) + per_word * (words - 1)` (u32, wrapping as in
+/// release builds, zero-extended), from `Cx::mem::lat` at run time.
+pub(super) fn cmd_latency(a: &mut Assembler, target: MemTarget, words: u8) {
+    let at = match target {
+        MemTarget::Cls => offset_of!(Latencies, cls),
+        MemTarget::Ctm => offset_of!(Latencies, ctm),
+        MemTarget::Imem => offset_of!(Latencies, imem),
+        MemTarget::Emem => offset_of!(Latencies, emem),
+    } as i32;
+    let per_word = offset_of!(Latencies, per_word) as i32;
+    dynasm!(a ; .arch x64
+        ; mov r8, QWORD [rsi + LAT]
+        ; mov eax, DWORD [r8 + at]);
+    match i32::from(words) - 1 {
+        0 => {}
+        1 => dynasm!(a ; .arch x64 ; add eax, DWORD [r8 + per_word]),
+        more => dynasm!(a ; .arch x64
+            ; imul r8d, DWORD [r8 + per_word], more
+            ; add eax, r8d),
+    }
+}
+
+/// A swap of `rax` cycles after the op at the end of the block (`rdx` = its first op,
+/// `rcx` = the count): passed, then the run `run` at the op `to` hops on is paid
+/// (jumping to its block's entry `l` when there is one); else `out(t, cx, ip, n, wait)`
+/// at that op decides (see the module docs).
+pub(super) fn swap_or_pass(
+    a: &mut Assembler,
+    (to, run): (i32, u16),
+    l: Option<DynamicLabel>,
+    out: usize,
+) {
+    let o = to * HOP;
+    let out = out as i64;
+    dynasm!(a ; .arch x64
+        // r8 = n + extra (wrapping, as `pass`'s `at`).
+        ; mov r8, QWORD [rsi + EXTRA]
+        ; add r8, rcx
+        ; lea r9, [r8 + rax]
+        ; cmp r9, QWORD [rsi + PASS_LIMIT]
+        ; jae >swap
+        ; mov r9, QWORD [rsi + SEG_AT]
+        ; cmp r9, QWORD [rsi + SEG_END]
+        ; je >swap
+        ; mov r10, r8
+        ; sub r10, QWORD [rsi + MARK_AT]
+        ; mov QWORD [r9 + BUSY], r10
+        ; mov QWORD [r9 + WAIT], rax
+        ; add QWORD [rsi + SEG_AT], SEG
+        ; mov QWORD [rsi + MARK_AT], r8
+        ; sub QWORD [rsi + PASS_LIMIT], rax);
+    pay(a, to, run, l);
+    dynasm!(a ; .arch x64
+        ; swap:
+        ; mov r8, rax
+        ; add rdx, o
+        ; mov rax, QWORD out
+        ; jmp rax);
+}
