@@ -224,8 +224,8 @@ pub(super) enum Op {
 
 impl Op {
     /// Whether execution may continue somewhere other than the next instruction (the op
-    /// ends a run).
-    fn ends_run(&self) -> bool {
+    /// ends a run; `jit::runs` works runs out by the same rule).
+    pub(super) fn ends_run(&self) -> bool {
         matches!(
             self,
             Op::Br { .. }

@@ -184,20 +184,6 @@ fn ends_block(op: &Op) -> bool {
         || is_lookup(op)
 }
 
-/// Whether `op` ends a run (`fast`'s rule: it may continue elsewhere than the next op).
-fn ends_run(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Br { .. }
-            | Op::BrBit { .. }
-            | Op::Cmd { swap: true, .. }
-            | Op::Fw { .. }
-            | Op::Exit
-            | Op::Alu2Br { .. }
-            | Op::AluBr { .. }
-    )
-}
-
 /// The run starting at each address of `ops` (`Hop::run`), worked out again from the ops
 /// as `fast` does: a block that passes a swap pays the run after it with the run as a
 /// constant (`x64_pass`). The ops are final, so the runs `fast` cut (an op made slow)
@@ -208,7 +194,7 @@ pub(super) fn runs(ops: &[Op]) -> Vec<u16> {
         let w = ops[pc].width();
         run[pc] = match ops[pc] {
             Op::Slow => 0,
-            o if ends_run(&o) => w as u16,
+            o if o.ends_run() => w as u16,
             _ => run
                 .get(pc + w)
                 .copied()

@@ -11,7 +11,8 @@
 
 use super::super::thread::{Cc, slot};
 use super::super::*;
-use crate::target::{AddrMode, AluOp, Bank, CmdAction, Dst, FwHelper, ImmedWidth};
+use super::tests_native::{g, set};
+use crate::target::{AddrMode, AluOp, Bank, CmdAction, Dst, FwHelper};
 use crate::target::{MemTarget, Src};
 use proptest::prelude::*;
 use vm_core::maps::{BPF_ANY, BPF_F_RDONLY_PROG};
@@ -201,25 +202,6 @@ fn agree(code: &[MeInsn], mode: Mode, budget: u64) -> Result<(), TestCaseError> 
         Mode::Through { .. } => {}
     }
     Ok(())
-}
-
-fn g(b: Bank, n: u8) -> Src {
-    Src::Gpr(b, n)
-}
-
-/// `immed` pair loading `v` into GPR `n` (both banks).
-fn set(n: u8, v: u32) -> [MeInsn; 2] {
-    let i = |imm: u16, shift, width| MeInsn::Immed {
-        dst: Dst::Both(n),
-        imm,
-        shift,
-        invert: false,
-        width,
-    };
-    [
-        i(v as u16, 0, ImmedWidth::All),
-        i((v >> 16) as u16, 2, ImmedWidth::Word),
-    ]
 }
 
 /// Register values near what the checks test: map numbers, the high byte of EMEM, map

@@ -84,12 +84,12 @@ fn agree(code: &[MeInsn], index: u8, budget: u64) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn g(b: Bank, n: u8) -> Src {
+pub(super) fn g(b: Bank, n: u8) -> Src {
     Src::Gpr(b, n)
 }
 
 /// `immed` pair loading `v` into GPR `n` (both banks).
-fn set(n: u8, v: u32) -> [MeInsn; 2] {
+pub(super) fn set(n: u8, v: u32) -> [MeInsn; 2] {
     let i = |imm: u16, shift, width| MeInsn::Immed {
         dst: Dst::Both(n),
         imm,

@@ -119,20 +119,14 @@ pub(super) fn emem_add(a: &mut Assembler, add: Add, exit: DynamicLabel) {
 /// status): the general handler runs the op when the helper declined, else the panic is
 /// resumed.
 pub(super) fn emem_exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel) {
-    // (A block's ops are at most `MAX_OPS` fused ops after its start.)
-    let hop = at.saturating_sub(pc) as i32 * HOP;
-    let f = cmd::<false> as *const () as usize as i64;
-    let r = rethrow as *const () as usize as i64;
-    dynasm!(a ; .arch x64
-        ; =>exit
-        ; cmp rax, DECLINED as i32
-        ; jne >panicked
-        ; add rdx, hop
-        ; mov rax, QWORD f
-        ; jmp rax
-        ; panicked:
-        ; mov rax, QWORD r
-        ; jmp rax);
+    status_exit(
+        a,
+        at,
+        pc,
+        exit,
+        DECLINED,
+        cmd::<false> as *const () as usize,
+    );
 }
 
 /// A lookup: the helper, then `rax` = the wait (0: none); leaves for `exit` on a fault
@@ -145,13 +139,19 @@ pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel) {
 /// The cold exit of the lookup at `at` in the block at `pc` (`rdx` = its first op, `rax`
 /// the status): the fault the helper found is raised at the op, or the panic resumed.
 pub(super) fn lookup_exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel) {
+    status_exit(a, at, pc, exit, FAULTED, lookup_fault as *const () as usize);
+}
+
+/// A helper's cold exit at `exit`: with status `status` in `rax`, continues with handler `f`
+/// at the op `at` (of the block at `pc`, whose first op is in `rdx`); with any other (a
+/// panic), leaves through [`rethrow`].
+fn status_exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel, status: u64, f: usize) {
     // (A block's ops are at most `MAX_OPS` fused ops after its start.)
     let hop = at.saturating_sub(pc) as i32 * HOP;
-    let f = lookup_fault as *const () as usize as i64;
-    let r = rethrow as *const () as usize as i64;
+    let (f, r) = (f as i64, rethrow as *const () as usize as i64);
     dynasm!(a ; .arch x64
         ; =>exit
-        ; cmp rax, FAULTED as i32
+        ; cmp rax, status as i32
         ; jne >panicked
         ; add rdx, hop
         ; mov rax, QWORD f
