@@ -14,7 +14,7 @@
 //!   model, with fewer round trips through the scheduler when the ME is lightly loaded.
 //! - When the program's threads commute (`PacketEngine::threads_commute`: nothing one thread
 //!   does is visible to another), a packet runs to its end as its thread takes it and the
-//!   model replays its recorded segments (`replay`): the same steps, without resuming the
+//!   model replays its recorded segments (`MeSim::run`): the same steps, without resuming the
 //!   engine at every swap.
 //!
 //! Everything here depends only on this ME's frames and their arrival times, never on other
@@ -571,9 +571,10 @@ impl<E: PacketEngine> MeSim<E> {
         let alone = self.held_mask & (self.held_mask - 1) == 0 && self.freed_mask == 0;
         if self.replay {
             // The packet's steps are its recorded segments (the firmware's cycles already in
-            // the first: `Thread::settle_replay`). Alone, it passes each swap
-            // after which it would be ready again before `until`, by the rule of `nfp_backend::exec::RunThrough`
-            // (the next segment then starts at that ready time).
+            // the first: `Thread::settle_replay`). Alone, it passes each swap after which it
+            // would be ready again before `until`, by the rule of
+            // `nfp_backend::exec::RunThrough` (the next segment then starts at that ready
+            // time).
             let horizon = if alone { until } else { 0 };
             let t = &mut self.threads[th];
             let mut at = at;
