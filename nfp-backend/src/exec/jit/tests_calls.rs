@@ -96,11 +96,12 @@ fn run(code: &[MeInsn], prog: Option<&FastProgram>, mode: Mode, budget: u64) -> 
                 }
             }
         }
-        let mut through = match mode {
-            Mode::Through { at, horizon } => RunThrough::new(at, horizon),
-            _ => RunThrough::default(),
-        };
         loop {
+            // One per resume, as the timing model makes them: its marks are the resume's.
+            let mut through = match mode {
+                Mode::Through { at, horizon } => RunThrough::new(at, horizon),
+                _ => RunThrough::default(),
+            };
             let mut mem = MemState {
                 lmem: &mut lmem,
                 shared: &mut shared,
