@@ -131,7 +131,8 @@ struct Thread {
     arrival: u64,
     busy: u64,
     wait: u64,
-    /// Whether the firmware's per-packet cycles have been charged (on the first step).
+    /// Whether the firmware's per-packet cycles have been charged (on the first step; with
+    /// replay they are in the first segment instead, see `Thread::settle_replay`).
     fw_charged: bool,
     /// The reference engine's verdict and bytes for this packet, when checking.
     ref_verdict: Option<Verdict>,
@@ -160,7 +161,6 @@ impl Thread {
             Some(s) => s.busy += fw,
             None => self.last_busy += fw,
         }
-        self.fw_charged = true;
     }
 
     /// Records how the packet ends, from its last step.

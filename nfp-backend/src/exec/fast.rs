@@ -224,7 +224,7 @@ pub(super) enum Op {
 
 impl Op {
     /// Whether execution may continue somewhere other than the next instruction (the op
-    /// ends a run; `jit::runs` works runs out by the same rule).
+    /// ends a run).
     pub(super) fn ends_run(&self) -> bool {
         matches!(
             self,
@@ -616,7 +616,7 @@ impl FastProgram {
             }
         }
         let jit = if native {
-            jit::compile(&ops).map(std::sync::Arc::new)
+            jit::compile(&ops, &run).map(std::sync::Arc::new)
         } else {
             None
         };

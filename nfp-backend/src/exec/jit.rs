@@ -155,12 +155,6 @@ fn is_lookup(op: &Op) -> bool {
     )
 }
 
-/// Whether `op` reads or writes a local-memory word (it may leave its block, see
-/// [`Step::Lm`]).
-fn is_lm(op: &Op) -> bool {
-    matches!(op, Op::MovLm { .. } | Op::AluLm { .. } | Op::StLm { .. })
-}
-
 /// A branch op's target and the runs of its target and fall-through.
 #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 fn branch_parts(op: &Op) -> Option<(u16, u16, u16)> {
@@ -184,30 +178,8 @@ fn ends_block(op: &Op) -> bool {
         || is_lookup(op)
 }
 
-/// The run starting at each address of `ops` (`Hop::run`), worked out again from the ops
-/// as `fast` does: a block that passes a swap pays the run after it with the run as a
-/// constant (`x64_pass`). The ops are final, so the runs `fast` cut (an op made slow)
-/// come out the same; `tests_native` holds the two together.
-pub(super) fn runs(ops: &[Op]) -> Vec<u16> {
-    let mut run = vec![0u16; ops.len() + 1];
-    for pc in (0..ops.len()).rev() {
-        let w = ops[pc].width();
-        run[pc] = match ops[pc] {
-            Op::Slow => 0,
-            o if o.ends_run() => w as u16,
-            _ => run
-                .get(pc + w)
-                .copied()
-                .unwrap_or(0)
-                .saturating_add(w as u16),
-        };
-    }
-    run
-}
-
-/// The ops of the block starting at `pc`, as `(address, op)`, if it is long enough; with
-/// local-memory ops only when `lm` (the code generator can reach local memory).
-pub(super) fn block_at(ops: &[Op], pc: usize, lm: bool) -> Option<Vec<(usize, Op)>> {
+/// The ops of the block starting at `pc`, as `(address, op)`, if it is long enough.
+pub(super) fn block_at(ops: &[Op], pc: usize) -> Option<Vec<(usize, Op)>> {
     let mut out = Vec::new();
     let mut at = pc;
     while let Some(op) = ops.get(at) {
@@ -218,7 +190,7 @@ pub(super) fn block_at(ops: &[Op], pc: usize, lm: bool) -> Option<Vec<(usize, Op
             out.push((at, *op));
             break;
         }
-        if !compilable(op) || (!lm && is_lm(op)) {
+        if !compilable(op) {
             break;
         }
         out.push((at, *op));
@@ -632,16 +604,18 @@ pub(super) struct Compiled {
     pub(super) blocks: Vec<Option<Block>>,
 }
 
-/// Compiles a block for every address of `ops` that starts one; `None` when this host has no
-/// code generator or executable memory cannot be had (the handlers then run everything).
-pub(super) fn compile(ops: &[Op]) -> Option<Compiled> {
+/// Compiles a block for every address of `ops` that starts one; `runs` are the runs `fast`
+/// gives each address (`Hop::run`: a block that passes a swap pays the run after it as a
+/// constant, see `x64_pass`). `None` when this host has no code generator or executable
+/// memory cannot be had (the handlers then run everything).
+pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     #[cfg(all(target_arch = "x86_64", unix))]
     {
-        x64::compile(ops)
+        x64::compile(ops, runs)
     }
     #[cfg(not(all(target_arch = "x86_64", unix)))]
     {
-        let _ = ops;
+        let _ = (ops, runs);
         None
     }
 }
@@ -697,14 +671,14 @@ mod tests {
             rn: 1,
         };
         let ops = [set, set, Op::Exit, set, Op::Slow, set, br, set];
-        assert_eq!(block_at(&ops, 0, true).map(|b| b.len()), Some(2));
+        assert_eq!(block_at(&ops, 0).map(|b| b.len()), Some(2));
         // One op is a block too (a block is entered as cheaply as a handler).
-        assert_eq!(block_at(&ops, 1, true).map(|b| b.len()), Some(1));
-        assert_eq!(block_at(&ops, 3, true).map(|b| b.len()), Some(1));
-        assert!(block_at(&ops, 2, true).is_none());
-        assert!(block_at(&ops, 4, true).is_none());
+        assert_eq!(block_at(&ops, 1).map(|b| b.len()), Some(1));
+        assert_eq!(block_at(&ops, 3).map(|b| b.len()), Some(1));
+        assert!(block_at(&ops, 2).is_none());
+        assert!(block_at(&ops, 4).is_none());
         // A branch ends a block (and is part of it).
-        assert_eq!(block_at(&ops, 5, true).map(|b| b.len()), Some(2));
-        assert_eq!(block_at(&ops, 6, true).map(|b| b.len()), Some(1));
+        assert_eq!(block_at(&ops, 5).map(|b| b.len()), Some(2));
+        assert_eq!(block_at(&ops, 6).map(|b| b.len()), Some(1));
     }
 }

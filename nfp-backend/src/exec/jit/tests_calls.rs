@@ -11,7 +11,7 @@
 
 use super::super::thread::{Cc, slot};
 use super::super::*;
-use super::tests_native::{g, set};
+use super::tests_native::{g, program, set};
 use crate::target::{AddrMode, AluOp, Bank, CmdAction, Dst, FwHelper};
 use crate::target::{MemTarget, Src};
 use proptest::prelude::*;
@@ -278,28 +278,6 @@ fn insn() -> impl Strategy<Value = MeInsn> {
     ]
 }
 
-/// Sets GPRs 0..8, runs `body`, then branches over one instruction to the exit.
-fn program(values: [u32; 8], body: Vec<MeInsn>, k: u8) -> Vec<MeInsn> {
-    let mut c: Vec<MeInsn> = (0u8..8)
-        .flat_map(|n| set(n, values[usize::from(n)]))
-        .collect();
-    c.extend(body);
-    let exit = c.len() as u16 + 2;
-    c.push(MeInsn::Br {
-        cond: super::super::fast_handlers::CONDS[usize::from(k) % 13],
-        target: exit,
-        defer: 0,
-    });
-    c.push(MeInsn::Alu {
-        op: AluOp::Add,
-        dst: Dst::Both(0),
-        a: g(Bank::A, 0),
-        b: Src::Imm(1),
-    });
-    c.push(MeInsn::Exit);
-    c
-}
-
 fn mode() -> impl Strategy<Value = Mode> {
     prop_oneof![
         Just(Mode::Step),
@@ -333,24 +311,6 @@ proptest! {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
-
-    /// The runs `jit` works out (for the run it pays after passing a swap) are the hops'.
-    #[test]
-    fn the_runs_are_the_programs(
-        values in prop::array::uniform8(value()),
-        body in prop::collection::vec(insn(), 0..40),
-        k in any::<u8>(),
-    ) {
-        let code = program(values, body, k);
-        let prog = FastProgram::new(&code);
-        let ops: Vec<_> = prog.hops.iter().map(|h| h.op).collect();
-        let hops: Vec<u16> = prog.hops.iter().map(|h| h.run).collect();
-        prop_assert_eq!(&super::runs(&ops)[..hops.len()], &hops[..]);
-    }
-}
-
 /// A lookup and an add of the demo's shape compile into blocks (else the tests above
 /// would hold the handlers to themselves).
 #[test]
@@ -377,11 +337,11 @@ fn lookups_and_adds_are_compiled() {
     let ops: Vec<_> = FastProgram::new(&code).hops.iter().map(|h| h.op).collect();
     let lookup = code.len() - 5;
     for at in [lookup, lookup + 1] {
-        let b = super::block_at(&ops, at, true).unwrap();
+        let b = super::block_at(&ops, at).unwrap();
         assert!(b.len() == 1 && super::compilable(&b[0].1), "{at}");
     }
     assert!(matches!(
-        super::steps(&super::block_at(&ops, 0, true).unwrap()).last(),
+        super::steps(&super::block_at(&ops, 0).unwrap()).last(),
         Some(super::Step::Lookup { .. })
     ));
 }

@@ -191,12 +191,10 @@ fn insn() -> impl Strategy<Value = MeInsn> {
     ]
 }
 
-/// Sets GPRs 0..4, runs `body`, then branches on `cond` (without defer slots) over one
-/// instruction to the exit, so both paths are blocks.
-fn program(values: [u32; 4], body: Vec<MeInsn>, k: u8) -> Vec<MeInsn> {
-    let mut c: Vec<MeInsn> = (0u8..4)
-        .flat_map(|n| set(n, values[usize::from(n)]))
-        .collect();
+/// Sets GPRs `0..N` to `values`, runs `body`, then branches on `cond(k)` (without defer
+/// slots) over one instruction to the exit, so both paths are blocks.
+pub(super) fn program<const N: usize>(values: [u32; N], body: Vec<MeInsn>, k: u8) -> Vec<MeInsn> {
+    let mut c: Vec<MeInsn> = (0u8..).zip(values).flat_map(|(n, v)| set(n, v)).collect();
     c.extend(body);
     let exit = c.len() as u16 + 2;
     c.push(MeInsn::Br {
@@ -244,10 +242,4 @@ proptest! {
         ];
         agree(&program(values, body, k), 0, 10_000)?;
     }
-}
-
-/// `Lmem`'s layout is addressable (else no LM op would be compiled).
-#[test]
-fn the_lmem_layout_is_found() {
-    assert!(super::x64_lm::layout().is_some());
 }

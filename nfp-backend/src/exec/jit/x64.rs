@@ -256,17 +256,11 @@ fn emit(a: &mut Assembler, steps: &[Step], exits: &mut Vec<(DynamicLabel, Exit)>
             Step::Lm { form, lm } => {
                 let exit = a.new_dynamic_label();
                 exits.push((exit, Exit::Lm(lm)));
-                match x64_lm::layout() {
-                    Some(layout) => {
-                        let at = x64_lm::At { l: layout, exit };
-                        (x64_lm::step(a, at, form, lm, (l, h), &mut seen), None)
-                    }
-                    // Never planned without a layout (`plan`): leave at the op.
-                    None => {
-                        dynasm!(a ; .arch x64 ; jmp =>exit);
-                        (Held::NONE, None)
-                    }
-                }
+                let at = x64_lm::At {
+                    l: x64_lm::LAYOUT,
+                    exit,
+                };
+                (x64_lm::step(a, at, form, lm, (l, h), &mut seen), None)
             }
             Step::CtmRead {
                 xfer,
@@ -659,7 +653,7 @@ fn signed_cond(a: &mut Assembler, cond: Cond) {
 
 /// A block's steps and tail at `pc`, if a block starts there (`runs`: each address's run).
 fn plan(ops: &[Op], runs: &[u16], pc: usize) -> Option<(Vec<Step>, Tail)> {
-    let b = block_at(ops, pc, x64_lm::layout().is_some())?;
+    let b = block_at(ops, pc)?;
     // Hops from `pc` (addresses are below `u16::MAX`, see `FastProgram::new`).
     let rel = |at: usize| i32::try_from(at).ok()?.checked_sub(i32::try_from(pc).ok()?);
     let st = steps(&b);
@@ -695,10 +689,9 @@ fn plan(ops: &[Op], runs: &[u16], pc: usize) -> Option<(Vec<Step>, Tail)> {
     Some((st, tail))
 }
 
-pub(super) fn compile(ops: &[Op]) -> Option<Compiled> {
+pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     let mut asm = Assembler::new().ok()?;
-    let runs = runs(ops);
-    let plans: Vec<_> = (0..ops.len()).map(|pc| plan(ops, &runs, pc)).collect();
+    let plans: Vec<_> = (0..ops.len()).map(|pc| plan(ops, runs, pc)).collect();
     // Every block's entry after its prologue, for the blocks that jump to it (a block
     // runs its ops exactly as their handlers would, whichever handler its hop has).
     let labels: Vec<Option<DynamicLabel>> = plans

@@ -23,7 +23,7 @@
 //! the word's 64-byte chunk dirty in `Lmem` as `Lmem::set_word` does.
 //!
 //! `Lmem`'s fields are private to `memory`, which gives their offsets
-//! (`LMEM_BYTES_AT`, `LMEM_DIRTY_AT`, see [`layout`]).
+//! (`LMEM_BYTES_AT`, `LMEM_DIRTY_AT`, see [`LAYOUT`]).
 
 use super::super::LMEM_BYTES;
 use super::super::MemState;
@@ -45,14 +45,12 @@ pub(super) struct Layout {
     dirty: i32,
 }
 
-/// The [`Layout`] of `Lmem` (`memory`'s offsets of its fields). An `Option` so that a
-/// block builder can still leave LM ops to their handlers on a layout it cannot address.
-pub(super) fn layout() -> Option<Layout> {
-    Some(Layout {
-        bytes: i32::try_from(LMEM_BYTES_AT).ok()?,
-        dirty: i32::try_from(LMEM_DIRTY_AT).ok()?,
-    })
-}
+/// The [`Layout`] of `Lmem` (`memory`'s offsets of its fields, a few bytes each).
+pub(super) const LAYOUT: Layout = Layout {
+    bytes: LMEM_BYTES_AT as i32,
+    dirty: LMEM_DIRTY_AT as i32,
+};
+const _: () = assert!(LMEM_BYTES_AT < 1 << 16 && LMEM_DIRTY_AT < 1 << 16);
 
 /// Where an LM step finds `Lmem`'s fields and leaves when a check fails.
 #[derive(Clone, Copy)]
