@@ -175,6 +175,10 @@ impl Thread {
     }
 }
 
+/// [`Verdict`]s there are (the length of [`MeSim::verdicts`]).
+const VERDICTS: usize = Verdict::QueueDrop as usize + 1;
+const _: () = assert!(Verdict::ALL.len() == VERDICTS);
+
 /// "No time" in [`MeSim::ready`] and [`MeSim::free`].
 const NONE: u64 = u64::MAX;
 
@@ -223,6 +227,10 @@ pub struct MeSim<E: PacketEngine> {
     scratch: Vec<u8>,
     /// Buffers of frames that left a queue, reused for the next queued frame.
     pool: Vec<Vec<u8>>,
+    /// Packets per verdict (indexed by `Verdict as usize`), folded into `stats.verdicts` by
+    /// [`Self::finish`]: an indexed increment where `Verdicts::count`'s match was a jump
+    /// through a table on every packet.
+    verdicts: [u64; VERDICTS],
     /// Firmware ME cycles per packet around the program (`NicPreset::fw_cycles_per_packet`).
     fw_cycles: u64,
     /// The engine's threads commute ([`PacketEngine::threads_commute`]): each packet runs to
@@ -275,6 +283,7 @@ impl<E: PacketEngine> MeSim<E> {
             },
             scratch: Vec::new(),
             pool: Vec::new(),
+            verdicts: [0; VERDICTS],
             fw_cycles: 0,
             replay: engine_commutes,
         }
@@ -326,6 +335,9 @@ impl<E: PacketEngine> MeSim<E> {
     /// Runs every remaining packet; returns the statistics and the engines (for their maps).
     pub fn finish(mut self, out: &mut Outbox) -> (MeStats, E, Option<Reference>) {
         self.advance(None, out);
+        for (&v, &n) in Verdict::ALL.iter().zip(&self.verdicts) {
+            self.stats.verdicts.count_n(v, n);
+        }
         self.stats.lanes_used = self.threads.iter().filter(|t| t.used).count() as u32;
         self.stats.lanes = self.threads.iter().map(|t| t.stats).collect();
         (self.stats, self.engine, self.reference)
@@ -400,8 +412,13 @@ impl<E: PacketEngine> MeSim<E> {
             // are; written as `count_ones() == 2` they became a long population count
             // without a popcnt target).
             let rest = held & (held - 1);
-            if rest != 0 && rest & (rest - 1) == 0 && self.replay && self.freed_mask == 0 {
-                if self.replay_pair(until, out) {
+            if rest != 0 && self.replay && self.freed_mask == 0 {
+                let more = if rest & (rest - 1) == 0 {
+                    self.replay_pair(until, out)
+                } else {
+                    self.replay_many(until, out)
+                };
+                if more {
                     continue;
                 }
                 return;
@@ -722,6 +739,53 @@ impl<E: PacketEngine> MeSim<E> {
         true
     }
 
+    /// [`Self::replay_pair`] for three or more threads holding packets: the ME's free time
+    /// and the last thread run in registers, the ready times picked from by the masked
+    /// round-robin scan of [`Self::earliest_ready`].
+    #[inline(always)]
+    fn replay_many(&mut self, until: u64, out: &mut Outbox) -> bool {
+        let mask = self.held_mask;
+        let n = self.threads.len();
+        let mut me_free = self.me_free;
+        let mut last = self.last_run;
+        loop {
+            let first = if last + 1 >= n { 0 } else { last + 1 };
+            // `first < n <= 64`, so the shift is in range.
+            let low = (1u64 << first) - 1;
+            let (mut at, mut th) = (NONE, 0);
+            for mut m in [mask & !low, mask & low] {
+                while m != 0 {
+                    let i = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let r = self.ready[i & (SLOTS - 1)].max(me_free);
+                    if r < at {
+                        (at, th) = (r, i);
+                    }
+                }
+            }
+            if at >= until {
+                break;
+            }
+            last = th;
+            let t = &mut self.threads[th];
+            let Some(&s) = t.segs.get(t.seg_at) else {
+                self.last_run = th;
+                t.busy += t.last_busy;
+                self.me_free = at + t.last_busy;
+                self.complete(th, until, out);
+                return true;
+            };
+            t.seg_at += 1;
+            t.busy += s.busy;
+            t.wait += s.wait;
+            me_free = at + s.busy;
+            self.ready[th & (SLOTS - 1)] = me_free + s.wait;
+        }
+        self.me_free = me_free;
+        self.last_run = last;
+        false
+    }
+
     /// Thread `th` finished its packet at `me_free`: counts it, and frees the thread.
     ///
     /// The completion is an event of its own (`free`, taken by [`Self::take_next`]) only when
@@ -745,7 +809,9 @@ impl<E: PacketEngine> MeSim<E> {
         let s = &mut self.stats;
         s.processed += 1;
         s.busy_cycles += t.busy;
-        s.verdicts.count(verdict);
+        if let Some(c) = self.verdicts.get_mut(verdict as usize) {
+            *c += 1;
+        }
         s.busy.record(t.busy);
         s.service.record(service);
         s.last_done = s.last_done.max(done);

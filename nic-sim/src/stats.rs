@@ -29,6 +29,17 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, in declaration order (`ALL[v as usize] == v`).
+    pub const ALL: [Verdict; 7] = [
+        Verdict::Aborted,
+        Verdict::Drop,
+        Verdict::Pass,
+        Verdict::Tx,
+        Verdict::Redirect,
+        Verdict::Runt,
+        Verdict::QueueDrop,
+    ];
+
     /// Maps an XDP program's r0 the way the NFP firmware does (low 32 bits, as the kernel
     /// reads an XDP return value).
     pub fn from_xdp(retval: u64, redirect: bool) -> Verdict {
@@ -68,13 +79,19 @@ pub struct Verdicts {
 impl Verdicts {
     /// Counts one frame; returns whether it was a queue drop (counted elsewhere).
     pub fn count(&mut self, v: Verdict) -> bool {
+        self.count_n(v, 1)
+    }
+
+    /// Counts `n` frames of verdict `v`; returns whether they are queue drops (counted
+    /// elsewhere).
+    pub fn count_n(&mut self, v: Verdict, n: u64) -> bool {
         match v {
-            Verdict::Aborted => self.aborted += 1,
-            Verdict::Drop => self.drop += 1,
-            Verdict::Pass => self.pass += 1,
-            Verdict::Tx => self.tx += 1,
-            Verdict::Redirect => self.redirect += 1,
-            Verdict::Runt => self.runt += 1,
+            Verdict::Aborted => self.aborted += n,
+            Verdict::Drop => self.drop += n,
+            Verdict::Pass => self.pass += n,
+            Verdict::Tx => self.tx += n,
+            Verdict::Redirect => self.redirect += n,
+            Verdict::Runt => self.runt += n,
             Verdict::QueueDrop => return true,
         }
         false
@@ -168,6 +185,18 @@ impl SimReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_verdicts_in_discriminant_order() {
+        for (i, v) in Verdict::ALL.iter().enumerate() {
+            assert_eq!(*v as usize, i);
+        }
+        let mut c = Verdicts::default();
+        for (i, v) in Verdict::ALL.iter().enumerate() {
+            assert_eq!(c.count_n(*v, i as u64 + 1), *v == Verdict::QueueDrop);
+        }
+        assert_eq!(c.total(), 1 + 2 + 3 + 4 + 5 + 6);
+    }
 
     #[test]
     fn xdp_mapping_the_nfp_way() {
