@@ -300,6 +300,19 @@ impl<E: PacketEngine> MeSim<E> {
     #[inline(always)]
     pub fn arrive(&mut self, a: Arrival<'_>, out: &mut Outbox) {
         self.advance(Some(a.time), out);
+        self.take_arrival(a, out);
+    }
+
+    /// [`Self::arrive`] with the scheduler inlined (for [`Self::arrive_all`]).
+    #[inline(always)]
+    fn arrive_inlined(&mut self, a: Arrival<'_>, out: &mut Outbox) {
+        self.advance_inlined(a.time, out);
+        self.take_arrival(a, out);
+    }
+
+    /// The arrival itself, once everything before it has happened.
+    #[inline(always)]
+    fn take_arrival(&mut self, a: Arrival<'_>, out: &mut Outbox) {
         let n = self.threads.len();
         // The driver sends only threads this ME has; the wrap is for other callers (and keeps
         // a division off the per-frame path).
@@ -370,6 +383,23 @@ impl<E: PacketEngine> MeSim<E> {
         self.held_mask |= bit(th);
     }
 
+    /// Feeds `arrivals` (arrival times must not decrease) then processes everything before
+    /// `now` (no earlier than the last arrival): [`Self::arrive`] for each, then
+    /// [`Self::advance_to`], in one call with the scheduler inlined, so that a task of many
+    /// frames pays no call per frame.
+    #[inline(never)]
+    pub fn arrive_all<'a>(
+        &mut self,
+        arrivals: impl Iterator<Item = Arrival<'a>>,
+        now: u64,
+        out: &mut Outbox,
+    ) {
+        for a in arrivals {
+            self.arrive_inlined(a, out);
+        }
+        self.advance(Some(now), out);
+    }
+
     /// Processes everything that happens before `now`, as an arrival at `now` would: lets
     /// the driver flush results of MEs that get no new traffic.
     pub fn advance_to(&mut self, now: u64, out: &mut Outbox) {
@@ -388,7 +418,12 @@ impl<E: PacketEngine> MeSim<E> {
     /// general comparison of both.
     #[inline]
     fn advance(&mut self, until: Option<u64>, out: &mut Outbox) {
-        let until = until.unwrap_or(NONE);
+        self.advance_inlined(until.unwrap_or(NONE), out);
+    }
+
+    /// [`Self::advance`] (`until`: `NONE` for no limit), always inlined.
+    #[inline(always)]
+    fn advance_inlined(&mut self, until: u64, out: &mut Outbox) {
         #[cfg(test)]
         if self.scan {
             return self.advance_reference(until, out);

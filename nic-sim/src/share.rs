@@ -163,19 +163,14 @@ impl Job {
 
     /// ME `me`'s task: its frames, then up to `now`.
     fn run<E: PacketEngine>(&self, me: u32, sim: &mut MeSim<E>, out: &mut Outbox) {
-        for m in self.frames.get(me as usize).map_or(&[][..], Vec::as_slice) {
-            let frame = self.bytes.get(m.start..m.end).unwrap_or_default();
-            sim.arrive(
-                Arrival {
-                    index: m.index,
-                    time: m.time,
-                    thread: m.thread,
-                    frame,
-                },
-                out,
-            );
-        }
-        sim.advance_to(self.now, out);
+        let frames = self.frames.get(me as usize).map_or(&[][..], Vec::as_slice);
+        let arrivals = frames.iter().map(|m| Arrival {
+            index: m.index,
+            time: m.time,
+            thread: m.thread,
+            frame: self.bytes.get(m.start..m.end).unwrap_or_default(),
+        });
+        sim.arrive_all(arrivals, self.now, out);
     }
 
     /// Takes and runs tasks until none is left: host thread `host`'s own list first, then
