@@ -1,10 +1,10 @@
-//! Batches: the frames of every batch are copied into one arena grouped by ME, and each ME's
-//! share becomes one task; all host threads, the calling one included, take tasks until the
-//! batch is done.
+//! Batches: the frames of every batch are copied into per-ME buffers (each ME's frames back
+//! to back, see [`MeFrames`]), and each ME's share becomes one task; all host threads, the
+//! calling one included, take tasks until the batch is done.
 //!
 //! ```text
 //!  calling thread: read batch k+1 ─► help with batch k's tasks ─► wait for k ─► publish k+1
-//!                        (RSS, arrival time, copy into the arena, grouped by ME)
+//!                        (RSS, arrival time, copy into its ME's buffer)
 //!  H - 1 workers:  take batch k's tasks (ME m: its frames of batch k, then advance to `now`)
 //! ```
 //!
@@ -38,10 +38,10 @@
 //!
 //! Running an ME's frames of a batch together keeps that ME's state (thread register files,
 //! local memory, maps, queues) in cache, where frame-by-frame order touched a different ME
-//! almost every frame (50 MEs' state is more than a core's L2). The copy into the arena
-//! costs ~100 host instructions a frame, yet one host thread ran 15-25% faster batched than
-//! frame by frame in place (four interleaved rounds, 1.44-1.97 against 1.18-1.70 M frames/s),
-//! so there is a single path.
+//! almost every frame (50 MEs' state is more than a core's L2). The copy into the arena cost
+//! ~100 host instructions a frame when this was measured (the whole reading path is ~150
+//! now), yet one host thread ran 15-25% faster batched than frame by frame in place (four
+//! interleaved rounds, 1.44-1.97 against 1.18-1.70 M frames/s), so there is a single path.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,15 +55,21 @@ use crate::engine::PacketEngine;
 use crate::error::SimError;
 use crate::lanes::{Arrival, FrameResult, MeSim, Outbox};
 use crate::me_set::{MeSet, MesDone};
-use crate::rss::{FastDiv, Rss};
+use crate::rss::Rss;
 use crate::run::SimConfig;
 use crate::timing::ArrivalClock;
 use crate::timing::Histogram;
 use crate::traffic::is_runt;
 
 /// Bytes of frames after which a batch is handed to the MEs even if it holds fewer than
-/// `SimConfig::batch` frames: memory in flight stays under two such arenas.
+/// `SimConfig::batch` frames: frames in flight stay under two such batches (the one being
+/// read and the one being run).
 const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// Capacity the MEs' frame buffers of one batch may keep from one batch to the next (see
+/// [`Job::clear`]): a batch (two are in use at a time) holds at most this much memory
+/// between batches, and at most this much plus its frames while it fills.
+const MAX_HELD_BYTES: usize = 4 * MAX_BATCH_BYTES;
 
 /// An ME as the host threads share it: its model, and the host thread that ran its last
 /// task, which takes it first in the next batch (see [`Job::seal`]). Padded to its own cache
@@ -77,21 +83,45 @@ struct Shared<E: PacketEngine> {
     sim: Mutex<MeSim<E>>,
 }
 
-/// One frame of a [`Job`]: its bytes are `start..end` of the arena.
+/// One frame of a [`Job`]: its bytes follow the previous frame's in its ME's buffer.
+/// 24 bytes (the index is kept relative to the batch's first frame, the start implied):
+/// written by the reading thread and read back by whichever thread runs the ME.
 #[derive(Debug, Clone, Copy)]
 struct Meta {
-    index: u64,
     time: u64,
+    len: usize,
+    /// Input index minus [`Job::first`] (below `u32::MAX`: see [`read`]).
+    index: u32,
     thread: u32,
-    start: usize,
-    end: usize,
+}
+
+/// One ME's frames of a batch, their bytes back to back.
+///
+/// Why per ME: with one arena in input order an ME's frames were scattered (one in ~50 on
+/// the demo), so the thread running its task read them a cache line at a time right after
+/// the reading thread wrote them on another core; back to back, the task reads them
+/// sequentially and the hardware prefetcher streams them in. A cache line each (48 bytes
+/// padded to 64: an ME's entry is found with a shift).
+#[derive(Debug, Default, Clone)]
+#[repr(align(64))]
+struct MeFrames {
+    metas: Vec<Meta>,
+    bytes: Vec<u8>,
+}
+
+impl MeFrames {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.metas.clear();
+    }
 }
 
 /// One batch: the frames of every ME, and the time all MEs are brought up to.
 struct Job {
-    bytes: Vec<u8>,
     /// Per ME, its frames in input order.
-    frames: Vec<Vec<Meta>>,
+    frames: Vec<MeFrames>,
+    /// Input index of the batch's first frame.
+    first: u64,
     /// ME numbers in decreasing number of frames (then by ME number).
     order: Vec<u32>,
     /// Per host thread (0: the calling one), the tasks it takes first: its *home* MEs
@@ -106,8 +136,8 @@ impl Job {
     fn new(mes: usize, hosts: usize) -> Job {
         let hosts = hosts.max(1);
         Job {
-            bytes: Vec::new(),
-            frames: vec![Vec::new(); mes],
+            frames: vec![MeFrames::default(); mes],
+            first: 0,
             order: Vec::with_capacity(mes),
             lists: vec![Vec::with_capacity(mes / hosts + 1); hosts],
             now: 0,
@@ -117,17 +147,16 @@ impl Job {
         }
     }
 
+    /// Adds input frame [`Job::first`] + `index` for ME `me`.
     #[inline]
-    fn push(&mut self, me: usize, a: Arrival<'_>) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(a.frame);
+    fn push(&mut self, me: usize, index: u32, time: u64, thread: u32, frame: &[u8]) {
         if let Some(f) = self.frames.get_mut(me) {
-            f.push(Meta {
-                index: a.index,
-                time: a.time,
-                thread: a.thread,
-                start,
-                end: self.bytes.len(),
+            f.bytes.extend_from_slice(frame);
+            f.metas.push(Meta {
+                time,
+                len: frame.len(),
+                index,
+                thread,
             });
         }
     }
@@ -139,8 +168,9 @@ impl Job {
         self.order.clear();
         self.order.extend(0..self.frames.len() as u32);
         let frames = &self.frames;
-        self.order
-            .sort_by_key(|&me| std::cmp::Reverse(frames.get(me as usize).map_or(0, Vec::len)));
+        self.order.sort_by_key(|&me| {
+            std::cmp::Reverse(frames.get(me as usize).map_or(0, |f| f.metas.len()))
+        });
         for l in &mut self.lists {
             l.clear();
         }
@@ -154,23 +184,44 @@ impl Job {
         }
     }
 
+    /// Empties the job. The MEs' buffers keep their capacity (each grows to what its ME
+    /// receives in a batch), unless together they hold more than [`MAX_HELD_BYTES`] (traffic
+    /// moved between MEs): then each keeps only what it used in this batch, which is at most
+    /// [`MAX_BATCH_BYTES`] and one frame in all.
     fn clear(&mut self) {
-        self.bytes.clear();
+        let held: usize = self.frames.iter().map(|f| f.bytes.capacity()).sum();
         for f in &mut self.frames {
+            if held > MAX_HELD_BYTES {
+                f.bytes.shrink_to_fit();
+            }
             f.clear();
         }
     }
 
+    /// ME `me`'s frames, in input order.
+    #[inline]
+    fn arrivals(&self, me: u32) -> impl Iterator<Item = Arrival<'_>> {
+        let f = self.frames.get(me as usize);
+        let mut rest = f.map_or(&[][..], |f| f.bytes.as_slice());
+        let first = self.first;
+        f.map_or(&[][..], |f| f.metas.as_slice())
+            .iter()
+            .map_while(move |m| {
+                // The lengths add up to the bytes' (see [`Job::push`]): never stops early.
+                let (frame, tail) = rest.split_at_checked(m.len)?;
+                rest = tail;
+                Some(Arrival {
+                    index: first + u64::from(m.index),
+                    time: m.time,
+                    thread: m.thread,
+                    frame,
+                })
+            })
+    }
+
     /// ME `me`'s task: its frames, then up to `now`.
     fn run<E: PacketEngine>(&self, me: u32, sim: &mut MeSim<E>, out: &mut Outbox) {
-        let frames = self.frames.get(me as usize).map_or(&[][..], Vec::as_slice);
-        let arrivals = frames.iter().map(|m| Arrival {
-            index: m.index,
-            time: m.time,
-            thread: m.thread,
-            frame: self.bytes.get(m.start..m.end).unwrap_or_default(),
-        });
-        sim.arrive_all(arrivals, self.now, out);
+        sim.arrive_all(self.arrivals(me), self.now, out);
     }
 
     /// Takes and runs tasks until none is left: host thread `host`'s own list first, then
@@ -321,14 +372,16 @@ impl<E: PacketEngine, S: FnMut(u64, &[u8]) -> Result<(), SimError>> Reader<'_, E
         Ok(())
     }
 
-    /// Completes the running batch, then hands `filling` (sealed at `now`) to the workers.
-    fn publish(&mut self, filling: &mut Job, now: u64) -> Result<(), SimError> {
+    /// Completes the running batch, then hands `filling` (sealed at `now`) to the workers;
+    /// `filling` becomes an empty job whose first frame is input frame `next`.
+    fn publish(&mut self, filling: &mut Job, now: u64, next: u64) -> Result<(), SimError> {
         self.complete()?;
-        let next = self
+        let mut empty = self
             .spare
             .take()
             .unwrap_or_else(|| Job::new(filling.frames.len(), filling.lists.len()));
-        let mut job = std::mem::replace(filling, next);
+        empty.first = next;
+        let mut job = std::mem::replace(filling, empty);
         let (sims, hosts) = (self.sims, self.jobs.len() + 1);
         // All tasks of the previous batch are done (`complete`), and their runners' writes
         // reached this thread with their `Done` messages.
@@ -440,7 +493,7 @@ where
 fn read<E, I, B, S>(
     frames: I,
     config: &SimConfig,
-    clock: &mut ArrivalClock,
+    outer: &mut ArrivalClock,
     reader: &mut Reader<'_, E, S>,
 ) -> Result<(), SimError>
 where
@@ -452,66 +505,63 @@ where
     let nic = &config.nic;
     let mes = nic.mes().max(1);
     let threads = nic.threads_per_me.max(1);
-    let rss = Rss::new(mes * threads, config.non_ip);
-    let per_me = FastDiv::new(threads);
-    let batch = config.batch.max(1);
+    let rss = Rss::with_threads(mes, threads, config.non_ip);
+    // At most `u32::MAX` frames a batch, so that [`Meta`] keeps indices in 32 bits (the
+    // batch size never changes a result).
+    let batch = config.batch.clamp(1, u32::MAX as usize) as u32;
     let mut filling = Job::new(mes as usize, reader.jobs.len() + 1);
-    let mut pending = 0usize;
-    let mut index = 0u64;
+    // Input index of the filling batch's first frame, frames read into it (runts included)
+    // and their bytes.
+    let mut first = 0u64;
+    let mut pending = 0u32;
+    let mut filled = 0usize;
+    // A copy for the whole run (the reading loop's locals, not behind a `&mut`), written
+    // back at the end (an error ends the run, and the clock with it).
+    let mut c = *outer;
+    let clock = &mut c;
     for frame in frames {
         let frame = frame?;
         let frame = frame.as_ref();
         let time = clock.next(frame.len());
         if is_runt(frame) {
-            reader.collect.runt(index);
+            reader.collect.runt(first + u64::from(pending));
         } else {
-            let lane = rss.lane(frame);
-            let (me, thread) = (per_me.quotient(lane), per_me.remainder(lane));
-            filling.push(
-                me as usize,
-                Arrival {
-                    index,
-                    time,
-                    thread,
-                    frame,
-                },
-            );
+            let (me, thread) = rss.place(frame);
+            filling.push(me as usize, pending, time, thread, frame);
+            filled += frame.len();
         }
-        index += 1;
+        // Counts up by one from 0: `==` is `>=`, and spares the compiler a test of `batch`.
         pending += 1;
-        if pending >= batch || filling.bytes.len() >= MAX_BATCH_BYTES {
+        if pending == batch || filled >= MAX_BATCH_BYTES {
+            first += u64::from(pending);
             pending = 0;
-            reader.collect.total = index;
-            reader.publish(&mut filling, time)?;
+            filled = 0;
+            reader.collect.total = first;
+            reader.publish(&mut filling, time, first)?;
         }
     }
+    let index = first + u64::from(pending);
     reader.collect.total = index;
-    reader.publish(&mut filling, clock.now())
+    let now = clock.now();
+    *outer = c;
+    reader.publish(&mut filling, now, index)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn arrival(index: u64, frame: &[u8]) -> Arrival<'_> {
-        Arrival {
-            index,
-            time: index * 10,
-            thread: 0,
-            frame,
-        }
-    }
-
     #[test]
     fn a_job_groups_frames_by_me_and_orders_tasks_longest_first() {
         let mut job = Job::new(4, 2);
+        job.first = 100;
         let frames: [(usize, &[u8]); 5] =
             [(2, b"aa"), (0, b"bbb"), (2, b"c"), (3, b"dddd"), (2, b"ee")];
         for (i, (me, f)) in frames.iter().enumerate() {
-            job.push(*me, arrival(i as u64, f));
+            job.push(*me, i as u32, 1000 + 10 * i as u64, i as u32, f);
         }
-        // An ME number past the NIC's is ignored (its bytes are copied, never read).
-        job.push(9, arrival(5, b"x"));
+        // An ME number past the NIC's is ignored.
+        job.push(9, 5, 1050, 0, b"x");
         job.seal(77, |me| home(me, 4, 2));
         assert_eq!(job.now, 77);
         // ME 2 has three frames, MEs 0 and 3 one each (ties by ME number), ME 1 none: it
@@ -519,21 +569,47 @@ mod tests {
         assert_eq!(job.order, vec![2, 0, 3, 1]);
         // Home lists by halves (two host threads: MEs 0-1, 2-3), each in that order.
         assert_eq!(job.lists, vec![vec![0, 1], vec![2, 3]]);
-        let bytes = |me: usize| -> Vec<&[u8]> {
-            job.frames[me]
-                .iter()
-                .map(|m| &job.bytes[m.start..m.end])
+        let got = |job: &Job, me: u32| -> Vec<(u64, u64, u32, Vec<u8>)> {
+            job.arrivals(me)
+                .map(|a| (a.index, a.time, a.thread, a.frame.to_vec()))
                 .collect()
         };
-        assert_eq!(bytes(2), vec![&b"aa"[..], b"c", b"ee"]);
         assert_eq!(
-            job.frames[2].iter().map(|m| m.index).collect::<Vec<_>>(),
-            [0, 2, 4]
+            got(&job, 2),
+            [
+                (100, 1000, 0, b"aa".to_vec()),
+                (102, 1020, 2, b"c".to_vec()),
+                (104, 1040, 4, b"ee".to_vec())
+            ]
         );
-        assert_eq!(bytes(3), vec![&b"dddd"[..]]);
+        assert_eq!(got(&job, 3), [(103, 1030, 3, b"dddd".to_vec())]);
+        assert!(got(&job, 1).is_empty() && got(&job, 9).is_empty());
         job.clear();
-        assert!(job.bytes.is_empty() && job.frames.iter().all(Vec::is_empty));
+        assert!(
+            job.frames
+                .iter()
+                .all(|f| f.bytes.is_empty() && f.metas.is_empty())
+        );
         job.seal(5, |me| home(me, 4, 2));
         assert!(job.next.iter().all(|n| n.load(Ordering::Relaxed) == 0));
+    }
+
+    /// Buffers keep their capacity from batch to batch, but no more than
+    /// [`MAX_HELD_BYTES`] in all: past it, each keeps what its last batch used.
+    #[test]
+    fn a_job_bounds_the_memory_it_keeps() {
+        let mut job = Job::new(8, 1);
+        let big = vec![7u8; MAX_BATCH_BYTES];
+        job.push(1, 0, 0, 0, &big);
+        job.clear();
+        let held = |job: &Job| job.frames.iter().map(|f| f.bytes.capacity()).sum::<usize>();
+        assert!(held(&job) >= MAX_BATCH_BYTES && held(&job) <= MAX_HELD_BYTES);
+        // Traffic moves to other MEs, batch after batch: what is kept stays bounded.
+        for me in 2..8 {
+            job.push(me, 0, 0, 0, &big);
+            job.push(0, 1, 0, 0, b"small");
+            job.clear();
+            assert!(held(&job) <= MAX_HELD_BYTES, "{}", held(&job));
+        }
     }
 }
