@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 
-use crate::engine::{PacketEngine, Passed, Segment, Step};
+use crate::engine::{PacketEnd, PacketEngine, Passed, Segment, Step};
 use crate::preset::MAX_THREADS_PER_ME;
 use crate::stats::{Verdict, Verdicts};
 use crate::timing::Histogram;
@@ -163,15 +163,10 @@ impl Thread {
         }
     }
 
-    /// Records how the packet ends, from its last step.
-    fn set_last(&mut self, last: &Step) {
-        self.verdict = verdict_of(last);
-        (self.last_busy, self.finished) = match *last {
-            Step::Done { busy, .. } => (busy, true),
-            Step::Fault { busy, .. } => (busy, false),
-            // Not a last step (verdict_of calls it aborted): ends the packet all the same.
-            Step::Swap { busy, .. } => (busy, false),
-        };
+    /// Records how the packet ends.
+    #[inline(always)]
+    fn set_end(&mut self, end: PacketEnd) {
+        (self.last_busy, self.verdict, self.finished) = (end.busy, end.verdict, end.finished);
     }
 }
 
@@ -366,8 +361,10 @@ impl<E: PacketEngine> MeSim<E> {
         if self.replay {
             t.segs.clear();
             t.seg_at = 0;
-            let last = self.engine.start_to_end(th as u32, frame, &mut t.segs);
-            t.set_last(&last);
+            let end = self
+                .engine
+                .start_to_end_packed(th as u32, frame, &mut t.segs);
+            t.set_end(end);
             t.settle_replay(self.fw_cycles);
         } else {
             self.engine.start(th as u32, frame);
@@ -375,7 +372,7 @@ impl<E: PacketEngine> MeSim<E> {
         t.ref_verdict = self.reference.as_mut().map(|r| {
             let (last, _, _) =
                 crate::engine::run_to_completion(r.as_mut(), frame, &mut t.ref_bytes);
-            verdict_of(&last)
+            PacketEnd::of(&last).verdict
         });
         t.index = index;
         t.arrival = arrival;
@@ -675,7 +672,7 @@ impl<E: PacketEngine> MeSim<E> {
         let (last, swapped) = match step {
             Step::Swap { busy, wait } => (busy, Some(wait)),
             last => {
-                t.set_last(&last);
+                t.set_end(PacketEnd::of(&last));
                 (t.last_busy, None)
             }
         };
@@ -906,18 +903,6 @@ impl<E: PacketEngine> MeSim<E> {
             });
         }
         self.scratch = bytes;
-    }
-}
-
-/// The verdict a final step means.
-fn verdict_of(step: &Step) -> Verdict {
-    match step {
-        Step::Done {
-            retval, redirect, ..
-        } => Verdict::from_xdp(*retval, *redirect),
-        Step::Fault { .. } => Verdict::Aborted,
-        // Not a final step: treat as aborted rather than panic.
-        Step::Swap { .. } => Verdict::Aborted,
     }
 }
 

@@ -41,19 +41,20 @@ use nfp_backend::NicLimits;
 use nfp_backend::compile::{Compiled, NotOffloadable, compile};
 use nfp_backend::cost::Latencies;
 use nfp_backend::exec::{
-    Event, FastProgram, FusedBudget, InsnProfile, Lmem, MemState, RunThrough, Segment, SharedMem,
-    THREADS_PER_ME, Thread,
+    Event, ExecError, FastProgram, FusedBudget, InsnProfile, Lmem, MemState, RunThrough, Segment,
+    SharedMem, THREADS_PER_ME, Thread,
 };
 use nfp_backend::target::MeInsn;
 use vm_core::Program;
 use vm_core::interp::VmConfig;
 use vm_core::maps::MapSet;
 
-use crate::engine::{InterpEngine, PacketEngine, Passed, StandInCost, Step};
+use crate::engine::{InterpEngine, PacketEnd, PacketEngine, Passed, StandInCost, Step};
 use crate::error::SimError;
 use crate::lanes::Reference;
 use crate::preset::MemLatency;
 use crate::run::EngineFactory;
+use crate::stats::Verdict;
 
 /// Most ME instructions one packet may execute before it is aborted (a runaway loop in the
 /// microcode must not hang the simulation; the verifier bounds real programs far below).
@@ -372,6 +373,28 @@ fn step_of(event: Result<Event, nfp_backend::exec::ExecError>) -> Step {
     }
 }
 
+/// [`step_of`] reduced to what the timing model keeps ([`PacketEnd::of`] of it), without
+/// building the step (nor formatting a fault's message, which the timing model drops).
+#[inline(always)]
+fn end_of(event: Result<Event, ExecError>) -> PacketEnd {
+    let (busy, verdict, finished) = match event {
+        Ok(Event::Done {
+            retval,
+            busy_cycles,
+            ..
+        }) => (busy_cycles, Verdict::from_xdp(retval, false), true),
+        // Not a last step: aborted, as `PacketEnd::of` ends a swap.
+        Ok(Event::Swap { busy_cycles, .. }) => (busy_cycles, Verdict::Aborted, false),
+        // One cycle, as `step_of` charges a fault.
+        Err(_) => (1, Verdict::Aborted, false),
+    };
+    PacketEnd {
+        busy,
+        verdict,
+        finished,
+    }
+}
+
 /// Records why the packet could not be loaded (or that it could), as `start` does.
 #[cold]
 #[inline(never)]
@@ -472,11 +495,35 @@ impl PacketEngine for NfpEngine {
     }
 
     fn start_to_end(&mut self, thread: u32, frame: &[u8], segs: &mut Vec<Segment>) -> Step {
+        self.start_to_end_as(thread, frame, segs, step_of)
+    }
+
+    fn start_to_end_packed(
+        &mut self,
+        thread: u32,
+        frame: &[u8],
+        segs: &mut Vec<Segment>,
+    ) -> PacketEnd {
+        self.start_to_end_as(thread, frame, segs, end_of)
+    }
+}
+
+impl NfpEngine {
+    /// [`PacketEngine::start_to_end`] with the run's result given to `map` (`step_of`, or
+    /// `end_of` for [`PacketEngine::start_to_end_packed`]).
+    #[inline(always)]
+    fn start_to_end_as<R>(
+        &mut self,
+        thread: u32,
+        frame: &[u8],
+        segs: &mut Vec<Segment>,
+        map: impl FnOnce(Result<Event, ExecError>) -> R,
+    ) -> R {
         // `start` and `run_to_end` in one: a frame that cannot be loaded gives the fault
         // `run_to_end` would report for it (`step_of` formats the same error).
         let (i, g) = self.place(thread);
         if !self.plain {
-            return self.start_to_end_with(i, g, frame, segs);
+            return self.start_to_end_with(i, g, frame, segs, map);
         }
         // Checked indexing: unchecked saved 3 host instructions per packet, not worth an
         // `unsafe` block.
@@ -492,20 +539,19 @@ impl PacketEngine for NfpEngine {
         };
         let code = &self.code;
         let t = &mut slot.thread;
-        t.run_packet_to_end_fast_map(code, mem, frame, self.fused, None, segs, step_of)
+        t.run_packet_to_end_fast_map(code, mem, frame, self.fused, None, segs, map)
     }
-}
 
-impl NfpEngine {
     /// [`PacketEngine::start_to_end`] with a random stream or a profile (`plain` off).
     #[inline(never)]
-    fn start_to_end_with(
+    fn start_to_end_with<R>(
         &mut self,
         i: usize,
         g: usize,
         frame: &[u8],
         segs: &mut Vec<Segment>,
-    ) -> Step {
+        map: impl FnOnce(Result<Event, ExecError>) -> R,
+    ) -> R {
         let slot = &mut self.threads[i];
         if slot.pending.is_some() {
             set_pending(slot, Ok(()));
@@ -528,7 +574,7 @@ impl NfpEngine {
             self.fused,
             self.profile.as_deref_mut(),
             segs,
-            step_of,
+            map,
         );
         if self.random {
             slot.rng = self.shared.prandom_state();
@@ -622,22 +668,30 @@ mod tests {
             let nfp = NfpProgram::compile(&prog, &NicLimits::default()).expect("offloadable");
             assert_eq!(nfp.code.draws_random(), random);
             let (mut a, mut b) = (nfp.engine(1, 6), nfp.engine(1, 6));
+            // `start_to_end_packed`: the same run, its last step reduced to a `PacketEnd`.
+            let mut c = nfp.engine(1, 6);
             let mut frames: Vec<Vec<u8>> = demo::packets().into_iter().map(|(_, p)| p).collect();
             frames.extend([vec![0u8; 9000], vec![1u8; 10], vec![2u8; 14]]);
             let (mut sa, mut sb, mut oa, mut ob) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut sc, mut oc) = (Vec::new(), Vec::new());
             for (i, f) in frames.iter().cycle().take(5 * frames.len()).enumerate() {
                 let t = (i % 7) as u32; // 7 wraps to thread 1 of 6
                 a.start(t, f);
                 let (la, lb) = (a.run_to_end(t, &mut sa), b.start_to_end(t, f, &mut sb));
                 assert_eq!((&la, &sa), (&lb, &sb), "frame {i}");
+                let lc = c.start_to_end_packed(t, f, &mut sc);
+                assert_eq!((lc, &sc), (PacketEnd::of(&lb), &sb), "frame {i}");
                 if matches!(la, Step::Done { .. }) {
                     a.output(t, &mut oa);
                     b.output(t, &mut ob);
+                    c.output(t, &mut oc);
                     assert_eq!(oa, ob, "frame {i}");
+                    assert_eq!(oa, oc, "frame {i}");
                 }
             }
             let entries = |e: &NfpEngine| e.maps.iter().map(|m| m.entries()).collect::<Vec<_>>();
             assert_eq!(entries(&a), entries(&b));
+            assert_eq!(entries(&a), entries(&c));
             assert!(sa.len() > 10, "{sa:?}");
         }
     }
