@@ -209,6 +209,10 @@ pub(super) const CX_MARK_AT: usize = std::mem::offset_of!(Cx<'static>, mark_at);
 pub(super) const CX_SEG_AT: usize = std::mem::offset_of!(Cx<'static>, seg_at);
 #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(super) const CX_SEG_END: usize = std::mem::offset_of!(Cx<'static>, seg_end);
+/// Byte offset of `base` (`jit`'s blocks find the hop of an address from it when they leave
+/// for a handler, instead of carrying the op pointer from block to block).
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_BASE: usize = std::mem::offset_of!(Cx<'static>, base);
 
 /// A run the chain cannot pay: slow, or beyond the limit (the driver tells the chunk used
 /// up, which it goes on from, from the budget exhausted, which is slow).

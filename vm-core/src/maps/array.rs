@@ -91,6 +91,7 @@ impl ArrayMap {
     }
 
     /// Offset of `index`'s copy for `cpu` (CPUs beyond the set wrap around).
+    #[inline]
     fn offset(&self, index: u32, cpu: u32) -> usize {
         if self.copies == 1 {
             return index as usize * self.stride;
@@ -98,10 +99,12 @@ impl ArrayMap {
         (index as usize * self.copies + cpu as usize % self.copies) * self.stride
     }
 
+    #[inline]
     fn index(&self, key: &[u8]) -> Option<u32> {
         key_index(key).filter(|&i| i < self.max_entries)
     }
 
+    #[inline]
     pub(crate) fn lookup(&self, key: &[u8], cpu: u32) -> Option<usize> {
         self.index(key).map(|i| self.offset(i, cpu))
     }

@@ -114,6 +114,7 @@ impl Drop for Slab {
 }
 
 /// A 4-byte array index, or `None` when the key has another length.
+#[inline]
 pub(crate) fn key_index(key: &[u8]) -> Option<u32> {
     let bytes: [u8; 4] = key.try_into().ok()?;
     Some(u32::from_le_bytes(bytes))

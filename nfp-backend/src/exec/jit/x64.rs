@@ -1,23 +1,24 @@
 //! The x86-64 code generator of [`super`]: blocks as handlers (System V, Unix hosts).
 
 use super::*;
-use super::{x64_call, x64_lm, x64_mem, x64_pass};
+use super::{x64_bound, x64_branch, x64_branch::unless_taken, x64_call, x64_lm, x64_mem, x64_pass};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 use super::super::fast::Hop;
-use super::super::fast_run::{CX_EXTRA, CX_LAT, CX_LIMIT, CX_PENALTY, unpaid_at};
+use super::super::fast_run::{CX_BASE, CX_EXTRA, CX_LAT, CX_LIMIT, CX_PENALTY, unpaid_at};
 use super::super::thread::Thread;
 use std::mem::{offset_of, size_of};
 
 /// Byte offsets from the thread (`rdi`): its register file and condition codes.
 pub(super) const FILE: i32 = offset_of!(Thread, file) as i32;
 pub(super) const CC_RES: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, res)) as i32;
-const CC_C: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, c)) as i32;
-const CC_V: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, v)) as i32;
+pub(super) const CC_C: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, c)) as i32;
+pub(super) const CC_V: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, v)) as i32;
 /// Byte offsets from `Cx` (`rsi`).
 const LIMIT: i32 = CX_LIMIT as i32;
 const EXTRA: i32 = CX_EXTRA as i32;
 const PENALTY: i32 = CX_PENALTY as i32;
+const BASE: i32 = CX_BASE as i32;
 /// `cx.mem.lat`, and the offset of `csr_write_delay` in what it points to.
 pub(super) const LAT: i32 = CX_LAT as i32;
 const CSR_DELAY: i32 = offset_of!(crate::cost::Latencies, csr_write_delay) as i32;
@@ -27,6 +28,21 @@ pub(super) const LM_READY: i32 = offset_of!(Thread, lm_ready) as i32;
 /// The size of a hop and the offset of its plain handler.
 pub(super) const HOP: i32 = size_of::<Hop>() as i32;
 const H: i32 = offset_of!(Hop, h) as i32;
+
+/// `rdx` = the hop of address `at` (`Cx::base` + `at` hops), for leaving to a handler.
+///
+/// Why blocks do not carry the op pointer in `rdx` from block to block (adding each
+/// block's hops to it, as a handler's `ip`): only a block's exits read it, and they are
+/// rare next to the jumps between blocks; computing it there from `Cx::base` costs one
+/// instruction more per exit and saves one per block (see the module docs of `jit`).
+pub(super) fn hop_at(a: &mut Assembler, at: usize) {
+    // (Addresses are below `u16::MAX`, see `FastProgram::new`: the offset fits.)
+    let o = at as i32 * HOP;
+    dynasm!(a ; .arch x64 ; mov rdx, QWORD [rsi + BASE]);
+    if o != 0 {
+        dynasm!(a ; .arch x64 ; add rdx, o);
+    }
+}
 
 /// An operand: a slot of the file, a constant (zero / immediate slots), or a host
 /// register (the local-memory word an LM step loaded, see `x64_lm::step`).
@@ -50,8 +66,8 @@ pub(super) fn val(s: u16) -> Val {
 
 /// Host register numbers for [`load`].
 pub(super) const EAX: u8 = 0;
-/// Scratch registers r8d and r9d (the argument registers rdx / rcx hold the op and the
-/// count throughout a block, see [`block`]).
+/// Scratch registers r8d and r9d (the argument register rcx holds the count throughout a
+/// block, see [`block`]).
 pub(super) const S8: u8 = 8;
 const S9: u8 = 9;
 pub(super) const R11D: u8 = 11;
@@ -221,7 +237,7 @@ fn shift(a: &mut Assembler, kind: ShiftKind, (av, bv): (Val, Val), n: Option<u8>
     }
 }
 
-/// Where a step may leave its block (the cold exits, emitted after the block's tail).
+/// Where a step may leave its block (the cold exits, emitted after all blocks).
 #[derive(Clone, Copy)]
 enum Exit {
     /// An LM step's checks failed ([`x64_lm::exit`]).
@@ -236,14 +252,21 @@ enum Exit {
 
 /// The steps of a block; each step's cold exit label is pushed to `exits`. Returns the
 /// ALU operation whose host flags are still those of the stored condition codes at the
-/// end, if any ([`unless_taken`] then branches on them).
-fn emit(a: &mut Assembler, steps: &[Step], exits: &mut Vec<(DynamicLabel, Exit)>) -> Option<A> {
+/// end, if any ([`unless_taken`] then branches on them). The step at `sink` stores no
+/// flags (the block's tail does, `x64_branch::sink_at`).
+fn emit(
+    a: &mut Assembler,
+    steps: &[Step],
+    exits: &mut Vec<(DynamicLabel, Exit)>,
+    sink: Option<usize>,
+) -> Option<A> {
     let live = live_flags(steps);
     let stores = live_stores(steps);
     let mut seen = x64_lm::Seen::default();
     // What eax holds, and the op that set the host flags last (see `unless_taken`).
     let (mut h, mut flags) = (Held::NONE, None);
-    for ((s, &l), &k) in steps.iter().zip(&live).zip(&stores) {
+    for (i, ((s, &l), &k)) in steps.iter().zip(&live).zip(&stores).enumerate() {
+        let l = if sink == Some(i) { (false, false) } else { l };
         // The destination slots to store (eax holds the value for all of `d`).
         let only = |d: D| {
             let sink = slot::SINK as u8;
@@ -434,7 +457,7 @@ fn ld(a: &mut Assembler, (d, to, b): (D, D, Val), (rot, mask, keep): (u8, u32, u
 /// Where a block goes on, in hops from its first op (`fast_run::next` or
 /// `fast_branch::branch` as code).
 #[derive(Clone, Copy)]
-enum Tail {
+pub(super) enum Tail {
     /// To the op `to` hops on, paying nothing (straight-line ops continue in their run).
     Next { to: i32 },
     /// A branch (the last step): to `t` paying `rt` with the taken penalty when it is
@@ -453,44 +476,74 @@ enum Tail {
     Fw { to: i32, rn: u16 },
 }
 
+/// The entry label of the block some hops on from a block, if there is one.
+type Next<'a> = &'a dyn Fn(i32) -> Option<DynamicLabel>;
+
 /// A whole block: the label `me` where other blocks enter it (a handler's arguments in
-/// their registers throughout: `rdx` = the op, `rcx` = the count), the body, and the jump
-/// on. `next` gives the entry label of the block `to` hops on, if there is one: the jump
-/// goes straight there (same registers, no handler load).
+/// their registers: `rdi`, `rsi` and `rcx` = the count throughout; `rdx`, the op, is not
+/// read, see [`hop_at`]), the body, and the jump on, its cold exits returned (for
+/// `compile` to emit after all blocks). `next` gives the entry label of the block `to`
+/// hops on, if there is one: the jump goes straight there (same registers, no handler
+/// load), or is left out when that block is `follows`, laid out right after this one.
+/// `checked`: the checked copy, or the unchecked one (`x64_bound`).
 ///
-/// Why the op and count stay in `rdx` / `rcx` (the body's scratch registers being `r8` /
-/// `r9`, and `rcx` saved around the one shift by `cl`): a block entered from a handler
-/// then needs no prologue, and one leaving to a handler only adds its hops to `rdx`
-/// (callgrind, `simspeed pre`: 1,943 -> 1,928 host instructions per frame, counted as in
-/// the module docs of `jit`, against copying them to `r8` / `r9`).
+/// Why the count stays in `rcx` (the body's scratch registers being `r8` / `r9`, and
+/// `rcx` saved around the one shift by `cl`): a block entered from a handler then needs
+/// no prologue (callgrind, `simspeed pre`: 1,943 -> 1,928 host instructions per frame,
+/// counted as in the module docs of `jit`, against copying the op and count to `r8` /
+/// `r9`).
 fn block(
     a: &mut Assembler,
     (pc, steps): (usize, &[Step]),
-    tail: Tail,
-    me: DynamicLabel,
-    next: &dyn Fn(i32) -> Option<DynamicLabel>,
-) {
+    (tail, checked): (Tail, bool),
+    (me, follows): (DynamicLabel, Option<DynamicLabel>),
+    (next, kills): (Next<'_>, &[(bool, bool)]),
+) -> Vec<(DynamicLabel, Exit)> {
     dynasm!(a ; .arch x64 ; =>me);
+    // The address `to` hops on (blocks of a program whose addresses fit `FastProgram::new`'s
+    // `u16` are built only, see `plan`).
+    let at = |to: i32| (pc as i64 + i64::from(to)) as usize;
     let mut exits = Vec::new();
-    let flags = emit(a, steps, &mut exits);
+    let sink = match tail {
+        Tail::Branch { .. } if !checked => x64_branch::sink_at(steps),
+        _ => None,
+    };
+    let sunk = sink.and_then(|i| match steps.get(i) {
+        Some(&Step::Alu { op, .. }) => Some(op),
+        _ => None,
+    });
+    let flags = emit(a, steps, &mut exits, sink);
     match tail {
-        Tail::Next { to } => {
-            let o = to * HOP;
-            match next(to) {
-                Some(l) => dynasm!(a ; .arch x64 ; add rdx, o ; jmp =>l),
-                None => dynasm!(a ; .arch x64 ; add rdx, o ; jmp QWORD [rdx + H]),
+        Tail::Next { to } => match next(to) {
+            Some(l) if Some(l) == follows => {}
+            Some(l) => dynasm!(a ; .arch x64 ; jmp =>l),
+            None => {
+                hop_at(a, at(to));
+                dynasm!(a ; .arch x64 ; jmp QWORD [rdx + H]);
             }
-        }
+        },
         Tail::Branch { t, rt, f, rn } => {
             if let Some(&last) = steps.last() {
                 unless_taken(a, last, flags);
             }
+            // The sunk flags: on the taken path, and on the fall-through unless the
+            // block there overwrites them first (jumps leave the host flags alone).
+            if let Some(op) = sunk {
+                x64_branch::store_sunk(a, op, (true, true));
+            }
             dynasm!(a ; .arch x64
                 ; mov rax, QWORD [rsi + PENALTY]
                 ; add QWORD [rsi + EXTRA], rax);
-            pay(a, t, rt, next(t));
+            pay(a, (at(t), rt), (next(t), None), checked);
             dynasm!(a ; .arch x64 ; fall:);
-            pay(a, f, rn, next(f));
+            if let Some(op) = sunk {
+                let (res, cv) = match next(f) {
+                    Some(_) if rn != 0 => kills.get(at(f)).copied().unwrap_or_default(),
+                    _ => (false, false),
+                };
+                x64_branch::store_sunk(a, op, (!res, !cv));
+            }
+            pay(a, (at(f), rn), (next(f), follows), checked);
         }
         Tail::Swap {
             to,
@@ -503,23 +556,30 @@ fn block(
                 _ => x64_mem::ctm_swap as *const (),
             };
             x64_pass::cmd_latency(a, target, words);
-            x64_pass::swap_or_pass(a, (to, run), next(to), out as usize);
+            let out = (out as usize, checked);
+            x64_pass::swap_or_pass(a, (at(to), run), (next(to), follows), out);
         }
         Tail::Fw { to, rn } => {
             let out = x64_call::lookup_swap as *const () as usize;
-            dynasm!(a ; .arch x64 ; test rax, rax ; jz >no_wait);
-            x64_pass::swap_or_pass(a, (to, rn), next(to), out);
-            dynasm!(a ; .arch x64 ; no_wait:);
-            pay(a, to, rn, next(to));
+            // (The swap last: a lookup nearly always waits, and its pay may then fall
+            // through to the block laid out next.)
+            dynasm!(a ; .arch x64 ; test rax, rax ; jnz >wait);
+            pay(a, (at(to), rn), (next(to), None), checked);
+            dynasm!(a ; .arch x64 ; wait:);
+            x64_pass::swap_or_pass(a, (at(to), rn), (next(to), follows), (out, checked));
         }
     }
-    for (l, e) in exits {
-        match e {
-            Exit::Lm(lm) => x64_lm::exit(a, lm, pc, l),
-            Exit::Cmd(at) => x64_mem::exit(a, at, pc, l),
-            Exit::Emem(at) => x64_call::emem_exit(a, at, pc, l),
-            Exit::Lookup(at) => x64_call::lookup_exit(a, at, pc, l),
-        }
+    exits
+}
+
+/// The cold exits of blocks (emitted after all blocks, so that a block's last jump may
+/// fall through to the block laid out after it).
+fn exit(a: &mut Assembler, (l, e): (DynamicLabel, Exit)) {
+    match e {
+        Exit::Lm(lm) => x64_lm::exit(a, lm, l),
+        Exit::Cmd(at) => x64_mem::exit(a, at, l),
+        Exit::Emem(at) => x64_call::emem_exit(a, at, l),
+        Exit::Lookup(at) => x64_call::lookup_exit(a, at, l),
     }
 }
 
@@ -532,8 +592,28 @@ fn block(
 /// always holds, and counts are far from wrapping), which the unpaid path takes back:
 /// three instructions where a compare of `n + run - 1` first took four (about nine
 /// fewer host instructions per frame of the demo filter).
-pub(super) fn pay(a: &mut Assembler, to: i32, run: u16, l: Option<DynamicLabel>) {
-    let o = to * HOP;
+///
+/// Unchecked (`checked` false, code that `x64_bound`'s entry check proved every pay of to
+/// pass), a run is paid with the add alone.
+pub(super) fn pay(
+    a: &mut Assembler,
+    (to, run): (usize, u16),
+    (l, follows): (Option<DynamicLabel>, Option<DynamicLabel>),
+    checked: bool,
+) {
+    if run != 0 && !checked {
+        dynasm!(a ; .arch x64 ; add rcx, i32::from(run));
+        match l {
+            // The block laid out next (`compile`).
+            Some(l) if Some(l) == follows => {}
+            Some(l) => dynasm!(a ; .arch x64 ; jmp =>l),
+            None => {
+                hop_at(a, to);
+                dynasm!(a ; .arch x64 ; jmp QWORD [rdx + H]);
+            }
+        }
+        return;
+    }
     if run != 0 {
         let r = i32::from(run);
         dynasm!(a ; .arch x64
@@ -541,114 +621,19 @@ pub(super) fn pay(a: &mut Assembler, to: i32, run: u16, l: Option<DynamicLabel>)
             ; cmp rcx, QWORD [rsi + LIMIT]
             ; ja >unpaid);
         match l {
-            Some(l) => dynasm!(a ; .arch x64 ; add rdx, o ; jmp =>l),
-            None => dynasm!(a ; .arch x64 ; add rdx, o ; jmp QWORD [rdx + H]),
+            Some(l) => dynasm!(a ; .arch x64 ; jmp =>l),
+            None => {
+                hop_at(a, to);
+                dynasm!(a ; .arch x64 ; jmp QWORD [rdx + H]);
+            }
         }
         dynasm!(a ; .arch x64 ; unpaid: ; sub rcx, r);
     }
     let u = unpaid_at as Handler as usize as i64;
+    hop_at(a, to);
     dynasm!(a ; .arch x64
-        ; add rdx, o
         ; mov rax, QWORD u
         ; jmp rax);
-}
-
-/// Jumps to the local label `fall` unless the branch step `s` is taken: on the host
-/// flags of the ALU op `flags` that set the stored ones last, when they decide it
-/// ([`host_branch`]); else one compare of the stored flag or source slot and a conditional
-/// jump, where the condition is one flag (the signed ones compute it in eax with
-/// [`signed_cond`]).
-fn unless_taken(a: &mut Assembler, s: Step, flags: Option<A>) {
-    if let (Step::Br { cond }, Some(op)) = (s, flags)
-        && host_branch(a, cond, op)
-    {
-        return;
-    }
-    match s {
-        Step::Br { cond } => match cond {
-            Cond::Eq => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + CC_RES], 0 ; jne >fall),
-            Cond::Ne => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + CC_RES], 0 ; je >fall),
-            Cond::Mi => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + CC_RES], 0 ; jns >fall),
-            Cond::Pl => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + CC_RES], 0 ; js >fall),
-            Cond::Hs => dynasm!(a ; .arch x64 ; cmp BYTE [rdi + CC_C], 0 ; je >fall),
-            Cond::Lo => dynasm!(a ; .arch x64 ; cmp BYTE [rdi + CC_C], 0 ; jne >fall),
-            Cond::Vs => dynasm!(a ; .arch x64 ; cmp BYTE [rdi + CC_V], 0 ; je >fall),
-            Cond::Vc => dynasm!(a ; .arch x64 ; cmp BYTE [rdi + CC_V], 0 ; jne >fall),
-            Cond::Always => {}
-            Cond::Ge | Cond::Lt | Cond::Le | Cond::Gt => {
-                signed_cond(a, cond);
-                dynasm!(a ; .arch x64 ; test eax, eax ; jz >fall);
-            }
-        },
-        Step::BrBit { src, bit, set } => {
-            let m = (1u32 << (bit & 31)) as i32;
-            match val(src) {
-                Val::Slot(o) => dynasm!(a ; .arch x64 ; test DWORD [rdi + o], m),
-                Val::Const(k) => dynasm!(a ; .arch x64 ; mov eax, k as i32 ; test eax, m),
-                Val::Reg(r) => dynasm!(a ; .arch x64 ; test Rd(r), m),
-            }
-            if set {
-                dynasm!(a ; .arch x64 ; jz >fall);
-            } else {
-                dynasm!(a ; .arch x64 ; jnz >fall);
-            }
-        }
-        // Not a branch: `compile` gives such a block no `Tail::Branch`.
-        _ => {}
-    }
-}
-
-/// Jumps to `fall` unless `cond` holds, on the host flags the ALU op `op` left: the zero
-/// and sign of its result, and for add / subtract its carry (the ME's carry is the host's
-/// for add, its inverse for subtract) and overflow (the ME's, see [`alu`]); `false`, and
-/// nothing emitted, when they do not decide `cond` (a logic op leaves the ME's carry and
-/// overflow alone). Saves the compare of the stored flag on most branches (the lowering
-/// branches right after its compare).
-fn host_branch(a: &mut Assembler, cond: Cond, op: A) -> bool {
-    let arith = matches!(op, A::Add | A::AddCarry | A::Sub | A::SubCarry);
-    let sub = matches!(op, A::Sub | A::SubCarry);
-    match cond {
-        Cond::Eq => dynasm!(a ; .arch x64 ; jne >fall),
-        Cond::Ne => dynasm!(a ; .arch x64 ; je >fall),
-        Cond::Mi => dynasm!(a ; .arch x64 ; jns >fall),
-        Cond::Pl => dynasm!(a ; .arch x64 ; js >fall),
-        Cond::Hs if arith && sub => dynasm!(a ; .arch x64 ; jc >fall),
-        Cond::Hs if arith => dynasm!(a ; .arch x64 ; jnc >fall),
-        Cond::Lo if arith && sub => dynasm!(a ; .arch x64 ; jnc >fall),
-        Cond::Lo if arith => dynasm!(a ; .arch x64 ; jc >fall),
-        Cond::Vs if arith => dynasm!(a ; .arch x64 ; jno >fall),
-        Cond::Vc if arith => dynasm!(a ; .arch x64 ; jo >fall),
-        Cond::Ge if arith => dynasm!(a ; .arch x64 ; jl >fall),
-        Cond::Lt if arith => dynasm!(a ; .arch x64 ; jge >fall),
-        Cond::Le if arith => dynasm!(a ; .arch x64 ; jg >fall),
-        Cond::Gt if arith => dynasm!(a ; .arch x64 ; jle >fall),
-        _ => return false,
-    }
-    true
-}
-
-/// eax = whether the signed condition `cond` holds on the stored flags
-/// (`fast_handlers::cond`): N from the stored result, V from its byte (the other
-/// conditions are one flag each, tested by [`unless_taken`] itself).
-fn signed_cond(a: &mut Assembler, cond: Cond) {
-    // r8d = N, r9d = V.
-    dynasm!(a ; .arch x64
-        ; mov r8d, DWORD [rdi + CC_RES] ; shr r8d, 31
-        ; movzx r9d, BYTE [rdi + CC_V]);
-    match cond {
-        Cond::Ge => dynasm!(a ; .arch x64 ; xor eax, eax ; cmp r8d, r9d ; sete al),
-        Cond::Lt => dynasm!(a ; .arch x64 ; xor eax, eax ; cmp r8d, r9d ; setne al),
-        Cond::Le => dynasm!(a ; .arch x64
-            ; xor r8d, r9d
-            ; xor eax, eax ; cmp DWORD [rdi + CC_RES], 0 ; sete al
-            ; or eax, r8d),
-        Cond::Gt => dynasm!(a ; .arch x64
-            ; xor r8d, r9d ; xor r8d, 1
-            ; xor eax, eax ; cmp DWORD [rdi + CC_RES], 0 ; setne al
-            ; and eax, r8d),
-        // Never asked for (see above): always taken.
-        _ => dynasm!(a ; .arch x64 ; mov eax, 1),
-    }
 }
 
 /// A block's steps and tail at `pc`, if a block starts there (`runs`: each address's run).
@@ -698,20 +683,86 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
         .iter()
         .map(|p| p.as_ref().map(|_| asm.new_dynamic_label()))
         .collect();
-    let mut starts = Vec::with_capacity(ops.len());
+    // The unchecked copies (`x64_bound`): of every block with a bound, whose successors
+    // all have one.
+    let bounds = x64_bound::bounds(&plans);
+    let unchecked: Vec<Option<DynamicLabel>> = plans
+        .iter()
+        .zip(&bounds)
+        .map(|(p, b)| (p.is_some() && b.is_some()).then(|| asm.new_dynamic_label()))
+        .collect();
+    let mut starts = vec![None; ops.len()];
+    let mut exits = Vec::new();
+    let next_in = |labels: &[Option<DynamicLabel>], pc: usize, to: i32| {
+        let at = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
+        labels.get(at).copied().flatten()
+    };
+    // The checked blocks, in address order.
     for (pc, p) in plans.iter().enumerate() {
-        starts.push(match (p, labels[pc]) {
-            (Some((st, tail)), Some(me)) => {
-                let start = asm.offset();
-                let next = |to: i32| {
-                    let at = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
-                    labels.get(at).copied().flatten()
-                };
-                block(&mut asm, (pc, st), *tail, me, &next);
-                Some(start)
+        if let (Some((st, tail)), Some(me)) = (p, labels[pc]) {
+            starts[pc] = Some(asm.offset());
+            let next = |to| next_in(&labels, pc, to);
+            let (tail, to) = ((*tail, true), (me, None));
+            exits.extend(block(&mut asm, (pc, st), tail, to, (&next, &[])));
+        }
+    }
+    // The unchecked ones, in chains where each is followed by the block it goes on to
+    // (a branch's fall-through), whose jump there is then left out: a chain starts at the
+    // first block not yet laid out, with its handler's entry check (`x64_bound`) if it has
+    // one; the other entries jump to their block.
+    // What each block overwrites before reading (`x64_branch::kills`).
+    let kills: Vec<(bool, bool)> = plans
+        .iter()
+        .map(|p| {
+            p.as_ref()
+                .map_or((false, false), |(st, _)| x64_branch::kills(st))
+        })
+        .collect();
+    let mut placed = vec![false; ops.len()];
+    let mut stubs = Vec::new();
+    for head in 0..plans.len() {
+        let mut pc = head;
+        while let (Some((st, tail)), Some(u), Some(b), false) =
+            (&plans[pc], unchecked[pc], bounds[pc], placed[pc])
+        {
+            placed[pc] = true;
+            let to = match *tail {
+                Tail::Next { to } | Tail::Swap { to, .. } | Tail::Fw { to, .. } => to,
+                Tail::Branch { f, .. } => f,
+            };
+            let after = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
+            let follows = unchecked
+                .get(after)
+                .copied()
+                .flatten()
+                .filter(|_| !placed[after]);
+            if x64_bound::worth(b) {
+                if pc == head {
+                    // The handler's entry: the check, then the unchecked copy.
+                    starts[pc] = Some(asm.offset());
+                    x64_bound::entry(&mut asm, b, labels[pc]?);
+                } else {
+                    stubs.push(pc);
+                }
             }
-            _ => None,
-        });
+            let next = |to| next_in(&unchecked, pc, to);
+            let (tail, to) = ((*tail, false), (u, follows));
+            exits.extend(block(&mut asm, (pc, st), tail, to, (&next, &kills)));
+            match follows {
+                Some(_) => pc = after,
+                None => break,
+            }
+        }
+    }
+    for pc in stubs {
+        if let (Some(me), Some(u), Some(b)) = (labels[pc], unchecked[pc], bounds[pc]) {
+            starts[pc] = Some(asm.offset());
+            x64_bound::entry(&mut asm, b, me);
+            dynasm!(asm ; .arch x64 ; jmp =>u);
+        }
+    }
+    for e in exits {
+        exit(&mut asm, e);
     }
     let code = asm.finalize().ok()?;
     let blocks = starts

@@ -35,7 +35,7 @@ use super::super::fast_mem::cmd;
 use super::super::fast_run::{Cx, Out, fault, swap_or_pass};
 use super::super::thread::Thread;
 use super::super::{ExecErrorKind, SwapTarget, fw};
-use super::x64::{HOP, Val};
+use super::x64::{Val, hop_at};
 use super::x64_mem::addr;
 use crate::target::{AddrMode, FwHelper, MemTarget};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
@@ -71,21 +71,18 @@ fn guard(f: impl FnOnce() -> u64) -> u64 {
 /// Calls `f` with the block's `rdi` and `rsi` (the thread and `Cx`) and what `args` puts
 /// in `rdx` and `rcx`; the result is in `rax`, the block's four registers as before.
 fn call(a: &mut Assembler, f: usize, args: impl FnOnce(&mut Assembler)) {
-    // Four pushes and 8 bytes: 16-aligned at the call (8 off at a handler's entry).
+    // Three pushes: 16-aligned at the call (8 off at a handler's entry). (`rdx` is not
+    // kept: blocks compute the op pointer where they leave, see `x64::hop_at`.)
     dynasm!(a ; .arch x64
         ; push rdi
         ; push rsi
-        ; push rdx
-        ; push rcx
-        ; sub rsp, 8);
+        ; push rcx);
     args(a);
     let f = f as i64;
     dynasm!(a ; .arch x64
         ; mov rax, QWORD f
         ; call rax
-        ; add rsp, 8
         ; pop rcx
-        ; pop rdx
         ; pop rsi
         ; pop rdi);
 }
@@ -118,15 +115,8 @@ pub(super) fn emem_add(a: &mut Assembler, add: Add, exit: DynamicLabel) {
 /// The cold exit of the add at `at` in the block at `pc` (`rdx` = its first op, `rax` the
 /// status): the general handler runs the op when the helper declined, else the panic is
 /// resumed.
-pub(super) fn emem_exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel) {
-    status_exit(
-        a,
-        at,
-        pc,
-        exit,
-        DECLINED,
-        cmd::<false> as *const () as usize,
-    );
+pub(super) fn emem_exit(a: &mut Assembler, at: usize, exit: DynamicLabel) {
+    status_exit(a, at, exit, DECLINED, cmd::<false> as *const () as usize);
 }
 
 /// A lookup: the helper, then `rax` = the wait (0: none); leaves for `exit` on a fault
@@ -138,22 +128,21 @@ pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel) {
 
 /// The cold exit of the lookup at `at` in the block at `pc` (`rdx` = its first op, `rax`
 /// the status): the fault the helper found is raised at the op, or the panic resumed.
-pub(super) fn lookup_exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel) {
-    status_exit(a, at, pc, exit, FAULTED, lookup_fault as *const () as usize);
+pub(super) fn lookup_exit(a: &mut Assembler, at: usize, exit: DynamicLabel) {
+    status_exit(a, at, exit, FAULTED, lookup_fault as *const () as usize);
 }
 
 /// A helper's cold exit at `exit`: with status `status` in `rax`, continues with handler `f`
 /// at the op `at` (of the block at `pc`, whose first op is in `rdx`); with any other (a
 /// panic), leaves through [`rethrow`].
-fn status_exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel, status: u64, f: usize) {
-    // (A block's ops are at most `MAX_OPS` fused ops after its start.)
-    let hop = at.saturating_sub(pc) as i32 * HOP;
+fn status_exit(a: &mut Assembler, at: usize, exit: DynamicLabel, status: u64, f: usize) {
     let (f, r) = (f as i64, rethrow as *const () as usize as i64);
     dynasm!(a ; .arch x64
         ; =>exit
         ; cmp rax, status as i32
-        ; jne >panicked
-        ; add rdx, hop
+        ; jne >panicked);
+    hop_at(a, at);
+    dynasm!(a ; .arch x64
         ; mov rax, QWORD f
         ; jmp rax
         ; panicked:

@@ -29,7 +29,7 @@ use super::super::LMEM_BYTES;
 use super::super::MemState;
 use super::super::fast_run::{Cx, slow};
 use super::super::memory::{LMEM_BYTES_AT, LMEM_DIRTY_AT};
-use super::x64::{CC_RES, HOP, Held, LM_ADDR, LM_READY, R11D, Val, alu, store, val};
+use super::x64::{CC_RES, Held, LM_ADDR, LM_READY, R11D, Val, alu, hop_at, store, val};
 use super::{LmAt, LmForm};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 use std::mem::offset_of;
@@ -166,15 +166,14 @@ pub(super) fn step(
 
 /// The cold exit of the LM step `lm` in the block at `pc` (`rdx` = its first op): leaves
 /// the chain for the reference step at the op, as `fast_handlers::lm_slow` does.
-pub(super) fn exit(a: &mut Assembler, lm: LmAt, pc: usize, exit: DynamicLabel) {
-    // (A block's ops are at most `MAX_OPS` fused ops after its start.)
-    let hop = lm.at.saturating_sub(pc) as i32 * HOP;
+pub(super) fn exit(a: &mut Assembler, lm: LmAt, exit: DynamicLabel) {
     let before = -i32::from(lm.rem) - 1;
     let f = slow as *const () as usize as i64;
+    dynasm!(a ; .arch x64 ; =>exit);
+    hop_at(a, lm.at);
     dynasm!(a ; .arch x64
-        ; =>exit
         ; mov rdi, rsi
-        ; lea rsi, [rdx + hop]
+        ; mov rsi, rdx
         ; lea rdx, [rcx + before]
         ; mov rax, QWORD f
         ; jmp rax);

@@ -26,7 +26,7 @@ use super::super::fast_mem::cmd;
 use super::super::fast_run::{Cx, Out, swap_or_pass};
 use super::super::thread::{Thread, slot};
 use super::super::{CTM_PKT_BASE, PKT_BUF_BYTES, SwapTarget};
-use super::x64::{EAX, FILE, HOP, S8, Val, load};
+use super::x64::{EAX, FILE, S8, Val, hop_at, load};
 use crate::target::{AddrMode, MemTarget};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 use std::mem::offset_of;
@@ -98,13 +98,11 @@ pub(super) fn ctm_read(a: &mut Assembler, r: Read, exit: DynamicLabel) {
 
 /// The cold exit of the command at `at` in the block at `pc` (`rdx` = its first op): the
 /// general handler runs it, with the registers unchanged.
-pub(super) fn exit(a: &mut Assembler, at: usize, pc: usize, exit: DynamicLabel) {
-    // (A block's ops are at most `MAX_OPS` fused ops after its start.)
-    let hop = at.saturating_sub(pc) as i32 * HOP;
+pub(super) fn exit(a: &mut Assembler, at: usize, exit: DynamicLabel) {
     let f = cmd::<false> as *const () as usize as i64;
+    dynasm!(a ; .arch x64 ; =>exit);
+    hop_at(a, at);
     dynasm!(a ; .arch x64
-        ; =>exit
-        ; add rdx, hop
         ; mov rax, QWORD f
         ; jmp rax);
 }

@@ -24,7 +24,7 @@
 
 use super::super::fast_run::{CX_EXTRA, CX_MARK_AT, CX_PASS_LIMIT, CX_SEG_AT, CX_SEG_END};
 use super::super::through::Segment;
-use super::x64::{HOP, LAT, pay};
+use super::x64::{LAT, hop_at, pay};
 use crate::cost::Latencies;
 use crate::target::MemTarget;
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
@@ -69,11 +69,26 @@ pub(super) fn cmd_latency(a: &mut Assembler, target: MemTarget, words: u8) {
 /// at that op decides (see the module docs).
 pub(super) fn swap_or_pass(
     a: &mut Assembler,
-    (to, run): (i32, u16),
-    l: Option<DynamicLabel>,
-    out: usize,
+    (to, run): (usize, u16),
+    l: (Option<DynamicLabel>, Option<DynamicLabel>),
+    (out, checked): (usize, bool),
 ) {
-    let o = to * HOP;
+    if !checked {
+        // `x64_bound`'s entry check proved that the swap passes and that there is room.
+        dynasm!(a ; .arch x64
+            ; mov r8, QWORD [rsi + EXTRA]
+            ; add r8, rcx
+            ; mov r9, QWORD [rsi + SEG_AT]
+            ; mov r10, r8
+            ; sub r10, QWORD [rsi + MARK_AT]
+            ; mov QWORD [r9 + BUSY], r10
+            ; mov QWORD [r9 + WAIT], rax
+            ; add QWORD [rsi + SEG_AT], SEG
+            ; mov QWORD [rsi + MARK_AT], r8
+            ; sub QWORD [rsi + PASS_LIMIT], rax);
+        pay(a, (to, run), l, false);
+        return;
+    }
     let out = out as i64;
     dynasm!(a ; .arch x64
         // r8 = n + extra (wrapping, as `pass`'s `at`).
@@ -92,11 +107,12 @@ pub(super) fn swap_or_pass(
         ; add QWORD [rsi + SEG_AT], SEG
         ; mov QWORD [rsi + MARK_AT], r8
         ; sub QWORD [rsi + PASS_LIMIT], rax);
-    pay(a, to, run, l);
+    pay(a, (to, run), (l.0, None), true);
     dynasm!(a ; .arch x64
         ; swap:
-        ; mov r8, rax
-        ; add rdx, o
+        ; mov r8, rax);
+    hop_at(a, to);
+    dynasm!(a ; .arch x64
         ; mov rax, QWORD out
         ; jmp rax);
 }

@@ -1,0 +1,176 @@
+//! The branches that end [`super::x64`]'s blocks: deciding them on the host's flags or on
+//! the stored condition codes (`fast_handlers::cond`'s rules).
+
+use super::super::fast::A;
+use super::x64::{CC_RES, Val, val};
+use super::{Step, x64::CC_C, x64::CC_V};
+use crate::target::Cond;
+use dynasmrt::{DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
+
+/// Jumps to the local label `fall` unless the branch step `s` is taken: on the host
+/// flags of the ALU op `flags` that set the stored ones last, when they decide it
+/// ([`host_branch`]); else one compare of the stored flag or source slot and a conditional
+/// jump, where the condition is one flag (the signed ones compute it in eax with
+/// [`signed_cond`]).
+pub(super) fn unless_taken(a: &mut Assembler, s: Step, flags: Option<A>) {
+    if let (Step::Br { cond }, Some(op)) = (s, flags)
+        && host_branch(a, cond, op)
+    {
+        return;
+    }
+    match s {
+        Step::Br { cond } => match cond {
+            Cond::Eq => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + CC_RES], 0 ; jne >fall),
+            Cond::Ne => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + CC_RES], 0 ; je >fall),
+            Cond::Mi => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + CC_RES], 0 ; jns >fall),
+            Cond::Pl => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + CC_RES], 0 ; js >fall),
+            Cond::Hs => dynasm!(a ; .arch x64 ; cmp BYTE [rdi + CC_C], 0 ; je >fall),
+            Cond::Lo => dynasm!(a ; .arch x64 ; cmp BYTE [rdi + CC_C], 0 ; jne >fall),
+            Cond::Vs => dynasm!(a ; .arch x64 ; cmp BYTE [rdi + CC_V], 0 ; je >fall),
+            Cond::Vc => dynasm!(a ; .arch x64 ; cmp BYTE [rdi + CC_V], 0 ; jne >fall),
+            Cond::Always => {}
+            Cond::Ge | Cond::Lt | Cond::Le | Cond::Gt => {
+                signed_cond(a, cond);
+                dynasm!(a ; .arch x64 ; test eax, eax ; jz >fall);
+            }
+        },
+        Step::BrBit { src, bit, set } => {
+            let m = (1u32 << (bit & 31)) as i32;
+            match val(src) {
+                Val::Slot(o) => dynasm!(a ; .arch x64 ; test DWORD [rdi + o], m),
+                Val::Const(k) => dynasm!(a ; .arch x64 ; mov eax, k as i32 ; test eax, m),
+                Val::Reg(r) => dynasm!(a ; .arch x64 ; test Rd(r), m),
+            }
+            if set {
+                dynasm!(a ; .arch x64 ; jz >fall);
+            } else {
+                dynasm!(a ; .arch x64 ; jnz >fall);
+            }
+        }
+        // Not a branch: `compile` gives such a block no `Tail::Branch`.
+        _ => {}
+    }
+}
+
+/// Jumps to `fall` unless `cond` holds, on the host flags the ALU op `op` left: the zero
+/// and sign of its result, and for add / subtract its carry (the ME's carry is the host's
+/// for add, its inverse for subtract) and overflow (the ME's, see [`alu`]); `false`, and
+/// nothing emitted, when they do not decide `cond` (a logic op leaves the ME's carry and
+/// overflow alone). Saves the compare of the stored flag on most branches (the lowering
+/// branches right after its compare).
+fn host_branch(a: &mut Assembler, cond: Cond, op: A) -> bool {
+    let arith = matches!(op, A::Add | A::AddCarry | A::Sub | A::SubCarry);
+    let sub = matches!(op, A::Sub | A::SubCarry);
+    match cond {
+        Cond::Eq => dynasm!(a ; .arch x64 ; jne >fall),
+        Cond::Ne => dynasm!(a ; .arch x64 ; je >fall),
+        Cond::Mi => dynasm!(a ; .arch x64 ; jns >fall),
+        Cond::Pl => dynasm!(a ; .arch x64 ; js >fall),
+        Cond::Hs if arith && sub => dynasm!(a ; .arch x64 ; jc >fall),
+        Cond::Hs if arith => dynasm!(a ; .arch x64 ; jnc >fall),
+        Cond::Lo if arith && sub => dynasm!(a ; .arch x64 ; jnc >fall),
+        Cond::Lo if arith => dynasm!(a ; .arch x64 ; jc >fall),
+        Cond::Vs if arith => dynasm!(a ; .arch x64 ; jno >fall),
+        Cond::Vc if arith => dynasm!(a ; .arch x64 ; jo >fall),
+        Cond::Ge if arith => dynasm!(a ; .arch x64 ; jl >fall),
+        Cond::Lt if arith => dynasm!(a ; .arch x64 ; jge >fall),
+        Cond::Le if arith => dynasm!(a ; .arch x64 ; jg >fall),
+        Cond::Gt if arith => dynasm!(a ; .arch x64 ; jle >fall),
+        _ => return false,
+    }
+    true
+}
+
+/// eax = whether the signed condition `cond` holds on the stored flags
+/// (`fast_handlers::cond`): N from the stored result, V from its byte (the other
+/// conditions are one flag each, tested by [`unless_taken`] itself).
+fn signed_cond(a: &mut Assembler, cond: Cond) {
+    // r8d = N, r9d = V.
+    dynasm!(a ; .arch x64
+        ; mov r8d, DWORD [rdi + CC_RES] ; shr r8d, 31
+        ; movzx r9d, BYTE [rdi + CC_V]);
+    match cond {
+        Cond::Ge => dynasm!(a ; .arch x64 ; xor eax, eax ; cmp r8d, r9d ; sete al),
+        Cond::Lt => dynasm!(a ; .arch x64 ; xor eax, eax ; cmp r8d, r9d ; setne al),
+        Cond::Le => dynasm!(a ; .arch x64
+            ; xor r8d, r9d
+            ; xor eax, eax ; cmp DWORD [rdi + CC_RES], 0 ; sete al
+            ; or eax, r8d),
+        Cond::Gt => dynasm!(a ; .arch x64
+            ; xor r8d, r9d ; xor r8d, 1
+            ; xor eax, eax ; cmp DWORD [rdi + CC_RES], 0 ; setne al
+            ; and eax, r8d),
+        // Never asked for (see above): always taken.
+        _ => dynasm!(a ; .arch x64 ; mov eax, 1),
+    }
+}
+
+/// Whether the host flags of `op` decide a branch on `cond` ([`host_branch`] emits a jump
+/// then, and reads no stored flag).
+fn decides(cond: Cond, op: A) -> bool {
+    let arith = matches!(op, A::Add | A::AddCarry | A::Sub | A::SubCarry);
+    arith || matches!(cond, Cond::Eq | Cond::Ne | Cond::Mi | Cond::Pl)
+}
+
+/// The ALU step of an unchecked block ending in a branch whose flag stores move onto the
+/// branch's paths ([`store_sunk`]), if any: the last step but `immed`s before the branch,
+/// one whose host flags decide it.
+///
+/// Why: the lowering compares right before it branches, and the block after the
+/// fall-through often overwrites the flags at once (`ld_field` of the next header field,
+/// then its compare), so the result, carry and overflow stores (3 host instructions) are
+/// only needed on the taken path, where they are made (the demo filter: 3 of its 7
+/// compare-and-branch blocks per packet).
+pub(super) fn sink_at(steps: &[Step]) -> Option<usize> {
+    let (Step::Br { cond }, body) = steps.split_last()? else {
+        return None;
+    };
+    let i = body.iter().rposition(|s| !matches!(s, Step::Set { .. }))?;
+    match body[i] {
+        Step::Alu { op, .. } if !matches!(op, A::PassB | A::NotB) && decides(*cond, op) => Some(i),
+        _ => None,
+    }
+}
+
+/// Whether the block of `steps` overwrites the stored result and (both) carry and
+/// overflow before it reads them or may leave (then their stores before a jump into it
+/// are not needed: [`sink_at`]).
+pub(super) fn kills(steps: &[Step]) -> (bool, bool) {
+    let (mut res, mut cv) = (None, None);
+    for s in steps {
+        if super::reads_flags(s) {
+            break;
+        }
+        let (reads_c, writes_cv, writes_res) = super::flag_use(s);
+        if reads_c {
+            cv.get_or_insert(false);
+        }
+        if writes_cv {
+            cv.get_or_insert(true);
+        }
+        if writes_res {
+            res.get_or_insert(true);
+        }
+    }
+    (res == Some(true), cv == Some(true))
+}
+
+/// Stores the flags of the sunk ALU step `op` ([`sink_at`]): its result (in eax) when
+/// `res`, its carry and overflow (the host's flags, intact after the branch's jump) when
+/// `cv` and `op` writes them.
+pub(super) fn store_sunk(a: &mut Assembler, op: A, (res, cv): (bool, bool)) {
+    if res {
+        dynasm!(a ; .arch x64 ; mov DWORD [rdi + CC_RES], eax);
+    }
+    if cv {
+        match op {
+            A::Add | A::AddCarry => {
+                dynasm!(a ; .arch x64 ; setc BYTE [rdi + CC_C] ; seto BYTE [rdi + CC_V])
+            }
+            A::Sub | A::SubCarry => {
+                dynasm!(a ; .arch x64 ; setnc BYTE [rdi + CC_C] ; seto BYTE [rdi + CC_V])
+            }
+            _ => {}
+        }
+    }
+}
