@@ -564,6 +564,14 @@ impl<E: PacketEngine> MeSim<E> {
                 (rj, j)
             };
         }
+        self.scan_ready(mask, first, me_free)
+    }
+
+    /// The earliest of the threads in `mask` to run, no earlier than `me_free`, visited in
+    /// round-robin order from thread `first` (< the thread count), only a strictly earlier
+    /// time replacing the pick.
+    #[inline(always)]
+    fn scan_ready(&self, mask: u64, first: usize, me_free: u64) -> (u64, usize) {
         // `first < n <= 64`, so the shift is in range.
         let low = (1u64 << first) - 1;
         let (mut br, mut ri) = (NONE, 0);
@@ -782,19 +790,7 @@ impl<E: PacketEngine> MeSim<E> {
         let mut last = self.last_run;
         loop {
             let first = if last + 1 >= n { 0 } else { last + 1 };
-            // `first < n <= 64`, so the shift is in range.
-            let low = (1u64 << first) - 1;
-            let (mut at, mut th) = (NONE, 0);
-            for mut m in [mask & !low, mask & low] {
-                while m != 0 {
-                    let i = m.trailing_zeros() as usize;
-                    m &= m - 1;
-                    let r = self.ready[i & (SLOTS - 1)].max(me_free);
-                    if r < at {
-                        (at, th) = (r, i);
-                    }
-                }
-            }
+            let (at, th) = self.scan_ready(mask, first, me_free);
             if at >= until {
                 break;
             }

@@ -63,6 +63,20 @@ pub(super) fn cmd_latency(a: &mut Assembler, target: MemTarget, words: u8) {
     }
 }
 
+/// Records a passed swap of `rax` cycles (`r8` = `n + extra` now, `r9` = the segment
+/// cursor): its segment (busy since the last mark, the wait), the cursor and mark moved on,
+/// the pass limit lowered by the wait.
+fn record_pass(a: &mut Assembler) {
+    dynasm!(a ; .arch x64
+        ; mov r10, r8
+        ; sub r10, QWORD [rsi + MARK_AT]
+        ; mov QWORD [r9 + BUSY], r10
+        ; mov QWORD [r9 + WAIT], rax
+        ; add QWORD [rsi + SEG_AT], SEG
+        ; mov QWORD [rsi + MARK_AT], r8
+        ; sub QWORD [rsi + PASS_LIMIT], rax);
+}
+
 /// A swap of `rax` cycles after the op at the end of the block (`rdx` = its first op,
 /// `rcx` = the count): passed, then the run `run` at the op `to` hops on is paid
 /// (jumping to its block's entry `l` when there is one); else `out(t, cx, ip, n, wait)`
@@ -78,14 +92,8 @@ pub(super) fn swap_or_pass(
         dynasm!(a ; .arch x64
             ; mov r8, QWORD [rsi + EXTRA]
             ; add r8, rcx
-            ; mov r9, QWORD [rsi + SEG_AT]
-            ; mov r10, r8
-            ; sub r10, QWORD [rsi + MARK_AT]
-            ; mov QWORD [r9 + BUSY], r10
-            ; mov QWORD [r9 + WAIT], rax
-            ; add QWORD [rsi + SEG_AT], SEG
-            ; mov QWORD [rsi + MARK_AT], r8
-            ; sub QWORD [rsi + PASS_LIMIT], rax);
+            ; mov r9, QWORD [rsi + SEG_AT]);
+        record_pass(a);
         pay(a, (to, run), l, false);
         return;
     }
@@ -99,14 +107,8 @@ pub(super) fn swap_or_pass(
         ; jae >swap
         ; mov r9, QWORD [rsi + SEG_AT]
         ; cmp r9, QWORD [rsi + SEG_END]
-        ; je >swap
-        ; mov r10, r8
-        ; sub r10, QWORD [rsi + MARK_AT]
-        ; mov QWORD [r9 + BUSY], r10
-        ; mov QWORD [r9 + WAIT], rax
-        ; add QWORD [rsi + SEG_AT], SEG
-        ; mov QWORD [rsi + MARK_AT], r8
-        ; sub QWORD [rsi + PASS_LIMIT], rax);
+        ; je >swap);
+    record_pass(a);
     pay(a, (to, run), (l.0, None), true);
     dynasm!(a ; .arch x64
         ; swap:
