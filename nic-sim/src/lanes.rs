@@ -14,8 +14,9 @@
 //!   model, with fewer round trips through the scheduler when the ME is lightly loaded.
 //! - When the program's threads commute (`PacketEngine::threads_commute`: nothing one thread
 //!   does is visible to another), a packet runs to its end as its thread takes it and the
-//!   model replays its recorded segments (`MeSim::run`): the same steps, without resuming the
-//!   engine at every swap.
+//!   model replays its recorded segments (`MeSim::run`; with two or more threads holding
+//!   packets, `MeSim::replay_pair` and `MeSim::replay_many`, loops that keep the ME's times
+//!   in registers): the same steps, without resuming the engine at every swap.
 //!
 //! Everything here depends only on this ME's frames and their arrival times, never on other
 //! MEs, so MEs can be simulated on any host thread in any interleaving with identical
