@@ -100,8 +100,11 @@ struct Meta {
 /// Why per ME: with one arena in input order an ME's frames were scattered (one in ~50 on
 /// the demo), so the thread running its task read them a cache line at a time right after
 /// the reading thread wrote them on another core; back to back, the task reads them
-/// sequentially and the hardware prefetcher streams them in. A cache line each (48 bytes
-/// padded to 64: an ME's entry is found with a shift).
+/// sequentially and the hardware prefetcher streams them in. (Measured with this layout,
+/// two host threads, demo: reading every line of a task's frames before running it took
+/// 3.5 ns a frame on either thread, against ~125 ns a frame for the task; the layout before
+/// was not measured that way.) A cache line each (48 bytes padded to 64: an ME's entry is
+/// found with a shift).
 #[derive(Debug, Default, Clone)]
 #[repr(align(64))]
 struct MeFrames {
