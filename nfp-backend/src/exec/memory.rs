@@ -408,6 +408,40 @@ pub(super) fn emem_region(
 mod tests {
     use super::*;
 
+    /// CLS and IMEM cost nothing until a command addresses them (the simulator's set-up
+    /// makes one `SharedMem` per ME), read as zeros, and keep what is written once they exist;
+    /// out-of-range addresses still fail without allocating.
+    #[test]
+    fn cls_and_imem_are_allocated_on_first_use() {
+        let mut shared = SharedMem::new(1, 0);
+        let mut maps = MapSet::default();
+        let mut pkt = [0u8; 8];
+        assert_eq!((shared.cls.capacity(), shared.imem.capacity()), (0, 0));
+        assert_eq!(shared.cls().len(), CLS_BYTES);
+        assert_eq!(shared.imem().len(), IMEM_BYTES);
+        assert!(shared.cls().iter().chain(shared.imem()).all(|&b| b == 0));
+        let far = IMEM_BYTES as u64;
+        for target in [MemTarget::Cls, MemTarget::Imem] {
+            let r = region(target, far, 4, true, &mut pkt, 0, &mut shared, &mut maps);
+            assert!(r.is_err(), "{target:?}");
+        }
+        assert_eq!((shared.cls.capacity(), shared.imem.capacity()), (0, 0));
+        let r = region(
+            MemTarget::Cls,
+            16,
+            4,
+            true,
+            &mut pkt,
+            0,
+            &mut shared,
+            &mut maps,
+        );
+        r.expect("in range").copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(shared.cls().get(16..20), Some(&[1u8, 2, 3, 4][..]));
+        assert_eq!(shared.cls().len(), CLS_BYTES);
+        assert_eq!(shared.imem.capacity(), 0, "IMEM untouched");
+    }
+
     #[test]
     fn ranges_and_map_addresses() {
         assert_eq!(range(4092, 4, 4096), Some(4092..4096));
