@@ -278,9 +278,6 @@ pub(super) struct Fresh {
     /// condition codes, multiplier, defer slots, busy count) then needs no reset.
     /// `u64::MAX` (never equal) when the program needs a reset every time.
     pub(super) quick: u64,
-    /// What `Thread::reset_for` becomes after a full reset for this program: `quick`, or 0
-    /// (unknown) for a program that needs a reset every time.
-    pub(super) reset_id: u64,
 }
 
 impl Fresh {
@@ -288,8 +285,17 @@ impl Fresh {
     pub(super) const ALL: Fresh = Fresh {
         live_chunks: u32::MAX,
         quick: u64::MAX,
-        reset_id: 0,
     };
+
+    /// What `Thread::reset_for` becomes after a full reset for this program: `quick`, or 0
+    /// (unknown) for a program that needs a reset every time.
+    pub(super) fn reset_id(self) -> u64 {
+        if self.quick == u64::MAX {
+            0
+        } else {
+            self.quick
+        }
+    }
 
     fn of(code: &[MeInsn]) -> Fresh {
         // Ids from 1 (0 is "unknown" in `Thread::reset_for`), never `u64::MAX`.
@@ -299,7 +305,6 @@ impl Fresh {
         Fresh {
             live_chunks: live::live_chunks(code),
             quick: if quick { id } else { u64::MAX },
-            reset_id: if quick { id } else { 0 },
         }
     }
 }

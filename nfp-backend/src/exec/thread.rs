@@ -339,7 +339,7 @@ impl Thread {
             self.defer_left = 0;
             self.defer_taken = false;
             self.busy = 0;
-            self.reset_for = fresh.reset_id;
+            self.reset_for = fresh.reset_id();
         }
         if COUNTS {
             self.pc = 0;

@@ -514,14 +514,7 @@ fn block(
     });
     let flags = emit(a, steps, &mut exits, sink);
     match tail {
-        Tail::Next { to } => match next(to) {
-            Some(l) if Some(l) == follows => {}
-            Some(l) => dynasm!(a ; .arch x64 ; jmp =>l),
-            None => {
-                hop_at(a, at(to));
-                dynasm!(a ; .arch x64 ; jmp QWORD [rdx + H]);
-            }
-        },
+        Tail::Next { to } => go_on(a, at(to), (next(to), follows)),
         Tail::Branch { t, rt, f, rn } => {
             if let Some(&last) = steps.last() {
                 unless_taken(a, last, flags);
@@ -572,6 +565,19 @@ fn block(
     exits
 }
 
+/// Jumps on to the op at address `to`: to its block's entry `l`, or to nothing when that
+/// block is `follows`, laid out right after (`compile`); else through its handler.
+fn go_on(a: &mut Assembler, to: usize, (l, follows): (Option<DynamicLabel>, Option<DynamicLabel>)) {
+    match l {
+        Some(l) if Some(l) == follows => {}
+        Some(l) => dynasm!(a ; .arch x64 ; jmp =>l),
+        None => {
+            hop_at(a, to);
+            dynasm!(a ; .arch x64 ; jmp QWORD [rdx + H]);
+        }
+    }
+}
+
 /// The cold exits of blocks (emitted after all blocks, so that a block's last jump may
 /// fall through to the block laid out after it).
 fn exit(a: &mut Assembler, (l, e): (DynamicLabel, Exit)) {
@@ -603,15 +609,7 @@ pub(super) fn pay(
 ) {
     if run != 0 && !checked {
         dynasm!(a ; .arch x64 ; add rcx, i32::from(run));
-        match l {
-            // The block laid out next (`compile`).
-            Some(l) if Some(l) == follows => {}
-            Some(l) => dynasm!(a ; .arch x64 ; jmp =>l),
-            None => {
-                hop_at(a, to);
-                dynasm!(a ; .arch x64 ; jmp QWORD [rdx + H]);
-            }
-        }
+        go_on(a, to, (l, follows));
         return;
     }
     if run != 0 {
@@ -620,13 +618,8 @@ pub(super) fn pay(
             ; add rcx, r
             ; cmp rcx, QWORD [rsi + LIMIT]
             ; ja >unpaid);
-        match l {
-            Some(l) => dynasm!(a ; .arch x64 ; jmp =>l),
-            None => {
-                hop_at(a, to);
-                dynasm!(a ; .arch x64 ; jmp QWORD [rdx + H]);
-            }
-        }
+        // (The unpaid path follows: no block can be laid out next.)
+        go_on(a, to, (l, None));
         dynasm!(a ; .arch x64 ; unpaid: ; sub rcx, r);
     }
     let u = unpaid_at as Handler as usize as i64;
