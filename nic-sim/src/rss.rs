@@ -105,16 +105,13 @@ impl Toeplitz {
 /// `x / d` and `x % d` for a fixed divisor of 32-bit values without a division instruction
 /// (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019: with
 /// `m = ceil(2^64 / d)`, both are exact for every 32-bit `x` and `d >= 2`; `d = 1` is
-/// handled apart). RSS divides once or twice per frame by the lane and thread counts, and
-/// a 64-bit division takes tens of cycles on the hosts this runs on.
+/// handled apart). RSS places every frame by the fraction of its hash over the lane count
+/// ([`Rss::place`]), and a 64-bit division takes tens of cycles on the hosts this runs on.
 #[derive(Debug, Clone, Copy)]
 pub struct FastDiv {
     d: u32,
     /// `ceil(2^64 / d)`; 0 when `d` is 1.
     m: u64,
-    /// All ones when `d` is 1 (the quotient is then `x` itself), else 0: lets
-    /// [`FastDiv::div_rem`] do without a branch.
-    unit: u32,
 }
 
 impl FastDiv {
@@ -126,16 +123,7 @@ impl FastDiv {
         } else {
             (u64::MAX / u64::from(d)) + 1
         };
-        let unit = if d == 1 { u32::MAX } else { 0 };
-        FastDiv { d, m, unit }
-    }
-
-    /// `(x / d, x % d)`, without a branch (for [`Rss::lane`]).
-    #[inline]
-    pub fn div_rem(self, x: u32) -> (u32, u32) {
-        let q = ((u128::from(self.m) * u128::from(x)) >> 64) as u32 | (x & self.unit);
-        // q ≤ x / d exactly (see [`FastDiv`]), so q·d ≤ x: neither step wraps.
-        (q, x - q * self.d)
+        FastDiv { d, m }
     }
 
     /// `x / d`.
@@ -160,14 +148,10 @@ impl FastDiv {
         ((u128::from(f) * u128::from(n)) >> 64) as u32
     }
 
-    /// `x % d`.
+    /// `x % d` (0 when `d` is 1: its fraction is 0).
     #[inline]
     pub fn remainder(self, x: u32) -> u32 {
-        if self.d == 1 {
-            return 0;
-        }
-        let low = self.m.wrapping_mul(u64::from(x));
-        ((u128::from(low) * u128::from(self.d)) >> 64) as u32
+        FastDiv::scale(self.fraction(x), self.d)
     }
 }
 
@@ -224,7 +208,7 @@ impl Rss {
     /// The lane of a frame (inlined for the reading loop, see [`Rss::hash`]).
     #[inline(always)]
     pub fn lane(&self, frame: &[u8]) -> u32 {
-        self.hash(frame).map_or(0, |h| self.lanes.div_rem(h).1)
+        self.hash(frame).map_or(0, |h| self.lanes.remainder(h))
     }
 
     /// The ME and thread of a frame: `(lane / threads, lane % threads)` of [`Rss::lane`].
@@ -425,7 +409,6 @@ mod tests {
                 let f = FastDiv::new(d);
                 proptest::prop_assert_eq!(f.quotient(x), x / d);
                 proptest::prop_assert_eq!(f.remainder(x), x % d);
-                proptest::prop_assert_eq!(f.div_rem(x), (x / d, x % d));
             }
         }
 
@@ -475,7 +458,6 @@ mod tests {
             let f = FastDiv::new(d);
             for x in [0u32, 1, d - 1, d, d.wrapping_add(1), u32::MAX - 1, u32::MAX] {
                 assert_eq!((f.quotient(x), f.remainder(x)), (x / d, x % d), "{x} / {d}");
-                assert_eq!(f.div_rem(x), (x / d, x % d), "{x} / {d}");
             }
         }
     }
