@@ -138,7 +138,6 @@ struct Thread {
     /// The reference engine's verdict and bytes for this packet, when checking.
     ref_verdict: Option<Verdict>,
     ref_bytes: Vec<u8>,
-    used: bool,
     stats: LaneStats,
     /// With replay ([`MeSim::replay`]): the packet's swaps, run when it started, and the
     /// next one to replay.
@@ -183,11 +182,11 @@ const NONE: u64 = u64::MAX;
 const SLOTS: usize = MAX_THREADS_PER_ME as usize;
 const _: () = assert!(SLOTS.is_power_of_two());
 
-/// Thread `th`'s bit in [`MeSim`]'s masks (`th` < [`MAX_THREADS_PER_ME`] = 64; `checked_shl`
-/// only keeps the function total).
+/// Thread `th`'s bit in [`MeSim`]'s masks (`th` < [`MAX_THREADS_PER_ME`] = 64 = `SLOTS`; the
+/// mask keeps the shift in range without `checked_shl`'s test, ~10 host instructions per frame).
 #[inline]
 fn bit(th: usize) -> u64 {
-    1u64.checked_shl(th as u32).unwrap_or(0)
+    1u64 << (th & (SLOTS - 1))
 }
 
 /// The reference engine of a checked run.
@@ -316,7 +315,6 @@ impl<E: PacketEngine> MeSim<E> {
         let th = if th < n { th } else { th % n };
         let idle = self.ready[th & (SLOTS - 1)] == NONE && self.free[th & (SLOTS - 1)] == NONE;
         let t = &mut self.threads[th];
-        t.used = true;
         t.stats.offered += 1;
         if idle && t.queue.is_empty() {
             self.begin(th, a.index, a.time, a.frame, a.time);
@@ -347,8 +345,18 @@ impl<E: PacketEngine> MeSim<E> {
         for (&v, &n) in Verdict::ALL.iter().zip(&self.verdicts) {
             self.stats.verdicts.count_n(v, n);
         }
-        self.stats.lanes_used = self.threads.iter().filter(|t| t.used).count() as u32;
-        self.stats.lanes = self.threads.iter().map(|t| t.stats).collect();
+        // Totals derived here rather than counted per packet (~7 host instructions per frame):
+        // every packet is in its lane's count and in the busy histogram, and completions come
+        // in time order (each at `me_free`, which never decreases), so the last step the ME
+        // ran ended the packet that finished last.
+        let s = &mut self.stats;
+        s.lanes_used = self.threads.iter().filter(|t| t.stats.offered > 0).count() as u32;
+        s.lanes = self.threads.iter().map(|t| t.stats).collect();
+        s.processed = s.lanes.iter().map(|l| l.processed).sum();
+        s.busy_cycles = s.busy.buckets().iter().map(|&(v, c)| v * c).sum();
+        if s.processed > 0 {
+            s.last_done = self.me_free;
+        }
         (self.stats, self.engine, self.reference)
     }
 
@@ -426,6 +434,9 @@ impl<E: PacketEngine> MeSim<E> {
         if self.scan {
             return self.advance_reference(until, out);
         }
+        if self.replay {
+            return self.replay_advance(until, out);
+        }
         let n = self.threads.len();
         loop {
             if self.freed_mask != 0 {
@@ -436,24 +447,7 @@ impl<E: PacketEngine> MeSim<E> {
                 }
                 self.take_next(fi, bf);
             }
-            let held = self.held_mask;
-            if held == 0 {
-                return;
-            }
-            // Two threads, replayed: the pair's own loop (the test mirrors
-            // `earliest_ready`'s branches, whose `x & (x - 1) == 0` tests LLVM keeps as they
-            // are; written as `count_ones() == 2` they became a long population count
-            // without a popcnt target).
-            let rest = held & (held - 1);
-            if rest != 0 && self.replay && self.freed_mask == 0 {
-                let more = if rest & (rest - 1) == 0 {
-                    self.replay_pair(until, out)
-                } else {
-                    self.replay_many(until, out)
-                };
-                if more {
-                    continue;
-                }
+            if self.held_mask == 0 {
                 return;
             }
             let (br, ri) = self.earliest_ready(n);
@@ -635,38 +629,13 @@ impl<E: PacketEngine> MeSim<E> {
     /// that ends before `until` would be followed by resuming it at exactly its ready time.
     /// The engine then passes through those swaps itself ([`PacketEngine::resume_through`]),
     /// and this accounts the passed segments as if they had been stepped: same busy, wait
-    /// and ME times, same order of everything observable.
+    /// and ME times, same order of everything observable. (Replayed packets run in
+    /// `replay`'s loops instead.)
     #[inline(always)]
     fn run(&mut self, th: usize, at: u64, until: u64, out: &mut Outbox) {
         self.last_run = th;
         // `th` holds a packet, so a single bit in `held_mask` is its own.
         let alone = self.held_mask & (self.held_mask - 1) == 0 && self.freed_mask == 0;
-        if self.replay {
-            // The packet's steps are its recorded segments (the firmware's cycles already in
-            // the first: `Thread::settle_replay`). Alone, it passes each swap after which it
-            // would be ready again before `until`, by the rule of
-            // `nfp_backend::exec::RunThrough` (the next segment then starts at that ready
-            // time).
-            let horizon = if alone { until } else { 0 };
-            let t = &mut self.threads[th];
-            let mut at = at;
-            while let Some(&s) = t.segs.get(t.seg_at) {
-                t.seg_at += 1;
-                t.busy += s.busy;
-                t.wait += s.wait;
-                let end = at + s.busy;
-                let ready = end + s.wait;
-                if ready >= horizon {
-                    self.me_free = end;
-                    self.ready[th & (SLOTS - 1)] = ready;
-                    return;
-                }
-                at = ready;
-            }
-            t.busy += t.last_busy;
-            self.me_free = at + t.last_busy;
-            return self.complete(th, until, out);
-        }
         let t = &mut self.threads[th];
         // Branch-free: whether this is the packet's first step is a coin toss to the host.
         let fw = self.fw_cycles * u64::from(!t.fw_charged);
@@ -697,129 +666,6 @@ impl<E: PacketEngine> MeSim<E> {
         self.complete(th, until, out);
     }
 
-    /// Replays while exactly two threads hold packets and no completion is pending (the
-    /// usual state of a loaded ME: 2.3 of its 3.8 steps per frame on the demo), until one of
-    /// them finishes (returns `true`: `advance` goes on) or the next step would start at or
-    /// after `until` (`false`).
-    ///
-    /// The same steps as `advance` picking with [`Self::earliest_ready`] and running with
-    /// [`Self::run`], with the pair's ready times and the ME's free time in registers: no
-    /// other thread can become ready (no completion, no arrival before `until`), neither
-    /// thread is alone (so every segment is a step of its own), and once one of the two has
-    /// run, the round-robin order after it reaches the other first, so a tie goes to the
-    /// thread that did not run last.
-    ///
-    /// Measured (callgrind, `simspeed pre`, demo): a step through `advance`'s general loop
-    /// cost ~65 host instructions, one of this loop ~15; the two loops (this one and
-    /// [`Self::replay_many`], with `arrive` and `run` forced inline) took the simulation from
-    /// 1,478 to ~1,419 per frame.
-    #[inline(always)]
-    fn replay_pair(&mut self, until: u64, out: &mut Outbox) -> bool {
-        let mask = self.held_mask;
-        let (i, j) = (
-            mask.trailing_zeros() as usize,
-            (mask & (mask - 1)).trailing_zeros() as usize,
-        );
-        let n = self.threads.len();
-        let first = if self.last_run + 1 >= n {
-            0
-        } else {
-            self.last_run + 1
-        };
-        let mut i_wins_tie = first <= i || first > j;
-        let (mut ri, mut rj) = (self.ready[i & (SLOTS - 1)], self.ready[j & (SLOTS - 1)]);
-        let mut me_free = self.me_free;
-        let mut last = self.last_run;
-        // Both threads' segments and cursors, and the cycles replayed, in locals: the loop
-        // writes nothing back until it ends.
-        let (Some(ti), Some(tj)) = (self.threads.get(i), self.threads.get(j)) else {
-            return false;
-        };
-        let (si, sj) = (ti.segs.as_slice(), tj.segs.as_slice());
-        let (mut ci, mut cj) = (ti.seg_at, tj.seg_at);
-        let (mut bi, mut wi, mut bj, mut wj) = (0u64, 0u64, 0u64, 0u64);
-        // The thread that finished, and when its last step started.
-        let mut finished = None;
-        loop {
-            let (at_i, at_j) = (ri.max(me_free), rj.max(me_free));
-            let pick_i = at_i < at_j || (at_i == at_j && i_wins_tie);
-            let at = if pick_i { at_i } else { at_j };
-            if at >= until {
-                break;
-            }
-            i_wins_tie = !pick_i;
-            let next = if pick_i { si.get(ci) } else { sj.get(cj) };
-            let Some(&s) = next else {
-                finished = Some((if pick_i { i } else { j }, at));
-                break;
-            };
-            me_free = at + s.busy;
-            let ready = me_free + s.wait;
-            if pick_i {
-                ci += 1;
-                (bi, wi, ri) = (bi + s.busy, wi + s.wait, ready);
-            } else {
-                cj += 1;
-                (bj, wj, rj) = (bj + s.busy, wj + s.wait, ready);
-            }
-            last = if pick_i { i } else { j };
-        }
-        for (th, c, b, w, r) in [(i, ci, bi, wi, ri), (j, cj, bj, wj, rj)] {
-            if let Some(t) = self.threads.get_mut(th) {
-                t.seg_at = c;
-                t.busy += b;
-                t.wait += w;
-            }
-            self.ready[th & (SLOTS - 1)] = r;
-        }
-        let Some((th, at)) = finished else {
-            self.me_free = me_free;
-            self.last_run = last;
-            return false;
-        };
-        self.last_run = th;
-        let t = &mut self.threads[th];
-        t.busy += t.last_busy;
-        self.me_free = at + t.last_busy;
-        self.complete(th, until, out);
-        true
-    }
-
-    /// [`Self::replay_pair`] for three or more threads holding packets: the ME's free time
-    /// and the last thread run in registers, the ready times picked from by the masked
-    /// round-robin scan of [`Self::earliest_ready`].
-    #[inline(always)]
-    fn replay_many(&mut self, until: u64, out: &mut Outbox) -> bool {
-        let mask = self.held_mask;
-        let n = self.threads.len();
-        let mut me_free = self.me_free;
-        let mut last = self.last_run;
-        loop {
-            let first = if last + 1 >= n { 0 } else { last + 1 };
-            let (at, th) = self.scan_ready(mask, first, me_free);
-            if at >= until {
-                break;
-            }
-            last = th;
-            let t = &mut self.threads[th];
-            let Some(&s) = t.segs.get(t.seg_at) else {
-                self.last_run = th;
-                t.busy += t.last_busy;
-                self.me_free = at + t.last_busy;
-                self.complete(th, until, out);
-                return true;
-            };
-            t.seg_at += 1;
-            t.busy += s.busy;
-            t.wait += s.wait;
-            me_free = at + s.busy;
-            self.ready[th & (SLOTS - 1)] = me_free + s.wait;
-        }
-        self.me_free = me_free;
-        self.last_run = last;
-        false
-    }
-
     /// Thread `th` finished its packet at `me_free`: counts it, and frees the thread.
     ///
     /// The completion is an event of its own (`free`, taken by [`Self::take_next`]) only when
@@ -841,14 +687,11 @@ impl<E: PacketEngine> MeSim<E> {
         t.stats.processed += 1;
         t.stats.service_cycles += service;
         let s = &mut self.stats;
-        s.processed += 1;
-        s.busy_cycles += t.busy;
         if let Some(c) = self.verdicts.get_mut(verdict as usize) {
             *c += 1;
         }
         s.busy.record(t.busy);
         s.service.record(service);
-        s.last_done = s.last_done.max(done);
         out.latency.record(done - t.arrival);
         if self.results || t.ref_verdict.is_some() {
             self.report(th, index, verdict, finished, out);
@@ -907,6 +750,8 @@ impl<E: PacketEngine> MeSim<E> {
         self.scratch = bytes;
     }
 }
+
+mod replay;
 
 #[cfg(test)]
 #[path = "lanes_tests.rs"]

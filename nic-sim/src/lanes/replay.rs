@@ -1,0 +1,213 @@
+//! The ME model for engines whose threads commute ([`PacketEngine::threads_commute`]): a
+//! packet runs to its end as its thread takes it (`MeSim::begin`), and the scheduler
+//! replays its recorded segments, in loops that keep the ME's times in registers.
+//!
+//! The same steps as the general model in `lanes` (the tests check both against the full
+//! scan, `MeSim::advance_reference`): the earliest ready thread runs, ties round-robin after
+//! the last one run, a completion is taken as soon as it is due. What differs is only how
+//! many times the host goes round the scheduler: one loop per number of threads holding
+//! packets (one, two, three or more), entered once per event that changes that number.
+
+use super::{MeSim, Outbox, SLOTS};
+use crate::engine::PacketEngine;
+
+impl<E: PacketEngine> MeSim<E> {
+    /// [`MeSim::advance`] for replayed packets: processes events strictly before `until`
+    /// (completions also at `until`).
+    ///
+    /// Why a loop of its own rather than the general one with replay tests: the general
+    /// loop tested the replay flag and the pending completion on every round and picked the
+    /// lone thread through `earliest_ready`, ~15 host instructions a round at 2.3 rounds
+    /// per frame on the demo.
+    #[inline(always)]
+    pub(super) fn replay_advance(&mut self, until: u64, out: &mut Outbox) {
+        loop {
+            // At most one completion is pending (see `advance`), and it comes first.
+            if self.freed_mask != 0 {
+                let (bf, fi) = self.earliest_free();
+                // With no `until` (NONE), no time exceeds it: nothing stops early.
+                if bf > until {
+                    return;
+                }
+                self.take_next(fi, bf);
+            }
+            let held = self.held_mask;
+            // `x & (x - 1) == 0` tests, which LLVM keeps as they are; written as
+            // `count_ones() == 2` they became a long population count without a popcnt
+            // target.
+            let rest = held & held.wrapping_sub(1);
+            let more = if rest == 0 {
+                if held == 0 {
+                    return;
+                }
+                self.replay_alone(held.trailing_zeros() as usize, until, out)
+            } else if rest & (rest - 1) == 0 {
+                self.replay_pair(until, out)
+            } else {
+                self.replay_many(until, out)
+            };
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Replays thread `th`, the only one holding a packet, with no completion pending: it
+    /// passes each swap after which it is ready again before `until` (nothing else can run
+    /// on this ME before then, so each such swap would be followed by resuming it at its
+    /// ready time), the rule of `nfp_backend::exec::RunThrough`. Returns `true` when the
+    /// packet finished (`replay_advance` goes on), `false` when its next step would start
+    /// at or after `until`.
+    #[inline(always)]
+    fn replay_alone(&mut self, th: usize, until: u64, out: &mut Outbox) -> bool {
+        let mut at = self.ready[th & (SLOTS - 1)].max(self.me_free);
+        if at >= until {
+            return false;
+        }
+        self.last_run = th;
+        let Some(t) = self.threads.get_mut(th) else {
+            return false;
+        };
+        // The firmware's cycles are already in the first segment (`Thread::settle_replay`).
+        while let Some(&s) = t.segs.get(t.seg_at) {
+            t.seg_at += 1;
+            t.busy += s.busy;
+            t.wait += s.wait;
+            let end = at + s.busy;
+            let ready = end + s.wait;
+            if ready >= until {
+                self.me_free = end;
+                self.ready[th & (SLOTS - 1)] = ready;
+                return false;
+            }
+            at = ready;
+        }
+        t.busy += t.last_busy;
+        self.me_free = at + t.last_busy;
+        self.complete(th, until, out);
+        true
+    }
+
+    /// Replays while exactly two threads hold packets and no completion is pending (the
+    /// usual state of a loaded ME: 2.3 of its 3.8 steps per frame on the demo), until one of
+    /// them finishes (returns `true`: `advance` goes on) or the next step would start at or
+    /// after `until` (`false`).
+    ///
+    /// The same steps as `advance` picking with [`MeSim::earliest_ready`] and running with
+    /// [`MeSim::run`], with the pair's ready times and the ME's free time in registers: no
+    /// other thread can become ready (no completion, no arrival before `until`), neither
+    /// thread is alone (so every segment is a step of its own), and once one of the two has
+    /// run, the round-robin order after it reaches the other first, so a tie goes to the
+    /// thread that did not run last.
+    ///
+    /// Measured (callgrind, `simspeed pre`, demo): a step through `advance`'s general loop
+    /// cost ~65 host instructions, one of this loop ~15; the two loops (this one and
+    /// [`Self::replay_many`], with `arrive` and `run` forced inline) took the simulation from
+    /// 1,478 to ~1,419 per frame.
+    #[inline(always)]
+    fn replay_pair(&mut self, until: u64, out: &mut Outbox) -> bool {
+        let mask = self.held_mask;
+        let (i, j) = (
+            mask.trailing_zeros() as usize,
+            (mask & (mask - 1)).trailing_zeros() as usize,
+        );
+        let n = self.threads.len();
+        let first = if self.last_run + 1 >= n {
+            0
+        } else {
+            self.last_run + 1
+        };
+        let mut i_wins_tie = first <= i || first > j;
+        let (mut ri, mut rj) = (self.ready[i & (SLOTS - 1)], self.ready[j & (SLOTS - 1)]);
+        let mut me_free = self.me_free;
+        let mut last = self.last_run;
+        // Both threads' segments and cursors, and the cycles replayed, in locals: the loop
+        // writes nothing back until it ends.
+        let (Some(ti), Some(tj)) = (self.threads.get(i), self.threads.get(j)) else {
+            return false;
+        };
+        let (si, sj) = (ti.segs.as_slice(), tj.segs.as_slice());
+        let (mut ci, mut cj) = (ti.seg_at, tj.seg_at);
+        let (mut bi, mut wi, mut bj, mut wj) = (0u64, 0u64, 0u64, 0u64);
+        // The thread that finished, and when its last step started.
+        let mut finished = None;
+        loop {
+            let (at_i, at_j) = (ri.max(me_free), rj.max(me_free));
+            let pick_i = at_i < at_j || (at_i == at_j && i_wins_tie);
+            let at = if pick_i { at_i } else { at_j };
+            if at >= until {
+                break;
+            }
+            i_wins_tie = !pick_i;
+            let next = if pick_i { si.get(ci) } else { sj.get(cj) };
+            let Some(&s) = next else {
+                finished = Some((if pick_i { i } else { j }, at));
+                break;
+            };
+            me_free = at + s.busy;
+            let ready = me_free + s.wait;
+            if pick_i {
+                ci += 1;
+                (bi, wi, ri) = (bi + s.busy, wi + s.wait, ready);
+            } else {
+                cj += 1;
+                (bj, wj, rj) = (bj + s.busy, wj + s.wait, ready);
+            }
+            last = if pick_i { i } else { j };
+        }
+        for (th, c, b, w, r) in [(i, ci, bi, wi, ri), (j, cj, bj, wj, rj)] {
+            if let Some(t) = self.threads.get_mut(th) {
+                t.seg_at = c;
+                t.busy += b;
+                t.wait += w;
+            }
+            self.ready[th & (SLOTS - 1)] = r;
+        }
+        let Some((th, at)) = finished else {
+            self.me_free = me_free;
+            self.last_run = last;
+            return false;
+        };
+        self.last_run = th;
+        let t = &mut self.threads[th];
+        t.busy += t.last_busy;
+        self.me_free = at + t.last_busy;
+        self.complete(th, until, out);
+        true
+    }
+
+    /// [`Self::replay_pair`] for three or more threads holding packets: the ME's free time
+    /// and the last thread run in registers, the ready times picked from by the masked
+    /// round-robin scan of [`Self::earliest_ready`].
+    #[inline(always)]
+    fn replay_many(&mut self, until: u64, out: &mut Outbox) -> bool {
+        let mask = self.held_mask;
+        let n = self.threads.len();
+        let mut me_free = self.me_free;
+        let mut last = self.last_run;
+        loop {
+            let first = if last + 1 >= n { 0 } else { last + 1 };
+            let (at, th) = self.scan_ready(mask, first, me_free);
+            if at >= until {
+                break;
+            }
+            last = th;
+            let t = &mut self.threads[th];
+            let Some(&s) = t.segs.get(t.seg_at) else {
+                self.last_run = th;
+                t.busy += t.last_busy;
+                self.me_free = at + t.last_busy;
+                self.complete(th, until, out);
+                return true;
+            };
+            t.seg_at += 1;
+            t.busy += s.busy;
+            t.wait += s.wait;
+            me_free = at + s.busy;
+            self.ready[th & (SLOTS - 1)] = me_free + s.wait;
+        }
+        self.me_free = me_free;
+        self.last_run = last;
+        false
+    }
+}
