@@ -101,7 +101,38 @@ fn use_def(code: &Code, pc: usize, only64: bool) -> (RegMask, RegMask) {
 /// the instructions.
 pub fn live_sets(code: &Code) -> (Vec<RegMask>, Vec<RegMask>) {
     let nodes = flow_nodes(code);
-    (solve(&nodes, |n| n.uses), solve(&nodes, |n| n.uses64))
+    // Both fixpoints in one: the sets packed into the halves of a `u32` (the definitions
+    // are the same for both), so that one walk over the graph solves both. Each half
+    // evolves exactly as it would alone (no bit crosses between halves), so the result is
+    // that of two separate solves; why: the two walks were an eighth of verifying the
+    // ratio table's medium program (callgrind).
+    let both = solve_packed(&nodes);
+    let low = both.iter().map(|&b| b as RegMask).collect();
+    let high = both.iter().map(|&b| (b >> 16) as RegMask).collect();
+    (low, high)
+}
+
+/// [`solve_indexed`]'s fixpoint for `uses` (low half) and `uses64` (high half) at once.
+fn solve_packed(nodes: &[FlowNode]) -> Vec<u32> {
+    let mut live_in = vec![0u32; nodes.len()];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (pc, node) in nodes.iter().enumerate().rev() {
+            let mut out = 0u32;
+            for &t in &node.succ[..usize::from(node.count)] {
+                out |= live_in[t as usize];
+            }
+            let defs = u32::from(node.defs) | u32::from(node.defs) << 16;
+            let uses = u32::from(node.uses) | u32::from(node.uses64) << 16;
+            let new = (out & !defs) | uses;
+            if new != live_in[pc] {
+                live_in[pc] = new;
+                changed = true;
+            }
+        }
+    }
+    live_in
 }
 
 /// The 64-bit live-before sets of [`live_sets`] for code in which slot `pc` reads only the
@@ -159,11 +190,6 @@ fn flow_nodes(code: &Code) -> Vec<FlowNode> {
             }
         })
         .collect()
-}
-
-/// The backward fixpoint over `nodes`, each slot reading `uses(node)`.
-fn solve(nodes: &[FlowNode], uses: impl Fn(&FlowNode) -> RegMask) -> Vec<RegMask> {
-    solve_indexed(nodes, |_, n| uses(n))
 }
 
 /// The backward fixpoint over `nodes`, slot `pc` reading `uses(pc, node)`.
