@@ -41,6 +41,11 @@ pub struct Cfg {
     pub jmp_points: Vec<bool>,
     /// Per slot: the subprogram it belongs to.
     pub subprog_of: Vec<u32>,
+    /// Whether the graph has a cycle (the search met an edge back to an instruction on its
+    /// stack; calls count as edges to their callee, so a cycle of the graph without them is
+    /// one with them). Without one, no slot lies on a loop and
+    /// [`crate::stack_live::loop_slots`] need not run.
+    pub has_cycle: bool,
 }
 
 impl Cfg {
@@ -190,6 +195,7 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
     let mut jmp = vec![false; len];
     // (node, next edge index) frames of the explicit DFS stack.
     let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
+    let mut has_cycle = false;
     state[0] = ON_STACK;
     while let Some(&(t, first_edge)) = stack.last() {
         let node = nodes[t];
@@ -244,6 +250,7 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
                         format!("back-edge from insn {t} to {w}"),
                     ));
                 }
+                ON_STACK => has_cycle = true,
                 _ => {}
             }
         }
@@ -287,6 +294,7 @@ pub fn check_cfg(code: &Code, subprogs: Vec<Subprog>, allow_loops: bool) -> VRes
         prune_points: prune,
         jmp_points: jmp,
         subprog_of,
+        has_cycle,
     })
 }
 
@@ -309,6 +317,28 @@ mod tests {
     fn unreachable_instruction_is_reported() {
         let e = cfg("mov r0, 0\nexit\nmov r0, 1\nexit", true).err();
         assert_eq!(e.map(|e| e.message), Some("unreachable insn 2".to_string()));
+    }
+
+    #[test]
+    fn cycles_are_noticed_and_loop_slots_agree() {
+        let cases = [
+            ("mov r0, 0\nl: add r0, 1\njlt r0, 4, l\nexit", true),
+            ("l: ja l", true),
+            ("mov r0, 0\njeq r1, 0, +1\nmov r0, 1\nexit", false),
+            ("call local f\nexit\nf:\nmov r0, 1\nexit", false),
+            (
+                "call local f\nexit\nf:\nmov r0, 1\nl: add r0, 1\njlt r0, 3, l\nexit",
+                true,
+            ),
+        ];
+        for (text, cyclic) in cases {
+            let c = code(text);
+            let got = cfg(text, true).map(|g| g.has_cycle).ok();
+            assert_eq!(got, Some(cyclic), "{text}");
+            // Without a cycle no slot is on one (what lets the walk skip the search).
+            let on_loop = crate::stack_live::loop_slots(&c).contains(&true);
+            assert_eq!(on_loop, cyclic, "{text}");
+        }
     }
 
     #[test]
