@@ -258,9 +258,11 @@ pub struct NfpEngine {
     /// the per-packet stream is neither seeded nor swapped in and out: nothing would read
     /// it (seeding alone is a splitmix scramble, ~20 host instructions per packet).
     random: bool,
-    /// Neither `random` nor a profile: `start_to_end` then runs the packet with no
-    /// per-packet stream and no profile after one test (3 such tests cost 5 host
-    /// instructions per packet, callgrind `simspeed pre`).
+    /// Neither `random` nor a profile nor a slot's `pending` load failure (`start` clears
+    /// it when it sets one, `start_to_end_with` sets it again): `start_to_end` then runs
+    /// the packet with no per-packet stream, no profile and no pending failure to clear
+    /// after one test (3 such tests cost 5 host instructions per packet, callgrind
+    /// `simspeed pre`; the pending one 3 more).
     plain: bool,
 }
 
@@ -426,6 +428,10 @@ impl PacketEngine for NfpEngine {
         // A failed load and a pending failure left over (both rare) off the per-packet path.
         if loaded.is_err() || slot.pending.is_some() {
             set_pending(slot, loaded);
+            if slot.pending.is_some() {
+                // `plain` promises no pending failure (`start_to_end_with` restores it).
+                self.plain = false;
+            }
         }
     }
 
@@ -498,6 +504,10 @@ impl PacketEngine for NfpEngine {
         self.start_to_end_as(thread, frame, segs, step_of)
     }
 
+    /// Always inline (into the timing model's replay loop, `MeSim::arrive_all`): the call,
+    /// its frame and the end returned through memory cost ~27 host instructions per frame
+    /// (callgrind `simspeed pre`, 1,171 -> 1,144 per frame).
+    #[inline(always)]
     fn start_to_end_packed(
         &mut self,
         thread: u32,
@@ -521,16 +531,18 @@ impl NfpEngine {
     ) -> R {
         // `start` and `run_to_end` in one: a frame that cannot be loaded gives the fault
         // `run_to_end` would report for it (`step_of` formats the same error).
-        let (i, g) = self.place(thread);
-        if !self.plain {
-            return self.start_to_end_with(i, g, frame, segs, map);
-        }
+        let t = thread as usize;
         // Checked indexing: unchecked saved 3 host instructions per packet, not worth an
-        // `unsafe` block.
-        let (slot, lmem) = (&mut self.threads[i], &mut self.lmems[g]);
-        if slot.pending.is_some() {
-            set_pending(slot, Ok(()));
-        }
+        // `unsafe` block. A thread beyond the count (which wraps) takes the general path,
+        // as anything not `plain` does (no pending load failure either, see there).
+        let (Some(slot), Some(lmem), true) = (
+            self.threads.get_mut(t),
+            self.lmems.get_mut(t / THREADS_PER_ME as usize),
+            self.plain,
+        ) else {
+            let (i, g) = self.place(thread);
+            return self.start_to_end_with(i, g, frame, segs, map);
+        };
         let mem = MemState {
             lmem,
             shared: &mut self.shared,
@@ -542,7 +554,19 @@ impl NfpEngine {
         t.run_packet_to_end_fast_map(code, mem, frame, self.fused, None, segs, map)
     }
 
-    /// [`PacketEngine::start_to_end`] with a random stream or a profile (`plain` off).
+    /// Sets `plain`: no random stream, no profile and no pending load failure in any slot
+    /// (so that the plain start need not test the slot's: 3 host instructions per packet,
+    /// callgrind `simspeed pre`).
+    #[cold]
+    #[inline(never)]
+    fn replan(&mut self) {
+        self.plain = !self.random
+            && self.profile.is_none()
+            && self.threads.iter().all(|s| s.pending.is_none());
+    }
+
+    /// [`PacketEngine::start_to_end`] with a random stream, a profile or a pending load
+    /// failure (`plain` off), or a thread beyond the count.
     #[inline(never)]
     fn start_to_end_with<R>(
         &mut self,
@@ -556,6 +580,11 @@ impl NfpEngine {
         if slot.pending.is_some() {
             set_pending(slot, Ok(()));
         }
+        if !self.random && self.profile.is_none() {
+            // Here for a pending failure (this slot's, or one `run` has taken since).
+            self.replan();
+        }
+        let slot = &mut self.threads[i];
         if self.random {
             self.shared
                 .reseed_prandom(crate::engine::packet_prandom_seed(self.seed, self.started));
@@ -584,189 +613,5 @@ impl NfpEngine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::run_to_completion;
-    use vm_core::demo;
-    use vm_core::interp::Vm;
-
-    #[test]
-    fn demo_packets_match_the_interpreter_on_every_thread() {
-        let prog = demo::udp_filter();
-        let nfp = NfpProgram::compile(&prog, &NicLimits::default()).expect("offloadable");
-        let mut e = nfp.engine(3, 8);
-        let mut out = Vec::new();
-        for t in 0..8 {
-            for (name, pkt) in demo::packets() {
-                let want = Vm::new(&prog, VmConfig::default())
-                    .expect("vm")
-                    .run(&pkt)
-                    .expect("runs");
-                e.start(t, &pkt);
-                let mut busy = 0;
-                let last = loop {
-                    match e.resume(t) {
-                        Step::Swap { busy: b, .. } => busy += b,
-                        last => break last,
-                    }
-                };
-                match last {
-                    Step::Done {
-                        retval, busy: b, ..
-                    } => {
-                        assert_eq!(retval, want.retval, "{name} thread {t}");
-                        assert!(busy + b > 0);
-                    }
-                    other => panic!("{name}: {other:?}"),
-                }
-                e.output(t, &mut out);
-                assert_eq!(out, want.packet, "{name} thread {t}");
-            }
-        }
-        // A frame too long for the packet buffer aborts, it does not panic.
-        let (last, _, _) = run_to_completion(&mut e, &[0u8; 9000], &mut out);
-        assert!(matches!(last, Step::Fault { .. }), "{last:?}");
-    }
-
-    /// A program that draws two random numbers (so the per-packet streams matter) and
-    /// writes them into the packet, whose verdict is one of them.
-    fn random_writer() -> Program {
-        let src = "
-            mov %r6, %r1
-            call 7
-            mov %r7, %r0
-            call 7
-            ldxw %r2, [%r6+0]
-            ldxw %r3, [%r6+4]
-            mov %r4, %r2
-            add %r4, 8
-            jgt %r4, %r3, out
-            stxw [%r2+0], %r7
-            stxw [%r2+4], %r0
-        out:
-            mov %r0, %r7
-            and %r0, 3
-            exit
-        ";
-        let raw = vm_core::asm::assemble(src).expect("assembles");
-        Program {
-            name: "random_writer".into(),
-            section: Some("xdp".into()),
-            prog_type: vm_core::ProgType::Xdp,
-            insns: vm_core::isa::decode_program(&raw).expect("decodes"),
-            maps: vec![],
-        }
-    }
-
-    /// `start_to_end` is `start` then `run_to_end`: the same steps, segments, packets and
-    /// maps, frame after frame on every thread (runts and frames too long to load included),
-    /// with and without random draws (whose seeding `start_to_end` and `start` both skip for
-    /// programs that cannot draw).
-    #[test]
-    fn start_to_end_is_start_then_run_to_end() {
-        for (prog, random) in [(demo::udp_filter(), false), (random_writer(), true)] {
-            let nfp = NfpProgram::compile(&prog, &NicLimits::default()).expect("offloadable");
-            assert_eq!(nfp.code.draws_random(), random);
-            let (mut a, mut b) = (nfp.engine(1, 6), nfp.engine(1, 6));
-            // `start_to_end_packed`: the same run, its last step reduced to a `PacketEnd`.
-            let mut c = nfp.engine(1, 6);
-            let mut frames: Vec<Vec<u8>> = demo::packets().into_iter().map(|(_, p)| p).collect();
-            frames.extend([vec![0u8; 9000], vec![1u8; 10], vec![2u8; 14]]);
-            let (mut sa, mut sb, mut oa, mut ob) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut sc, mut oc) = (Vec::new(), Vec::new());
-            for (i, f) in frames.iter().cycle().take(5 * frames.len()).enumerate() {
-                let t = (i % 7) as u32; // 7 wraps to thread 1 of 6
-                a.start(t, f);
-                let (la, lb) = (a.run_to_end(t, &mut sa), b.start_to_end(t, f, &mut sb));
-                assert_eq!((&la, &sa), (&lb, &sb), "frame {i}");
-                let lc = c.start_to_end_packed(t, f, &mut sc);
-                assert_eq!((lc, &sc), (PacketEnd::of(&lb), &sb), "frame {i}");
-                if matches!(la, Step::Done { .. }) {
-                    a.output(t, &mut oa);
-                    b.output(t, &mut ob);
-                    c.output(t, &mut oc);
-                    assert_eq!(oa, ob, "frame {i}");
-                    assert_eq!(oa, oc, "frame {i}");
-                }
-            }
-            let entries = |e: &NfpEngine| e.maps.iter().map(|m| m.entries()).collect::<Vec<_>>();
-            assert_eq!(entries(&a), entries(&b));
-            assert_eq!(entries(&a), entries(&c));
-            assert!(sa.len() > 10, "{sa:?}");
-        }
-    }
-
-    /// The profile is opt-in, changes no result, sums to the executed instructions and the
-    /// busy cycles, and does not depend on the host thread count.
-    #[test]
-    fn profile_counts_every_instruction_and_cycle() {
-        use crate::preset::{LineRate, NicPreset};
-        use crate::run::{SimConfig, simulate};
-        use crate::traffic::{Generator, TrafficSpec};
-        let prog = demo::udp_filter();
-        let nfp = NfpProgram::compile(&prog, &NicLimits::default()).expect("offloadable");
-        let spec = TrafficSpec::parse("packets=3000,flows=300,dport=7775-7779,runts=0.01,seed=3")
-            .expect("spec");
-        let mut nic = NicPreset::custom(2, 3, 4, 800_000_000, LineRate::G10);
-        nic.queue_depth = 100_000; // no queue drops: every frame runs
-        let go = |hosts: usize, profile: bool| {
-            let mut config = SimConfig::new(nic.clone());
-            config.host_threads = hosts;
-            config.profile = profile;
-            simulate(Generator::new(&spec), &config, &nfp, None, |_, _| Ok(())).expect("runs")
-        };
-        let plain = go(1, false);
-        assert!(plain.profile.is_none());
-        let one = go(1, true);
-        let two = go(2, true);
-        let norm = |o: &crate::run::SimOutput| {
-            let mut r = o.report.clone();
-            r.host_packets_per_sec = 0.0;
-            r.host_threads = 0;
-            r
-        };
-        assert_eq!(norm(&plain), norm(&one), "profiling changes no result");
-        let p = one.profile.clone().expect("profile");
-        assert_eq!(
-            Some(p.clone()),
-            two.profile,
-            "same profile on 2 host threads"
-        );
-        assert_eq!(p.len(), nfp.code().len());
-
-        // Executions and cycles add up to what the engine reports per packet.
-        let (mut insns, mut busy, mut packets) = (0u64, 0u64, 0u64);
-        let mut e = nfp.engine(0, 1);
-        let mut out = Vec::new();
-        for f in Generator::new(&spec) {
-            let f = f.expect("frame");
-            if crate::traffic::is_runt(&f) {
-                continue;
-            }
-            let (_, b, _) = run_to_completion(&mut e, &f, &mut out);
-            insns += e.insns(0);
-            busy += b;
-            packets += 1;
-        }
-        assert_eq!(p.iter().map(|x| x.executions).sum::<u64>(), insns);
-        assert_eq!(p.iter().map(|x| x.cycles).sum::<u64>(), busy);
-        assert!(p[0].executions == packets, "every packet runs address 0");
-
-        // The latency histogram holds every processed packet and agrees with the report.
-        let h = &one.latency_histogram;
-        let n: u64 = h.iter().map(|(_, c)| c).sum();
-        let r = &one.report;
-        assert_eq!(r.queue_drops, 0);
-        assert_eq!(n, r.packets - r.verdicts.runt);
-        assert!(h.windows(2).all(|w| w[0].0 < w[1].0));
-        let mut seen = 0;
-        let p50 = h
-            .iter()
-            .find(|(_, c)| {
-                seen += c;
-                2 * seen >= n
-            })
-            .map(|(v, _)| *v);
-        assert_eq!(p50, Some(r.latency_cycles.p50));
-    }
-}
+#[path = "nfp_engine_tests.rs"]
+mod tests;

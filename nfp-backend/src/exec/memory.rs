@@ -74,8 +74,10 @@ impl Lmem {
     }
 
     /// Zeroes bytes `a .. a + len` (clipped to LMEM), touching only the whole chunks written
-    /// since they were last zeroed. Inline for chunk-aligned ranges (the thread stacks,
-    /// where the checks fold away); anything else goes to [`Lmem::zero_unaligned`].
+    /// since they were last zeroed; anything not chunk-aligned goes to
+    /// [`Lmem::zero_unaligned`]. The model the tests hold [`Lmem::start_packet`] to (a
+    /// packet start, the only zeroing, takes its chunk mask precomputed).
+    #[cfg(test)]
     #[inline(always)]
     pub(super) fn zero(&mut self, a: usize, len: usize) {
         let (lo, n) = (a / CHUNK, len / CHUNK);
@@ -86,33 +88,54 @@ impl Lmem {
         }
     }
 
-    /// A thread's packet start: [`Lmem::zero`] of its `stack_len`-byte stack at `stack`
-    /// (chunk-aligned), then [`Lmem::set_words`] of its packet vector `v` at `vec`, with
-    /// one update of the dirty mask for both (separately, the mask was loaded and stored
-    /// twice: 3 host instructions more per packet, callgrind `simspeed pre`).
+    /// The chunk mask of the whole chunks `a .. a + len` (0 unless the range is non-empty,
+    /// inside LMEM, and starts and ends on chunk boundaries): [`Lmem::zero`] of that range
+    /// is [`Lmem::start_packet`] with this mask.
+    pub(super) fn whole_chunks(a: usize, len: usize) -> u64 {
+        let (lo, n) = (a / CHUNK, len / CHUNK);
+        let aligned = a.is_multiple_of(CHUNK) && len.is_multiple_of(CHUNK);
+        if aligned && n > 0 && n < 64 && lo + n <= 64 {
+            ((1u64 << n) - 1) << lo
+        } else {
+            0
+        }
+    }
+
+    /// The chunk mask of the first and last bytes of `a .. a + len` (0 unless the range is
+    /// non-empty, inside LMEM and at most a chunk long): what [`Lmem::set_words`] of that
+    /// range marks, for [`Lmem::start_packet`].
+    pub(super) fn end_chunks(a: usize, len: usize) -> u64 {
+        match a.checked_add(len) {
+            Some(e) if len > 0 && len <= CHUNK && e <= LMEM_BYTES => {
+                (1u64 << (a / CHUNK)) | (1u64 << ((e - 1) / CHUNK))
+            }
+            _ => 0,
+        }
+    }
+
+    /// A thread's packet start: [`Lmem::zero`] of its stack, then [`Lmem::set_words`] of
+    /// its packet vector `v` at `vec`, given the stack's chunks (`whole_chunks`) and the
+    /// vector's (`end_chunks` of `vec`, `4 * N`), which the thread derives once
+    /// (`thread::Home`), with one update of the dirty mask for both (separately, the mask
+    /// was loaded and stored twice: 3 host instructions more per packet, callgrind
+    /// `simspeed pre`).
     #[inline(always)]
-    pub(super) fn start_thread<const N: usize>(
+    pub(super) fn start_packet<const N: usize>(
         &mut self,
-        stack: usize,
-        stack_len: usize,
+        stack_chunks: u64,
+        vec_chunks: u64,
         vec: usize,
         v: [u32; N],
     ) {
-        const { assert!(N > 0 && 4 * N <= CHUNK) };
-        let (lo, n) = (stack / CHUNK, stack_len / CHUNK);
-        let aligned = stack.is_multiple_of(CHUNK) && stack_len.is_multiple_of(CHUNK);
-        let fits = vec.checked_add(4 * N).is_some_and(|e| e <= LMEM_BYTES);
-        // Anything else (no caller has it) as the two calls.
-        if !(fits && aligned && n > 0 && n < 64 && lo + n <= 64) {
-            self.zero(stack, stack_len);
-            return self.set_words(vec, v);
-        }
-        let span = ((1u64 << n) - 1) << lo;
-        // The words fit in one chunk (or two): both ends marked, as `set_words` does.
-        let marks = (1u64 << ((vec / CHUNK) & 63)) | (1u64 << (((vec + 4 * N - 1) / CHUNK) & 63));
+        const { assert!(N > 0 && 4 * N <= CHUNK && (4 * N).is_power_of_two()) };
+        debug_assert_eq!(vec_chunks, Lmem::end_chunks(vec, 4 * N));
+        // Masked (a no-op for a vector aligned to its size, as every thread's is), the
+        // compiler knows the words are inside LMEM: no bounds check (1 host instruction).
+        debug_assert_eq!(vec % (4 * N), 0);
+        let vec = vec & (LMEM_BYTES - 1) & !(4 * N - 1);
         let d = self.dirty;
-        self.dirty = (d & !span) | marks;
-        let mut clear = d & span;
+        self.dirty = (d & !stack_chunks) | vec_chunks;
+        let mut clear = d & stack_chunks;
         while clear != 0 {
             let c = clear.trailing_zeros() as usize;
             clear &= clear - 1;
@@ -128,6 +151,7 @@ impl Lmem {
     }
 
     /// Zeroes the dirty chunks among `span` (a chunk mask) and marks them clean.
+    #[cfg(test)]
     #[inline(always)]
     fn zero_chunks(&mut self, span: u64) {
         let mut d = self.dirty & span;
@@ -143,6 +167,7 @@ impl Lmem {
 
     /// [`Lmem::zero`] for any range: partial chunks at the ends are zeroed byte by byte
     /// (and stay marked), whole chunks as there.
+    #[cfg(test)]
     #[cold]
     #[inline(never)]
     fn zero_unaligned(&mut self, a: usize, len: usize) {
@@ -466,7 +491,7 @@ mod tests {
     fn dirty_chunks_zero_exactly() {
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};
-        let op = (0u8..5, 0usize..4200, 0usize..1200, any::<u32>());
+        let op = (0u8..6, 0usize..4200, 0usize..1200, any::<u32>());
         let mut runner = TestRunner::new(Config::with_cases(2000));
         runner
             .run(&prop::collection::vec(op, 1..60), |ops| {
@@ -500,6 +525,23 @@ mod tests {
                             l.zero(a, len);
                             let end = (a + len).min(LMEM_BYTES);
                             model[a.min(end)..end].fill(0);
+                        }
+                        4 => {
+                            // A packet start: a chunk-aligned stack and a packet vector
+                            // (aligned to its size, inside LMEM).
+                            let (s, n) = (a & !(CHUNK - 1), len & !(CHUNK - 1));
+                            let a = a & (LMEM_BYTES - 16);
+                            let (stack, vec) = (Lmem::whole_chunks(s, n), Lmem::end_chunks(a, 16));
+                            if stack != 0 {
+                                let w = [v, !v, v ^ 0x5a5a, 7];
+                                l.start_packet(stack, vec, a, w);
+                                model[s..s + n].fill(0);
+                                if let Some(b) = model.get_mut(a..a + 16) {
+                                    for (i, w) in w.iter().enumerate() {
+                                        b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+                                    }
+                                }
+                            }
                         }
                         _ => {
                             l.zero(a, len);

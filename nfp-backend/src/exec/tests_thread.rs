@@ -306,3 +306,35 @@ fn start_resets_what_a_run_wrote() {
         );
     }
 }
+
+/// Every thread's `Home` is what a start derived from its index before (`Home::of`): the
+/// stack a whole number of LMEM chunks (so `Lmem::start_packet` zeroes all of it), the
+/// vector inside LMEM, aligned to its size (`start_packet` masks it) and marked at both
+/// ends, and the packet data after the headroom.
+#[test]
+fn homes_are_the_derived_addresses() {
+    use super::thread::Home;
+    for index in 0..THREADS_PER_ME {
+        let h = Home::of(index);
+        let (sb, pv) = (stack_base(index) as usize, pkt_vec_addr(index) as usize);
+        assert_eq!(
+            (h.stack as usize, h.vec as usize),
+            (sb, pv),
+            "thread {index}"
+        );
+        assert_eq!(h.data, ctm_packet_buffer(index) + PKT_HEADROOM);
+        assert_eq!(Thread::new(index).home, h);
+        let chunk = LMEM_BYTES / 64;
+        let stack: u64 = (sb / chunk..(sb + STACK_BYTES as usize) / chunk)
+            .map(|c| 1u64 << c)
+            .sum();
+        assert!(sb.is_multiple_of(chunk) && (STACK_BYTES as usize).is_multiple_of(chunk));
+        assert_eq!(h.stack_chunks, stack, "thread {index}");
+        let end = pv + PKT_VEC_BYTES as usize;
+        assert!(end <= LMEM_BYTES && pv.is_multiple_of(PKT_VEC_BYTES as usize));
+        assert_eq!(
+            h.vec_chunks,
+            (1 << (pv / chunk)) | (1 << ((end - 1) / chunk))
+        );
+    }
+}
