@@ -66,7 +66,7 @@
 //! and overflow are the host's CF and OF (inverted CF for subtraction, whose ME carry means
 //! "no borrow"). A flag store is left out only when a later op of the same block
 //! overwrites that flag before any op reads it or may leave the block ([`live_flags`]); a
-//! register store likewise ([`live_stores`]); a load of a slot whose value eax still holds
+//! register store likewise ([`slots::live_stores`]); a load of a slot whose value eax still holds
 //! is left out; and a branch right after the ALU op that set its flags branches on the
 //! host's flags. Slots that are constants (the zero slot and the immediate slots, never
 //! written) are folded into the code, and stores to the sink slot are dropped. The fast
@@ -88,6 +88,18 @@
 //! unchecked copies, the flag stores of a compare right before a branch move onto the
 //! branch's paths, and the fall-through leaves out those the block there overwrites
 //! first (`x64_branch::sink_at`: 1,390, native code 290).
+//!
+//! # What a block knows of its slots
+//!
+//! Later (the whole simulation at 1,155 host instructions per frame, its native code at
+//! 290, counted as above): constants a block sets are folded into the steps that read
+//! them, and a register store is left out when only reads of such constants or of `eax`
+//! see it (`slots`; 283); stores of adjacent slots by a pair of `immed` or move steps are
+//! 8-byte stores (`x64_pair`; 276); a `ctm` read folds the buffer's base into its address
+//! constant and copies two words at a time (`x64_mem`; 272); the flags of an ALU step that
+//! only a cold exit would read before the block overwrites them are recomputed at that
+//! exit (`x64_emit::deferred`; 267). With the helpers' map work cheaper (`x64_call`, and
+//! vm-core's map kind a tag byte), 1,103 per frame.
 
 use super::fast::{A, D, Op};
 use super::fast_run::Handler;
@@ -581,35 +593,6 @@ fn slot_use(s: &Step) -> Option<([u16; 3], D)> {
     })
 }
 
-/// For each step: which of its two destination slots it must store. A store is left out
-/// when a later step of the block overwrites the slot before any step reads it and before
-/// any step that may leave the block (the lowering writes both banks of a register and
-/// often rewrites it at once: `ld_field`, mask, shift; on the demo filter 4 of its ~40
-/// register stores per packet). Every slot is stored by the block's end.
-fn live_stores(steps: &[Step]) -> Vec<[bool; 2]> {
-    let mut out = vec![[true; 2]; steps.len()];
-    let mut dead = vec![false; slot::FILE];
-    let at = |s: u16| usize::from(s) & (slot::FILE - 1);
-    for (i, s) in steps.iter().enumerate().rev() {
-        let Some((reads, writes)) = slot_use(s) else {
-            dead.fill(false);
-            continue;
-        };
-        for (k, &w) in writes.iter().enumerate() {
-            out[i][k] = !dead[at(u16::from(w))];
-        }
-        for &w in &writes {
-            if usize::from(w) != slot::SINK {
-                dead[at(u16::from(w))] = true;
-            }
-        }
-        for &r in &reads {
-            dead[at(r)] = false;
-        }
-    }
-    out
-}
-
 /// The compiled blocks of a program: the code, kept alive for the blocks' function pointers.
 pub(super) struct Compiled {
     /// Holds the executable memory the blocks point into.
@@ -635,6 +618,8 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     }
 }
 
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+mod slots;
 #[cfg(all(test, target_arch = "x86_64", unix))]
 mod tests_calls;
 #[cfg(all(test, target_arch = "x86_64", unix))]
@@ -648,9 +633,13 @@ mod x64_branch;
 #[cfg(all(target_arch = "x86_64", unix))]
 mod x64_call;
 #[cfg(all(target_arch = "x86_64", unix))]
+mod x64_emit;
+#[cfg(all(target_arch = "x86_64", unix))]
 mod x64_lm;
 #[cfg(all(target_arch = "x86_64", unix))]
 mod x64_mem;
+#[cfg(all(target_arch = "x86_64", unix))]
+mod x64_pair;
 #[cfg(all(target_arch = "x86_64", unix))]
 mod x64_pass;
 

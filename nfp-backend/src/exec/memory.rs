@@ -429,6 +429,22 @@ pub(super) fn emem_region(
     slab.get_mut(r)
 }
 
+/// [`emem_region`] of a write to an array's or a hash map's values: `Some` of the same
+/// bytes, or `None` when it cannot tell (another kind of map, or any refusal), which the
+/// caller then leaves to [`emem_region`]. For the native blocks' atomic add
+/// (`jit::x64_call`), whose path then makes no call (see `Map::value_slab_mut`).
+#[inline(always)]
+pub(super) fn emem_value_region(maps: &mut MapSet, addr: u64, len: u32) -> Option<&mut [u8]> {
+    let (fd, off) = emem_map(addr)?;
+    let map = maps.get_mut(fd)?;
+    if map.def().flags & BPF_F_RDONLY_PROG != 0 {
+        return None;
+    }
+    let slab = map.value_slab_mut()?;
+    let r = range(off, len, slab.len())?;
+    slab.get_mut(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -399,3 +399,74 @@ fn every_horizon_passes_as_the_handlers_do() {
         assert!(native == handlers, "horizon {h}");
     }
 }
+
+/// The helpers' inline paths (`fw::array_lookup`, `memory::emem_value_region`) answer as
+/// the general ones whenever they answer: lookups in an array, a per-CPU array (the copy
+/// of CPU 2 of 3) and a hash map, with every key address (in range, across the end of
+/// local memory), present and absent keys and a missing map; value regions of each map at
+/// every offset around its slab's end, a read-only map's and a missing map's.
+#[test]
+fn the_inline_paths_agree_with_the_general_ones() {
+    use super::super::{emem_map_addr, fw, memory};
+    let def = |map_type, value_size, flags| MapDef {
+        name: "m".into(),
+        map_type,
+        key_size: 4,
+        value_size,
+        max_entries: 4,
+        flags,
+        initial_value: None,
+    };
+    let defs = [
+        def(MapType::Array, 12, 0),
+        def(MapType::PercpuArray, 8, 0),
+        def(MapType::Hash, 8, 0),
+        def(MapType::Array, 8, BPF_F_RDONLY_PROG),
+    ];
+    let mut maps = MapSet::new(&defs, 3).unwrap();
+    maps.get_mut(2)
+        .unwrap()
+        .user_update(&2u32.to_le_bytes(), &[7; 8], BPF_ANY)
+        .unwrap();
+    let (mut lmem, mut shared) = (Lmem::new(), SharedMem::new(1, 2));
+    for (i, k) in [0u32, 2, 3, 4, 9].into_iter().enumerate() {
+        let at = 4 * i;
+        lmem.bytes_mut()[at..at + 4].copy_from_slice(&k.to_le_bytes());
+    }
+    let lat = Latencies::NFP4000;
+    let mut t = Thread::new(0);
+    let (mut fast, mut all) = (0, 0);
+    for fd in 0..5u32 {
+        for key in [0u32, 4, 8, 12, 16, LMEM_BYTES as u32 - 2, LMEM_BYTES as u32] {
+            t.file[slot::A + 2] = fd;
+            t.file[slot::A + 4] = key;
+            let mut mem = MemState {
+                lmem: &mut lmem,
+                shared: &mut shared,
+                maps: &mut maps,
+                lat: &lat,
+            };
+            all += 1;
+            if let Some(r0) = fw::array_lookup(&t, &mem) {
+                fast += 1;
+                assert_eq!(Ok(r0), fw::map_lookup(&t, &mut mem), "fd {fd} key {key:#x}");
+            }
+        }
+    }
+    // Arrays answer inline (two of them, five keys each in range).
+    assert!(fast >= 10 && fast < all, "{fast} of {all}");
+    let mut inline = 0;
+    for fd in 0..5u32 {
+        for off in [0u64, 4, 8, 28, 32, 36, 40, 44, 48, 96, 1 << 27] {
+            for len in [4u32, 8] {
+                let addr = emem_map_addr(fd, off);
+                let general = memory::emem_region(&mut maps, addr, len, true).map(|b| b.to_vec());
+                if let Some(b) = memory::emem_value_region(&mut maps, addr, len) {
+                    inline += 1;
+                    assert_eq!(Some(b.to_vec()), general, "fd {fd} off {off} len {len}");
+                }
+            }
+        }
+    }
+    assert!(inline > 0);
+}

@@ -1,7 +1,8 @@
 //! The x86-64 code generator of [`super`]: blocks as handlers (System V, Unix hosts).
 
+use super::x64_emit::{Exit, emit, exit};
 use super::*;
-use super::{x64_bound, x64_branch, x64_branch::unless_taken, x64_call, x64_lm, x64_mem, x64_pass};
+use super::{x64_bound, x64_branch, x64_branch::unless_taken, x64_call, x64_mem, x64_pass};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 use super::super::fast::Hop;
@@ -21,7 +22,7 @@ const PENALTY: i32 = CX_PENALTY as i32;
 const BASE: i32 = CX_BASE as i32;
 /// `cx.mem.lat`, and the offset of `csr_write_delay` in what it points to.
 pub(super) const LAT: i32 = CX_LAT as i32;
-const CSR_DELAY: i32 = offset_of!(crate::cost::Latencies, csr_write_delay) as i32;
+pub(super) const CSR_DELAY: i32 = offset_of!(crate::cost::Latencies, csr_write_delay) as i32;
 /// The thread's LM window addresses (`u32`s) and their ready counts (`u64`s).
 pub(super) const LM_ADDR: i32 = offset_of!(Thread, lm_addr) as i32;
 pub(super) const LM_READY: i32 = offset_of!(Thread, lm_ready) as i32;
@@ -64,19 +65,24 @@ pub(super) fn val(s: u16) -> Val {
     }
 }
 
+/// The offset of slot `s` in the thread (whatever kind of slot it is).
+pub(super) fn val_off(s: u16) -> i32 {
+    FILE + 4 * (usize::from(s) & (slot::FILE - 1)) as i32
+}
+
 /// Host register numbers for [`load`].
 pub(super) const EAX: u8 = 0;
 /// Scratch registers r8d and r9d (the argument register rcx holds the count throughout a
 /// block, see [`block`]).
 pub(super) const S8: u8 = 8;
-const S9: u8 = 9;
+pub(super) const S9: u8 = 9;
 pub(super) const R11D: u8 = 11;
 
 /// The slots whose value eax holds (the sink slot: none), so that loading one of them into
 /// eax can be left out: straight-line code mostly computes on the value it just stored
 /// (on the demo filter, 9 of its ~25 operand loads per packet).
 #[derive(Clone, Copy)]
-pub(super) struct Held(D);
+pub(super) struct Held(pub(super) D);
 
 impl Held {
     pub(super) const NONE: Held = Held([slot::SINK as u8; 2]);
@@ -87,7 +93,7 @@ impl Held {
     }
 
     /// Whether eax holds `v`.
-    fn has(self, v: Val) -> bool {
+    pub(super) fn has(self, v: Val) -> bool {
         let Val::Slot(o) = v else {
             return false;
         };
@@ -97,7 +103,7 @@ impl Held {
     }
 
     /// After a store of something else to `d`.
-    fn without(self, d: D) -> Held {
+    pub(super) fn without(self, d: D) -> Held {
         let keep = |s: u8| if d.contains(&s) { slot::SINK as u8 } else { s };
         Held([keep(self.0[0]), keep(self.0[1])])
     }
@@ -131,7 +137,7 @@ pub(super) fn store(a: &mut Assembler, d: D) {
 }
 
 /// `eax = eax OP b` for the logic ops (no carry/overflow).
-fn logic(a: &mut Assembler, op: A, b: Val) {
+pub(super) fn logic(a: &mut Assembler, op: A, b: Val) {
     match (op, b) {
         (A::And, Val::Slot(o)) => dynasm!(a ; .arch x64 ; and eax, DWORD [rdi + o]),
         (A::And, Val::Const(k)) => dynasm!(a ; .arch x64 ; and eax, k as i32),
@@ -217,7 +223,13 @@ pub(super) fn alu(a: &mut Assembler, op: A, (av, bv): (Val, Val), live: (bool, b
 }
 
 /// `eax = shift(kind, a, b, count)`, the count a constant or in cl (`None`).
-fn shift(a: &mut Assembler, kind: ShiftKind, (av, bv): (Val, Val), n: Option<u8>, h: Held) {
+pub(super) fn shift(
+    a: &mut Assembler,
+    kind: ShiftKind,
+    (av, bv): (Val, Val),
+    n: Option<u8>,
+    h: Held,
+) {
     load_eax(a, bv, h);
     if kind == ShiftKind::DoubleRight {
         load(a, S9, av);
@@ -235,223 +247,6 @@ fn shift(a: &mut Assembler, kind: ShiftKind, (av, bv): (Val, Val), n: Option<u8>
         (ShiftKind::RotRight, None) => dynasm!(a ; .arch x64 ; ror eax, cl),
         (_, None) => dynasm!(a ; .arch x64 ; shrd eax, r9d, cl),
     }
-}
-
-/// Where a step may leave its block (the cold exits, emitted after all blocks).
-#[derive(Clone, Copy)]
-enum Exit {
-    /// An LM step's checks failed ([`x64_lm::exit`]).
-    Lm(LmAt),
-    /// A command at this address goes to the general handler ([`x64_mem::exit`]).
-    Cmd(usize),
-    /// The `emem` add at this address was declined or panicked ([`x64_call::emem_exit`]).
-    Emem(usize),
-    /// The map lookup at this address faulted or panicked ([`x64_call::lookup_exit`]).
-    Lookup(usize),
-}
-
-/// The steps of a block; each step's cold exit label is pushed to `exits`. Returns the
-/// ALU operation whose host flags are still those of the stored condition codes at the
-/// end, if any ([`unless_taken`] then branches on them). The step at `sink` stores no
-/// flags (the block's tail does, `x64_branch::sink_at`).
-fn emit(
-    a: &mut Assembler,
-    steps: &[Step],
-    exits: &mut Vec<(DynamicLabel, Exit)>,
-    sink: Option<usize>,
-) -> Option<A> {
-    let live = live_flags(steps);
-    let stores = live_stores(steps);
-    let mut seen = x64_lm::Seen::default();
-    // What eax holds, and the op that set the host flags last (see `unless_taken`).
-    let (mut h, mut flags) = (Held::NONE, None);
-    for (i, ((s, &l), &k)) in steps.iter().zip(&live).zip(&stores).enumerate() {
-        let l = if sink == Some(i) { (false, false) } else { l };
-        // The destination slots to store (eax holds the value for all of `d`).
-        let only = |d: D| {
-            let sink = slot::SINK as u8;
-            [
-                if k[0] { d[0] } else { sink },
-                if k[1] { d[1] } else { sink },
-            ]
-        };
-        let (held, set) = match *s {
-            Step::Lm { form, lm } => {
-                let exit = a.new_dynamic_label();
-                exits.push((exit, Exit::Lm(lm)));
-                let at = x64_lm::At {
-                    l: x64_lm::LAYOUT,
-                    exit,
-                };
-                (x64_lm::step(a, at, form, lm, (l, h), &mut seen), None)
-            }
-            Step::CtmRead {
-                xfer,
-                words,
-                mask,
-                mode,
-                a: x,
-                b,
-                at,
-            } => {
-                let exit = a.new_dynamic_label();
-                let read = x64_mem::Read {
-                    xfer,
-                    words,
-                    mask,
-                    mode,
-                    a: val(x),
-                    b: val(b),
-                };
-                x64_mem::ctm_read(a, read, exit);
-                exits.push((exit, Exit::Cmd(at)));
-                (Held::NONE, None)
-            }
-            Step::EmemAdd {
-                xfer,
-                count,
-                mode,
-                a: x,
-                b,
-                at,
-            } => {
-                let exit = a.new_dynamic_label();
-                let add = x64_call::Add {
-                    xfer,
-                    count,
-                    mode,
-                    a: val(x),
-                    b: val(b),
-                };
-                x64_call::emem_add(a, add, exit);
-                exits.push((exit, Exit::Emem(at)));
-                // The call leaves no scratch register as it was.
-                seen.call();
-                (Held::NONE, None)
-            }
-            Step::Lookup { at } => {
-                let exit = a.new_dynamic_label();
-                x64_call::lookup(a, exit);
-                exits.push((exit, Exit::Lookup(at)));
-                seen.call();
-                (Held::NONE, None)
-            }
-            Step::Alu { op, d, a: x, b } => {
-                alu(a, op, (val(x), val(b)), l, h);
-                store(a, only(d));
-                // `mov` and `not` set no host flags.
-                (Held(d), (!matches!(op, A::PassB | A::NotB)).then_some(op))
-            }
-            Step::Shf {
-                kind,
-                d,
-                a: x,
-                b,
-                n,
-            } => {
-                shift(a, kind, (val(x), val(b)), Some(n), h);
-                if l.0 {
-                    dynasm!(a ; .arch x64 ; mov DWORD [rdi + CC_RES], eax);
-                }
-                store(a, only(d));
-                (Held(d), None)
-            }
-            Step::ShfInd { kind, d, a: x, b } => {
-                // The previous step (its ALU op) left its result in eax; the count goes
-                // to cl, the run's count in rcx to r8 meanwhile.
-                dynasm!(a ; .arch x64 ; mov r8, rcx ; mov ecx, eax);
-                shift(a, kind, (val(x), val(b)), None, h);
-                dynasm!(a ; .arch x64 ; mov rcx, r8);
-                if l.0 {
-                    dynasm!(a ; .arch x64 ; mov DWORD [rdi + CC_RES], eax);
-                }
-                store(a, only(d));
-                (Held(d), None)
-            }
-            Step::Set { d, v } => {
-                let d = only(d);
-                for (i, &s) in d.iter().enumerate() {
-                    if usize::from(s) == slot::SINK || (i == 1 && d[1] == d[0]) {
-                        continue;
-                    }
-                    let o = FILE + 4 * i32::from(s);
-                    dynasm!(a ; .arch x64 ; mov DWORD [rdi + o], v as i32);
-                }
-                (h.without(d), flags)
-            }
-            Step::Merge { d, keep, v } => {
-                load_eax(a, val(u16::from(d[0])), h);
-                dynasm!(a ; .arch x64 ; and eax, keep as i32 ; or eax, v as i32);
-                store(a, only(d));
-                (Held(d), None)
-            }
-            Step::Ld {
-                d,
-                b,
-                rot,
-                mask,
-                keep,
-            } => {
-                ld(a, (d, only(d), val(b)), (rot, mask, keep), h);
-                (Held(d), None)
-            }
-            Step::Csr { n, src, rem } => {
-                // As `fast_handlers::csr_lm`: the address, and the count before which
-                // index n may not be used, `n - rem + min(csr_write_delay, 250)` (`rcx`
-                // is the count n of the run).
-                let i = i32::from(n);
-                let (addr, ready) = (LM_ADDR + 4 * i, LM_READY + 8 * i);
-                let before = -i32::from(rem);
-                seen.csr(n);
-                load_eax(a, val(src), h);
-                dynasm!(a ; .arch x64
-                    ; mov DWORD [rdi + addr], eax
-                    ; mov rax, QWORD [rsi + LAT]
-                    ; mov eax, DWORD [rax + CSR_DELAY]
-                    ; mov r8d, 250
-                    ; cmp eax, r8d
-                    ; cmova eax, r8d
-                    ; lea rax, [rax + rcx + before]
-                    ; mov QWORD [rdi + ready], rax);
-                (Held::NONE, None)
-            }
-            // The block's tail decides the branch (`unless_taken`).
-            Step::Br { .. } | Step::BrBit { .. } => (h, flags),
-        };
-        (h, flags) = (held, set);
-    }
-    flags
-}
-
-/// `ld_field`: `d = (d & keep) | (b.rotate_right(rot) & mask)`, computed in eax directly
-/// when nothing of `d` is kept.
-fn ld(a: &mut Assembler, (d, to, b): (D, D, Val), (rot, mask, keep): (u8, u32, u32), h: Held) {
-    let r = if keep == 0 { EAX } else { S8 };
-    match b {
-        Val::Const(k) => {
-            let k = k.rotate_right(u32::from(rot)) & mask;
-            dynasm!(a ; .arch x64 ; mov Rd(r), k as i32);
-        }
-        v => {
-            if h.has(v) {
-                if r != EAX {
-                    dynasm!(a ; .arch x64 ; mov Rd(r), eax);
-                }
-            } else {
-                load(a, r, v);
-            }
-            if rot % 32 != 0 {
-                dynasm!(a ; .arch x64 ; ror Rd(r), (rot % 32) as i8);
-            }
-            dynasm!(a ; .arch x64 ; and Rd(r), mask as i32);
-        }
-    }
-    if keep != 0 {
-        // r8d is not eax: what eax holds is still there.
-        load_eax(a, val(u16::from(d[0])), h);
-        dynasm!(a ; .arch x64 ; and eax, keep as i32 ; or eax, r8d);
-    }
-    store(a, to);
 }
 
 /// Where a block goes on, in hops from its first op (`fast_run::next` or
@@ -575,17 +370,6 @@ fn go_on(a: &mut Assembler, to: usize, (l, follows): (Option<DynamicLabel>, Opti
             hop_at(a, to);
             dynasm!(a ; .arch x64 ; jmp QWORD [rdx + H]);
         }
-    }
-}
-
-/// The cold exits of blocks (emitted after all blocks, so that a block's last jump may
-/// fall through to the block laid out after it).
-fn exit(a: &mut Assembler, (l, e): (DynamicLabel, Exit)) {
-    match e {
-        Exit::Lm(lm) => x64_lm::exit(a, lm, l),
-        Exit::Cmd(at) => x64_mem::exit(a, at, l),
-        Exit::Emem(at) => x64_call::emem_exit(a, at, l),
-        Exit::Lookup(at) => x64_call::lookup_exit(a, at, l),
     }
 }
 
