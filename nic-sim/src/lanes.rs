@@ -439,15 +439,7 @@ impl<E: PacketEngine> MeSim<E> {
         }
         let n = self.threads.len();
         loop {
-            if self.freed_mask != 0 {
-                let (bf, fi) = self.earliest_free();
-                // With no `until` (NONE), no time exceeds it: nothing stops early.
-                if bf > until {
-                    return;
-                }
-                self.take_next(fi, bf);
-            }
-            if self.held_mask == 0 {
+            if !self.take_due(until) || self.held_mask == 0 {
                 return;
             }
             let (br, ri) = self.earliest_ready(n);
@@ -456,6 +448,21 @@ impl<E: PacketEngine> MeSim<E> {
             }
             self.run(ri, br, until, out);
         }
+    }
+
+    /// Takes the pending completion, if any, when it is due by `until` (no later: `NONE`
+    /// for no limit exceeds no time); `false` when it is not, and nothing else may happen
+    /// before `until` (a completion comes before every run, see [`Self::advance`]).
+    #[inline(always)]
+    fn take_due(&mut self, until: u64) -> bool {
+        if self.freed_mask != 0 {
+            let (bf, fi) = self.earliest_free();
+            if bf > until {
+                return false;
+            }
+            self.take_next(fi, bf);
+        }
+        true
     }
 
     /// [`Self::advance`] comparing the earliest completion and the earliest run at every

@@ -460,27 +460,7 @@ fn solve(inst: &mut Instance, code: &Code) {
                 let bit = 63 - word.leading_zeros() as usize;
                 dirty[w - 1] &= !(1u64 << bit);
                 let rel = (w - 1) * 64 + bit;
-                let targets = succ[rel];
-                if targets[0] == NO_SUCC {
-                    // An exit.
-                    continue;
-                }
-                let mut after = 0u64;
-                let mut acc = u64::MAX;
-                for &t in &targets {
-                    if t != NO_SUCC {
-                        // `OUTSIDE` is past the end: empty masks.
-                        let sm = f.get(t as usize).copied().unwrap_or_default();
-                        after |= sm.live_before;
-                        acc &= sm.must_write_acc;
-                    }
-                }
-                let m = &mut f[rel];
-                let before = (after & !m.must_write) | m.may_read;
-                let acc = acc | m.must_write;
-                if before != m.live_before || acc != m.must_write_acc {
-                    m.live_before = before;
-                    m.must_write_acc = acc;
+                if evaluate(f, succ[rel], rel) {
                     let from = pred_at.get(rel).copied().unwrap_or(0) as usize;
                     let to = pred_at.get(rel + 1).copied().unwrap_or(0) as usize;
                     for &p in pred_list.get(from..to).unwrap_or(&[]) {
@@ -500,6 +480,35 @@ fn solve(inst: &mut Instance, code: &Code) {
             std::mem::swap(&mut dirty, &mut next);
         }
     }
+}
+
+/// Recomputes instruction `rel`'s `live_before` and `must_write_acc` in frame `f` from
+/// its successors `targets` and its own masks; whether they changed. An exit keeps its
+/// values.
+#[inline(always)]
+fn evaluate(f: &mut [Masks], targets: [u32; 2], rel: usize) -> bool {
+    if targets[0] == NO_SUCC {
+        return false;
+    }
+    let mut after = 0u64;
+    let mut acc = u64::MAX;
+    for &t in &targets {
+        if t != NO_SUCC {
+            // `OUTSIDE` is past the end: empty masks.
+            let sm = f.get(t as usize).copied().unwrap_or_default();
+            after |= sm.live_before;
+            acc &= sm.must_write_acc;
+        }
+    }
+    let Some(m) = f.get_mut(rel) else {
+        return false;
+    };
+    let before = (after & !m.must_write) | m.may_read;
+    let acc = acc | m.must_write;
+    let changed = before != m.live_before || acc != m.must_write_acc;
+    m.live_before = before;
+    m.must_write_acc = acc;
+    changed
 }
 
 /// Each instruction's predecessors inside the function, from `succ` (relative
@@ -617,8 +626,9 @@ mod tests {
         assert_eq!(loop_slots(&c), vec![false, true, true, false]);
     }
 
-    /// The solve as it was before it kept a worklist: whole reverse passes until no
-    /// backward edge's target changes. The reference [`solve`] must match exactly.
+    /// The solve as it was before it kept a worklist: whole reverse passes (of the same
+    /// per-instruction [`evaluate`]) until no backward edge's target changes. The
+    /// reference [`solve`] must match exactly.
     fn solve_full(inst: &mut Instance) {
         let len = inst.len;
         let back_target: Vec<bool> = (0..len)
@@ -639,24 +649,7 @@ mod tests {
             loop {
                 let mut again = false;
                 for rel in (0..len).rev() {
-                    let targets = inst.succ[rel];
-                    if targets[0] == NO_SUCC {
-                        continue;
-                    }
-                    let (mut after, mut acc) = (0u64, u64::MAX);
-                    for &t in &targets {
-                        if t != NO_SUCC {
-                            let sm = f.get(t as usize).copied().unwrap_or_default();
-                            after |= sm.live_before;
-                            acc &= sm.must_write_acc;
-                        }
-                    }
-                    let m = &mut f[rel];
-                    let before = (after & !m.must_write) | m.may_read;
-                    let acc = acc | m.must_write;
-                    if before != m.live_before || acc != m.must_write_acc {
-                        m.live_before = before;
-                        m.must_write_acc = acc;
+                    if evaluate(f, inst.succ[rel], rel) {
                         again |= back_target[rel];
                     }
                 }

@@ -23,13 +23,8 @@ impl<E: PacketEngine> MeSim<E> {
     pub(super) fn replay_advance(&mut self, until: u64, out: &mut Outbox) {
         loop {
             // At most one completion is pending (see `advance`), and it comes first.
-            if self.freed_mask != 0 {
-                let (bf, fi) = self.earliest_free();
-                // With no `until` (NONE), no time exceeds it: nothing stops early.
-                if bf > until {
-                    return;
-                }
-                self.take_next(fi, bf);
+            if !self.take_due(until) {
+                return;
             }
             let held = self.held_mask;
             // `x & (x - 1) == 0` tests, which LLVM keeps as they are; written as
