@@ -125,7 +125,14 @@ pub(super) fn map_lookup(th: &Thread, mem: &mut MemState<'_>) -> Result<u64, &'s
         .lmem
         .slice(u64::from(th.reg(2) as u32), map.def().key_size)
         .map_err(|_| "key outside local memory")?;
-    match map.lookup(key, cpu) {
+    value_addr(fd, map.lookup(key, cpu))
+}
+
+/// A lookup's R0: the EMEM address of the value at offset `off` of map `fd`, or 0 for no
+/// value.
+#[inline(always)]
+fn value_addr(fd: usize, off: Option<usize>) -> Result<u64, &'static str> {
+    match off {
         Some(off) if (off as u64) < 1 << EMEM_MAP_FD_SHIFT => {
             Ok(emem_map_addr(fd as u32, off as u64))
         }
@@ -152,13 +159,7 @@ pub(super) fn array_lookup(th: &Thread, mem: &MemState<'_>) -> Option<u64> {
         .lmem
         .slice(u64::from(th.reg(2) as u32), map.def().key_size)
         .ok()?;
-    match map.array_lookup(key, mem.shared.cpu)? {
-        Some(off) if (off as u64) < 1 << EMEM_MAP_FD_SHIFT => {
-            Some(emem_map_addr(fd as u32, off as u64))
-        }
-        Some(_) => None,
-        None => Some(0),
-    }
+    value_addr(fd, map.array_lookup(key, mem.shared.cpu)?).ok()
 }
 
 /// `bpf_perf_event_output(ctx, map = R2, flags = R3, data = R4, size = R5)`; the upper flag

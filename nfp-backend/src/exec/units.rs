@@ -313,7 +313,7 @@ pub(super) fn last_mask(len: u32) -> u32 {
 
 /// Adds `lo` (4 bytes) or `hi:lo` (8 bytes) to the little-endian value in `bytes`.
 #[inline(always)]
-fn atomic_add(bytes: &mut [u8], lo: u32, hi: u32) {
+pub(super) fn atomic_add(bytes: &mut [u8], lo: u32, hi: u32) {
     if let Ok(b) = <&mut [u8; 4]>::try_from(&mut *bytes) {
         *b = u32::from_le_bytes(*b).wrapping_add(lo).to_le_bytes();
     } else if let Ok(b) = <&mut [u8; 8]>::try_from(bytes) {

@@ -77,9 +77,7 @@ impl<E: PacketEngine> MeSim<E> {
             }
             at = ready;
         }
-        t.busy += t.last_busy;
-        self.me_free = at + t.last_busy;
-        self.complete(th, until, out);
+        self.finish_replayed(th, at, until, out);
         true
     }
 
@@ -164,10 +162,7 @@ impl<E: PacketEngine> MeSim<E> {
             return false;
         };
         self.last_run = th;
-        let t = &mut self.threads[th];
-        t.busy += t.last_busy;
-        self.me_free = at + t.last_busy;
-        self.complete(th, until, out);
+        self.finish_replayed(th, at, until, out);
         true
     }
 
@@ -190,9 +185,7 @@ impl<E: PacketEngine> MeSim<E> {
             let t = &mut self.threads[th];
             let Some(&s) = t.segs.get(t.seg_at) else {
                 self.last_run = th;
-                t.busy += t.last_busy;
-                self.me_free = at + t.last_busy;
-                self.complete(th, until, out);
+                self.finish_replayed(th, at, until, out);
                 return true;
             };
             t.seg_at += 1;
@@ -204,5 +197,16 @@ impl<E: PacketEngine> MeSim<E> {
         self.me_free = me_free;
         self.last_run = last;
         false
+    }
+
+    /// Thread `th`'s replayed packet takes its last step at `at` (no segments left): its
+    /// last busy cycles, then the completion. The tail of every replay loop.
+    #[inline(always)]
+    fn finish_replayed(&mut self, th: usize, at: u64, until: u64, out: &mut Outbox) {
+        if let Some(t) = self.threads.get_mut(th) {
+            t.busy += t.last_busy;
+            self.me_free = at + t.last_busy;
+        }
+        self.complete(th, until, out);
     }
 }

@@ -35,17 +35,18 @@ use super::super::fast_mem::cmd;
 use super::super::fast_run::{Cx, Out, fault, swap_or_pass};
 use super::super::memory::emem_value_region;
 use super::super::thread::{Thread, slot};
+use super::super::units::atomic_add;
 use super::super::{ExecErrorKind, SwapTarget, fw};
 use super::x64::{Val, hop_at};
 use super::x64_mem::addr_to;
-
-/// `rdx`'s number (the third argument).
-const EDX: u8 = 2;
 use crate::target::{AddrMode, FwHelper, MemTarget};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+/// `rdx`'s number (the third argument).
+const EDX: u8 = 2;
 
 /// The statuses of the helpers: an add done or declined; a fault raised; a panic caught.
 /// (A lookup returns its wait, a `u32`, when it succeeds.)
@@ -169,7 +170,7 @@ fn status_exit(a: &mut Assembler, at: usize, exit: DynamicLabel, status: u64, f:
 /// add then has one width, about 8 host instructions fewer.)
 ///
 /// The value of an array or a hash map is added to inline (`memory::emem_value_region`,
-/// the same bytes `Thread::emem_add` adds to, and the same add); every other case is
+/// the same bytes `Thread::emem_add` adds to, and the same `units::atomic_add`); every other case is
 /// [`emem_add_general`], out of line, so that this path saves no registers (callgrind,
 /// `simspeed pre`: 38 -> 33 with `Map`'s kind a tagged `u8`, then 30 host instructions per
 /// add).
@@ -184,14 +185,11 @@ extern "C" fn emem_add_native<const COUNT: u8>(
             return DECLINED;
         };
         let x = slot::XFER_WR + usize::from(xfer as u8);
-        let lo = t.file[x & (slot::FILE - 1)];
-        if let Ok(b) = <&mut [u8; 4]>::try_from(&mut *bytes) {
-            *b = u32::from_le_bytes(*b).wrapping_add(lo).to_le_bytes();
-        } else if let Ok(b) = <&mut [u8; 8]>::try_from(bytes) {
-            let hi = t.file[(x + 1) & (slot::FILE - 1)];
-            let add = u64::from(lo) | (u64::from(hi) << 32);
-            *b = u64::from_le_bytes(*b).wrapping_add(add).to_le_bytes();
-        }
+        let (lo, hi) = (
+            t.file[x & (slot::FILE - 1)],
+            t.file[(x + 1) & (slot::FILE - 1)],
+        );
+        atomic_add(bytes, lo, hi);
         0
     });
     if done != DECLINED {
