@@ -29,6 +29,7 @@ use crate::engine::{PacketEnd, PacketEngine, Passed, Segment, Step};
 use crate::preset::MAX_THREADS_PER_ME;
 use crate::stats::{Verdict, Verdicts};
 use crate::timing::Histogram;
+use cursor::Cursor;
 
 /// A frame for one ME. The frame is borrowed: the ME copies it only when it must wait in a
 /// queue (into a buffer recycled from a pool), so the driver never allocates per frame.
@@ -139,10 +140,9 @@ struct Thread {
     ref_verdict: Option<Verdict>,
     ref_bytes: Vec<u8>,
     stats: LaneStats,
-    /// With replay ([`MeSim::replay`]): the packet's swaps, run when it started, and the
-    /// next one to replay.
+    /// With replay ([`MeSim::replay`]): the packet's swaps, run when it started (replayed
+    /// through [`MeSim::cursors`]).
     segs: Vec<Segment>,
-    seg_at: usize,
     /// How the packet ends: the busy cycles of its last step, its verdict, and whether it
     /// finished (rather than faulted). Set when the packet starts with replay, and when its
     /// last step is taken without; plain numbers, so that the scheduler moves no `Step`.
@@ -218,6 +218,12 @@ pub struct MeSim<E: PacketEngine> {
     results: bool,
     me_free: u64,
     last_run: usize,
+    /// With replay: per thread, the segments of its packet still to replay (into its
+    /// `Thread::segs`; set by [`Self::begin`], read only while the thread holds the packet).
+    cursors: [Cursor; SLOTS],
+    /// With replay: per thread, the busy and wait cycles of the segments replayed so far
+    /// (beside the cursors, so that the loops reach them without the thread's address).
+    spent: [Segment; SLOTS],
     stats: MeStats,
     scratch: Vec<u8>,
     /// Buffers of frames that left a queue, reused for the next queued frame.
@@ -272,6 +278,8 @@ impl<E: PacketEngine> MeSim<E> {
             results,
             me_free: 0,
             last_run: threads as usize - 1,
+            cursors: [Cursor::EMPTY; SLOTS],
+            spent: [Segment::default(); SLOTS],
             stats: MeStats {
                 me,
                 ..MeStats::default()
@@ -369,12 +377,16 @@ impl<E: PacketEngine> MeSim<E> {
         t.fw_charged = false;
         if self.replay {
             t.segs.clear();
-            t.seg_at = 0;
             let end = self
                 .engine
                 .start_to_end_packed(th as u32, frame, &mut t.segs);
             t.set_end(end);
             t.settle_replay(self.fw_cycles);
+            // SAFETY: `t.segs` changes only above, in the thread's next `begin`, which
+            // replaces this cursor before the replay loops read it again (they read a
+            // thread's cursor only while it holds a packet, i.e. after its `begin`).
+            self.cursors[th & (SLOTS - 1)] = unsafe { Cursor::over(&t.segs) };
+            self.spent[th & (SLOTS - 1)] = Segment::default();
         } else {
             self.engine.start(th as u32, frame);
         }
@@ -758,6 +770,7 @@ impl<E: PacketEngine> MeSim<E> {
     }
 }
 
+mod cursor;
 mod replay;
 
 #[cfg(test)]

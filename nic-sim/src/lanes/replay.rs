@@ -55,28 +55,30 @@ impl<E: PacketEngine> MeSim<E> {
     /// at or after `until`.
     #[inline(always)]
     fn replay_alone(&mut self, th: usize, until: u64, out: &mut Outbox) -> bool {
-        let mut at = self.ready[th & (SLOTS - 1)].max(self.me_free);
+        let slot = th & (SLOTS - 1);
+        let mut at = self.ready[slot].max(self.me_free);
         if at >= until {
             return false;
         }
         self.last_run = th;
-        let Some(t) = self.threads.get_mut(th) else {
-            return false;
-        };
         // The firmware's cycles are already in the first segment (`Thread::settle_replay`).
-        while let Some(&s) = t.segs.get(t.seg_at) {
-            t.seg_at += 1;
-            t.busy += s.busy;
-            t.wait += s.wait;
+        let mut c = self.cursors[slot];
+        let mut spent = self.spent[slot];
+        while let Some(s) = c.take() {
+            spent.busy += s.busy;
+            spent.wait += s.wait;
             let end = at + s.busy;
             let ready = end + s.wait;
             if ready >= until {
+                (self.cursors[slot], self.spent[slot]) = (c, spent);
                 self.me_free = end;
-                self.ready[th & (SLOTS - 1)] = ready;
+                self.ready[slot] = ready;
                 return false;
             }
             at = ready;
         }
+        // No write-back of the cursor: nothing reads it before the thread's next `begin`.
+        self.spent[slot] = spent;
         self.finish_replayed(th, at, until, out);
         true
     }
@@ -104,6 +106,7 @@ impl<E: PacketEngine> MeSim<E> {
             mask.trailing_zeros() as usize,
             (mask & (mask - 1)).trailing_zeros() as usize,
         );
+        let (si, sj) = (i & (SLOTS - 1), j & (SLOTS - 1));
         let n = self.threads.len();
         let first = if self.last_run + 1 >= n {
             0
@@ -111,17 +114,13 @@ impl<E: PacketEngine> MeSim<E> {
             self.last_run + 1
         };
         let mut i_wins_tie = first <= i || first > j;
-        let (mut ri, mut rj) = (self.ready[i & (SLOTS - 1)], self.ready[j & (SLOTS - 1)]);
+        // The pair's ready times and cursors, the ME's free time and the last thread run in
+        // locals: the loop writes nothing back until it ends.
+        let (mut ri, mut rj) = (self.ready[si], self.ready[sj]);
+        let (mut ci, mut cj) = (self.cursors[si], self.cursors[sj]);
+        let (mut bi, mut wi, mut bj, mut wj) = (0u64, 0u64, 0u64, 0u64);
         let mut me_free = self.me_free;
         let mut last = self.last_run;
-        // Both threads' segments and cursors, and the cycles replayed, in locals: the loop
-        // writes nothing back until it ends.
-        let (Some(ti), Some(tj)) = (self.threads.get(i), self.threads.get(j)) else {
-            return false;
-        };
-        let (si, sj) = (ti.segs.as_slice(), tj.segs.as_slice());
-        let (mut ci, mut cj) = (ti.seg_at, tj.seg_at);
-        let (mut bi, mut wi, mut bj, mut wj) = (0u64, 0u64, 0u64, 0u64);
         // The thread that finished, and when its last step started.
         let mut finished = None;
         loop {
@@ -132,29 +131,25 @@ impl<E: PacketEngine> MeSim<E> {
                 break;
             }
             i_wins_tie = !pick_i;
-            let next = if pick_i { si.get(ci) } else { sj.get(cj) };
-            let Some(&s) = next else {
+            let next = if pick_i { ci.take() } else { cj.take() };
+            let Some(s) = next else {
                 finished = Some((if pick_i { i } else { j }, at));
                 break;
             };
             me_free = at + s.busy;
             let ready = me_free + s.wait;
             if pick_i {
-                ci += 1;
                 (bi, wi, ri) = (bi + s.busy, wi + s.wait, ready);
             } else {
-                cj += 1;
                 (bj, wj, rj) = (bj + s.busy, wj + s.wait, ready);
             }
             last = if pick_i { i } else { j };
         }
-        for (th, c, b, w, r) in [(i, ci, bi, wi, ri), (j, cj, bj, wj, rj)] {
-            if let Some(t) = self.threads.get_mut(th) {
-                t.seg_at = c;
-                t.busy += b;
-                t.wait += w;
-            }
-            self.ready[th & (SLOTS - 1)] = r;
+        (self.ready[si], self.ready[sj]) = (ri, rj);
+        (self.cursors[si], self.cursors[sj]) = (ci, cj);
+        for (slot, b, w) in [(si, bi, wi), (sj, bj, wj)] {
+            self.spent[slot].busy += b;
+            self.spent[slot].wait += w;
         }
         let Some((th, at)) = finished else {
             self.me_free = me_free;
@@ -182,17 +177,16 @@ impl<E: PacketEngine> MeSim<E> {
                 break;
             }
             last = th;
-            let t = &mut self.threads[th];
-            let Some(&s) = t.segs.get(t.seg_at) else {
+            let slot = th & (SLOTS - 1);
+            let Some(s) = self.cursors[slot].take() else {
                 self.last_run = th;
                 self.finish_replayed(th, at, until, out);
                 return true;
             };
-            t.seg_at += 1;
-            t.busy += s.busy;
-            t.wait += s.wait;
+            self.spent[slot].busy += s.busy;
+            self.spent[slot].wait += s.wait;
             me_free = at + s.busy;
-            self.ready[th & (SLOTS - 1)] = me_free + s.wait;
+            self.ready[slot] = me_free + s.wait;
         }
         self.me_free = me_free;
         self.last_run = last;
@@ -203,8 +197,9 @@ impl<E: PacketEngine> MeSim<E> {
     /// last busy cycles, then the completion. The tail of every replay loop.
     #[inline(always)]
     fn finish_replayed(&mut self, th: usize, at: u64, until: u64, out: &mut Outbox) {
+        let spent = self.spent[th & (SLOTS - 1)];
         if let Some(t) = self.threads.get_mut(th) {
-            t.busy += t.last_busy;
+            (t.busy, t.wait) = (spent.busy + t.last_busy, spent.wait);
             self.me_free = at + t.last_busy;
         }
         self.complete(th, until, out);

@@ -1,0 +1,83 @@
+//! A replayed packet's place in its recorded segments, kept beside the scheduler's ready
+//! times rather than in its [`Thread`](super::Thread).
+//!
+//! Why raw pointers: the replay loops take one segment per step, and reaching it through
+//! `threads[th].segs[seg_at]` cost two bounds checks, the thread's address and a write-back
+//! of the index (callgrind, `simspeed pre`, demo: ~10 host instructions a step at 5.6 steps
+//! a frame, and ~45 more per frame to load and store the pair loop's slices and indices).
+//! A cursor is two words the loops copy into registers and back.
+
+use crate::engine::Segment;
+
+/// The segments of a thread's packet still to replay: `next..end` of its `Thread::segs`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cursor {
+    next: *const Segment,
+    end: *const Segment,
+}
+
+// SAFETY: a cursor points into a buffer owned by the same `MeSim` (a `Thread::segs`), which
+// moves between host threads only with it, as a whole, by value; the heap buffer does not
+// move with it. Nothing is shared: a `MeSim` is used by one host thread at a time.
+unsafe impl Send for Cursor {}
+
+impl Cursor {
+    /// No segments (what a thread without a replayed packet has).
+    pub(super) const EMPTY: Cursor = Cursor {
+        next: std::ptr::null(),
+        end: std::ptr::null(),
+    };
+
+    /// A cursor at the start of `segs`.
+    ///
+    /// # Safety
+    /// `segs`' buffer must stay allocated and unchanged for as long as [`Cursor::take`] is
+    /// called on this cursor (or a copy of it): the caller owns `segs` and replaces the
+    /// cursor before it next changes them.
+    #[inline(always)]
+    pub(super) unsafe fn over(segs: &[Segment]) -> Cursor {
+        let r = segs.as_ptr_range();
+        Cursor {
+            next: r.start,
+            end: r.end,
+        }
+    }
+
+    /// The next segment, if any, and moves past it.
+    #[inline(always)]
+    pub(super) fn take(&mut self) -> Option<Segment> {
+        if self.next == self.end {
+            return None;
+        }
+        // SAFETY: `next` is in `segs`' range `[start, end)` (`over`'s contract keeps the
+        // buffer alive and unchanged), and `end` is one past its last element, so `next`
+        // below `end` points at a segment and `next + 1` is at most `end`.
+        unsafe {
+            let s = *self.next;
+            self.next = self.next.add(1);
+            Some(s)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_yields_each_segment_once_in_order() {
+        let segs = vec![Segment { busy: 1, wait: 2 }, Segment { busy: 3, wait: 4 }];
+        // SAFETY: `segs` outlives the cursor and is not changed while it is read.
+        let mut c = unsafe { Cursor::over(&segs) };
+        let mut copy = c;
+        assert_eq!(c.take(), Some(segs[0]));
+        assert_eq!(c.take(), Some(segs[1]));
+        assert_eq!(c.take(), None);
+        assert_eq!(c.take(), None);
+        // Copies move on their own.
+        assert_eq!(copy.take(), Some(segs[0]));
+        assert_eq!(Cursor::EMPTY.clone().take(), None);
+        // SAFETY: as above; an empty slice gives an empty cursor.
+        assert_eq!(unsafe { Cursor::over(&[]) }.take(), None);
+    }
+}
