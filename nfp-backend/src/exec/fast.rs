@@ -326,6 +326,9 @@ impl Eq for Fresh {}
 #[derive(Clone)]
 struct JitCode {
     blocks: Box<[Option<jit::Block>]>,
+    /// The unchecked copy of the block at address 0 (`jit::Unchecked`), when that block is
+    /// the hop's handler.
+    first: Option<jit::Unchecked>,
     _code: Option<std::sync::Arc<jit::Compiled>>,
 }
 
@@ -355,7 +358,9 @@ pub(super) struct Hop {
     pub(super) run: u16,
     /// For branches: the target and the runs of the target and of the fall-through (copies
     /// of the op's, at one place for all branch forms, so a handler loads each only on the
-    /// path that needs it). `rn` also for firmware calls.
+    /// path that needs it). `rn` also for firmware calls. `t` also for exits: the exit's
+    /// own address (the fused start's pc at `Done` from its hop, without the division of
+    /// `Cx::pc`: 3 host instructions per packet, callgrind `simspeed pre`).
     pub(super) t: u16,
     pub(super) rt: u16,
     pub(super) rn: u16,
@@ -685,6 +690,10 @@ impl FastProgram {
         let blocks: Box<[Option<jit::Block>]> = (0..ops.len())
             .map(|pc| block_at(pc).filter(|_| run.get(pc).is_some_and(|&r| r > 0)))
             .collect();
+        let first = jit
+            .as_ref()
+            .and_then(|c| c.first)
+            .filter(|_| blocks.first().is_some_and(|b| b.is_some()));
         let hops = ops
             .iter()
             .zip(&run)
@@ -698,6 +707,8 @@ impl FastProgram {
                     | Op::AluBr { t, rt, rn, .. }
                     | Op::Alu2Br { t, rt, rn, .. } => (t, rt, rn),
                     Op::Fw { rn, .. } => (0, 0, rn),
+                    // (Below `u16::MAX`: `fast`.)
+                    Op::Exit => (pc as u16, 0, 0),
                     _ => (0, 0, 0),
                 };
                 Hop {
@@ -715,7 +726,11 @@ impl FastProgram {
             fresh: Fresh::of(code),
             code: code.into(),
             hops,
-            jit: JitCode { blocks, _code: jit },
+            jit: JitCode {
+                blocks,
+                first,
+                _code: jit,
+            },
             draws_random: code.iter().any(|i| {
                 matches!(
                     i,
@@ -741,6 +756,11 @@ impl FastProgram {
     /// The reference instructions.
     pub fn code(&self) -> &[MeInsn] {
         &self.code
+    }
+
+    /// The unchecked copy of the block at address 0, if any (see `jit::Unchecked`).
+    pub(super) fn first_unchecked(&self) -> Option<jit::Unchecked> {
+        self.jit.first
     }
 
     /// Addresses that start a native block (0 without native code).

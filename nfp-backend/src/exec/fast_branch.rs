@@ -26,7 +26,7 @@ pub(super) fn branch<const P: bool>(
     // SAFETY: `ip` points into the hops (invariant on `fast_run::next`).
     let hop = unsafe { &*ip };
     if taken {
-        cx.extra += cx.penalty;
+        cx.add_extra(cx.penalty);
         if P {
             let c = 1 + cx.penalty;
             cx.prof::<P>(ip, w - 1, c);
@@ -136,7 +136,7 @@ pub(super) extern "C-unwind" fn exit<const P: bool>(
     n: u64,
 ) -> Out {
     let e = u64::from(cx.mem.lat.exit.saturating_sub(1));
-    cx.extra += e;
+    cx.add_extra(e);
     cx.prof::<P>(ip, 0, 1 + e);
     done(cx, ip, n)
 }

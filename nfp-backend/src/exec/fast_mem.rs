@@ -223,7 +223,7 @@ fn after_fw<const P: bool>(
     helper: FwHelper,
 ) -> Out {
     let c = cx.mem.lat.fw_cost(helper);
-    cx.extra += u64::from(c.issue);
+    cx.add_extra(u64::from(c.issue));
     cx.prof::<P>(ip, 0, 1 + u64::from(c.issue));
     if c.wait > 0 {
         return swap_or_pass::<P>(

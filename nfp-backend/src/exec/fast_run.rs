@@ -103,10 +103,17 @@ pub(super) struct Cx<'m> {
     /// (`RunThrough::chain_limit`); each pass lowers it by `w`, so the waits passed are what
     /// it lost (`fast_loop` adds them to `RunThrough::wait` at the end).
     pass_limit: u64,
-    /// `RunThrough::mark` less the thread's busy cycles before the count `n`, that is, in
-    /// the units of `n + extra` (wrapping): a pass at `n` records `n + extra - mark_at`
-    /// busy cycles and moves it to `n + extra`.
-    mark_at: u64,
+    /// `RunThrough::mark` less the thread's busy cycles before the count `n`, less `extra`,
+    /// that is, in the units of `n` (wrapping): a pass at `n` records `n - mark_n` busy
+    /// cycles and moves it to `n`; whatever adds to `extra` subtracts the same from it
+    /// ([`Cx::add_extra`]).
+    ///
+    /// Why in the units of `n` rather than of `n + extra`: a pass then needs neither
+    /// `extra` nor the sum (the native blocks' pass, `jit::x64_pass`, 2 host instructions
+    /// fewer), for one more subtraction where `extra` grows (taken branches, helpers'
+    /// issue cycles, the exit): callgrind, `simspeed pre`, 5 host instructions per frame
+    /// fewer.
+    pub(super) mark_n: u64,
     /// Where the next passed swap's [`Segment`] is written, and the end of the room there:
     /// the spare capacity of `segs` when recording (its length is brought up to `seg_at`
     /// when the chain ends), else a scratch buffer of [`SCRATCH`] nobody reads.
@@ -123,6 +130,17 @@ pub(super) struct Cx<'m> {
     /// the `&mut`: the fused driver, which always records, then syncs the length without
     /// testing it (2 host instructions per packet).
     segs: *mut Vec<Segment>,
+    /// A window of map value memory that an `emem[atomic_add]` may add to directly: the
+    /// EMEM addresses `va_base ..= va_base + va_last` (plus the add's width, at most 8
+    /// bytes: `va_last` is the value memory's length less 8) are the bytes at `va_ptr`,
+    /// as `memory::emem_value_region` would find them. Set by `jit::x64_call`'s lookup
+    /// helper to the writable map it looked up (vm-core's value memory never moves nor
+    /// changes length, and the `Cx` holds the maps for its lifetime); empty at the start of
+    /// a chain (`va_base` `u64::MAX`, `va_last` 0: no address is in it); read only by
+    /// `jit`'s blocks. `va_ptr` is set with the window (uninitialised while it is empty).
+    pub(super) va_base: u64,
+    pub(super) va_last: u64,
+    pub(super) va_ptr: MaybeUninit<*mut u8>,
 }
 
 /// Segments of the scratch buffer passes write to when not recording (see `Cx::seg_at`):
@@ -204,11 +222,18 @@ pub(super) const CX_LAT: usize =
 #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(super) const CX_PASS_LIMIT: usize = std::mem::offset_of!(Cx<'static>, pass_limit);
 #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_MARK_AT: usize = std::mem::offset_of!(Cx<'static>, mark_at);
+pub(super) const CX_MARK_N: usize = std::mem::offset_of!(Cx<'static>, mark_n);
 #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(super) const CX_SEG_AT: usize = std::mem::offset_of!(Cx<'static>, seg_at);
 #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(super) const CX_SEG_END: usize = std::mem::offset_of!(Cx<'static>, seg_end);
+/// Byte offsets of the value window (`Cx::va_base`), which `jit`'s blocks add to.
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_VA_BASE: usize = std::mem::offset_of!(Cx<'static>, va_base);
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_VA_LAST: usize = std::mem::offset_of!(Cx<'static>, va_last);
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
+pub(super) const CX_VA_PTR: usize = std::mem::offset_of!(Cx<'static>, va_ptr);
 /// Byte offset of `base` (`jit`'s blocks find the hop of an address from it when they leave
 /// for a handler, instead of carrying the op pointer from block to block).
 #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
@@ -274,8 +299,7 @@ extern "C-unwind" fn pass<const P: bool>(
 ) -> Out {
     // SAFETY: set by `swap_or_pass`, the only caller but `grow` (which it called).
     let wait = unsafe { cx.wait.assume_init() };
-    let at = n.wrapping_add(cx.extra);
-    let busy = at.wrapping_sub(cx.mark_at);
+    let busy = n.wrapping_sub(cx.mark_n);
     let p = cx.seg_at;
     if p == cx.seg_end {
         return grow::<P>(t, cx, ip, n);
@@ -286,7 +310,7 @@ extern "C-unwind" fn pass<const P: bool>(
         p.write(Segment { busy, wait });
         cx.seg_at = p.add(1);
     }
-    cx.mark_at = at;
+    cx.mark_n = n;
     cx.pass_limit -= wait;
     // SAFETY: `ip` points into the hops (invariant on `next`).
     let run = unsafe { (*ip).run };
@@ -333,7 +357,8 @@ fn sync_len(segs: &mut Vec<Segment>, at: *mut Segment) {
     }
 }
 
-/// Leaves the chain at the program's exit `ip`.
+/// Leaves the chain at the program's exit `ip` (an exit op's hop: the fused start reads
+/// its address from it, `Hop::t`).
 #[inline(always)]
 pub(super) fn done(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
     cx.stop(ip, n);
@@ -352,6 +377,14 @@ pub(super) fn fault(cx: &mut Cx<'_>, ip: *const Hop, n: u64, k: ExecErrorKind) -
 }
 
 impl Cx<'_> {
+    /// Adds `d` busy cycles beyond the count (`extra`), keeping the mark (see
+    /// `Cx::mark_n`).
+    #[inline(always)]
+    pub(super) fn add_extra(&mut self, d: u64) {
+        self.extra += d;
+        self.mark_n = self.mark_n.wrapping_sub(d);
+    }
+
     /// Records where the chain stops (every exit does, before it returns its [`Out`]).
     #[inline(always)]
     fn stop(&mut self, ip: *const Hop, n: u64) {
@@ -467,8 +500,9 @@ impl Thread {
             target: MaybeUninit::uninit(),
             fault: MaybeUninit::uninit(),
             pass_limit: if T { through.chain_limit(busy0, n0) } else { 0 },
-            // The busy cycles before count `n` are `busy0 + (n - n0) + extra`.
-            mark_at: if T {
+            // The busy cycles before count `n` are `busy0 + (n - n0) + extra` (`extra`
+            // 0 here).
+            mark_n: if T {
                 through.mark.wrapping_sub(busy0.wrapping_sub(n0))
             } else {
                 0
@@ -476,6 +510,9 @@ impl Thread {
             seg_at,
             seg_end,
             segs,
+            va_base: u64::MAX,
+            va_last: 0,
+            va_ptr: MaybeUninit::uninit(),
         };
         let limit0 = cx.pass_limit;
         let (mut pc, mut n, mut run) = (pc0 as usize, n0, first);
@@ -500,7 +537,7 @@ impl Thread {
             sync_len(v, cx.seg_at);
         }
         if T {
-            through.mark = cx.mark_at.wrapping_add(busy0.wrapping_sub(n0));
+            through.mark = (cx.mark_n.wrapping_add(cx.extra)).wrapping_add(busy0.wrapping_sub(n0));
             through.wait += limit0 - cx.pass_limit;
         }
         self.insns = n;

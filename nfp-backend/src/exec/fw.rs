@@ -13,7 +13,7 @@ use super::{
     PKT_TAILROOM_RESERVED, XDP_FRAME_BYTES, ctm_packet_buffer, emem_map_addr,
 };
 use crate::target::FwHelper;
-use vm_core::maps::{BPF_F_CTXLEN_MASK, BPF_F_INDEX_MASK, MapErrno};
+use vm_core::maps::{BPF_F_CTXLEN_MASK, BPF_F_INDEX_MASK, BPF_F_RDONLY_PROG, MapErrno};
 
 /// `-EINVAL` as a helper return value.
 const EINVAL: u64 = (-22i64) as u64;
@@ -141,25 +141,55 @@ fn value_addr(fd: usize, off: Option<usize>) -> Result<u64, &'static str> {
     }
 }
 
+/// A map's value window: the EMEM address of its value memory, its length less 8, and the
+/// memory (see [`array_lookup_window`]).
+pub(super) type ValueWindow = (u64, u64, *mut u8);
+
 /// [`map_lookup`] when map R1 is an array (`PERCPU_ARRAY` too) and finds or misses the key
 /// without a fault: `Some` of the same R0; `None` for every other case (another kind of
 /// map, no such map, a key outside local memory, an offset beyond the EMEM window), which
-/// the caller hands to [`map_lookup`] for its answer.
+/// the caller hands to [`map_lookup`] for its answer. With R0, the map's value window for
+/// `jit`'s atomic adds when programs may write the map (see `fast_run::Cx::va_base`):
+/// `Some((base, last, ptr))`, the EMEM address of the map's value memory, its length less
+/// 8 (all of it inside the map's EMEM window) and the memory itself, whose bytes at
+/// `base + off` are those `memory::emem_value_region` gives for `off <= last`; `None` when
+/// the map is read-only for programs or its memory is shorter than 8 bytes.
 ///
 /// Why: the native blocks' lookup helper (`jit::x64_call`) runs this inline and calls the
 /// general lookup out of line, so its path for arrays makes no call and saves no
 /// registers (callgrind, `simspeed pre`, with the kind test of `Map::array_lookup` and the
 /// helper's panic payload kept out of line: the helper 63 -> 42 host instructions per
-/// packet).
+/// packet). The window: nearly every program adds to the value it looked up; with it,
+/// its blocks add in place without calling the add's helper (10 host instructions more
+/// here, about 35 fewer per add).
 #[inline(always)]
-pub(super) fn array_lookup(th: &Thread, mem: &MemState<'_>) -> Option<u64> {
+pub(super) fn array_lookup_window(
+    th: &Thread,
+    mem: &mut MemState<'_>,
+) -> Option<(u64, Option<ValueWindow>)> {
     let fd = th.reg(1) as u32 as usize;
-    let map = mem.maps.get(fd)?;
+    let map = mem.maps.get_mut(fd)?;
     let key = mem
         .lmem
         .slice(u64::from(th.reg(2) as u32), map.def().key_size)
         .ok()?;
-    value_addr(fd, map.array_lookup(key, mem.shared.cpu)?).ok()
+    // `value_addr`, written out with the window's base (computed once for both).
+    let base = emem_map_addr(fd as u32, 0);
+    let r0 = match map.array_lookup(key, mem.shared.cpu)? {
+        Some(off) if (off as u64) < 1 << EMEM_MAP_FD_SHIFT => base + off as u64,
+        Some(_) => return None,
+        None => 0,
+    };
+    if map.def().flags & BPF_F_RDONLY_PROG != 0 {
+        return Some((r0, None));
+    }
+    let window = map.value_slab_mut().and_then(|slab| {
+        // At least 8 bytes, and all inside the map's EMEM window (offsets beyond belong to
+        // the next map's, `emem_map`): one compare for both.
+        let last = (slab.len() as u64).wrapping_sub(8);
+        (last <= (1 << EMEM_MAP_FD_SHIFT) - 8).then_some((base, last, slab.as_mut_ptr()))
+    });
+    Some((r0, window))
 }
 
 /// `bpf_perf_event_output(ctx, map = R2, flags = R3, data = R4, size = R5)`; the upper flag

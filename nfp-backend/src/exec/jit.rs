@@ -100,6 +100,20 @@
 //! only a cold exit would read before the block overwrites them are recomputed at that
 //! exit (`x64_emit::deferred`; 267). With the helpers' map work cheaper (`x64_call`, and
 //! vm-core's map kind a tag byte), 1,103 per frame.
+//!
+//! Session 15 (callgrind, `simspeed pre`, the whole simulation at 1,024.2 host
+//! instructions per frame without `memset` / `memcpy`, its native code at 266.9): the
+//! fused start enters the first block past its entry check but the room for segments
+//! (`Unchecked`; 1,015.2, native 255.9); a `ctm` read offsets its address by the thread's
+//! `Home::data` (`x64_mem`; 1,011.2); an atomic add inside the value window of the map
+//! the chain last looked up adds in place, without the helper (`x64_call`,
+//! `fw::array_lookup_window`; 989.2, the add's helper 30 -> 0, the lookup's 42 -> 52);
+//! the fused `Done` reads the exit's address from its hop (986.2); the add's helper path
+//! out of line, a constant addend, the LM store's `Lmem` pointer kept (983.5); a pass
+//! counts its mark in units of `n` (`fast_run::Cx::mark_n`; 977.4); and a branch's sunk
+//! flags stay pending in copies of the blocks after its fall-through and its taken path,
+//! whose cold exits recompute them (`x64_emit::pending_redos`, `x64::pending_on`; 968.3,
+//! native 229.0).
 
 use super::fast::{A, D, Op};
 use super::fast_run::Handler;
@@ -600,6 +614,27 @@ pub(super) struct Compiled {
     _code: dynasmrt::ExecutableBuffer,
     /// One entry per address.
     pub(super) blocks: Vec<Option<Block>>,
+    /// The unchecked copy of the block at address 0, if it has one (`x64_bound`).
+    pub(super) first: Option<Unchecked>,
+}
+
+/// The block at address 0 entered past all of its entry check (`x64_bound`) but the room
+/// for segments, which `h` checks (then runs the unchecked copy, else the checked one), for
+/// a caller that proved the rest: `n + paid <= limit` and `pass_limit - (n + extra)` above
+/// `paid + events * u32::MAX`.
+///
+/// Why: the fused start (`fast_run::fused`) enters the block at address 0 with a count,
+/// limit, `extra` and `pass_limit` known per program and budget, so all of the check but the
+/// room is decided once per program (`FastProgram::fused_budget`): the demo filter's check
+/// of 15 host instructions per packet becomes 4 (callgrind, `simspeed pre`: 1,024.2 ->
+/// 1,016.3 host instructions per frame without `memset` / `memcpy`, with the room check a
+/// stub jumping to the unchecked copy; checking the room in Rust instead cost the fused
+/// start more than it saved, 1,021.8).
+#[derive(Clone, Copy)]
+pub(super) struct Unchecked {
+    pub(super) h: Handler,
+    pub(super) paid: u64,
+    pub(super) events: u64,
 }
 
 /// Compiles a block for every address of `ops` that starts one; `runs` are the runs `fast`

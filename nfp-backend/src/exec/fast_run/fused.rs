@@ -40,19 +40,42 @@ use super::super::fast::FastProgram;
 use super::super::thread::Thread;
 use super::super::through::{RunThrough, Segment};
 use super::super::{Event, ExecError, ExecErrorKind, InsnProfile, MemState};
-use super::{CHUNK, Cx, Out, entry, next, spare, sync_len};
+use super::{CHUNK, Cx, Handler, Out, entry, spare, sync_len};
 use std::mem::MaybeUninit;
 
 /// A per-packet instruction budget for [`Thread::run_packet_to_end_fast_map`] with what the
 /// fused start derives from it and the program (`FastProgram::fused_budget`): computed once
 /// per program and budget instead of per packet (14 host instructions per frame less, callgrind
 /// `simspeed pre`). Only for the program it was made for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct FusedBudget {
     budget: u64,
     /// The first chain's limit (`budget.min(first + CHUNK)`, `first` the run at address 0),
     /// or 0 when the first op runs slow (its run is 0 or beyond the budget).
     first_limit: u64,
+    /// The handler the first chain starts with: the first hop's, or the entry of its
+    /// native block that checks only the room for segments (`jit::Unchecked`) when the
+    /// fused start's state (count `first`, `limit` `first_limit`, no `extra`, no horizon)
+    /// passes the rest of that block's entry check.
+    entry: Handler,
+}
+
+impl PartialEq for FusedBudget {
+    fn eq(&self, o: &FusedBudget) -> bool {
+        let h = |b: &FusedBudget| b.entry as usize;
+        (self.budget, self.first_limit, h(self)) == (o.budget, o.first_limit, h(o))
+    }
+}
+
+impl Eq for FusedBudget {}
+
+impl std::fmt::Debug for FusedBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FusedBudget")
+            .field("budget", &self.budget)
+            .field("first_limit", &self.first_limit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FastProgram {
@@ -60,9 +83,26 @@ impl FastProgram {
     pub fn fused_budget(&self, budget: u64) -> FusedBudget {
         let first = self.hops.first().map_or(0, |h| u64::from(h.run));
         let slow = first == 0 || first > budget;
+        let first_limit = if slow { 0 } else { budget.min(first + CHUNK) };
+        // `x64_bound::entry`'s check on the fused start's state: `n` = `first`, `limit` =
+        // `first_limit`, `extra` = 0, `pass_limit` = `u64::MAX` (bounds are far below
+        // 2^62: no overflow).
+        let entry = match (self.first_unchecked(), self.hops.first()) {
+            (Some(u), _)
+                if !slow
+                    && first + u.paid <= first_limit
+                    && u64::MAX - first > u.paid + u.events * u64::from(u32::MAX) =>
+            {
+                u.h
+            }
+            (_, Some(h)) => h.h,
+            // (Never: the hops end with a slow op.)
+            (_, None) => entry::<false> as Handler,
+        };
         FusedBudget {
             budget,
-            first_limit: if slow { 0 } else { budget.min(first + CHUNK) },
+            first_limit,
+            entry,
         }
     }
 }
@@ -145,6 +185,7 @@ impl Thread {
         FusedBudget {
             budget,
             first_limit,
+            entry,
         }: FusedBudget,
         segs: &mut Vec<Segment>,
         map: impl FnOnce(Result<Event, ExecError>) -> R,
@@ -156,7 +197,7 @@ impl Thread {
         let segs: *mut Vec<Segment> = segs;
         let penalty = u64::from(mem.lat.branch_taken_penalty);
         // Written field by field, so that the fields the chain sets before they are read
-        // (`profile`, `ip`, `n`, `wait`, `target`, `fault`) get no store: built as one
+        // (`profile`, `ip`, `n`, `wait`, `target`, `fault`, `va_ptr`) get no store: built as one
         // value, LLVM stored filler bytes there (8 host instructions more per packet).
         let mut slot = MaybeUninit::<Cx<'_>>::uninit();
         let p = slot.as_mut_ptr();
@@ -178,10 +219,13 @@ impl Thread {
             // passes (but one whose ready time would overflow).
             (&raw mut (*p).pass_limit).write(u64::MAX);
             // The busy cycles before count `n` are `n + extra` (nothing counted at start).
-            (&raw mut (*p).mark_at).write(0);
+            (&raw mut (*p).mark_n).write(0);
             (&raw mut (*p).seg_at).write(seg_at);
             (&raw mut (*p).seg_end).write(seg_end);
             (&raw mut (*p).segs).write(segs);
+            // No value window yet (see `Cx::va_base`).
+            (&raw mut (*p).va_base).write(u64::MAX);
+            (&raw mut (*p).va_last).write(0);
             slot.assume_init_mut()
         };
         if first_limit == 0 {
@@ -193,11 +237,11 @@ impl Thread {
         // Every end but `Done` (how nearly every packet ends) out of line, so that its path
         // tests nothing else (with `Yield` tested first, and `Done` again after the common
         // bookkeeping, it tested three things: 2 host instructions per packet more).
-        let out = next::<false>(self, cx, base, first);
+        let out = entry(self, cx, base, first);
         if out != Out::Done {
             return map(self.not_done(prog, cx, budget, out));
         }
-        let (n, _, busy_cycles) = self.settle_chain(cx);
+        let (n, busy_cycles) = self.settle_done(cx);
         self.running = false;
         map(Ok(Event::Done {
             retval: self.reg(0),
@@ -219,7 +263,22 @@ impl Thread {
         self.insns = n;
         self.pc = cx.pc(ip) as u32;
         let total = n + cx.extra;
-        (n, total, total - cx.mark_at)
+        (n, total, n.wrapping_sub(cx.mark_n))
+    }
+
+    /// [`Thread::settle_chain`] of a chain that ended `Done`: at an exit op, whose hop
+    /// holds its address (`Hop::t`); gives the count and the busy cycles.
+    #[inline(always)]
+    fn settle_done(&mut self, cx: &mut Cx<'_>) -> (u64, u64) {
+        let (ip, n) = cx.stopped();
+        // SAFETY: `cx.segs` is the caller's list, given up to the chain (see `Cx::segs`).
+        sync_len(unsafe { &mut *cx.segs }, cx.seg_at);
+        self.insns = n;
+        // SAFETY: `ip` points into the hops (invariant on `next`), at the exit that ended
+        // the chain (`fast_run::done`, its only maker).
+        self.pc = u32::from(unsafe { (*ip).t });
+        debug_assert_eq!(self.pc as usize, cx.pc(ip));
+        (n, n.wrapping_sub(cx.mark_n))
     }
 
     /// The fused run's chain ended otherwise than `Done`: goes on in chunks after a
@@ -328,7 +387,7 @@ impl Thread {
         let mut through = RunThrough {
             at: 0,
             horizon: u64::MAX,
-            mark: cx.mark_at,
+            mark: cx.mark_n.wrapping_add(cx.extra),
             wait: u64::MAX - cx.pass_limit,
         };
         // SAFETY: `cx.segs` is the caller's list (see `Cx::segs`).
@@ -363,9 +422,12 @@ fn cx_fields(cx: Cx<'_>) {
         target: _,
         fault: _,
         pass_limit: _,
-        mark_at: _,
+        mark_n: _,
         seg_at: _,
         seg_end: _,
         segs: _,
+        va_base: _,
+        va_last: _,
+        va_ptr: _,
     } = cx;
 }

@@ -400,11 +400,13 @@ fn every_horizon_passes_as_the_handlers_do() {
     }
 }
 
-/// The helpers' inline paths (`fw::array_lookup`, `memory::emem_value_region`) answer as
-/// the general ones whenever they answer: lookups in an array, a per-CPU array (the copy
-/// of CPU 2 of 3) and a hash map, with every key address (in range, across the end of
-/// local memory), present and absent keys and a missing map; value regions of each map at
-/// every offset around its slab's end, a read-only map's and a missing map's.
+/// The helpers' inline paths (`fw::array_lookup_window`, `memory::emem_value_region`)
+/// answer as the general ones whenever they answer: lookups in an array, a per-CPU array
+/// (the copy of CPU 2 of 3) and a hash map, with every key address (in range, across the
+/// end of local memory), present and absent keys and a missing map; the value windows of
+/// the lookups (the native add's, none for a read-only map) at each of their offsets;
+/// value regions of each map at every offset around its slab's end, a read-only map's and
+/// a missing map's.
 #[test]
 fn the_inline_paths_agree_with_the_general_ones() {
     use super::super::{emem_map_addr, fw, memory};
@@ -436,6 +438,7 @@ fn the_inline_paths_agree_with_the_general_ones() {
     let lat = Latencies::NFP4000;
     let mut t = Thread::new(0);
     let (mut fast, mut all) = (0, 0);
+    let mut windows = Vec::new();
     for fd in 0..5u32 {
         for key in [0u32, 4, 8, 12, 16, LMEM_BYTES as u32 - 2, LMEM_BYTES as u32] {
             t.file[slot::A + 2] = fd;
@@ -447,12 +450,36 @@ fn the_inline_paths_agree_with_the_general_ones() {
                 lat: &lat,
             };
             all += 1;
-            if let Some(r0) = fw::array_lookup(&t, &mem) {
+            if let Some((r0, window)) = fw::array_lookup_window(&t, &mut mem) {
                 fast += 1;
                 assert_eq!(Ok(r0), fw::map_lookup(&t, &mut mem), "fd {fd} key {key:#x}");
+                windows.push((fd, window));
             }
         }
     }
+    // The value windows: the writable arrays' (not the read-only one's), each the bytes
+    // `emem_value_region` gives at every offset up to `last` (the native add's bound).
+    let mut seen = std::collections::BTreeSet::new();
+    for (fd, window) in windows {
+        let Some((base, last, ptr)) = window else {
+            assert_eq!(fd, 3, "only the read-only array has no window");
+            continue;
+        };
+        seen.insert(fd);
+        assert_eq!(base, emem_map_addr(fd, 0));
+        assert_eq!(last + 8, maps.get(fd as usize).unwrap().slab().len() as u64);
+        for off in 0..=last {
+            for len in [4u32, 8] {
+                let b = memory::emem_value_region(&mut maps, base + off, len).unwrap();
+                assert_eq!(
+                    b.as_ptr(),
+                    ptr.wrapping_add(off as usize),
+                    "fd {fd} off {off}"
+                );
+            }
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![0, 1]);
     // Arrays answer inline (two of them, five keys each in range).
     assert!(fast >= 10 && fast < all, "{fast} of {all}");
     let mut inline = 0;
@@ -469,4 +496,117 @@ fn the_inline_paths_agree_with_the_general_ones() {
         }
     }
     assert!(inline > 0);
+}
+
+/// A compare and a branch whose fall-through (or, with `jump`, whose target, the
+/// fall-through an ALU op before it) goes on to `ctm` reads (swapping or not, from
+/// addresses near the buffer's edges, so that their cold exits are taken) before an ALU op
+/// overwrites the compare's flags: the copies laid out for that path with those flags
+/// pending (`x64::pending_on`) recompute them at the reads' exits, as stored on the way;
+/// stepping, to the end and through a horizon.
+fn pending_body(
+    (op, x, y, k): (u8, u8, u8, u8),
+    reads: Vec<(u8, u8, bool)>,
+    (last, jump): ((u8, u8), Option<u8>),
+) -> (Vec<MeInsn>, u8) {
+    let alu = |k: u8, a, b| MeInsn::Alu {
+        op: super::super::fast_handlers::ALU_OPS[usize::from(k) % 11],
+        dst: Dst::None,
+        a,
+        b,
+    };
+    let mut body = vec![alu(op, g(Bank::A, x), g(Bank::B, y))];
+    // To the exit `program` appends (8 values set in pairs, then the body, a branch and
+    // an add before it), or over the op `jump` to the reads.
+    let filler = usize::from(jump.is_some());
+    let exit = 16 + 2 + (filler + reads.len()) as u16 + 1 + 2;
+    body.push(MeInsn::Br {
+        cond: super::super::fast_handlers::CONDS[usize::from(k) % 13],
+        target: if jump.is_some() { 16 + 3 } else { exit },
+        defer: 0,
+    });
+    if let Some(j) = jump {
+        body.push(alu(j, g(Bank::A, j % 8), Src::Imm(5)));
+    }
+    for (r, count, swap) in reads {
+        body.push(MeInsn::Cmd {
+            target: MemTarget::Ctm,
+            action: CmdAction::Read8,
+            xfer: 0,
+            count: count % 12 + 1,
+            mode: AddrMode::Addr32,
+            a: g(Bank::A, r % 8),
+            b: Src::Imm(2),
+            swap,
+        });
+    }
+    body.push(alu(last.0, g(Bank::A, last.1 % 8), Src::Imm(3)));
+    (body, k)
+}
+
+/// One packet on a fresh thread: stepped on the reference (each swap's cycles, then the
+/// last event and the state), or started and run to its end in one call on the native
+/// program (`run_packet_to_end_fast`, whose first block runs unchecked, `jit::Unchecked`;
+/// on a fresh thread its start clears what `start` clears).
+fn one_packet(code: &[MeInsn], fused: bool) -> (Vec<(u64, u64)>, Seen) {
+    let lat = Latencies::NFP4000;
+    let (mut lmem, mut shared, mut maps) = (Lmem::new(), SharedMem::new(3, 0), maps());
+    let mut t = Thread::new(1);
+    let packet: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(41)).collect();
+    let mut mem = MemState {
+        lmem: &mut lmem,
+        shared: &mut shared,
+        maps: &mut maps,
+        lat: &lat,
+    };
+    let (mut swaps, mut segs) = (Vec::new(), Vec::new());
+    let e = if fused {
+        let prog = FastProgram::new(code);
+        let e = t.run_packet_to_end_fast(&prog, &mut mem, &packet, 10_000, None, &mut segs);
+        swaps.extend(segs.iter().map(|s| (s.busy, s.wait)));
+        e
+    } else {
+        t.start(mem.lmem, &packet).unwrap();
+        loop {
+            match t.run_until_event(code, &mut mem, 10_000) {
+                Ok(Event::Swap {
+                    busy_cycles,
+                    wait_cycles,
+                    ..
+                }) => swaps.push((busy_cycles, wait_cycles)),
+                e => break e,
+            }
+        }
+    };
+    let seen = (
+        e,
+        t.file[..slot::REGS].to_vec(),
+        t.cc,
+        t.pc,
+        t.insns,
+        lmem.bytes().to_vec(),
+        maps.iter().map(|m| m.slab().to_vec()).collect(),
+        (0, 0),
+    );
+    (swaps, seen)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn flags_pending_past_a_branch_are_recomputed_at_exits(
+        values in prop::array::uniform8(value()),
+        head in (any::<u8>(), 0u8..8, 0u8..8, any::<u8>()),
+        reads in prop::collection::vec((0u8..8, any::<u8>(), any::<bool>()), 1..4),
+        last in ((any::<u8>(), any::<u8>()), prop::option::of(any::<u8>())),
+        mode in mode(),
+    ) {
+        let (body, k) = pending_body(head, reads, last);
+        let code = program(values, body, k);
+        agree(&code, mode, 10_000)?;
+        let (got, want) = (one_packet(&code, true), one_packet(&code, false));
+        prop_assert!(got == want, "fused: {got:?}\nreference: {want:?}\n{}",
+            crate::target::print_program(&code));
+    }
 }

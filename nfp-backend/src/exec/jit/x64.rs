@@ -1,12 +1,15 @@
 //! The x86-64 code generator of [`super`]: blocks as handlers (System V, Unix hosts).
 
-use super::x64_emit::{Exit, emit, exit};
+use super::x64_emit;
+use super::x64_emit::{Exit, Redo, emit, exit, sunk_redo};
 use super::*;
 use super::{x64_bound, x64_branch, x64_branch::unless_taken, x64_call, x64_mem, x64_pass};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 use super::super::fast::Hop;
-use super::super::fast_run::{CX_BASE, CX_EXTRA, CX_LAT, CX_LIMIT, CX_PENALTY, unpaid_at};
+use super::super::fast_run::{
+    CX_BASE, CX_EXTRA, CX_LAT, CX_LIMIT, CX_MARK_N, CX_PENALTY, unpaid_at,
+};
 use super::super::thread::Thread;
 use std::mem::{offset_of, size_of};
 
@@ -20,6 +23,7 @@ const LIMIT: i32 = CX_LIMIT as i32;
 const EXTRA: i32 = CX_EXTRA as i32;
 const PENALTY: i32 = CX_PENALTY as i32;
 const BASE: i32 = CX_BASE as i32;
+const MARK_N: i32 = CX_MARK_N as i32;
 /// `cx.mem.lat`, and the offset of `csr_write_delay` in what it points to.
 pub(super) const LAT: i32 = CX_LAT as i32;
 pub(super) const CSR_DELAY: i32 = offset_of!(crate::cost::Latencies, csr_write_delay) as i32;
@@ -280,7 +284,11 @@ type Next<'a> = &'a dyn Fn(i32) -> Option<DynamicLabel>;
 /// `compile` to emit after all blocks). `next` gives the entry label of the block `to`
 /// hops on, if there is one: the jump goes straight there (same registers, no handler
 /// load), or is left out when that block is `follows`, laid out right after this one.
-/// `checked`: the checked copy, or the unchecked one (`x64_bound`).
+/// `checked`: the checked copy, or the unchecked one (`x64_bound`). `pending`: this is a
+/// copy entered only from a branch block (or a chain of copies after one) that left its
+/// flags unstored (`x64_emit::sunk_redo`); `fall`: the label of such a copy laid out after
+/// this block, for its fall-through (which then stores no flags); `taken`: the label of
+/// such a copy for the branch's taken path.
 ///
 /// Why the count stays in `rcx` (the body's scratch registers being `r8` / `r9`, and
 /// `rcx` saved around the one shift by `cl`): a block entered from a handler then needs
@@ -293,6 +301,7 @@ fn block(
     (tail, checked): (Tail, bool),
     (me, follows): (DynamicLabel, Option<DynamicLabel>),
     (next, kills): (Next<'_>, &[(bool, bool)]),
+    (pending, fall, taken): (Option<Redo>, Option<DynamicLabel>, Option<DynamicLabel>),
 ) -> Vec<(DynamicLabel, Exit)> {
     dynasm!(a ; .arch x64 ; =>me);
     // The address `to` hops on (blocks of a program whose addresses fit `FastProgram::new`'s
@@ -307,31 +316,43 @@ fn block(
         Some(&Step::Alu { op, .. }) => Some(op),
         _ => None,
     });
-    let flags = emit(a, steps, &mut exits, sink);
+    let flags = emit(a, steps, &mut exits, sink, pending);
+    // Where the block goes on when not branching: to `fall`'s copy, laid out next.
+    let on = |to: i32| fall.map_or((next(to), follows), |l| (Some(l), Some(l)));
     match tail {
-        Tail::Next { to } => go_on(a, at(to), (next(to), follows)),
+        Tail::Next { to } => go_on(a, at(to), on(to)),
         Tail::Branch { t, rt, f, rn } => {
             if let Some(&last) = steps.last() {
                 unless_taken(a, last, flags);
             }
-            // The sunk flags: on the taken path, and on the fall-through unless the
-            // block there overwrites them first (jumps leave the host flags alone).
-            if let Some(op) = sunk {
+            // The sunk flags: on the taken path (unless pending in the copy `taken`
+            // there, `compile` checked `rt`), and on the fall-through unless the block
+            // there overwrites them first (jumps leave the host flags alone) or they are
+            // pending in the copy laid out next.
+            if let (Some(op), None) = (sunk, taken) {
                 x64_branch::store_sunk(a, op, (true, true));
             }
+            // `Cx::add_extra`.
             dynasm!(a ; .arch x64
                 ; mov rax, QWORD [rsi + PENALTY]
-                ; add QWORD [rsi + EXTRA], rax);
-            pay(a, (at(t), rt), (next(t), None), checked);
+                ; add QWORD [rsi + EXTRA], rax
+                ; sub QWORD [rsi + MARK_N], rax);
+            pay(a, (at(t), rt), (taken.or(next(t)), None), checked);
             dynasm!(a ; .arch x64 ; fall:);
-            if let Some(op) = sunk {
-                let (res, cv) = match next(f) {
-                    Some(_) if rn != 0 => kills.get(at(f)).copied().unwrap_or_default(),
-                    _ => (false, false),
-                };
-                x64_branch::store_sunk(a, op, (!res, !cv));
+            match (sunk, fall) {
+                // Pending in the copy laid out next (`compile` checked `rn`).
+                (Some(_), Some(l)) => pay(a, (at(f), rn), (Some(l), Some(l)), checked),
+                _ => {
+                    if let Some(op) = sunk {
+                        let (res, cv) = match next(f) {
+                            Some(_) if rn != 0 => kills.get(at(f)).copied().unwrap_or_default(),
+                            _ => (false, false),
+                        };
+                        x64_branch::store_sunk(a, op, (!res, !cv));
+                    }
+                    pay(a, (at(f), rn), (next(f), follows), checked);
+                }
             }
-            pay(a, (at(f), rn), (next(f), follows), checked);
         }
         Tail::Swap {
             to,
@@ -345,7 +366,7 @@ fn block(
             };
             x64_pass::cmd_latency(a, target, words);
             let out = (out as usize, checked);
-            x64_pass::swap_or_pass(a, (at(to), run), (next(to), follows), out);
+            x64_pass::swap_or_pass(a, (at(to), run), on(to), out);
         }
         Tail::Fw { to, rn } => {
             let out = x64_call::lookup_swap as *const () as usize;
@@ -411,6 +432,48 @@ pub(super) fn pay(
     dynasm!(a ; .arch x64
         ; mov rax, QWORD u
         ; jmp rax);
+}
+
+/// The flags pending in each copy laid out from the unchecked block at `pc` on, entered
+/// with the flags of `r` pending (`x64_emit::pending_redos`), if they can stay pending:
+/// the copy's exits recompute them until it overwrites them, or it passes them on unread
+/// to the block after, whose copy laid out next takes them on in turn (straight on or
+/// through a passed swap, the run after it paid: nothing reads flags on the way). At most
+/// 2 blocks on (a bound check's read and the compare after it; bounds the copies: a block
+/// has its own copy, at most 2 in fall-through chains and 2 in a taken path's, and each
+/// fall-through copy spawns a taken path's); `None` too when no exit would recompute them.
+fn pending_on(
+    plans: &[Option<(Vec<Step>, Tail)>],
+    unchecked: &[Option<DynamicLabel>],
+    mut pc: usize,
+    mut r: Redo,
+) -> Option<Vec<Redo>> {
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        let (Some((st, tail)), Some(_)) = (plans.get(pc)?, unchecked.get(pc).copied()?) else {
+            return None;
+        };
+        let sink = match tail {
+            Tail::Branch { .. } => x64_branch::sink_at(st),
+            _ => None,
+        };
+        let (redo, left) = x64_emit::pending_redos(st, r, sink)?;
+        out.push(r);
+        let Some(left) = left else {
+            // Not worth a copy when the first block overwrites them before any exit
+            // (its own copy stores none of them either, `x64_branch::kills`).
+            let read = out.len() > 1 || redo.iter().any(Option::is_some);
+            return read.then_some(out);
+        };
+        let to = match *tail {
+            Tail::Next { to } => to,
+            Tail::Swap { to, run, .. } if run != 0 => to,
+            _ => return None,
+        };
+        pc = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
+        r = left;
+    }
+    None
 }
 
 /// A block's steps and tail at `pc`, if a block starts there (`runs`: each address's run).
@@ -480,7 +543,14 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
             starts[pc] = Some(asm.offset());
             let next = |to| next_in(&labels, pc, to);
             let (tail, to) = ((*tail, true), (me, None));
-            exits.extend(block(&mut asm, (pc, st), tail, to, (&next, &[])));
+            exits.extend(block(
+                &mut asm,
+                (pc, st),
+                tail,
+                to,
+                (&next, &[]),
+                (None, None, None),
+            ));
         }
     }
     // The unchecked ones, in chains where each is followed by the block it goes on to
@@ -497,36 +567,130 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
         .collect();
     let mut placed = vec![false; ops.len()];
     let mut stubs = Vec::new();
+    // Where the room check of the block at 0 starts, inside its entry check.
+    let mut first_room = None;
+    // Copies for branches' taken paths, to lay out after the rest: the address, the
+    // label, the flags pending in each copy of the chain (`pending_on`).
+    let mut taken_chains: Vec<(usize, DynamicLabel, Vec<Redo>)> = Vec::new();
     for head in 0..plans.len() {
         let mut pc = head;
-        while let (Some((st, tail)), Some(u), Some(b), false) =
-            (&plans[pc], unchecked[pc], bounds[pc], placed[pc])
-        {
-            placed[pc] = true;
+        // A copy of the block at `pc` for the fall-through before it alone, with the flags
+        // its branch left pending (`x64_emit::sunk_redo`): its label and those flags.
+        let mut spec: Option<DynamicLabel> = None;
+        // The flags pending in that copy and in the copies laid out after it, one per
+        // block, as `pending_on` found them.
+        let mut chain: Vec<Redo> = Vec::new();
+        while let (Some((st, tail)), Some(u), Some(b)) = (&plans[pc], unchecked[pc], bounds[pc]) {
+            if spec.is_none() {
+                if placed[pc] {
+                    break;
+                }
+                placed[pc] = true;
+            }
             let to = match *tail {
                 Tail::Next { to } | Tail::Swap { to, .. } | Tail::Fw { to, .. } => to,
                 Tail::Branch { f, .. } => f,
             };
             let after = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
-            let follows = unchecked
+            let mut follows = unchecked
                 .get(after)
                 .copied()
                 .flatten()
                 .filter(|_| !placed[after]);
-            if x64_bound::worth(b) {
+            // This copy's pending flags, if it is one; and a copy of the block after, laid
+            // out next, with flags left pending for it (the block's own copy is laid out
+            // later, for its other entries): those this copy passes on unread, or a
+            // branch's sunk flags on its fall-through (`pending_on`).
+            let pending = spec.and_then(|_| (!chain.is_empty()).then(|| chain.remove(0)));
+            let fall = if !chain.is_empty() {
+                Some(asm.new_dynamic_label())
+            } else {
+                match *tail {
+                    // From a block's own copy only: copies of copies would multiply with
+                    // each branch in a row (as it is, a block has at most its own copy and
+                    // those of the chains through it, `pending_on`'s few blocks long).
+                    Tail::Branch { rn, .. }
+                        if spec.is_none() && rn != 0 && unchecked[after].is_some() =>
+                    {
+                        sunk_redo(st)
+                            .and_then(|r| pending_on(&plans, &unchecked, after, r))
+                            .map(|c| {
+                                chain = c;
+                                asm.new_dynamic_label()
+                            })
+                    }
+                    _ => None,
+                }
+            };
+            if fall.is_some() {
+                follows = fall;
+            }
+            // Likewise a branch's sunk flags on its taken path, in copies of the blocks
+            // there laid out after all others (entered by the jump the path makes anyway;
+            // from a block's own copy or a fall-through's, whose copies spawn none).
+            let taken = match *tail {
+                Tail::Branch { t, rt, .. } if rt != 0 => {
+                    let tgt = usize::try_from(i64::try_from(pc).ok()? + i64::from(t)).ok()?;
+                    sunk_redo(st)
+                        .filter(|_| unchecked.get(tgt).copied().flatten().is_some())
+                        .and_then(|r| pending_on(&plans, &unchecked, tgt, r))
+                        .map(|c| {
+                            let l = asm.new_dynamic_label();
+                            taken_chains.push((tgt, l, c));
+                            l
+                        })
+                }
+                _ => None,
+            };
+            if spec.is_some() {
+                // (Entries are the block's own copy's.)
+            } else if x64_bound::worth(b) {
                 if pc == head {
                     // The handler's entry: the check, then the unchecked copy.
                     starts[pc] = Some(asm.offset());
-                    x64_bound::entry(&mut asm, b, labels[pc]?);
+                    let room = x64_bound::entry(&mut asm, b, labels[pc]?);
+                    if pc == 0 {
+                        first_room = Some(room);
+                    }
                 } else {
                     stubs.push(pc);
                 }
             }
             let next = |to| next_in(&unchecked, pc, to);
-            let (tail, to) = ((*tail, false), (u, follows));
-            exits.extend(block(&mut asm, (pc, st), tail, to, (&next, &kills)));
+            let me = spec.unwrap_or(u);
+            let (tail, to) = ((*tail, false), (me, follows));
+            exits.extend(block(
+                &mut asm,
+                (pc, st),
+                tail,
+                to,
+                (&next, &kills),
+                (pending, fall, taken),
+            ));
+            spec = fall;
             match follows {
                 Some(_) => pc = after,
+                None => break,
+            }
+        }
+    }
+    // The copies for taken paths: each chain laid out in a row, its last copy jumping on
+    // to blocks' own copies.
+    for (mut pc, mut me, mut chain) in taken_chains {
+        while let (Some((st, tail)), false) = (&plans[pc], chain.is_empty()) {
+            let pending = chain.remove(0);
+            let to = match *tail {
+                Tail::Next { to } | Tail::Swap { to, .. } | Tail::Fw { to, .. } => to,
+                Tail::Branch { f, .. } => f,
+            };
+            let after = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
+            let fall = (!chain.is_empty()).then(|| asm.new_dynamic_label());
+            let next = |to| next_in(&unchecked, pc, to);
+            let (tail, to) = ((*tail, false), (me, fall));
+            let pend = (Some(pending), fall, None);
+            exits.extend(block(&mut asm, (pc, st), tail, to, (&next, &kills), pend));
+            match fall {
+                Some(l) => (pc, me) = (after, l),
                 None => break,
             }
         }
@@ -541,6 +705,21 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     for e in exits {
         exit(&mut asm, e);
     }
+    // The fused start's entry of the block at 0 (`Unchecked`): the room check alone.
+    let first = match (
+        unchecked.first().copied().flatten(),
+        bounds.first().copied().flatten(),
+        labels.first().copied().flatten(),
+    ) {
+        (Some(_), Some(b), Some(_)) if first_room.is_some() => first_room.map(|at| (at, b)),
+        (Some(u), Some(b), Some(me)) => {
+            let at = asm.offset();
+            x64_bound::room(&mut asm, b, me);
+            dynasm!(asm ; .arch x64 ; jmp =>u);
+            Some((at, b))
+        }
+        _ => None,
+    };
     let code = asm.finalize().ok()?;
     let blocks = starts
         .into_iter()
@@ -553,8 +732,11 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
                 // `Cx`'s `extra` and the pass fields `fast_run::pass` writes (a segment
                 // only at `seg_at` when it is below `seg_end`), the local-memory word and
                 // dirty mask of an LM step (the address checked inside LMEM first, as the
-                // handler does) and the packet buffer's words a read checked to be inside
-                // it; uses only caller-saved registers; calls only `x64_call`'s
+                // handler does), the packet buffer's words a read checked to be inside
+                // it, and the map value words an add checked to be inside `Cx`'s value
+                // window (`Cx::va_base`: memory of a map the `Cx`'s maps own for its
+                // whole life, which vm-core never moves nor resizes; set by the lookup
+                // helper, empty at the chain's start); uses only caller-saved registers; calls only `x64_call`'s
                 // `extern "C"` helpers (which take `&Thread`/`&mut Thread` and `&mut Cx`
                 // as their handler would, never unwind, and are called with the stack
                 // 16-aligned and the block's registers saved on it); and ends by
@@ -568,8 +750,16 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
             })
         })
         .collect();
+    // SAFETY: as for `blocks` above: the unchecked copy is the same code without its
+    // entry check, which its callers make themselves (see `Unchecked`).
+    let first = first.map(|(at, b)| Unchecked {
+        h: unsafe { std::mem::transmute::<*const u8, Handler>(code.ptr(at)) },
+        paid: b.paid,
+        events: b.events,
+    });
     Some(Compiled {
         _code: code,
         blocks,
+        first,
     })
 }

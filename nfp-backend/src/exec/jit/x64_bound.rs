@@ -47,7 +47,7 @@ use super::super::fast_run::{CX_EXTRA, CX_LIMIT, CX_PASS_LIMIT, CX_SEG_AT, CX_SE
 use super::super::through::Segment;
 use super::Step;
 use super::x64::Tail;
-use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
+use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 use std::mem::size_of;
 
 const LIMIT: i32 = CX_LIMIT as i32;
@@ -212,33 +212,46 @@ pub(super) fn worth(b: Bound) -> bool {
 }
 
 /// The entry check of a block of bound `b` (see the module docs): falls through to its
-/// unchecked copy, or jumps to `checked`.
-pub(super) fn entry(a: &mut Assembler, b: Bound, checked: DynamicLabel) {
+/// unchecked copy, or jumps to `checked`. The room check comes last: its offset, returned,
+/// is an entry that checks the room alone (`super::Unchecked`).
+pub(super) fn entry(a: &mut Assembler, b: Bound, checked: DynamicLabel) -> AssemblyOffset {
     // (`paid` <= MAX_PAID: an `i32`.)
     let paid = b.paid as i32;
     dynasm!(a ; .arch x64
         ; lea r8, [rcx + paid]
         ; cmp r8, QWORD [rsi + LIMIT]
         ; ja =>checked);
+    if b.passes != 0 {
+        // (Below 2^62: `MAX_PAID`, `MAX_EVENTS`.)
+        let most = (b.paid + b.events * u64::from(u32::MAX)) as i64;
+        dynasm!(a ; .arch x64
+            ; mov r8, QWORD [rsi + EXTRA]
+            ; add r8, rcx
+            ; mov r9, QWORD [rsi + PASS_LIMIT]
+            ; sub r9, r8
+            ; jbe =>checked
+            ; mov r8, QWORD most
+            ; cmp r9, r8
+            ; jbe =>checked);
+    }
+    let at = a.offset();
+    room(a, b, checked);
+    at
+}
+
+/// The room part of [`entry`]'s check: jumps to `checked` unless there is room for
+/// `b.passes` segments (alone, for a caller that proved the rest, `super::Unchecked`).
+pub(super) fn room(a: &mut Assembler, b: Bound, checked: DynamicLabel) {
     if b.passes == 0 {
         return;
     }
-    // (Both below 2^62: `MAX_PAID`, `MAX_EVENTS`.)
+    // (Below 2^62 / 16: `MAX_PAID`, `MAX_EVENTS`, each pass an event.)
     let room = (SEG * b.passes) as i32;
-    let most = (b.paid + b.events * u64::from(u32::MAX)) as i64;
     dynasm!(a ; .arch x64
         ; mov r8, QWORD [rsi + SEG_END]
         ; sub r8, QWORD [rsi + SEG_AT]
         ; cmp r8, room
-        ; jb =>checked
-        ; mov r8, QWORD [rsi + EXTRA]
-        ; add r8, rcx
-        ; mov r9, QWORD [rsi + PASS_LIMIT]
-        ; sub r9, r8
-        ; jbe =>checked
-        ; mov r8, QWORD most
-        ; cmp r9, r8
-        ; jbe =>checked);
+        ; jb =>checked);
 }
 
 #[cfg(test)]

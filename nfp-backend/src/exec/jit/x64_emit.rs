@@ -1,10 +1,10 @@
 //! The steps of [`super::x64`]'s blocks: each step's host code in order, with what the
 //! block knows of its slots and flags (`slots`, `live_flags`), and the blocks' cold exits.
 
-use super::slots::{Known, const_move, eax_before, known_consts, live_stores};
+use super::slots::{Known, const_move, const_of, eax_before, known_consts, live_stores};
 use super::x64::*;
 use super::*;
-use super::{x64_call, x64_lm, x64_mem, x64_pair};
+use super::{x64_branch, x64_call, x64_lm, x64_mem, x64_pair};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 /// Where a step may leave its block (the cold exits, emitted after all blocks).
@@ -17,6 +17,9 @@ pub(super) enum Exit {
     Cmd(usize, Option<Redo>),
     /// The `emem` add at this address was declined or panicked ([`x64_call::emem_exit`]).
     Emem(usize),
+    /// An `emem` add outside the value window: its helper, then back to the label, or to
+    /// the add's `Emem` exit ([`x64_call::emem_helper`]).
+    EmemHelper(x64_call::Add, DynamicLabel, DynamicLabel),
     /// The map lookup at this address faulted or panicked ([`x64_call::lookup_exit`]).
     Lookup(usize),
 }
@@ -24,16 +27,33 @@ pub(super) enum Exit {
 /// The steps of a block; each step's cold exit label is pushed to `exits`. Returns the
 /// ALU operation whose host flags are still those of the stored condition codes at the
 /// end, if any ([`unless_taken`] then branches on them). The step at `sink` stores no
-/// flags (the block's tail does, `x64_branch::sink_at`).
+/// flags (the block's tail does, `x64_branch::sink_at`). `pending`: the flags of the
+/// block before, not stored, which the exits that may see them recompute
+/// ([`pending_redos`], which must have agreed).
 pub(super) fn emit(
     a: &mut Assembler,
     steps: &[Step],
     exits: &mut Vec<(DynamicLabel, Exit)>,
     sink: Option<usize>,
+    pending: Option<Redo>,
 ) -> Option<A> {
     let live = live_flags(steps);
     let known = known_consts(steps);
-    let (late, redo) = deferred(steps, &live, &known, sink);
+    let (late, mut redo) = deferred(steps, &live, &known, sink);
+    if let Some(p) = pending {
+        match pending_redos(steps, p, sink) {
+            Some((q, _)) => {
+                for (r, q) in redo.iter_mut().zip(q) {
+                    if q.is_some() {
+                        *r = q;
+                    }
+                }
+            }
+            // (Never: `x64::compile` lays out such a copy only where they may stay
+            // pending.) Stored here, from the operands, which nothing changed since.
+            None => alu(a, p.op, (p.a, p.b), p.live, Held::NONE),
+        }
+    }
     let stores = live_stores(steps, &known);
     let mut seen = x64_lm::Seen::default();
     // What eax holds, and the op that set the host flags last (see `unless_taken`).
@@ -158,15 +178,24 @@ pub(super) fn emit(
                 b,
                 at,
             } => {
-                let exit = a.new_dynamic_label();
+                let (exit, helper, back) = (
+                    a.new_dynamic_label(),
+                    a.new_dynamic_label(),
+                    a.new_dynamic_label(),
+                );
+                // The transfer registers it adds (as `x64_call::emem_add` reads them).
+                let xr = slot::XFER_WR + usize::from(xfer);
+                let v = |s: usize| const_of((s & (slot::FILE - 1)) as u16, kn);
                 let add = x64_call::Add {
                     xfer,
                     count,
                     mode,
                     a: val(x),
                     b: val(b),
+                    v: (v(xr), v(xr + 1)),
                 };
-                x64_call::emem_add(a, add, exit);
+                x64_call::emem_add(a, add, (helper, back));
+                exits.push((helper, Exit::EmemHelper(add, back, exit)));
                 exits.push((exit, Exit::Emem(at)));
                 // The call leaves no scratch register as it was.
                 seen.call();
@@ -330,6 +359,7 @@ pub(super) fn exit(a: &mut Assembler, (l, e): (DynamicLabel, Exit)) {
             x64_mem::exit(a, at, l);
         }
         Exit::Emem(at) => x64_call::emem_exit(a, at, l),
+        Exit::EmemHelper(add, back, exit) => x64_call::emem_helper(a, add, (l, back, exit)),
         Exit::Lookup(at) => x64_call::lookup_exit(a, at, l),
     }
 }
@@ -354,6 +384,134 @@ fn redone(a: &mut Assembler, l: DynamicLabel, r: Option<Redo>) -> DynamicLabel {
     dynasm!(a ; .arch x64 ; =>l);
     alu(a, r.op, (r.a, r.b), r.live, Held::NONE);
     a.new_dynamic_label()
+}
+
+/// The flags a branch block leaves unstored when the block after its fall-through is
+/// laid out for it alone with those flags pending (`x64::compile`): its sunk ALU step's
+/// (`x64_branch::sink_at`), when that op has no carry in and no step after it in the block
+/// writes its operands (the pending flags are recomputed from them).
+///
+/// Why: the lowering checks a bound and falls through to the read it guards (the demo
+/// filter, twice per packet: `blo` then a `ctm` read), whose cold exit is the only reader
+/// of the compare's flags before the next compare overwrites them; stored on the
+/// fall-through they cost 3 host instructions (callgrind, `simspeed pre`: 6 per frame).
+pub(super) fn sunk_redo(steps: &[Step]) -> Option<Redo> {
+    let i = x64_branch::sink_at(steps)?;
+    let Some(&Step::Alu { op, d, a: x, b }) = steps.get(i) else {
+        return None;
+    };
+    if !matches!(op, A::Add | A::Sub | A::And | A::Or | A::Xor) {
+        return None;
+    }
+    let known = known_consts(steps);
+    let kv = |s: u16| known[i].get(s).map_or(val(s), Val::Const);
+    let (av, bv) = (kv(x), kv(b));
+    let reads: Vec<i32> = slot_offsets(&[av, bv]);
+    // Neither the step itself nor a step after it (`immed`s and the branch, `sink_at`)
+    // writes the operands.
+    let hits = |d: D| {
+        d.iter()
+            .any(|&w| usize::from(w) != slot::SINK && reads.contains(&(FILE + 4 * i32::from(w))))
+    };
+    if hits(d) {
+        return None;
+    }
+    for s in steps.iter().skip(i + 1) {
+        match slot_use(s) {
+            Some((_, d)) if !hits(d) => {}
+            _ => return None,
+        }
+    }
+    let arith = matches!(op, A::Add | A::Sub);
+    Some(Redo {
+        op,
+        a: av,
+        b: bv,
+        live: (true, arith),
+    })
+}
+
+/// The slot offsets among operands (the constants and host registers are none).
+fn slot_offsets(v: &[Val]) -> Vec<i32> {
+    v.iter()
+        .filter_map(|v| match *v {
+            Val::Slot(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// For a block entered with the flags of `p` pending (see [`sunk_redo`]), what each step's
+/// cold exit recomputes of them, and the flags still pending at its end (`None`: the block
+/// overwrote them all); `None` when they cannot stay pending: every step that may see them
+/// before the block overwrites them must be an exit that can recompute them (an LM step or
+/// a `ctm` read whose exit recomputes nothing else, see [`deferred`]; not a branch, a carry
+/// in, a call), and none of those steps may write `p`'s operands. Flags still pending at
+/// the end must be taken on by the block after, with nothing reading them on the way
+/// (`x64::compile` checks). `sink` as for [`emit`].
+pub(super) fn pending_redos(
+    steps: &[Step],
+    p: Redo,
+    sink: Option<usize>,
+) -> Option<(Vec<Option<Redo>>, Option<Redo>)> {
+    let live = live_flags(steps);
+    let known = known_consts(steps);
+    let (_, redo) = deferred(steps, &live, &known, sink);
+    let reads = slot_offsets(&[p.a, p.b]);
+    let slots = |d: D| {
+        d.iter()
+            .filter(|&&s| usize::from(s) != slot::SINK)
+            .map(|&s| FILE + 4 * i32::from(s))
+            .collect::<Vec<_>>()
+    };
+    let (mut res, mut cv) = p.live;
+    let mut out = vec![None; steps.len()];
+    for (j, s) in steps.iter().enumerate() {
+        match *s {
+            Step::Lm { .. } | Step::CtmRead { .. } if redo[j].is_none() => {
+                out[j] = Some(Redo {
+                    live: (res, cv),
+                    ..p
+                });
+            }
+            _ if reads_flags(s) => return None,
+            _ => {}
+        }
+        let (reads_c, writes_cv, writes_res) = flag_use(s);
+        if reads_c && cv {
+            return None;
+        }
+        res &= !writes_res;
+        cv &= !writes_cv;
+        if !res && !cv {
+            return Some((out, None));
+        }
+        // What the step writes (a step that may leave, after its exit).
+        let w = match *s {
+            Step::Lm {
+                form: LmForm::Mov { d } | LmForm::Alu { d, .. },
+                ..
+            } => slots(d),
+            Step::Lm { .. } => Vec::new(),
+            Step::CtmRead { xfer, words, .. } => (0..i32::from(words))
+                .map(|k| FILE + 4 * (slot::XFER_RD as i32 + i32::from(xfer) + k))
+                .collect(),
+            _ => match slot_use(s) {
+                Some((_, d)) => slots(d),
+                None => return None,
+            },
+        };
+        if w.iter().any(|o| reads.contains(o)) {
+            return None;
+        }
+    }
+    Some((
+        out,
+        Some(Redo {
+            live: (res, cv),
+            ..p
+        }),
+    ))
 }
 
 /// Which ALU steps' flags are recomputed at cold exits instead of stored, and what each

@@ -60,7 +60,8 @@ pub(super) struct At {
 }
 
 /// What the LM steps of a block so far established: whether `r10` holds the LM bytes'
-/// pointer, which window's base address `r11` holds, and per window index the highest
+/// pointer (and `rdx` the `Lmem`'s, which a store's dirty mark reads: `rdx` is free inside
+/// a block, see `x64::hop_at`), which window's base address `r11` holds, and per window index the highest
 /// word offset whose checks passed (the later steps of the block need not repeat them,
 /// see [`step`]).
 #[derive(Default)]
@@ -77,7 +78,7 @@ impl Seen {
         self.base = None;
     }
 
-    /// After a call out of the block: `r10` and `r11` are gone (the checks passed still
+    /// After a call out of the block: `r10`, `r11` and `rdx` are gone (the checks passed still
     /// hold: a call changes no window address).
     pub(super) fn call(&mut self) {
         self.based = false;
@@ -127,7 +128,7 @@ pub(super) fn step(
     seen.ok[i] = Some(ok.map_or(lm.off, |m| m.max(lm.off)));
     if !seen.based {
         let b = at.l.bytes;
-        dynasm!(a ; .arch x64 ; mov r10, QWORD [rsi + CX_LMEM] ; mov r10, QWORD [r10 + b]);
+        dynasm!(a ; .arch x64 ; mov rdx, QWORD [rsi + CX_LMEM] ; mov r10, QWORD [rdx + b]);
         seen.based = true;
     }
     match form {
@@ -155,10 +156,9 @@ pub(super) fn step(
                 // `Lmem::set_word`'s mark: the chunk of the (aligned) word.
                 ; lea r11, [r11 + off]
                 ; shr r11, 6
-                ; mov r8, QWORD [rsi + CX_LMEM]
-                ; mov r9, QWORD [r8 + dirty]
+                ; mov r9, QWORD [rdx + dirty]
                 ; bts r9, r11
-                ; mov QWORD [r8 + dirty], r9);
+                ; mov QWORD [rdx + dirty], r9);
             Held::NONE
         }
     }

@@ -24,16 +24,21 @@
 use super::super::fast::Hop;
 use super::super::fast_mem::cmd;
 use super::super::fast_run::{Cx, Out, swap_or_pass};
-use super::super::thread::{Thread, slot};
-use super::super::{CTM_PKT_BASE, PKT_BUF_BYTES, SwapTarget};
+use super::super::thread::{Home, Thread, slot};
+use super::super::{PKT_BUF_BYTES, PKT_HEADROOM, SwapTarget};
 use super::x64::{EAX, FILE, S8, Val, hop_at, load};
 use crate::target::{AddrMode, MemTarget};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 use std::mem::offset_of;
 
-/// The thread's index (a `u8`) and its packet buffer's pointer (`Box<[u8; _]>`).
-const INDEX: i32 = offset_of!(Thread, index) as i32;
+/// The thread's packet buffer's pointer (`Box<[u8; _]>`), and its `Home::data`: the CTM
+/// address of the buffer (`ctm_packet_buffer(index)`) plus [`PKT_HEADROOM`].
+///
+/// Why `Home::data` and not the index: the buffer's address is then one operand in memory
+/// (`data - PKT_HEADROOM`, the headroom folded into the constants) where it took a load of
+/// the index and a multiply (callgrind, `simspeed pre`: two host instructions per read).
 const PKT: i32 = offset_of!(Thread, pkt) as i32;
+const HOME_DATA: i32 = (offset_of!(Thread, home) + offset_of!(Home, data)) as i32;
 
 /// A `ctm` read's operands and shape (see [`Step::CtmRead`](super::Step::CtmRead)).
 #[derive(Clone, Copy)]
@@ -77,7 +82,7 @@ pub(super) fn addr_to(a: &mut Assembler, r: u8, mode: AddrMode, (x, y): (Val, Va
 ///
 /// A 32-bit address is offset in 32-bit arithmetic, the buffer's base folded into a
 /// constant operand: the address `x + y` and the base `CTM_PKT_BASE + index *
-/// PKT_BUF_BYTES` are both below 2^32 and base plus buffer does not wrap, so `x + y - base`
+/// PKT_BUF_BYTES` (`Home::data - PKT_HEADROOM`) are both below 2^32 and base plus buffer does not wrap, so `x + y - base`
 /// in u32 is at most `last` exactly when it is in u64 (one host instruction per read).
 /// Two words at a time are copied as one 8-byte load and store (the file is `u32`s, as
 /// little-endian as the buffer; the check covers every word read): three instructions
@@ -88,12 +93,11 @@ pub(super) fn ctm_read(a: &mut Assembler, r: Read, exit: DynamicLabel) {
     match (r.mode, r.b) {
         (AddrMode::Addr32, Val::Const(k)) => {
             load(a, EAX, r.a);
-            let k = k.wrapping_sub(CTM_PKT_BASE);
+            // `x + k - (data - PKT_HEADROOM)`, in u32 (wrapping) as above.
+            let k = k.wrapping_add(PKT_HEADROOM);
             dynasm!(a ; .arch x64
                 ; add eax, k as i32
-                ; movzx r9d, BYTE [rdi + INDEX]
-                ; imul r9d, r9d, PKT_BUF_BYTES as i32
-                ; sub eax, r9d
+                ; sub eax, DWORD [rdi + HOME_DATA]
                 ; cmp eax, last
                 ; ja =>exit);
         }
@@ -102,9 +106,8 @@ pub(super) fn ctm_read(a: &mut Assembler, r: Read, exit: DynamicLabel) {
             dynasm!(a ; .arch x64
                 // The offset in the buffer (`ctm_packet_buffer(index)`, in u32 as there;
                 // the subtraction in u64, wrapping).
-                ; movzx r9d, BYTE [rdi + INDEX]
-                ; imul r9d, r9d, PKT_BUF_BYTES as i32
-                ; add r9d, CTM_PKT_BASE as i32
+                ; mov r9d, DWORD [rdi + HOME_DATA]
+                ; sub r9d, PKT_HEADROOM as i32
                 ; sub rax, r9
                 ; cmp rax, last
                 ; ja =>exit);

@@ -13,8 +13,8 @@
 //!
 //! [`swap_or_pass`] is `fast_run::swap_or_pass` then `fast_run::pass` on `Cx`'s fields
 //! (their offsets are `fast_run`'s `CX_*`): the swap of `wait` cycles at count `n` passes
-//! iff `n + extra + wait < pass_limit`; a pass writes `Segment { busy: n + extra -
-//! mark_at, wait }` at `seg_at`, moves `seg_at` on, sets `mark_at = n + extra`, lowers
+//! iff `n + extra + wait < pass_limit`; a pass writes `Segment { busy: n - mark_n, wait }`
+//! at `seg_at`, moves `seg_at` on, sets `mark_n = n` (see `fast_run::Cx::mark_n`), lowers
 //! `pass_limit` by `wait`, and pays the run at the op after the swap (`fast_run::pay`:
 //! the same [`super::x64::pay`] as a branch's). When the swap does not pass, or the room
 //! for segments is full (`seg_at == seg_end`: growing it is Rust's), nothing has been
@@ -22,7 +22,7 @@
 //! arguments (`x64_mem::ctm_swap`, `x64_call::emem_swap`, `x64_call::lookup_swap`), which
 //! decides the same and swaps out or grows the room and passes.
 
-use super::super::fast_run::{CX_EXTRA, CX_MARK_AT, CX_PASS_LIMIT, CX_SEG_AT, CX_SEG_END};
+use super::super::fast_run::{CX_EXTRA, CX_MARK_N, CX_PASS_LIMIT, CX_SEG_AT, CX_SEG_END};
 use super::super::through::Segment;
 use super::x64::{LAT, hop_at, pay};
 use crate::cost::Latencies;
@@ -32,7 +32,7 @@ use std::mem::{offset_of, size_of};
 
 const EXTRA: i32 = CX_EXTRA as i32;
 const PASS_LIMIT: i32 = CX_PASS_LIMIT as i32;
-const MARK_AT: i32 = CX_MARK_AT as i32;
+const MARK_N: i32 = CX_MARK_N as i32;
 const SEG_AT: i32 = CX_SEG_AT as i32;
 const SEG_END: i32 = CX_SEG_END as i32;
 /// A segment's fields and size.
@@ -63,17 +63,17 @@ pub(super) fn cmd_latency(a: &mut Assembler, target: MemTarget, words: u8) {
     }
 }
 
-/// Records a passed swap of `rax` cycles (`r8` = `n + extra` now, `r9` = the segment
-/// cursor): its segment (busy since the last mark, the wait), the cursor and mark moved on,
-/// the pass limit lowered by the wait.
+/// Records a passed swap of `rax` cycles (`rcx` = the count `n`, `r9` = the segment
+/// cursor): its segment (busy since the last mark, `n - mark_n`, and the wait), the cursor
+/// and mark moved on, the pass limit lowered by the wait.
 fn record_pass(a: &mut Assembler) {
     dynasm!(a ; .arch x64
-        ; mov r10, r8
-        ; sub r10, QWORD [rsi + MARK_AT]
+        ; mov r10, rcx
+        ; sub r10, QWORD [rsi + MARK_N]
         ; mov QWORD [r9 + BUSY], r10
         ; mov QWORD [r9 + WAIT], rax
         ; add QWORD [rsi + SEG_AT], SEG
-        ; mov QWORD [rsi + MARK_AT], r8
+        ; mov QWORD [rsi + MARK_N], rcx
         ; sub QWORD [rsi + PASS_LIMIT], rax);
 }
 
@@ -89,10 +89,7 @@ pub(super) fn swap_or_pass(
 ) {
     if !checked {
         // `x64_bound`'s entry check proved that the swap passes and that there is room.
-        dynasm!(a ; .arch x64
-            ; mov r8, QWORD [rsi + EXTRA]
-            ; add r8, rcx
-            ; mov r9, QWORD [rsi + SEG_AT]);
+        dynasm!(a ; .arch x64 ; mov r9, QWORD [rsi + SEG_AT]);
         record_pass(a);
         pay(a, (to, run), l, false);
         return;
