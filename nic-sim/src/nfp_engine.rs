@@ -152,6 +152,7 @@ impl NfpProgram {
     pub fn engine(&self, me: u32, threads: u32) -> NfpEngine {
         let threads = threads.max(1);
         let groups = threads.div_ceil(u32::from(THREADS_PER_ME)) as usize;
+        let fused = self.code.fused_budget(self.budget);
         NfpEngine {
             code: Arc::clone(&self.code),
             lmems: (0..groups).map(|_| Lmem::new()).collect(),
@@ -161,7 +162,7 @@ impl NfpProgram {
             maps: self.maps.clone(),
             lat: self.lat.clone(),
             budget: self.budget,
-            fused: self.code.fused_budget(self.budget),
+            fused,
             threads: (0..threads)
                 .map(|t| Slot {
                     thread: Thread::new((t % u32::from(THREADS_PER_ME)) as u8),
@@ -173,7 +174,11 @@ impl NfpProgram {
             profile: None,
             commute: self.commute,
             random: self.code.draws_random(),
-            plain: !self.code.draws_random(),
+            plain: if self.code.draws_random() || !fused.first_fast() {
+                0
+            } else {
+                threads as usize
+            },
         }
     }
 
@@ -223,6 +228,11 @@ impl EngineFactory for NfpProgram {
 }
 
 /// One hardware thread and a start failure not yet reported.
+///
+/// `repr(C)` with the thread first: the fused start reaches the thread at the slot's own
+/// address (Rust's layout put it after the other fields: one `add` per packet, callgrind
+/// `simspeed pre`).
+#[repr(C)]
 struct Slot {
     thread: Thread,
     /// The packet could not be loaded (too long for the buffer): the next `resume` aborts it.
@@ -258,12 +268,20 @@ pub struct NfpEngine {
     /// the per-packet stream is neither seeded nor swapped in and out: nothing would read
     /// it (seeding alone is a splitmix scramble, ~20 host instructions per packet).
     random: bool,
-    /// Neither `random` nor a profile nor a slot's `pending` load failure (`start` clears
-    /// it when it sets one, `start_to_end_with` sets it again): `start_to_end` then runs
-    /// the packet with no per-packet stream, no profile and no pending failure to clear
-    /// after one test (3 such tests cost 5 host instructions per packet, callgrind
-    /// `simspeed pre`; the pending one 3 more).
-    plain: bool,
+    /// `threads.len()` when neither `random` nor a profile nor a slot's `pending` load
+    /// failure (`start` sets 0 when it sets one, `start_to_end_with` sets it again) nor a
+    /// program whose first op runs slow (`FusedBudget::first_fast`), else 0:
+    /// `start_to_end` then runs the packet of a thread below it with no per-packet stream,
+    /// no profile and no pending failure to clear after one test (3 such tests cost 5 host
+    /// instructions per packet, callgrind `simspeed pre`; the pending one 3 more).
+    ///
+    /// Why a bound and not a flag: the one compare also bounds the thread, so that its slot
+    /// and LMEM group are indexed unchecked, and the fused run need not test the first op
+    /// (`Thread::run_packet_to_end_first_fast`). Callgrind, `simspeed pre`, whole
+    /// simulation: a flag and two checked indexings 979.1 host instructions per frame, the
+    /// bound 970.7; the first op's test 969.7 -> 967.9. Never above `threads.len()` (every
+    /// write is 0 or that).
+    plain: usize,
 }
 
 impl std::fmt::Debug for NfpEngine {
@@ -430,7 +448,7 @@ impl PacketEngine for NfpEngine {
             set_pending(slot, loaded);
             if slot.pending.is_some() {
                 // `plain` promises no pending failure (`start_to_end_with` restores it).
-                self.plain = false;
+                self.plain = 0;
             }
         }
     }
@@ -456,7 +474,7 @@ impl PacketEngine for NfpEngine {
     }
 
     fn enable_profile(&mut self) {
-        self.plain = false;
+        self.plain = 0;
         if self.profile.is_none() {
             self.profile = Some(vec![InsnProfile::default(); self.code.code().len()]);
         }
@@ -532,16 +550,24 @@ impl NfpEngine {
         // `start` and `run_to_end` in one: a frame that cannot be loaded gives the fault
         // `run_to_end` would report for it (`step_of` formats the same error).
         let t = thread as usize;
-        // Checked indexing: unchecked saved 3 host instructions per packet, not worth an
-        // `unsafe` block. A thread beyond the count (which wraps) takes the general path,
-        // as anything not `plain` does (no pending load failure either, see there).
-        let (Some(slot), Some(lmem), true) = (
-            self.threads.get_mut(t),
-            self.lmems.get_mut(t / THREADS_PER_ME as usize),
-            self.plain,
-        ) else {
+        // A thread beyond the count (which wraps) takes the general path, as anything not
+        // `plain` does (no pending load failure either, see there).
+        if t >= self.plain {
             let (i, g) = self.place(thread);
             return self.start_to_end_with(i, g, frame, segs, map);
+        }
+        debug_assert!(self.plain <= self.threads.len());
+        debug_assert_eq!(
+            self.lmems.len(),
+            self.threads.len().div_ceil(THREADS_PER_ME as usize)
+        );
+        // SAFETY: `t < plain <= threads.len()` (see `plain`), and `lmems` has one group per
+        // `THREADS_PER_ME` threads, rounded up (`NfpProgram::engine`; never resized).
+        let (slot, lmem) = unsafe {
+            (
+                self.threads.get_unchecked_mut(t),
+                self.lmems.get_unchecked_mut(t / THREADS_PER_ME as usize),
+            )
         };
         let mem = MemState {
             lmem,
@@ -551,18 +577,20 @@ impl NfpEngine {
         };
         let code = &self.code;
         let t = &mut slot.thread;
-        t.run_packet_to_end_fast_map(code, mem, frame, self.fused, None, segs, map)
+        t.run_packet_to_end_first_fast(code, mem, frame, self.fused, segs, map)
     }
 
-    /// Sets `plain`: no random stream, no profile and no pending load failure in any slot
-    /// (so that the plain start need not test the slot's: 3 host instructions per packet,
-    /// callgrind `simspeed pre`).
+    /// Sets `plain`: no random stream, a first op that runs fast, no profile and no pending
+    /// load failure in any slot (so that the plain start need not test the slot's: 3 host
+    /// instructions per packet, callgrind `simspeed pre`).
     #[cold]
     #[inline(never)]
     fn replan(&mut self) {
-        self.plain = !self.random
+        let plain = !self.random
+            && self.fused.first_fast()
             && self.profile.is_none()
             && self.threads.iter().all(|s| s.pending.is_none());
+        self.plain = if plain { self.threads.len() } else { 0 };
     }
 
     /// [`PacketEngine::start_to_end`] with a random stream, a profile or a pending load

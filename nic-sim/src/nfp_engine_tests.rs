@@ -59,18 +59,19 @@ fn pending_load_failures_keep_and_clear() {
         let want = clean.start_to_end_packed(t, &good, &mut want_segs);
         assert_eq!((got, &segs), (want, &want_segs), "thread {t}");
     };
-    assert!(e.plain);
+    assert_eq!(e.plain, e.threads.len());
     e.start(0, &long);
-    assert!(!e.plain, "a failure pending");
+    assert_eq!(e.plain, 0, "a failure pending");
     same(&mut e, 1);
-    assert!(!e.plain, "thread 0's failure still pending");
+    assert_eq!(e.plain, 0, "thread 0's failure still pending");
     assert!(matches!(e.resume(0), Step::Fault { .. }));
     same(&mut e, 2);
-    assert!(e.plain, "nothing pending");
+    assert_eq!(e.plain, e.threads.len(), "nothing pending");
     e.start(3, &long);
     same(&mut e, 3);
-    assert!(
+    assert_eq!(
         e.plain,
+        e.threads.len(),
         "a start_to_end on the thread replaces its pending failure"
     );
     same(&mut e, 0);

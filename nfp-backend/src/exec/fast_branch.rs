@@ -129,8 +129,13 @@ pub(super) extern "C-unwind" fn alu2_br<
 }
 
 /// End of the program (the driver fills in the return value and counts).
+///
+/// It stores the thread's count and pc itself, where `n` and `ip` are at hand, so that the
+/// fused start's `Done` reads neither back (`fused::settle_done`; the other drivers store
+/// the same values again): callgrind `simspeed pre`, 960.0 -> 959.4 host instructions per
+/// frame.
 pub(super) extern "C-unwind" fn exit<const P: bool>(
-    _: &mut Thread,
+    t: &mut Thread,
     cx: &mut Cx<'_>,
     ip: *const Hop,
     n: u64,
@@ -138,6 +143,10 @@ pub(super) extern "C-unwind" fn exit<const P: bool>(
     let e = u64::from(cx.mem.lat.exit.saturating_sub(1));
     cx.add_extra(e);
     cx.prof::<P>(ip, 0, 1 + e);
+    t.insns = n;
+    // SAFETY: `ip` points into the hops (invariant on `next`), at this exit op, whose hop
+    // holds its address (`Hop::t`).
+    t.pc = u32::from(unsafe { (*ip).t });
     done(cx, ip, n)
 }
 

@@ -117,8 +117,9 @@ fn run_packet_to_end_fast_is_start_then_run_to_end() {
             };
             if exact {
                 // Every live chunk one by one, however many (not "all" past the limit).
-                prog.fresh.live_chunks =
-                    crate::exec::live::chunks(crate::exec::live::live_in(&code));
+                prog.fresh = prog
+                    .fresh
+                    .with_live(crate::exec::live::chunks(crate::exec::live::live_in(&code)));
             }
             let kept = |s: usize| prog.fresh.live_chunks >> (s / 4) & 1 == 0;
             let mut x = seed | 1;
@@ -336,5 +337,27 @@ fn homes_are_the_derived_addresses() {
             h.vec_chunks,
             (1 << (pv / chunk)) | (1 << ((end - 1) / chunk))
         );
+    }
+}
+
+/// `Fresh::key` lets the fused start skip its clear and reset only when there is neither:
+/// it is the program's `quick` id exactly when no register chunk is live-in, and otherwise
+/// (and for `Fresh::ALL`) `u64::MAX`, which no `Thread::reset_for` ever holds.
+#[test]
+fn fresh_key_is_quick_only_without_live_chunks() {
+    use super::fast::Fresh;
+    assert_eq!(Fresh::ALL.key, u64::MAX);
+    assert_eq!(Fresh::ALL.reset_id(), 0);
+    let quiet = FastProgram::new(&[MeInsn::Exit]).fresh;
+    let quick = quiet.quick;
+    assert!(
+        quick != 0 && quick != u64::MAX,
+        "a program with nothing to reset"
+    );
+    for live in [0, 1, 0b1010, u32::MAX] {
+        let f = quiet.with_live(live);
+        assert_eq!((f.quick, f.live_chunks), (quick, live));
+        assert_eq!(f.key, if live == 0 { quick } else { u64::MAX }, "{live:#x}");
+        assert_ne!(f.reset_id(), u64::MAX);
     }
 }

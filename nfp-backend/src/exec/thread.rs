@@ -332,7 +332,6 @@ impl Thread {
         packet: &[u8],
         fresh: Fresh,
     ) -> Result<(), ExecError> {
-        let live = fresh.live_chunks;
         let len = packet.len();
         let fail = |reason| ExecError {
             pc: 0,
@@ -344,18 +343,6 @@ impl Thread {
         if len > MAX_PACKET as usize {
             return Err(fail("longer than the packet buffer allows"));
         }
-        // Two halves of 256 bytes, each stored inline, where one 512-byte fill is a `memset`
-        // call (a quarter of this function's cost). The compiler fence keeps LLVM from
-        // merging them back into one (it emits no instruction; `black_box` did the same but
-        // spilled the slice, 3 host instructions more per packet).
-        if live == u32::MAX {
-            let (gprs, xfers) = self.file[..REGS].split_at_mut(REGS / 2);
-            gprs.fill(0);
-            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-            xfers.fill(0);
-        } else {
-            self.clear_chunks(live);
-        }
         let Home {
             stack: sb,
             vec: pv,
@@ -363,23 +350,14 @@ impl Thread {
             stack_chunks,
             vec_chunks,
         } = self.home;
+        // Nothing to clear and nothing to reset, in one compare (see `Fresh::key`).
+        if self.reset_for != fresh.key {
+            self.clear_and_reset(fresh, sb, pv);
+        }
         self.file[slot::A + STATIC_GPR as usize] = sb;
         self.file[slot::B + STATIC_GPR as usize] = len as u32;
         self.file[slot::A + 2] = pv;
         self.file[slot::B + 2] = pv;
-        // At rest already after packets of this program alone (see `reset_for`): 8 host
-        // instructions less per packet (callgrind, `simspeed pre`).
-        if self.reset_for != fresh.quick {
-            self.lm_addr = [sb, pv, sb, sb];
-            self.lm_ready = [0; 4];
-            self.cc = Cc::default();
-            self.alu_at = 0;
-            self.mul = Mul::default();
-            self.defer_left = 0;
-            self.defer_taken = false;
-            self.busy = 0;
-            self.reset_for = fresh.reset_id();
-        }
         if COUNTS {
             self.pc = 0;
             self.insns = 0;
@@ -410,6 +388,45 @@ impl Thread {
         self.data = PKT_HEADROOM;
         self.end = end as u32;
         Ok(())
+    }
+
+    /// Clears the registers `fresh` names (its live chunks) and, unless the thread is at
+    /// rest for its program (`reset_for`), resets the rest of its state (`sb` and `pv` are
+    /// its stack base and packet vector): what `load_as` does unless [`Fresh::key`] says
+    /// there is nothing to do. Before `load_as` sets its entry registers, which a cleared
+    /// chunk may hold.
+    #[inline(always)]
+    fn clear_and_reset(&mut self, fresh: Fresh, sb: u32, pv: u32) {
+        let live = fresh.live_chunks;
+        // Two halves of 256 bytes, each stored inline, where one 512-byte fill is a `memset`
+        // call (a quarter of this function's cost). The compiler fence keeps LLVM from
+        // merging them back into one (it emits no instruction; `black_box` did the same but
+        // spilled the slice, 3 host instructions more per packet).
+        if live == u32::MAX {
+            let (gprs, xfers) = self.file[..REGS].split_at_mut(REGS / 2);
+            gprs.fill(0);
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+            xfers.fill(0);
+        } else {
+            self.clear_chunks(live);
+        }
+        // At rest already after packets of this program alone (see `reset_for`): 8 host
+        // instructions less per packet (callgrind, `simspeed pre`).
+        if self.reset_for != fresh.quick {
+            self.lm_addr = [sb, pv, sb, sb];
+            self.lm_ready = [0; 4];
+            self.cc = Cc::default();
+            self.alu_at = 0;
+            self.mul = Mul::default();
+            self.defer_left = 0;
+            self.defer_taken = false;
+            self.busy = 0;
+            // For the fused run, which leaves it so at its usual end (`Done`) instead of
+            // storing it there (1 host instruction per packet): after packets of this
+            // program alone, each ended `Done` on the fused path, it is already false.
+            self.running = false;
+            self.reset_for = fresh.reset_id();
+        }
     }
 
     /// Clears the 16-byte chunks of registers in `chunks` (bit `k`: slots `4k .. 4k + 4`).

@@ -35,6 +35,17 @@
 //! `Yield`), so the usual path tests the chain's end once; the first chain is entered
 //! through its handler directly (not `entry`). Over the whole simulation: 1,144 -> 1,136
 //! host instructions per frame (callgrind, `simspeed pre`).
+//!
+//! Session 15: nic-sim's engine tests the first op once per engine, not per packet
+//! ([`Thread::run_packet_to_end_first_fast`]); `Done` stores no `running` (the start leaves
+//! it false) nor count nor pc (the exit op stores them); the start tests "nothing to
+//! clear, nothing to reset" with one compare (`Fresh::key`). With nic-sim's one-bound plain
+//! start and its thread-first slots: 979.1 -> 959.4 host instructions per frame over the
+//! whole simulation. Tried and dropped: the
+//! packet copied by 16-byte moves instead of `memcpy` (985.7: libc takes ~11 host
+//! instructions for 60 bytes, and the inline moves, in the replay loop's register pressure,
+//! came with spills), the hops, first run and start state kept in the [`FusedBudget`]
+//! (965.2 against 963.9), the copy's destination as a raw pointer (no change).
 
 use super::super::fast::FastProgram;
 use super::super::thread::Thread;
@@ -112,6 +123,12 @@ impl FusedBudget {
     pub fn budget(&self) -> u64 {
         self.budget
     }
+
+    /// Whether the program's first op runs fast under this budget: what
+    /// [`Thread::run_packet_to_end_first_fast`] requires.
+    pub fn first_fast(&self) -> bool {
+        self.first_limit != 0
+    }
 }
 
 impl Thread {
@@ -133,7 +150,7 @@ impl Thread {
     ) -> R {
         debug_assert_eq!(budget, prog.fused_budget(budget.budget));
         match profile {
-            None => self.packet_to_end_mapped(prog, mem, packet, budget, segs, map),
+            None => self.packet_to_end_mapped::<true, R>(prog, mem, packet, budget, segs, map),
             Some(p) => {
                 let MemState {
                     lmem,
@@ -146,6 +163,26 @@ impl Thread {
                 map(self.packet_to_end_profiled(prog, parts, packet, budget, p, segs))
             }
         }
+    }
+
+    /// [`Thread::run_packet_to_end_fast_map`] without a profile, for a budget whose
+    /// [`FusedBudget::first_fast`] holds (the caller tests it once, not per packet: nic-sim's
+    /// engine folds it into the one bound its plain start tests, 2 host instructions per
+    /// packet fewer, callgrind `simspeed pre`). With any other budget the run is wrong
+    /// (debug builds assert it).
+    #[inline(always)]
+    pub fn run_packet_to_end_first_fast<R>(
+        &mut self,
+        prog: &FastProgram,
+        mem: MemState<'_>,
+        packet: &[u8],
+        budget: FusedBudget,
+        segs: &mut Vec<Segment>,
+        map: impl FnOnce(Result<Event, ExecError>) -> R,
+    ) -> R {
+        debug_assert_eq!(budget, prog.fused_budget(budget.budget));
+        debug_assert!(budget.first_fast());
+        self.packet_to_end_mapped::<false, R>(prog, mem, packet, budget, segs, map)
     }
 
     /// [`Thread::run_packet_to_end_fast`] with a profile (out of line: rare). The memories
@@ -175,9 +212,10 @@ impl Thread {
     /// [`Thread::run_packet_to_end_fast`] without a profile, its result given to `map`
     /// (inlined into each way the run can end). `mem` by value: its parts go straight into
     /// the [`Cx`] (passed by reference, or moved whole, it was kept in memory as well: 5
-    /// host instructions more per packet).
+    /// host instructions more per packet). With `CHECK` off the caller promises
+    /// [`FusedBudget::first_fast`] (see [`Thread::run_packet_to_end_first_fast`]).
     #[inline(always)]
-    pub(in super::super) fn packet_to_end_mapped<R>(
+    pub(in super::super) fn packet_to_end_mapped<const CHECK: bool, R>(
         &mut self,
         prog: &FastProgram,
         mem: MemState<'_>,
@@ -228,7 +266,7 @@ impl Thread {
             (&raw mut (*p).va_last).write(0);
             slot.assume_init_mut()
         };
-        if first_limit == 0 {
+        if CHECK && first_limit == 0 {
             return map(self.first_op_slow(prog, cx, packet, budget));
         }
         if let Err(e) = self.load_but_counts(cx.mem.lmem, packet, prog.fresh) {
@@ -242,7 +280,8 @@ impl Thread {
             return map(self.not_done(prog, cx, budget, out));
         }
         let (n, busy_cycles) = self.settle_done(cx);
-        self.running = false;
+        // `running` is false: `load_but_counts` leaves it so (see there).
+        debug_assert!(!self.running);
         map(Ok(Event::Done {
             retval: self.reg(0),
             busy_cycles,
@@ -266,18 +305,19 @@ impl Thread {
         (n, total, n.wrapping_sub(cx.mark_n))
     }
 
-    /// [`Thread::settle_chain`] of a chain that ended `Done`: at an exit op, whose hop
-    /// holds its address (`Hop::t`); gives the count and the busy cycles.
+    /// [`Thread::settle_chain`] of a chain that ended `Done`: at an exit op, which stored
+    /// the count and pc already (`fast_branch::exit`); gives the count and the busy cycles.
     #[inline(always)]
     fn settle_done(&mut self, cx: &mut Cx<'_>) -> (u64, u64) {
-        let (ip, n) = cx.stopped();
         // SAFETY: `cx.segs` is the caller's list, given up to the chain (see `Cx::segs`).
         sync_len(unsafe { &mut *cx.segs }, cx.seg_at);
-        self.insns = n;
-        // SAFETY: `ip` points into the hops (invariant on `next`), at the exit that ended
-        // the chain (`fast_run::done`, its only maker).
-        self.pc = u32::from(unsafe { (*ip).t });
-        debug_assert_eq!(self.pc as usize, cx.pc(ip));
+        // The count and the pc: stored by the exit that ended the chain (`fast_branch::exit`,
+        // the only maker of `Done`).
+        let n = self.insns;
+        debug_assert_eq!((self.pc as usize, n), {
+            let (ip, n) = cx.stopped();
+            (cx.pc(ip), n)
+        });
         (n, n.wrapping_sub(cx.mark_n))
     }
 
