@@ -313,10 +313,29 @@ impl Histogram {
     }
 
     /// Adds another histogram.
+    ///
+    /// The dense parts add element by element in one loop (the compiler vectorises it), the
+    /// dense part growing once to `other`'s last nonzero count. Why: this was a
+    /// [`Histogram::add`] per value, which grew the dense part value by value (a `realloc`
+    /// and a `memset` each time); merging the 50 MEs' busy and service histograms of the demo
+    /// cost ~510 k host instructions (callgrind, `simspeed pre 20000`).
     pub fn merge(&mut self, other: &Histogram) {
-        for (v, c) in other.iter() {
-            self.add(v, c);
+        let len = other
+            .dense
+            .iter()
+            .rposition(|&c| c > 0)
+            .map_or(0, |i| i + 1);
+        if self.dense.len() < len {
+            self.dense.resize(len, 0);
         }
+        for (a, b) in self.dense.iter_mut().zip(&other.dense[..len]) {
+            *a += *b;
+        }
+        for (&v, &c) in &other.sparse {
+            *self.sparse.entry(v).or_insert(0) += c;
+        }
+        self.n += other.n;
+        self.sum += other.sum;
     }
 
     /// Values recorded.
@@ -325,17 +344,25 @@ impl Histogram {
     }
 
     /// Mean (0 when empty).
+    ///
+    /// The dense part's sum of value × count is exact in 64-bit words: each count splits
+    /// into 32-bit halves, and a value (< [`Histogram::DENSE`] = 2^12) times a half is below
+    /// 2^44, so the at most 2^12 products of each half sum below 2^56. Why: a 128-bit product
+    /// per value cost ~6,500 host instructions a histogram (callgrind, demo); the 64-bit
+    /// loop vectorises.
     pub fn mean(&self) -> f64 {
         let n = self.count();
         if n == 0 {
             return 0.0;
         }
-        let dense: u128 = self
-            .dense
-            .iter()
-            .enumerate()
-            .map(|(v, c)| v as u128 * u128::from(*c))
-            .sum();
+        const _: () = assert!(Histogram::DENSE <= 1 << 12);
+        let (mut lo, mut hi) = (0u64, 0u64);
+        // A 32-bit value times a 32-bit half: one 32x32->64-bit multiply, which vectorises.
+        for (v, &c) in (0u32..).zip(&self.dense) {
+            lo += u64::from(v) * (c & 0xffff_ffff);
+            hi += u64::from(v) * (c >> 32);
+        }
+        let dense = u128::from(lo) + (u128::from(hi) << 32);
         (self.sum + dense) as f64 / n as f64
     }
 
@@ -345,7 +372,7 @@ impl Histogram {
         if n == 0 {
             return 0;
         }
-        let rank = ((p / 100.0) * n as f64).ceil().max(1.0) as u64;
+        let rank = rank(p, n);
         let mut seen = 0;
         let mut last = 0;
         for (v, c) in self.iter() {
@@ -358,13 +385,38 @@ impl Histogram {
         last
     }
 
-    /// p50 and p99.
+    /// p50 and p99: [`Histogram::percentile`] of each, in one pass over the values.
     pub fn p50_p99(&self) -> Percentiles<u64> {
+        let n = self.count();
+        if n == 0 {
+            return Percentiles { p50: 0, p99: 0 };
+        }
+        let (r50, r99) = (rank(50.0, n), rank(99.0, n));
+        let (mut seen, mut last) = (0, 0);
+        let mut p50 = None;
+        for (v, c) in self.iter() {
+            seen += c;
+            last = v;
+            if p50.is_none() && seen >= r50 {
+                p50 = Some(v);
+            }
+            if seen >= r99 {
+                return Percentiles {
+                    p50: p50.unwrap_or(v),
+                    p99: v,
+                };
+            }
+        }
         Percentiles {
-            p50: self.percentile(50.0),
-            p99: self.percentile(99.0),
+            p50: p50.unwrap_or(last),
+            p99: last,
         }
     }
+}
+
+/// The nearest rank of percentile `p` among `n` values (at least 1).
+fn rank(p: f64, n: u64) -> u64 {
+    ((p / 100.0) * n as f64).ceil().max(1.0) as u64
 }
 
 /// Cycles per packet an ME needs on average with latency hiding: `max(busy, service / T)`.
@@ -482,6 +534,40 @@ mod tests {
         assert_eq!(h.percentile(99.0), 100);
         assert!((h.mean() - (5050.0 + 100_000.0) / 101.0).abs() < 1e-9);
         assert_eq!(Histogram::default().percentile(50.0), 0);
+    }
+
+    proptest::proptest! {
+        /// A merge equals recording the other's values one by one; both percentiles of one
+        /// pass equal [`Histogram::percentile`]'s; the 64-bit mean equals the 128-bit sum's.
+        #[test]
+        fn merge_percentiles_and_mean_are_exact(
+            a in proptest::collection::vec(proptest::prop_oneof![0u64..64, 0u64..5000, 4000u64..u64::MAX], 0..200),
+            b in proptest::collection::vec(proptest::prop_oneof![0u64..64, 0u64..5000, 4000u64..u64::MAX], 0..200),
+            counts in proptest::collection::vec(proptest::prop_oneof![0u64..3, 0u64..=u64::MAX / 8192], 0..4096),
+        ) {
+            let (mut merged, mut recorded, mut other) =
+                (Histogram::default(), Histogram::default(), Histogram::default());
+            for &v in &a {
+                merged.record(v);
+                recorded.record(v);
+            }
+            for &v in &b {
+                other.record(v);
+                recorded.record(v);
+            }
+            merged.merge(&other);
+            proptest::prop_assert_eq!(&merged, &recorded);
+            for h in [&merged, &other] {
+                let p = h.p50_p99();
+                proptest::prop_assert_eq!((p.p50, p.p99), (h.percentile(50.0), h.percentile(99.0)));
+            }
+            // Large counts (past 32 bits) in every dense slot.
+            let h = Histogram { dense: counts.clone(), ..Histogram::default() };
+            let n: u64 = counts.iter().sum();
+            let sum: u128 = counts.iter().enumerate().map(|(v, &c)| v as u128 * u128::from(c)).sum();
+            let want = if n == 0 { 0.0 } else { sum as f64 / n as f64 };
+            proptest::prop_assert_eq!(h.mean(), want);
+        }
     }
 
     #[test]
