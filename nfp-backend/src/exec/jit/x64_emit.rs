@@ -458,12 +458,6 @@ pub(super) fn pending_redos(
     let known = known_consts(steps);
     let (_, redo) = deferred(steps, &live, &known, sink);
     let reads = slot_offsets(&[p.a, p.b]);
-    let slots = |d: D| {
-        d.iter()
-            .filter(|&&s| usize::from(s) != slot::SINK)
-            .map(|&s| FILE + 4 * i32::from(s))
-            .collect::<Vec<_>>()
-    };
     let (mut res, mut cv) = p.live;
     let mut out = vec![None; steps.len()];
     for (j, s) in steps.iter().enumerate() {
@@ -486,21 +480,7 @@ pub(super) fn pending_redos(
         if !res && !cv {
             return Some((out, None));
         }
-        // What the step writes (a step that may leave, after its exit).
-        let w = match *s {
-            Step::Lm {
-                form: LmForm::Mov { d } | LmForm::Alu { d, .. },
-                ..
-            } => slots(d),
-            Step::Lm { .. } => Vec::new(),
-            Step::CtmRead { xfer, words, .. } => (0..i32::from(words))
-                .map(|k| FILE + 4 * (slot::XFER_RD as i32 + i32::from(xfer) + k))
-                .collect(),
-            _ => match slot_use(s) {
-                Some((_, d)) => slots(d),
-                None => return None,
-            },
-        };
+        let w = step_writes(s)?;
         if w.iter().any(|o| reads.contains(o)) {
             return None;
         }
@@ -559,12 +539,6 @@ fn deferred(
             })
             .collect();
         let hits = |w: &[i32]| w.iter().any(|o| reads.contains(o));
-        let slots = |d: D| {
-            d.iter()
-                .filter(|&&s| usize::from(s) != slot::SINK)
-                .map(|&s| FILE + 4 * i32::from(s))
-                .collect::<Vec<_>>()
-        };
         if hits(&slots(d)) {
             continue;
         }
@@ -588,20 +562,8 @@ fn deferred(
                 ok = true;
                 break;
             }
-            // What the step writes (a step that may leave, after its exit).
-            let w = match *s {
-                Step::Lm {
-                    form: LmForm::Mov { d } | LmForm::Alu { d, .. },
-                    ..
-                } => slots(d),
-                Step::Lm { .. } => Vec::new(),
-                Step::CtmRead { xfer, words, .. } => (0..i32::from(words))
-                    .map(|k| FILE + 4 * (slot::XFER_RD as i32 + i32::from(xfer) + k))
-                    .collect(),
-                _ => match slot_use(s) {
-                    Some((_, d)) => slots(d),
-                    None => break,
-                },
+            let Some(w) = step_writes(s) else {
+                break;
             };
             if hits(&w) {
                 break;
@@ -620,6 +582,30 @@ fn deferred(
         }
     }
     (late, redo)
+}
+
+/// The register-file offsets of the slots `d` names (the sink aside).
+fn slots(d: D) -> Vec<i32> {
+    d.iter()
+        .filter(|&&s| usize::from(s) != slot::SINK)
+        .map(|&s| FILE + 4 * i32::from(s))
+        .collect()
+}
+
+/// What step `s` writes, as register-file offsets (a step that may leave, after its exit);
+/// `None` for a step whose writes are not known here, which ends a flag's deferral.
+fn step_writes(s: &Step) -> Option<Vec<i32>> {
+    Some(match *s {
+        Step::Lm {
+            form: LmForm::Mov { d } | LmForm::Alu { d, .. },
+            ..
+        } => slots(d),
+        Step::Lm { .. } => Vec::new(),
+        Step::CtmRead { xfer, words, .. } => (0..i32::from(words))
+            .map(|k| FILE + 4 * (slot::XFER_RD as i32 + i32::from(xfer) + k))
+            .collect(),
+        _ => slots(slot_use(s)?.1),
+    })
 }
 
 #[cfg(test)]
