@@ -372,9 +372,8 @@ impl<E: PacketEngine> MeSim<E> {
     #[inline(always)]
     fn begin(&mut self, th: usize, index: u64, arrival: u64, frame: &[u8], at: u64) {
         let t = &mut self.threads[th];
-        t.busy = 0;
-        t.wait = 0;
-        t.fw_charged = false;
+        // With replay, `finish_replayed` sets the packet's busy and wait and no step tests
+        // `fw_charged`: those are for stepping alone (3 host instructions per frame).
         if self.replay {
             t.segs.clear();
             let end = self
@@ -388,6 +387,7 @@ impl<E: PacketEngine> MeSim<E> {
             self.cursors[th & (SLOTS - 1)] = unsafe { Cursor::over(&t.segs) };
             self.spent[th & (SLOTS - 1)] = Segment::default();
         } else {
+            (t.busy, t.wait, t.fw_charged) = (0, 0, false);
             self.engine.start(th as u32, frame);
         }
         t.ref_verdict = self.reference.as_mut().map(|r| {
