@@ -77,6 +77,26 @@ enum Mode {
     Through { at: u64, horizon: u64 },
 }
 
+/// The [`Seen`] of thread `t` after event `e`, with `cycles` passed.
+fn seen(
+    e: Result<Event, ExecError>,
+    t: &Thread,
+    lmem: &Lmem,
+    maps: &MapSet,
+    cycles: (u64, u64),
+) -> Seen {
+    (
+        e,
+        t.file[..slot::REGS].to_vec(),
+        t.cc,
+        t.pc,
+        t.insns,
+        lmem.bytes().to_vec(),
+        maps.iter().map(|m| m.slab().to_vec()).collect(),
+        cycles,
+    )
+}
+
 /// Runs three packets one after another on thread `index` (state kept), on the reference
 /// (`prog` `None`, which steps in every mode) or the fast path, recording every event (a
 /// run to the end records each passed segment as a swap event, as the reference's).
@@ -134,16 +154,7 @@ fn run(code: &[MeInsn], prog: Option<&FastProgram>, mode: Mode, budget: u64) -> 
                     (0, 0),
                 ));
             }
-            out.push((
-                e,
-                t.file[..slot::REGS].to_vec(),
-                t.cc,
-                t.pc,
-                t.insns,
-                lmem.bytes().to_vec(),
-                maps.iter().map(|m| m.slab().to_vec()).collect(),
-                (through.busy(), through.wait()),
-            ));
+            out.push(seen(e, &t, &lmem, &maps, (through.busy(), through.wait())));
             if !again {
                 break;
             }
@@ -578,17 +589,7 @@ fn one_packet(code: &[MeInsn], fused: bool) -> (Vec<(u64, u64)>, Seen) {
             }
         }
     };
-    let seen = (
-        e,
-        t.file[..slot::REGS].to_vec(),
-        t.cc,
-        t.pc,
-        t.insns,
-        lmem.bytes().to_vec(),
-        maps.iter().map(|m| m.slab().to_vec()).collect(),
-        (0, 0),
-    );
-    (swaps, seen)
+    (swaps, seen(e, &t, &lmem, &maps, (0, 0)))
 }
 
 proptest! {
