@@ -52,8 +52,8 @@
 use super::fast_fuse::{fuse, indirect_after};
 use super::fast_run::{Handler, MAX_RUN};
 use super::fast_select::handlers;
+use super::fresh::Fresh;
 use super::jit;
-use super::live;
 use super::step::{byte_mask, immed_parts, same_bank};
 use super::thread::{bank, slot};
 use super::units::{cmd_shape, last_mask};
@@ -265,74 +265,6 @@ pub struct FastProgram {
     /// What the fused start resets of a thread (see [`Fresh`]).
     pub(super) fresh: Fresh,
 }
-
-/// What a fused start (`Thread::load_but_counts`) resets for a program.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Fresh {
-    /// The 16-byte chunks of the register file it clears (`u32::MAX`: all): those holding
-    /// a register the program may read before writing it (see `live`).
-    pub(super) live_chunks: u32,
-    /// Compared with `Thread::reset_for`: equal when only this program's packets ran on the
-    /// thread since its last full reset, each to its exit, and the program needs nothing
-    /// reset then (`live::reset_needs` empty); the thread's other state (LM indexes,
-    /// condition codes, multiplier, defer slots, busy count) then needs no reset.
-    /// `u64::MAX` (never equal) when the program needs a reset every time.
-    pub(super) quick: u64,
-    /// `quick` when `live_chunks` is 0, else `u64::MAX` (never a `Thread::reset_for`):
-    /// equal to the thread's `reset_for` exactly when the fused start has neither
-    /// registers to clear nor other state to reset, so that it tests both with one
-    /// compare (the usual case of programs that write their registers before reading
-    /// them: callgrind `simspeed pre`, 963.9 -> 960.0 host instructions per frame).
-    pub(super) key: u64,
-}
-
-impl Fresh {
-    /// Everything reset (a start that is not given the program: `Thread::start`).
-    pub(super) const ALL: Fresh = Fresh::new(u32::MAX, u64::MAX);
-
-    /// Clearing `live_chunks` (see there) and `quick`, with their `key`.
-    const fn new(live_chunks: u32, quick: u64) -> Fresh {
-        Fresh {
-            live_chunks,
-            quick,
-            key: if live_chunks == 0 { quick } else { u64::MAX },
-        }
-    }
-
-    /// This with `live_chunks` clearing instead (for tests that clear more).
-    #[cfg(test)]
-    pub(super) fn with_live(self, live_chunks: u32) -> Fresh {
-        Fresh::new(live_chunks, self.quick)
-    }
-
-    /// What `Thread::reset_for` becomes after a full reset for this program: `quick`, or 0
-    /// (unknown) for a program that needs a reset every time.
-    pub(super) fn reset_id(self) -> u64 {
-        if self.quick == u64::MAX {
-            0
-        } else {
-            self.quick
-        }
-    }
-
-    fn of(code: &[MeInsn]) -> Fresh {
-        // Ids from 1 (0 is "unknown" in `Thread::reset_for`), never `u64::MAX`.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let quick = live::reset_needs(code) == 0;
-        Fresh::new(live::live_chunks(code), if quick { id } else { u64::MAX })
-    }
-}
-
-/// Programs of the same code are equal whatever their ids.
-impl PartialEq for Fresh {
-    fn eq(&self, other: &Fresh) -> bool {
-        self.live_chunks == other.live_chunks
-            && (self.quick == u64::MAX) == (other.quick == u64::MAX)
-    }
-}
-
-impl Eq for Fresh {}
 
 /// A program's compiled blocks: the block starting at each address, if any (its hop's
 /// handler is then the block's code; one entry per hop), and the native code they point into

@@ -131,9 +131,9 @@ pub(super) extern "C-unwind" fn alu2_br<
 /// End of the program (the driver fills in the return value and counts).
 ///
 /// It stores the thread's count and pc itself, where `n` and `ip` are at hand, so that the
-/// fused start's `Done` reads neither back (`fused::settle_done`; the other drivers store
-/// the same values again): callgrind `simspeed pre`, 960.0 -> 959.4 host instructions per
-/// frame.
+/// fused start's `Done` reads neither back (`fused::settle_done`): callgrind `simspeed
+/// pre`, 960.0 -> 959.4 host instructions per frame. Those are where every driver reads
+/// them after `Done` (`done`), so the chain's stop (`Cx::ip`, `Cx::n`) is not stored.
 pub(super) extern "C-unwind" fn exit<const P: bool>(
     t: &mut Thread,
     cx: &mut Cx<'_>,
@@ -147,7 +147,7 @@ pub(super) extern "C-unwind" fn exit<const P: bool>(
     // SAFETY: `ip` points into the hops (invariant on `next`), at this exit op, whose hop
     // holds its address (`Hop::t`).
     t.pc = u32::from(unsafe { (*ip).t });
-    done(cx, ip, n)
+    done()
 }
 
 /// An op the reference path runs (reached by falling through from the end of a run).

@@ -87,8 +87,9 @@ pub(super) struct Cx<'m> {
     pub(super) extra: u64,
     pub(super) penalty: u64,
     /// Where the chain stopped and the count there: set by every exit of a chain (the
-    /// functions of this module that make an [`Out`], the only ones that do), read only
-    /// after it ([`Cx::stopped`]), so a driver need not set them.
+    /// functions of this module that make an [`Out`], the only ones that do) but [`done`]
+    /// (the thread holds them then), read only after it ([`Cx::stopped`]), so a driver
+    /// need not set them.
     ip: MaybeUninit<*const Hop>,
     n: MaybeUninit<u64>,
     /// The latency and target of a swap (scalars, not an `Event`: handlers store them
@@ -357,11 +358,11 @@ fn sync_len(segs: &mut Vec<Segment>, at: *mut Segment) {
     }
 }
 
-/// Leaves the chain at the program's exit `ip` (an exit op's hop: the fused start reads
-/// its address from it, `Hop::t`).
+/// Leaves the chain at the program's exit, whose op (`fast_branch::exit`) stored the count
+/// and pc in the thread, where drivers read them: no stop in the [`Cx`] (`Cx::ip`; both
+/// cost the fused start 2 host instructions per packet, callgrind `simspeed pre`).
 #[inline(always)]
-pub(super) fn done(cx: &mut Cx<'_>, ip: *const Hop, n: u64) -> Out {
-    cx.stop(ip, n);
+pub(super) fn done() -> Out {
     Out::Done
 }
 
@@ -392,11 +393,20 @@ impl Cx<'_> {
         self.n.write(n);
     }
 
-    /// Where the chain stopped and the count there (after it returned).
+    /// Where the chain stopped and the count there (after it returned anything but
+    /// [`Out::Done`], see [`done`]).
     #[inline(always)]
     fn stopped(&self) -> (*const Hop, u64) {
-        // SAFETY: every exit sets both before it returns (`Cx::ip`).
+        // SAFETY: every exit but `done` sets both before it returns (`Cx::ip`); no caller
+        // reads them after `Done`.
         unsafe { (self.ip.assume_init(), self.n.assume_init()) }
+    }
+
+    /// [`Cx::stopped`] as an address.
+    #[inline(always)]
+    fn stopped_at(&self) -> (usize, u64) {
+        let (ip, n) = self.stopped();
+        (self.pc(ip), n)
     }
 
     /// The address of `ip`.
@@ -520,17 +530,20 @@ impl Thread {
             let start = n + u64::from(run);
             cx.limit = budget.min(start + CHUNK);
             let out = entry::<P>(self, &mut cx, base.wrapping_add(pc), start);
-            let ip;
-            (ip, n) = cx.stopped();
-            pc = cx.pc(ip);
             if out != Out::Yield {
                 break out;
             }
+            (pc, n) = cx.stopped_at();
             run = prog.hops.get(pc).map_or(0, |h| h.run);
             if n + u64::from(run) > budget {
                 // Out of budget: slow.
                 break out;
             }
+        };
+        // After `Done`, the exit stored them in the thread (see `done`).
+        (pc, n) = match out {
+            Out::Done => (self.pc as usize, self.insns),
+            _ => cx.stopped_at(),
         };
         // SAFETY: `cx.segs` is null or the list given (see `Cx::segs`).
         if let Some(v) = unsafe { cx.segs.as_mut() } {

@@ -51,6 +51,7 @@ mod fast_handlers;
 mod fast_mem;
 mod fast_run;
 mod fast_select;
+mod fresh;
 mod fw;
 mod jit;
 mod live;

@@ -2,8 +2,9 @@
 //! run, and `start` against a fresh thread.
 
 #![allow(clippy::unwrap_used)]
+use super::fresh::may_write_a22;
 use super::thread::Thread;
-use super::thread::slot::{FILE, REGS};
+use super::thread::slot::{self, FILE, REGS};
 use super::*;
 use crate::cost::Latencies;
 use crate::exec::tests_props::{maps, wild_insn};
@@ -96,6 +97,8 @@ fn run_packet_to_end_fast_is_start_then_run_to_end() {
     );
     // Cases where a fused start found the thread at rest (checked below: common enough).
     let rested = std::cell::Cell::new(0u32);
+    // Of them, those that set no entry register (`Fresh::key`).
+    let bared = std::cell::Cell::new(0u32);
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
@@ -106,7 +109,9 @@ fn run_packet_to_end_fast_is_start_then_run_to_end() {
         &strategy,
         |(prefix, body, frames, index, budget, (native, profiled, exact, rest), seed)| {
             let code: Vec<MeInsn> = if rest {
-                at_rest(prefix, body)
+                // Three in four write the entry registers first, so that a start at rest
+                // leaves them as the last packet left them (see `Fresh::key`).
+                at_rest(prefix, body, seed & 6 != 0)
             } else {
                 prefix.into_iter().chain(body).collect()
             };
@@ -144,14 +149,21 @@ fn run_packet_to_end_fast_is_start_then_run_to_end() {
                     a.t.start(mem.lmem, f)
                         .and_then(|()| a.t.run_to_end_fast(&prog, &mut mem, budget, p, &mut a.segs))
                 };
-                for r in b.t.file[..REGS].iter_mut() {
+                // But A22, which nothing but the program writes between packets: a program
+                // that never writes it finds it as the last full start left it (and the
+                // start need not set it, see `Fresh::key`).
+                let a22 = slot::A + STATIC_GPR as usize;
+                for (s, r) in b.t.file[..REGS].iter_mut().enumerate() {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    *r = x as u32;
+                    if s != a22 {
+                        *r = x as u32;
+                    }
                 }
                 let noise = b.t.file;
                 let (quick, rest_before) = (b.t.reset_for == prog.fresh.quick, b.rest());
+                let bare = b.t.reset_for == prog.fresh.key;
                 let got_b = {
                     let mut mem = MemState {
                         lmem: &mut b.lmem,
@@ -181,9 +193,12 @@ fn run_packet_to_end_fast_is_start_then_run_to_end() {
                 let (ra, rb) = (a.rest(), b.rest());
                 let quick = quick && !unloaded && !profiled;
                 rested.set(rested.get() + u32::from(quick));
+                bared.set(bared.get() + u32::from(bare && !unloaded && !profiled));
                 let rest_ok =
                     (0..ra.len()).all(|k| ra[k] == rb[k] || (quick && rb[k] == rest_before[k]));
-                if got_a != got_b || a.state() != b.state() || !regs_ok || !rest_ok {
+                // What `may_write_a22` promises: the stack base stays (in `start`'s run).
+                let a22_ok = unloaded || a.t.file[a22] == stack_base(index) || may_write_a22(&code);
+                if got_a != got_b || a.state() != b.state() || !regs_ok || !rest_ok || !a22_ok {
                     return Err(TestCaseError::fail(format!(
                         "frame {i}: {got_a:?} / {got_b:?}\n{:?} {ra:?}\n{:?} {rb:?}\n{}",
                         a.state(),
@@ -204,14 +219,21 @@ fn run_packet_to_end_fast_is_start_then_run_to_end() {
         "{} starts at rest",
         rested.get()
     );
+    // About 1 % (some bodies write A22; a profiled start resets everything).
+    assert!(
+        bared.get() > cases / 1000,
+        "{} starts setting no entry register",
+        bared.get()
+    );
 }
 
 /// A program that sets the state a start resets before its random `body`, so that it
 /// needs no reset once at rest (`live::reset_needs`): condition codes and LM indexes
-/// first; the body cut short and ending in an exit, with no indirect shift (reads the count of the last ALU instruction),
+/// first (and, with `entry`, the entry registers but A22); the body cut short and ending in
+/// an exit, with no indirect shift (reads the count of the last ALU instruction),
 /// no multiply and no defer slot (which run on the reference path, after which a thread
 /// is not at rest).
-fn at_rest(prefix: Vec<MeInsn>, mut body: Vec<MeInsn>) -> Vec<MeInsn> {
+fn at_rest(prefix: Vec<MeInsn>, mut body: Vec<MeInsn>, entry: bool) -> Vec<MeInsn> {
     // Short, and ending: random code mostly faults before its exit.
     body.truncate(8);
     body.push(MeInsn::Exit);
@@ -267,7 +289,46 @@ fn at_rest(prefix: Vec<MeInsn>, mut body: Vec<MeInsn>) -> Vec<MeInsn> {
         MeInsn::Rtn { src, .. } => MeInsn::Rtn { src, defer: 0 },
         other => other,
     }));
+    if entry {
+        code = written_first(code);
+    }
     code
+}
+
+/// `code` after whole writes of the registers it may read before writing them (but read
+/// transfer registers, which only memory reads fill) and of the entry registers but A22,
+/// so that a start at rest needs to clear no register and set none (`Fresh::key`, if the
+/// body does not write A22), then a copy of A22 (which such a start leaves as the last
+/// full start set it) to B21.
+fn written_first(code: Vec<MeInsn>) -> Vec<MeInsn> {
+    use super::thread::slot;
+    use crate::target::{AluOp, Bank, Dst, ImmedWidth, Src};
+    let entry = [slot::B + 22, slot::A + 2, slot::B + 2];
+    let live = crate::exec::live::live_in(&code) | entry.iter().fold(0, |m, &s| m | 1 << s);
+    let dst = |s: usize| match s {
+        0..32 => Some(Dst::Gpr(Bank::A, s as u8)),
+        32..64 => Some(Dst::Gpr(Bank::B, (s - 32) as u8)),
+        96..128 => Some(Dst::Xfer((s - 96) as u8)),
+        _ => None,
+    };
+    let writes = (0..REGS).filter(|&s| live >> s & 1 != 0).filter_map(dst);
+    let mut out: Vec<MeInsn> = writes
+        .map(|dst| MeInsn::Immed {
+            dst,
+            imm: 7,
+            shift: 0,
+            invert: false,
+            width: ImmedWidth::All,
+        })
+        .collect();
+    out.push(MeInsn::Alu {
+        op: AluOp::PassB,
+        dst: Dst::Gpr(Bank::B, 21),
+        a: Src::None,
+        b: Src::Gpr(Bank::A, 22),
+    });
+    out.extend(code);
+    out
 }
 
 /// `start` after a packet that wrote every register and all of local memory leaves
@@ -324,6 +385,7 @@ fn homes_are_the_derived_addresses() {
             "thread {index}"
         );
         assert_eq!(h.data, ctm_packet_buffer(index) + PKT_HEADROOM);
+        assert_eq!(h.data_pair, u64::from(h.data) << 32 | u64::from(h.data));
         assert_eq!(Thread::new(index).home, h);
         let chunk = LMEM_BYTES / 64;
         let stack: u64 = (sb / chunk..(sb + STACK_BYTES as usize) / chunk)
@@ -340,24 +402,90 @@ fn homes_are_the_derived_addresses() {
     }
 }
 
-/// `Fresh::key` lets the fused start skip its clear and reset only when there is neither:
+/// `Fresh::rest` lets the fused start skip its clear and reset only when there is neither:
 /// it is the program's `quick` id exactly when no register chunk is live-in, and otherwise
-/// (and for `Fresh::ALL`) `u64::MAX`, which no `Thread::reset_for` ever holds.
+/// (and for `Fresh::ALL`) `u64::MAX`, which no `Thread::reset_for` ever holds; `Fresh::key`
+/// is `rest` for a program that reads no entry register but A22 before writing it and
+/// never writes A22, else `u64::MAX`.
 #[test]
 fn fresh_key_is_quick_only_without_live_chunks() {
-    use super::fast::Fresh;
-    assert_eq!(Fresh::ALL.key, u64::MAX);
+    use super::fresh::Fresh;
+    use crate::target::{AluOp, Bank, Dst, Src};
+    assert_eq!((Fresh::ALL.key, Fresh::ALL.rest), (u64::MAX, u64::MAX));
     assert_eq!(Fresh::ALL.reset_id(), 0);
-    let quiet = FastProgram::new(&[MeInsn::Exit]).fresh;
-    let quick = quiet.quick;
-    assert!(
-        quick != 0 && quick != u64::MAX,
-        "a program with nothing to reset"
+    // Reads A22 (the stack base, which every start sets), or one of the others, into R0
+    // (which the exit reads).
+    let reads = |bank, n| {
+        let alu = |dst, b| MeInsn::Alu {
+            op: AluOp::PassB,
+            dst,
+            a: Src::None,
+            b,
+        };
+        [
+            alu(Dst::Gpr(Bank::A, 0), Src::Gpr(bank, n)),
+            alu(Dst::Gpr(Bank::A, 1), Src::Imm(0)),
+            MeInsn::Exit,
+        ]
+    };
+    let entry_reader = |code: &[MeInsn]| {
+        let f = FastProgram::new(code).fresh;
+        assert!(f.quick != 0 && f.quick != u64::MAX, "nothing to reset");
+        assert_eq!((f.rest, f.live_chunks), (f.quick, 0));
+        f.key != f.rest
+    };
+    assert!(!entry_reader(&reads(Bank::A, 22)));
+    assert!(entry_reader(&reads(Bank::B, 22)));
+    assert!(entry_reader(&reads(Bank::A, 2)));
+    assert!(entry_reader(&reads(Bank::B, 2)));
+    // Written before it is read: not read at entry.
+    let mut written = reads(Bank::B, 22).to_vec();
+    written.insert(
+        0,
+        MeInsn::Alu {
+            op: AluOp::PassB,
+            dst: Dst::Gpr(Bank::B, 22),
+            a: Src::None,
+            b: Src::Imm(9),
+        },
     );
-    for live in [0, 1, 0b1010, u32::MAX] {
-        let f = quiet.with_live(live);
-        assert_eq!((f.quick, f.live_chunks), (quick, live));
-        assert_eq!(f.key, if live == 0 { quick } else { u64::MAX }, "{live:#x}");
-        assert_ne!(f.reset_id(), u64::MAX);
+    assert!(!entry_reader(&written));
+    // A22 written (after it was read): set at every start.
+    for dst in [Dst::Gpr(Bank::A, 22), Dst::Both(22)] {
+        let mut code = reads(Bank::A, 22).to_vec();
+        code.insert(
+            1,
+            MeInsn::Alu {
+                op: AluOp::PassB,
+                dst,
+                a: Src::None,
+                b: Src::Imm(9),
+            },
+        );
+        assert!(entry_reader(&code), "{dst:?}");
+    }
+    // B22 written: not A22.
+    let mut code = reads(Bank::A, 22).to_vec();
+    code.insert(
+        1,
+        MeInsn::Alu {
+            op: AluOp::PassB,
+            dst: Dst::Gpr(Bank::B, 22),
+            a: Src::None,
+            b: Src::Imm(9),
+        },
+    );
+    assert!(!entry_reader(&code));
+    for entry in [false, true] {
+        let quiet = FastProgram::new(&reads(Bank::B, if entry { 22 } else { 21 })).fresh;
+        let quick = quiet.quick;
+        for live in [0, 1, 0b1010, u32::MAX] {
+            let f = quiet.with_live(live);
+            assert_eq!((f.quick, f.live_chunks), (quick, live));
+            let rest = if live == 0 { quick } else { u64::MAX };
+            assert_eq!(f.rest, rest, "{live:#x}");
+            assert_eq!(f.key, if entry { u64::MAX } else { rest }, "{live:#x}");
+            assert_ne!(f.reset_id(), u64::MAX);
+        }
     }
 }

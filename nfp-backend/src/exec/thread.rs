@@ -5,7 +5,7 @@
 //! keeps everything needed to resume (pc, pending defer-slot branch, CSR hazards, multiply
 //! state) in the thread. The loop allocates nothing.
 
-use super::fast::Fresh;
+use super::fresh::Fresh;
 use super::memory::Lmem;
 use super::{
     Event, ExecError, ExecErrorKind, InsnProfile, MAX_PACKET, MIN_PACKET, MemState, PKT_BUF_BYTES,
@@ -143,9 +143,10 @@ pub struct Thread {
     /// Nonzero: the id of the program (`Fresh::quick`) whose packets alone ran on this
     /// thread since its last full reset, each on the fused path (`fused`) to the exit of
     /// its chain (never a reference step: the defer slots and busy count are still at
-    /// rest). A fused start of that program then resets no state but the registers and
-    /// memories (see `live::reset_needs`). 0: unknown (`start`, and a fused run that did
-    /// not end so, set it).
+    /// rest, and nothing but that program wrote the registers). A fused start of that
+    /// program then resets no state but the registers and memories (see
+    /// `live::reset_needs`), and may leave the entry registers as they are (`Fresh::key`).
+    /// 0: unknown (`start`, and a fused run that did not end so, set it).
     pub(super) reset_for: u64,
     /// What a packet start writes that depends on `index` alone (see [`Home`]).
     pub(super) home: Home,
@@ -164,6 +165,9 @@ pub(super) struct Home {
     pub(super) vec: u32,
     /// CTM byte address of the packet's first byte at start (buffer plus headroom).
     pub(super) data: u32,
+    /// `data` twice (low and high word): the vector's `data_meta` and `data` words at
+    /// start, one 8-byte store.
+    pub(super) data_pair: u64,
     /// [`Lmem::start_packet`]'s chunk masks: the stack's chunks, and those of the
     /// packet vector's first and last bytes.
     pub(super) stack_chunks: u64,
@@ -176,10 +180,12 @@ impl Home {
     /// checks every index).
     pub(super) fn of(index: u8) -> Home {
         let (stack, vec) = (stack_base(index), pkt_vec_addr(index));
+        let data = ctm_packet_buffer(index) + PKT_HEADROOM;
         Home {
             stack,
             vec,
-            data: ctm_packet_buffer(index) + PKT_HEADROOM,
+            data,
+            data_pair: u64::from(data) * 0x1_0000_0001,
             stack_chunks: Lmem::whole_chunks(stack as usize, STACK_BYTES as usize),
             vec_chunks: Lmem::end_chunks(vec as usize, PKT_VEC_BYTES as usize),
         }
@@ -304,8 +310,9 @@ impl Thread {
     /// none of them), so their stores here would be dead (2 host instructions per packet).
     ///
     /// `fresh` is the program's (`FastProgram::fresh`): only the 16-byte chunks of the
-    /// registers it may read before writing them are cleared (see `live`), and the other
-    /// state only when `reset_for` says it may not be at rest.
+    /// registers it may read before writing them are cleared (see `live`), the other
+    /// state only when `reset_for` says it may not be at rest, and the entry registers
+    /// only then or when the program may read them (or write A22, see `Fresh::key`).
     #[inline(always)]
     pub(super) fn load_but_counts(
         &mut self,
@@ -346,18 +353,23 @@ impl Thread {
         let Home {
             stack: sb,
             vec: pv,
-            data,
+            data_pair,
             stack_chunks,
             vec_chunks,
+            ..
         } = self.home;
-        // Nothing to clear and nothing to reset, in one compare (see `Fresh::key`).
+        // Nothing to clear, nothing to reset and no entry register to set, in one compare
+        // (see `Fresh::key`).
         if self.reset_for != fresh.key {
-            self.clear_and_reset(fresh, sb, pv);
+            // Nothing to clear nor reset (see `Fresh::rest`).
+            if self.reset_for != fresh.rest {
+                self.clear_and_reset(fresh, sb, pv);
+            }
+            self.file[slot::A + STATIC_GPR as usize] = sb;
+            self.file[slot::B + STATIC_GPR as usize] = len as u32;
+            self.file[slot::A + 2] = pv;
+            self.file[slot::B + 2] = pv;
         }
-        self.file[slot::A + STATIC_GPR as usize] = sb;
-        self.file[slot::B + STATIC_GPR as usize] = len as u32;
-        self.file[slot::A + 2] = pv;
-        self.file[slot::B + 2] = pv;
         if COUNTS {
             self.pc = 0;
             self.insns = 0;
@@ -367,7 +379,13 @@ impl Thread {
         debug_assert!(self.fault.is_none());
         // The stack: only the chunks written since the last clear (see `Lmem`). Then
         // `write_pkt_vec` for the pointers set below.
-        let vec = [len as u32, data, data, data + len as u32];
+        let data = data_pair as u32;
+        let vec = [
+            len as u32,
+            data,
+            (data_pair >> 32) as u32,
+            data + len as u32,
+        ];
         lmem.start_packet(stack_chunks, vec_chunks, pv as usize, vec);
 
         // The packet last: the copy is a call, and little of the above is needed after it

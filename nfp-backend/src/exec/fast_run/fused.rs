@@ -46,6 +46,16 @@
 //! instructions for 60 bytes, and the inline moves, in the replay loop's register pressure,
 //! came with spills), the hops, first run and start state kept in the [`FusedBudget`]
 //! (965.2 against 963.9), the copy's destination as a raw pointer (no change).
+//!
+//! Session 16 (callgrind, `simspeed pre`, whole simulation, host instructions per frame,
+//! then without libc memset/memcpy): the exit op stores no stop in the [`Cx`] (`done`:
+//! the drivers read the count and pc from the thread) 955.9 -> 953.2 (941.5 -> 938.9);
+//! the packet vector's two `data` words one 8-byte store (`Home::data_pair`) 938.9 ->
+//! 937.8; no entry register set by a start at rest of a program that does not read them
+//! (B22, R1) and never writes A22 (`Fresh::key`) 937.8 -> 932.3 (947.3 with them). Tried
+//! again and dropped: the packet copied inline, by four overlapping 16-byte moves for 32
+//! to 64 bytes (968.7) or by 32-byte arrays (959.7), against 953.2 with `memcpy`: the
+//! replay loop spilled more around it than the call costs.
 
 use super::super::fast::FastProgram;
 use super::super::thread::Thread;
@@ -289,20 +299,20 @@ impl Thread {
         }))
     }
 
-    /// What the thread keeps of the chain `cx` ended (the segment list's length, the
-    /// instruction count, the pc); gives the count, the busy cycles of the whole run and
-    /// those of its last segment (what `RunThrough::settle` leaves). `self.busy` is 0 here,
-    /// as `load` left it (handlers count in `n` and `cx.extra`, never in the thread): what
-    /// taking it for the event leaves.
+    /// What the thread keeps of the chain `cx` ended otherwise than `Done` (the segment
+    /// list's length, the instruction count, the pc); gives the busy cycles of the whole
+    /// run and those of its last segment (what `RunThrough::settle` leaves). `self.busy` is
+    /// 0 here, as `load` left it (handlers count in `n` and `cx.extra`, never in the
+    /// thread): what taking it for the event leaves.
     #[inline(always)]
-    fn settle_chain(&mut self, cx: &mut Cx<'_>) -> (u64, u64, u64) {
+    fn settle_chain(&mut self, cx: &mut Cx<'_>) -> (u64, u64) {
         let (ip, n) = cx.stopped();
         // SAFETY: `cx.segs` is the caller's list, given up to the chain (see `Cx::segs`).
         sync_len(unsafe { &mut *cx.segs }, cx.seg_at);
         self.insns = n;
         self.pc = cx.pc(ip) as u32;
         let total = n + cx.extra;
-        (n, total, n.wrapping_sub(cx.mark_n))
+        (total, n.wrapping_sub(cx.mark_n))
     }
 
     /// [`Thread::settle_chain`] of a chain that ended `Done`: at an exit op, which stored
@@ -312,12 +322,8 @@ impl Thread {
         // SAFETY: `cx.segs` is the caller's list, given up to the chain (see `Cx::segs`).
         sync_len(unsafe { &mut *cx.segs }, cx.seg_at);
         // The count and the pc: stored by the exit that ended the chain (`fast_branch::exit`,
-        // the only maker of `Done`).
+        // the only maker of `Done`, which leaves `cx.stopped` unset: see `fast_run::done`).
         let n = self.insns;
-        debug_assert_eq!((self.pc as usize, n), {
-            let (ip, n) = cx.stopped();
-            (cx.pc(ip), n)
-        });
         (n, n.wrapping_sub(cx.mark_n))
     }
 
@@ -337,8 +343,8 @@ impl Thread {
         } else {
             out
         };
-        let (n, total, busy_cycles) = self.settle_chain(cx);
         if out == Out::Done {
+            let (n, busy_cycles) = self.settle_done(cx);
             self.running = false;
             return Ok(Event::Done {
                 retval: self.reg(0),
@@ -346,6 +352,7 @@ impl Thread {
                 insns: n,
             });
         }
+        let (total, busy_cycles) = self.settle_chain(cx);
         self.running = true;
         // Not ended on the chain's exit: what ran is no longer known (see `reset_for`).
         self.reset_for = 0;
