@@ -56,14 +56,14 @@ use crate::engine::PacketEngine;
 use crate::error::SimError;
 use crate::lanes::{FrameResult, MeSim, Outbox};
 use crate::me_set::{MeSet, MesDone};
-use crate::rss::Rss;
 use crate::run::SimConfig;
 use crate::timing::ArrivalClock;
 use crate::timing::Histogram;
-use crate::traffic::is_runt;
 
 mod frames;
-use frames::{Arrivals, MeFrames};
+mod read;
+use frames::{Arrivals, MeFrames, Room};
+use read::read;
 
 /// Bytes of frames after which a batch is handed to the MEs even if it holds fewer than
 /// `SimConfig::batch` frames: frames in flight stay under two such batches (the one being
@@ -107,7 +107,7 @@ impl Job {
     fn new(mes: usize, hosts: usize) -> Job {
         let hosts = hosts.max(1);
         Job {
-            frames: vec![MeFrames::default(); mes],
+            frames: (0..mes).map(|_| MeFrames::default()).collect(),
             first: 0,
             order: Vec::with_capacity(mes),
             lists: vec![Vec::with_capacity(mes / hosts + 1); hosts],
@@ -124,6 +124,12 @@ impl Job {
         if let Some(f) = self.frames.get_mut(me) {
             f.push(index, time, thread, frame);
         }
+    }
+
+    /// Room in ME `me`'s buffer for a `len`-byte frame, if it has it without growing.
+    #[inline(always)]
+    fn room(&mut self, me: usize, len: usize) -> Option<Room<'_>> {
+        self.frames.get_mut(me)?.room(len)
     }
 
     /// Fixes `now` and the order of the tasks (most frames first, then by ME number), each
@@ -153,20 +159,19 @@ impl Job {
     /// moved between MEs): then each keeps only what it used in this batch, which is at most
     /// [`MAX_BATCH_BYTES`] and one frame in all, plus a [`frames::HEAD`] per frame.
     fn clear(&mut self) {
-        let held: usize = self.frames.iter().map(|f| f.bytes.capacity()).sum();
+        let held: usize = self.frames.iter().map(MeFrames::capacity).sum();
         for f in &mut self.frames {
-            if held > MAX_HELD_BYTES {
-                f.bytes.shrink_to_fit();
-            }
-            f.clear();
+            f.clear(held > MAX_HELD_BYTES);
         }
     }
 
     /// ME `me`'s frames, in input order.
     #[inline]
     fn arrivals(&self, me: u32) -> Arrivals<'_> {
-        static NONE: MeFrames = MeFrames::EMPTY;
-        Arrivals::new(self.frames.get(me as usize).unwrap_or(&NONE), self.first)
+        match self.frames.get(me as usize) {
+            Some(f) => Arrivals::new(f, self.first),
+            None => Arrivals::empty(),
+        }
     }
 
     /// ME `me`'s task: its frames, then up to `now`.
@@ -438,103 +443,6 @@ where
     Ok(done)
 }
 
-/// Reads every frame into batches, publishing one every `batch` frames (or
-/// [`MAX_BATCH_BYTES`] bytes) and at the end.
-fn read<E, I, B, S>(
-    frames: I,
-    config: &SimConfig,
-    clock: &mut ArrivalClock,
-    reader: &mut Reader<'_, E, S>,
-) -> Result<(), SimError>
-where
-    E: PacketEngine,
-    I: IntoIterator<Item = Result<B, SimError>>,
-    B: AsRef<[u8]>,
-    S: FnMut(u64, &[u8]) -> Result<(), SimError>,
-{
-    let nic = &config.nic;
-    let mes = nic.mes().max(1);
-    let threads = nic.threads_per_me.max(1);
-    let rss = Rss::with_threads(mes, threads, config.non_ip);
-    // At most `u32::MAX` frames a batch, so that a frame's header (`frames::HEAD`) keeps its
-    // index in 32 bits (the batch size never changes a result).
-    let batch = config.batch.clamp(1, u32::MAX as usize) as u32;
-    let mut filling = Job::new(mes as usize, reader.jobs.len() + 1);
-    // Input index of the filling batch's first frame.
-    let mut first = 0u64;
-    let mut frames = frames.into_iter();
-    loop {
-        let (rest, read, full) = fill(
-            frames,
-            &mut filling,
-            &rss,
-            clock,
-            reader.collect,
-            first,
-            batch,
-        )?;
-        frames = rest;
-        first += u64::from(read);
-        reader.collect.total = first;
-        match full {
-            Some(time) => reader.publish(&mut filling, time, first)?,
-            None => return reader.publish(&mut filling, clock.now(), first),
-        }
-    }
-}
-
-/// Reads frames into `job`, whose first frame is input frame `first`, until it holds `batch`
-/// frames (runts included) or [`MAX_BATCH_BYTES`] bytes of frames, or the input ends.
-/// Returns the input, the number of frames read and, if the batch is full, the arrival time
-/// of its last frame.
-///
-/// Why a function of its own, never inlined, that takes the input by value and advances the
-/// clock through a [`crate::timing::Ticker`]: the reading loop's state is then its own
-/// locals, not fields behind references that every frame loaded and stored back (the input's
-/// position, the clock's quotient and remainder). Callgrind, demo: 1,180 host instructions
-/// a frame with the loop in its own function, 1,175 with the ticker, 1,172 with the input by
-/// value (the same loop inlined into its caller: 3 more).
-#[inline(never)]
-fn fill<B: AsRef<[u8]>, I: Iterator<Item = Result<B, SimError>>>(
-    mut frames: I,
-    job: &mut Job,
-    rss: &Rss,
-    clock: &mut ArrivalClock,
-    collect: &mut Collector,
-    first: u64,
-    batch: u32,
-) -> Result<(I, u32, Option<u64>), SimError> {
-    let mut clock = clock.ticker();
-    let mut pending = 0u32;
-    let mut filled = 0usize;
-    for frame in frames.by_ref() {
-        let frame = frame?;
-        let frame = frame.as_ref();
-        let time = clock.next(frame.len());
-        // A runt is tested for only when the common frame's parse fails (it requires 38
-        // bytes): ~1 host instruction a frame fewer.
-        let placed = match rss.place_common(frame) {
-            Some(p) => Some(p),
-            None if is_runt(frame) => None,
-            None => Some(rss.place_other(frame)),
-        };
-        if let Some((me, thread)) = placed {
-            job.push(me as usize, pending, time, thread, frame);
-            filled += frame.len();
-        } else {
-            collect.runt(first + u64::from(pending));
-        }
-        // Counts up by one from 0: `==` is `>=`, and spares the compiler a test of `batch`.
-        pending += 1;
-        if pending == batch || filled >= MAX_BATCH_BYTES {
-            drop(clock);
-            return Ok((frames, pending, Some(time)));
-        }
-    }
-    drop(clock);
-    Ok((frames, pending, None))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,11 +481,7 @@ mod tests {
         assert_eq!(got(&job, 3), [(103, 1030, 3, b"dddd".to_vec())]);
         assert!(got(&job, 1).is_empty() && got(&job, 9).is_empty());
         job.clear();
-        assert!(
-            job.frames
-                .iter()
-                .all(|f| f.bytes.is_empty() && f.count == 0)
-        );
+        assert!(job.frames.iter().all(|f| f.len() == 0 && f.count == 0));
         job.seal(5, |me| home(me, 4, 2));
         assert!(job.next.iter().all(|n| n.load(Ordering::Relaxed) == 0));
     }
@@ -620,7 +524,7 @@ mod tests {
         let big = vec![7u8; MAX_BATCH_BYTES];
         job.push(1, 0, 0, 0, &big);
         job.clear();
-        let held = |job: &Job| job.frames.iter().map(|f| f.bytes.capacity()).sum::<usize>();
+        let held = |job: &Job| job.frames.iter().map(MeFrames::capacity).sum::<usize>();
         assert!(held(&job) >= MAX_BATCH_BYTES && held(&job) <= MAX_HELD_BYTES);
         // Traffic moves to other MEs, batch after batch: what is kept stays bounded.
         for me in 2..8 {

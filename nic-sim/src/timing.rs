@@ -67,30 +67,96 @@ impl Ticker<'_> {
     /// The arrival cycle of the next frame, `captured_len` bytes as captured.
     #[inline(always)]
     pub fn next(&mut self, captured_len: usize) -> u64 {
-        if self.last.len != captured_len {
+        if !self.repeats(captured_len) {
             let c = &mut *self.clock;
             self.last = c
                 .lengths
                 .switch(self.last, captured_len, c.clock_hz, c.bits_per_sec);
         }
+        self.tick()
+    }
+
+    /// The last frame's captured length (`usize::MAX`, which no frame has, before the
+    /// first): [`Ticker::tick`] times a frame of this length.
+    #[inline(always)]
+    pub fn last_len(&self) -> usize {
+        self.last.len
+    }
+
+    /// Whether a frame of `captured_len` bytes has the last frame's length: then
+    /// [`Ticker::tick`] is its [`Ticker::next`].
+    #[inline(always)]
+    pub fn repeats(&self, captured_len: usize) -> bool {
+        self.last.len == captured_len
+    }
+
+    /// The arrival cycle of the next frame, which has the last frame's length (see
+    /// [`Ticker::repeats`]; a ticker that has seen no frame yet has no length to repeat).
+    #[inline(always)]
+    pub fn tick(&mut self) -> u64 {
+        // No overflow: at most `u64::MAX - 1` frames a ticker.
+        if self.within(1) {
+            self.tick_within()
+        } else {
+            self.tick_saturating()
+        }
+    }
+
+    /// Whether the next `frames` frames of the last frame's length arrive before the clock
+    /// saturates at `u64::MAX` (at most `quotient + 1` cycles each): then
+    /// [`Ticker::tick_within`] times each of them.
+    #[inline(always)]
+    pub fn within(&self, frames: u32) -> bool {
+        self.last
+            .quotient
+            .checked_add(1)
+            .and_then(|q| q.checked_mul(u64::from(frames)))
+            .and_then(|d| self.now.checked_add(d))
+            .is_some()
+    }
+
+    /// [`Ticker::tick`] of a frame that [`Ticker::within`] said arrives before the clock
+    /// saturates: without the test and the call that another length takes, nor the
+    /// saturation's, for a loop that must make no call in its common case (see
+    /// [`crate::share`]'s `fill`).
+    #[inline(always)]
+    pub fn tick_within(&mut self) -> u64 {
         self.last.count += 1;
         let step = self.last;
         // (r + a·c) / b = a·c / b + (r + a·c mod b) / b, and the last term is 0 or 1 since
         // both remainders are below b: it is 1 when r + (a·c mod b) reaches b, which is when
         // adding the step's remainder to `behind` = r - b (mod 2^64) carries; the new
         // `behind` is then the sum minus b (a mask, not a select: the compiler kept `behind`
-        // in a register only so), else the sum itself. The quotient takes the carry, and
-        // saturates at `u64::MAX` (the quotient only grows) on a cold path that one compare
-        // guards. Callgrind: 14 host instructions a frame, ~19 comparing r with
-        // b - (a·c mod b) and saturating both adds.
+        // in a register only so), else the sum itself; the quotient takes the carry.
+        // Callgrind: 14 host instructions a frame with the saturation tested every frame
+        // (one compare with `u64::MAX - quotient`, kept per step), ~19 comparing r with
+        // b - (a·c mod b) and saturating both adds; untested here (`within` once per run of
+        // frames), ~8 fewer in the reading loop (see `crate::share`'s `fill`).
+        let (behind, wrap) = self.behind.overflowing_add(step.remainder);
+        // A select, not a branch: `wrap` follows the frames' fractions of a cycle, which no
+        // branch predictor learns (the compiler made a branch of the mask once the rest of
+        // the loop changed).
+        self.behind =
+            behind.wrapping_sub(std::hint::select_unpredictable(wrap, self.bits_per_sec, 0));
+        // No overflow: the caller's `within` bounds the clock by `u64::MAX`.
+        self.now += step.quotient + u64::from(wrap);
+        self.now
+    }
+
+    /// [`Ticker::tick`] of a frame that may take the clock past `u64::MAX`, where it stays
+    /// (the quotient only grows, so saturating every addition gives the minimum). Never, in
+    /// any real configuration.
+    #[cold]
+    #[inline(never)]
+    fn tick_saturating(&mut self) -> u64 {
+        self.last.count += 1;
+        let step = self.last;
         let (behind, wrap) = self.behind.overflowing_add(step.remainder);
         self.behind = behind.wrapping_sub(self.bits_per_sec & u64::from(wrap).wrapping_neg());
-        self.now = if self.now < step.below {
-            // No overflow: now + quotient + 1 <= u64::MAX.
-            self.now + step.quotient + u64::from(wrap)
-        } else {
-            saturated(self.now, step.quotient, wrap)
-        };
+        self.now = self
+            .now
+            .saturating_add(step.quotient)
+            .saturating_add(u64::from(wrap));
         self.now
     }
 }
@@ -102,12 +168,6 @@ impl Drop for Ticker<'_> {
         self.clock.behind = self.behind;
         self.clock.last = self.last;
     }
-}
-
-/// `now + quotient + wrap`, saturated at `u64::MAX` (see [`ArrivalClock::next`]).
-#[cold]
-fn saturated(now: u64, quotient: u64, wrap: bool) -> u64 {
-    now.saturating_add(quotient).saturating_add(u64::from(wrap))
 }
 
 /// The [`ArrivalClock`]'s other frame lengths.
@@ -153,9 +213,6 @@ struct Step {
     bits: u64,
     quotient: u64,
     remainder: u64,
-    /// `u64::MAX - quotient`: a clock below it adds the quotient and a carry without
-    /// saturating.
-    below: u64,
     count: u64,
 }
 
@@ -166,7 +223,6 @@ impl Step {
         bits: 0,
         quotient: 0,
         remainder: 0,
-        below: 0,
         count: 0,
     };
 
@@ -187,7 +243,6 @@ impl Step {
             bits,
             quotient,
             remainder,
-            below: u64::MAX - quotient,
             count: 0,
         }
     }
@@ -349,18 +404,20 @@ impl Histogram {
     /// into 32-bit halves, and a value (< [`Histogram::DENSE`] = 2^12) times a half is below
     /// 2^44, so the at most 2^12 products of each half sum below 2^56. Why: a 128-bit product
     /// per value cost ~6,500 host instructions a histogram (callgrind, demo); the 64-bit
-    /// loop vectorises.
+    /// loop vectorises. The count is summed in the same pass: with [`Histogram::count`]'s
+    /// own pass first, the report's per-ME means (two histograms of each of the demo's 50
+    /// MEs) cost ~0.9 M host instructions a run (callgrind, `simspeed pre 20000`).
     pub fn mean(&self) -> f64 {
-        let n = self.count();
-        if n == 0 {
-            return 0.0;
-        }
         const _: () = assert!(Histogram::DENSE <= 1 << 12);
-        let (mut lo, mut hi) = (0u64, 0u64);
+        let (mut n, mut lo, mut hi) = (self.n, 0u64, 0u64);
         // A 32-bit value times a 32-bit half: one 32x32->64-bit multiply, which vectorises.
         for (v, &c) in (0u32..).zip(&self.dense) {
+            n += c;
             lo += u64::from(v) * (c & 0xffff_ffff);
             hi += u64::from(v) * (c >> 32);
+        }
+        if n == 0 {
+            return 0.0;
         }
         let dense = u128::from(lo) + (u128::from(hi) << 32);
         (self.sum + dense) as f64 / n as f64
@@ -517,6 +574,29 @@ mod tests {
             proptest::prop_assert_eq!(&times[n..], &times[..n]);
             proptest::prop_assert_eq!(t.now(), c.now());
             proptest::prop_assert_eq!(t.line_rate_pps(), c.line_rate_pps());
+            // Runs of one length as the reading loop times them: `tick_within` for as many
+            // frames as `within` allows (its additions unchecked but for overflow checks in
+            // the test profile), `next` otherwise.
+            let mut w = ArrivalClock::new(bps, hz);
+            let mut got = Vec::new();
+            {
+                let mut ticker = w.ticker();
+                let mut i = 0;
+                while let Some(&len) = lens.get(i) {
+                    let run = lens[i..].iter().take_while(|&&l| l == len).count() as u32;
+                    if ticker.repeats(len) && ticker.within(run) {
+                        for _ in 0..run {
+                            got.push(ticker.tick_within());
+                        }
+                        i += run as usize;
+                    } else {
+                        got.push(ticker.next(len));
+                        i += 1;
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(&got[..], &times[..n]);
+            proptest::prop_assert_eq!(w.line_rate_pps(), c.line_rate_pps());
         }
     }
 
