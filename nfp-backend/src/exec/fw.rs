@@ -169,10 +169,13 @@ pub(super) fn array_lookup_window(
 ) -> Option<(u64, Option<ValueWindow>)> {
     let fd = th.reg(1) as u32 as usize;
     let map = mem.maps.get_mut(fd)?;
-    let key = mem
-        .lmem
-        .slice(u64::from(th.reg(2) as u32), map.def().key_size)
-        .ok()?;
+    // An array's key is its 4-byte index (any other size: the general lookup answers),
+    // so the key's bounds are checked against a constant (callgrind, `simspeed pre`: the
+    // helper 49 -> 45 host instructions per lookup, the whole simulation 3 per frame).
+    if map.def().key_size != 4 {
+        return None;
+    }
+    let key = mem.lmem.slice(u64::from(th.reg(2) as u32), 4).ok()?;
     // `value_addr`, written out with the window's base (computed once for both).
     let base = emem_map_addr(fd as u32, 0);
     let r0 = match map.array_lookup(key, mem.shared.cpu)? {

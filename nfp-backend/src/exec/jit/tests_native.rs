@@ -212,8 +212,48 @@ pub(super) fn program<const N: usize>(values: [u32; N], body: Vec<MeInsn>, k: u8
     c
 }
 
+/// Sets GPRs `0..N` to `values`, then each of `bodies` followed by a branch on `cond(k)`
+/// over one instruction to the next body: chains of blocks that fall through into each
+/// other (their counts behind by a lag, `x64_lag`) and taken paths into the middle of
+/// them, with LM checks, CSR writes, reads and exits at every lag.
+fn chained<const N: usize>(values: [u32; N], bodies: Vec<(Vec<MeInsn>, u8)>) -> Vec<MeInsn> {
+    let mut c: Vec<MeInsn> = (0u8..).zip(values).flat_map(|(n, v)| set(n, v)).collect();
+    for (body, k) in bodies {
+        c.extend(body);
+        let over = c.len() as u16 + 2;
+        c.push(MeInsn::Br {
+            cond: cond(k),
+            target: over,
+            defer: 0,
+        });
+        c.push(MeInsn::Alu {
+            op: AluOp::Add,
+            dst: Dst::Both(0),
+            a: g(Bank::A, 0),
+            b: Src::Imm(1),
+        });
+    }
+    c.push(MeInsn::Exit);
+    c
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Chains of branch blocks with LM operands, CSR writes and reads between them (see
+    /// [`chained`]), with ample and with tiny budgets.
+    #[test]
+    fn chained_blocks_equal_the_reference(
+        values in [value(), value(), value(), value()],
+        bodies in prop::collection::vec(
+            (prop::collection::vec(insn(), 0..5), any::<u8>()),
+            1..5,
+        ),
+        index in 0u8..2,
+        budget in prop_oneof![Just(10_000u64), 1u64..60],
+    ) {
+        agree(&chained(values, bodies), index, budget)?;
+    }
 
     /// Blocks with LM operands, CSR writes, `ctm` reads and a final branch, from registers
     /// near the checks' edges, over three packets, with ample and with tiny budgets.

@@ -2,14 +2,15 @@
 
 use super::x64_emit;
 use super::x64_emit::{Exit, Redo, emit, exit, sunk_redo};
+use super::x64_lag::{Target, go_on, pay, settle};
 use super::*;
-use super::{x64_bound, x64_branch, x64_branch::unless_taken, x64_call, x64_mem, x64_pass};
+use super::{
+    x64_bound, x64_branch, x64_branch::unless_taken, x64_call, x64_lag, x64_mem, x64_pass,
+};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 use super::super::fast::Hop;
-use super::super::fast_run::{
-    CX_BASE, CX_EXTRA, CX_LAT, CX_LIMIT, CX_MARK_N, CX_PENALTY, unpaid_at,
-};
+use super::super::fast_run::{CX_BASE, CX_EXTRA, CX_LAT, CX_MARK_N, CX_PENALTY};
 use super::super::thread::Thread;
 use std::mem::{offset_of, size_of};
 
@@ -19,7 +20,6 @@ pub(super) const CC_RES: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, res)) as
 pub(super) const CC_C: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, c)) as i32;
 pub(super) const CC_V: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, v)) as i32;
 /// Byte offsets from `Cx` (`rsi`).
-const LIMIT: i32 = CX_LIMIT as i32;
 const EXTRA: i32 = CX_EXTRA as i32;
 const PENALTY: i32 = CX_PENALTY as i32;
 const BASE: i32 = CX_BASE as i32;
@@ -32,7 +32,7 @@ pub(super) const LM_ADDR: i32 = offset_of!(Thread, lm_addr) as i32;
 pub(super) const LM_READY: i32 = offset_of!(Thread, lm_ready) as i32;
 /// The size of a hop and the offset of its plain handler.
 pub(super) const HOP: i32 = size_of::<Hop>() as i32;
-const H: i32 = offset_of!(Hop, h) as i32;
+pub(super) const H: i32 = offset_of!(Hop, h) as i32;
 
 /// `rdx` = the hop of address `at` (`Cx::base` + `at` hops), for leaving to a handler.
 ///
@@ -275,8 +275,9 @@ pub(super) enum Tail {
     Fw { to: i32, rn: u16 },
 }
 
-/// The entry label of the block some hops on from a block, if there is one.
-type Next<'a> = &'a dyn Fn(i32) -> Option<DynamicLabel>;
+/// The entry label of the block some hops on from a block, if there is one, and the lag
+/// it expects (`x64_lag`).
+type Next<'a> = &'a dyn Fn(i32) -> Target;
 
 /// A whole block: the label `me` where other blocks enter it (a handler's arguments in
 /// their registers: `rdi`, `rsi` and `rcx` = the count throughout; `rdx`, the op, is not
@@ -302,7 +303,8 @@ fn block(
     (me, follows): (DynamicLabel, Option<DynamicLabel>),
     (next, kills): (Next<'_>, &[(bool, bool)]),
     (pending, fall, taken): (Option<Redo>, Option<DynamicLabel>, Option<DynamicLabel>),
-) -> Vec<(DynamicLabel, Exit)> {
+    lag: i32,
+) -> (Vec<(DynamicLabel, Exit)>, Option<i32>) {
     dynasm!(a ; .arch x64 ; =>me);
     // The address `to` hops on (blocks of a program whose addresses fit `FastProgram::new`'s
     // `u16` are built only, see `plan`).
@@ -316,11 +318,11 @@ fn block(
         Some(&Step::Alu { op, .. }) => Some(op),
         _ => None,
     });
-    let flags = emit(a, steps, &mut exits, sink, pending);
+    let flags = emit(a, steps, &mut exits, (sink, pending), lag);
     // Where the block goes on when not branching: to `fall`'s copy, laid out next.
-    let on = |to: i32| fall.map_or((next(to), follows), |l| (Some(l), Some(l)));
-    match tail {
-        Tail::Next { to } => go_on(a, at(to), on(to)),
+    let on = |to: i32| fall.map_or((next(to), follows), |l| (Some((l, 0)), Some(l)));
+    let out = match tail {
+        Tail::Next { to } => go_on(a, at(to), on(to), lag),
         Tail::Branch { t, rt, f, rn } => {
             if let Some(&last) = steps.last() {
                 unless_taken(a, last, flags);
@@ -337,11 +339,12 @@ fn block(
                 ; mov rax, QWORD [rsi + PENALTY]
                 ; add QWORD [rsi + EXTRA], rax
                 ; sub QWORD [rsi + MARK_N], rax);
-            pay(a, (at(t), rt), (taken.or(next(t)), None), checked);
+            let to_t = taken.map(|l| (l, 0)).or(next(t));
+            pay(a, (at(t), rt), (to_t, None), checked, lag);
             dynasm!(a ; .arch x64 ; fall:);
             match (sunk, fall) {
                 // Pending in the copy laid out next (`compile` checked `rn`).
-                (Some(_), Some(l)) => pay(a, (at(f), rn), (Some(l), Some(l)), checked),
+                (Some(_), Some(l)) => pay(a, (at(f), rn), (Some((l, 0)), Some(l)), checked, lag),
                 _ => {
                     if let Some(op) = sunk {
                         let (res, cv) = match next(f) {
@@ -350,7 +353,7 @@ fn block(
                         };
                         x64_branch::store_sunk(a, op, (!res, !cv));
                     }
-                    pay(a, (at(f), rn), (next(f), follows), checked);
+                    pay(a, (at(f), rn), (next(f), follows), checked, lag)
                 }
             }
         }
@@ -366,72 +369,21 @@ fn block(
             };
             x64_pass::cmd_latency(a, target, words);
             let out = (out as usize, checked);
-            x64_pass::swap_or_pass(a, (at(to), run), on(to), out);
+            x64_pass::swap_or_pass(a, (at(to), run), on(to), out, lag)
         }
         Tail::Fw { to, rn } => {
             let out = x64_call::lookup_swap as *const () as usize;
             // (The swap last: a lookup nearly always waits, and its pay may then fall
             // through to the block laid out next.)
+            settle(a, lag);
             dynasm!(a ; .arch x64 ; test rax, rax ; jnz >wait);
-            pay(a, (at(to), rn), (next(to), None), checked);
+            pay(a, (at(to), rn), (next(to), None), checked, 0);
             dynasm!(a ; .arch x64 ; wait:);
-            x64_pass::swap_or_pass(a, (at(to), rn), (next(to), follows), (out, checked));
+            let l = (next(to), follows);
+            x64_pass::swap_or_pass(a, (at(to), rn), l, (out, checked), 0)
         }
-    }
-    exits
-}
-
-/// Jumps on to the op at address `to`: to its block's entry `l`, or to nothing when that
-/// block is `follows`, laid out right after (`compile`); else through its handler.
-fn go_on(a: &mut Assembler, to: usize, (l, follows): (Option<DynamicLabel>, Option<DynamicLabel>)) {
-    match l {
-        Some(l) if Some(l) == follows => {}
-        Some(l) => dynasm!(a ; .arch x64 ; jmp =>l),
-        None => {
-            hop_at(a, to);
-            dynasm!(a ; .arch x64 ; jmp QWORD [rdx + H]);
-        }
-    }
-}
-
-/// `fast_run::pay` of `run` at the op `to` hops on: continues there with the count
-/// plus `run` when `run - 1 < limit - n` (at the block entry `l` when there is one),
-/// else leaves through `unpaid_at` (which reads the same run from the hop there: a
-/// branch's `rt` / `rn` are copies of the target's and the fall-through's runs).
-///
-/// The rule is tested as `n + run <= limit` on the count already advanced (`limit >= n`
-/// always holds, and counts are far from wrapping), which the unpaid path takes back:
-/// three instructions where a compare of `n + run - 1` first took four (about nine
-/// fewer host instructions per frame of the demo filter).
-///
-/// Unchecked (`checked` false, code that `x64_bound`'s entry check proved every pay of to
-/// pass), a run is paid with the add alone.
-pub(super) fn pay(
-    a: &mut Assembler,
-    (to, run): (usize, u16),
-    (l, follows): (Option<DynamicLabel>, Option<DynamicLabel>),
-    checked: bool,
-) {
-    if run != 0 && !checked {
-        dynasm!(a ; .arch x64 ; add rcx, i32::from(run));
-        go_on(a, to, (l, follows));
-        return;
-    }
-    if run != 0 {
-        let r = i32::from(run);
-        dynasm!(a ; .arch x64
-            ; add rcx, r
-            ; cmp rcx, QWORD [rsi + LIMIT]
-            ; ja >unpaid);
-        // (The unpaid path follows: no block can be laid out next.)
-        go_on(a, to, (l, None));
-        dynasm!(a ; .arch x64 ; unpaid: ; sub rcx, r);
-    }
-    let u = unpaid_at as Handler as usize as i64;
-    hop_at(a, to);
-    dynasm!(a ; .arch x64
-        ; mov rax, QWORD u
-        ; jmp rax);
+    };
+    (exits, out)
 }
 
 /// The flags pending in each copy laid out from the unchecked block at `pc` on, entered
@@ -535,7 +487,19 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     let mut exits = Vec::new();
     let next_in = |labels: &[Option<DynamicLabel>], pc: usize, to: i32| {
         let at = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
-        labels.get(at).copied().flatten()
+        labels.get(at).copied().flatten().map(|l| (l, 0))
+    };
+    // The unchecked blocks' own copies laid out with a lag (`x64_lag`): their body's
+    // label and lag (their own label is then a stub, in `lag_stubs`).
+    let mut body_of: Vec<Option<(DynamicLabel, i32)>> = vec![None; ops.len()];
+    let mut lag_stubs = Vec::new();
+    let next_u = |body_of: &[Option<(DynamicLabel, i32)>], pc: usize, to: i32| {
+        let at = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
+        body_of
+            .get(at)
+            .copied()
+            .flatten()
+            .or(next_in(&unchecked, pc, to))
     };
     // The checked blocks, in address order.
     for (pc, p) in plans.iter().enumerate() {
@@ -543,14 +507,16 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
             starts[pc] = Some(asm.offset());
             let next = |to| next_in(&labels, pc, to);
             let (tail, to) = ((*tail, true), (me, None));
-            exits.extend(block(
+            let (ex, _) = block(
                 &mut asm,
                 (pc, st),
                 tail,
                 to,
                 (&next, &[]),
                 (None, None, None),
-            ));
+                0,
+            );
+            exits.extend(ex.into_iter().map(|e| (e, 0)));
         }
     }
     // The unchecked ones, in chains where each is followed by the block it goes on to
@@ -580,6 +546,9 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
         // The flags pending in that copy and in the copies laid out after it, one per
         // block, as `pending_on` found them.
         let mut chain: Vec<Redo> = Vec::new();
+        // How far `rcx` is behind the count where the block before falls through into
+        // this one (`x64_lag`).
+        let mut lag = 0;
         while let (Some((st, tail)), Some(u), Some(b)) = (&plans[pc], unchecked[pc], bounds[pc]) {
             if spec.is_none() {
                 if placed[pc] {
@@ -656,17 +625,31 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
                     stubs.push(pc);
                 }
             }
-            let next = |to| next_in(&unchecked, pc, to);
-            let me = spec.unwrap_or(u);
+            // The block's own copy laid out with a lag: entered at its body, its own label
+            // a stub for the entries that expect none.
+            let me = match spec {
+                Some(l) => l,
+                None if lag != 0 => {
+                    let body = asm.new_dynamic_label();
+                    lag_stubs.push((u, lag, body));
+                    body_of[pc] = Some((body, lag));
+                    body
+                }
+                None => u,
+            };
+            let next = |to| next_u(&body_of, pc, to);
             let (tail, to) = ((*tail, false), (me, follows));
-            exits.extend(block(
+            let (ex, out) = block(
                 &mut asm,
                 (pc, st),
                 tail,
                 to,
                 (&next, &kills),
                 (pending, fall, taken),
-            ));
+                lag,
+            );
+            exits.extend(ex.into_iter().map(|e| (e, lag)));
+            lag = out.unwrap_or(0);
             spec = fall;
             match follows {
                 Some(_) => pc = after,
@@ -677,6 +660,8 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     // The copies for taken paths: each chain laid out in a row, its last copy jumping on
     // to blocks' own copies.
     for (mut pc, mut me, mut chain) in taken_chains {
+        // (The first copy is jumped to, with no lag.)
+        let mut lag = 0;
         while let (Some((st, tail)), false) = (&plans[pc], chain.is_empty()) {
             let pending = chain.remove(0);
             let to = match *tail {
@@ -685,10 +670,12 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
             };
             let after = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
             let fall = (!chain.is_empty()).then(|| asm.new_dynamic_label());
-            let next = |to| next_in(&unchecked, pc, to);
+            let next = |to| next_u(&body_of, pc, to);
             let (tail, to) = ((*tail, false), (me, fall));
             let pend = (Some(pending), fall, None);
-            exits.extend(block(&mut asm, (pc, st), tail, to, (&next, &kills), pend));
+            let (ex, out) = block(&mut asm, (pc, st), tail, to, (&next, &kills), pend, lag);
+            exits.extend(ex.into_iter().map(|e| (e, lag)));
+            lag = out.unwrap_or(0);
             match fall {
                 Some(l) => (pc, me) = (after, l),
                 None => break,
@@ -702,8 +689,20 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
             dynasm!(asm ; .arch x64 ; jmp =>u);
         }
     }
-    for e in exits {
-        exit(&mut asm, e);
+    for s in lag_stubs {
+        x64_lag::stub(&mut asm, s);
+    }
+    // The exits, each settling the lag of its block first (but an add's helper, which
+    // goes back into the block: it reads no count).
+    for ((l, e), lag) in exits {
+        if lag == 0 || matches!(e, Exit::EmemHelper(..)) {
+            exit(&mut asm, (l, e));
+        } else {
+            let settled = asm.new_dynamic_label();
+            dynasm!(asm ; .arch x64 ; =>l);
+            settle(&mut asm, lag);
+            exit(&mut asm, (settled, e));
+        }
     }
     // The fused start's entry of the block at 0 (`Unchecked`): the room check alone.
     let first = match (
@@ -721,6 +720,7 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
         _ => None,
     };
     let code = asm.finalize().ok()?;
+    dump(&code);
     let blocks = starts
         .into_iter()
         .map(|s| {
@@ -762,4 +762,20 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
         blocks,
         first,
     })
+}
+
+/// A debugging aid: with `NFP_JIT_DUMP` set to a directory, each program's code is
+/// written there as `jit-<address>.bin`, the address being where it runs, for
+/// `objdump -D -b binary -mi386:x86-64 --adjust-vma=0x<address>` and joining with
+/// `valgrind --tool=callgrind --dump-instr=yes`'s counts at those addresses (which is how
+/// the native code's per-instruction costs in the module docs of `jit` were found).
+/// Failures to write are ignored: nothing depends on it.
+fn dump(code: &dynasmrt::ExecutableBuffer) {
+    if let Some(dir) = std::env::var_os("NFP_JIT_DUMP") {
+        let at = code.ptr(dynasmrt::AssemblyOffset(0)) as usize;
+        let _ = std::fs::write(
+            std::path::Path::new(&dir).join(format!("jit-{at:x}.bin")),
+            &code[..],
+        );
+    }
 }

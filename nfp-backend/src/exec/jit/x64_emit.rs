@@ -4,7 +4,7 @@
 use super::slots::{Known, const_move, const_of, eax_before, known_consts, live_stores};
 use super::x64::*;
 use super::*;
-use super::{x64_branch, x64_call, x64_lm, x64_mem, x64_pair};
+use super::{x64_branch, x64_call, x64_ld, x64_lm, x64_mem, x64_pair};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 /// Where a step may leave its block (the cold exits, emitted after all blocks).
@@ -29,13 +29,14 @@ pub(super) enum Exit {
 /// end, if any ([`unless_taken`] then branches on them). The step at `sink` stores no
 /// flags (the block's tail does, `x64_branch::sink_at`). `pending`: the flags of the
 /// block before, not stored, which the exits that may see them recompute
-/// ([`pending_redos`], which must have agreed).
+/// ([`pending_redos`], which must have agreed). `lag`: how far `rcx` is behind the count
+/// (`x64_lag`; the exits settle it, `x64::compile`).
 pub(super) fn emit(
     a: &mut Assembler,
     steps: &[Step],
     exits: &mut Vec<(DynamicLabel, Exit)>,
-    sink: Option<usize>,
-    pending: Option<Redo>,
+    (sink, pending): (Option<usize>, Option<Redo>),
+    lag: i32,
 ) -> Option<A> {
     let live = live_flags(steps);
     let known = known_consts(steps);
@@ -58,6 +59,8 @@ pub(super) fn emit(
     let mut seen = x64_lm::Seen::default();
     // What eax holds, and the op that set the host flags last (see `unless_taken`).
     let (mut h, mut flags) = (Held::NONE, None);
+    // The bits of eax that may be set (`x64_ld::ld`'s; all after any other step).
+    let mut ones = u32::MAX;
     // The stores step j would make of a constant (`x64_pair::set`).
     let sets = |j: usize| {
         let s = steps.get(j)?;
@@ -138,6 +141,7 @@ pub(super) fn emit(
                 if k[1] { d[1] } else { sink },
             ]
         };
+        let ones_before = std::mem::replace(&mut ones, u32::MAX);
         let (held, set) = match *s {
             Step::Lm { form, lm } => {
                 let exit = a.new_dynamic_label();
@@ -145,6 +149,7 @@ pub(super) fn emit(
                 let at = x64_lm::At {
                     l: x64_lm::LAYOUT,
                     exit,
+                    lag,
                 };
                 (x64_lm::step(a, at, form, lm, (l, h), &mut seen), None)
             }
@@ -281,16 +286,21 @@ pub(super) fn emit(
                 keep,
             } => {
                 let old = kv(u16::from(d[0]));
-                ld(a, (old, only(d), kv(b)), (rot, mask, keep), h);
+                ones = x64_ld::ld(
+                    a,
+                    (old, only(d), kv(b)),
+                    (rot, mask, keep),
+                    (h, ones_before),
+                );
                 (Held(d), None)
             }
             Step::Csr { n, src, rem } => {
                 // As `fast_handlers::csr_lm`: the address, and the count before which
                 // index n may not be used, `n - rem + min(csr_write_delay, 250)` (`rcx`
-                // is the count n of the run).
+                // is the count n of the run, behind it by `lag`).
                 let i = i32::from(n);
                 let (addr, ready) = (LM_ADDR + 4 * i, LM_READY + 8 * i);
-                let before = -i32::from(rem);
+                let before = lag - i32::from(rem);
                 seen.csr(n);
                 // (The minimum by a jump over the rare clamp: one host instruction fewer
                 // than `cmova`, which needs the bound in a register.)
@@ -313,37 +323,6 @@ pub(super) fn emit(
         (h, flags) = (held, set);
     }
     flags
-}
-
-/// `ld_field`: `d = (d & keep) | (b.rotate_right(rot) & mask)` (`old` is `d`'s value),
-/// computed in eax directly when nothing of `d` is kept; stored to `to`.
-fn ld(a: &mut Assembler, (old, to, b): (Val, D, Val), (rot, mask, keep): (u8, u32, u32), h: Held) {
-    let r = if keep == 0 { EAX } else { S8 };
-    match b {
-        Val::Const(k) => {
-            let k = k.rotate_right(u32::from(rot)) & mask;
-            dynasm!(a ; .arch x64 ; mov Rd(r), k as i32);
-        }
-        v => {
-            if h.has(v) {
-                if r != EAX {
-                    dynasm!(a ; .arch x64 ; mov Rd(r), eax);
-                }
-            } else {
-                load(a, r, v);
-            }
-            if rot % 32 != 0 {
-                dynasm!(a ; .arch x64 ; ror Rd(r), (rot % 32) as i8);
-            }
-            dynasm!(a ; .arch x64 ; and Rd(r), mask as i32);
-        }
-    }
-    if keep != 0 {
-        // r8d is not eax: what eax holds is still there.
-        load_eax(a, old, h);
-        dynasm!(a ; .arch x64 ; and eax, keep as i32 ; or eax, r8d);
-    }
-    store(a, to);
 }
 
 /// The cold exits of blocks (emitted after all blocks, so that a block's last jump may

@@ -57,6 +57,8 @@ const _: () = assert!(LMEM_BYTES_AT < 1 << 16 && LMEM_DIRTY_AT < 1 << 16);
 pub(super) struct At {
     pub(super) l: Layout,
     pub(super) exit: DynamicLabel,
+    /// How far `rcx` is behind the count (`x64_lag`).
+    pub(super) lag: i32,
 }
 
 /// What the LM steps of a block so far established: whether `r10` holds the LM bytes'
@@ -104,7 +106,7 @@ pub(super) fn step(
 ) -> Held {
     let i = usize::from(lm.idx & 3);
     let (addr, ready) = (LM_ADDR + 4 * i as i32, LM_READY + 8 * i as i32);
-    let before = -i32::from(lm.rem);
+    let before = at.lag - i32::from(lm.rem);
     let off = 4 * i32::from(lm.off);
     let last = (LMEM_BYTES - 4) as i32 - off;
     let exit = at.exit;

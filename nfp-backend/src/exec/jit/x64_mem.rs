@@ -70,9 +70,17 @@ pub(super) fn addr_to(a: &mut Assembler, r: u8, mode: AddrMode, (x, y): (Val, Va
             }
         }
         AddrMode::Addr40 => {
-            load(a, S8, x);
+            // The high byte: of a slot, its first byte zero-extended (one host
+            // instruction fewer than the load and the `and`).
+            match x {
+                Val::Slot(o) => dynasm!(a ; .arch x64 ; movzx r8d, BYTE [rdi + o]),
+                _ => {
+                    load(a, S8, x);
+                    dynasm!(a ; .arch x64 ; and r8d, 0xff);
+                }
+            }
             load(a, r, y);
-            dynasm!(a ; .arch x64 ; and r8d, 0xff ; shl r8, 32 ; add Rq(r), r8);
+            dynasm!(a ; .arch x64 ; shl r8, 32 ; add Rq(r), r8);
         }
     }
 }
@@ -129,9 +137,15 @@ pub(super) fn ctm_read(a: &mut Assembler, r: Read, exit: DynamicLabel) {
             i += 2;
             continue;
         }
-        dynasm!(a ; .arch x64 ; mov r8d, DWORD [r9 + rax + 4 * i]);
-        if i == words - 1 && masked {
-            dynasm!(a ; .arch x64 ; and r8d, r.mask as i32);
+        // A last word masked to its low byte or half is loaded zero-extended (one host
+        // instruction instead of two; little-endian, as the copy).
+        match (i == words - 1 && masked, r.mask) {
+            (true, 0xff) => dynasm!(a ; .arch x64 ; movzx r8d, BYTE [r9 + rax + 4 * i]),
+            (true, 0xffff) => dynasm!(a ; .arch x64 ; movzx r8d, WORD [r9 + rax + 4 * i]),
+            (true, m) => dynasm!(a ; .arch x64
+                ; mov r8d, DWORD [r9 + rax + 4 * i]
+                ; and r8d, m as i32),
+            (false, _) => dynasm!(a ; .arch x64 ; mov r8d, DWORD [r9 + rax + 4 * i]),
         }
         dynasm!(a ; .arch x64 ; mov DWORD [rdi + o(i)], r8d);
         i += 1;

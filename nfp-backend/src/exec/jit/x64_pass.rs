@@ -24,7 +24,8 @@
 
 use super::super::fast_run::{CX_EXTRA, CX_MARK_N, CX_PASS_LIMIT, CX_SEG_AT, CX_SEG_END};
 use super::super::through::Segment;
-use super::x64::{LAT, hop_at, pay};
+use super::x64::{LAT, hop_at};
+use super::x64_lag::{Target, pay, settle};
 use crate::cost::Latencies;
 use crate::target::MemTarget;
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
@@ -78,21 +79,24 @@ fn record_pass(a: &mut Assembler) {
 }
 
 /// A swap of `rax` cycles after the op at the end of the block (`rdx` = its first op,
-/// `rcx` = the count): passed, then the run `run` at the op `to` hops on is paid
-/// (jumping to its block's entry `l` when there is one); else `out(t, cx, ip, n, wait)`
-/// at that op decides (see the module docs).
+/// `rcx` = the count, behind it by `lag` in unchecked code, `x64_lag`): passed, then the
+/// run `run` at the op `to` hops on is paid (jumping to its block's entry `l` when there
+/// is one; `Some` of the lag the block laid out next runs with when the pay falls through
+/// into it); else `out(t, cx, ip, n, wait)` at that op decides (see the module docs).
 pub(super) fn swap_or_pass(
     a: &mut Assembler,
     (to, run): (usize, u16),
-    l: (Option<DynamicLabel>, Option<DynamicLabel>),
+    l: (Target, Option<DynamicLabel>),
     (out, checked): (usize, bool),
-) {
+    lag: i32,
+) -> Option<i32> {
+    // (The segment reads the count: settled first. Checked code runs with no lag.)
+    settle(a, lag);
     if !checked {
         // `x64_bound`'s entry check proved that the swap passes and that there is room.
         dynasm!(a ; .arch x64 ; mov r9, QWORD [rsi + SEG_AT]);
         record_pass(a);
-        pay(a, (to, run), l, false);
-        return;
+        return pay(a, (to, run), l, false, 0);
     }
     let out = out as i64;
     dynasm!(a ; .arch x64
@@ -106,7 +110,7 @@ pub(super) fn swap_or_pass(
         ; cmp r9, QWORD [rsi + SEG_END]
         ; je >swap);
     record_pass(a);
-    pay(a, (to, run), (l.0, None), true);
+    pay(a, (to, run), (l.0, None), true, 0);
     dynasm!(a ; .arch x64
         ; swap:
         ; mov r8, rax);
@@ -114,4 +118,5 @@ pub(super) fn swap_or_pass(
     dynasm!(a ; .arch x64
         ; mov rax, QWORD out
         ; jmp rax);
+    None
 }
