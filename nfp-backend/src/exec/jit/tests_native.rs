@@ -194,22 +194,7 @@ fn insn() -> impl Strategy<Value = MeInsn> {
 /// Sets GPRs `0..N` to `values`, runs `body`, then branches on `cond(k)` (without defer
 /// slots) over one instruction to the exit, so both paths are blocks.
 pub(super) fn program<const N: usize>(values: [u32; N], body: Vec<MeInsn>, k: u8) -> Vec<MeInsn> {
-    let mut c: Vec<MeInsn> = (0u8..).zip(values).flat_map(|(n, v)| set(n, v)).collect();
-    c.extend(body);
-    let exit = c.len() as u16 + 2;
-    c.push(MeInsn::Br {
-        cond: cond(k),
-        target: exit,
-        defer: 0,
-    });
-    c.push(MeInsn::Alu {
-        op: AluOp::Add,
-        dst: Dst::Both(0),
-        a: g(Bank::A, 0),
-        b: Src::Imm(1),
-    });
-    c.push(MeInsn::Exit);
-    c
+    chained(values, vec![(body, k)])
 }
 
 /// Sets GPRs `0..N` to `values`, then each of `bodies` followed by a branch on `cond(k)`
