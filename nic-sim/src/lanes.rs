@@ -424,6 +424,16 @@ impl<E: PacketEngine> MeSim<E> {
         self.advance(Some(now), out);
     }
 
+    /// Drops the perf event samples the engine and the reference emitted so far (see
+    /// [`crate::engine::discard_records`]): the driver calls it after each of this ME's
+    /// tasks, so that they never pile up over a run.
+    pub fn discard_records(&mut self) {
+        self.engine.discard_records();
+        if let Some(r) = self.reference.as_mut() {
+            r.discard_records();
+        }
+    }
+
     /// Processes everything that happens before `now`, as an arrival at `now` would: lets
     /// the driver flush results of MEs that get no new traffic.
     pub fn advance_to(&mut self, now: u64, out: &mut Outbox) {

@@ -473,6 +473,10 @@ impl PacketEngine for NfpEngine {
         Some(&self.maps)
     }
 
+    fn discard_records(&mut self) {
+        crate::engine::discard_records(&mut self.maps);
+    }
+
     fn enable_profile(&mut self) {
         self.plain = 0;
         if self.profile.is_none() {

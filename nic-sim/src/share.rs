@@ -177,6 +177,7 @@ impl Job {
     /// ME `me`'s task: its frames, then up to `now`.
     fn run<E: PacketEngine>(&self, me: u32, sim: &mut MeSim<E>, out: &mut Outbox) {
         sim.arrive_all(self.arrivals(me), self.now, out);
+        sim.discard_records();
     }
 
     /// Takes and runs tasks until none is left: host thread `host`'s own list first, then
