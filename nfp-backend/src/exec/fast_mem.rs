@@ -339,7 +339,6 @@ mod tests {
         Vec<u8>,
         Vec<Vec<u8>>,
         u32,
-        bool,
     );
 
     /// Runs to the end of the packet (or a fault): every event and the state after each.
@@ -370,8 +369,7 @@ mod tests {
                 t.pkt.to_vec(),
                 s.lmem.bytes().to_vec(),
                 s.maps.iter().map(|m| m.slab().to_vec()).collect(),
-                t.dirty_hi,
-                t.headroom_dirty,
+                t.dirty,
             ));
             if !again {
                 return out;

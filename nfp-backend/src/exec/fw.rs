@@ -89,7 +89,7 @@ pub(super) fn call(
                 }
                 th.meta = meta;
                 th.data = data as u32;
-                th.headroom_dirty = true;
+                th.note_headroom_write();
                 th.write_pkt_vec(mem.lmem);
                 0
             }

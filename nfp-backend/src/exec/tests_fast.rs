@@ -150,10 +150,7 @@ fn same(r: &Side, f: &Side) -> Result<(), String> {
                     .zip(f.maps.iter())
                     .all(|(x, y)| x.entries() == y.entries() && x.slab() == y.slab()),
         ),
-        (
-            "dirty tracking",
-            (a.dirty_hi, a.headroom_dirty) == (b.dirty_hi, b.headroom_dirty),
-        ),
+        ("dirty tracking", a.dirty == b.dirty),
     ];
     match checks.iter().find(|(_, ok)| !ok) {
         Some((what, _)) => Err(format!("{what} differ")),

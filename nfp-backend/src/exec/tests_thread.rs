@@ -33,14 +33,7 @@ impl Side {
             (t.pc, t.insns, t.busy, t.running),
             (t.alu_val, &t.fault),
             (t.defer_left, t.defer_target, t.defer_taken, t.defer_slots),
-            (
-                &t.pkt[..],
-                t.meta,
-                t.data,
-                t.end,
-                t.dirty_hi,
-                t.headroom_dirty,
-            ),
+            (&t.pkt[..], t.meta, t.data, t.end, t.dirty),
             (self.lmem.bytes(), self.shared.cls(), self.shared.imem()),
             self.shared.prandom_state(),
             self.maps

@@ -188,9 +188,10 @@ impl Thread {
     /// Records a write of `len` bytes at packet-buffer offset `off` (for `start`'s clearing).
     #[inline(always)]
     fn note_ctm_write(&mut self, off: u32, len: u32) {
-        self.dirty_hi = self.dirty_hi.max(off + len);
+        // The flag bit stays set through `max`: it is above any offset (`HEADROOM_DIRTY`).
+        self.dirty = self.dirty.max(off + len);
         if off < PKT_HEADROOM {
-            self.headroom_dirty = true;
+            self.note_headroom_write();
         }
     }
 
@@ -387,7 +388,7 @@ mod tests {
             prop_assert_eq!(fast, general);
             prop_assert_eq!(&th.file[..], &other.file[..]);
             prop_assert_eq!(&th.pkt[..], &other.pkt[..]);
-            prop_assert_eq!((th.dirty_hi, th.headroom_dirty), (other.dirty_hi, other.headroom_dirty));
+            prop_assert_eq!(th.dirty, other.dirty);
         }
     }
 }

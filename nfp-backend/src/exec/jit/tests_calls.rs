@@ -101,7 +101,17 @@ fn seen(
 /// (`prog` `None`, which steps in every mode) or the fast path, recording every event (a
 /// run to the end records each passed segment as a swap event, as the reference's).
 fn run(code: &[MeInsn], prog: Option<&FastProgram>, mode: Mode, budget: u64) -> Vec<Seen> {
-    let lat = Latencies::NFP4000;
+    run_with(&Latencies::NFP4000, code, prog, mode, budget)
+}
+
+/// [`run`] with the latencies `lat`.
+fn run_with(
+    lat: &Latencies,
+    code: &[MeInsn],
+    prog: Option<&FastProgram>,
+    mode: Mode,
+    budget: u64,
+) -> Vec<Seen> {
     let (mut lmem, mut shared, mut maps) = (Lmem::new(), SharedMem::new(3, 0), maps());
     let mut t = Thread::new(1);
     let mut out = Vec::new();
@@ -126,7 +136,7 @@ fn run(code: &[MeInsn], prog: Option<&FastProgram>, mode: Mode, budget: u64) -> 
                 lmem: &mut lmem,
                 shared: &mut shared,
                 maps: &mut maps,
-                lat: &lat,
+                lat,
             };
             segs.clear();
             let e = match (prog, mode) {
@@ -181,6 +191,17 @@ fn cycles_only(s: &[Seen]) -> Vec<Option<(u64, u64)>> {
 /// The native program agrees with the handlers in `mode`; stepping, both agree with the
 /// reference; to the end, the segments and the last event are the reference's.
 fn agree(code: &[MeInsn], mode: Mode, budget: u64) -> Result<(), TestCaseError> {
+    agree_with(&Latencies::NFP4000, code, mode, budget)
+}
+
+/// [`agree`] with the latencies `lat`.
+fn agree_with(
+    lat: &Latencies,
+    code: &[MeInsn],
+    mode: Mode,
+    budget: u64,
+) -> Result<(), TestCaseError> {
+    let run = |code, prog, mode, budget| run_with(lat, code, prog, mode, budget);
     let native = FastProgram::new(code);
     let handlers = FastProgram::without_native(code);
     let got = run(code, Some(&native), mode, budget);
@@ -319,6 +340,21 @@ proptest! {
         budget in prop_oneof![3 => Just(10_000u64), 1 => 1u64..80],
     ) {
         agree(&program(values, body, k), mode, budget)?;
+    }
+
+    /// The same with lookups that do not wait (`x64_emit::NoWait`, the path at the
+    /// lookup's cold exit), with any issue cycles.
+    #[test]
+    fn lookups_without_a_wait_equal_the_handlers_and_the_reference(
+        values in prop::array::uniform8(value()),
+        body in prop::collection::vec(insn(), 0..24),
+        (k, issue) in (any::<u8>(), 0u32..20),
+        mode in mode(),
+        budget in prop_oneof![3 => Just(10_000u64), 1 => 1u64..80],
+    ) {
+        let mut lat = Latencies::NFP4000;
+        lat.fw[crate::cost::fw_index(FwHelper::MapLookup)] = crate::cost::FwCost { issue, wait: 0 };
+        agree_with(&lat, &program(values, body, k), mode, budget)?;
     }
 }
 

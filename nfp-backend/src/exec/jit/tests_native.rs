@@ -28,7 +28,17 @@ type Seen = (
 /// Runs `packets` one after another on thread `index` (state kept), with the reference
 /// loop (`prog` `None`) or the fast path, recording every event.
 fn run(code: &[MeInsn], prog: Option<&FastProgram>, index: u8, budget: u64) -> Vec<Seen> {
-    let lat = Latencies::NFP4000;
+    run_with(&Latencies::NFP4000, code, prog, index, budget)
+}
+
+/// [`run`] with the latencies `lat`.
+fn run_with(
+    lat: &Latencies,
+    code: &[MeInsn],
+    prog: Option<&FastProgram>,
+    index: u8,
+    budget: u64,
+) -> Vec<Seen> {
     let (mut lmem, mut shared, mut maps) = (Lmem::new(), SharedMem::new(3, 0), MapSet::default());
     let mut t = Thread::new(index);
     let mut out = Vec::new();
@@ -40,7 +50,7 @@ fn run(code: &[MeInsn], prog: Option<&FastProgram>, index: u8, budget: u64) -> V
                 lmem: &mut lmem,
                 shared: &mut shared,
                 maps: &mut maps,
-                lat: &lat,
+                lat,
             };
             let e = match prog {
                 Some(f) => t.run_until_event_fast(f, &mut mem, budget),
@@ -220,6 +230,32 @@ fn chained<const N: usize>(values: [u32; N], bodies: Vec<(Vec<MeInsn>, u8)>) -> 
     }
     c.push(MeInsn::Exit);
     c
+}
+
+/// The native exit (`x64_branch::native_exit`) adds the exit's issue cycles beyond its
+/// count as the handler does, `saturating_sub(1)` included (exit latencies 0 and 1 add
+/// none): the busy cycles of `Done` agree with the reference's for every latency, reached
+/// by a taken branch and by a fall-through, checked and unchecked.
+#[test]
+fn native_exit_counts_its_latency() {
+    for k in 0..16 {
+        let code = program([1, 2, 3, 4], Vec::new(), k);
+        let native = FastProgram::new(&code);
+        for exit in [0, 1, 2, 4, 1000] {
+            let lat = Latencies {
+                exit,
+                ..Latencies::NFP4000
+            };
+            for budget in [3, 10_000] {
+                let want = run_with(&lat, &code, None, 1, budget);
+                let got = run_with(&lat, &code, Some(&native), 1, budget);
+                assert!(
+                    got == want,
+                    "exit latency {exit}, cond {k}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
 }
 
 proptest! {

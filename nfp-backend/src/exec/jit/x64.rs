@@ -27,6 +27,8 @@ const MARK_N: i32 = CX_MARK_N as i32;
 /// `cx.mem.lat`, and the offset of `csr_write_delay` in what it points to.
 pub(super) const LAT: i32 = CX_LAT as i32;
 pub(super) const CSR_DELAY: i32 = offset_of!(crate::cost::Latencies, csr_write_delay) as i32;
+/// The offset of `exit` (its issue cycles) there.
+pub(super) const EXIT_LAT: i32 = offset_of!(crate::cost::Latencies, exit) as i32;
 /// The thread's LM window addresses (`u32`s) and their ready counts (`u64`s).
 pub(super) const LM_ADDR: i32 = offset_of!(Thread, lm_addr) as i32;
 pub(super) const LM_READY: i32 = offset_of!(Thread, lm_ready) as i32;
@@ -226,33 +228,6 @@ pub(super) fn alu(a: &mut Assembler, op: A, (av, bv): (Val, Val), live: (bool, b
     }
 }
 
-/// `eax = shift(kind, a, b, count)`, the count a constant or in cl (`None`).
-pub(super) fn shift(
-    a: &mut Assembler,
-    kind: ShiftKind,
-    (av, bv): (Val, Val),
-    n: Option<u8>,
-    h: Held,
-) {
-    load_eax(a, bv, h);
-    if kind == ShiftKind::DoubleRight {
-        load(a, S9, av);
-    }
-    match (kind, n) {
-        (_, Some(0)) => {}
-        (ShiftKind::Left, Some(k)) => dynasm!(a ; .arch x64 ; shl eax, k as i8),
-        (ShiftKind::Right, Some(k)) => dynasm!(a ; .arch x64 ; shr eax, k as i8),
-        (ShiftKind::ArithRight, Some(k)) => dynasm!(a ; .arch x64 ; sar eax, k as i8),
-        (ShiftKind::RotRight, Some(k)) => dynasm!(a ; .arch x64 ; ror eax, k as i8),
-        (_, Some(k)) => dynasm!(a ; .arch x64 ; shrd eax, r9d, k as i8),
-        (ShiftKind::Left, None) => dynasm!(a ; .arch x64 ; shl eax, cl),
-        (ShiftKind::Right, None) => dynasm!(a ; .arch x64 ; shr eax, cl),
-        (ShiftKind::ArithRight, None) => dynasm!(a ; .arch x64 ; sar eax, cl),
-        (ShiftKind::RotRight, None) => dynasm!(a ; .arch x64 ; ror eax, cl),
-        (_, None) => dynasm!(a ; .arch x64 ; shrd eax, r9d, cl),
-    }
-}
-
 /// Where a block goes on, in hops from its first op (`fast_run::next` or
 /// `fast_branch::branch` as code).
 #[derive(Clone, Copy)]
@@ -318,7 +293,19 @@ fn block(
         Some(&Step::Alu { op, .. }) => Some(op),
         _ => None,
     });
-    let flags = emit(a, steps, &mut exits, (sink, pending), lag);
+    // A lookup ending the block leaves its no-wait path to its cold exit.
+    let fw = match tail {
+        Tail::Fw { to, rn } if matches!(steps.last(), Some(Step::Lookup { .. })) => {
+            Some(x64_emit::NoWait {
+                to: at(to),
+                rn,
+                target: next(to),
+                checked,
+            })
+        }
+        _ => None,
+    };
+    let flags = emit(a, steps, &mut exits, (sink, pending, fw), lag);
     // Where the block goes on when not branching: to `fall`'s copy, laid out next.
     let on = |to: i32| fall.map_or((next(to), follows), |l| (Some((l, 0)), Some(l)));
     let out = match tail {
@@ -376,9 +363,12 @@ fn block(
             // (The swap last: a lookup nearly always waits, and its pay may then fall
             // through to the block laid out next.)
             settle(a, lag);
-            dynasm!(a ; .arch x64 ; test rax, rax ; jnz >wait);
-            pay(a, (at(to), rn), (next(to), None), checked, 0);
-            dynasm!(a ; .arch x64 ; wait:);
+            // (The no-wait path is at the lookup's exit when the lookup ends the block.)
+            if fw.is_none() {
+                dynasm!(a ; .arch x64 ; test rax, rax ; jnz >wait);
+                pay(a, (at(to), rn), (next(to), None), checked, 0);
+                dynasm!(a ; .arch x64 ; wait:);
+            }
             let l = (next(to), follows);
             x64_pass::swap_or_pass(a, (at(to), rn), l, (out, checked), 0)
         }
@@ -485,9 +475,15 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
         .collect();
     let mut starts = vec![None; ops.len()];
     let mut exits = Vec::new();
+    // The native exits (`x64_branch::native_exit`), as blocks to jump to with no lag.
+    let exit_l: Vec<Option<DynamicLabel>> = ops
+        .iter()
+        .map(|op| matches!(op, Op::Exit).then(|| asm.new_dynamic_label()))
+        .collect();
     let next_in = |labels: &[Option<DynamicLabel>], pc: usize, to: i32| {
         let at = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
-        labels.get(at).copied().flatten().map(|l| (l, 0))
+        let l = labels.get(at).copied().flatten();
+        l.or(exit_l.get(at).copied().flatten()).map(|l| (l, 0))
     };
     // The unchecked blocks' own copies laid out with a lag (`x64_lag`): their body's
     // label and lag (their own label is then a stub, in `lag_stubs`).
@@ -532,6 +528,7 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
         })
         .collect();
     let mut placed = vec![false; ops.len()];
+    let mut exit_placed = vec![false; ops.len()];
     let mut stubs = Vec::new();
     // Where the room check of the block at 0 starts, inside its entry check.
     let mut first_room = None;
@@ -566,6 +563,10 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
                 .copied()
                 .flatten()
                 .filter(|_| !placed[after]);
+            // Or the native exit there, laid out once, after the first block going on to
+            // it (`x64_branch::native_exit`).
+            let exit_next = follows.is_none() && exit_l.get(after).copied().flatten().is_some();
+            let exit_next = exit_next && !exit_placed[after];
             // This copy's pending flags, if it is one; and a copy of the block after, laid
             // out next, with flags left pending for it (the block's own copy is laid out
             // later, for its other entries): those this copy passes on unread, or a
@@ -593,6 +594,8 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
             };
             if fall.is_some() {
                 follows = fall;
+            } else if exit_next {
+                follows = exit_l[after];
             }
             // Likewise a branch's sunk flags on its taken path, in copies of the blocks
             // there laid out after all others (entered by the jump the path makes anyway;
@@ -650,6 +653,14 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
             );
             exits.extend(ex.into_iter().map(|e| (e, lag)));
             lag = out.unwrap_or(0);
+            if let (true, Some(l)) = (fall.is_none() && exit_next, follows) {
+                // Its label expects no lag, as every jump there settles it (`go_on`).
+                settle(&mut asm, lag);
+                dynasm!(asm ; .arch x64 ; =>l);
+                x64_branch::native_exit(&mut asm, after);
+                exit_placed[after] = true;
+                break;
+            }
             spec = fall;
             match follows {
                 Some(_) => pc = after,
@@ -691,6 +702,12 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     }
     for s in lag_stubs {
         x64_lag::stub(&mut asm, s);
+    }
+    for (pc, l) in exit_l.iter().enumerate() {
+        if let (Some(l), false) = (*l, exit_placed[pc]) {
+            dynasm!(asm ; .arch x64 ; =>l);
+            x64_branch::native_exit(&mut asm, pc);
+        }
     }
     // The exits, each settling the lag of its block first (but an add's helper, which
     // goes back into the block: it reads no count).

@@ -200,10 +200,19 @@ pub(super) fn emem_exit(a: &mut Assembler, at: usize, exit: DynamicLabel) {
 }
 
 /// A lookup: the helper, then `rax` = the wait (0: none); leaves for `exit` on a fault
-/// or a panic.
-pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel) {
+/// or a panic, and with `no_wait` also when it did not wait (`rax - 1` wraps for 0 to
+/// above the statuses: `x64_emit::NoWait`).
+pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel, no_wait: bool) {
     call(a, lookup_native as *const () as usize, |_| {});
-    dynasm!(a ; .arch x64 ; cmp rax, PANICKED as i32 ; jae =>exit);
+    if no_wait {
+        const _: () = assert!(PANICKED == u64::MAX - 1 && FAULTED == u64::MAX);
+        dynasm!(a ; .arch x64
+            ; lea r8, [rax - 1]
+            ; cmp r8, (PANICKED - 1) as i32
+            ; jae =>exit);
+    } else {
+        dynasm!(a ; .arch x64 ; cmp rax, PANICKED as i32 ; jae =>exit);
+    }
 }
 
 /// The cold exit of the lookup at `at` in the block at `pc` (`rdx` = its first op, `rax`

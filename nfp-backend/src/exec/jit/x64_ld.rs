@@ -1,4 +1,5 @@
-//! `ld_field` steps of [`super::x64`]'s blocks ([`super::Step::Ld`]).
+//! `ld_field` steps of [`super::x64`]'s blocks ([`super::Step::Ld`]), and their shifts
+//! ([`shift`], moved here from `x64` to keep that file under 800 lines).
 //!
 //! # Why
 //!
@@ -13,7 +14,7 @@
 //! `simspeed pre`: the demo filter's native code 223.0 -> 213.0 host instructions per
 //! frame with the same for a `ctm` read's masked last word (`x64_mem`).
 
-use super::x64::{EAX, Held, S8, Val, load, load_eax, store};
+use super::x64::{EAX, Held, S8, S9, Val, load, load_eax, store};
 use super::*;
 use dynasmrt::{DynasmApi, dynasm, x64::Assembler};
 
@@ -101,6 +102,33 @@ fn bytes_of(rot: u8, mask: u32) -> Option<(i32, bool, u8)> {
     };
     let start = (s + rot) % 32;
     (s.is_multiple_of(8) && start + w <= 32).then_some(((start / 8) as i32, half, s as u8))
+}
+
+/// `eax = shift(kind, a, b, count)`, the count a constant or in cl (`None`).
+pub(super) fn shift(
+    a: &mut Assembler,
+    kind: ShiftKind,
+    (av, bv): (Val, Val),
+    n: Option<u8>,
+    h: Held,
+) {
+    load_eax(a, bv, h);
+    if kind == ShiftKind::DoubleRight {
+        load(a, S9, av);
+    }
+    match (kind, n) {
+        (_, Some(0)) => {}
+        (ShiftKind::Left, Some(k)) => dynasm!(a ; .arch x64 ; shl eax, k as i8),
+        (ShiftKind::Right, Some(k)) => dynasm!(a ; .arch x64 ; shr eax, k as i8),
+        (ShiftKind::ArithRight, Some(k)) => dynasm!(a ; .arch x64 ; sar eax, k as i8),
+        (ShiftKind::RotRight, Some(k)) => dynasm!(a ; .arch x64 ; ror eax, k as i8),
+        (_, Some(k)) => dynasm!(a ; .arch x64 ; shrd eax, r9d, k as i8),
+        (ShiftKind::Left, None) => dynasm!(a ; .arch x64 ; shl eax, cl),
+        (ShiftKind::Right, None) => dynasm!(a ; .arch x64 ; shr eax, cl),
+        (ShiftKind::ArithRight, None) => dynasm!(a ; .arch x64 ; sar eax, cl),
+        (ShiftKind::RotRight, None) => dynasm!(a ; .arch x64 ; ror eax, cl),
+        (_, None) => dynasm!(a ; .arch x64 ; shrd eax, r9d, cl),
+    }
 }
 
 #[cfg(test)]
