@@ -182,8 +182,9 @@ pub(super) fn store_sunk(a: &mut Assembler, op: A, (res, cv): (bool, bool)) {
 /// there) instead of loading its hop and jumping through the handler, which also reads
 /// the pc from the hop: callgrind, `simspeed pre`, 879.2 -> 876.4 host instructions
 /// per frame; laid out once right after the first unchecked block that falls through to
-/// it (no jump there, its lag settled by an add), 875.1 -> 874.2. Returns, as the handler would: blocks run as tail-called handlers and push
-/// nothing (see `x64::block`), so the return goes to the driver. The hop keeps
+/// it (no jump there, its lag settled by an add), 875.1 -> 874.2. Returns, as the handler
+/// would: blocks run as tail-called handlers and push nothing (see `x64::block`), so the
+/// return goes to the driver. The hop keeps
 /// `fast_branch::exit` for the handlers and drivers that reach it otherwise.
 pub(super) fn native_exit(a: &mut Assembler, pc: usize) {
     use super::super::fast_run::Out;
