@@ -118,7 +118,7 @@ impl Ticker<'_> {
     /// [`Ticker::tick`] of a frame that [`Ticker::within`] said arrives before the clock
     /// saturates: without the test and the call that another length takes, nor the
     /// saturation's, for a loop that must make no call in its common case (see
-    /// [`crate::share`]'s `fill`).
+    /// `share::read::fill`).
     #[inline(always)]
     pub fn tick_within(&mut self) -> u64 {
         self.last.count += 1;

@@ -17,7 +17,7 @@ use super::Hash12;
 /// Why: the tables cost two instructions an input byte (a byte load, then a load and XOR),
 /// 25 for the 12 bytes, and a register for the tables' address in the reading loop, which
 /// keeps more of its state on the stack; this is 15 instructions with its constants in
-/// vector registers ([`Hash12::ready`]). Callgrind, demo: see [`crate::share`]'s `fill`.
+/// vector registers ([`Hash12::ready`]). Callgrind, demo: see `share::read::fill`.
 #[derive(Debug, Clone, Copy)]
 pub struct Clmul {
     /// Key bytes 0..8 and 8..16 as big-endian words (key bit `j` at bit `63 - j % 64`).

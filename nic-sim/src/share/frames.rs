@@ -32,7 +32,7 @@ pub(super) const HEAD: usize = 24;
 /// Why a write pointer and a limit rather than the `Vec`'s length: a record is written at
 /// the pointer with constant offsets, and the room test is one subtraction from the limit;
 /// through the `Vec`, each frame loaded its capacity and length, added the length to its
-/// start for the address, and stored the length back. See [`crate::share`]'s `fill` for the
+/// start for the address, and stored the length back. See [`mod@super::read`]'s `fill` for the
 /// measured numbers.
 #[derive(Debug)]
 #[repr(align(64))]
@@ -188,7 +188,7 @@ impl Room<'_> {
 /// With `SHORT` (the caller's promise of 16 to 64 bytes, which it has tested before its
 /// loop), other lengths are copied byte by byte with volatile writes, which the compiler
 /// neither turns into a `memcpy` call nor merges: a loop that calls this makes no call (see
-/// [`crate::share`]'s `fill`), whatever the length. (A `memcpy` marked cold, instead, left
+/// [`mod@super::read`]'s `fill`), whatever the length. (A `memcpy` marked cold, instead, left
 /// the loop's values on the stack all the same: callgrind, demo, 1 host instruction a frame
 /// more.)
 ///
