@@ -30,8 +30,10 @@ use super::{Event, ExecErrorKind, InsnProfile, MemState, SwapTarget};
 use std::mem::MaybeUninit;
 
 mod fused;
+mod offsets;
 
 pub use fused::FusedBudget;
+pub(super) use offsets::*;
 
 /// Most instructions a handler chain pays for beyond its first run before it returns to the
 /// driver (bounds the Rust stack if a build does not turn tail calls into jumps).
@@ -206,39 +208,6 @@ pub(super) extern "C-unwind" fn unpaid_at(
     let run = unsafe { (*ip).run };
     unpaid(cx, ip, run, n)
 }
-
-/// Byte offsets of the fields of [`Cx`] that `jit`'s blocks read or write (`limit`,
-/// `extra`, `penalty`).
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_LIMIT: usize = std::mem::offset_of!(Cx<'static>, limit);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_EXTRA: usize = std::mem::offset_of!(Cx<'static>, extra);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_PENALTY: usize = std::mem::offset_of!(Cx<'static>, penalty);
-/// Byte offset of `cx.mem.lat` (the latencies, for `local_csr_wr` in `jit`'s blocks).
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_LAT: usize =
-    std::mem::offset_of!(Cx<'static>, mem) + std::mem::offset_of!(MemState<'static>, lat);
-/// Byte offsets of what [`pass`] reads and writes (`jit`'s blocks pass swaps themselves).
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_PASS_LIMIT: usize = std::mem::offset_of!(Cx<'static>, pass_limit);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_MARK_N: usize = std::mem::offset_of!(Cx<'static>, mark_n);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_SEG_AT: usize = std::mem::offset_of!(Cx<'static>, seg_at);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_SEG_END: usize = std::mem::offset_of!(Cx<'static>, seg_end);
-/// Byte offsets of the value window (`Cx::va_base`), which `jit`'s blocks add to.
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_VA_BASE: usize = std::mem::offset_of!(Cx<'static>, va_base);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_VA_LAST: usize = std::mem::offset_of!(Cx<'static>, va_last);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_VA_PTR: usize = std::mem::offset_of!(Cx<'static>, va_ptr);
-/// Byte offset of `base` (`jit`'s blocks find the hop of an address from it when they leave
-/// for a handler, instead of carrying the op pointer from block to block).
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
-pub(super) const CX_BASE: usize = std::mem::offset_of!(Cx<'static>, base);
 
 /// A run the chain cannot pay: slow, or beyond the limit (the driver tells the chunk used
 /// up, which it goes on from, from the budget exhausted, which is slow).
