@@ -2,7 +2,7 @@
 //! state or data movement beyond one register write.
 
 use super::memory::{Lmem, emem_region, range, region};
-use super::thread::{Mul, Thread, slot};
+use super::thread::{HEADROOM_DIRTY, Mul, Thread, slot};
 use super::{ExecErrorKind, MemState, PKT_BUF_BYTES, PKT_HEADROOM, ctm_packet_buffer};
 use crate::target::{CmdAction, Dst, MemTarget, MulStep, Src};
 use vm_core::maps::MapSet;
@@ -188,8 +188,11 @@ impl Thread {
     /// Records a write of `len` bytes at packet-buffer offset `off` (for `start`'s clearing).
     #[inline(always)]
     fn note_ctm_write(&mut self, off: u32, len: u32) {
-        // The flag bit stays set through `max`: it is above any offset (`HEADROOM_DIRTY`).
-        self.dirty = self.dirty.max(off + len);
+        // The high-water mark below the flag bit: a plain `max` with the flag set would keep
+        // the old mark whatever the write (the flag is above every offset), and a start
+        // would then leave the bytes past it uncleared.
+        let flag = self.dirty & HEADROOM_DIRTY;
+        self.dirty = flag | (self.dirty & !HEADROOM_DIRTY).max(off + len);
         if off < PKT_HEADROOM {
             self.note_headroom_write();
         }
@@ -331,6 +334,16 @@ mod tests {
     use crate::cost::Latencies;
     use proptest::prelude::*;
     use vm_core::maps::MapSet;
+
+    #[test]
+    fn a_write_past_the_mark_raises_it_with_the_headroom_flag_set() {
+        let mut th = Thread::new(0);
+        th.note_ctm_write(0, 4);
+        th.note_ctm_write(PKT_HEADROOM + 100, 50);
+        assert_eq!(th.dirty, HEADROOM_DIRTY | (PKT_HEADROOM + 150));
+        th.note_ctm_write(PKT_HEADROOM + 10, 5);
+        assert_eq!(th.dirty, HEADROOM_DIRTY | (PKT_HEADROOM + 150));
+    }
 
     fn action(k: u8) -> CmdAction {
         match k % 5 {
