@@ -276,9 +276,18 @@ pub(super) fn emit(
                 (Held(d), None)
             }
             Step::ShfInd { kind, d, a: x, b } => {
-                // The previous step (its ALU op) left its result in eax; the count goes
-                // to cl, the run's count in rcx to r8 meanwhile.
-                dynasm!(a ; .arch x64 ; mov r8, rcx ; mov ecx, eax);
+                // The previous step (its ALU op) left its result in eax, unless it was a
+                // move of a constant, stored as an immediate with eax as it was (found by
+                // `fast_path_equals_reference_with_large_budgets`): the count goes to cl,
+                // the run's count in rcx to r8 meanwhile.
+                let moved = i
+                    .checked_sub(1)
+                    .and_then(|p| const_move(&steps[p], &known[p]));
+                dynasm!(a ; .arch x64 ; mov r8, rcx);
+                match moved {
+                    Some((_, v)) => dynasm!(a ; .arch x64 ; mov ecx, v as i32),
+                    None => dynasm!(a ; .arch x64 ; mov ecx, eax),
+                }
                 shift(a, kind, (kv(x), kv(b)), None, h);
                 dynasm!(a ; .arch x64 ; mov rcx, r8);
                 if l.0 {
