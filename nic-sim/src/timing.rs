@@ -131,7 +131,7 @@ impl Ticker<'_> {
         // Callgrind: 14 host instructions a frame with the saturation tested every frame
         // (one compare with `u64::MAX - quotient`, kept per step), ~19 comparing r with
         // b - (a·c mod b) and saturating both adds; untested here (`within` once per run of
-        // frames), ~8 fewer in the reading loop (see `crate::share`'s `fill`).
+        // frames), ~8 fewer in the reading loop (see `share::read::fill`).
         let (behind, wrap) = self.behind.overflowing_add(step.remainder);
         // A select, not a branch: `wrap` follows the frames' fractions of a cycle, which no
         // branch predictor learns (the compiler made a branch of the mask once the rest of

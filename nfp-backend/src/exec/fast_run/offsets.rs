@@ -1,39 +1,29 @@
 //! Byte offsets of the fields of [`Cx`] that `jit`'s generated code reads and writes: a
 //! module of their own (a child of `fast_run`, which may name `Cx`'s private fields), so
-//! that the run loop's file stays about its logic.
+//! that the run loop's file stays about its logic. Only the x86-64 code generator reads
+//! them.
+#![cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 
 use super::Cx;
 use crate::exec::MemState;
 
 /// Byte offsets of the fields of [`Cx`] that `jit`'s blocks read or write (`limit`,
 /// `extra`, `penalty`).
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_LIMIT: usize = std::mem::offset_of!(Cx<'static>, limit);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_EXTRA: usize = std::mem::offset_of!(Cx<'static>, extra);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_PENALTY: usize = std::mem::offset_of!(Cx<'static>, penalty);
 /// Byte offset of `cx.mem.lat` (the latencies, for `local_csr_wr` in `jit`'s blocks).
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_LAT: usize =
     std::mem::offset_of!(Cx<'static>, mem) + std::mem::offset_of!(MemState<'static>, lat);
 /// Byte offsets of what `pass` reads and writes (`jit`'s blocks pass swaps themselves).
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_PASS_LIMIT: usize = std::mem::offset_of!(Cx<'static>, pass_limit);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_MARK_N: usize = std::mem::offset_of!(Cx<'static>, mark_n);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_SEG_AT: usize = std::mem::offset_of!(Cx<'static>, seg_at);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_SEG_END: usize = std::mem::offset_of!(Cx<'static>, seg_end);
 /// Byte offsets of the value window (`Cx::va_base`), which `jit`'s blocks add to.
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_VA_BASE: usize = std::mem::offset_of!(Cx<'static>, va_base);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_VA_LAST: usize = std::mem::offset_of!(Cx<'static>, va_last);
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_VA_PTR: usize = std::mem::offset_of!(Cx<'static>, va_ptr);
 /// Byte offset of `base` (`jit`'s blocks find the hop of an address from it when they leave
 /// for a handler, instead of carrying the op pointer from block to block).
-#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(in crate::exec) const CX_BASE: usize = std::mem::offset_of!(Cx<'static>, base);
