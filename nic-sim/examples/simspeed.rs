@@ -52,6 +52,40 @@ fn main() {
                 insns as f64 / n as f64
             );
         }
+        "repeat" => {
+            // As criterion runs it: the same frames simulated again and again in one
+            // process, each call timed (wall and thread CPU), so that a call's fixed cost
+            // (setup, first touches) shows against the per-frame cost at two sizes.
+            let mut config = SimConfig::new(nic);
+            config.host_threads = hosts;
+            let frames: Vec<Vec<u8>> = Generator::new(&spec).map(|f| f.expect("frame")).collect();
+            let rounds: usize = std::env::var("SIMSPEED_ROUNDS")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(8);
+            for round in 0..rounds {
+                for take in [1000, frames.len()] {
+                    let t = Instant::now();
+                    let cpu0 = cpu_ns();
+                    simulate(
+                        frames[..take].iter().map(|f| Ok(f.as_slice())),
+                        &config,
+                        &nfp,
+                        None,
+                        |_, _| Ok(()),
+                    )
+                    .expect("simulates");
+                    let wall = t.elapsed().as_secs_f64() * 1e3;
+                    let cpu = match (cpu0, cpu_ns()) {
+                        (Some(a), Some(b)) => (b - a) as f64 / 1e6,
+                        _ => 0.0,
+                    };
+                    if rounds <= 8 {
+                        println!("round {round} frames {take}: wall {wall:.3} ms cpu {cpu:.3} ms");
+                    }
+                }
+            }
+        }
         _ => {
             let mut config = SimConfig::new(nic);
             config.host_threads = hosts;
