@@ -124,45 +124,45 @@ struct Queued {
     frame: Vec<u8>,
 }
 
-/// One hardware thread: its queue and the packet it holds (plain fields, valid while
-/// `MeSim::ready` is not `NONE`, so starting a packet moves nothing).
+/// One hardware thread: its queue and what only stepping without replay or checking
+/// against the reference needs (the scheduler's per-packet fields are in [`Hot`]).
 #[derive(Default)]
 struct Thread {
     queue: VecDeque<Queued>,
-    index: u64,
-    arrival: u64,
+    /// Without replay: the busy and wait cycles of the steps taken so far.
     busy: u64,
     wait: u64,
     /// Whether the firmware's per-packet cycles have been charged (on the first step; with
-    /// replay they are in the first segment instead, see `Thread::settle_replay`).
+    /// replay they are in the first segment instead, see [`MeSim::begin`]).
     fw_charged: bool,
     /// The reference engine's verdict and bytes for this packet, when checking.
     ref_verdict: Option<Verdict>,
     ref_bytes: Vec<u8>,
-    stats: LaneStats,
-    /// With replay ([`MeSim::replay`]): the packet's swaps, run when it started (replayed
-    /// through [`MeSim::cursors`]).
-    segs: Vec<Segment>,
+}
+
+/// A thread's packet as the scheduler sees it, and its lane's counts: what every packet
+/// reads or writes, one cache line per thread in [`MeSim::hot`], valid while
+/// `MeSim::ready` is not `NONE`.
+///
+/// Why beside `ready` rather than in [`Thread`]: indexed by `th & (SLOTS - 1)` in a
+/// fixed-size array, a thread's fields need no bounds check and no multiply by the size of
+/// a `Thread` (the scheduler reached `threads[th]` at an arrival, a start, a last step
+/// and a completion).
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Hot {
+    index: u64,
+    arrival: u64,
     /// How the packet ends: the busy cycles of its last step, its verdict, and whether it
     /// finished (rather than faulted). Set when the packet starts with replay, and when its
     /// last step is taken without; plain numbers, so that the scheduler moves no `Step`.
     last_busy: u64,
     verdict: Verdict,
     finished: bool,
+    stats: LaneStats,
 }
 
-impl Thread {
-    /// With replay, once the packet has run to its end: charges the firmware's `fw` cycles to
-    /// its first step (they open its first segment), so that replaying a step needs no
-    /// first-step test (see [`MeSim::run`]).
-    #[inline(always)]
-    fn settle_replay(&mut self, fw: u64) {
-        match self.segs.first_mut() {
-            Some(s) => s.busy += fw,
-            None => self.last_busy += fw,
-        }
-    }
-
+impl Hot {
     /// Records how the packet ends.
     #[inline(always)]
     fn set_end(&mut self, end: PacketEnd) {
@@ -209,6 +209,14 @@ pub struct MeSim<E: PacketEngine> {
     /// saturation) needs no visit at all.
     held_mask: u64,
     freed_mask: u64,
+    /// Bit `t` set when thread `t`'s queue holds a frame: a completion tests it without
+    /// reaching the thread's `VecDeque`.
+    queued_mask: u64,
+    /// Per thread: its packet and lane counts (see [`Hot`]).
+    hot: [Hot; SLOTS],
+    /// With replay ([`MeSim::replay`]): per thread, its packet's swaps, run when it started
+    /// (replayed through [`MeSim::cursors`]).
+    segs: [Vec<Segment>; SLOTS],
     /// Tests only: pick by scanning every thread, the reference the masks are checked
     /// against.
     #[cfg(test)]
@@ -278,6 +286,9 @@ impl<E: PacketEngine> MeSim<E> {
             free: [NONE; SLOTS],
             held_mask: 0,
             freed_mask: 0,
+            queued_mask: 0,
+            hot: [Hot::default(); SLOTS],
+            segs: std::array::from_fn(|_| Vec::new()),
             #[cfg(test)]
             scan: false,
             depth: depth as usize,
@@ -327,12 +338,17 @@ impl<E: PacketEngine> MeSim<E> {
         // a division off the per-frame path).
         let th = a.thread as usize;
         let th = if th < n { th } else { th % n };
-        let idle = self.ready[th & (SLOTS - 1)] == NONE && self.free[th & (SLOTS - 1)] == NONE;
-        let t = &mut self.threads[th];
-        t.stats.offered += 1;
-        if idle && t.queue.is_empty() {
+        let slot = th & (SLOTS - 1);
+        self.hot[slot].stats.offered += 1;
+        // An idle thread's queue is empty: a thread with a queued frame holds a packet or
+        // has a completion pending (`complete` makes it an event when the queue holds one).
+        if self.ready[slot] == NONE && self.free[slot] == NONE {
+            debug_assert!(self.queued_mask & bit(th) == 0);
             self.begin(th, a.index, a.time, a.frame, a.time);
-        } else if t.queue.len() < self.depth {
+            return;
+        }
+        let t = &mut self.threads[th];
+        if t.queue.len() < self.depth {
             let mut frame = self.pool.pop().unwrap_or_default();
             frame.clear();
             frame.extend_from_slice(a.frame);
@@ -341,6 +357,7 @@ impl<E: PacketEngine> MeSim<E> {
                 time: a.time,
                 frame,
             });
+            self.queued_mask |= bit(th);
         } else {
             self.stats.queue_drops += 1;
             if self.results {
@@ -364,8 +381,9 @@ impl<E: PacketEngine> MeSim<E> {
         // in time order (each at `me_free`, which never decreases), so the last step the ME
         // ran ended the packet that finished last.
         let s = &mut self.stats;
-        s.lanes_used = self.threads.iter().filter(|t| t.stats.offered > 0).count() as u32;
-        s.lanes = self.threads.iter().map(|t| t.stats).collect();
+        let hot = &self.hot[..self.threads.len()];
+        s.lanes_used = hot.iter().filter(|h| h.stats.offered > 0).count() as u32;
+        s.lanes = hot.iter().map(|h| h.stats).collect();
         s.processed = s.lanes.iter().map(|l| l.processed).sum();
         s.busy_cycles = s.busy.buckets().iter().map(|&(v, c)| v * c).sum();
         if s.processed > 0 {
@@ -377,33 +395,40 @@ impl<E: PacketEngine> MeSim<E> {
     /// Thread `th` takes frame `index` (arrived at `arrival`) and may run it from `at`.
     #[inline(always)]
     fn begin(&mut self, th: usize, index: u64, arrival: u64, frame: &[u8], at: u64) {
-        let t = &mut self.threads[th];
+        let slot = th & (SLOTS - 1);
         // With replay, `finish_replayed` sets the packet's busy and wait and no step tests
         // `fw_charged`: those are for stepping alone (3 host instructions per frame).
         if self.replay {
-            t.segs.clear();
-            let end = self
-                .engine
-                .start_to_end_packed(th as u32, frame, &mut t.segs);
-            t.set_end(end);
-            t.settle_replay(self.fw_cycles);
-            // SAFETY: `t.segs` changes only above, in the thread's next `begin`, which
-            // replaces this cursor before the replay loops read it again (they read a
+            let segs = &mut self.segs[slot];
+            segs.clear();
+            let end = self.engine.start_to_end_packed(th as u32, frame, segs);
+            let h = &mut self.hot[slot];
+            h.set_end(end);
+            // The firmware's cycles open the packet's first segment, so that replaying a
+            // step needs no first-step test (see `MeSim::run`).
+            match segs.first_mut() {
+                Some(s) => s.busy += self.fw_cycles,
+                None => h.last_busy += self.fw_cycles,
+            }
+            // SAFETY: `self.segs[slot]` changes only above, in the thread's next `begin`,
+            // which replaces this cursor before the replay loops read it again (they read a
             // thread's cursor only while it holds a packet, i.e. after its `begin`).
-            self.cursors[th & (SLOTS - 1)] = unsafe { Cursor::over(&t.segs) };
-            self.spent[th & (SLOTS - 1)] = Segment::default();
+            self.cursors[slot] = unsafe { Cursor::over(segs) };
+            self.spent[slot] = Segment::default();
         } else {
+            let t = &mut self.threads[th];
             (t.busy, t.wait, t.fw_charged) = (0, 0, false);
             self.engine.start(th as u32, frame);
         }
-        t.ref_verdict = self.reference.as_mut().map(|r| {
+        if let Some(r) = self.reference.as_mut() {
+            let t = &mut self.threads[th];
             let (last, _, _) =
                 crate::engine::run_to_completion(r.as_mut(), frame, &mut t.ref_bytes);
-            PacketEnd::of(&last).verdict
-        });
-        t.index = index;
-        t.arrival = arrival;
-        self.ready[th & (SLOTS - 1)] = at;
+            t.ref_verdict = Some(PacketEnd::of(&last).verdict);
+        }
+        let h = &mut self.hot[slot];
+        (h.index, h.arrival) = (index, arrival);
+        self.ready[slot] = at;
         self.held_mask |= bit(th);
     }
 
@@ -650,7 +675,11 @@ impl<E: PacketEngine> MeSim<E> {
     fn take_next(&mut self, th: usize, at: u64) {
         self.free[th & (SLOTS - 1)] = NONE;
         self.freed_mask &= !bit(th);
-        if let Some(q) = self.threads[th].queue.pop_front() {
+        let queue = &mut self.threads[th].queue;
+        if let Some(q) = queue.pop_front() {
+            if queue.is_empty() {
+                self.queued_mask &= !bit(th);
+            }
             self.begin(th, q.index, q.time, &q.frame, at);
             self.pool.push(q.frame);
         }
@@ -685,8 +714,9 @@ impl<E: PacketEngine> MeSim<E> {
         let (last, swapped) = match step {
             Step::Swap { busy, wait } => (busy, Some(wait)),
             last => {
-                t.set_end(PacketEnd::of(&last));
-                (t.last_busy, None)
+                let end = PacketEnd::of(&last);
+                self.hot[th & (SLOTS - 1)].set_end(end);
+                (end.busy, None)
             }
         };
         // The firmware's cycles open the packet's first segment, passed or not.
@@ -698,37 +728,40 @@ impl<E: PacketEngine> MeSim<E> {
             self.ready[th & (SLOTS - 1)] = self.me_free + wait;
             return;
         }
-        self.complete(th, until, out);
+        let (busy, wait) = (t.busy, t.wait);
+        self.complete(th, busy, wait, until, out);
     }
 
-    /// Thread `th` finished its packet at `me_free`: counts it, and frees the thread.
+    /// Thread `th` finished its packet at `me_free`, `busy` and `wait` cycles in all:
+    /// counts it, and frees the thread.
     ///
     /// The completion is an event of its own (`free`, taken by [`Self::take_next`]) only when
     /// the thread has a queued frame to take, or finished after `until` (an arrival at `until`
     /// must still find it busy). Otherwise `advance` would take the completion next, before
     /// anything else, and take nothing from the empty queue: the thread is simply idle.
     #[inline(always)]
-    fn complete(&mut self, th: usize, until: u64, out: &mut Outbox) {
-        self.ready[th & (SLOTS - 1)] = NONE;
+    fn complete(&mut self, th: usize, busy: u64, wait: u64, until: u64, out: &mut Outbox) {
+        let slot = th & (SLOTS - 1);
+        self.ready[slot] = NONE;
         self.held_mask &= !bit(th);
         let done = self.me_free;
-        let t = &mut self.threads[th];
-        if done > until || !t.queue.is_empty() {
-            self.free[th & (SLOTS - 1)] = done;
+        if done > until || self.queued_mask & bit(th) != 0 {
+            self.free[slot] = done;
             self.freed_mask |= bit(th);
         }
-        let (verdict, finished) = (t.verdict, t.finished);
-        let (index, service) = (t.index, t.busy + t.wait);
-        t.stats.processed += 1;
-        t.stats.service_cycles += service;
-        let s = &mut self.stats;
+        let h = &mut self.hot[slot];
+        let service = busy + wait;
+        h.stats.processed += 1;
+        h.stats.service_cycles += service;
+        let (index, verdict, finished, arrival) = (h.index, h.verdict, h.finished, h.arrival);
         if let Some(c) = self.verdicts.get_mut(verdict as usize) {
             *c += 1;
         }
-        s.busy.record(t.busy);
+        let s = &mut self.stats;
+        s.busy.record(busy);
         s.service.record(service);
-        out.latency.record(done - t.arrival);
-        if self.results || t.ref_verdict.is_some() {
+        out.latency.record(done - arrival);
+        if self.results || self.reference.is_some() {
             self.report(th, index, verdict, finished, out);
         }
     }

@@ -61,7 +61,7 @@ impl<E: PacketEngine> MeSim<E> {
             return false;
         }
         self.last_run = th;
-        // The firmware's cycles are already in the first segment (`Thread::settle_replay`).
+        // The firmware's cycles are already in the first segment (`MeSim::begin`).
         let mut c = self.cursors[slot];
         let mut spent = self.spent[slot];
         while let Some(s) = c.take() {
@@ -197,11 +197,9 @@ impl<E: PacketEngine> MeSim<E> {
     /// last busy cycles, then the completion. The tail of every replay loop.
     #[inline(always)]
     fn finish_replayed(&mut self, th: usize, at: u64, until: u64, out: &mut Outbox) {
-        let spent = self.spent[th & (SLOTS - 1)];
-        if let Some(t) = self.threads.get_mut(th) {
-            (t.busy, t.wait) = (spent.busy + t.last_busy, spent.wait);
-            self.me_free = at + t.last_busy;
-        }
-        self.complete(th, until, out);
+        let slot = th & (SLOTS - 1);
+        let (spent, last) = (self.spent[slot], self.hot[slot].last_busy);
+        self.me_free = at + last;
+        self.complete(th, spent.busy + last, spent.wait, until, out);
     }
 }
