@@ -224,6 +224,8 @@ pub struct MeSim<E: PacketEngine> {
     depth: usize,
     /// Report every frame as a [`FrameResult`] (with its bytes when passed/transmitted).
     results: bool,
+    /// `results`, or a reference to check against: a completion calls `report`.
+    report_each: bool,
     me_free: u64,
     last_run: usize,
     /// With replay: per thread, the segments of its packet still to replay (into its
@@ -278,6 +280,7 @@ impl<E: PacketEngine> MeSim<E> {
         // MeSim well-formed.
         let threads = threads.clamp(1, MAX_THREADS_PER_ME);
         let engine_commutes = engine.threads_commute();
+        let report_each = results || reference.is_some();
         MeSim {
             engine,
             reference,
@@ -293,6 +296,7 @@ impl<E: PacketEngine> MeSim<E> {
             scan: false,
             depth: depth as usize,
             results,
+            report_each,
             me_free: 0,
             last_run: threads as usize - 1,
             cursors: [Cursor::EMPTY; SLOTS],
@@ -339,7 +343,6 @@ impl<E: PacketEngine> MeSim<E> {
         let th = a.thread as usize;
         let th = if th < n { th } else { th % n };
         let slot = th & (SLOTS - 1);
-        self.hot[slot].stats.offered += 1;
         // An idle thread's queue is empty: a thread with a queued frame holds a packet or
         // has a completion pending (`complete` makes it an event when the queue holds one).
         if self.ready[slot] == NONE && self.free[slot] == NONE {
@@ -359,6 +362,10 @@ impl<E: PacketEngine> MeSim<E> {
             });
             self.queued_mask |= bit(th);
         } else {
+            // During the run a lane's `offered` counts its drops only: `finish` adds the
+            // frames it ran (every frame that was not dropped ran by then), which saves an
+            // increment per frame.
+            self.hot[slot].stats.offered += 1;
             self.stats.queue_drops += 1;
             if self.results {
                 out.results.push(FrameResult {
@@ -381,7 +388,10 @@ impl<E: PacketEngine> MeSim<E> {
         // in time order (each at `me_free`, which never decreases), so the last step the ME
         // ran ended the packet that finished last.
         let s = &mut self.stats;
-        let hot = &self.hot[..self.threads.len()];
+        let hot = &mut self.hot[..self.threads.len()];
+        for h in hot.iter_mut() {
+            h.stats.offered += h.stats.processed;
+        }
         s.lanes_used = hot.iter().filter(|h| h.stats.offered > 0).count() as u32;
         s.lanes = hot.iter().map(|h| h.stats).collect();
         s.processed = s.lanes.iter().map(|l| l.processed).sum();
@@ -761,7 +771,7 @@ impl<E: PacketEngine> MeSim<E> {
         s.busy.record(busy);
         s.service.record(service);
         out.latency.record(done - arrival);
-        if self.results || self.reference.is_some() {
+        if self.report_each {
             self.report(th, index, verdict, finished, out);
         }
     }
