@@ -149,7 +149,7 @@ pub(super) fn eax_before(steps: &[Step], known: &[Known]) -> Vec<D> {
 /// The slots a step reads from memory (with `eax` holding `h` and the constants `k`
 /// before it) and the slots it writes; `None` for a step that may leave the block
 /// ([`super::slot_use`]).
-fn mem_reads(s: &Step, h: D, k: &Known) -> Option<([Option<u16>; 3], D)> {
+pub(super) fn mem_reads(s: &Step, h: D, k: &Known) -> Option<([Option<u16>; 3], D)> {
     let (reads, d) = super::slot_use(s)?;
     let konst = |r: u16| const_of(r, k).is_some();
     let eax = |r: u16| {

@@ -304,3 +304,79 @@ proptest! {
         agree(&program(values, body, k), 0, 10_000)?;
     }
 }
+
+/// A field into GPR `n` (an ALU op or an `ld_field` from the transfer registers, by `k`).
+fn field(n: u8) -> impl Strategy<Value = MeInsn> {
+    prop_oneof![
+        (any::<u8>(), operand(Bank::A), operand(Bank::B)).prop_map(move |(k, a, b)| {
+            MeInsn::Alu {
+                op: alu_op(k),
+                dst: Dst::Both(n),
+                a,
+                b,
+            }
+        }),
+        (0u8..8, 0u8..16, 0u8..4, any::<bool>()).prop_map(move |(x, byte_mask, s, z)| {
+            MeInsn::LdField {
+                dst: Dst::Both(n),
+                byte_mask,
+                b: Src::Xfer(x),
+                shift_bytes: s,
+                zero_fill: z,
+            }
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Header parsing: a field into a register, a compare of it, a branch away (to code
+    /// that reads every register), and the next field into the same register, whose
+    /// stores then move onto the taken path (`x64_sink`).
+    #[test]
+    fn fields_compared_then_overwritten_equal_the_reference(
+        values in [edge(), edge(), edge(), edge()],
+        fields in prop::collection::vec(
+            (0u8..4).prop_flat_map(|n| (Just(n), field(n), field(n), any::<u8>(), operand(Bank::B), any::<u8>())),
+            1..5,
+        ),
+    ) {
+        let mut c: Vec<MeInsn> = (0u8..).zip(values).flat_map(|(n, v)| set(n, v)).collect();
+        // The taken paths' target, patched in below.
+        let mut branches = Vec::new();
+        for (n, f, g2, k, b, kc) in fields {
+            c.push(f);
+            c.push(MeInsn::Alu { op: alu_op(kc), dst: Dst::None, a: g(Bank::A, n), b });
+            branches.push(c.len());
+            c.push(MeInsn::Br { cond: cond(k), target: 0, defer: 0 });
+            c.push(g2);
+        }
+        c.push(MeInsn::Exit);
+        let taken = c.len() as u16;
+        for i in branches {
+            if let MeInsn::Br { target, .. } = &mut c[i] {
+                *target = taken;
+            }
+        }
+        // Each read behind a branch, so that the blocks' entry checks are worth their
+        // unchecked copies (`x64_bound::worth`), which alone move stores.
+        for r in 0..4 {
+            c.push(MeInsn::Alu {
+                op: AluOp::Xor,
+                dst: Dst::Both(0),
+                a: g(Bank::A, 0),
+                b: g(Bank::B, r),
+            });
+            let over = c.len() as u16 + 2;
+            c.push(MeInsn::Br {
+                cond: Cond::Always,
+                target: over,
+                defer: 0,
+            });
+            c.push(MeInsn::Nop);
+        }
+        c.push(MeInsn::Exit);
+        agree(&c, 0, 10_000)?;
+    }
+}

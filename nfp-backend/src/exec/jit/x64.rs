@@ -1,11 +1,13 @@
 //! The x86-64 code generator of [`super`]: blocks as handlers (System V, Unix hosts).
 
+use super::x64_branch::pending_on;
 use super::x64_emit;
 use super::x64_emit::{Exit, Redo, emit, exit, sunk_redo};
 use super::x64_lag::{Target, go_on, pay, settle};
+use super::x64_sink::Kills;
 use super::*;
 use super::{
-    x64_bound, x64_branch, x64_branch::unless_taken, x64_call, x64_lag, x64_mem, x64_pass,
+    x64_bound, x64_branch, x64_branch::unless_taken, x64_call, x64_lag, x64_mem, x64_pass, x64_sink,
 };
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
@@ -276,7 +278,7 @@ fn block(
     (pc, steps): (usize, &[Step]),
     (tail, checked): (Tail, bool),
     (me, follows): (DynamicLabel, Option<DynamicLabel>),
-    (next, kills): (Next<'_>, &[(bool, bool)]),
+    (next, kills): (Next<'_>, &[Kills]),
     (pending, fall, taken): (Option<Redo>, Option<DynamicLabel>, Option<DynamicLabel>),
     lag: i32,
 ) -> (Vec<(DynamicLabel, Exit)>, Option<i32>) {
@@ -305,7 +307,22 @@ fn block(
         }
         _ => None,
     };
-    let flags = emit(a, steps, &mut exits, (sink, pending, fw), lag);
+    // Stores the taken path makes, the fall-through's block overwriting them (`x64_sink`).
+    let unstored = match tail {
+        Tail::Branch { f, rn, .. } if !checked && fall.is_none() && rn != 0 => next(f)
+            .and_then(|_| kills.get(at(f)))
+            .and_then(|k| x64_sink::unstored(steps, k)),
+        _ => None,
+    };
+    // The block after overwrites the result flag first (`x64_sink::res_at_exit`).
+    let res_dies = match tail {
+        Tail::Swap { to, run, .. } | Tail::Fw { to, rn: run } if !checked && run != 0 => {
+            next(to).is_some() && kills.get(at(to)).is_some_and(|k| k.flags.0)
+        }
+        _ => false,
+    };
+    let facts = (unstored, res_dies, lag);
+    let flags = emit(a, steps, &mut exits, (sink, pending, fw), facts);
     // Where the block goes on when not branching: to `fall`'s copy, laid out next.
     let on = |to: i32| fall.map_or((next(to), follows), |l| (Some((l, 0)), Some(l)));
     let out = match tail {
@@ -321,6 +338,9 @@ fn block(
             if let (Some(op), None) = (sunk, taken) {
                 x64_branch::store_sunk(a, op, (true, true));
             }
+            if let Some(u) = unstored {
+                x64_sink::restore(a, steps, u);
+            }
             // `Cx::add_extra`.
             dynasm!(a ; .arch x64
                 ; mov rax, QWORD [rsi + PENALTY]
@@ -335,7 +355,9 @@ fn block(
                 _ => {
                     if let Some(op) = sunk {
                         let (res, cv) = match next(f) {
-                            Some(_) if rn != 0 => kills.get(at(f)).copied().unwrap_or_default(),
+                            Some(_) if rn != 0 => {
+                                kills.get(at(f)).map(|k| k.flags).unwrap_or_default()
+                            }
                             _ => (false, false),
                         };
                         x64_branch::store_sunk(a, op, (!res, !cv));
@@ -374,48 +396,6 @@ fn block(
         }
     };
     (exits, out)
-}
-
-/// The flags pending in each copy laid out from the unchecked block at `pc` on, entered
-/// with the flags of `r` pending (`x64_emit::pending_redos`), if they can stay pending:
-/// the copy's exits recompute them until it overwrites them, or it passes them on unread
-/// to the block after, whose copy laid out next takes them on in turn (straight on or
-/// through a passed swap, the run after it paid: nothing reads flags on the way). At most
-/// 2 blocks on (a bound check's read and the compare after it; bounds the copies: a block
-/// has its own copy, at most 2 in fall-through chains and 2 in a taken path's, and each
-/// fall-through copy spawns a taken path's); `None` too when no exit would recompute them.
-fn pending_on(
-    plans: &[Option<(Vec<Step>, Tail)>],
-    unchecked: &[Option<DynamicLabel>],
-    mut pc: usize,
-    mut r: Redo,
-) -> Option<Vec<Redo>> {
-    let mut out = Vec::new();
-    for _ in 0..2 {
-        let (Some((st, tail)), Some(_)) = (plans.get(pc)?, unchecked.get(pc).copied()?) else {
-            return None;
-        };
-        let sink = match tail {
-            Tail::Branch { .. } => x64_branch::sink_at(st),
-            _ => None,
-        };
-        let (redo, left) = x64_emit::pending_redos(st, r, sink)?;
-        out.push(r);
-        let Some(left) = left else {
-            // Not worth a copy when the first block overwrites them before any exit
-            // (its own copy stores none of them either, `x64_branch::kills`).
-            let read = out.len() > 1 || redo.iter().any(Option::is_some);
-            return read.then_some(out);
-        };
-        let to = match *tail {
-            Tail::Next { to } => to,
-            Tail::Swap { to, run, .. } if run != 0 => to,
-            _ => return None,
-        };
-        pc = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
-        r = left;
-    }
-    None
 }
 
 /// A block's steps and tail at `pc`, if a block starts there (`runs`: each address's run).
@@ -520,12 +500,9 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     // first block not yet laid out, with its handler's entry check (`x64_bound`) if it has
     // one; the other entries jump to their block.
     // What each block overwrites before reading (`x64_branch::kills`).
-    let kills: Vec<(bool, bool)> = plans
+    let kills: Vec<Kills> = plans
         .iter()
-        .map(|p| {
-            p.as_ref()
-                .map_or((false, false), |(st, _)| x64_branch::kills(st))
-        })
+        .map(|p| p.as_ref().map(|(st, _)| Kills::of(st)).unwrap_or_default())
         .collect();
     let mut placed = vec![false; ops.len()];
     let mut exit_placed = vec![false; ops.len()];
@@ -736,6 +713,7 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
         }
         _ => None,
     };
+    x64_call::pool(&mut asm);
     let code = asm.finalize().ok()?;
     dump(&code);
     let blocks = starts
@@ -754,8 +732,9 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
                 // window (`Cx::va_base`: memory of a map the `Cx`'s maps own for its
                 // whole life, which vm-core never moves nor resizes; set by the lookup
                 // helper, empty at the chain's start); uses only caller-saved registers; calls only `x64_call`'s
-                // `extern "C"` helpers (which take `&Thread`/`&mut Thread` and `&mut Cx`
-                // as their handler would, never unwind, and are called with the stack
+                // `extern "C"` helpers (at the addresses `x64_call::pool` wrote into this
+                // code, read-only after `finalize`; which take `&Thread`/`&mut Thread`
+                // and `&mut Cx` as their handler would, never unwind, and are called with the stack
                 // 16-aligned and the block's registers saved on it); and ends by
                 // jumping, with the stack as at its entry, to a handler with the same
                 // arguments, to `fast_run::slow` with its three, or to a swap function

@@ -1,10 +1,15 @@
 //! The branches that end [`super::x64`]'s blocks: deciding them on the host's flags or on
-//! the stored condition codes (`fast_handlers::cond`'s rules).
+//! the stored condition codes (`fast_handlers::cond`'s rules); and which copies keep a
+//! branch's sunk flags pending ([`pending_on`], moved here from `x64` to keep that file
+//! under 800 lines).
 
 use super::super::fast::A;
+use super::x64::Tail;
 use super::x64::{CC_RES, Val, val};
+use super::x64_emit::{self, Redo};
 use super::{Step, x64::CC_C, x64::CC_V};
 use crate::target::Cond;
+use dynasmrt::DynamicLabel;
 use dynasmrt::{DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 /// Jumps to the local label `fall` unless the branch step `s` is taken: on the host
@@ -211,4 +216,46 @@ pub(super) fn native_exit(a: &mut Assembler, pc: usize) {
         ; mov DWORD [rdi + PC], pc
         ; mov eax, DONE
         ; ret);
+}
+
+/// The flags pending in each copy laid out from the unchecked block at `pc` on, entered
+/// with the flags of `r` pending (`x64_emit::pending_redos`), if they can stay pending:
+/// the copy's exits recompute them until it overwrites them, or it passes them on unread
+/// to the block after, whose copy laid out next takes them on in turn (straight on or
+/// through a passed swap, the run after it paid: nothing reads flags on the way). At most
+/// 2 blocks on (a bound check's read and the compare after it; bounds the copies: a block
+/// has its own copy, at most 2 in fall-through chains and 2 in a taken path's, and each
+/// fall-through copy spawns a taken path's); `None` too when no exit would recompute them.
+pub(super) fn pending_on(
+    plans: &[Option<(Vec<Step>, Tail)>],
+    unchecked: &[Option<DynamicLabel>],
+    mut pc: usize,
+    mut r: Redo,
+) -> Option<Vec<Redo>> {
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        let (Some((st, tail)), Some(_)) = (plans.get(pc)?, unchecked.get(pc).copied()?) else {
+            return None;
+        };
+        let sink = match tail {
+            Tail::Branch { .. } => sink_at(st),
+            _ => None,
+        };
+        let (redo, left) = x64_emit::pending_redos(st, r, sink)?;
+        out.push(r);
+        let Some(left) = left else {
+            // Not worth a copy when the first block overwrites them before any exit
+            // (its own copy stores none of them either, `x64_branch::kills`).
+            let read = out.len() > 1 || redo.iter().any(Option::is_some);
+            return read.then_some(out);
+        };
+        let to = match *tail {
+            Tail::Next { to } => to,
+            Tail::Swap { to, run, .. } if run != 0 => to,
+            _ => return None,
+        };
+        pc = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
+        r = left;
+    }
+    None
 }

@@ -40,6 +40,7 @@ use super::super::thread::{Thread, slot};
 use super::super::units::atomic_add;
 use super::super::{ExecErrorKind, SwapTarget, fw};
 use super::x64::{EAX, FILE, Val, hop_at};
+use super::x64_emit::Redo;
 use super::x64_mem::addr_to;
 use crate::target::{AddrMode, FwHelper, MemTarget};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
@@ -88,9 +89,21 @@ fn keep(p: Box<dyn Any + Send>) -> u64 {
     PANICKED
 }
 
+/// The helpers the blocks call, by their address in the program's code ([`pool`]).
+#[derive(Clone, Copy)]
+enum Callee {
+    Lookup,
+    Add1,
+    Add2,
+}
+
 /// Calls `f` with the block's `rdi` and `rsi` (the thread and `Cx`) and what `args` puts
 /// in `rdx` and `rcx`; the result is in `rax`, the block's four registers as before.
-fn call(a: &mut Assembler, f: usize, args: impl FnOnce(&mut Assembler)) {
+///
+/// The call reads the helper's address from the program's code ([`pool`]), one
+/// instruction where a move of the address to `rax` and a call of `rax` took two
+/// (callgrind, `simspeed pre`: one host instruction per lookup).
+fn call(a: &mut Assembler, f: Callee, args: impl FnOnce(&mut Assembler)) {
     // Three pushes: 16-aligned at the call (8 off at a handler's entry). (`rdx` is not
     // kept: blocks compute the op pointer where they leave, see `x64::hop_at`.)
     dynasm!(a ; .arch x64
@@ -98,13 +111,28 @@ fn call(a: &mut Assembler, f: usize, args: impl FnOnce(&mut Assembler)) {
         ; push rsi
         ; push rcx);
     args(a);
-    let f = f as i64;
+    match f {
+        Callee::Lookup => dynasm!(a ; .arch x64 ; call QWORD [->lookup_native]),
+        Callee::Add1 => dynasm!(a ; .arch x64 ; call QWORD [->emem_add_1]),
+        Callee::Add2 => dynasm!(a ; .arch x64 ; call QWORD [->emem_add_2]),
+    }
     dynasm!(a ; .arch x64
-        ; mov rax, QWORD f
-        ; call rax
         ; pop rcx
         ; pop rsi
         ; pop rdi);
+}
+
+/// The addresses [`call`] reads, after all of a program's code (`x64::compile`, once).
+pub(super) fn pool(a: &mut Assembler) {
+    let f = |p: *const ()| p as usize as i64;
+    dynasm!(a ; .arch x64
+        ; .align 8
+        ; ->lookup_native:
+        ; .i64 f(lookup_native as *const ())
+        ; ->emem_add_1:
+        ; .i64 f(emem_add_native::<1> as *const ())
+        ; ->emem_add_2:
+        ; .i64 f(emem_add_native::<2> as *const ()));
 }
 
 /// An `emem[atomic_add]`'s operands and shape (see [`super::Step::EmemAdd`]).
@@ -180,12 +208,12 @@ pub(super) fn emem_helper(
     let xfer = i32::from(add.xfer);
     // (Never called with another count: `is_emem_add`.)
     let f = match add.count {
-        1 => emem_add_native::<1> as *const (),
-        _ => emem_add_native::<2> as *const (),
+        1 => Callee::Add1,
+        _ => Callee::Add2,
     };
     dynasm!(a ; .arch x64 ; =>helper);
     // The address straight into `rdx` (the thread is still in `rdi`).
-    call(a, f as usize, |a| {
+    call(a, f, |a| {
         addr_to(a, EDX, add.mode, (add.a, add.b));
         dynasm!(a ; .arch x64 ; mov ecx, xfer);
     });
@@ -194,16 +222,17 @@ pub(super) fn emem_helper(
 
 /// The cold exit of the add at `at` in the block at `pc` (`rdx` = its first op, `rax` the
 /// status): the general handler runs the op when the helper declined, else the panic is
-/// resumed.
-pub(super) fn emem_exit(a: &mut Assembler, at: usize, exit: DynamicLabel) {
-    status_exit(a, at, exit, DECLINED, cmd::<false> as *const () as usize);
+/// resumed. `res`: the result flag the block left to this exit, stored before the handler.
+pub(super) fn emem_exit(a: &mut Assembler, at: usize, exit: DynamicLabel, res: Option<Redo>) {
+    let f = cmd::<false> as *const () as usize;
+    status_exit(a, (at, exit), (DECLINED, f), res);
 }
 
 /// A lookup: the helper, then `rax` = the wait (0: none); leaves for `exit` on a fault
 /// or a panic, and with `no_wait` also when it did not wait (`rax - 1` wraps for 0 to
 /// above the statuses: `x64_emit::NoWait`).
 pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel, no_wait: bool) {
-    call(a, lookup_native as *const () as usize, |_| {});
+    call(a, Callee::Lookup, |_| {});
     if no_wait {
         const _: () = assert!(PANICKED == u64::MAX - 1 && FAULTED == u64::MAX);
         dynasm!(a ; .arch x64
@@ -217,19 +246,30 @@ pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel, no_wait: bool) {
 
 /// The cold exit of the lookup at `at` in the block at `pc` (`rdx` = its first op, `rax`
 /// the status): the fault the helper found is raised at the op, or the panic resumed.
-pub(super) fn lookup_exit(a: &mut Assembler, at: usize, exit: DynamicLabel) {
-    status_exit(a, at, exit, FAULTED, lookup_fault as *const () as usize);
+/// `res` as for [`emem_exit`].
+pub(super) fn lookup_exit(a: &mut Assembler, at: usize, exit: DynamicLabel, res: Option<Redo>) {
+    let f = lookup_fault as *const () as usize;
+    status_exit(a, (at, exit), (FAULTED, f), res);
 }
 
 /// A helper's cold exit at `exit`: with status `status` in `rax`, continues with handler `f`
 /// at the op `at` (of the block at `pc`, whose first op is in `rdx`); with any other (a
-/// panic), leaves through [`rethrow`].
-fn status_exit(a: &mut Assembler, at: usize, exit: DynamicLabel, status: u64, f: usize) {
+/// panic), leaves through [`rethrow`]. The flags of `res` are stored before `f` (a panic
+/// leaves no state anyone reads).
+fn status_exit(
+    a: &mut Assembler,
+    (at, exit): (usize, DynamicLabel),
+    (status, f): (u64, usize),
+    res: Option<Redo>,
+) {
     let (f, r) = (f as i64, rethrow as *const () as usize as i64);
     dynasm!(a ; .arch x64
         ; =>exit
         ; cmp rax, status as i32
         ; jne >panicked);
+    if let Some(res) = res {
+        res.emit(a);
+    }
     hop_at(a, at);
     dynasm!(a ; .arch x64
         ; mov rax, QWORD f

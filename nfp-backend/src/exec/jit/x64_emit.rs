@@ -4,6 +4,7 @@
 use super::slots::{Known, const_move, const_of, eax_before, known_consts, live_stores};
 use super::x64::*;
 use super::x64_ld::shift;
+use super::x64_sink::{Unstored, res_at_exit};
 use super::*;
 use super::{x64_branch, x64_call, x64_ld, x64_lm, x64_mem, x64_pair};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
@@ -16,15 +17,16 @@ pub(super) enum Exit {
     /// A command at this address goes to the general handler ([`x64_mem::exit`]), after
     /// the flags are redone.
     Cmd(usize, Option<Redo>),
-    /// The `emem` add at this address was declined or panicked ([`x64_call::emem_exit`]).
-    Emem(usize),
+    /// The `emem` add at this address was declined or panicked ([`x64_call::emem_exit`]),
+    /// with the result flag the block left to it (`x64_sink::res_at_exit`).
+    Emem(usize, Option<Redo>),
     /// An `emem` add outside the value window: its helper, then back to the label, or to
     /// the add's `Emem` exit ([`x64_call::emem_helper`]).
     EmemHelper(x64_call::Add, DynamicLabel, DynamicLabel),
     /// The map lookup at this address faulted or panicked ([`x64_call::lookup_exit`]),
     /// or, with the block's no-wait path (a lookup ending its block, [`NoWait`]), did not
-    /// wait.
-    Lookup(usize, Option<NoWait>),
+    /// wait; with the result flag the block left to it (`x64_sink::res_at_exit`).
+    Lookup(usize, Option<NoWait>, Option<Redo>),
 }
 
 /// The path of a lookup ending its block (`x64::Tail::Fw`) that did not wait: the pay of
@@ -47,17 +49,29 @@ pub(super) struct NoWait {
 /// flags (the block's tail does, `x64_branch::sink_at`). `pending`: the flags of the
 /// block before, not stored, which the exits that may see them recompute
 /// ([`pending_redos`], which must have agreed). `lag`: how far `rcx` is behind the count
-/// (`x64_lag`; the exits settle it, `x64::compile`).
+/// (`x64_lag`; the exits settle it, `x64::compile`). `unstored`: stores the block's taken
+/// path makes instead (`x64_sink`); `res_dies`: the block it goes on to overwrites the
+/// result flag first (`x64_sink::res_at_exit`).
 pub(super) fn emit(
     a: &mut Assembler,
     steps: &[Step],
     exits: &mut Vec<(DynamicLabel, Exit)>,
     (sink, pending, fw): (Option<usize>, Option<Redo>, Option<NoWait>),
-    lag: i32,
+    (unstored, res_dies, lag): (Option<Unstored>, bool, i32),
 ) -> Option<A> {
     let live = live_flags(steps);
     let known = known_consts(steps);
     let (late, mut redo) = deferred(steps, &live, &known, sink);
+    // The result flag left to the last step's exit (`x64_sink`).
+    let at_exit = if res_dies {
+        res_at_exit(steps, &known)
+    } else {
+        None
+    };
+    let res_out = |i: usize| at_exit.is_some_and(|(j, _)| j == i);
+    // Its redo, at the exit of the last step alone (an earlier call's exit comes before
+    // the flag is set).
+    let res_redo = |i: usize| at_exit.filter(|_| i + 1 == steps.len()).map(|(_, r)| r);
     if let Some(p) = pending {
         match pending_redos(steps, p, sink) {
             Some((q, _)) => {
@@ -72,7 +86,13 @@ pub(super) fn emit(
             None => alu(a, p.op, (p.a, p.b), p.live, Held::NONE),
         }
     }
-    let stores = live_stores(steps, &known);
+    let mut stores = live_stores(steps, &known);
+    // The stores the block's taken path makes instead (`x64_sink`).
+    if let Some(u) = unstored
+        && let Some(k) = stores.get_mut(u.at)
+    {
+        *k = [k[0] && !u.banks[0], k[1] && !u.banks[1]];
+    }
     let mut seen = x64_lm::Seen::default();
     // What eax holds, and the op that set the host flags last (see `unless_taken`).
     let (mut h, mut flags) = (Held::NONE, None);
@@ -141,7 +161,7 @@ pub(super) fn emit(
         let l = if sink == Some(i) || late[i] {
             (false, false)
         } else {
-            l
+            (l.0 && !res_out(i), l.1)
         };
         let k = [k[0] && !done[0], k[1] && !done[1]];
         done = [false; 2];
@@ -218,7 +238,7 @@ pub(super) fn emit(
                 };
                 x64_call::emem_add(a, add, (helper, back));
                 exits.push((helper, Exit::EmemHelper(add, back, exit)));
-                exits.push((exit, Exit::Emem(at)));
+                exits.push((exit, Exit::Emem(at, res_redo(i))));
                 // The call leaves no scratch register as it was.
                 seen.call();
                 (Held::NONE, None)
@@ -228,7 +248,7 @@ pub(super) fn emit(
                 // The no-wait path at the exit when the block ends here.
                 let fw = fw.filter(|_| i + 1 == steps.len());
                 x64_call::lookup(a, exit, fw.is_some());
-                exits.push((exit, Exit::Lookup(at, fw)));
+                exits.push((exit, Exit::Lookup(at, fw, res_redo(i))));
                 seen.call();
                 (Held::NONE, None)
             }
@@ -244,7 +264,8 @@ pub(super) fn emit(
             }
             Step::Alu { d, .. } if move_pair(i).is_some() => {
                 let (o, e) = move_pair(i).unwrap_or((0, d));
-                let res = sink != Some(i + 1) && live.get(i + 1).is_some_and(|l| l.0);
+                let res =
+                    sink != Some(i + 1) && !res_out(i + 1) && live.get(i + 1).is_some_and(|l| l.0);
                 let ke = stores.get(i + 1).copied().unwrap_or([true; 2]);
                 let sinkd = slot::SINK as u8;
                 let only_e = [
@@ -365,14 +386,14 @@ pub(super) fn exit(a: &mut Assembler, (l, e): (DynamicLabel, Exit)) {
             let l = redone(a, l, r);
             x64_mem::exit(a, at, l);
         }
-        Exit::Emem(at) => x64_call::emem_exit(a, at, l),
+        Exit::Emem(at, r) => x64_call::emem_exit(a, at, l, r),
         Exit::EmemHelper(add, back, exit) => x64_call::emem_helper(a, add, (l, back, exit)),
-        Exit::Lookup(at, None) => x64_call::lookup_exit(a, at, l),
-        Exit::Lookup(at, Some(w)) => {
+        Exit::Lookup(at, None, r) => x64_call::lookup_exit(a, at, l, r),
+        Exit::Lookup(at, Some(w), r) => {
             let status = a.new_dynamic_label();
             dynasm!(a ; .arch x64 ; =>l ; test rax, rax ; jnz =>status);
             super::x64_lag::pay(a, (w.to, w.rn), (w.target, None), w.checked, 0);
-            x64_call::lookup_exit(a, at, status);
+            x64_call::lookup_exit(a, at, status, r);
         }
     }
 }
@@ -386,6 +407,23 @@ pub(super) struct Redo {
     a: Val,
     b: Val,
     live: (bool, bool),
+}
+
+impl Redo {
+    /// The result flag of `op` on `a` and `b` (`x64_sink::res_at_exit`).
+    pub(super) fn res(op: A, a: Val, b: Val) -> Redo {
+        Redo {
+            op,
+            a,
+            b,
+            live: (true, false),
+        }
+    }
+
+    /// Stores the flags here (eax and the host flags are free).
+    pub(super) fn emit(self, a: &mut Assembler) {
+        alu(a, self.op, (self.a, self.b), self.live, Held::NONE);
+    }
 }
 
 /// The exit label `l`, with the flags of `r` recomputed there first: the label the exit
