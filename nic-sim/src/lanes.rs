@@ -528,44 +528,6 @@ impl<E: PacketEngine> MeSim<E> {
         true
     }
 
-    /// [`Self::advance`] comparing the earliest completion and the earliest run at every
-    /// event, picking by scanning every thread (the tests' reference).
-    #[cfg(test)]
-    fn advance_reference(&mut self, until: u64, out: &mut Outbox) {
-        let n = self.threads.len();
-        while self.held_mask | self.freed_mask != 0 {
-            // The earliest completion (the thread takes its next frame; ties: lowest thread)
-            // and the earliest run (ready threads, round-robin after `last_run` on ties:
-            // threads are visited in that order and only a strictly earlier time replaces the
-            // pick).
-            // `NONE` is the largest time, so plain `<` skips it (times never reach it).
-            let (bf, fi) = if self.freed_mask == 0 {
-                (NONE, 0)
-            } else {
-                self.earliest_free_scan()
-            };
-            let (br, ri) = if self.held_mask == 0 {
-                (NONE, 0)
-            } else {
-                self.earliest_ready_scan(n)
-            };
-            // With no `until` (NONE), no time exceeds it: nothing stops early.
-            if bf != NONE && bf <= br {
-                if bf > until {
-                    return;
-                }
-                self.take_next(fi, bf);
-            } else if br != NONE {
-                if br >= until {
-                    return;
-                }
-                self.run(ri, br, until, out);
-            } else {
-                return;
-            }
-        }
-    }
-
     /// The earliest completion and its thread (ties: lowest thread).
     /// `NONE` is the largest time, so plain `<` skips it (times never reach it).
     #[inline]
@@ -576,18 +538,6 @@ impl<E: PacketEngine> MeSim<E> {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let f = self.free[i & (SLOTS - 1)];
-            if f < bf {
-                (bf, fi) = (f, i);
-            }
-        }
-        (bf, fi)
-    }
-
-    /// [`Self::earliest_free`] by scanning every thread (the tests' reference).
-    #[cfg(test)]
-    fn earliest_free_scan(&self) -> (u64, usize) {
-        let (mut bf, mut fi) = (NONE, 0);
-        for (i, &f) in self.free[..self.threads.len()].iter().enumerate() {
             if f < bf {
                 (bf, fi) = (f, i);
             }
@@ -648,30 +598,6 @@ impl<E: PacketEngine> MeSim<E> {
                 if r < br {
                     (br, ri) = (r, i);
                 }
-            }
-        }
-        (br, ri)
-    }
-
-    /// [`Self::earliest_ready`] by scanning every thread (the tests' reference).
-    #[cfg(test)]
-    fn earliest_ready_scan(&self, n: usize) -> (u64, usize) {
-        let me_free = self.me_free;
-        let first = if self.last_run + 1 >= n {
-            0
-        } else {
-            self.last_run + 1
-        };
-        let (mut br, mut ri) = (NONE, 0);
-        let (head, tail) = self.ready[..n].split_at(first);
-        for (i, &r) in tail.iter().enumerate() {
-            if r.max(me_free) < br {
-                (br, ri) = (r.max(me_free), first + i);
-            }
-        }
-        for (i, &r) in head.iter().enumerate() {
-            if r.max(me_free) < br {
-                (br, ri) = (r.max(me_free), i);
             }
         }
         (br, ri)
@@ -830,6 +756,8 @@ impl<E: PacketEngine> MeSim<E> {
 }
 
 mod cursor;
+#[cfg(test)]
+mod reference;
 mod replay;
 
 #[cfg(test)]
