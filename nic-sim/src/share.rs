@@ -101,13 +101,36 @@ struct Job {
     now: u64,
     /// Per list, the next position to claim (each on its own cache line).
     next: Vec<CachePadded<AtomicUsize>>,
+    /// Bytes each ME's buffer starts with (see [`start_bytes`]), for a job made like this one.
+    start: usize,
+}
+
+/// Bytes each of `mes` MEs' frame buffers starts with for batches of `batch` frames: twice
+/// an even share of a batch of minimum-size (64-byte) frames with their headers (RSS shares
+/// are uneven), at most [`MAX_BATCH_BYTES`] in all.
+///
+/// Why not empty (as before, when the growth was measured per frame, ~0.2 host instructions
+/// a frame of a 200,000-frame run): every `simulate` call grew every ME's buffer of both
+/// batches from nothing by doubling, ~8 reallocations each (a copy of what it held each
+/// time): ~800 on the demo's 50 MEs, ~180 k host instructions of a 1,000-frame call's fixed
+/// cost and ~530 k of a 40,000-frame call's (callgrind, `simspeed pre`); with one even share
+/// the busier MEs still grew once, ~30 k more in the 40,000-frame call. Allocated, not
+/// written: a short run's unused room costs only its allocation.
+fn start_bytes(batch: usize, mes: usize) -> usize {
+    let mes = mes.max(1);
+    batch
+        .div_ceil(mes)
+        .saturating_mul(2 * (frames::HEAD + 64))
+        .min(MAX_BATCH_BYTES / mes)
 }
 
 impl Job {
-    fn new(mes: usize, hosts: usize) -> Job {
+    /// A job for `mes` MEs and `hosts` host threads, each ME's buffer starting with room for
+    /// `start` bytes of records.
+    fn new(mes: usize, hosts: usize, start: usize) -> Job {
         let hosts = hosts.max(1);
         Job {
-            frames: (0..mes).map(|_| MeFrames::default()).collect(),
+            frames: (0..mes).map(|_| MeFrames::with_capacity(start)).collect(),
             first: 0,
             order: Vec::with_capacity(mes),
             lists: vec![Vec::with_capacity(mes / hosts + 1); hosts],
@@ -115,6 +138,7 @@ impl Job {
             next: (0..hosts)
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
+            start,
         }
     }
 
@@ -335,7 +359,7 @@ impl<E: PacketEngine, S: FnMut(u64, &[u8]) -> Result<(), SimError>> Reader<'_, E
         let mut empty = self
             .spare
             .take()
-            .unwrap_or_else(|| Job::new(filling.frames.len(), filling.lists.len()));
+            .unwrap_or_else(|| Job::new(filling.frames.len(), filling.lists.len(), filling.start));
         empty.first = next;
         let mut job = std::mem::replace(filling, empty);
         let (sims, hosts) = (self.sims, self.jobs.len() + 1);
@@ -450,7 +474,7 @@ mod tests {
 
     #[test]
     fn a_job_groups_frames_by_me_and_orders_tasks_longest_first() {
-        let mut job = Job::new(4, 2);
+        let mut job = Job::new(4, 2, 0);
         job.first = 100;
         let frames: [(usize, &[u8]); 5] =
             [(2, b"aa"), (0, b"bbb"), (2, b"c"), (3, b"dddd"), (2, b"ee")];
@@ -491,7 +515,7 @@ mod tests {
     /// ([`copy_small`]'s moves around 16, 32 and 64 bytes, `memcpy` past them).
     #[test]
     fn frames_of_any_length_round_trip() {
-        let mut job = Job::new(2, 1);
+        let mut job = Job::new(2, 1, 0);
         job.first = 7;
         let frames: Vec<Vec<u8>> = (0..=140)
             .map(|n: usize| (0..n).map(|i| (i * 7 + n) as u8).collect())
@@ -521,7 +545,7 @@ mod tests {
     /// [`MAX_HELD_BYTES`] in all: past it, each keeps what its last batch used.
     #[test]
     fn a_job_bounds_the_memory_it_keeps() {
-        let mut job = Job::new(8, 1);
+        let mut job = Job::new(8, 1, 0);
         let big = vec![7u8; MAX_BATCH_BYTES];
         job.push(1, 0, 0, 0, &big);
         job.clear();

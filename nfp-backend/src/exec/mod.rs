@@ -75,7 +75,7 @@ mod tests_thread;
 pub use fast::FastProgram;
 pub use fast_run::FusedBudget;
 pub(crate) use fw::low_word_args;
-pub use memory::{Lmem, SharedMem};
+pub use memory::{Lmem, PAGE_BYTES, PAGES, Page, PagePool, SharedMem};
 pub use thread::Thread;
 pub use through::{RunThrough, Segment};
 

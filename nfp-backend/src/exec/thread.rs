@@ -6,7 +6,7 @@
 //! state) in the thread. The loop allocates nothing.
 
 use super::fresh::Fresh;
-use super::memory::Lmem;
+use super::memory::{Lmem, Page};
 use super::{
     Event, ExecError, ExecErrorKind, InsnProfile, MAX_PACKET, MIN_PACKET, MemState, PKT_BUF_BYTES,
     PKT_HEADROOM, PKT_VEC_BYTES, PV_DATA, PV_DATA_END, PV_LEN, PV_META, STACK_BYTES, STATIC_GPR,
@@ -234,6 +234,11 @@ fn new_file() -> [u32; FILE] {
 impl Thread {
     /// An idle thread for context `index` (taken modulo [`THREADS_PER_ME`]).
     pub fn new(index: u8) -> Thread {
+        Thread::with_page(index, Page::zeroed())
+    }
+
+    /// [`Thread::new`] with its packet buffer in `page`.
+    pub fn with_page(index: u8, page: Page) -> Thread {
         Thread {
             index: index % THREADS_PER_ME,
             file: new_file(),
@@ -248,7 +253,7 @@ impl Thread {
             defer_target: 0,
             defer_taken: false,
             defer_slots: 0,
-            pkt: Box::new([0; PKT_BUF_BYTES as usize]),
+            pkt: page.0,
             meta: PKT_HEADROOM,
             data: PKT_HEADROOM,
             end: PKT_HEADROOM,
@@ -260,6 +265,23 @@ impl Thread {
             reset_for: 0,
             home: Home::of(index % THREADS_PER_ME),
         }
+    }
+
+    /// The packet buffer's page, zeroed again: only the bytes `dirty` says may be nonzero
+    /// (the headroom if flagged, and from the headroom's end up to its bound) are cleared.
+    pub fn into_page(mut self) -> Page {
+        if self.dirty & HEADROOM_DIRTY != 0 {
+            self.pkt[..PKT_HEADROOM as usize].fill(0);
+        }
+        let hi = (self.dirty & !HEADROOM_DIRTY) as usize;
+        if let Some(b) = self.pkt.get_mut(PKT_HEADROOM as usize..hi) {
+            b.fill(0);
+        }
+        debug_assert!(
+            self.pkt.iter().all(|&b| b == 0),
+            "a packet byte written unmarked"
+        );
+        Page(self.pkt)
     }
 
     /// The context number.

@@ -68,12 +68,9 @@ pub(super) struct Room<'a> {
 }
 
 impl MeFrames {
-    /// An empty buffer holding `bytes` bytes of records before it grows.
-    ///
-    /// (Measured: starting every ME's buffer at 4 KiB, not 0, spared ~1,000 reallocations in
-    /// a run's first batches but only ~0.2 host instructions a frame of the bench's
-    /// 200,000-frame run; not done.)
-    fn with_capacity(bytes: usize) -> MeFrames {
+    /// An empty buffer holding `bytes` bytes of records before it grows (a job sizes it
+    /// for its ME's share of a batch: see `share::start_bytes`, which says why).
+    pub(super) fn with_capacity(bytes: usize) -> MeFrames {
         let mut buf: Vec<u8> = Vec::with_capacity(bytes);
         let at = buf.as_mut_ptr();
         // SAFETY: the capacity is within the allocation (one past its end).

@@ -33,7 +33,8 @@ where
     // At most `u32::MAX` frames a batch, so that a frame's header (`frames::HEAD`) keeps its
     // index in 32 bits (the batch size never changes a result).
     let batch = config.batch.clamp(1, u32::MAX as usize) as u32;
-    let mut filling = Job::new(mes as usize, reader.jobs.len() + 1);
+    let start = super::start_bytes(batch as usize, mes as usize);
+    let mut filling = Job::new(mes as usize, reader.jobs.len() + 1, start);
     // Input index of the filling batch's first frame.
     let mut first = 0u64;
     let mut frames = frames.into_iter();
@@ -423,7 +424,7 @@ mod tests {
             .into_iter();
         let (mut out, mut first) = (Vec::new(), 0u64);
         loop {
-            let mut job = Job::new(mes as usize, 1);
+            let mut job = Job::new(mes as usize, 1, 0);
             job.first = first;
             let (rest, read, full) = fill_with(input, &mut job, &mut clock, &mut collect, first)?;
             input = rest;

@@ -166,13 +166,19 @@ impl ArrayMap {
 
     pub(crate) fn user_lookup(&self, key: &[u8]) -> Result<Vec<u8>, MapErrno> {
         let index = self.index(key).ok_or(MapErrno::NoEnt)?;
+        Ok(self.user_value(index).to_vec())
+    }
+
+    /// The bytes [`ArrayMap::user_lookup`] returns for `index` (below `max_entries`),
+    /// borrowed.
+    pub(crate) fn user_value(&self, index: u32) -> &[u8] {
         let off = self.offset(index, 0);
         let len = if self.copies == 1 {
             self.value_size
         } else {
             self.copies * self.stride
         };
-        Ok(self.slab[off..off + len].to_vec())
+        &self.slab[off..off + len]
     }
 
     /// The kernel's `array_map_get_next_key`: a missing or out-of-range key restarts at 0,
