@@ -74,7 +74,7 @@ fn threads_hide_each_others_waits() {
     for i in 0..4 {
         me.arrive(arrival(i, 0, i as u32), &mut out);
     }
-    let (stats, _, _) = me.finish(&mut out);
+    let (stats, _, _) = Box::new(me).finish(&mut out);
     assert_eq!(out.results.len(), 4);
     assert!(out.results.iter().all(|r| r.verdict == Verdict::Pass));
     assert_eq!(stats.busy_cycles, 80);
@@ -92,7 +92,7 @@ fn full_queue_drops_and_every_frame_is_reported_once() {
     for i in 0..10 {
         me.arrive(arrival(i, 0, 0), &mut out);
     }
-    let (stats, _, _) = me.finish(&mut out);
+    let (stats, _, _) = Box::new(me).finish(&mut out);
     assert_eq!((stats.processed, stats.queue_drops), (3, 7));
     let mut idx: Vec<u64> = out.results.iter().map(|r| r.index).collect();
     idx.sort_unstable();
@@ -116,7 +116,7 @@ fn completion_frees_the_slot_before_a_same_time_arrival() {
     me.arrive(arrival(0, 0, 0), &mut out);
     me.arrive(arrival(1, 119, 0), &mut out);
     me.arrive(arrival(2, 120, 0), &mut out);
-    let (stats, _, _) = me.finish(&mut out);
+    let (stats, _, _) = Box::new(me).finish(&mut out);
     assert_eq!((stats.processed, stats.queue_drops), (2, 1));
     assert_eq!(
         out.results.iter().find(|r| r.index == 1).map(|r| r.verdict),
@@ -163,7 +163,7 @@ proptest::proptest! {
                     me.advance_to(t + dt, &mut out);
                 }
             }
-            let (st, _, _) = me.finish(&mut out);
+            let (st, _, _) = Box::new(me).finish(&mut out);
             let order: Vec<(u64, Verdict)> = out.results.iter().map(|r| (r.index, r.verdict)).collect();
             // Whole histograms: every packet's busy, busy + wait and latency, not a summary.
             (order, st.busy_cycles, st.last_done, st.processed, st.queue_drops,

@@ -30,7 +30,7 @@ pub(crate) struct MesDone {
 
 /// Every ME of the simulated NIC, by ME number.
 pub(crate) struct MeSet<E: PacketEngine> {
-    pub sims: Vec<MeSim<E>>,
+    pub sims: Vec<Box<MeSim<E>>>,
     /// ME 0's maps before any packet.
     pub initial: Option<MapSet>,
 }
@@ -62,7 +62,7 @@ impl<E: PacketEngine> MeSet<E> {
                 Some(r) => Some(r(me, 1)?),
                 None => None,
             };
-            sims.push(
+            sims.push(Box::new(
                 MeSim::new(
                     me,
                     engine,
@@ -72,7 +72,7 @@ impl<E: PacketEngine> MeSet<E> {
                     config.keep_output,
                 )
                 .with_fw_cycles(nic.fw_cycles_per_packet),
-            );
+            ));
         }
         Ok(MeSet { sims, initial })
     }

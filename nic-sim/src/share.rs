@@ -84,7 +84,7 @@ type Slot<E> = CachePadded<Shared<E>>;
 /// See [`Slot`].
 struct Shared<E: PacketEngine> {
     last: AtomicUsize,
-    sim: Mutex<MeSim<E>>,
+    sim: Mutex<Box<MeSim<E>>>,
 }
 
 /// One batch: the frames of every ME, and the time all MEs are brought up to.
