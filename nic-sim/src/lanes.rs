@@ -30,6 +30,7 @@ use crate::preset::MAX_THREADS_PER_ME;
 use crate::stats::{Verdict, Verdicts};
 use crate::timing::Histogram;
 use cursor::Cursor;
+use queue::{OwnOnExit, Queued};
 
 /// A frame for one ME. The frame is borrowed: the ME copies it only when it must wait in a
 /// queue (into a buffer recycled from a pool), so the driver never allocates per frame.
@@ -115,13 +116,6 @@ pub struct LaneStats {
     /// Σ busy + wait over the frames it ran: a thread serves its packets one at a time, so
     /// this bounds what one lane (one elephant flow) can carry.
     pub service_cycles: u64,
-}
-
-/// A frame waiting in a lane's queue (its bytes in a pooled buffer).
-struct Queued {
-    index: u64,
-    time: u64,
-    frame: Vec<u8>,
 }
 
 /// One hardware thread: its queue and what only stepping without replay or checking
@@ -242,7 +236,7 @@ pub struct MeSim<E: PacketEngine> {
     spent: [Segment; SLOTS],
     stats: MeStats,
     scratch: Vec<u8>,
-    /// Buffers of frames that left a queue, reused for the next queued frame.
+    /// Buffers of queued frames that outlived their task (see `queue`), reused for the next.
     pool: Vec<Vec<u8>>,
     /// Packets per verdict (indexed by `Verdict as usize`), folded into `stats.verdicts` by
     /// [`Self::finish`]: an indexed increment where `Verdicts::count`'s match was a jump
@@ -321,10 +315,11 @@ impl<E: PacketEngine> MeSim<E> {
 
     /// Feeds the next frame (arrival times must not decrease); results of frames that
     /// finished before it arrived go to `out`.
-    #[inline(always)]
     pub fn arrive(&mut self, a: Arrival<'_>, out: &mut Outbox) {
         self.advance(Some(a.time), out);
         self.take_arrival(a, out);
+        // The frame is borrowed only for this call.
+        self.own_queued();
     }
 
     /// [`Self::arrive`] with the scheduler inlined (for [`Self::arrive_all`]).
@@ -352,14 +347,9 @@ impl<E: PacketEngine> MeSim<E> {
         }
         let t = &mut self.threads[th];
         if t.queue.len() < self.depth {
-            let mut frame = self.pool.pop().unwrap_or_default();
-            frame.clear();
-            frame.extend_from_slice(a.frame);
-            t.queue.push_back(Queued {
-                index: a.index,
-                time: a.time,
-                frame,
-            });
+            // Borrowed: the caller makes it owned before `a.frame` goes away (see `queue`).
+            t.queue
+                .push_back(Queued::borrowed(a.index, a.time, a.frame));
             self.queued_mask |= bit(th);
         } else {
             // During the run a lane's `offered` counts its drops only: `finish` adds the
@@ -468,10 +458,13 @@ impl<E: PacketEngine> MeSim<E> {
         now: u64,
         out: &mut Outbox,
     ) {
+        // Queued frames borrow from `arrivals` until the guard makes them owned, when this
+        // returns or unwinds.
+        let me = OwnOnExit(self);
         for a in arrivals {
-            self.arrive_inlined(a, out);
+            me.0.arrive_inlined(a, out);
         }
-        self.advance(Some(now), out);
+        me.0.advance(Some(now), out);
     }
 
     /// Drops the perf event samples the engine and the reference emitted so far (see
@@ -631,8 +624,10 @@ impl<E: PacketEngine> MeSim<E> {
             if queue.is_empty() {
                 self.queued_mask &= !bit(th);
             }
-            self.begin(th, q.index, q.time, &q.frame, at);
-            self.pool.push(q.frame);
+            self.begin(th, q.index, q.time, q.frame(), at);
+            if let Some(buf) = q.into_buffer() {
+                self.pool.push(buf);
+            }
         }
     }
 
@@ -771,6 +766,7 @@ impl<E: PacketEngine> MeSim<E> {
 }
 
 mod cursor;
+mod queue;
 #[cfg(test)]
 mod reference;
 mod replay;
