@@ -175,3 +175,71 @@ proptest::proptest! {
         proptest::prop_assert_eq!(go_fed(false, commute, true), reference);
     }
 }
+
+/// [`Scripted`] that keeps the first byte of every frame it starts.
+struct Seen {
+    inner: Scripted,
+    firsts: Vec<u8>,
+}
+
+impl PacketEngine for Seen {
+    fn start(&mut self, thread: u32, frame: &[u8]) {
+        self.firsts.push(frame.first().copied().unwrap_or(0));
+        self.inner.start(thread, frame);
+    }
+    fn resume(&mut self, thread: u32) -> Step {
+        self.inner.resume(thread)
+    }
+    fn output(&mut self, thread: u32, out: &mut Vec<u8>) {
+        self.inner.output(thread, out);
+    }
+    fn maps(&self) -> Option<&MapSet> {
+        None
+    }
+    fn threads_commute(&self) -> bool {
+        self.inner.commute
+    }
+}
+
+#[test]
+fn frames_queued_across_tasks_keep_their_bytes() {
+    // One thread, deep queue: frames of each `arrive_all` call queue behind the first, and
+    // the call ends (at `now`, before they run) with frames still queued, whose batch is
+    // then overwritten, as the driver reuses a batch's buffers.
+    for commute in [false, true] {
+        let inner = Scripted {
+            busy: 10,
+            wait: 100,
+            swaps: 1,
+            commute,
+            stage: vec![0],
+        };
+        let e = Seen {
+            inner,
+            firsts: Vec::new(),
+        };
+        let mut me = MeSim::new(0, e, None, 1, 16, false);
+        let mut out = Outbox::default();
+        for call in 0..3u64 {
+            let mut batch: Vec<Vec<u8>> = (0..4u8).map(|k| vec![call as u8 * 4 + k; 60]).collect();
+            let arrivals: Vec<Arrival<'_>> = batch
+                .iter()
+                .enumerate()
+                .map(|(k, f)| Arrival {
+                    index: call * 4 + k as u64,
+                    time: call * 4 + k as u64,
+                    thread: 0,
+                    frame: f,
+                })
+                .collect();
+            me.arrive_all(arrivals.into_iter(), call * 4 + 4, &mut out);
+            for f in &mut batch {
+                f.fill(0xee);
+            }
+            drop(batch);
+        }
+        let (st, e, _) = Box::new(me).finish(&mut out);
+        assert_eq!(st.processed, 12);
+        assert_eq!(e.firsts, (0..12).collect::<Vec<u8>>(), "commute {commute}");
+    }
+}

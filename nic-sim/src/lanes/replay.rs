@@ -8,7 +8,7 @@
 //! many times the host goes round the scheduler: one loop per number of threads holding
 //! packets (one, two, three or more), entered once per event that changes that number.
 
-use super::{MeSim, Outbox, SLOTS};
+use super::{MeSim, NONE, Outbox, SLOTS};
 use crate::engine::PacketEngine;
 
 impl<E: PacketEngine> MeSim<E> {
@@ -172,7 +172,13 @@ impl<E: PacketEngine> MeSim<E> {
         let mut last = self.last_run;
         loop {
             let first = if last + 1 >= n { 0 } else { last + 1 };
-            let (at, th) = self.scan_ready(mask, first, me_free);
+            // (Whether the ME has at most four threads never changes: a branch the host
+            // predicts.)
+            let (at, th) = if n <= 4 {
+                self.scan_ready4(first, me_free)
+            } else {
+                self.scan_ready(mask, first, me_free)
+            };
             if at >= until {
                 break;
             }
@@ -191,6 +197,28 @@ impl<E: PacketEngine> MeSim<E> {
         self.me_free = me_free;
         self.last_run = last;
         false
+    }
+
+    /// [`Self::scan_ready`] on an ME of at most four threads: the four first slots visited
+    /// in round-robin order from `first` (< 4), without the mask.
+    ///
+    /// Why: with three or four threads holding packets (1 step a frame on the demo), the
+    /// masked scan's loop cost ~11 host instructions per thread visited and ~14 to set up.
+    /// A slot without a packet has the ready time `NONE`, which `max` keeps and a strict
+    /// `<` never picks; slots from the thread count to 3 never hold one, and visiting them
+    /// in the rotation leaves the order of the others the round-robin order modulo the
+    /// thread count.
+    #[inline(always)]
+    fn scan_ready4(&self, first: usize, me_free: u64) -> (u64, usize) {
+        let (mut br, mut ri) = (NONE, 0);
+        for k in 0..4 {
+            let i = (first + k) & 3;
+            let r = self.ready[i].max(me_free);
+            if r < br {
+                (br, ri) = (r, i);
+            }
+        }
+        (br, ri)
     }
 
     /// Thread `th`'s replayed packet takes its last step at `at` (no segments left): its
