@@ -603,7 +603,7 @@ impl NfpEngine {
         };
         let code = &self.code;
         let t = &mut slot.thread;
-        t.run_packet_to_end_first_fast(code, mem, frame, self.fused, segs, map)
+        t.run_packet_to_end_first_fast(code, mem, frame, &self.fused, segs, map)
     }
 
     /// Sets `plain`: no random stream, a first op that runs fast, no profile and no pending

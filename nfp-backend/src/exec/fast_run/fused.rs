@@ -11,8 +11,9 @@
 //! horizon (every swap passes, so the [`RunThrough`] is only needed by the rare fall-back to
 //! reference steps) and with the segment list always given. Here:
 //!
-//! - the [`Cx`] is built before the packet is loaded, so the memories, the program and the
-//!   budget go straight into it instead of being kept across the packet copy (a call);
+//! - the [`Cx`] is built before the packet is loaded, so the memories go straight into it
+//!   instead of being kept across the packet copy (a call); what the budget holds is read
+//!   after the copy, where it is used (see session 18 below);
 //! - the event is mapped by the caller's `map` in each branch (the usual `Done` in
 //!   registers, not through a `Result` in memory), and settled from the chain's mark (the
 //!   passed segments' busy cycles) without a [`RunThrough`];
@@ -56,13 +57,36 @@
 //! again and dropped: the packet copied inline, by four overlapping 16-byte moves for 32
 //! to 64 bytes (968.7) or by 32-byte arrays (959.7), against 953.2 with `memcpy`: the
 //! replay loop spilled more around it than the call costs.
+//!
+//! Session 18 (callgrind, `simspeed pre`, bench profile, whole simulation, host
+//! instructions per frame without libc memset/memcpy, then thread CPU time): the budget
+//! passed by reference and its chain limit, entry and first run read after the packet's
+//! copy (by value, LLVM loaded them before the `memcpy` call and kept four values on the
+//! stack across it) 842.1 -> 836.1; the fused start's own copy of the segment list's
+//! pointer for `settle_done` 836.1 -> 835.0; the program's hops and first run in the
+//! [`FusedBudget`] (read through the program, the hops' pointer was loaded early and kept
+//! on the stack too) 835.0 -> 833.0; the program's `fresh` in the budget too, and the
+//! program taken as a reference to what dereferences to it (nic-sim's `Arc`), so that only
+//! the rare paths load its address (it was loaded first and kept on the stack) 833.0 ->
+//! 831.0. Thread CPU time: 1.014x for the first three (10 interleaved rounds). Tried
+//! and dropped: a [`Cx`] kept per engine across packets (session 17's idea), in storage
+//! that erases its lifetime, with `base`, `limit` and `penalty` written once: 833.0 ->
+//! 831.3. Its references must still be derived afresh from the engine's borrow for each
+//! packet (one kept from an earlier borrow is invalidated by the engine's other uses of
+//! its memories), and the chain changes `extra`, `pass_limit`, `mark_n`, the value window
+//! and the segment cursor (the caller's segment list differs per thread), so all of those
+//! are written per packet anyway; LLVM then kept the kept `Cx`'s address on the stack.
+//! 1.7 host instructions per frame were not worth a lifetime-erased `Cx` and a second
+//! way of building one.
 
-use super::super::fast::FastProgram;
+use super::super::fast::{FastProgram, Hop};
+use super::super::fresh::Fresh;
 use super::super::thread::Thread;
 use super::super::through::{RunThrough, Segment};
 use super::super::{Event, ExecError, ExecErrorKind, InsnProfile, MemState};
 use super::{CHUNK, Cx, Handler, Out, entry, spare, sync_len};
 use std::mem::MaybeUninit;
+use std::ops::Deref;
 
 /// A per-packet instruction budget for [`Thread::run_packet_to_end_fast_map`] with what the
 /// fused start derives from it and the program (`FastProgram::fused_budget`): computed once
@@ -79,12 +103,34 @@ pub struct FusedBudget {
     /// fused start's state (count `first`, `limit` `first_limit`, no `extra`, no horizon)
     /// passes the rest of that block's entry check.
     entry: Handler,
+    /// The program's hops (`FastProgram::hops`, which never move nor change: the program
+    /// is immutable) and the run of its first: read from the program, both were loaded
+    /// before the packet's copy (a call) and kept on the stack across it (2 host
+    /// instructions per packet more, callgrind `simspeed pre`). Never dereferenced here.
+    base: *const Hop,
+    first: u64,
+    /// The program's `FastProgram::fresh`, here so that the fused start does not reach
+    /// the program on its usual path (through nic-sim's `Arc`, the program's address was
+    /// loaded and kept on the stack for the rare paths: 2 host instructions per packet).
+    fresh: Fresh,
 }
+
+// SAFETY: `base` is only compared and handed to the program's handlers (which the budget is
+// for, see `Thread::run_packet_to_end_first_fast`), never dereferenced through the budget;
+// the hops it points to are immutable and `Sync` (fn pointers and plain data).
+unsafe impl Send for FusedBudget {}
+// SAFETY: as for `Send`: nothing is reachable through a `&FusedBudget` but plain values.
+unsafe impl Sync for FusedBudget {}
 
 impl PartialEq for FusedBudget {
     fn eq(&self, o: &FusedBudget) -> bool {
-        let h = |b: &FusedBudget| b.entry as usize;
-        (self.budget, self.first_limit, h(self)) == (o.budget, o.first_limit, h(o))
+        let h = |b: &FusedBudget| (b.entry as usize, b.base);
+        let f = |b: &FusedBudget| {
+            let f = b.fresh;
+            (f.live_chunks, f.quick, f.rest, f.key)
+        };
+        (self.budget, self.first_limit, self.first, h(self), f(self))
+            == (o.budget, o.first_limit, o.first, h(o), f(o))
     }
 }
 
@@ -124,6 +170,9 @@ impl FastProgram {
             budget,
             first_limit,
             entry,
+            base: self.hops.as_ptr(),
+            first,
+            fresh: self.fresh,
         }
     }
 }
@@ -160,7 +209,7 @@ impl Thread {
     ) -> R {
         debug_assert_eq!(budget, prog.fused_budget(budget.budget));
         match profile {
-            None => self.packet_to_end_mapped::<true, R>(prog, mem, packet, budget, segs, map),
+            None => self.packet_to_end_mapped::<true, R, _>(&prog, mem, packet, &budget, segs, map),
             Some(p) => {
                 let MemState {
                     lmem,
@@ -179,20 +228,22 @@ impl Thread {
     /// [`FusedBudget::first_fast`] holds (the caller tests it once, not per packet: nic-sim's
     /// engine folds it into the one bound its plain start tests, 2 host instructions per
     /// packet fewer, callgrind `simspeed pre`). With any other budget the run is wrong
-    /// (debug builds assert it).
+    /// (debug builds assert it): the budget carries the program's entry handler and hops.
+    /// `prog` is any reference to what dereferences to the program (nic-sim's `Arc`):
+    /// dereferenced only on the rare paths (see the module docs, session 18).
     #[inline(always)]
-    pub fn run_packet_to_end_first_fast<R>(
+    pub fn run_packet_to_end_first_fast<R, P: Deref<Target = FastProgram>>(
         &mut self,
-        prog: &FastProgram,
+        prog: &P,
         mem: MemState<'_>,
         packet: &[u8],
-        budget: FusedBudget,
+        budget: &FusedBudget,
         segs: &mut Vec<Segment>,
         map: impl FnOnce(Result<Event, ExecError>) -> R,
     ) -> R {
-        debug_assert_eq!(budget, prog.fused_budget(budget.budget));
+        debug_assert_eq!(*budget, prog.fused_budget(budget.budget));
         debug_assert!(budget.first_fast());
-        self.packet_to_end_mapped::<false, R>(prog, mem, packet, budget, segs, map)
+        self.packet_to_end_mapped::<false, R, P>(prog, mem, packet, budget, segs, map)
     }
 
     /// [`Thread::run_packet_to_end_fast`] with a profile (out of line: rare). The memories
@@ -223,24 +274,21 @@ impl Thread {
     /// (inlined into each way the run can end). `mem` by value: its parts go straight into
     /// the [`Cx`] (passed by reference, or moved whole, it was kept in memory as well: 5
     /// host instructions more per packet). With `CHECK` off the caller promises
-    /// [`FusedBudget::first_fast`] (see [`Thread::run_packet_to_end_first_fast`]).
+    /// [`FusedBudget::first_fast`] (see [`Thread::run_packet_to_end_first_fast`]). `prog`
+    /// is dereferenced only on the rare paths: the usual one reads the budget `fb`.
     #[inline(always)]
-    pub(in super::super) fn packet_to_end_mapped<const CHECK: bool, R>(
+    pub(in super::super) fn packet_to_end_mapped<const CHECK: bool, R, P>(
         &mut self,
-        prog: &FastProgram,
+        prog: &P,
         mem: MemState<'_>,
         packet: &[u8],
-        FusedBudget {
-            budget,
-            first_limit,
-            entry,
-        }: FusedBudget,
+        fb: &FusedBudget,
         segs: &mut Vec<Segment>,
         map: impl FnOnce(Result<Event, ExecError>) -> R,
-    ) -> R {
-        let base = prog.hops.as_ptr();
-        // SAFETY: the hops are never empty (one per address plus the final slow op).
-        let first = u64::from(unsafe { (*base).run });
+    ) -> R
+    where
+        P: Deref<Target = FastProgram>,
+    {
         let (seg_at, seg_end) = spare(segs);
         let segs: *mut Vec<Segment> = segs;
         let penalty = u64::from(mem.lat.branch_taken_penalty);
@@ -249,9 +297,8 @@ impl Thread {
         // value, LLVM stored filler bytes there (8 host instructions more per packet).
         let mut slot = MaybeUninit::<Cx<'_>>::uninit();
         let p = slot.as_mut_ptr();
-        // SAFETY: every field is written but the `MaybeUninit` ones, which need no value
-        // (`cx_fields` lists them all: a new field fails to compile there).
-        let cx = unsafe {
+        // SAFETY: writes of fields of the `MaybeUninit` (no reference to the whole yet).
+        unsafe {
             // Field by field: moving `mem` whole kept a copy of it in memory (see above).
             (&raw mut (*p).mem).write(MemState {
                 lmem: mem.lmem,
@@ -259,8 +306,6 @@ impl Thread {
                 maps: mem.maps,
                 lat: mem.lat,
             });
-            (&raw mut (*p).base).write(base);
-            (&raw mut (*p).limit).write(first_limit);
             (&raw mut (*p).extra).write(0);
             (&raw mut (*p).penalty).write(penalty);
             // `RunThrough::chain_limit` with no horizon and nothing counted: every swap
@@ -274,22 +319,47 @@ impl Thread {
             // No value window yet (see `Cx::va_base`).
             (&raw mut (*p).va_base).write(u64::MAX);
             (&raw mut (*p).va_last).write(0);
-            slot.assume_init_mut()
-        };
-        if CHECK && first_limit == 0 {
-            return map(self.first_op_slow(prog, cx, packet, budget));
         }
-        if let Err(e) = self.load_but_counts(cx.mem.lmem, packet, prog.fresh) {
+        // The program's first op, its run, the chain's limit and its entry are read only
+        // after the packet's copy (a call), and go straight into the `Cx` and the entry's
+        // arguments: read before it (as the budget by value was), each was kept on the
+        // stack across the call (a store and a load).
+        let base_limit = |p: *mut Cx<'_>| {
+            let base = fb.base;
+            debug_assert_eq!(base, prog.hops.as_ptr());
+            // SAFETY: writes of fields of the `MaybeUninit`, as above.
+            unsafe {
+                (&raw mut (*p).base).write(base);
+                (&raw mut (*p).limit).write(fb.first_limit);
+            }
+            base
+        };
+        if CHECK && fb.first_limit == 0 {
+            base_limit(p);
+            // SAFETY: every field is written but the `MaybeUninit` ones, which need no
+            // value (`cx_fields` lists them all: a new field fails to compile there).
+            let cx = unsafe { slot.assume_init_mut() };
+            return map(self.first_op_slow(prog, cx, packet, fb.budget));
+        }
+        // SAFETY: `mem` was written above; the reborrow ends with the load (the `Cx`'s
+        // `lmem` is used again only after it).
+        let lmem = unsafe { &mut *(*p).mem.lmem };
+        if let Err(e) = self.load_but_counts(lmem, packet, fb.fresh) {
             return map(Err(e));
         }
+        let base = base_limit(p);
+        // SAFETY: every field is written but the `MaybeUninit` ones, which need no value
+        // (`cx_fields` lists them all: a new field fails to compile there).
+        let cx = unsafe { slot.assume_init_mut() };
+        let first = fb.first;
         // Every end but `Done` (how nearly every packet ends) out of line, so that its path
         // tests nothing else (with `Yield` tested first, and `Done` again after the common
         // bookkeeping, it tested three things: 2 host instructions per packet more).
-        let out = entry(self, cx, base, first);
+        let out = (fb.entry)(self, cx, base, first);
         if out != Out::Done {
-            return map(self.not_done(prog, cx, budget, out));
+            return map(self.not_done(prog, cx, fb.budget, out));
         }
-        let (n, busy_cycles) = self.settle_done(cx);
+        let (n, busy_cycles) = self.settle_done(cx, segs);
         // `running` is false: `load_but_counts` leaves it so (see there).
         debug_assert!(!self.running);
         map(Ok(Event::Done {
@@ -317,10 +387,13 @@ impl Thread {
 
     /// [`Thread::settle_chain`] of a chain that ended `Done`: at an exit op, which stored
     /// the count and pc already (`fast_branch::exit`); gives the count and the busy cycles.
+    /// `segs` is `cx.segs` (the fused start passes its own copy, kept in a register: one
+    /// load fewer per packet than reading it back from the `Cx`).
     #[inline(always)]
-    fn settle_done(&mut self, cx: &mut Cx<'_>) -> (u64, u64) {
-        // SAFETY: `cx.segs` is the caller's list, given up to the chain (see `Cx::segs`).
-        sync_len(unsafe { &mut *cx.segs }, cx.seg_at);
+    fn settle_done(&mut self, cx: &mut Cx<'_>, segs: *mut Vec<Segment>) -> (u64, u64) {
+        debug_assert_eq!(segs, cx.segs);
+        // SAFETY: `segs` is the caller's list, given up to the chain (see `Cx::segs`).
+        sync_len(unsafe { &mut *segs }, cx.seg_at);
         // The count and the pc: stored by the exit that ended the chain (`fast_branch::exit`,
         // the only maker of `Done`, which leaves `cx.stopped` unset: see `fast_run::done`).
         let n = self.insns;
@@ -344,7 +417,7 @@ impl Thread {
             out
         };
         if out == Out::Done {
-            let (n, busy_cycles) = self.settle_done(cx);
+            let (n, busy_cycles) = self.settle_done(cx, cx.segs);
             self.running = false;
             return Ok(Event::Done {
                 retval: self.reg(0),
@@ -477,4 +550,29 @@ fn cx_fields(cx: Cx<'_>) {
         va_last: _,
         va_ptr: _,
     } = cx;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::MeInsn;
+
+    /// The budget holds copies of the program's data that the fused start reads instead
+    /// of the program's (session 18): they must be the program's, and another program's
+    /// budget must compare unequal (the start's debug assertion relies on it).
+    #[test]
+    fn budget_carries_its_program() {
+        let a = FastProgram::new(&[MeInsn::Exit]);
+        let b = FastProgram::new(&[MeInsn::Exit]);
+        let (fa, fb) = (a.fused_budget(100), b.fused_budget(100));
+        assert_eq!(fa.base, a.hops.as_ptr());
+        assert_eq!(fa.first, u64::from(a.hops[0].run));
+        let (f, g) = (fa.fresh, a.fresh);
+        assert_eq!(
+            (f.live_chunks, f.quick, f.rest, f.key),
+            (g.live_chunks, g.quick, g.rest, g.key)
+        );
+        assert_eq!(fa, a.fused_budget(100));
+        assert_ne!(fa, fb);
+    }
 }
