@@ -152,7 +152,10 @@ impl NfpProgram {
     pub fn engine(&self, me: u32, threads: u32) -> NfpEngine {
         let threads = threads.max(1);
         let groups = threads.div_ceil(u32::from(THREADS_PER_ME)) as usize;
-        let fused = self.code.fused_budget(self.budget);
+        let mut maps = self.maps.clone();
+        // SAFETY: the engine owns `maps` for its life and gives every run with `fused`
+        // (`start_to_end`) `&mut self.maps`, this set, never replacing a map in it.
+        let fused = unsafe { self.code.fused_budget(self.budget).with_lookups(&mut maps) };
         let mut pages = PAGES.take(groups + threads as usize).into_iter();
         let mut page = || pages.next().unwrap_or_else(nfp_backend::exec::Page::zeroed);
         NfpEngine {
@@ -161,7 +164,7 @@ impl NfpProgram {
             shared: SharedMem::new(self.prandom_seed, 0),
             seed: self.prandom_seed,
             started: 0,
-            maps: self.maps.clone(),
+            maps,
             lat: self.lat.clone(),
             budget: self.budget,
             fused,

@@ -138,12 +138,23 @@ pub(super) struct Cx<'m> {
     /// bytes: `va_last` is the value memory's length less 8) are the bytes at `va_ptr`,
     /// as `memory::emem_value_region` would find them. Set by `jit::x64_call`'s lookup
     /// helper to the writable map it looked up (vm-core's value memory never moves nor
-    /// changes length, and the `Cx` holds the maps for its lifetime); empty at the start of
-    /// a chain (`va_base` `u64::MAX`, `va_last` 0: no address is in it); read only by
-    /// `jit`'s blocks. `va_ptr` is set with the window (uninitialised while it is empty).
+    /// changes length, and the `Cx` holds the maps for its lifetime); at the start of a
+    /// chain empty (`va_base` `u64::MAX`, `va_last` 0: no address is in it), or, on the
+    /// fused start with its lookups prepared, the window of the map they name
+    /// (`FusedBudget::with_lookups`: any window gives the same adds, it depends on no
+    /// lookup); read only by `jit`'s blocks. `va_ptr` is set with the window
+    /// (uninitialised, or null, while it is empty).
     pub(super) va_base: u64,
     pub(super) va_last: u64,
     pub(super) va_ptr: MaybeUninit<*mut u8>,
+    /// The array map whose lookups `jit`'s blocks make inline (`jit::x64_call::
+    /// lookup_inline`): its `max_entries` and value stride (`fw::array_desc`), for the map
+    /// the program's inline lookups name (`jit::lookup_fd`). Set by the fused start from
+    /// its budget's prepared lookups (`FusedBudget::with_lookups`); `lk_max` 0 (no key is
+    /// below it) without them and on every other driver: every lookup then calls the
+    /// helper.
+    pub(super) lk_max: u64,
+    pub(super) lk_stride: u64,
 }
 
 /// Segments of the scratch buffer passes write to when not recording (see `Cx::seg_at`):
@@ -492,6 +503,9 @@ impl Thread {
             va_base: u64::MAX,
             va_last: 0,
             va_ptr: MaybeUninit::uninit(),
+            // No inline lookups (see `Cx::lk_max`): this driver does not know the map.
+            lk_max: 0,
+            lk_stride: 0,
         };
         let limit0 = cx.pass_limit;
         let (mut pc, mut n, mut run) = (pc0 as usize, n0, first);
@@ -677,7 +691,8 @@ impl Thread {
             maps: &mut *mem.maps,
             lat: mem.lat,
         };
-        let budget = prog.fused_budget(budget);
+        // SAFETY: this run, the only one given the budget, is given these maps.
+        let budget = unsafe { prog.fused_budget(budget).with_lookups(mem.maps) };
         self.run_packet_to_end_fast_map(prog, mem, packet, budget, profile, segs, |r| r)
     }
 

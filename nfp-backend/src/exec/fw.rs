@@ -13,7 +13,8 @@ use super::{
     PKT_TAILROOM_RESERVED, XDP_FRAME_BYTES, ctm_packet_buffer, emem_map_addr,
 };
 use crate::target::FwHelper;
-use vm_core::maps::{BPF_F_CTXLEN_MASK, BPF_F_INDEX_MASK, BPF_F_RDONLY_PROG, MapErrno};
+use vm_core::maps::{BPF_F_CTXLEN_MASK, BPF_F_INDEX_MASK, BPF_F_RDONLY_PROG, MapErrno, MapSet};
+use vm_core::program::MapType;
 
 /// `-EINVAL` as a helper return value.
 const EINVAL: u64 = (-22i64) as u64;
@@ -193,6 +194,42 @@ pub(super) fn array_lookup_window(
         (last <= (1 << EMEM_MAP_FD_SHIFT) - 8).then_some((base, last, slab.as_mut_ptr()))
     });
     Some((r0, window))
+}
+
+/// What `jit`'s blocks need to make [`array_lookup_window`]'s lookup of map `fd` inline
+/// (`jit::x64_call::lookup`), for the chain's maps: `(max, stride, window)`, the map's
+/// `max_entries` and value stride, and its value window (as [`array_lookup_window`] gives
+/// it), when `fd` is a plain array (not per-CPU) whose values all lie inside its EMEM
+/// window; else `(0, 0, None)` (no key is below 0: every lookup calls the helper).
+///
+/// Exactness: for such a map and a 4-byte key `i` read as [`array_lookup_window`] reads it,
+/// `i < max` gives R0 `emem_map_addr(fd, i * stride)` (`ArrayMap::lookup`: one copy, offset
+/// `i * stride`, with `stride` `Map::value_stride` and `max` `def().max_entries`, its own
+/// copies; `jit::tests_inline` holds them to `Map::lookup`), below the EMEM window since
+/// the slab (`max * stride` bytes) is at most that long; any other key is left to the
+/// helper. The window does not depend on the key, so the fused start sets it at the start
+/// of each chain (any window gives the same adds: see `Cx::va_base`).
+#[inline(always)]
+pub(super) fn array_desc(maps: &mut MapSet, fd: u32) -> (u64, u64, Option<ValueWindow>) {
+    const NONE: (u64, u64, Option<ValueWindow>) = (0, 0, None);
+    let Some(map) = maps.get_mut(fd as usize) else {
+        return NONE;
+    };
+    if map.def().map_type != MapType::Array {
+        return NONE;
+    }
+    let (max, stride) = (map.def().max_entries, map.value_stride() as u64);
+    let writable = map.def().flags & BPF_F_RDONLY_PROG == 0;
+    let Some(slab) = map.value_slab_mut() else {
+        return NONE;
+    };
+    // At least 8 bytes and all inside the map's EMEM window (as `array_lookup_window`).
+    let last = (slab.len() as u64).wrapping_sub(8);
+    if last > (1 << EMEM_MAP_FD_SHIFT) - 8 {
+        return NONE;
+    }
+    let window = writable.then_some((emem_map_addr(fd, 0), last, slab.as_mut_ptr()));
+    (u64::from(max), stride, window)
 }
 
 /// `bpf_perf_event_output(ctx, map = R2, flags = R3, data = R4, size = R5)`; the upper flag

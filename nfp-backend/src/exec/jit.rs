@@ -217,6 +217,35 @@ fn is_lookup(op: &Op) -> bool {
     )
 }
 
+/// The map whose lookups a program's native blocks make inline (`x64_call::lookup`) and
+/// whose lookup the fused start prepares once per chain (`fw::array_desc`,
+/// `FastProgram::fused_budget`): the value of the last `immed` to R1's low word (`A2`, how
+/// the lowering passes a map's table id) before the program's first `fw_call[map_lookup]`,
+/// in address order. Both sides call this on the same ops, so they agree on the map; it
+/// only decides which map gets the inline path: a block makes a lookup inline only where
+/// it knows `A2` holds this map (`slots`), and every other lookup calls the helper.
+///
+/// Why one map: nearly every program looks one map up per packet, and preparing a map
+/// costs the fused start host instructions on every packet.
+pub(super) fn lookup_fd(ops: impl IntoIterator<Item = Op>) -> Option<u32> {
+    let r1 = slot::A + 2;
+    let mut fd = None;
+    for op in ops {
+        let sets = |d: D| d.iter().any(|&s| usize::from(s) == r1);
+        match op {
+            Op::Set { d, v } if sets(d) => fd = Some(v),
+            Op::Set2 { d1, d2, v1, v2 } if sets(d1) || sets(d2) => {
+                fd = Some(if sets(d2) { v2 } else { v1 });
+            }
+            // (The blocks do not know a merged value either, `slots`.)
+            Op::Merge { d, .. } if sets(d) => fd = None,
+            _ if is_lookup(&op) => return fd,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// A branch op's target and the runs of its target and fall-through.
 #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 fn branch_parts(op: &Op) -> Option<(u16, u16, u16)> {
@@ -345,8 +374,11 @@ enum Step {
     },
     /// `fw_call[map_lookup]` at address `at` (`fast_mem::fw_lookup`), a call to a Rust
     /// function (`x64_call`); it ends its block, which then does what `after_fw` does.
+    /// `fd`: the program's [`lookup_fd`], whose lookups the block makes inline when it
+    /// knows R1 holds it (`x64_call::lookup`).
     Lookup {
         at: usize,
+        fd: Option<u32>,
     },
     /// The block's branch, taken when `cond` holds on the flags.
     Br {
@@ -511,7 +543,7 @@ fn steps(ops: &[(usize, Op)]) -> Vec<Step> {
                 b,
                 at,
             }),
-            Op::Fw { .. } if is_lookup(&op) => out.push(Step::Lookup { at }),
+            Op::Fw { .. } if is_lookup(&op) => out.push(Step::Lookup { at, fd: None }),
             Op::Br { cond, .. } => out.push(Step::Br { cond }),
             Op::BrBit { src, bit, set, .. } => out.push(Step::BrBit {
                 src,
@@ -678,6 +710,8 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
 mod slots;
 #[cfg(all(test, target_arch = "x86_64", unix))]
 mod tests_calls;
+#[cfg(all(test, target_arch = "x86_64", unix))]
+mod tests_inline;
 #[cfg(all(test, target_arch = "x86_64", unix))]
 mod tests_native;
 #[cfg(all(target_arch = "x86_64", unix))]

@@ -78,12 +78,18 @@
 //! are written per packet anyway; LLVM then kept the kept `Cx`'s address on the stack.
 //! 1.7 host instructions per frame were not worth a lifetime-erased `Cx` and a second
 //! way of building one.
+//!
+//! Session 18: the budget carries the map lookup the native blocks make inline
+//! (`FusedBudget::with_lookups`, found once per engine), which the start puts in the
+//! [`Cx`] with its value window: 858.0 -> 820.5 host instructions per frame (callgrind,
+//! `simspeed pre`, with nic-sim's engine preparing it). Finding it per run instead cost
+//! more than the helper's call it saved (866.1).
 
 use super::super::fast::{FastProgram, Hop};
 use super::super::fresh::Fresh;
 use super::super::thread::Thread;
 use super::super::through::{RunThrough, Segment};
-use super::super::{Event, ExecError, ExecErrorKind, InsnProfile, MemState};
+use super::super::{Event, ExecError, ExecErrorKind, InsnProfile, MemState, fw, jit};
 use super::{CHUNK, Cx, Handler, Out, entry, spare, sync_len};
 use std::mem::MaybeUninit;
 use std::ops::Deref;
@@ -113,6 +119,56 @@ pub struct FusedBudget {
     /// the program on its usual path (through nic-sim's `Arc`, the program's address was
     /// loaded and kept on the stack for the rare paths: 2 host instructions per packet).
     fresh: Fresh,
+    /// The map the native blocks' inline lookups name (`jit::lookup_fd`, of the same ops
+    /// as the blocks were compiled from), whose lookup [`FusedBudget::with_lookups`]
+    /// prepares (`fw::array_desc`) for the start to put in each chain's [`Cx`]
+    /// (`Cx::lk_max`); `u32::MAX` (no such map) when there is none or no native code.
+    lk_fd: u32,
+    /// That map's lookup as the engine's maps hold it ([`FusedBudget::with_lookups`]), or
+    /// none (`max` 0: every lookup calls the helper).
+    lk: Lookups,
+}
+
+/// What the fused start puts in the [`Cx`] for the native blocks' inline lookups of one
+/// map (`Cx::lk_max`) and their value window (`Cx::va_base`): `fw::array_desc`'s answer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Lookups {
+    max: u64,
+    stride: u64,
+    base: u64,
+    last: u64,
+    ptr: *mut u8,
+}
+
+// SAFETY: `ptr` is only written through by runs given the map set it points into
+// (`FusedBudget::with_lookups`'s contract), which they hold `&mut` (a `MapSet` is `Send`
+// and `Sync`); a `Lookups` itself never dereferences it.
+unsafe impl Send for Lookups {}
+// SAFETY: as for `Send`: shared `Lookups` only copy the pointer.
+unsafe impl Sync for Lookups {}
+
+impl Lookups {
+    /// No inline lookup, no window (what a chain starts with without them).
+    const NONE: Lookups = Lookups {
+        max: 0,
+        stride: 0,
+        base: u64::MAX,
+        last: 0,
+        ptr: std::ptr::null_mut(),
+    };
+
+    /// `fw::array_desc` of map `fd` of `maps`.
+    fn of(maps: &mut vm_core::maps::MapSet, fd: u32) -> Lookups {
+        let (max, stride, window) = fw::array_desc(maps, fd);
+        let (base, last, ptr) = window.unwrap_or((u64::MAX, 0, std::ptr::null_mut()));
+        Lookups {
+            max,
+            stride,
+            base,
+            last,
+            ptr,
+        }
+    }
 }
 
 // SAFETY: `base` is only compared and handed to the program's handlers (which the budget is
@@ -129,8 +185,14 @@ impl PartialEq for FusedBudget {
             let f = b.fresh;
             (f.live_chunks, f.quick, f.rest, f.key)
         };
-        (self.budget, self.first_limit, self.first, h(self), f(self))
-            == (o.budget, o.first_limit, o.first, h(o), f(o))
+        (
+            self.budget,
+            self.first_limit,
+            self.first,
+            h(self),
+            f(self),
+            self.lk_fd,
+        ) == (o.budget, o.first_limit, o.first, h(o), f(o), o.lk_fd)
     }
 }
 
@@ -166,6 +228,10 @@ impl FastProgram {
             // (Never: the hops end with a slow op.)
             (_, None) => entry::<false> as Handler,
         };
+        let lk_fd = match self.native_blocks() {
+            0 => None,
+            _ => jit::lookup_fd(self.hops.iter().map(|h| h.op)),
+        };
         FusedBudget {
             budget,
             first_limit,
@@ -173,11 +239,40 @@ impl FastProgram {
             base: self.hops.as_ptr(),
             first,
             fresh: self.fresh,
+            lk_fd: lk_fd.unwrap_or(u32::MAX),
+            lk: Lookups::NONE,
         }
     }
 }
 
 impl FusedBudget {
+    /// This budget with the native blocks' inline map lookups (`x64_call::lookup_inline`)
+    /// prepared for `maps`: the map they name (`jit::lookup_fd`) as `maps` holds it now
+    /// (`fw::array_desc`), which each run's start then puts in its `Cx` (`Cx::lk_max`,
+    /// and the map's value window, `Cx::va_base`). Without it every lookup calls the
+    /// helper (`x64_call::lookup_native`).
+    ///
+    /// Why once, not per run: found per run from the maps (vm-core's, whose layout is
+    /// not ours to read in native code), it cost the fused start more than the inline
+    /// lookup saved (callgrind, `simspeed pre`: 858.0 -> 866.1 host instructions per
+    /// frame; the helper's call was 64 per lookup, the inline path 24, and finding the
+    /// map ~35 plus registers spilled around it).
+    ///
+    /// # Safety
+    ///
+    /// Every run given the returned budget (or a copy) must be given `maps` itself (as
+    /// `MemState::maps`), with the map the blocks name neither replaced (assigned to,
+    /// swapped, the set dropped) since nor dropped: the runs write its value memory through
+    /// the pointer kept here. (A map's value memory never moves nor changes length while
+    /// it lives, and its kind and shape never change: vm-core's `Map`.) Debug builds check
+    /// it at each run.
+    pub unsafe fn with_lookups(self, maps: &mut vm_core::maps::MapSet) -> FusedBudget {
+        FusedBudget {
+            lk: Lookups::of(maps, self.lk_fd),
+            ..self
+        }
+    }
+
     /// The instruction budget.
     pub fn budget(&self) -> u64 {
         self.budget
@@ -292,8 +387,10 @@ impl Thread {
         let (seg_at, seg_end) = spare(segs);
         let segs: *mut Vec<Segment> = segs;
         let penalty = u64::from(mem.lat.branch_taken_penalty);
+        // (Debug builds hold every caller of `with_lookups` to its contract.)
+        debug_assert!(fb.lk.max == 0 || fb.lk == Lookups::of(mem.maps, fb.lk_fd));
         // Written field by field, so that the fields the chain sets before they are read
-        // (`profile`, `ip`, `n`, `wait`, `target`, `fault`, `va_ptr`) get no store: built as one
+        // (`profile`, `ip`, `n`, `wait`, `target`, `fault`) get no store: built as one
         // value, LLVM stored filler bytes there (8 host instructions more per packet).
         let mut slot = MaybeUninit::<Cx<'_>>::uninit();
         let p = slot.as_mut_ptr();
@@ -316,9 +413,15 @@ impl Thread {
             (&raw mut (*p).seg_at).write(seg_at);
             (&raw mut (*p).seg_end).write(seg_end);
             (&raw mut (*p).segs).write(segs);
-            // No value window yet (see `Cx::va_base`).
-            (&raw mut (*p).va_base).write(u64::MAX);
-            (&raw mut (*p).va_last).write(0);
+            // The inline lookups' map, and its value window from the start, or none (see
+            // `Cx::lk_max`, `Cx::va_base`, `FusedBudget::with_lookups`): read from the
+            // budget and stored at once, nothing kept across the packet's copy.
+            let lk = fb.lk;
+            (&raw mut (*p).va_base).write(lk.base);
+            (&raw mut (*p).va_last).write(lk.last);
+            (&raw mut (*p).va_ptr).write(MaybeUninit::new(lk.ptr));
+            (&raw mut (*p).lk_max).write(lk.max);
+            (&raw mut (*p).lk_stride).write(lk.stride);
         }
         // The program's first op, its run, the chain's limit and its entry are read only
         // after the packet's copy (a call), and go straight into the `Cx` and the entry's
@@ -549,6 +652,8 @@ fn cx_fields(cx: Cx<'_>) {
         va_base: _,
         va_last: _,
         va_ptr: _,
+        lk_max: _,
+        lk_stride: _,
     } = cx;
 }
 

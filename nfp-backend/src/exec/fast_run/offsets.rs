@@ -24,6 +24,9 @@ pub(in crate::exec) const CX_SEG_END: usize = std::mem::offset_of!(Cx<'static>, 
 pub(in crate::exec) const CX_VA_BASE: usize = std::mem::offset_of!(Cx<'static>, va_base);
 pub(in crate::exec) const CX_VA_LAST: usize = std::mem::offset_of!(Cx<'static>, va_last);
 pub(in crate::exec) const CX_VA_PTR: usize = std::mem::offset_of!(Cx<'static>, va_ptr);
+/// Byte offsets of the inline lookups' map (`Cx::lk_max`).
+pub(in crate::exec) const CX_LK_MAX: usize = std::mem::offset_of!(Cx<'static>, lk_max);
+pub(in crate::exec) const CX_LK_STRIDE: usize = std::mem::offset_of!(Cx<'static>, lk_stride);
 /// Byte offset of `base` (`jit`'s blocks find the hop of an address from it when they leave
 /// for a handler, instead of carrying the op pointer from block to block).
 pub(in crate::exec) const CX_BASE: usize = std::mem::offset_of!(Cx<'static>, base);

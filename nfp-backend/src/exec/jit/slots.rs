@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn a_step_that_may_leave_forgets_constants_and_keeps_stores() {
         let set = Step::Set { d: ab(3), v: 7 };
-        let steps = [set, Step::Lookup { at: 0 }, set];
+        let steps = [set, Step::Lookup { at: 0, fd: None }, set];
         let known = known_consts(&steps);
         assert_eq!(known[1].get(3), Some(7));
         assert_eq!(known[2], Known::default());

@@ -399,11 +399,17 @@ fn block(
 }
 
 /// A block's steps and tail at `pc`, if a block starts there (`runs`: each address's run).
-fn plan(ops: &[Op], runs: &[u16], pc: usize) -> Option<(Vec<Step>, Tail)> {
+/// `lk`: the program's [`lookup_fd`], given to its lookups.
+fn plan(ops: &[Op], runs: &[u16], pc: usize, lk: Option<u32>) -> Option<(Vec<Step>, Tail)> {
     let b = block_at(ops, pc)?;
     // Hops from `pc` (addresses are below `u16::MAX`, see `FastProgram::new`).
     let rel = |at: usize| i32::try_from(at).ok()?.checked_sub(i32::try_from(pc).ok()?);
-    let st = steps(&b);
+    let mut st = steps(&b);
+    for s in &mut st {
+        if let Step::Lookup { fd, .. } = s {
+            *fd = lk;
+        }
+    }
     let tail = match b.last() {
         Some(&(at, op @ Op::Cmd { target, words, .. })) if ends_block(&op) => Tail::Swap {
             to: rel(at + 1)?,
@@ -438,7 +444,8 @@ fn plan(ops: &[Op], runs: &[u16], pc: usize) -> Option<(Vec<Step>, Tail)> {
 
 pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     let mut asm = Assembler::new().ok()?;
-    let plans: Vec<_> = (0..ops.len()).map(|pc| plan(ops, runs, pc)).collect();
+    let lk = lookup_fd(ops.iter().copied());
+    let plans: Vec<_> = (0..ops.len()).map(|pc| plan(ops, runs, pc, lk)).collect();
     // Every block's entry after its prologue, for the blocks that jump to it (a block
     // runs its ops exactly as their handlers would, whichever handler its hop has).
     let labels: Vec<Option<DynamicLabel>> = plans
@@ -686,10 +693,10 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
             x64_branch::native_exit(&mut asm, pc);
         }
     }
-    // The exits, each settling the lag of its block first (but an add's helper, which
-    // goes back into the block: it reads no count).
+    // The exits, each settling the lag of its block first (but an add's helper and an
+    // inline lookup's call, which go back into the block: they read no count).
     for ((l, e), lag) in exits {
-        if lag == 0 || matches!(e, Exit::EmemHelper(..)) {
+        if lag == 0 || matches!(e, Exit::EmemHelper(..) | Exit::LookupCall(..)) {
             exit(&mut asm, (l, e));
         } else {
             let settled = asm.new_dynamic_label();

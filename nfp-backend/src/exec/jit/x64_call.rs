@@ -25,6 +25,12 @@
 //! leaves through [`faulted`]), then the issue cycles into `Cx::extra`; its result is the
 //! wait, and the block does what `after_fw` does with it (`x64::block`).
 //!
+//! The lookup of an array is inline in the block where the block knows R1 names the map
+//! the fused start prepared (`FusedBudget::with_lookups`), whose `max_entries` and stride
+//! it then finds in the `Cx` ([`lookup_inline`]): vm-core's layout is not ours to read, and
+//! reading it per run cost more than the call (see there); the helper's call stays for
+//! every other lookup and every key the inline path does not answer.
+//!
 //! The call keeps the System V rules: the block's four argument registers are saved on the
 //! stack around it (they are caller-saved), with the stack aligned to 16 bytes at the
 //! `call` (a block runs with the stack as at a handler's entry). A panic inside a helper
@@ -34,18 +40,25 @@
 
 use super::super::fast::Hop;
 use super::super::fast_mem::cmd;
-use super::super::fast_run::{CX_VA_BASE, CX_VA_LAST, CX_VA_PTR, Cx, Out, fault, swap_or_pass};
-use super::super::memory::emem_value_region;
+use super::super::fast_run::{
+    CX_EXTRA, CX_LK_MAX, CX_LK_STRIDE, CX_MARK_N, CX_VA_BASE, CX_VA_LAST, CX_VA_PTR, Cx, Out,
+    fault, swap_or_pass,
+};
+use super::super::memory::{LMEM_BYTES_AT, emem_value_region};
 use super::super::thread::{Thread, slot};
 use super::super::units::atomic_add;
 use super::super::{ExecErrorKind, SwapTarget, fw};
+use super::super::{LMEM_BYTES, MemState, emem_map_addr};
+use super::x64::LAT;
 use super::x64::{EAX, FILE, Val, hop_at};
 use super::x64_emit::Redo;
 use super::x64_mem::addr_to;
+use crate::cost::{FwCost, Latencies};
 use crate::target::{AddrMode, FwHelper, MemTarget};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 use std::any::Any;
 use std::cell::Cell;
+use std::mem::{offset_of, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 /// `rdx`'s number (the third argument).
@@ -54,6 +67,26 @@ const EDX: u8 = 2;
 const VA_BASE: i32 = CX_VA_BASE as i32;
 const VA_LAST: i32 = CX_VA_LAST as i32;
 const VA_PTR: i32 = CX_VA_PTR as i32;
+/// Byte offsets of the inline lookups' map in `Cx` (`Cx::lk_max`).
+const LK_MAX: i32 = CX_LK_MAX as i32;
+const LK_STRIDE: i32 = CX_LK_STRIDE as i32;
+const EXTRA: i32 = CX_EXTRA as i32;
+const MARK_N: i32 = CX_MARK_N as i32;
+/// `cx.mem.lmem` (a `&mut Lmem`) in `Cx`, and the pointer to its bytes in an `Lmem`.
+const CX_LMEM: i32 = (offset_of!(Cx<'static>, mem) + offset_of!(MemState<'static>, lmem)) as i32;
+const BYTES: i32 = LMEM_BYTES_AT as i32;
+/// A map lookup's issue cycles and wait in `Latencies` (`Latencies::fw_cost`).
+const FW_LOOKUP: usize = offset_of!(Latencies, fw) + MAP_LOOKUP * size_of::<FwCost>();
+const ISSUE: i32 = (FW_LOOKUP + offset_of!(FwCost, issue)) as i32;
+const WAIT: i32 = (FW_LOOKUP + offset_of!(FwCost, wait)) as i32;
+/// `fw_index(FwHelper::MapLookup)` (a `const`: `tests_inline::lookup_cost_is_at_its_index`
+/// checks it).
+pub(super) const MAP_LOOKUP: usize = 0;
+/// The slots of R2's low word (the key's address) and of R0 in both banks (`Thread::reg`,
+/// `Thread::set_r0`).
+const R2: i32 = (slot::A + 4) as i32;
+const R0A: i32 = slot::A as i32;
+const R0B: i32 = slot::B as i32;
 
 /// The statuses of the helpers: an add done or declined; a fault raised; a panic caught.
 /// (A lookup returns its wait, a `u32`, when it succeeds.)
@@ -66,6 +99,13 @@ thread_local! {
     static PANIC: Cell<Option<Box<dyn Any + Send>>> = const { Cell::new(None) };
     /// Why the last lookup failed, for [`lookup_fault`].
     static REASON: Cell<&'static str> = const { Cell::new("") };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Calls of [`lookup_native`] on this thread (the tests of [`lookup_inline`] count
+    /// which lookups it left to the helper).
+    pub(super) static CALLS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Runs `f`, turning a panic into [`PANICKED`] (the payload kept for [`rethrow`]).
@@ -244,6 +284,98 @@ pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel, no_wait: bool) {
     }
 }
 
+/// A lookup of map `fd` in a block that knows R1 holds `fd`, the map the chain prepared
+/// (`Cx::lk_max`, `fw::array_desc`): inline when the key is inside local memory and below
+/// `max_entries`, else the helper's call ([`lookup`]) at `call`, out of line (see
+/// [`lookup_call`]), which comes back to `back`, emitted here. `key_at`: where the key's
+/// address is (R2's low word, `A4`, see [`Key`]). Leaves `rax` = the wait, for the block's
+/// code after it, as [`lookup`] does (with `no_wait`, a wait of 0 to `exit`, the no-wait
+/// path there).
+///
+/// Exactness: `fw::array_lookup_window`'s path for such a key, R0 `emem_map_addr(fd,
+/// key * stride)` in both banks (`Thread::set_r0`), then [`looked_up`]'s issue cycles
+/// (`Cx::add_extra`) and wait. The value window is left as it is (the chain's start set it
+/// to this map's, `fw::array_desc`, or a helper's lookup of another map to that one's:
+/// any window gives the same adds, see `Cx::va_base`). The key is read as
+/// `fw::array_lookup_window` reads it (`Lmem::slice` of 4 bytes at R2's low word,
+/// little-endian); anything else (a key outside local memory, a miss, a map the chain did
+/// not prepare: `lk_max` 0) is the helper's.
+///
+/// Callgrind, `simspeed pre` (one lookup per frame): the helper's call cost 64 host
+/// instructions per lookup (~50 in the helper, 11 in the call, 3 in the status check),
+/// this path 24 (with the status check; the fused start puts the prepared map in the `Cx`,
+/// `FusedBudget::with_lookups`): the whole simulation 858.0 -> 820.5 host instructions per
+/// frame (842.1 -> 806.0 without libc memset/memcpy).
+pub(super) fn lookup_inline(
+    a: &mut Assembler,
+    (fd, key_at): (u32, Key),
+    (exit, call, back): (DynamicLabel, DynamicLabel, DynamicLabel),
+    no_wait: bool,
+) {
+    let last = (LMEM_BYTES - 4) as u32;
+    match key_at {
+        Key::Const(k) if k <= last => dynasm!(a ; .arch x64
+            ; mov r8, QWORD [rsi + CX_LMEM]
+            ; mov r8, QWORD [r8 + BYTES]
+            ; mov eax, DWORD [r8 + k as i32]),
+        // (Always outside: the helper's fault.)
+        Key::Const(_) => dynasm!(a ; .arch x64 ; jmp =>call),
+        Key::Eax | Key::Slot => {
+            match key_at {
+                // (Zero-extended: the address indexes below.)
+                Key::Eax => dynasm!(a ; .arch x64 ; mov eax, eax),
+                _ => dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + FILE + 4 * R2]),
+            }
+            dynasm!(a ; .arch x64
+                ; cmp eax, last as i32
+                ; ja =>call
+                ; mov r8, QWORD [rsi + CX_LMEM]
+                ; mov r8, QWORD [r8 + BYTES]
+                ; mov eax, DWORD [r8 + rax]);
+        }
+    }
+    let base = emem_map_addr(fd, 0) as i64;
+    dynasm!(a ; .arch x64
+        ; cmp rax, QWORD [rsi + LK_MAX]
+        ; jae =>call
+        ; imul rax, QWORD [rsi + LK_STRIDE]
+        ; mov r8, QWORD base
+        ; add rax, r8
+        ; mov QWORD [rdi + FILE + 4 * R0A], rax
+        ; mov QWORD [rdi + FILE + 4 * R0B], rax
+        ; mov r9, QWORD [rsi + LAT]
+        ; mov r8d, DWORD [r9 + ISSUE]
+        ; mov eax, DWORD [r9 + WAIT]
+        ; add QWORD [rsi + EXTRA], r8
+        ; sub QWORD [rsi + MARK_N], r8);
+    if no_wait {
+        dynasm!(a ; .arch x64 ; test eax, eax ; jz =>exit);
+    }
+    dynasm!(a ; .arch x64 ; =>back);
+}
+
+/// Where [`lookup_inline`] finds the key's address (R2's low word, `A4`): a constant the
+/// block set, `eax` (which holds `A4`, as `x64::Held` tells: the step before computed it,
+/// the usual `alu[gprAB_4, gprA_22, +, ...]`, so the address is not read back from the slot
+/// it was just stored to), or the slot.
+#[derive(Clone, Copy)]
+pub(super) enum Key {
+    Const(u32),
+    Eax,
+    Slot,
+}
+
+/// The helper's call of [`lookup_inline`] at `call` (out of line: [`lookup`]), then back.
+pub(super) fn lookup_call(
+    a: &mut Assembler,
+    (call, exit, back): (DynamicLabel, DynamicLabel, DynamicLabel),
+    no_wait: bool,
+) {
+    dynasm!(a ; .arch x64 ; =>call);
+    lookup(a, exit, no_wait);
+    dynasm!(a ; .arch x64 ; jmp =>back);
+}
+
 /// The cold exit of the lookup at `at` in the block at `pc` (`rdx` = its first op, `rax`
 /// the status): the fault the helper found is raised at the op, or the panic resumed.
 /// `res` as for [`emem_exit`].
@@ -334,6 +466,8 @@ fn emem_add_general<const COUNT: u8>(t: &Thread, cx: &mut Cx<'_>, addr: u64, xfe
 /// may write becomes the chain's value window (`Cx::va_base`), which [`emem_add`]s then
 /// add to in place.
 extern "C" fn lookup_native(t: &mut Thread, cx: &mut Cx<'_>) -> u64 {
+    #[cfg(test)]
+    CALLS.set(CALLS.get() + 1);
     guard(|| match fw::array_lookup_window(t, &mut cx.mem) {
         Some((r0, window)) => {
             if let Some((base, last, ptr)) = window {

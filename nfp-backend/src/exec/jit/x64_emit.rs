@@ -27,6 +27,9 @@ pub(super) enum Exit {
     /// or, with the block's no-wait path (a lookup ending its block, [`NoWait`]), did not
     /// wait; with the result flag the block left to it (`x64_sink::res_at_exit`).
     Lookup(usize, Option<NoWait>, Option<Redo>),
+    /// An inline lookup's call of the helper ([`x64_call::lookup_call`]): then to its
+    /// `Lookup` exit, or back to the label; with the no-wait path at that exit.
+    LookupCall(DynamicLabel, DynamicLabel, bool),
 }
 
 /// The path of a lookup ending its block (`x64::Tail::Fw`) that did not wait: the pay of
@@ -243,11 +246,27 @@ pub(super) fn emit(
                 seen.call();
                 (Held::NONE, None)
             }
-            Step::Lookup { at } => {
+            Step::Lookup { at, fd } => {
                 let exit = a.new_dynamic_label();
                 // The no-wait path at the exit when the block ends here.
                 let fw = fw.filter(|_| i + 1 == steps.len());
-                x64_call::lookup(a, exit, fw.is_some());
+                // Inline when R1 holds the map the chain prepared (`x64_call`).
+                let r1 = (slot::A + 2) as u16;
+                match fd.filter(|&f| kn.get(r1) == Some(f)) {
+                    Some(fd) => {
+                        let (call, back) = (a.new_dynamic_label(), a.new_dynamic_label());
+                        let r2 = slot::A + 4;
+                        let key = match kn.get(r2 as u16) {
+                            Some(k) => x64_call::Key::Const(k),
+                            None if h.0.contains(&(r2 as u8)) => x64_call::Key::Eax,
+                            None => x64_call::Key::Slot,
+                        };
+                        let no_wait = fw.is_some();
+                        x64_call::lookup_inline(a, (fd, key), (exit, call, back), no_wait);
+                        exits.push((call, Exit::LookupCall(exit, back, no_wait)));
+                    }
+                    None => x64_call::lookup(a, exit, fw.is_some()),
+                }
                 exits.push((exit, Exit::Lookup(at, fw, res_redo(i))));
                 seen.call();
                 (Held::NONE, None)
@@ -388,6 +407,7 @@ pub(super) fn exit(a: &mut Assembler, (l, e): (DynamicLabel, Exit)) {
         }
         Exit::Emem(at, r) => x64_call::emem_exit(a, at, l, r),
         Exit::EmemHelper(add, back, exit) => x64_call::emem_helper(a, add, (l, back, exit)),
+        Exit::LookupCall(exit, back, no_wait) => x64_call::lookup_call(a, (l, exit, back), no_wait),
         Exit::Lookup(at, None, r) => x64_call::lookup_exit(a, at, l, r),
         Exit::Lookup(at, Some(w), r) => {
             let status = a.new_dynamic_label();

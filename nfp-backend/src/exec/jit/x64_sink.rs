@@ -296,7 +296,7 @@ mod tests {
     fn nothing_moves_when_it_is_read_or_may_be_seen() {
         let block = [ld(10), cmp(10, 8), BR];
         // The block after leaves (a lookup) before it writes the field.
-        let after = Kills::of(&[Step::Lookup { at: 0 }, ld(10)]);
+        let after = Kills::of(&[Step::Lookup { at: 0, fd: None }, ld(10)]);
         assert_eq!(unstored(&block, &after), None);
         let after = Kills::of(&[ld(10), cmp(10, 17), BR]);
         // The compare reads the other bank from memory.
@@ -333,7 +333,7 @@ mod tests {
             a,
             b: (slot::IMM + 0x1f) as u16,
         };
-        let look = Step::Lookup { at: 9 };
+        let look = Step::Lookup { at: 9, fd: None };
         let set = Step::Set { d: ab(2), v: 0 };
         let at = |steps: &[Step]| res_at_exit(steps, &known_consts(steps)).map(|(i, _)| i);
         // The key's address, then R1 set (no flags): the add's result waits.
