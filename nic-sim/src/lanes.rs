@@ -29,7 +29,8 @@ use crate::engine::{PacketEnd, PacketEngine, Passed, Segment, Step};
 use crate::preset::MAX_THREADS_PER_ME;
 use crate::stats::{Verdict, Verdicts};
 use crate::timing::Histogram;
-use cursor::Cursor;
+use cursor::{Cursor, Replay};
+pub use feed::{Each, Feed};
 use queue::{OwnOnExit, Queued};
 
 /// A frame for one ME. The frame is borrowed: the ME copies it only when it must wait in a
@@ -209,7 +210,7 @@ pub struct MeSim<E: PacketEngine> {
     /// Per thread: its packet and lane counts (see [`Hot`]).
     hot: [Hot; SLOTS],
     /// With replay ([`MeSim::replay`]): per thread, its packet's swaps, run when it started
-    /// (replayed through [`MeSim::cursors`]).
+    /// (replayed through [`MeSim::replays`]).
     segs: [Vec<Segment>; SLOTS],
     /// Tests only: pick by scanning every thread, the reference the masks are checked
     /// against.
@@ -223,17 +224,15 @@ pub struct MeSim<E: PacketEngine> {
     me_free: u64,
     last_run: usize,
     /// With replay: per thread, the segments of its packet still to replay (into its
-    /// `Thread::segs`; set by [`Self::begin`], read only while the thread holds the packet).
-    cursors: [Cursor; SLOTS],
-    /// With replay: per thread, the busy and wait cycles of the segments replayed so far
-    /// (beside the cursors, so that the loops reach them without the thread's address).
+    /// `segs`; set by [`Self::begin`], read only while the thread holds the packet), and the
+    /// busy and wait cycles of those replayed so far (see [`Replay`]).
     ///
-    /// Why summed step by step: summing a packet's segments once at its start cost more
-    /// (callgrind, `simspeed pre`, against this: +9.6 host instructions per frame with a
-    /// vectorised fold, +16.6 with a plain loop), and so did taking the totals from the
-    /// engine's fused run (+2.5: clearing them at each load, storing them at `Done`, the
+    /// Why the cycles summed step by step: summing a packet's segments once at its start
+    /// cost more (callgrind, `simspeed pre`, against this: +9.6 host instructions per frame
+    /// with a vectorised fold, +16.6 with a plain loop), and so did taking the totals from
+    /// the engine's fused run (+2.5: clearing them at each load, storing them at `Done`, the
     /// fallback sum).
-    spent: [Segment; SLOTS],
+    replays: [Replay; SLOTS],
     stats: MeStats,
     scratch: Vec<u8>,
     /// Buffers of queued frames that outlived their task (see `queue`), reused for the next.
@@ -293,8 +292,7 @@ impl<E: PacketEngine> MeSim<E> {
             report_each,
             me_free: 0,
             last_run: threads as usize - 1,
-            cursors: [Cursor::EMPTY; SLOTS],
-            spent: [Segment::default(); SLOTS],
+            replays: [Replay::EMPTY; SLOTS],
             stats: MeStats {
                 me,
                 ..MeStats::default()
@@ -320,13 +318,6 @@ impl<E: PacketEngine> MeSim<E> {
         self.take_arrival(a, out);
         // The frame is borrowed only for this call.
         self.own_queued();
-    }
-
-    /// [`Self::arrive`] with the scheduler inlined (for [`Self::arrive_all`]).
-    #[inline(always)]
-    fn arrive_inlined(&mut self, a: Arrival<'_>, out: &mut Outbox) {
-        self.advance_inlined(a.time, out);
-        self.take_arrival(a, out);
     }
 
     /// The arrival itself, once everything before it has happened.
@@ -411,6 +402,12 @@ impl<E: PacketEngine> MeSim<E> {
     #[inline(always)]
     fn begin(&mut self, th: usize, index: u64, arrival: u64, frame: &[u8], at: u64) {
         let slot = th & (SLOTS - 1);
+        // Before the engine's call, which reads none of them: after it, LLVM reloaded the
+        // arrival's fields and the hot array's address from the stack.
+        let h = &mut self.hot[slot];
+        (h.index, h.arrival) = (index, arrival);
+        self.ready[slot] = at;
+        self.held_mask |= bit(th);
         // With replay, `finish_replayed` sets the packet's busy and wait and no step tests
         // `fw_charged`: those are for stepping alone (3 host instructions per frame).
         if self.replay {
@@ -428,8 +425,8 @@ impl<E: PacketEngine> MeSim<E> {
             // SAFETY: `self.segs[slot]` changes only above, in the thread's next `begin`,
             // which replaces this cursor before the replay loops read it again (they read a
             // thread's cursor only while it holds a packet, i.e. after its `begin`).
-            self.cursors[slot] = unsafe { Cursor::over(segs) };
-            self.spent[slot] = Segment::default();
+            self.replays[slot].cursor = unsafe { Cursor::over(segs) };
+            self.replays[slot].spent = Segment::default();
         } else {
             let t = &mut self.threads[th];
             (t.busy, t.wait, t.fw_charged) = (0, 0, false);
@@ -441,10 +438,6 @@ impl<E: PacketEngine> MeSim<E> {
                 crate::engine::run_to_completion(r.as_mut(), frame, &mut t.ref_bytes);
             t.ref_verdict = Some(PacketEnd::of(&last).verdict);
         }
-        let h = &mut self.hot[slot];
-        (h.index, h.arrival) = (index, arrival);
-        self.ready[slot] = at;
-        self.held_mask |= bit(th);
     }
 
     /// Feeds `arrivals` (arrival times must not decrease) then processes everything before
@@ -452,17 +445,18 @@ impl<E: PacketEngine> MeSim<E> {
     /// [`Self::advance_to`], in one call with the scheduler inlined, so that a task of many
     /// frames pays no call per frame.
     #[inline(never)]
-    pub fn arrive_all<'a>(
-        &mut self,
-        arrivals: impl Iterator<Item = Arrival<'a>>,
-        now: u64,
-        out: &mut Outbox,
-    ) {
+    pub fn arrive_all<'a>(&mut self, mut arrivals: impl Feed<'a>, now: u64, out: &mut Outbox) {
         // Queued frames borrow from `arrivals` until the guard makes them owned, when this
         // returns or unwinds.
         let me = OwnOnExit(self);
-        for a in arrivals {
-            me.0.arrive_inlined(a, out);
+        // The frame's other fields read only once everything before its time has happened
+        // (see `feed`).
+        while let Some(time) = arrivals.peek_time() {
+            me.0.advance_inlined(time, out);
+            let Some(a) = arrivals.next_arrival() else {
+                break;
+            };
+            me.0.take_arrival(a, out);
         }
         me.0.advance(Some(now), out);
     }
@@ -699,7 +693,7 @@ impl<E: PacketEngine> MeSim<E> {
         let service = busy + wait;
         h.stats.processed += 1;
         h.stats.service_cycles += service;
-        let (index, verdict, finished, arrival) = (h.index, h.verdict, h.finished, h.arrival);
+        let (verdict, arrival) = (h.verdict, h.arrival);
         if let Some(c) = self.verdicts.get_mut(verdict as usize) {
             *c += 1;
         }
@@ -708,16 +702,20 @@ impl<E: PacketEngine> MeSim<E> {
         s.service.record(service);
         out.latency.record(done - arrival);
         if self.report_each {
-            self.report(th, index, verdict, finished, out);
+            // The packet's index and end read there, from `hot`: loaded here, they were
+            // kept on the stack across the histograms' records.
+            self.report(th, out);
         }
     }
 
-    /// Reports frame `index`, just finished on thread `th`, as a [`FrameResult`] (with its
-    /// bytes when passed/transmitted) and checks it against the reference engine: only for
-    /// runs with `--out` or a reference, so out of the scheduler's loop.
+    /// Reports the frame just finished on thread `th` (its `hot` entry) as a [`FrameResult`]
+    /// (with its bytes when passed/transmitted) and checks it against the reference engine:
+    /// only for runs with `--out` or a reference, so out of the scheduler's loop.
     #[cold]
     #[inline(never)]
-    fn report(&mut self, th: usize, index: u64, verdict: Verdict, done: bool, out: &mut Outbox) {
+    fn report(&mut self, th: usize, out: &mut Outbox) {
+        let h = &self.hot[th & (SLOTS - 1)];
+        let (index, verdict, done) = (h.index, h.verdict, h.finished);
         let output = self.results && verdict.is_output();
         let Some(t) = self.threads.get(th) else {
             return;
@@ -766,6 +764,7 @@ impl<E: PacketEngine> MeSim<E> {
 }
 
 mod cursor;
+mod feed;
 mod queue;
 #[cfg(test)]
 mod reference;

@@ -154,7 +154,7 @@ proptest::proptest! {
                     run.push(arrival(i as u64, t, th));
                     if flush || i + 1 == arrivals.len() {
                         let now = if flush { t + dt } else { t };
-                        me.arrive_all(run.drain(..), now, &mut out);
+                        me.arrive_all(Each::new(run.drain(..)), now, &mut out);
                     }
                     continue;
                 }
@@ -232,7 +232,7 @@ fn frames_queued_across_tasks_keep_their_bytes() {
                     frame: f,
                 })
                 .collect();
-            me.arrive_all(arrivals.into_iter(), call * 4 + 4, &mut out);
+            me.arrive_all(Each::new(arrivals.into_iter()), call * 4 + 4, &mut out);
             for f in &mut batch {
                 f.fill(0xee);
             }

@@ -61,6 +61,27 @@ impl Cursor {
     }
 }
 
+/// A thread's replay: its [`Cursor`] and the busy and wait cycles of the segments replayed
+/// so far, side by side.
+///
+/// Why together: in two arrays beside each other, the scheduler kept each array's address
+/// on the stack (LLVM hoists them out of `arrive_all`'s loop) and loaded both wherever a
+/// thread's replay was read; together, one address serves both. Callgrind, bench profile,
+/// `simspeed pre`, without libc memset/memcpy: 793.1 -> 787.4 host instructions per frame.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Replay {
+    pub(super) cursor: Cursor,
+    pub(super) spent: Segment,
+}
+
+impl Replay {
+    /// No segments, nothing spent.
+    pub(super) const EMPTY: Replay = Replay {
+        cursor: Cursor::EMPTY,
+        spent: Segment { busy: 0, wait: 0 },
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,9 @@
 
 use std::marker::PhantomData;
 
-use crate::lanes::Arrival;
 #[cfg(doc)]
 use crate::lanes::MeSim;
+use crate::lanes::{Arrival, Feed};
 
 /// Bytes of a frame's record header in [`MeFrames::bytes`]: arrival time (8), length (8),
 /// input index minus the batch's first (4, below `u32::MAX`: a batch holds fewer frames) and
@@ -276,24 +276,73 @@ impl<'a> Iterator for Arrivals<'a> {
         // SAFETY: `at..end` holds whole records of [`Room::write`] (a header, then as many
         // bytes as it says), borrowed for `'a`, and `at` is a record's start: the header and
         // the frame lie within, and the next record starts right after the frame.
-        let (head, frame) = unsafe {
-            let head = self.at.cast::<[u8; HEAD]>().read_unaligned();
-            let len = usize::from_ne_bytes([
-                head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15],
-            ]);
-            let frame = std::slice::from_raw_parts(self.at.add(HEAD), len);
-            self.at = self.at.add(HEAD + len);
-            (head, frame)
-        };
-        let word = |i: usize| u32::from_ne_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-        let time = u64::from_ne_bytes([
-            head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
-        ]);
-        Some(Arrival {
-            index: self.first + u64::from(word(16)),
-            time,
-            thread: word(20),
-            frame,
-        })
+        //
+        // Each field read as its own word: read as one `[u8; HEAD]`, LLVM split the length
+        // into two 32-bit halves, kept both on the stack and joined them again.
+        unsafe {
+            let p = self.at;
+            let time = p.cast::<u64>().read_unaligned();
+            let len = p.add(8).cast::<usize>().read_unaligned();
+            let index = p.add(16).cast::<u32>().read_unaligned();
+            let thread = p.add(20).cast::<u32>().read_unaligned();
+            let frame = std::slice::from_raw_parts(p.add(HEAD), len);
+            self.at = p.add(HEAD + len);
+            Some(Arrival {
+                index: self.first + u64::from(index),
+                time,
+                thread,
+                frame,
+            })
+        }
+    }
+}
+
+/// What `MeSim::arrive_all` reads: the time first, the rest of the record after the
+/// scheduler ran up to it (see `lanes::feed`).
+impl<'a> Feed<'a> for Arrivals<'a> {
+    #[inline(always)]
+    fn peek_time(&mut self) -> Option<u64> {
+        if self.at == self.end {
+            return None;
+        }
+        // SAFETY: `at` is a record's start within `at..end` (see `next`): its header's
+        // first 8 bytes are the time.
+        Some(unsafe { self.at.cast::<u64>().read_unaligned() })
+    }
+
+    #[inline(always)]
+    fn next_arrival(&mut self) -> Option<Arrival<'a>> {
+        self.next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feed_announces_each_time_then_gives_what_the_iterator_gives() {
+        let mut f = MeFrames::default();
+        let frames: [&[u8]; 3] = [&[1, 2, 3], &[], &[4; 70]];
+        for (k, fr) in frames.iter().enumerate() {
+            f.push(k as u32 * 2, 10 + k as u64, k as u32 + 5, fr);
+        }
+        let want: Vec<_> = Arrivals::new(&f, 100).collect();
+        assert_eq!(want.len(), 3);
+        let mut feed = Arrivals::new(&f, 100);
+        for w in &want {
+            // Peeking does not move on.
+            assert_eq!(feed.peek_time(), Some(w.time));
+            assert_eq!(feed.peek_time(), Some(w.time));
+            let a = feed
+                .next_arrival()
+                .map(|a| (a.index, a.time, a.thread, a.frame.to_vec()));
+            assert_eq!(a, Some((w.index, w.time, w.thread, w.frame.to_vec())));
+        }
+        assert_eq!(want[2].index, 104);
+        assert_eq!(want[2].frame, &[4; 70][..]);
+        assert_eq!(feed.peek_time(), None);
+        assert!(feed.next_arrival().is_none());
+        assert_eq!(Arrivals::empty().peek_time(), None);
     }
 }
