@@ -606,16 +606,30 @@ fn one_packet(code: &[MeInsn], fused: bool) -> (Vec<(u64, u64)>, Seen) {
         maps: &mut maps,
         lat: &lat,
     };
+    let (swaps, e) = run_packet(&mut t, code, &mut mem, &packet, fused);
+    (swaps, seen(e, &t, &lmem, &maps, (0, 0)))
+}
+
+/// `packet` on thread `t`: stepped on the reference (each swap's cycles, then the last
+/// event), or (`fused`) started and run to its end in one call on the native program
+/// (`run_packet_to_end_fast`, which prepares the program's inline lookups for `mem`'s maps).
+pub(super) fn run_packet(
+    t: &mut Thread,
+    code: &[MeInsn],
+    mem: &mut MemState<'_>,
+    packet: &[u8],
+    fused: bool,
+) -> (Vec<(u64, u64)>, Result<Event, ExecError>) {
     let (mut swaps, mut segs) = (Vec::new(), Vec::new());
     let e = if fused {
         let prog = FastProgram::new(code);
-        let e = t.run_packet_to_end_fast(&prog, &mut mem, &packet, 10_000, None, &mut segs);
+        let e = t.run_packet_to_end_fast(&prog, mem, packet, 10_000, None, &mut segs);
         swaps.extend(segs.iter().map(|s| (s.busy, s.wait)));
         e
     } else {
-        t.start(mem.lmem, &packet).unwrap();
+        t.start(mem.lmem, packet).unwrap();
         loop {
-            match t.run_until_event(code, &mut mem, 10_000) {
+            match t.run_until_event(code, mem, 10_000) {
                 Ok(Event::Swap {
                     busy_cycles,
                     wait_cycles,
@@ -625,7 +639,7 @@ fn one_packet(code: &[MeInsn], fused: bool) -> (Vec<(u64, u64)>, Seen) {
             }
         }
     };
-    (swaps, seen(e, &t, &lmem, &maps, (0, 0)))
+    (swaps, e)
 }
 
 proptest! {

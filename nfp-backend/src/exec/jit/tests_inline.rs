@@ -11,6 +11,7 @@
 
 use super::super::thread::{Cc, slot};
 use super::super::*;
+use super::tests_calls::run_packet;
 use super::tests_native::{g, program, set};
 use super::x64_call::CALLS;
 use crate::cost::FwCost;
@@ -256,33 +257,15 @@ fn one_packet(code: &[MeInsn], lat: &Latencies, fused: bool) -> (Seen, u64) {
     let (mut lmem, mut shared, mut maps) = (Lmem::new(), SharedMem::new(3, 1), maps());
     let mut t = Thread::new(1);
     let packet: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(41)).collect();
-    let (mut swaps, mut segs) = (Vec::new(), Vec::new());
     let calls = CALLS.get();
-    let e = {
+    let (swaps, e) = {
         let mut mem = MemState {
             lmem: &mut lmem,
             shared: &mut shared,
             maps: &mut maps,
             lat,
         };
-        if fused {
-            let prog = FastProgram::new(code);
-            let e = t.run_packet_to_end_fast(&prog, &mut mem, &packet, 10_000, None, &mut segs);
-            swaps.extend(segs.iter().map(|s| (s.busy, s.wait)));
-            e
-        } else {
-            t.start(mem.lmem, &packet).unwrap();
-            loop {
-                match t.run_until_event(code, &mut mem, 10_000) {
-                    Ok(Event::Swap {
-                        busy_cycles,
-                        wait_cycles,
-                        ..
-                    }) => swaps.push((busy_cycles, wait_cycles)),
-                    e => break e,
-                }
-            }
-        }
+        run_packet(&mut t, code, &mut mem, &packet, fused)
     };
     let seen = (
         swaps,
