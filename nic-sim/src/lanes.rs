@@ -269,40 +269,7 @@ impl<E: PacketEngine> MeSim<E> {
         depth: u32,
         results: bool,
     ) -> MeSim<E> {
-        // `simulate` refuses wider NICs (`NicPreset::check`); the clamp keeps a direct caller's
-        // MeSim well-formed.
-        let threads = threads.clamp(1, MAX_THREADS_PER_ME);
-        let engine_commutes = engine.threads_commute();
-        let report_each = results || reference.is_some();
-        MeSim {
-            engine,
-            reference,
-            threads: (0..threads).map(|_| Thread::default()).collect(),
-            ready: [NONE; SLOTS],
-            free: [NONE; SLOTS],
-            held_mask: 0,
-            freed_mask: 0,
-            queued_mask: 0,
-            hot: [Hot::default(); SLOTS],
-            segs: std::array::from_fn(|_| Vec::new()),
-            #[cfg(test)]
-            scan: false,
-            depth: depth as usize,
-            results,
-            report_each,
-            me_free: 0,
-            last_run: threads as usize - 1,
-            replays: [Replay::EMPTY; SLOTS],
-            stats: MeStats {
-                me,
-                ..MeStats::default()
-            },
-            scratch: Vec::new(),
-            pool: Vec::new(),
-            verdicts: [0; VERDICTS],
-            fw_cycles: 0,
-            replay: engine_commutes,
-        }
+        *MeSim::boxed(me, engine, reference, threads, depth, results, 0)
     }
 
     /// Charges `cycles` of firmware work per packet, on the ME, with the packet's first step.
@@ -763,6 +730,7 @@ impl<E: PacketEngine> MeSim<E> {
     }
 }
 
+mod boxed;
 mod cursor;
 mod feed;
 mod queue;

@@ -62,22 +62,20 @@ impl<E: PacketEngine> MeSet<E> {
                 Some(r) => Some(r(me, 1)?),
                 None => None,
             };
-            // Written into its box: `Box::new` built the ~10 KB model on the stack and then
-            // copied it into the heap, a `memcpy` per ME, ~0.5 MB a call on Agilio CX's 50
-            // MEs (callgrind, `simspeed repeat 1000 1`, a later call: 3.52 -> 3.15 M host
-            // instructions, `rep movsb` counted per byte; CPU time of 800 such calls, median
-            // of 8 interleaved runs on the noisy host: 289 -> 280 ms).
-            sims.push(Box::write(
-                Box::new_uninit(),
-                MeSim::new(
-                    me,
-                    engine,
-                    reference,
-                    threads,
-                    nic.queue_depth,
-                    config.keep_output,
-                )
-                .with_fw_cycles(nic.fw_cycles_per_packet),
+            // Built in its box (see `MeSim::boxed`): `Box::new` built the ~10 KB model on the
+            // stack and then copied it into the heap, a `memcpy` per ME, ~0.5 MB a call on
+            // Agilio CX's 50 MEs (callgrind, `simspeed repeat 1000 1`, a later call: 3.52 ->
+            // 3.15 M host instructions, `rep movsb` counted per byte; CPU time of 800 such
+            // calls, median of 8 interleaved runs on the noisy host: 289 -> 280 ms), and
+            // `Box::write(Box::new_uninit(), MeSim::new(..))` still copied its arrays.
+            sims.push(MeSim::boxed(
+                me,
+                engine,
+                reference,
+                threads,
+                nic.queue_depth,
+                config.keep_output,
+                nic.fw_cycles_per_packet,
             ));
         }
         Ok(MeSet { sims, initial })

@@ -379,6 +379,37 @@ impl<E: PacketEngine, S: FnMut(u64, &[u8]) -> Result<(), SimError>> Reader<'_, E
     }
 }
 
+/// A pool of at least `n` threads for the workers of a `simulate` call on this thread: the
+/// calling thread's, kept from one call to the next (replaced by a larger one when a call
+/// needs more), and dropped with the thread.
+///
+/// Why kept: each call with two or more host threads built a pool, starting and ending its
+/// threads; on the project's 2-vCPU VM that cost ~0.3 ms of CPU time and more of wall time
+/// per call (`simspeed repeat 1000 2` against `repeat 1000 1`, both ~0.4 ms a call of 1,000
+/// frames on one host thread), a fixed cost per call of the two-thread bench. Per calling
+/// thread: concurrent calls from different threads never wait for each other's workers.
+/// Which pool thread runs a worker never affects a result (see the module docs).
+fn workers(n: usize) -> Result<Arc<rayon::ThreadPool>, SimError> {
+    thread_local! {
+        static POOL: std::cell::RefCell<Option<Arc<rayon::ThreadPool>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    POOL.with(|cell| {
+        let mut kept = cell.borrow_mut();
+        if let Some(pool) = kept.as_ref().filter(|p| p.current_num_threads() >= n) {
+            return Ok(Arc::clone(pool));
+        }
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| SimError::Host(e.to_string()))?,
+        );
+        *kept = Some(Arc::clone(&pool));
+        Ok(pool)
+    })
+}
+
 /// [`crate::run::simulate`] on `hosts` host threads (the calling one alone when 1).
 pub(crate) fn simulate_batches<E, I, B, S>(
     frames: I,
@@ -429,10 +460,7 @@ where
         drop(done_tx);
         run(&[]);
     } else {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(hosts - 1)
-            .build()
-            .map_err(|e| SimError::Host(e.to_string()))?;
+        let pool = workers(hosts - 1)?;
         pool.in_place_scope(|scope| {
             let mut jobs = Vec::with_capacity(hosts - 1);
             for host in 1..hosts {
@@ -471,6 +499,52 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A thread's worker pool is kept from call to call, replaced only by a larger one when
+    /// a call needs more threads than it has; another thread has its own.
+    #[test]
+    fn worker_pools_are_kept_per_thread_and_grow() {
+        let a = workers(1).expect("pool");
+        assert!(Arc::ptr_eq(&a, &workers(1).expect("pool")));
+        let b = workers(3).expect("pool");
+        assert!(b.current_num_threads() >= 3);
+        assert!(Arc::ptr_eq(&b, &workers(2).expect("pool")));
+        let other = std::thread::spawn(|| workers(2).expect("pool"))
+            .join()
+            .expect("thread");
+        assert!(!Arc::ptr_eq(&b, &other));
+    }
+
+    /// A call on a pool kept from a call with more host threads gives the same results.
+    #[test]
+    fn results_do_not_depend_on_a_kept_pool() {
+        use crate::nfp_engine::NfpProgram;
+        use crate::preset::NicPreset;
+        use crate::traffic::{Generator, TrafficSpec};
+        let prog = vm_core::demo::udp_filter();
+        let nfp =
+            NfpProgram::compile(&prog, &nfp_backend::NicLimits::default()).expect("offloadable");
+        let spec = TrafficSpec::parse("packets=3000,flows=300,size=64-600,dport=7770-7790,seed=7")
+            .expect("spec");
+        let run = |hosts: usize| {
+            let config = SimConfig {
+                host_threads: hosts,
+                ..SimConfig::new(NicPreset::agilio_cx())
+            };
+            let mut out =
+                crate::run::simulate(Generator::new(&spec), &config, &nfp, None, |_, _| Ok(()))
+                    .expect("runs");
+            (out.report.host_threads, out.report.host_packets_per_sec) = (0, 0.0);
+            let maps = out
+                .maps
+                .map(|m| m.iter().map(|m| m.entries()).collect::<Vec<_>>());
+            (out.report, maps, out.latency_histogram)
+        };
+        let one = run(1);
+        for hosts in [4, 2, 3, 2] {
+            assert!(run(hosts) == one, "{hosts} host threads differ");
+        }
+    }
 
     #[test]
     fn a_job_groups_frames_by_me_and_orders_tasks_longest_first() {

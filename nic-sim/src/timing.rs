@@ -418,6 +418,48 @@ impl Histogram {
         self.sum += other.sum;
     }
 
+    /// [`Histogram::merge`] of `other`, whose [`Histogram::count`] the caller knows to be
+    /// `count`: `other`'s dense part is read from its largest value down, run by run of
+    /// [`RUN`] counts, only until its counts add up to `count` (all of it if `count` is
+    /// larger; a smaller one would leave counts out, which debug builds assert against).
+    ///
+    /// Why: per-packet costs cluster far above 0 (the demo's busy cycles are 313 on every
+    /// packet, its service cycles ~300-1,066), and the dense part starts at 0, so reading up
+    /// from 0 passed mostly zeros. The report merges two histograms of each ME, whose packet
+    /// count it has (`MeStats::processed`): ~170 k host instructions and ~5.5% of a
+    /// 1,000-frame call's time on Agilio CX's 50 MEs (callgrind and perf, `simspeed repeat
+    /// 1000 1`), a fixed cost per call.
+    pub fn merge_counted(&mut self, other: &Histogram, count: u64) {
+        debug_assert_eq!(other.count(), count);
+        let len = other
+            .dense
+            .iter()
+            .rposition(|&c| c > 0)
+            .map_or(0, |i| i + 1);
+        if self.dense.len() < len {
+            self.dense.resize(len, 0);
+        }
+        let mut left = count.saturating_sub(other.n);
+        let runs = self.dense[..len].rchunks_mut(RUN);
+        for (a, b) in runs.zip(other.dense[..len].rchunks(RUN)) {
+            if left == 0 {
+                break;
+            }
+            let n: u64 = b.iter().sum();
+            if n > 0 {
+                for (a, b) in a.iter_mut().zip(b) {
+                    *a += *b;
+                }
+                left = left.saturating_sub(n);
+            }
+        }
+        for (&v, &c) in &other.sparse {
+            *self.sparse.entry(v).or_insert(0) += c;
+        }
+        self.n += other.n;
+        self.sum += other.sum;
+    }
+
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.n + self.dense.iter().sum::<u64>()
@@ -694,8 +736,12 @@ mod tests {
                 other.record(v);
                 recorded.record(v);
             }
+            let mut counted = merged.clone();
             merged.merge(&other);
             proptest::prop_assert_eq!(&merged, &recorded);
+            // Merged knowing the count: the same.
+            counted.merge_counted(&other, b.len() as u64);
+            proptest::prop_assert_eq!(&counted, &recorded);
             for h in [&merged, &other] {
                 let p = h.p50_p99();
                 proptest::prop_assert_eq!((p.p50, p.p99), (h.percentile(50.0), h.percentile(99.0)));
