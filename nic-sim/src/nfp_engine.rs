@@ -74,7 +74,8 @@ pub struct NfpProgram {
     /// The compiler found the threads' interleaving unobservable
     /// (`Compiled::threads_commute`) and replay is not switched off.
     commute: bool,
-    /// `code.fused_budget(budget)`, derived once (each engine adds its maps' lookups).
+    /// `code.fused_budget(budget)`, derived once (each engine adds its maps' lookups);
+    /// it points into `code`, so it is derived again wherever `code` or `budget` changes.
     /// Why: it walks the program's hops (`jit::lookup_fd`), ~900 host instructions an
     /// engine, which every `simulate` call paid for every ME (callgrind, `simspeed repeat
     /// 1000 1`, Agilio CX's 50 MEs: ~45 k a call). Set wherever `code` or `budget` is.
@@ -140,6 +141,13 @@ impl NfpProgram {
         self.lat.ctm = mem.ctm;
         self.lat.imem = mem.imem;
         self.lat.emem = mem.emem;
+        // The native code has the latencies as constants: compiled for this table
+        // (`FastProgram::with_latencies`; the engines run with the program's own).
+        if *self.code.latencies() != self.lat {
+            self.code = Arc::new(FastProgram::with_latencies(self.code.code(), &self.lat));
+            // Derived from the code (its entry, hops and table): derived again.
+            self.fused = Fused(self.code.fused_budget(self.budget));
+        }
         self
     }
 
@@ -183,7 +191,7 @@ impl NfpProgram {
             seed: self.prandom_seed,
             started: 0,
             maps,
-            lat: self.lat.clone(),
+            lat: self.code.latencies().clone(),
             budget: self.budget,
             fused,
             threads: (0..threads)
@@ -272,6 +280,9 @@ pub struct NfpEngine {
     lmems: Vec<Lmem>,
     shared: SharedMem,
     maps: MapSet,
+    /// The program's table (`FastProgram::latencies`, which the other runs are given:
+    /// their check of it is then one compare), a copy for the plain start, which is
+    /// given it unchecked (`Thread::run_packet_to_end_first_fast`).
     lat: Latencies,
     budget: u64,
     /// `budget` for the fused start-and-run (`start_to_end`), derived once.
@@ -357,7 +368,7 @@ impl NfpEngine {
             lmem: &mut self.lmems[g],
             shared: &mut self.shared,
             maps: &mut self.maps,
-            lat: &self.lat,
+            lat: self.code.latencies(),
         };
         let mut through = RunThrough::new(at, horizon);
         // One branch per resume, not per instruction: the profiled loop is its own copy.
@@ -550,7 +561,7 @@ impl PacketEngine for NfpEngine {
             lmem: &mut self.lmems[g],
             shared: &mut self.shared,
             maps: &mut self.maps,
-            lat: &self.lat,
+            lat: self.code.latencies(),
         };
         let event = slot.thread.run_to_end_fast(
             &self.code,
@@ -669,7 +680,7 @@ impl NfpEngine {
             lmem: &mut self.lmems[g],
             shared: &mut self.shared,
             maps: &mut self.maps,
-            lat: &self.lat,
+            lat: self.code.latencies(),
         };
         let step = slot.thread.run_packet_to_end_fast_map(
             &self.code,

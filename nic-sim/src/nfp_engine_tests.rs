@@ -218,3 +218,34 @@ fn profile_counts_every_instruction_and_cycle() {
         .map(|(v, _)| *v);
     assert_eq!(p50, Some(r.latency_cycles.p50));
 }
+
+/// Latencies set after the budget recompile the native code and derive the fused budget
+/// again (it points into the code): the engine's fused start runs the new code, `start`
+/// then `run_to_end` agree with it, and the waits are the new table's.
+#[test]
+fn latencies_set_after_the_budget_reach_the_fused_start() {
+    let prog = demo::udp_filter();
+    let mem = crate::preset::MemLatency {
+        lmem: 1,
+        cls: 21,
+        ctm: 97,
+        imem: 151,
+        emem: 777,
+    };
+    let base = NfpProgram::compile(&prog, &NicLimits::default()).expect("offloadable");
+    let nfp = base.clone().with_budget(5000).with_mem_latency(&mem);
+    assert!(!Arc::ptr_eq(&nfp.code, &base.code), "recompiled");
+    let (mut a, mut b, mut old) = (nfp.engine(0, 4), nfp.engine(0, 4), base.engine(0, 4));
+    let (mut sa, mut sb, mut so) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (_, f)) in demo::packets().into_iter().enumerate() {
+        let t = (i % 4) as u32;
+        a.start(t, &f);
+        let (la, lb) = (a.run_to_end(t, &mut sa), b.start_to_end(t, &f, &mut sb));
+        assert_eq!((&la, &sa), (&lb, &sb), "frame {i}");
+        old.start_to_end(t, &f, &mut so);
+        let waits = |s: &[Segment]| s.iter().map(|s| s.wait).sum::<u64>();
+        if !sa.is_empty() {
+            assert_ne!(waits(&sa), waits(&so), "frame {i}: the new table's waits");
+        }
+    }
+}

@@ -57,6 +57,7 @@ use super::jit;
 use super::step::{byte_mask, immed_parts, same_bank};
 use super::thread::{bank, slot};
 use super::units::{cmd_shape, last_mask};
+use crate::cost::Latencies;
 use crate::target::{
     AddrMode, AluOp, CmdAction, Cond, Csr, Dst, FwHelper, MeInsn, MemTarget, ShiftAmount,
     ShiftKind, Src,
@@ -264,6 +265,12 @@ pub struct FastProgram {
     draws_random: bool,
     /// What the fused start resets of a thread (see [`Fresh`]).
     pub(super) fresh: Fresh,
+    /// The latency table the native code is compiled for (its costs are constants there):
+    /// runs given another table keep off it ([`FastProgram::native_for`]). In an `Arc`, so
+    /// that its address is the same for every clone and move of the program, and a run
+    /// given this very table (nic-sim's engine, [`FastProgram::latencies`]) is known to
+    /// agree by one compare.
+    lat: std::sync::Arc<Latencies>,
 }
 
 /// A program's compiled blocks: the block starting at each address, if any (its hop's
@@ -552,18 +559,55 @@ impl FastProgram {
     /// compiles its straight-line stretches to host code where the host allows (`jit`),
     /// unless the environment variable `NFP_NATIVE` is `0` (to rule the native code in or out
     /// when chasing a difference, or to measure it).
+    ///
+    /// The native code is for the default table ([`Latencies::NFP4000`]); runs given
+    /// another run it on handlers: a caller with its own table builds with
+    /// [`FastProgram::with_latencies`].
     pub fn new(code: &[MeInsn]) -> FastProgram {
+        FastProgram::with_latencies(code, &Latencies::NFP4000)
+    }
+
+    /// [`FastProgram::new`] with its native code compiled for the latencies `lat`: runs
+    /// given that table (equal contents) run it, any other table runs on the handlers
+    /// (the same results, slower). Runs given [`FastProgram::latencies`] itself are
+    /// known to agree at the least cost.
+    pub fn with_latencies(code: &[MeInsn], lat: &Latencies) -> FastProgram {
         let native = std::env::var_os("NFP_NATIVE").is_none_or(|v| v != "0");
-        FastProgram::build(code, native)
+        FastProgram::build(code, native, lat)
     }
 
     /// As [`FastProgram::new`] but with every op run by its handler (no host code): for
     /// comparing the two, and for hosts where the compiled code is not wanted.
     pub fn without_native(code: &[MeInsn]) -> FastProgram {
-        FastProgram::build(code, false)
+        FastProgram::build(code, false, &Latencies::NFP4000)
     }
 
-    fn build(code: &[MeInsn], native: bool) -> FastProgram {
+    /// The latency table the program's native code is compiled for: give runs this
+    /// reference (as `MemState::lat`) when its contents are the run's table, so that
+    /// [`FastProgram::native_for`] agrees by its first compare.
+    pub fn latencies(&self) -> &Latencies {
+        &self.lat
+    }
+
+    /// Whether a run given the table `lat` may run the native code (whose costs are
+    /// those of [`FastProgram::latencies`]): it is that table, or one equal to it, or
+    /// there is no native code. The drivers test it where a chain starts; a run for
+    /// which it fails runs the handlers (the profiled ones with no profile:
+    /// `fast_run`).
+    #[inline(always)]
+    pub(super) fn native_for(&self, lat: &Latencies) -> bool {
+        std::ptr::eq(lat, &*self.lat) || self.native_for_other(lat)
+    }
+
+    /// [`FastProgram::native_for`] of a table at another address (out of line: the
+    /// engine gives the program's own).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn native_for_other(&self, lat: &Latencies) -> bool {
+        self.jit._code.is_none() || *lat == *self.lat
+    }
+
+    fn build(code: &[MeInsn], native: bool, lat: &Latencies) -> FastProgram {
         let len = code.len();
         // Programs beyond u16 addresses run entirely on the reference path.
         let fast = len < usize::from(u16::MAX);
@@ -624,7 +668,7 @@ impl FastProgram {
             }
         }
         let jit = if native {
-            jit::compile(&ops, &run).map(std::sync::Arc::new)
+            jit::compile(&ops, &run, lat).map(std::sync::Arc::new)
         } else {
             None
         };
@@ -670,6 +714,7 @@ impl FastProgram {
             })
             .collect();
         FastProgram {
+            lat: std::sync::Arc::new(lat.clone()),
             fresh: Fresh::of(code),
             code: code.into(),
             hops,

@@ -29,6 +29,7 @@ use super::through::{RunThrough, Segment};
 use super::{Event, ExecErrorKind, InsnProfile, MemState, SwapTarget};
 use std::mem::MaybeUninit;
 
+mod foreign;
 mod fused;
 mod offsets;
 
@@ -454,6 +455,10 @@ impl Thread {
         segs: Option<&mut Vec<Segment>>,
         (pc0, n0, busy0): (u32, u64, u64),
     ) -> Stop {
+        if !P && !prog.native_for(mem.lat) {
+            let at = (pc0, n0, busy0);
+            return self.fast_loop_foreign::<T>(prog, mem, budget, through, segs, at);
+        }
         let first = prog.hops.get(pc0 as usize).map_or(0, |h| h.run);
         if first == 0 || n0 + u64::from(first) > budget {
             return Stop::Slow;

@@ -135,10 +135,20 @@
 //! flag of the step before a lookup or an add ending a block is stored at the call's
 //! cold exit when the block after overwrites it (`x64_sink::res_at_exit`: 868.0, 852.7
 //! without `memset` / `memcpy`, native 211.2).
+//!
+//! Session 19 (callgrind, `simspeed pre`, bench profile, the whole simulation at 754.0 host
+//! instructions per frame, its native code at 221.2): the code is compiled per program
+//! *and latency table* ([`compile`]'s `lat`), each cost a constant in it (a command's
+//! latency, a lookup's issue cycles and wait, the branch penalty, the exit's cycles, the
+//! CSR delay: each was a two-load chain through `Cx::mem::lat`); a run given another
+//! table keeps off the code (`FastProgram::native_for`): 735.3, native 202.2. An
+//! unchecked pass records a command's or lookup's constant wait as an immediate
+//! (`x64_pass`): 731.4, native 198.2.
 
 use super::fast::{A, D, Op};
 use super::fast_run::Handler;
 use super::thread::{Cc, slot};
+use crate::cost::Latencies;
 use crate::target::{AddrMode, CmdAction, Cond, FwHelper, MemTarget, ShiftKind};
 
 /// Fewest ops (dispatches) worth a block: one, since a block is entered and left as
@@ -693,15 +703,17 @@ pub(super) struct Unchecked {
 /// Compiles a block for every address of `ops` that starts one; `runs` are the runs `fast`
 /// gives each address (`Hop::run`: a block that passes a swap pays the run after it as a
 /// constant, see `x64_pass`). `None` when this host has no code generator or executable
-/// memory cannot be had (the handlers then run everything).
-pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
+/// memory cannot be had (the handlers then run everything). `lat`: the table the code is
+/// for, its costs compiled in as constants (`FastProgram::native_for` keeps runs with any
+/// other table off the code).
+pub(super) fn compile(ops: &[Op], runs: &[u16], lat: &Latencies) -> Option<Compiled> {
     #[cfg(all(target_arch = "x86_64", unix))]
     {
-        x64::compile(ops, runs)
+        x64::compile(ops, runs, lat)
     }
     #[cfg(not(all(target_arch = "x86_64", unix)))]
     {
-        let _ = (ops, runs);
+        let _ = (ops, runs, lat);
         None
     }
 }

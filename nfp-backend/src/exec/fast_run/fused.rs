@@ -91,6 +91,7 @@ use super::super::thread::Thread;
 use super::super::through::{RunThrough, Segment};
 use super::super::{Event, ExecError, ExecErrorKind, InsnProfile, MemState, fw, jit};
 use super::{CHUNK, Cx, Handler, Out, entry, spare, sync_len};
+use crate::cost::Latencies;
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 
@@ -127,6 +128,10 @@ pub struct FusedBudget {
     /// That map's lookup as the engine's maps hold it ([`FusedBudget::with_lookups`]), or
     /// none (`max` 0: every lookup calls the helper).
     lk: Lookups,
+    /// The table the program's native code is compiled for (`FastProgram::latencies`):
+    /// a run given this very table starts on it after one compare (see
+    /// `packet_to_end_mapped`). Only compared, never dereferenced through the budget.
+    lat: *const Latencies,
 }
 
 /// What the fused start puts in the [`Cx`] for the native blocks' inline lookups of one
@@ -173,7 +178,8 @@ impl Lookups {
 
 // SAFETY: `base` is only compared and handed to the program's handlers (which the budget is
 // for, see `Thread::run_packet_to_end_first_fast`), never dereferenced through the budget;
-// the hops it points to are immutable and `Sync` (fn pointers and plain data).
+// the hops it points to are immutable and `Sync` (fn pointers and plain data). `lat` is
+// only compared.
 unsafe impl Send for FusedBudget {}
 // SAFETY: as for `Send`: nothing is reachable through a `&FusedBudget` but plain values.
 unsafe impl Sync for FusedBudget {}
@@ -192,7 +198,8 @@ impl PartialEq for FusedBudget {
             h(self),
             f(self),
             self.lk_fd,
-        ) == (o.budget, o.first_limit, o.first, h(o), f(o), o.lk_fd)
+            self.lat,
+        ) == (o.budget, o.first_limit, o.first, h(o), f(o), o.lk_fd, o.lat)
     }
 }
 
@@ -241,6 +248,7 @@ impl FastProgram {
             fresh: self.fresh,
             lk_fd: lk_fd.unwrap_or(u32::MAX),
             lk: Lookups::NONE,
+            lat: self.latencies(),
         }
     }
 }
@@ -324,6 +332,14 @@ impl Thread {
     /// engine folds it into the one bound its plain start tests, 2 host instructions per
     /// packet fewer, callgrind `simspeed pre`). With any other budget the run is wrong
     /// (debug builds assert it): the budget carries the program's entry handler and hops.
+    /// Likewise `mem.lat` must be a table the program's native code is for
+    /// (`FastProgram::native_for`: equal to [`FastProgram::latencies`]), which
+    /// [`Thread::run_packet_to_end_fast_map`] tests per run. Why not here too: nic-sim's
+    /// engine, given the program's table through the program and tested per packet, took
+    /// 14.3 host instructions per frame more than with its own copy given unchecked
+    /// (callgrind, `simspeed pre`: 749.6 against 735.3; the loads and the compare, and
+    /// the registers they took in the replay loop); its programs are compiled for their
+    /// table once (`NfpProgram::with_mem_latency`).
     /// `prog` is any reference to what dereferences to the program (nic-sim's `Arc`):
     /// dereferenced only on the rare paths (see the module docs, session 18).
     #[inline(always)]
@@ -344,7 +360,7 @@ impl Thread {
     /// [`Thread::run_packet_to_end_fast`] with a profile (out of line: rare). The memories
     /// as a tuple: passing the caller's `MemState` would keep it in memory on every path.
     #[inline(never)]
-    fn packet_to_end_profiled(
+    pub(super) fn packet_to_end_profiled(
         &mut self,
         prog: &FastProgram,
         (lmem, shared, maps, lat): MemParts<'_>,
@@ -384,6 +400,13 @@ impl Thread {
     where
         P: Deref<Target = FastProgram>,
     {
+        // The native code is for one table (`FastProgram::native_for`): a run given
+        // another runs on the handlers. Without `CHECK` the caller promises the table
+        // (see `run_packet_to_end_first_fast`).
+        if CHECK && !std::ptr::eq(mem.lat, fb.lat) && !prog.native_for_other(mem.lat) {
+            return map(self.packet_to_end_foreign(prog, mem, packet, fb.budget, segs));
+        }
+        debug_assert!(prog.native_for(mem.lat));
         let (seg_at, seg_end) = spare(segs);
         let segs: *mut Vec<Segment> = segs;
         let penalty = u64::from(mem.lat.branch_taken_penalty);

@@ -5,16 +5,11 @@
 #![cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 
 use super::Cx;
-use crate::exec::MemState;
 
 /// Byte offsets of the fields of [`Cx`] that `jit`'s blocks read or write (`limit`,
-/// `extra`, `penalty`).
+/// `extra`; the penalty and the other latencies are constants in the code).
 pub(in crate::exec) const CX_LIMIT: usize = std::mem::offset_of!(Cx<'static>, limit);
 pub(in crate::exec) const CX_EXTRA: usize = std::mem::offset_of!(Cx<'static>, extra);
-pub(in crate::exec) const CX_PENALTY: usize = std::mem::offset_of!(Cx<'static>, penalty);
-/// Byte offset of `cx.mem.lat` (the latencies, for `local_csr_wr` in `jit`'s blocks).
-pub(in crate::exec) const CX_LAT: usize =
-    std::mem::offset_of!(Cx<'static>, mem) + std::mem::offset_of!(MemState<'static>, lat);
 /// Byte offsets of what `pass` reads and writes (`jit`'s blocks pass swaps themselves).
 pub(in crate::exec) const CX_PASS_LIMIT: usize = std::mem::offset_of!(Cx<'static>, pass_limit);
 pub(in crate::exec) const CX_MARK_N: usize = std::mem::offset_of!(Cx<'static>, mark_n);

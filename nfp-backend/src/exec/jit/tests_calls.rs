@@ -202,11 +202,20 @@ fn agree_with(
     budget: u64,
 ) -> Result<(), TestCaseError> {
     let run = |code, prog, mode, budget| run_with(lat, code, prog, mode, budget);
-    let native = FastProgram::new(code);
+    // Compiled for `lat` (its costs constants in the code), and for the default table,
+    // which a run with another `lat` must keep off (`FastProgram::native_for`).
+    let native = FastProgram::with_latencies(code, lat);
     let handlers = FastProgram::without_native(code);
     let got = run(code, Some(&native), mode, budget);
     let by_handlers = run(code, Some(&handlers), mode, budget);
     let show = || crate::target::print_program(code);
+    let default = FastProgram::new(code);
+    let other = run(code, Some(&default), mode, budget);
+    prop_assert!(
+        other == by_handlers,
+        "compiled for the default table ({mode:?})\n{}",
+        show()
+    );
     prop_assert!(
         got == by_handlers,
         "native differs from the handlers ({mode:?}): {:?} vs {:?}\n{}",
@@ -348,7 +357,7 @@ proptest! {
     fn lookups_without_a_wait_equal_the_handlers_and_the_reference(
         values in prop::array::uniform8(value()),
         body in prop::collection::vec(insn(), 0..24),
-        (k, issue) in (any::<u8>(), 0u32..20),
+        (k, issue) in (any::<u8>(), prop_oneof![0u32..20, Just(0x8000_0000)]),
         mode in mode(),
         budget in prop_oneof![3 => Just(10_000u64), 1 => 1u64..80],
     ) {
@@ -612,7 +621,8 @@ fn one_packet(code: &[MeInsn], fused: bool) -> (Vec<(u64, u64)>, Seen) {
 
 /// `packet` on thread `t`: stepped on the reference (each swap's cycles, then the last
 /// event), or (`fused`) started and run to its end in one call on the native program
-/// (`run_packet_to_end_fast`, which prepares the program's inline lookups for `mem`'s maps).
+/// (`run_packet_to_end_fast`, which prepares the program's inline lookups for `mem`'s maps),
+/// compiled for `mem`'s latencies.
 pub(super) fn run_packet(
     t: &mut Thread,
     code: &[MeInsn],
@@ -620,10 +630,22 @@ pub(super) fn run_packet(
     packet: &[u8],
     fused: bool,
 ) -> (Vec<(u64, u64)>, Result<Event, ExecError>) {
+    let prog = fused.then(|| FastProgram::with_latencies(code, mem.lat));
+    run_packet_on(t, code, prog.as_ref(), mem, packet)
+}
+
+/// [`run_packet`] on the reference (`prog` `None`) or fused on `prog` (compiled for any
+/// table).
+pub(super) fn run_packet_on(
+    t: &mut Thread,
+    code: &[MeInsn],
+    prog: Option<&FastProgram>,
+    mem: &mut MemState<'_>,
+    packet: &[u8],
+) -> (Vec<(u64, u64)>, Result<Event, ExecError>) {
     let (mut swaps, mut segs) = (Vec::new(), Vec::new());
-    let e = if fused {
-        let prog = FastProgram::new(code);
-        let e = t.run_packet_to_end_fast(&prog, mem, packet, 10_000, None, &mut segs);
+    let e = if let Some(prog) = prog {
+        let e = t.run_packet_to_end_fast(prog, mem, packet, 10_000, None, &mut segs);
         swaps.extend(segs.iter().map(|s| (s.busy, s.wait)));
         e
     } else {

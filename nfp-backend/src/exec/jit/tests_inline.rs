@@ -346,12 +346,3 @@ fn two_arrays_one_inline() {
         check(body, 1);
     }
 }
-
-/// The inline path's issue cycles and wait are the map lookup's (`Latencies::fw_cost`).
-#[test]
-fn lookup_cost_is_at_its_index() {
-    assert_eq!(
-        super::x64_call::MAP_LOOKUP,
-        crate::cost::fw_index(FwHelper::MapLookup)
-    );
-}

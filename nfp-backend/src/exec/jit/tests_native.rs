@@ -240,12 +240,12 @@ fn chained<const N: usize>(values: [u32; N], bodies: Vec<(Vec<MeInsn>, u8)>) -> 
 fn native_exit_counts_its_latency() {
     for k in 0..16 {
         let code = program([1, 2, 3, 4], Vec::new(), k);
-        let native = FastProgram::new(&code);
-        for exit in [0, 1, 2, 4, 1000] {
+        for exit in [0, 1, 2, 4, 1000, 0x8000_0000, u32::MAX] {
             let lat = Latencies {
                 exit,
                 ..Latencies::NFP4000
             };
+            let native = FastProgram::with_latencies(&code, &lat);
             for budget in [3, 10_000] {
                 let want = run_with(&lat, &code, None, 1, budget);
                 let got = run_with(&lat, &code, Some(&native), 1, budget);
@@ -378,5 +378,90 @@ proptest! {
         }
         c.push(MeInsn::Exit);
         agree(&c, 0, 10_000)?;
+    }
+}
+
+/// A latency table: each cost 0, small, the default's, or (for the costs that only add to
+/// `Cx::extra`: the branch penalty, the exit, the CSR delay) beyond an `i32` immediate
+/// (`x64::add_extra`'s register path). The memory latencies stay small: their sum with
+/// the per-word cycles is a `u32` that the handlers compute with overflow checks in the
+/// test profile.
+fn table() -> impl Strategy<Value = Latencies> {
+    let small = || prop_oneof![Just(0u32), Just(1), 0u32..300];
+    let wide = || {
+        prop_oneof![
+            Just(0u32),
+            Just(1),
+            0u32..300,
+            Just(0x8000_0000),
+            Just(u32::MAX)
+        ]
+    };
+    (
+        (small(), small(), small(), small(), 0u32..4),
+        (wide(), wide(), wide()),
+    )
+        .prop_map(
+            |((cls, ctm, imem, emem, per_word), (csr, penalty, exit))| Latencies {
+                cls,
+                ctm,
+                imem,
+                emem,
+                per_word,
+                csr_write_delay: csr,
+                branch_taken_penalty: penalty,
+                exit,
+                ..Latencies::NFP4000
+            },
+        )
+}
+
+/// What [`fused_with`] shows: the swaps' cycles, the event, the registers and the count.
+type FusedSeen = (Vec<(u64, u64)>, Result<Event, ExecError>, Vec<u32>, u64);
+
+/// Runs one packet of `code` on a fresh thread with the table `lat`: fused
+/// (`run_packet_to_end_fast` on `prog`), or stepped on the reference (`prog` `None`).
+fn fused_with(lat: &Latencies, code: &[MeInsn], prog: Option<&FastProgram>) -> FusedSeen {
+    let (mut lmem, mut shared, mut maps) = (Lmem::new(), SharedMem::new(3, 0), MapSet::default());
+    let mut t = Thread::new(1);
+    let packet: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(29)).collect();
+    let mut mem = MemState {
+        lmem: &mut lmem,
+        shared: &mut shared,
+        maps: &mut maps,
+        lat,
+    };
+    let (swaps, e) = super::tests_calls::run_packet_on(&mut t, code, prog, &mut mem, &packet);
+    (swaps, e, t.file[..slot::REGS].to_vec(), t.insns)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// The native code has the costs of the table it is compiled for as constants
+    /// (session 19): compiled for a table `a`, runs with `a` (native) and with another
+    /// table `b` (kept off the native code, `FastProgram::native_for`) agree with the
+    /// reference under each, stepped and fused; zero latencies included.
+    #[test]
+    fn native_code_for_one_table_agrees_under_any(
+        values in [value(), value(), value(), value()],
+        body in prop::collection::vec(insn(), 0..12),
+        k in any::<u8>(),
+        (a, b) in (table(), table()),
+        budget in prop_oneof![Just(10_000u64), 1u64..40],
+    ) {
+        let code = program(values, body, k);
+        let prog = FastProgram::with_latencies(&code, &a);
+        prop_assert!(prog.native_for(&a) && prog.native_for(&a.clone()));
+        prop_assert_eq!(prog.native_for(&b), a == b || prog.native_blocks() == 0);
+        for lat in [&a, &b] {
+            let want = run_with(lat, &code, None, 1, budget);
+            let got = run_with(lat, &code, Some(&prog), 1, budget);
+            prop_assert!(got == want, "stepped, {:?}\n{}", lat, crate::target::print_program(&code));
+            let want = fused_with(lat, &code, None);
+            let got = fused_with(lat, &code, Some(&prog));
+            prop_assert!(got == want, "fused, {:?}: {:?} vs {:?}\n{}", lat, got, want,
+                crate::target::print_program(&code));
+        }
     }
 }

@@ -12,7 +12,7 @@ use super::{
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 use super::super::fast::Hop;
-use super::super::fast_run::{CX_BASE, CX_EXTRA, CX_LAT, CX_MARK_N, CX_PENALTY};
+use super::super::fast_run::{CX_BASE, CX_EXTRA, CX_MARK_N};
 use super::super::thread::Thread;
 use std::mem::{offset_of, size_of};
 
@@ -23,20 +23,34 @@ pub(super) const CC_C: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, c)) as i32
 pub(super) const CC_V: i32 = (offset_of!(Thread, cc) + offset_of!(Cc, v)) as i32;
 /// Byte offsets from `Cx` (`rsi`).
 const EXTRA: i32 = CX_EXTRA as i32;
-const PENALTY: i32 = CX_PENALTY as i32;
 const BASE: i32 = CX_BASE as i32;
 const MARK_N: i32 = CX_MARK_N as i32;
-/// `cx.mem.lat`, and the offset of `csr_write_delay` in what it points to.
-pub(super) const LAT: i32 = CX_LAT as i32;
-pub(super) const CSR_DELAY: i32 = offset_of!(crate::cost::Latencies, csr_write_delay) as i32;
-/// The offset of `exit` (its issue cycles) there.
-pub(super) const EXIT_LAT: i32 = offset_of!(crate::cost::Latencies, exit) as i32;
 /// The thread's LM window addresses (`u32`s) and their ready counts (`u64`s).
 pub(super) const LM_ADDR: i32 = offset_of!(Thread, lm_addr) as i32;
 pub(super) const LM_READY: i32 = offset_of!(Thread, lm_ready) as i32;
 /// The size of a hop and the offset of its plain handler.
 pub(super) const HOP: i32 = size_of::<Hop>() as i32;
 pub(super) const H: i32 = offset_of!(Hop, h) as i32;
+
+/// `Cx::add_extra` of the constant `d` (a cost of the table the code is compiled for,
+/// `compile`): nothing when it is 0; `r` is a scratch register for a `d` beyond an
+/// immediate's range (an `add` of a 64-bit memory operand sign-extends its 32 bits).
+///
+/// Why constants: the code is compiled per program and table (`FastProgram::native_for`
+/// guards runs with another table), and reading each cost through `Cx::mem::lat` was a
+/// two-load chain per use (see the module docs of `jit`, session 19).
+pub(super) fn add_extra(a: &mut Assembler, d: u32, r: u8) {
+    match i32::try_from(d) {
+        Ok(0) => {}
+        Ok(d) => dynasm!(a ; .arch x64
+            ; add QWORD [rsi + EXTRA], d
+            ; sub QWORD [rsi + MARK_N], d),
+        Err(_) => dynasm!(a ; .arch x64
+            ; mov Rd(r), d as i32
+            ; add QWORD [rsi + EXTRA], Rq(r)
+            ; sub QWORD [rsi + MARK_N], Rq(r)),
+    }
+}
 
 /// `rdx` = the hop of address `at` (`Cx::base` + `at` hops), for leaving to a handler.
 ///
@@ -276,7 +290,7 @@ type Next<'a> = &'a dyn Fn(i32) -> Target;
 fn block(
     a: &mut Assembler,
     (pc, steps): (usize, &[Step]),
-    (tail, checked): (Tail, bool),
+    (tail, checked, lat): (Tail, bool, &Latencies),
     (me, follows): (DynamicLabel, Option<DynamicLabel>),
     (next, kills): (Next<'_>, &[Kills]),
     (pending, fall, taken): (Option<Redo>, Option<DynamicLabel>, Option<DynamicLabel>),
@@ -322,7 +336,7 @@ fn block(
         _ => false,
     };
     let facts = (unstored, res_dies, lag);
-    let flags = emit(a, steps, &mut exits, (sink, pending, fw), facts);
+    let flags = emit(a, steps, &mut exits, (sink, pending, fw), facts, lat);
     // Where the block goes on when not branching: to `fall`'s copy, laid out next.
     let on = |to: i32| fall.map_or((next(to), follows), |l| (Some((l, 0)), Some(l)));
     let out = match tail {
@@ -341,11 +355,8 @@ fn block(
             if let Some(u) = unstored {
                 x64_sink::restore(a, steps, u);
             }
-            // `Cx::add_extra`.
-            dynasm!(a ; .arch x64
-                ; mov rax, QWORD [rsi + PENALTY]
-                ; add QWORD [rsi + EXTRA], rax
-                ; sub QWORD [rsi + MARK_N], rax);
+            // `Cx::add_extra` of the penalty (`Cx::penalty`, the table's).
+            add_extra(a, lat.branch_taken_penalty, EAX);
             let to_t = taken.map(|l| (l, 0)).or(next(t));
             pay(a, (at(t), rt), (to_t, None), checked, lag);
             dynasm!(a ; .arch x64 ; fall:);
@@ -376,9 +387,9 @@ fn block(
                 MemTarget::Emem => x64_call::emem_swap as *const (),
                 _ => x64_mem::ctm_swap as *const (),
             };
-            x64_pass::cmd_latency(a, target, words);
+            let wait = x64_pass::cmd_latency(lat, target, words);
             let out = (out as usize, checked);
-            x64_pass::swap_or_pass(a, (at(to), run), on(to), out, lag)
+            x64_pass::swap_or_pass(a, (at(to), run), on(to), out, (lag, Some(wait)))
         }
         Tail::Fw { to, rn } => {
             let out = x64_call::lookup_swap as *const () as usize;
@@ -392,7 +403,12 @@ fn block(
                 dynasm!(a ; .arch x64 ; wait:);
             }
             let l = (next(to), follows);
-            x64_pass::swap_or_pass(a, (at(to), rn), l, (out, checked), 0)
+            // Unchecked after a lookup that ends the block, the wait recorded is the
+            // table's constant (the helper's path leaves the same in `rax`, `looked_up`
+            // reading the table the code is for), `rax` left unset by the inline path.
+            let wait = lat.fw_cost(crate::target::FwHelper::MapLookup).wait;
+            let wait = (fw.is_some() && !checked).then_some(wait);
+            x64_pass::swap_or_pass(a, (at(to), rn), l, (out, checked), (0, wait))
         }
     };
     (exits, out)
@@ -442,7 +458,7 @@ fn plan(ops: &[Op], runs: &[u16], pc: usize, lk: Option<u32>) -> Option<(Vec<Ste
     Some((st, tail))
 }
 
-pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
+pub(super) fn compile(ops: &[Op], runs: &[u16], lat: &Latencies) -> Option<Compiled> {
     let mut asm = Assembler::new().ok()?;
     let lk = lookup_fd(ops.iter().copied());
     let plans: Vec<_> = (0..ops.len()).map(|pc| plan(ops, runs, pc, lk)).collect();
@@ -489,7 +505,7 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
         if let (Some((st, tail)), Some(me)) = (p, labels[pc]) {
             starts[pc] = Some(asm.offset());
             let next = |to| next_in(&labels, pc, to);
-            let (tail, to) = ((*tail, true), (me, None));
+            let (tail, to) = ((*tail, true, lat), (me, None));
             let (ex, _) = block(
                 &mut asm,
                 (pc, st),
@@ -625,7 +641,7 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
                 None => u,
             };
             let next = |to| next_u(&body_of, pc, to);
-            let (tail, to) = ((*tail, false), (me, follows));
+            let (tail, to) = ((*tail, false, lat), (me, follows));
             let (ex, out) = block(
                 &mut asm,
                 (pc, st),
@@ -641,7 +657,7 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
                 // Its label expects no lag, as every jump there settles it (`go_on`).
                 settle(&mut asm, lag);
                 dynasm!(asm ; .arch x64 ; =>l);
-                x64_branch::native_exit(&mut asm, after);
+                x64_branch::native_exit(&mut asm, after, lat);
                 exit_placed[after] = true;
                 break;
             }
@@ -666,7 +682,7 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
             let after = usize::try_from(i64::try_from(pc).ok()? + i64::from(to)).ok()?;
             let fall = (!chain.is_empty()).then(|| asm.new_dynamic_label());
             let next = |to| next_u(&body_of, pc, to);
-            let (tail, to) = ((*tail, false), (me, fall));
+            let (tail, to) = ((*tail, false, lat), (me, fall));
             let pend = (Some(pending), fall, None);
             let (ex, out) = block(&mut asm, (pc, st), tail, to, (&next, &kills), pend, lag);
             exits.extend(ex.into_iter().map(|e| (e, lag)));
@@ -690,7 +706,7 @@ pub(super) fn compile(ops: &[Op], runs: &[u16]) -> Option<Compiled> {
     for (pc, l) in exit_l.iter().enumerate() {
         if let (Some(l), false) = (*l, exit_placed[pc]) {
             dynasm!(asm ; .arch x64 ; =>l);
-            x64_branch::native_exit(&mut asm, pc);
+            x64_branch::native_exit(&mut asm, pc, lat);
         }
     }
     // The exits, each settling the lag of its block first (but an add's helper and an

@@ -191,27 +191,18 @@ pub(super) fn store_sunk(a: &mut Assembler, op: A, (res, cv): (bool, bool)) {
 /// would: blocks run as tail-called handlers and push nothing (see `x64::block`), so the
 /// return goes to the driver. The hop keeps
 /// `fast_branch::exit` for the handlers and drivers that reach it otherwise.
-pub(super) fn native_exit(a: &mut Assembler, pc: usize) {
+pub(super) fn native_exit(a: &mut Assembler, pc: usize, lat: &crate::cost::Latencies) {
     use super::super::fast_run::Out;
     use super::super::thread::Thread;
-    use super::x64::{EXIT_LAT, LAT};
     use std::mem::offset_of;
     const INSNS: i32 = offset_of!(Thread, insns) as i32;
     const PC: i32 = offset_of!(Thread, pc) as i32;
-    const EXTRA: i32 = super::super::fast_run::CX_EXTRA as i32;
-    const MARK_N: i32 = super::super::fast_run::CX_MARK_N as i32;
     const DONE: i32 = Out::Done as u8 as i32;
     // (Addresses are below `u16::MAX`, see `FastProgram::new`.)
     let pc = pc as i32;
-    // `lat.exit.saturating_sub(1)`: `cmp eax, 1` sets the carry for 0 alone, which `adc`
-    // adds back to the -1.
+    // `lat.exit.saturating_sub(1)`, a constant of the table the code is for.
+    super::x64::add_extra(a, lat.exit.saturating_sub(1), super::x64::EAX);
     dynasm!(a ; .arch x64
-        ; mov rax, QWORD [rsi + LAT]
-        ; mov eax, DWORD [rax + EXIT_LAT]
-        ; cmp eax, 1
-        ; adc eax, -1
-        ; add QWORD [rsi + EXTRA], rax
-        ; sub QWORD [rsi + MARK_N], rax
         ; mov QWORD [rdi + INSNS], rcx
         ; mov DWORD [rdi + PC], pc
         ; mov eax, DONE

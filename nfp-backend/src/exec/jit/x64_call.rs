@@ -41,24 +41,23 @@
 use super::super::fast::Hop;
 use super::super::fast_mem::cmd;
 use super::super::fast_run::{
-    CX_EXTRA, CX_LK_MAX, CX_LK_STRIDE, CX_MARK_N, CX_VA_BASE, CX_VA_LAST, CX_VA_PTR, Cx, Out,
-    fault, swap_or_pass,
+    CX_LK_MAX, CX_LK_STRIDE, CX_VA_BASE, CX_VA_LAST, CX_VA_PTR, Cx, Out, fault, swap_or_pass,
 };
 use super::super::memory::{LMEM_BYTES_AT, emem_value_region};
 use super::super::thread::{Thread, slot};
 use super::super::units::atomic_add;
 use super::super::{ExecErrorKind, SwapTarget, fw};
 use super::super::{LMEM_BYTES, MemState, emem_map_addr};
-use super::x64::LAT;
+use super::x64::add_extra;
 use super::x64::{EAX, FILE, Val, hop_at};
 use super::x64_emit::Redo;
 use super::x64_mem::addr_to;
-use crate::cost::{FwCost, Latencies};
+use crate::cost::FwCost;
 use crate::target::{AddrMode, FwHelper, MemTarget};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 use std::any::Any;
 use std::cell::Cell;
-use std::mem::{offset_of, size_of};
+use std::mem::offset_of;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 /// `rdx`'s number (the third argument).
@@ -70,18 +69,9 @@ const VA_PTR: i32 = CX_VA_PTR as i32;
 /// Byte offsets of the inline lookups' map in `Cx` (`Cx::lk_max`).
 const LK_MAX: i32 = CX_LK_MAX as i32;
 const LK_STRIDE: i32 = CX_LK_STRIDE as i32;
-const EXTRA: i32 = CX_EXTRA as i32;
-const MARK_N: i32 = CX_MARK_N as i32;
 /// `cx.mem.lmem` (a `&mut Lmem`) in `Cx`, and the pointer to its bytes in an `Lmem`.
 const CX_LMEM: i32 = (offset_of!(Cx<'static>, mem) + offset_of!(MemState<'static>, lmem)) as i32;
 const BYTES: i32 = LMEM_BYTES_AT as i32;
-/// A map lookup's issue cycles and wait in `Latencies` (`Latencies::fw_cost`).
-const FW_LOOKUP: usize = offset_of!(Latencies, fw) + MAP_LOOKUP * size_of::<FwCost>();
-const ISSUE: i32 = (FW_LOOKUP + offset_of!(FwCost, issue)) as i32;
-const WAIT: i32 = (FW_LOOKUP + offset_of!(FwCost, wait)) as i32;
-/// `fw_index(FwHelper::MapLookup)` (a `const`: `tests_inline::lookup_cost_is_at_its_index`
-/// checks it).
-pub(super) const MAP_LOOKUP: usize = 0;
 /// The slots of R2's low word (the key's address) and of R0 in both banks (`Thread::reg`,
 /// `Thread::set_r0`).
 const R2: i32 = (slot::A + 4) as i32;
@@ -310,7 +300,7 @@ pub(super) fn lookup_inline(
     a: &mut Assembler,
     (fd, key_at): (u32, Key),
     (exit, call, back): (DynamicLabel, DynamicLabel, DynamicLabel),
-    no_wait: bool,
+    (no_wait, cost, passed): (bool, FwCost, bool),
 ) {
     let last = (LMEM_BYTES - 4) as u32;
     match key_at {
@@ -342,14 +332,16 @@ pub(super) fn lookup_inline(
         ; mov r8, QWORD base
         ; add rax, r8
         ; mov QWORD [rdi + FILE + 4 * R0A], rax
-        ; mov QWORD [rdi + FILE + 4 * R0B], rax
-        ; mov r9, QWORD [rsi + LAT]
-        ; mov r8d, DWORD [r9 + ISSUE]
-        ; mov eax, DWORD [r9 + WAIT]
-        ; add QWORD [rsi + EXTRA], r8
-        ; sub QWORD [rsi + MARK_N], r8);
-    if no_wait {
-        dynasm!(a ; .arch x64 ; test eax, eax ; jz =>exit);
+        ; mov QWORD [rdi + FILE + 4 * R0B], rax);
+    // The issue cycles and the wait: constants of the table the code is compiled for
+    // (`looked_up` reads the same table at run time).
+    // `passed`: the block's unchecked pass records the wait as a constant and reads no
+    // `rax` (`x64_pass::swap_or_pass`): only the no-wait exit's test does.
+    add_extra(a, cost.issue, 8);
+    if no_wait && cost.wait == 0 {
+        dynasm!(a ; .arch x64 ; xor eax, eax ; jmp =>exit);
+    } else if !passed {
+        dynasm!(a ; .arch x64 ; mov eax, cost.wait as i32);
     }
     dynasm!(a ; .arch x64 ; =>back);
 }

@@ -54,13 +54,15 @@ pub(super) struct NoWait {
 /// ([`pending_redos`], which must have agreed). `lag`: how far `rcx` is behind the count
 /// (`x64_lag`; the exits settle it, `x64::compile`). `unstored`: stores the block's taken
 /// path makes instead (`x64_sink`); `res_dies`: the block it goes on to overwrites the
-/// result flag first (`x64_sink::res_at_exit`).
+/// result flag first (`x64_sink::res_at_exit`). `lat`: the table the code is compiled
+/// for (its costs are constants in it).
 pub(super) fn emit(
     a: &mut Assembler,
     steps: &[Step],
     exits: &mut Vec<(DynamicLabel, Exit)>,
     (sink, pending, fw): (Option<usize>, Option<Redo>, Option<NoWait>),
     (unstored, res_dies, lag): (Option<Unstored>, bool, i32),
+    lat: &crate::cost::Latencies,
 ) -> Option<A> {
     let live = live_flags(steps);
     let known = known_consts(steps);
@@ -262,7 +264,13 @@ pub(super) fn emit(
                             None => x64_call::Key::Slot,
                         };
                         let no_wait = fw.is_some();
-                        x64_call::lookup_inline(a, (fd, key), (exit, call, back), no_wait);
+                        let cost = lat.fw_cost(crate::target::FwHelper::MapLookup);
+                        let labels = (exit, call, back);
+                        // (As the block's tail decides, `x64::block`.)
+                        let passed = fw.is_some_and(|w| !w.checked)
+                            && i32::try_from(cost.wait).is_ok_and(|w| w != 0);
+                        let how = (no_wait, cost, passed);
+                        x64_call::lookup_inline(a, (fd, key), labels, how);
                         exits.push((call, Exit::LookupCall(exit, back, no_wait)));
                     }
                     None => x64_call::lookup(a, exit, fw.is_some()),
@@ -365,23 +373,17 @@ pub(super) fn emit(
             Step::Csr { n, src, rem } => {
                 // As `fast_handlers::csr_lm`: the address, and the count before which
                 // index n may not be used, `n - rem + min(csr_write_delay, 250)` (`rcx`
-                // is the count n of the run, behind it by `lag`).
+                // is the count n of the run, behind it by `lag`; the delay a constant of
+                // the table the code is for, at most 250: the sum fits).
                 let i = i32::from(n);
                 let (addr, ready) = (LM_ADDR + 4 * i, LM_READY + 8 * i);
-                let before = lag - i32::from(rem);
+                let d = lat.csr_write_delay.min(250) as i32;
+                let before = lag - i32::from(rem) + d;
                 seen.csr(n);
-                // (The minimum by a jump over the rare clamp: one host instruction fewer
-                // than `cmova`, which needs the bound in a register.)
                 load_eax(a, kv(src), h);
                 dynasm!(a ; .arch x64
                     ; mov DWORD [rdi + addr], eax
-                    ; mov rax, QWORD [rsi + LAT]
-                    ; mov eax, DWORD [rax + CSR_DELAY]
-                    ; cmp eax, 250
-                    ; jbe >short
-                    ; mov eax, 250
-                    ; short:
-                    ; lea rax, [rax + rcx + before]
+                    ; lea rax, [rcx + before]
                     ; mov QWORD [rdi + ready], rax);
                 (Held::NONE, None)
             }

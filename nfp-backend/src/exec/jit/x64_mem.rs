@@ -17,8 +17,8 @@
 //! been written and a cold exit jumps to the general handler `fast_mem::cmd` with the
 //! op's hop and count, as `ctm_read` itself does (it recomputes the same address and
 //! executes or faults as the reference). After a swapping read the block passes the swap
-//! of the latency `fast_mem::after_cmd` computes (`ctm + per_word * (words - 1)`, from
-//! `Cx::mem::lat` at run time, `x64_pass::cmd_latency`) as `fast_run::swap_or_pass`
+//! of the latency `fast_mem::after_cmd` computes (`ctm + per_word * (words - 1)`, of the
+//! table the code is compiled for, a constant: `x64_pass::cmd_latency`) as `fast_run::swap_or_pass`
 //! does, or jumps to [`ctm_swap`], which calls it.
 
 use super::super::fast::Hop;

@@ -24,7 +24,7 @@
 
 use super::super::fast_run::{CX_EXTRA, CX_MARK_N, CX_PASS_LIMIT, CX_SEG_AT, CX_SEG_END};
 use super::super::through::Segment;
-use super::x64::{LAT, hop_at};
+use super::x64::hop_at;
 use super::x64_lag::{Target, pay, settle};
 use crate::cost::Latencies;
 use crate::target::MemTarget;
@@ -41,44 +41,43 @@ const BUSY: i32 = offset_of!(Segment, busy) as i32;
 const WAIT: i32 = offset_of!(Segment, wait) as i32;
 const SEG: i32 = size_of::<Segment>() as i32;
 
-/// `rax` = the latency `fast_mem::after_cmd` computes for a command of `words` words to
-/// `target`: `target_latency(target) + per_word * (words - 1)` (u32, wrapping as in
-/// release builds, zero-extended), from `Cx::mem::lat` at run time.
-pub(super) fn cmd_latency(a: &mut Assembler, target: MemTarget, words: u8) {
-    let at = match target {
-        MemTarget::Cls => offset_of!(Latencies, cls),
-        MemTarget::Ctm => offset_of!(Latencies, ctm),
-        MemTarget::Imem => offset_of!(Latencies, imem),
-        MemTarget::Emem => offset_of!(Latencies, emem),
-    } as i32;
-    let per_word = offset_of!(Latencies, per_word) as i32;
-    dynasm!(a ; .arch x64
-        ; mov r8, QWORD [rsi + LAT]
-        ; mov eax, DWORD [r8 + at]);
-    match i32::from(words) - 1 {
-        0 => {}
-        1 => dynasm!(a ; .arch x64 ; add eax, DWORD [r8 + per_word]),
-        more => dynasm!(a ; .arch x64
-            ; imul r8d, DWORD [r8 + per_word], more
-            ; add eax, r8d),
-    }
+/// The latency `fast_mem::after_cmd` computes for a command of `words` words to `target`:
+/// `target_latency(target) + per_word * (words - 1)` (u32, wrapping as in release
+/// builds), of the table `lat` the code is compiled for: a constant in the code (it was
+/// two loads through `Cx::mem::lat` and an add or multiply).
+pub(super) fn cmd_latency(lat: &Latencies, target: MemTarget, words: u8) -> u32 {
+    let w = u32::from(words).wrapping_sub(1);
+    lat.target_latency(target)
+        .wrapping_add(lat.per_word.wrapping_mul(w))
 }
 
-/// Records a passed swap of `rax` cycles (`rcx` = the count `n`, `r9` = the segment
-/// cursor): its segment (busy since the last mark, `n - mark_n`, and the wait), the cursor
-/// and mark moved on, the pass limit lowered by the wait.
-fn record_pass(a: &mut Assembler) {
+/// Records a passed swap of `rax` cycles, or of the constant `wait` (`rcx` = the count
+/// `n`, `r9` = the segment cursor): its segment (busy since the last mark, `n - mark_n`,
+/// and the wait), the cursor and mark moved on, the pass limit lowered by the wait.
+fn record_pass(a: &mut Assembler, wait: Option<i32>) {
     dynasm!(a ; .arch x64
         ; mov r10, rcx
         ; sub r10, QWORD [rsi + MARK_N]
-        ; mov QWORD [r9 + BUSY], r10
-        ; mov QWORD [r9 + WAIT], rax
+        ; mov QWORD [r9 + BUSY], r10);
+    match wait {
+        // (A non-negative immediate: sign-extended, the same 64-bit value.)
+        Some(w) => dynasm!(a ; .arch x64 ; mov QWORD [r9 + WAIT], w),
+        None => dynasm!(a ; .arch x64 ; mov QWORD [r9 + WAIT], rax),
+    }
+    dynasm!(a ; .arch x64
         ; add QWORD [rsi + SEG_AT], SEG
-        ; mov QWORD [rsi + MARK_N], rcx
-        ; sub QWORD [rsi + PASS_LIMIT], rax);
+        ; mov QWORD [rsi + MARK_N], rcx);
+    match wait {
+        Some(0) => {}
+        Some(w) => dynasm!(a ; .arch x64 ; sub QWORD [rsi + PASS_LIMIT], w),
+        None => dynasm!(a ; .arch x64 ; sub QWORD [rsi + PASS_LIMIT], rax),
+    }
 }
 
-/// A swap of `rax` cycles after the op at the end of the block (`rdx` = its first op,
+/// A swap of `rax` cycles after the op at the end of the block, or of the constant `wait`
+/// (a command's latency, [`cmd_latency`], or a lookup's, both of the table the code is
+/// for: set in `rax` here only for the checked code's swap; unchecked code records the
+/// constant, one host instruction per swap fewer) (`rdx` = its first op,
 /// `rcx` = the count, behind it by `lag` in unchecked code, `x64_lag`): passed, then the
 /// run `run` at the op `to` hops on is paid (jumping to its block's entry `l` when there
 /// is one; `Some` of the lag the block laid out next runs with when the pay falls through
@@ -88,14 +87,18 @@ pub(super) fn swap_or_pass(
     (to, run): (usize, u16),
     l: (Target, Option<DynamicLabel>),
     (out, checked): (usize, bool),
-    lag: i32,
+    (lag, wait): (i32, Option<u32>),
 ) -> Option<i32> {
+    let imm = wait.and_then(|w| i32::try_from(w).ok());
+    if let (Some(w), None) = (wait, imm.filter(|_| !checked)) {
+        dynasm!(a ; .arch x64 ; mov eax, w as i32);
+    }
     // (The segment reads the count: settled first. Checked code runs with no lag.)
     settle(a, lag);
     if !checked {
         // `x64_bound`'s entry check proved that the swap passes and that there is room.
         dynasm!(a ; .arch x64 ; mov r9, QWORD [rsi + SEG_AT]);
-        record_pass(a);
+        record_pass(a, imm);
         return pay(a, (to, run), l, false, 0);
     }
     let out = out as i64;
@@ -109,7 +112,7 @@ pub(super) fn swap_or_pass(
         ; mov r9, QWORD [rsi + SEG_AT]
         ; cmp r9, QWORD [rsi + SEG_END]
         ; je >swap);
-    record_pass(a);
+    record_pass(a, None);
     pay(a, (to, run), (l.0, None), true, 0);
     dynasm!(a ; .arch x64
         ; swap:
