@@ -20,7 +20,8 @@
 //! merge, `local_csr_wr`); [`eax_before`] claims `eax` holds a slot only where the code
 //! generator's `Held` does too (it may hold more: then a store is kept that could have
 //! been left out), and [`mem_reads`] counts an operand as read from `eax` only where the
-//! code generator then does read it from `eax` (`x64::load_eax`). Any other read is a read
+//! code generator then does read it from `eax` (`x64::load_eax`, and B operands
+//! through `x64::alu`'s `commuted` or a copy in r8d). Any other read is a read
 //! of memory. A store is left out only when, on the way to the next write of its slot,
 //! nothing reads the slot from memory and no step may leave the block (its exits see every
 //! slot); by the block's end every slot is stored.
@@ -163,7 +164,9 @@ pub(super) fn mem_reads(s: &Step, h: D, k: &Known) -> Option<([Option<u16>; 3], 
                 op,
                 A::And | A::Or | A::Xor | A::AndNotA | A::Add | A::AddCarry | A::Sub | A::SubCarry
             );
-            let b_eax = matches!(op, A::PassB | A::NotB);
+            // B from eax too (`x64::alu`: a commutative op swaps its operands, a
+            // subtract moves eax aside), AndNotB from a copy of eax.
+            let b_eax = true;
             [
                 konst(a) || (a_eax && eax(a)),
                 konst(b) || (b_eax && eax(b)),
@@ -281,7 +284,7 @@ mod tests {
             live_stores(&steps, &known),
             vec![[false, false], [false, false], [true, true]]
         );
-        // An add reads its B operand from memory even when eax holds it: stored.
+        // An add reads both operands from eax when it holds both: nothing stored.
         let add = Step::Alu {
             op: A::Add,
             d: ab(11),
@@ -290,7 +293,21 @@ mod tests {
         };
         let steps = [ld, add, ld];
         let known = known_consts(&steps);
-        assert_eq!(live_stores(&steps, &known)[0], [false, true]);
+        assert_eq!(live_stores(&steps, &known)[0], [false, false]);
+        // A subtract of B from an A read from memory: B from eax, A's slot stored.
+        let sub = Step::Alu {
+            op: A::Sub,
+            d: ab(11),
+            a: 12,
+            b: 10 + slot::B as u16,
+        };
+        let w12 = Step::Set { d: ab(12), v: 0 };
+        let steps = [ld, sub, ld];
+        let known = known_consts(&steps);
+        assert_eq!(live_stores(&steps, &known)[0], [false, false]);
+        let steps = [w12, ld, sub, ld];
+        let known = known_consts(&steps);
+        assert_eq!(live_stores(&steps, &known)[1], [false, false]);
     }
 
     #[test]

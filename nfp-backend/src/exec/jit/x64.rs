@@ -174,6 +174,28 @@ pub(super) fn logic(a: &mut Assembler, op: A, b: Val) {
     }
 }
 
+/// The operands of a commutative op read so that eax, when it holds either, serves it:
+/// swapped when it holds B only, B as eax itself when it holds both.
+///
+/// Why: the lowering often compares or adds a value it has just computed and stored
+/// (`alu[AB_7, A_6, +, B_7]` right after B_7's write); read back from the slot, that
+/// operand waited for its store to forward, on the block's critical path (perf samples of
+/// the demo filter's native code gathered on the instruction after each such read).
+/// [`super::slots::mem_reads`] counts such reads as served by eax, so the slot's store may
+/// die.
+fn commuted((av, bv): (Val, Val), h: Held) -> (Val, Val) {
+    if h.has(bv) && !h.has(av) {
+        (bv, av)
+    } else {
+        (av, from_eax(bv, h))
+    }
+}
+
+/// `v` as eax when eax holds it (an operand after eax's own, which holds it still).
+fn from_eax(v: Val, h: Held) -> Val {
+    if h.has(v) { Val::Reg(EAX) } else { v }
+}
+
 /// One ALU step: result in eax, flags stored as `live` says (eax holds `h` before).
 pub(super) fn alu(a: &mut Assembler, op: A, (av, bv): (Val, Val), live: (bool, bool), h: Held) {
     match op {
@@ -183,10 +205,19 @@ pub(super) fn alu(a: &mut Assembler, op: A, (av, bv): (Val, Val), live: (bool, b
             dynasm!(a ; .arch x64 ; not eax);
         }
         A::And | A::Or | A::Xor => {
+            let (av, bv) = commuted((av, bv), h);
             load_eax(a, av, h);
             logic(a, op, bv);
         }
         A::AndNotA => {
+            // B from a copy of eax when eax holds it (`not` changes eax before B's read).
+            let bv = if h.has(bv) {
+                debug_assert!(!matches!(av, Val::Reg(S8)));
+                dynasm!(a ; .arch x64 ; mov r8d, eax);
+                Val::Reg(S8)
+            } else {
+                bv
+            };
             load_eax(a, av, h);
             dynasm!(a ; .arch x64 ; not eax);
             logic(a, A::And, bv);
@@ -202,6 +233,18 @@ pub(super) fn alu(a: &mut Assembler, op: A, (av, bv): (Val, Val), live: (bool, b
             dynasm!(a ; .arch x64 ; and eax, r8d);
         }
         A::Add | A::AddCarry | A::Sub | A::SubCarry => {
+            let (av, bv) = if matches!(op, A::Add | A::AddCarry) {
+                commuted((av, bv), h)
+            } else if h.has(bv) && !h.has(av) {
+                // B is in eax and A is not: B moves aside (a register move) rather than
+                // being read back from the slot just stored. (No caller passes r8d as an
+                // operand: `x64_lm` passes r11d.)
+                debug_assert!(!matches!(av, Val::Reg(S8)));
+                dynasm!(a ; .arch x64 ; mov r8d, eax);
+                (av, Val::Reg(S8))
+            } else {
+                (av, from_eax(bv, h))
+            };
             load_eax(a, av, h);
             // The carry in: CF = c for add-with-carry, CF = !c (a borrow) for
             // subtract-with-carry. `mov` leaves flags alone, so eax is loaded first.

@@ -299,14 +299,21 @@ mod tests {
         let after = Kills::of(&[Step::Lookup { at: 0, fd: None }, ld(10)]);
         assert_eq!(unstored(&block, &after), None);
         let after = Kills::of(&[ld(10), cmp(10, 17), BR]);
-        // The compare reads the other bank from memory.
-        let reads = Step::Alu {
+        // A compare of both banks reads both from eax (`x64::alu`): nothing reads the
+        // slots from memory, so both stores move.
+        let both = Step::Alu {
             op: A::Sub,
             d: [slot::SINK as u8; 2],
             a: 10,
             b: 10 + slot::B as u16,
         };
-        assert_eq!(unstored(&[ld(10), reads, BR], &after), None);
+        assert_eq!(
+            unstored(&[ld(10), both, BR], &after),
+            Some(Unstored {
+                at: 0,
+                banks: [true, true]
+            })
+        );
         // The step reads its operand from eax (the `ld` before it stored nothing).
         let and = Step::Alu {
             op: A::And,
