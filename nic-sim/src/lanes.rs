@@ -23,18 +23,17 @@
 //! results. Per-lane order is arrival order (a thread finishes one packet before taking the
 //! next), so per-flow order holds.
 
-use std::collections::VecDeque;
-
 use crate::engine::{PacketEnd, PacketEngine, Passed, Segment, Step};
 use crate::preset::MAX_THREADS_PER_ME;
 use crate::stats::{Verdict, Verdicts};
 use crate::timing::Histogram;
 use cursor::{Cursor, Replay};
 pub use feed::{Each, Feed};
-use queue::{OwnOnExit, Queued};
+use queue::{OwnOnExit, Queues};
 
-/// A frame for one ME. The frame is borrowed: the ME copies it only when it must wait in a
-/// queue (into a buffer recycled from a pool), so the driver never allocates per frame.
+/// A frame for one ME. The frame is borrowed: the ME copies it only when it is still queued
+/// when the call that gave it returns (into a buffer it reuses), so the driver never
+/// allocates per frame.
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival<'a> {
     /// Input frame index.
@@ -119,11 +118,11 @@ pub struct LaneStats {
     pub service_cycles: u64,
 }
 
-/// One hardware thread: its queue and what only stepping without replay or checking
-/// against the reference needs (the scheduler's per-packet fields are in [`Hot`]).
+/// One hardware thread: what only stepping without replay or checking against the
+/// reference needs (the scheduler's per-packet fields are in [`Hot`], its queue in
+/// [`Queues`]).
 #[derive(Default)]
 struct Thread {
-    queue: VecDeque<Queued>,
     /// Without replay: the busy and wait cycles of the steps taken so far.
     busy: u64,
     wait: u64,
@@ -205,7 +204,7 @@ pub struct MeSim<E: PacketEngine> {
     held_mask: u64,
     freed_mask: u64,
     /// Bit `t` set when thread `t`'s queue holds a frame: a completion tests it without
-    /// reaching the thread's `VecDeque`.
+    /// reaching the thread's queue.
     queued_mask: u64,
     /// Per thread: its packet and lane counts (see [`Hot`]).
     hot: [Hot; SLOTS],
@@ -235,8 +234,8 @@ pub struct MeSim<E: PacketEngine> {
     replays: [Replay; SLOTS],
     stats: MeStats,
     scratch: Vec<u8>,
-    /// Buffers of queued frames that outlived their task (see `queue`), reused for the next.
-    pool: Vec<Vec<u8>>,
+    /// Every thread's queued frames (see `queue`).
+    queues: Queues,
     /// Packets per verdict (indexed by `Verdict as usize`), folded into `stats.verdicts` by
     /// [`Self::finish`]: an indexed increment where `Verdicts::count`'s match was a jump
     /// through a table on every packet.
@@ -303,11 +302,8 @@ impl<E: PacketEngine> MeSim<E> {
             self.begin(th, a.index, a.time, a.frame, a.time);
             return;
         }
-        let t = &mut self.threads[th];
-        if t.queue.len() < self.depth {
-            // Borrowed: the caller makes it owned before `a.frame` goes away (see `queue`).
-            t.queue
-                .push_back(Queued::borrowed(a.index, a.time, a.frame));
+        // Borrowed: the caller makes it owned before `a.frame` goes away (see `queue`).
+        if self.queues.push(slot, self.depth, a.index, a.time, a.frame) {
             self.queued_mask |= bit(th);
         } else {
             // During the run a lane's `offered` counts its drops only: `finish` adds the
@@ -580,16 +576,7 @@ impl<E: PacketEngine> MeSim<E> {
     fn take_next(&mut self, th: usize, at: u64) {
         self.free[th & (SLOTS - 1)] = NONE;
         self.freed_mask &= !bit(th);
-        let queue = &mut self.threads[th].queue;
-        if let Some(q) = queue.pop_front() {
-            if queue.is_empty() {
-                self.queued_mask &= !bit(th);
-            }
-            self.begin(th, q.index, q.time, q.frame(), at);
-            if let Some(buf) = q.into_buffer() {
-                self.pool.push(buf);
-            }
-        }
+        self.take_queued(th, at);
     }
 
     /// Runs thread `th` from `at`, the next event being no earlier than `until` (the next

@@ -3,6 +3,7 @@
 use std::ptr::addr_of_mut;
 
 use super::cursor::Replay;
+use super::queue::Queues;
 use super::{Hot, MeSim, MeStats, NONE, Reference, SLOTS, Thread, VERDICTS};
 use crate::engine::{PacketEngine, Segment};
 use crate::preset::MAX_THREADS_PER_ME;
@@ -33,7 +34,7 @@ impl<E: PacketEngine> MeSim<E> {
                 engine: _, reference: _, threads: _, ready: _, free: _, held_mask: _,
                 freed_mask: _, queued_mask: _, hot: _, segs: _, #[cfg(test)] scan: _, depth: _,
                 results: _, report_each: _, me_free: _, last_run: _, replays: _, stats: _,
-                scratch: _, pool: _, verdicts: _, fw_cycles: _, replay: _,
+                scratch: _, queues: _, verdicts: _, fw_cycles: _, replay: _,
             } = m;
         };
         // `simulate` refuses wider NICs (`NicPreset::check`); the clamp keeps a direct caller's
@@ -79,7 +80,7 @@ impl<E: PacketEngine> MeSim<E> {
                 ..MeStats::default()
             });
             addr_of_mut!((*p).scratch).write(Vec::new());
-            addr_of_mut!((*p).pool).write(Vec::new());
+            addr_of_mut!((*p).queues).write(Queues::default());
             addr_of_mut!((*p).verdicts).write([0; VERDICTS]);
             addr_of_mut!((*p).fw_cycles).write(fw_cycles);
             addr_of_mut!((*p).replay).write(replay);
