@@ -390,14 +390,7 @@ impl Histogram {
     /// histograms of the demo cost ~510 k host instructions (callgrind, `simspeed pre
     /// 20000`), adding every count ~220 k, skipping runs of zeros ~150 k.
     pub fn merge(&mut self, other: &Histogram) {
-        let len = other
-            .dense
-            .iter()
-            .rposition(|&c| c > 0)
-            .map_or(0, |i| i + 1);
-        if self.dense.len() < len {
-            self.dense.resize(len, 0);
-        }
+        let len = self.grow_for(other);
         // Runs of `other`'s zeros skipped (see `iter`).
         let (runs, rest) = self.dense[..len].as_chunks_mut::<RUN>();
         let (other_runs, other_rest) = other.dense[..len].as_chunks::<RUN>();
@@ -411,11 +404,7 @@ impl Histogram {
         for (a, b) in rest.iter_mut().zip(other_rest) {
             *a += *b;
         }
-        for (&v, &c) in &other.sparse {
-            *self.sparse.entry(v).or_insert(0) += c;
-        }
-        self.n += other.n;
-        self.sum += other.sum;
+        self.merge_sparse(other);
     }
 
     /// [`Histogram::merge`] of `other`, whose [`Histogram::count`] the caller knows to be
@@ -431,14 +420,7 @@ impl Histogram {
     /// 1000 1`), a fixed cost per call.
     pub fn merge_counted(&mut self, other: &Histogram, count: u64) {
         debug_assert_eq!(other.count(), count);
-        let len = other
-            .dense
-            .iter()
-            .rposition(|&c| c > 0)
-            .map_or(0, |i| i + 1);
-        if self.dense.len() < len {
-            self.dense.resize(len, 0);
-        }
+        let len = self.grow_for(other);
         let mut left = count.saturating_sub(other.n);
         let runs = self.dense[..len].rchunks_mut(RUN);
         for (a, b) in runs.zip(other.dense[..len].rchunks(RUN)) {
@@ -453,6 +435,25 @@ impl Histogram {
                 left = left.saturating_sub(n);
             }
         }
+        self.merge_sparse(other);
+    }
+
+    /// Grows the dense part to `other`'s last nonzero count; returns that length (what a
+    /// merge of `other`'s dense part reads).
+    fn grow_for(&mut self, other: &Histogram) -> usize {
+        let len = other
+            .dense
+            .iter()
+            .rposition(|&c| c > 0)
+            .map_or(0, |i| i + 1);
+        if self.dense.len() < len {
+            self.dense.resize(len, 0);
+        }
+        len
+    }
+
+    /// Adds `other`'s sparse values, count and sum (a merge's part beyond the dense one).
+    fn merge_sparse(&mut self, other: &Histogram) {
         for (&v, &c) in &other.sparse {
             *self.sparse.entry(v).or_insert(0) += c;
         }
