@@ -409,7 +409,7 @@ impl Histogram {
 
     /// [`Histogram::merge`] of `other`, whose [`Histogram::count`] the caller knows to be
     /// `count`: `other`'s dense part is read from its largest value down, run by run of
-    /// [`RUN`] counts, only until its counts add up to `count` (all of it if `count` is
+    /// `RUN` counts, only until its counts add up to `count` (all of it if `count` is
     /// larger; a smaller one would leave counts out, which debug builds assert against).
     ///
     /// Why: per-packet costs cluster far above 0 (the demo's busy cycles are 313 on every

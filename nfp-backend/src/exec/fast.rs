@@ -584,7 +584,7 @@ impl FastProgram {
 
     /// The latency table the program's native code is compiled for: give runs this
     /// reference (as `MemState::lat`) when its contents are the run's table, so that
-    /// [`FastProgram::native_for`] agrees by its first compare.
+    /// `FastProgram::native_for` agrees by its first compare.
     pub fn latencies(&self) -> &Latencies {
         &self.lat
     }
