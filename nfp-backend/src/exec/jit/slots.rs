@@ -294,20 +294,27 @@ mod tests {
         let steps = [ld, add, ld];
         let known = known_consts(&steps);
         assert_eq!(live_stores(&steps, &known)[0], [false, false]);
-        // A subtract of B from an A read from memory: B from eax, A's slot stored.
+        // A subtract of B (in eax) from an A read from memory: B's stores die, A's store
+        // (the A bank of register 12, written by an earlier step; both registers written again
+        // after)
+        // stays; its B bank, which nothing reads, dies.
         let sub = Step::Alu {
             op: A::Sub,
             d: ab(11),
             a: 12,
             b: 10 + slot::B as u16,
         };
-        let w12 = Step::Set { d: ab(12), v: 0 };
-        let steps = [ld, sub, ld];
+        let w12 = Step::Alu {
+            op: A::And,
+            d: ab(12),
+            a: 13,
+            b: 13 + slot::B as u16,
+        };
+        let steps = [w12, ld, sub, w12, ld];
         let known = known_consts(&steps);
-        assert_eq!(live_stores(&steps, &known)[0], [false, false]);
-        let steps = [w12, ld, sub, ld];
-        let known = known_consts(&steps);
-        assert_eq!(live_stores(&steps, &known)[1], [false, false]);
+        let stores = live_stores(&steps, &known);
+        assert_eq!(stores[0], [true, false]);
+        assert_eq!(stores[1], [false, false]);
     }
 
     #[test]
