@@ -251,7 +251,7 @@ impl Rss {
 
     /// The hash of a frame, or `None` for non-IP frames under [`NonIp::Lane0`].
     ///
-    /// Inlined into the reading loop with only the common frame's path ([`ipv4_l4_input`]);
+    /// Inlined into the reading loop with only the common frame's path (`ipv4_l4_input`);
     /// the call, its spills and the general parser's prologue cost ~15 host instructions a
     /// frame when every frame went through one out-of-line function (callgrind).
     #[inline(always)]
@@ -292,7 +292,7 @@ impl Rss {
         }
     }
 
-    /// [`Rss::place`] of the common frame (see [`ipv4_l4_input`]), `None` for any other: the
+    /// [`Rss::place`] of the common frame (see `ipv4_l4_input`), `None` for any other: the
     /// reading loop tests for a runt only then (a frame the common path takes is long
     /// enough), ~1 host instruction a frame fewer (callgrind, demo).
     #[inline(always)]

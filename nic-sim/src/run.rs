@@ -194,18 +194,10 @@ fn build_output(
     }
     let map_mismatches = map_mismatches.len() as u64;
 
-    let (mut service, mut busy) = (Histogram::default(), Histogram::default());
-    for s in &stats {
-        // Each packet an ME ran is one value of each (see `Sums`).
-        service.merge_counted(&s.service, s.processed);
-        busy.merge_counted(&s.busy, s.processed);
-    }
     // Means from the exact sums the MEs keep anyway (see `Sums`), not from the histograms.
     let all = stats
         .iter()
         .fold(Sums::default(), |a, s| a.add(&Sums::of(s)));
-    debug_assert_eq!(all.busy_mean().to_bits(), busy.mean().to_bits());
-    debug_assert_eq!(all.service_mean().to_bits(), service.mean().to_bits());
     let sim_cycles = stats
         .iter()
         .map(|s| s.last_done)
@@ -253,7 +245,24 @@ fn build_output(
             share: l.offered as f64 / offered.max(1) as f64,
             capacity_pps: nic.clock_hz as f64 * l.processed as f64 / l.service_cycles.max(1) as f64,
         });
-    let all_loads: Vec<MeLoad> = loads.iter().copied().chain(lane_loads).collect();
+    // The MEs' loads, then the lanes', each folded in as `modeled_pps` folds a slice (the
+    // same minimum in the same order), without collecting them: the lanes' count is unknown
+    // up front, so the vector grew by `realloc` (perf, `simspeed repeat 1000 1`: ~3% of a
+    // 1,000-frame call's time in that growth, most of it glibc consolidating the heap).
+    let modeled = lane_loads.fold(modeled_pps(line_pps, &loads), |m, l| {
+        modeled_pps(m, std::slice::from_ref(&l))
+    });
+    // The MEs' histograms are read last (`Sums::of` checks them in debug builds), then taken
+    // into the run's: their zeroed buffers serve the next run's (see
+    // `Histogram::merge_counted_from`).
+    let (mut service, mut busy) = (Histogram::default(), Histogram::default());
+    for s in &mut stats {
+        // Each packet an ME ran is one value of each (see `Sums`).
+        service.merge_counted_from(std::mem::take(&mut s.service), s.processed);
+        busy.merge_counted_from(std::mem::take(&mut s.busy), s.processed);
+    }
+    debug_assert_eq!(all.busy_mean().to_bits(), busy.mean().to_bits());
+    debug_assert_eq!(all.service_mean().to_bits(), service.mean().to_bits());
     let ns = nic.ns_per_cycle();
     let lat = latency.p50_p99();
     let (merged, conflicts, refused) = match (initial, maps.iter().all(|(_, m)| m.is_some())) {
@@ -272,7 +281,7 @@ fn build_output(
         modeled_mpps: if collect.total == 0 {
             0.0
         } else {
-            modeled_pps(line_pps, &all_loads) / 1e6
+            modeled / 1e6
         },
         line_rate_mpps: line_pps / 1e6,
         cycles_per_packet: service.p50_p99(),
@@ -304,12 +313,17 @@ fn build_output(
             (map_mismatches > 0).then(|| format!("final maps differ on {map_mismatches} ME(s)"))
         }),
     };
+    let latency_histogram = latency.buckets();
+    // Their buffers serve the next run's histograms (see `Histogram::recycle`).
+    for h in [latency, service, busy] {
+        h.recycle();
+    }
     Ok(SimOutput {
         report,
         maps: merged,
         merge_refused: refused,
         profile,
-        latency_histogram: latency.buckets(),
+        latency_histogram,
     })
 }
 

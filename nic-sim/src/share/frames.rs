@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use crate::lanes::MeSim;
 use crate::lanes::{Arrival, Feed};
 
-/// Bytes of a frame's record header in [`MeFrames::bytes`]: arrival time (8), length (8),
+/// Bytes of a frame's record header in a buffer of [`MeFrames`]: arrival time (8), length (8),
 /// input index minus the batch's first (4, below `u32::MAX`: a batch holds fewer frames) and
 /// thread (4), native byte order.
 pub(super) const HEAD: usize = 24;

@@ -34,7 +34,7 @@ where
     // index in 32 bits (the batch size never changes a result).
     let batch = config.batch.clamp(1, u32::MAX as usize) as u32;
     let start = super::start_bytes(batch as usize, mes as usize);
-    let mut filling = Job::new(mes as usize, reader.jobs.len() + 1, start);
+    let mut filling = super::job(mes as usize, reader.jobs.len() + 1, start);
     // Input index of the filling batch's first frame.
     let mut first = 0u64;
     let mut frames = frames.into_iter();
@@ -53,7 +53,11 @@ where
         reader.collect.total = first;
         match full {
             Some(time) => reader.publish(&mut filling, time, first)?,
-            None => return reader.publish(&mut filling, clock.now(), first),
+            None => {
+                let published = reader.publish(&mut filling, clock.now(), first);
+                super::keep(filling);
+                return published;
+            }
         }
     }
 }
@@ -122,13 +126,13 @@ fn fill_clmul<B: AsRef<[u8]>, I: Iterator<Item = Result<B, SimError>>>(
 /// copy is two moves); longer ones one that calls `memcpy`.
 ///
 /// Measured (callgrind, `simspeed pre`, demo, host instructions a frame, all of the run;
-/// the reading loop's own share in brackets): 955.9 [109] before; with [`Clmul`]'s hash in
+/// the reading loop's own share in brackets): 955.9 \[109\] before; with [`Clmul`]'s hash in
 /// the same loop 954.0 (its constants loaded every frame); with the buffers' write pointer
 /// ([`super::MeFrames`]) 950.2; two loops 944.2; the byte limit as a frame count
 /// ([`stop_at`]) 941.3; the clock's saturation tested once per run of frames
 /// ([`Ticker::within`], with 32-byte moves) 928.8; no `memcpy` in the short frames' loop
-/// 927.0; the hasher's constants made ready in the inner loop's preheader 920.0 [76]; the
-/// common frame's header tested as one vector (`rss`) 916.0 [72]; the inner loop entered
+/// 927.0; the hasher's constants made ready in the inner loop's preheader 920.0 \[76\]; the
+/// common frame's header tested as one vector (`rss`) 916.0 \[72\]; the inner loop entered
 /// only after a common frame of a repeated length 913.0 (IMIX traffic, `offload sim`, the
 /// reading loop with the generator: 1,007 -> 985).
 /// Rejected: the inner loop in a function of its own (929.0: its state went through
