@@ -39,10 +39,16 @@ pub struct SimConfig {
     /// Where non-IP frames go.
     pub non_ip: NonIp,
     /// Frames per batch (never changes a result): larger batches mean fewer hand-overs
-    /// between host threads, smaller ones a smaller arena and `--out` reorder buffer. The
-    /// default, 4096, was the best of 1024-16384 for the demo on the project's machines
-    /// (two host threads: 2.5-3.2 M frames/s against 1.8-2.9 at 1024; at 8192 and up the two
-    /// arenas start pushing the MEs' state out of a core's L2).
+    /// between host threads and fewer ME tasks (each brings its ME's state back into cache),
+    /// smaller ones a smaller arena and `--out` reorder buffer.
+    ///
+    /// The default, 8192, is the best of 4096-12288 for the demo at today's speed (session
+    /// 20, one host thread, thread CPU time, 12 interleaved rounds of `simspeed pre 1000000 1
+    /// BATCH`, medians: 4096 9.75, 6144 9.84, 8192 9.89, 12288 9.75 M frames/s). 4096 was
+    /// chosen when a frame cost ~3x what it does now (two host threads: 2.5-3.2 M frames/s
+    /// against 1.8-2.9 at 1024); a cheaper frame makes a task's fixed cost (~700 cycles,
+    /// session 15) a larger share, and past ~8192 the arena pushes the MEs' state out of a
+    /// core's L2.
     pub batch: usize,
     /// Count executions and cycles per ME instruction address into [`SimOutput::profile`].
     /// Off by default; when off the engines run their unprofiled loop (no cost).
@@ -57,7 +63,7 @@ impl SimConfig {
             host_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep_output: false,
             non_ip: NonIp::Lane0,
-            batch: 4096,
+            batch: 8192,
             profile: false,
         }
     }
