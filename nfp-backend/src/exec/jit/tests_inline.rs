@@ -346,3 +346,33 @@ fn two_arrays_one_inline() {
         check(body, 1);
     }
 }
+
+/// A lookup after an LM step of its block reads the key through the LM bytes' pointer
+/// that step left in r10 (`x64_lm::Seen::based`): the key's address in eax (the merge of
+/// a 32-bit `immed` pair) and a constant (one `immed`), inside local memory and across
+/// its end (the helper's fault).
+#[test]
+fn lookups_after_an_lm_step_read_the_key_through_its_pointer() {
+    let lm = MeInsn::Alu {
+        op: AluOp::PassB,
+        dst: Dst::Both(7),
+        a: Src::None,
+        b: Src::Lm { index: 3, off: 1 },
+    };
+    for (at, calls) in [
+        (AT[0], 0),
+        (AT[1], 0),
+        (AT[5], 0),
+        (LMEM_BYTES as u32 - 2, 1),
+    ] {
+        let mut body = vec![lm];
+        body.extend(lookup(Some(0), at));
+        check(body, calls);
+        // R2 by one `immed` (a constant the block knows) instead of the pair.
+        let mut body = vec![lm];
+        let mut l = lookup(Some(0), at);
+        l.splice(1..3, [immed(4, at as u16)]);
+        body.extend(l);
+        check(body, calls);
+    }
+}

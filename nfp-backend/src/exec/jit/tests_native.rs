@@ -94,6 +94,23 @@ fn agree(code: &[MeInsn], index: u8, budget: u64) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// [`agree`], and the fused run of one packet (which enters the unchecked copies of the
+/// blocks, `x64_bound`) agrees with the reference, flags included.
+fn agree_fused(code: &[MeInsn], budget: u64) -> Result<(), TestCaseError> {
+    agree(code, 1, budget)?;
+    let lat = Latencies::NFP4000;
+    let want = fused_with(&lat, code, None);
+    let got = fused_with(&lat, code, Some(&FastProgram::new(code)));
+    prop_assert!(
+        got == want,
+        "fused: {:?} vs {:?}\n{}",
+        got,
+        want,
+        crate::target::print_program(code)
+    );
+    Ok(())
+}
+
 pub(super) fn g(b: Bank, n: u8) -> Src {
     Src::Gpr(b, n)
 }
@@ -416,8 +433,9 @@ fn table() -> impl Strategy<Value = Latencies> {
         )
 }
 
-/// What [`fused_with`] shows: the swaps' cycles, the event, the registers and the count.
-type FusedSeen = (Vec<(u64, u64)>, Result<Event, ExecError>, Vec<u32>, u64);
+/// What [`fused_with`] shows: the swaps' cycles, the event, the registers, the flags and
+/// the count.
+type FusedSeen = (Vec<(u64, u64)>, Result<Event, ExecError>, Vec<u32>, Cc, u64);
 
 /// Runs one packet of `code` on a fresh thread with the table `lat`: fused
 /// (`run_packet_to_end_fast` on `prog`), or stepped on the reference (`prog` `None`).
@@ -432,7 +450,7 @@ fn fused_with(lat: &Latencies, code: &[MeInsn], prog: Option<&FastProgram>) -> F
         lat,
     };
     let (swaps, e) = super::tests_calls::run_packet_on(&mut t, code, prog, &mut mem, &packet);
-    (swaps, e, t.file[..slot::REGS].to_vec(), t.insns)
+    (swaps, e, t.file[..slot::REGS].to_vec(), t.cc, t.insns)
 }
 
 proptest! {
@@ -464,4 +482,124 @@ proptest! {
                 crate::target::print_program(&code));
         }
     }
+}
+
+/// A subtract that only sets flags (`alu[--, A, -, B]`), with A read from memory and B in
+/// eax (the step before computed it) or a constant, compiles to a host `cmp`
+/// (`x64::compare_at`): every condition branches on its host flags, and the taken path
+/// (to the exit, where every flag is seen) recomputes its result flag; with an `immed`
+/// between the compare and the branch (`x64_branch::sink_at` sinks past it), also one to
+/// A's register (then no `cmp`).
+#[test]
+fn compares_without_a_result_equal_the_reference() {
+    let edges = [0u32, 1, 0x7fff_ffff, 0x8000_0000, u32::MAX, 0x1234_5678];
+    let sub = |a: Src, b: Src| MeInsn::Alu {
+        op: AluOp::Sub,
+        dst: Dst::None,
+        a,
+        b,
+    };
+    // One `immed` (a pair's second half would end the sinking, `sink_at`).
+    let immed = |n: u8| MeInsn::Immed {
+        dst: Dst::Both(n),
+        imm: 5,
+        shift: 0,
+        invert: false,
+        width: ImmedWidth::All,
+    };
+    for k in 0..13 {
+        for (i, &x) in edges.iter().enumerate() {
+            let y = edges[(i + 2) % edges.len()];
+            let bodies = [
+                // B in eax: computed by the step before.
+                vec![
+                    MeInsn::Alu {
+                        op: AluOp::PassB,
+                        dst: Dst::Both(1),
+                        a: Src::None,
+                        b: g(Bank::B, 3),
+                    },
+                    sub(g(Bank::A, 2), g(Bank::B, 1)),
+                ],
+                // B a constant, A not in eax.
+                vec![sub(g(Bank::A, 2), Src::Imm(7))],
+                vec![sub(g(Bank::A, 2), Src::Imm(0))],
+                // An `immed` after the compare, to another register and to A's.
+                vec![sub(g(Bank::A, 2), Src::Imm(7)), immed(0)],
+                vec![sub(g(Bank::A, 2), Src::Imm(7)), immed(2)],
+                // A shift by its result (fused, `Step::ShfInd`): then no `cmp`.
+                vec![
+                    sub(g(Bank::A, 2), Src::Imm(7)),
+                    MeInsn::Shf {
+                        kind: crate::target::ShiftKind::Left,
+                        dst: Dst::Both(3),
+                        a: Src::None,
+                        b: g(Bank::B, 1),
+                        amount: crate::target::ShiftAmount::Indirect,
+                    },
+                ],
+            ];
+            for body in bodies {
+                let code = program([x, y, x ^ 0x8000_0000, y.wrapping_add(7)], body, k);
+                for budget in [10_000, 5] {
+                    if let Err(e) = agree_fused(&code, budget) {
+                        panic!("{e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Two `ld_field`s of single bytes of one transfer register into one register, the first
+/// clearing it and the second keeping it (a big-endian half where the bytes are adjacent
+/// and swapped: `x64_ld::swap_pair`), for every byte, rotate and order, from packet bytes
+/// a `ctm` read of the packet put in the transfer registers; the register then compared (from eax) with
+/// one read from memory.
+#[test]
+fn byte_pairs_loaded_by_ld_field_equal_the_reference() {
+    let ld = |n: u8, x: u8, byte: u8, shift_bytes: u8, zero_fill: bool| MeInsn::LdField {
+        dst: Dst::Both(n),
+        byte_mask: 1 << byte,
+        b: Src::Xfer(x),
+        shift_bytes,
+        zero_fill,
+    };
+    let read = MeInsn::Cmd {
+        target: MemTarget::Ctm,
+        action: CmdAction::Read8,
+        xfer: 0,
+        count: 8,
+        mode: AddrMode::Addr32,
+        a: g(Bank::A, 0),
+        b: Src::Imm(4),
+        swap: false,
+    };
+    let mut swapped = 0;
+    for (m1, s1, m2, s2) in (0..64u8).map(|i| (i & 3, (i >> 2) & 3, (i >> 4) & 3, 0)) {
+        for s2 in [s2, (s1 + 2) % 4, (s1 + 1) % 4] {
+            let body = vec![
+                read,
+                ld(1, 1, m1, s1, true),
+                ld(1, 1, m2, s2, false),
+                MeInsn::Alu {
+                    op: AluOp::Sub,
+                    dst: Dst::None,
+                    a: g(Bank::A, 2),
+                    b: g(Bank::B, 1),
+                },
+            ];
+            let rot = |s: u8| (8 * s) % 32;
+            let (mk1, mk2) = (0xffu32 << (8 * m1), 0xffu32 << (8 * m2));
+            if super::x64_ld::swap_pair((rot(s1), mk1, 0), (rot(s2), mk2, !mk2)).is_some() {
+                swapped += 1;
+            }
+            let at = ctm_packet_buffer(1) + PKT_HEADROOM;
+            let code = program([at, 3, 0x0201, 0x300], body, m1 + s2);
+            if let Err(e) = agree_fused(&code, 10_000) {
+                panic!("{e}");
+            }
+        }
+    }
+    assert!(swapped >= 6, "{swapped}");
 }

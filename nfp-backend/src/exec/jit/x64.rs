@@ -161,7 +161,7 @@ pub(super) fn store(a: &mut Assembler, d: D) {
 // The ALU steps' host code (`alu`): a file of its own.
 #[path = "x64_alu.rs"]
 mod alu_step;
-pub(super) use alu_step::alu;
+pub(super) use alu_step::{alu, compare, compare_at, sub_result};
 
 /// Where a block goes on, in hops from its first op (`fast_run::next` or
 /// `fast_branch::branch` as code).
@@ -255,7 +255,7 @@ fn block(
         _ => false,
     };
     let facts = (unstored, res_dies, lag);
-    let flags = emit(a, steps, &mut exits, (sink, pending, fw), facts, lat);
+    let (flags, cmp) = emit(a, steps, &mut exits, (sink, pending, fw), facts, lat);
     // Where the block goes on when not branching: to `fall`'s copy, laid out next.
     let on = |to: i32| fall.map_or((next(to), follows), |l| (Some((l, 0)), Some(l)));
     let out = match tail {
@@ -269,7 +269,7 @@ fn block(
             // there overwrites them first (jumps leave the host flags alone) or they are
             // pending in the copy laid out next.
             if let (Some(op), None) = (sunk, taken) {
-                x64_branch::store_sunk(a, op, (true, true));
+                x64_branch::store_sunk(a, op, (true, true), cmp);
             }
             if let Some(u) = unstored {
                 x64_sink::restore(a, steps, u);
@@ -290,7 +290,7 @@ fn block(
                             }
                             _ => (false, false),
                         };
-                        x64_branch::store_sunk(a, op, (!res, !cv));
+                        x64_branch::store_sunk(a, op, (!res, !cv), cmp);
                     }
                     pay(a, (at(f), rn), (next(f), follows), checked, lag)
                 }
@@ -655,7 +655,7 @@ pub(super) fn compile(ops: &[Op], runs: &[u16], lat: &Latencies) -> Option<Compi
         }
         _ => None,
     };
-    x64_call::pool(&mut asm);
+    x64_call::pool(&mut asm, lk);
     let code = asm.finalize().ok()?;
     dump(&code);
     let blocks = starts

@@ -139,3 +139,90 @@ pub(in super::super) fn alu(
         dynasm!(a ; .arch x64 ; mov DWORD [rdi + CC_RES], eax);
     }
 }
+
+/// A subtract whose result nothing reads from `eax` as a host `cmp` of its A slot with B
+/// ([`compare`]): `Some` of A's offset and B (`eax`, which holds it, or a constant), for a
+/// step `alu[--, A, -, B]` that stores no result flag itself (`res`), with A in memory and
+/// not in `eax` (the case where the subtract cost a load of A into `eax` and, with B in
+/// `eax`, a copy of B aside: three host instructions where the `cmp` is one).
+///
+/// Why: the lowering's bound checks compare a register read from memory with the value
+/// just computed (`alu[--, A_6, -, B_8]` then `blo`, twice per packet of the demo filter),
+/// or with a constant, and branch on the host flags the compare sets; the result is read
+/// only where the branch's sunk result flag is stored ([`sub_result`] recomputes it there)
+/// or by exits that recompute the flags from the operands (`x64_emit::Redo`). `eax` keeps
+/// what it held.
+pub(in super::super) fn compare_form(
+    (av, bv): (Val, Val),
+    d: D,
+    res: bool,
+    h: Held,
+) -> Option<(i32, Val)> {
+    let Val::Slot(o) = av else {
+        return None;
+    };
+    if res || h.has(av) || d.iter().any(|&s| usize::from(s) != slot::SINK) {
+        return None;
+    }
+    match bv {
+        _ if h.has(bv) => Some((o, Val::Reg(EAX))),
+        Val::Const(k) => Some((o, Val::Const(k))),
+        _ => None,
+    }
+}
+
+/// The subtract of [`compare_form`] as `cmp`: the host flags of `sub`, the carry and
+/// overflow stored when `cv` (`eax` unchanged).
+pub(in super::super) fn compare(a: &mut Assembler, (o, b): (i32, Val), cv: bool) {
+    match b {
+        Val::Const(k) => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + o], k as i32),
+        Val::Reg(r) => dynasm!(a ; .arch x64 ; cmp DWORD [rdi + o], Rd(r)),
+        // (Never: `compare_form` gives a constant or eax.)
+        Val::Slot(p) => dynasm!(a ; .arch x64
+            ; mov r8d, DWORD [rdi + p]
+            ; cmp DWORD [rdi + o], r8d),
+    }
+    if cv {
+        dynasm!(a ; .arch x64 ; setnc BYTE [rdi + CC_C] ; seto BYTE [rdi + CC_V]);
+    }
+}
+
+/// `eax` = the result of the [`compare`] of `(o, b)` (A's slot, unchanged since, less B:
+/// `eax` as it was at the compare, or a constant); changes the host flags.
+pub(in super::super) fn sub_result(a: &mut Assembler, (o, b): (i32, Val)) {
+    match b {
+        Val::Reg(_) => dynasm!(a ; .arch x64 ; neg eax ; add eax, DWORD [rdi + o]),
+        Val::Const(k) => dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + o] ; sub eax, k as i32),
+        Val::Slot(p) => {
+            dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + o] ; sub eax, DWORD [rdi + p])
+        }
+    }
+}
+
+/// [`compare_form`] for step `i` of `steps` (its operands `(av, bv)`, destination `d`,
+/// whether it stores its result flag, what eax holds before it): not before a shift by
+/// its result (`Step::ShfInd` reads it from eax), and, when its flags are sunk onto the
+/// branch's paths (`sink`, where [`sub_result`] recomputes the result), with no `immed`
+/// after it writing A's slot.
+pub(in super::super) fn compare_at(
+    steps: &[Step],
+    i: usize,
+    (av, bv): (Val, Val),
+    (d, res, h): (D, bool, Held),
+    sink: Option<usize>,
+) -> Option<(i32, Val)> {
+    let c = compare_form((av, bv), d, res, h)?;
+    if matches!(steps.get(i + 1), Some(Step::ShfInd { .. })) {
+        return None;
+    }
+    let writes_a = |s: &Step| match slot_use(s) {
+        Some((_, w)) => w
+            .iter()
+            .any(|&w| usize::from(w) != slot::SINK && FILE + 4 * i32::from(w) == c.0),
+        None => true,
+    };
+    if sink == Some(i) && steps.iter().skip(i + 1).any(writes_a) {
+        return None;
+    }
+    Some(c)
+}

@@ -160,11 +160,17 @@ pub(super) fn kills(steps: &[Step]) -> (bool, bool) {
     (res == Some(true), cv == Some(true))
 }
 
-/// Stores the flags of the sunk ALU step `op` ([`sink_at`]): its result (in eax) when
+/// Stores the flags of the sunk ALU step `op` ([`sink_at`]): its result (in eax, or
+/// recomputed from `cmp`'s operands when the step was a compare, `x64::compare_at`) when
 /// `res`, its carry and overflow (the host's flags, intact after the branch's jump) when
 /// `cv` and `op` writes them.
-pub(super) fn store_sunk(a: &mut Assembler, op: A, (res, cv): (bool, bool)) {
-    if res {
+pub(super) fn store_sunk(
+    a: &mut Assembler,
+    op: A,
+    (res, cv): (bool, bool),
+    cmp: Option<(i32, Val)>,
+) {
+    if res && cmp.is_none() {
         dynasm!(a ; .arch x64 ; mov DWORD [rdi + CC_RES], eax);
     }
     if cv {
@@ -177,6 +183,11 @@ pub(super) fn store_sunk(a: &mut Assembler, op: A, (res, cv): (bool, bool)) {
             }
             _ => {}
         }
+    }
+    // (After the carry and overflow: the recompute changes the host flags.)
+    if let (true, Some(c)) = (res, cmp) {
+        super::x64::sub_result(a, c);
+        dynasm!(a ; .arch x64 ; mov DWORD [rdi + CC_RES], eax);
     }
 }
 

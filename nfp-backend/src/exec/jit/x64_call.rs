@@ -152,8 +152,10 @@ fn call(a: &mut Assembler, f: Callee, args: impl FnOnce(&mut Assembler)) {
         ; pop rdi);
 }
 
-/// The addresses [`call`] reads, after all of a program's code (`x64::compile`, once).
-pub(super) fn pool(a: &mut Assembler) {
+/// The addresses [`call`] reads, after all of a program's code (`x64::compile`, once),
+/// and the base address of the values of the map `lk` (`jit::lookup_fd`, the one
+/// [`lookup_inline`] looks up), which that adds to its offset as a memory operand.
+pub(super) fn pool(a: &mut Assembler, lk: Option<u32>) {
     let f = |p: *const ()| p as usize as i64;
     dynasm!(a ; .arch x64
         ; .align 8
@@ -163,6 +165,9 @@ pub(super) fn pool(a: &mut Assembler) {
         ; .i64 f(emem_add_native::<1> as *const ())
         ; ->emem_add_2:
         ; .i64 f(emem_add_native::<2> as *const ()));
+    if let Some(fd) = lk {
+        dynasm!(a ; .arch x64 ; ->lk_base: ; .i64 emem_map_addr(fd, 0) as i64);
+    }
 }
 
 /// An `emem[atomic_add]`'s operands and shape (see [`super::Step::EmemAdd`]).
@@ -282,6 +287,8 @@ pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel, no_wait: bool) {
 /// code after it, as [`lookup`] does (with `no_wait`, a wait of 0 to `exit`, the no-wait
 /// path there).
 ///
+/// (`fd` is the program's `jit::lookup_fd`, whose values' base [`pool`] keeps.)
+///
 /// Exactness: `fw::array_lookup_window`'s path for such a key, R0 `emem_map_addr(fd,
 /// key * stride)` in both banks (`Thread::set_r0`), then [`looked_up`]'s issue cycles
 /// (`Cx::add_extra`) and wait. The value window is left as it is (the chain's start set it
@@ -298,39 +305,49 @@ pub(super) fn lookup(a: &mut Assembler, exit: DynamicLabel, no_wait: bool) {
 /// frame (842.1 -> 806.0 without libc memset/memcpy).
 pub(super) fn lookup_inline(
     a: &mut Assembler,
-    (fd, key_at): (u32, Key),
+    (fd, (key_at, based)): (u32, (Key, bool)),
     (exit, call, back): (DynamicLabel, DynamicLabel, DynamicLabel),
     (no_wait, cost, passed): (bool, FwCost, bool),
 ) {
     let last = (LMEM_BYTES - 4) as u32;
-    match key_at {
-        Key::Const(k) if k <= last => dynasm!(a ; .arch x64
+    // The LM bytes' pointer in r8, or in r10 where an LM step of the block left it there
+    // (`based`, `x64_lm::Seen`: two dependent loads fewer).
+    let lm = if based {
+        10
+    } else {
+        dynasm!(a ; .arch x64
             ; mov r8, QWORD [rsi + CX_LMEM]
-            ; mov r8, QWORD [r8 + BYTES]
-            ; mov eax, DWORD [r8 + k as i32]),
+            ; mov r8, QWORD [r8 + BYTES]);
+        8
+    };
+    match key_at {
+        Key::Const(k) if k <= last => dynasm!(a ; .arch x64 ; mov eax, DWORD [Rq(lm) + k as i32]),
         // (Always outside: the helper's fault.)
         Key::Const(_) => dynasm!(a ; .arch x64 ; jmp =>call),
         Key::Eax | Key::Slot => {
-            match key_at {
-                // (Zero-extended: the address indexes below.)
-                Key::Eax => dynasm!(a ; .arch x64 ; mov eax, eax),
-                _ => dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + FILE + 4 * R2]),
+            // `Key::Eax`: eax holds the address zero-extended in rax (every step after
+            // which `x64::Held` names a slot wrote eax as a 32-bit register, or shifted
+            // rax right by 32, `x64_pair::moves`).
+            if let Key::Slot = key_at {
+                dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + FILE + 4 * R2]);
             }
             dynasm!(a ; .arch x64
                 ; cmp eax, last as i32
                 ; ja =>call
-                ; mov r8, QWORD [rsi + CX_LMEM]
-                ; mov r8, QWORD [r8 + BYTES]
-                ; mov eax, DWORD [r8 + rax]);
+                ; mov eax, DWORD [Rq(lm) + rax]);
         }
     }
-    let base = emem_map_addr(fd, 0) as i64;
     dynasm!(a ; .arch x64
         ; cmp rax, QWORD [rsi + LK_MAX]
         ; jae =>call
-        ; imul rax, QWORD [rsi + LK_STRIDE]
-        ; mov r8, QWORD base
-        ; add rax, r8
+        ; imul rax, QWORD [rsi + LK_STRIDE]);
+    // The map's base: an immediate when it fits one, else from the program's code
+    // ([`pool`], one instruction where a move of it to a register and an add took two).
+    match i32::try_from(emem_map_addr(fd, 0)) {
+        Ok(base) => dynasm!(a ; .arch x64 ; add rax, base),
+        Err(_) => dynasm!(a ; .arch x64 ; add rax, QWORD [->lk_base]),
+    }
+    dynasm!(a ; .arch x64
         ; mov QWORD [rdi + FILE + 4 * R0A], rax
         ; mov QWORD [rdi + FILE + 4 * R0B], rax);
     // The issue cycles and the wait: constants of the table the code is compiled for

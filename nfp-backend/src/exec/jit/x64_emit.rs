@@ -4,9 +4,11 @@
 use super::slots::{Known, const_move, const_of, eax_before, known_consts, live_stores};
 use super::x64::*;
 use super::x64_ld::shift;
+pub(super) use super::x64_redo::{Redo, pending_redos, sunk_redo};
+use super::x64_redo::{deferred, redone};
 use super::x64_sink::{Unstored, res_at_exit};
 use super::*;
-use super::{x64_branch, x64_call, x64_ld, x64_lm, x64_mem, x64_pair};
+use super::{x64_call, x64_ld, x64_lm, x64_mem, x64_pair};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm, x64::Assembler};
 
 /// Where a step may leave its block (the cold exits, emitted after all blocks).
@@ -48,8 +50,10 @@ pub(super) struct NoWait {
 
 /// The steps of a block; each step's cold exit label is pushed to `exits`. Returns the
 /// ALU operation whose host flags are still those of the stored condition codes at the
-/// end, if any ([`unless_taken`] then branches on them). The step at `sink` stores no
-/// flags (the block's tail does, `x64_branch::sink_at`). `pending`: the flags of the
+/// end, if any ([`unless_taken`] then branches on them), and, when the step at `sink` was
+/// a compare (`x64::compare_at`), its operands (its result is not in eax: the tail's
+/// `x64_branch::store_sunk` recomputes it). The step at `sink` stores no flags (the
+/// block's tail does, `x64_branch::sink_at`). `pending`: the flags of the
 /// block before, not stored, which the exits that may see them recompute
 /// ([`pending_redos`], which must have agreed). `lag`: how far `rcx` is behind the count
 /// (`x64_lag`; the exits settle it, `x64::compile`). `unstored`: stores the block's taken
@@ -63,7 +67,7 @@ pub(super) fn emit(
     (sink, pending, fw): (Option<usize>, Option<Redo>, Option<NoWait>),
     (unstored, res_dies, lag): (Option<Unstored>, bool, i32),
     lat: &crate::cost::Latencies,
-) -> Option<A> {
+) -> (Option<A>, Option<(i32, Val)>) {
     let live = live_flags(steps);
     let known = known_consts(steps);
     let (late, mut redo) = deferred(steps, &live, &known, sink);
@@ -88,7 +92,7 @@ pub(super) fn emit(
             }
             // (Never: `x64::compile` lays out such a copy only where they may stay
             // pending.) Stored here, from the operands, which nothing changed since.
-            None => alu(a, p.op, (p.a, p.b), p.live, Held::NONE),
+            None => p.emit(a),
         }
     }
     let mut stores = live_stores(steps, &known);
@@ -101,6 +105,8 @@ pub(super) fn emit(
     let mut seen = x64_lm::Seen::default();
     // What eax holds, and the op that set the host flags last (see `unless_taken`).
     let (mut h, mut flags) = (Held::NONE, None);
+    // The sunk step as a compare (`x64::compare_at`): its result is not in eax.
+    let mut cmp = None;
     // The bits of eax that may be set (`x64_ld::ld`'s; all after any other step).
     let mut ones = u32::MAX;
     // The stores step j would make of a constant (`x64_pair::set`).
@@ -158,6 +164,42 @@ pub(super) fn emit(
             && !d.iter().any(|&w| FILE + 4 * i32::from(w) == p)
             && sink != Some(i + 1);
         ok.then_some((o, e))
+    };
+    // Steps i and i + 1 as `x64_ld::swap_pair`'s swapped half (eax holding `h` before,
+    // step i storing `k`): the slot's offset and the pair's `(q, s)`. The slot read from
+    // memory (not eax: `slots` may have let its store die) and written by neither step;
+    // step i stores nothing (`slots`: the second reads its result from eax).
+    let ld_pair = |i: usize, h: Held, k: [bool; 2]| {
+        let (
+            Some(&Step::Ld {
+                d,
+                b,
+                rot,
+                mask,
+                keep,
+            }),
+            Some(&Step::Ld {
+                d: e,
+                b: c,
+                rot: r2,
+                mask: m2,
+                keep: k2,
+            }),
+        ) = (steps.get(i), steps.get(i + 1))
+        else {
+            return None;
+        };
+        let Val::Slot(o) = known[i].get(b).map_or(val(b), Val::Const) else {
+            return None;
+        };
+        let writes = |w: u8| usize::from(w) != slot::SINK && FILE + 4 * i32::from(w) == o;
+        if e != d || val_off(c) != val_off(b) || h.has(Val::Slot(o)) || k != [false; 2] {
+            return None;
+        }
+        if d.iter().any(|&w| writes(w)) {
+            return None;
+        }
+        x64_ld::swap_pair((rot, mask, keep), (r2, m2, k2)).map(|q| (o, q))
     };
     for (i, ((s, &l), &k)) in steps.iter().zip(&live).zip(&stores).enumerate() {
         if std::mem::take(&mut skip) {
@@ -266,6 +308,7 @@ pub(super) fn emit(
                         let no_wait = fw.is_some();
                         let cost = lat.fw_cost(crate::target::FwHelper::MapLookup);
                         let labels = (exit, call, back);
+                        let key = (key, seen.based());
                         // (As the block's tail decides, `x64::block`.)
                         let passed = fw.is_some_and(|w| !w.checked)
                             && i32::try_from(cost.wait).is_ok_and(|w| w != 0);
@@ -302,6 +345,18 @@ pub(super) fn emit(
                 x64_pair::moves(a, o, (only(d), only_e), res);
                 skip = true;
                 (Held(e), None)
+            }
+            Step::Alu {
+                op: A::Sub,
+                d,
+                a: x,
+                b,
+            } if let Some(c) = compare_at(steps, i, (kv(x), kv(b)), (d, l.0, h), sink) => {
+                compare(a, c, l.1);
+                if sink == Some(i) {
+                    cmp = Some(c);
+                }
+                (h, Some(A::Sub))
             }
             Step::Alu { op, d, a: x, b } => {
                 alu(a, op, (kv(x), kv(b)), l, h);
@@ -354,6 +409,18 @@ pub(super) fn emit(
                 store(a, only(d));
                 (Held(d), None)
             }
+            Step::Ld { d, .. } if let Some((o, q)) = ld_pair(i, h, k) => {
+                // With the next step (`x64_ld::swap_pair`), whose stores it makes.
+                let ke = stores.get(i + 1).copied().unwrap_or([true; 2]);
+                let sinkd = slot::SINK as u8;
+                let to = [
+                    if ke[0] { d[0] } else { sinkd },
+                    if ke[1] { d[1] } else { sinkd },
+                ];
+                ones = x64_ld::swapped_half(a, o, q, to);
+                skip = true;
+                (Held(d), None)
+            }
             Step::Ld {
                 d,
                 b,
@@ -392,7 +459,7 @@ pub(super) fn emit(
         };
         (h, flags) = (held, set);
     }
-    flags
+    (flags, cmp)
 }
 
 /// The cold exits of blocks (emitted after all blocks, so that a block's last jump may
@@ -417,348 +484,5 @@ pub(super) fn exit(a: &mut Assembler, (l, e): (DynamicLabel, Exit)) {
             super::x64_lag::pay(a, (w.to, w.rn), (w.target, None), w.checked, 0);
             x64_call::lookup_exit(a, at, status, r);
         }
-    }
-}
-
-/// An ALU step's flags, recomputed at a cold exit rather than stored on the way to it
-/// ([`deferred`]): the op, its operands (constants, or slots unchanged since), and which
-/// of its flags (result; carry and overflow) the exit must store.
-#[derive(Clone, Copy)]
-pub(super) struct Redo {
-    op: A,
-    a: Val,
-    b: Val,
-    live: (bool, bool),
-}
-
-impl Redo {
-    /// The result flag of `op` on `a` and `b` (`x64_sink::res_at_exit`).
-    pub(super) fn res(op: A, a: Val, b: Val) -> Redo {
-        Redo {
-            op,
-            a,
-            b,
-            live: (true, false),
-        }
-    }
-
-    /// Stores the flags here (eax and the host flags are free).
-    pub(super) fn emit(self, a: &mut Assembler) {
-        alu(a, self.op, (self.a, self.b), self.live, Held::NONE);
-    }
-}
-
-/// The exit label `l`, with the flags of `r` recomputed there first: the label the exit
-/// itself starts at. (eax is free at a cold exit: it leaves for a handler.)
-fn redone(a: &mut Assembler, l: DynamicLabel, r: Option<Redo>) -> DynamicLabel {
-    let Some(r) = r else {
-        return l;
-    };
-    dynasm!(a ; .arch x64 ; =>l);
-    alu(a, r.op, (r.a, r.b), r.live, Held::NONE);
-    a.new_dynamic_label()
-}
-
-/// The flags a branch block leaves unstored when the block after its fall-through is
-/// laid out for it alone with those flags pending (`x64::compile`): its sunk ALU step's
-/// (`x64_branch::sink_at`), when that op has no carry in and no step after it in the block
-/// writes its operands (the pending flags are recomputed from them).
-///
-/// Why: the lowering checks a bound and falls through to the read it guards (the demo
-/// filter, twice per packet: `blo` then a `ctm` read), whose cold exit is the only reader
-/// of the compare's flags before the next compare overwrites them; stored on the
-/// fall-through they cost 3 host instructions (callgrind, `simspeed pre`: 6 per frame).
-pub(super) fn sunk_redo(steps: &[Step]) -> Option<Redo> {
-    let i = x64_branch::sink_at(steps)?;
-    let Some(&Step::Alu { op, d, a: x, b }) = steps.get(i) else {
-        return None;
-    };
-    if !matches!(op, A::Add | A::Sub | A::And | A::Or | A::Xor) {
-        return None;
-    }
-    let known = known_consts(steps);
-    let kv = |s: u16| known[i].get(s).map_or(val(s), Val::Const);
-    let (av, bv) = (kv(x), kv(b));
-    let reads: Vec<i32> = slot_offsets(&[av, bv]);
-    // Neither the step itself nor a step after it (`immed`s and the branch, `sink_at`)
-    // writes the operands.
-    let hits = |d: D| {
-        d.iter()
-            .any(|&w| usize::from(w) != slot::SINK && reads.contains(&(FILE + 4 * i32::from(w))))
-    };
-    if hits(d) {
-        return None;
-    }
-    for s in steps.iter().skip(i + 1) {
-        match slot_use(s) {
-            Some((_, d)) if !hits(d) => {}
-            _ => return None,
-        }
-    }
-    let arith = matches!(op, A::Add | A::Sub);
-    Some(Redo {
-        op,
-        a: av,
-        b: bv,
-        live: (true, arith),
-    })
-}
-
-/// The slot offsets among operands (the constants and host registers are none).
-fn slot_offsets(v: &[Val]) -> Vec<i32> {
-    v.iter()
-        .filter_map(|v| match *v {
-            Val::Slot(o) => Some(o),
-            _ => None,
-        })
-        .collect()
-}
-
-/// For a block entered with the flags of `p` pending (see [`sunk_redo`]), what each step's
-/// cold exit recomputes of them, and the flags still pending at its end (`None`: the block
-/// overwrote them all); `None` when they cannot stay pending: every step that may see them
-/// before the block overwrites them must be an exit that can recompute them (an LM step or
-/// a `ctm` read whose exit recomputes nothing else, see [`deferred`]; not a branch, a carry
-/// in, a call), and none of those steps may write `p`'s operands. Flags still pending at
-/// the end must be taken on by the block after, with nothing reading them on the way
-/// (`x64::compile` checks). `sink` as for [`emit`].
-pub(super) fn pending_redos(
-    steps: &[Step],
-    p: Redo,
-    sink: Option<usize>,
-) -> Option<(Vec<Option<Redo>>, Option<Redo>)> {
-    let live = live_flags(steps);
-    let known = known_consts(steps);
-    let (_, redo) = deferred(steps, &live, &known, sink);
-    let reads = slot_offsets(&[p.a, p.b]);
-    let (mut res, mut cv) = p.live;
-    let mut out = vec![None; steps.len()];
-    for (j, s) in steps.iter().enumerate() {
-        match *s {
-            Step::Lm { .. } | Step::CtmRead { .. } if redo[j].is_none() => {
-                out[j] = Some(Redo {
-                    live: (res, cv),
-                    ..p
-                });
-            }
-            _ if reads_flags(s) => return None,
-            _ => {}
-        }
-        let (reads_c, writes_cv, writes_res) = flag_use(s);
-        if reads_c && cv {
-            return None;
-        }
-        res &= !writes_res;
-        cv &= !writes_cv;
-        if !res && !cv {
-            return Some((out, None));
-        }
-        let w = step_writes(s)?;
-        if w.iter().any(|o| reads.contains(o)) {
-            return None;
-        }
-    }
-    Some((
-        out,
-        Some(Redo {
-            live: (res, cv),
-            ..p
-        }),
-    ))
-}
-
-/// Which ALU steps' flags are recomputed at cold exits instead of stored, and what each
-/// exit recomputes.
-///
-/// Why: a flag store is needed before a step that may leave the block (an LM step, a
-/// `ctm` read) even when the block overwrites the flag before anything else reads it,
-/// only for that rare exit: the demo filter's address add before its LM loads stores
-/// three flags per packet for it. When the step's operands are constants or slots no
-/// step writes until its flags are overwritten, the exit can compute them again.
-///
-/// Exactness: an exit between the step and the overwrite of its flags stores the flags
-/// the step would have stored and that are not overwritten by then (the same op on the
-/// same operand values, `alu`); a step's flags are deferred only when every step that
-/// reads them before they are overwritten is such an exit (not a branch, a carry in, a
-/// call's exit, whose `rax` holds its status), when both are overwritten inside the block
-/// (its end stores every flag as before), and when it is not the step whose flag stores
-/// the branch tail makes (`sink`). Only ops without a carry in (which would read a
-/// stored carry the exit may have changed) qualify.
-fn deferred(
-    steps: &[Step],
-    live: &[(bool, bool)],
-    known: &[Known],
-    sink: Option<usize>,
-) -> (Vec<bool>, Vec<Option<Redo>>) {
-    let n = steps.len();
-    let (mut late, mut redo) = (vec![false; n], vec![None::<Redo>; n]);
-    for i in 0..n {
-        let Step::Alu { op, d, a: x, b } = steps[i] else {
-            continue;
-        };
-        let plain = matches!(op, A::Add | A::Sub | A::And | A::Or | A::Xor);
-        let (mut res, mut cv) = live[i];
-        if sink == Some(i) || !plain || !(res || cv) {
-            continue;
-        }
-        let kv = |s: u16| known[i].get(s).map_or(val(s), Val::Const);
-        let (av, bv) = (kv(x), kv(b));
-        // The operand slots, which must not change while the flags are pending.
-        let reads: Vec<i32> = [av, bv]
-            .iter()
-            .filter_map(|v| match *v {
-                Val::Slot(o) => Some(o),
-                _ => None,
-            })
-            .collect();
-        let hits = |w: &[i32]| w.iter().any(|o| reads.contains(o));
-        if hits(&slots(d)) {
-            continue;
-        }
-        let mut found = Vec::new();
-        let mut ok = false;
-        for (j, s) in steps.iter().enumerate().skip(i + 1) {
-            match *s {
-                Step::Lm { .. } | Step::CtmRead { .. } if redo[j].is_none() => {
-                    found.push((j, (res, cv)));
-                }
-                _ if reads_flags(s) => break,
-                _ => {}
-            }
-            let (reads_c, writes_cv, writes_res) = flag_use(s);
-            if reads_c && cv {
-                break;
-            }
-            res &= !writes_res;
-            cv &= !writes_cv;
-            if !res && !cv {
-                ok = true;
-                break;
-            }
-            let Some(w) = step_writes(s) else {
-                break;
-            };
-            if hits(&w) {
-                break;
-            }
-        }
-        if ok {
-            late[i] = true;
-            for (j, l) in found {
-                redo[j] = Some(Redo {
-                    op,
-                    a: av,
-                    b: bv,
-                    live: l,
-                });
-            }
-        }
-    }
-    (late, redo)
-}
-
-/// The register-file offsets of the slots `d` names (the sink aside).
-fn slots(d: D) -> Vec<i32> {
-    d.iter()
-        .filter(|&&s| usize::from(s) != slot::SINK)
-        .map(|&s| FILE + 4 * i32::from(s))
-        .collect()
-}
-
-/// What step `s` writes, as register-file offsets (a step that may leave, after its exit);
-/// `None` for a step whose writes are not known here, which ends a flag's deferral.
-fn step_writes(s: &Step) -> Option<Vec<i32>> {
-    Some(match *s {
-        Step::Lm {
-            form: LmForm::Mov { d } | LmForm::Alu { d, .. },
-            ..
-        } => slots(d),
-        Step::Lm { .. } => Vec::new(),
-        Step::CtmRead { xfer, words, .. } => (0..i32::from(words))
-            .map(|k| FILE + 4 * (slot::XFER_RD as i32 + i32::from(xfer) + k))
-            .collect(),
-        _ => slots(slot_use(s)?.1),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const fn ab(r: u8) -> D {
-        [r, r + slot::B as u8]
-    }
-
-    fn add(d: D, a: u16, b: u16) -> Step {
-        Step::Alu {
-            op: A::Add,
-            d,
-            a,
-            b,
-        }
-    }
-
-    fn lm_mov(d: D) -> Step {
-        let lm = LmAt {
-            idx: 1,
-            off: 2,
-            rem: 0,
-            at: 0,
-        };
-        Step::Lm {
-            form: LmForm::Mov { d },
-            lm,
-        }
-    }
-
-    fn plan(steps: &[Step]) -> (Vec<bool>, Vec<Option<(bool, bool)>>) {
-        let live = live_flags(steps);
-        let known = known_consts(steps);
-        let (late, redo) = deferred(steps, &live, &known, None);
-        (late, redo.into_iter().map(|r| r.map(|r| r.live)).collect())
-    }
-
-    #[test]
-    fn flags_read_only_by_exits_are_redone_there() {
-        let imm = (slot::IMM + 7) as u16;
-        // add; LM load (writes the result flag); add (writes all): the first add's flags
-        // are redone at the load's exit, all three there.
-        let s = [add(ab(20), 22, imm), lm_mov(ab(4)), add(ab(8), 4, imm)];
-        assert_eq!(
-            plan(&s),
-            (
-                vec![true, false, false],
-                vec![None, Some((true, true)), None]
-            )
-        );
-        // A second load: its exit redoes the carry and overflow only (the first load set
-        // the result).
-        let s = [
-            add(ab(20), 22, imm),
-            lm_mov(ab(4)),
-            lm_mov(ab(5)),
-            add(ab(8), 4, imm),
-        ];
-        let (late, redo) = plan(&s);
-        assert!(late[0]);
-        assert_eq!(redo[1..3], [Some((true, true)), Some((false, true))]);
-    }
-
-    #[test]
-    fn flags_a_branch_reads_or_whose_operands_change_are_stored() {
-        let imm = (slot::IMM + 7) as u16;
-        let br = Step::Br { cond: Cond::Eq };
-        let (late, _) = plan(&[add(ab(20), 22, imm), lm_mov(ab(4)), br]);
-        assert!(!late[0]);
-        // The load writes the add's operand before the carry is overwritten.
-        let s = [
-            add(ab(20), 22, 23),
-            lm_mov(ab(23)),
-            lm_mov(ab(5)),
-            add(ab(8), 4, imm),
-        ];
-        assert!(!plan(&s).0[0]);
-        // Not overwritten inside the block: stored.
-        assert!(!plan(&[add(ab(20), 22, imm), lm_mov(ab(4))]).0[0]);
     }
 }

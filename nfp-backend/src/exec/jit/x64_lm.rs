@@ -80,6 +80,12 @@ impl Seen {
         self.base = None;
     }
 
+    /// Whether `r10` holds the LM bytes' pointer (a lookup's key read uses it too,
+    /// `x64_call::lookup_inline`).
+    pub(super) fn based(&self) -> bool {
+        self.based
+    }
+
     /// After a call out of the block: `r10`, `r11` and `rdx` are gone (the checks passed still
     /// hold: a call changes no window address).
     pub(super) fn call(&mut self) {
