@@ -172,7 +172,7 @@ fn lower_with_facts(
 }
 
 /// Bytes the deepest bpf-to-bpf call chain takes with this lowering's frames (each caller's
-/// [`lower::call`] frame, then the last callee's stack depth).
+/// `lower::call` frame, then the last callee's stack depth).
 fn call_chain_bytes(program: &Program, depths: &[u32]) -> u32 {
     let n = program.insns.len();
     let mut starts = vec![0usize];

@@ -448,7 +448,7 @@ impl<E: PacketEngine> MeSim<E> {
     /// no earlier than it, so a pending completion is never later than the earliest run (and
     /// on a tie the completion goes first anyway). So a completion is taken as soon as it is
     /// due (at most one is ever pending: the one whose time passed `until`), and the loop only
-    /// picks among runs. The tests check this against [`Self::advance_reference`], the
+    /// picks among runs. The tests check this against `Self::advance_reference`, the
     /// general comparison of both.
     #[inline]
     fn advance(&mut self, until: Option<u64>, out: &mut Outbox) {

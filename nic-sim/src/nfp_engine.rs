@@ -6,7 +6,7 @@
 //! - **One engine per ME, threads share its local memory.** The executor's [`Thread`] keeps
 //!   its registers and packet buffer; stacks and packet vectors live in the ME's [`Lmem`],
 //!   as on the chip. The executor's LMEM layout has room for
-//!   [`THREADS_PER_ME`](nfp_backend::exec::THREADS_PER_ME) (4) contexts; a NIC simulated with
+//!   [`THREADS_PER_ME`] (4) contexts; a NIC simulated with
 //!   more threads per ME (`--me-threads 8`) gets one extra `Lmem` per group of four threads.
 //!   That is observably identical (no eBPF program reads another thread's stack) and keeps
 //!   the executor's layout untouched.

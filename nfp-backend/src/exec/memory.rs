@@ -112,8 +112,8 @@ impl Lmem {
     }
 
     /// The chunk mask of the whole chunks `a .. a + len` (0 unless the range is non-empty,
-    /// inside LMEM, and starts and ends on chunk boundaries): [`Lmem::zero`] of that range
-    /// is [`Lmem::start_packet`] with this mask.
+    /// inside LMEM, and starts and ends on chunk boundaries): `Lmem::zero` (tests only) of
+    /// that range is [`Lmem::start_packet`] with this mask.
     pub(super) fn whole_chunks(a: usize, len: usize) -> u64 {
         let (lo, n) = (a / CHUNK, len / CHUNK);
         let aligned = a.is_multiple_of(CHUNK) && len.is_multiple_of(CHUNK);
@@ -136,7 +136,7 @@ impl Lmem {
         }
     }
 
-    /// A thread's packet start: [`Lmem::zero`] of its stack, then [`Lmem::set_words`] of
+    /// A thread's packet start: `Lmem::zero` of its stack, then [`Lmem::set_words`] of
     /// its packet vector `v` at `vec`, given the stack's chunks (`whole_chunks`) and the
     /// vector's (`end_chunks` of `vec`, `4 * N`), which the thread derives once
     /// (`thread::Home`), with one update of the dirty mask for both (separately, the mask

@@ -19,7 +19,7 @@ use crate::target::{Bank, MeInsn};
 /// Why one array: the pre-decoded fast path (`fast`) names every operand by a slot number, so
 /// reading a GPR, a transfer register, the constant 0 or an 8-bit immediate is the same
 /// indexed load, and writing "both banks", one bank, a transfer register or nothing is the same
-/// two stores (a single destination's second store goes to [`SINK`]).
+/// two stores (a single destination's second store goes to [`slot::SINK`]).
 pub(super) mod slot {
     /// GPR `n` of bank A.
     pub const A: usize = 0;

@@ -1,5 +1,5 @@
 //! Can this program run on the NIC? The kernel NFP driver's offload decision, reproduced:
-//! the verifier walks the program with this backend's hooks ([`hooks`]), which look at each
+//! the verifier walks the program with this backend's hooks (`hooks`), which look at each
 //! instruction under each path's state, and the whole-program limits (maps, stack, packet
 //! reach, program type) are checked around the walk.
 //!

@@ -101,7 +101,7 @@ fn base_of(state: &VerifierState, regno: u8) -> BaseFact {
 }
 
 /// Farthest a packet-family pointer may be from the start of its packet buffer, either way,
-/// for [`near_packet`].
+/// for `near_packet`.
 pub const NEAR_PACKET: i64 = 0xffff;
 
 // What `near_packet` relies on: every packet buffer sits far enough above 0 and below 2^32

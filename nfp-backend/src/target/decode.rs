@@ -1,5 +1,5 @@
 //! Decoding 64-bit instruction words back into [`MeInsn`] (the layout is documented in
-//! [`super::encode`]). Only canonical words are accepted: a decoded instruction is re-encoded
+//! [`mod@super::encode`]). Only canonical words are accepted: a decoded instruction is re-encoded
 //! and must give the same word, so stray bits are rejected instead of silently ignored.
 
 use super::encode::{

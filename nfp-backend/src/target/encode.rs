@@ -6,7 +6,7 @@
 //! `Exit`/`FwCall` pseudo-branches), and some fields of the real layout are not documented in
 //! the sources read. Where the real layout has a field we use its position; the rest lives in
 //! bits 44..55 (the real ECC byte, computed by the driver and irrelevant here) and in the top
-//! byte (bits 56..63, the JIT's relocation scratch byte). [`super::decode`] accepts exactly the
+//! byte (bits 56..63, the JIT's relocation scratch byte). [`mod@super::decode`] accepts exactly the
 //! words [`encode`] produces (it re-encodes to check), so `decode(encode(i)) == i`.
 //!
 //! # Layout

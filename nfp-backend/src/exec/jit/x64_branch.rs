@@ -59,7 +59,7 @@ pub(super) fn unless_taken(a: &mut Assembler, s: Step, flags: Option<A>) {
 
 /// Jumps to `fall` unless `cond` holds, on the host flags the ALU op `op` left: the zero
 /// and sign of its result, and for add / subtract its carry (the ME's carry is the host's
-/// for add, its inverse for subtract) and overflow (the ME's, see [`alu`]); `false`, and
+/// for add, its inverse for subtract) and overflow (the ME's, see `x64_alu::alu`); `false`, and
 /// nothing emitted, when they do not decide `cond` (a logic op leaves the ME's carry and
 /// overflow alone). Saves the compare of the stored flag on most branches (the lowering
 /// branches right after its compare).

@@ -22,7 +22,7 @@
 //! (`Cx::va_base`) is added to in place instead, the same bytes with the same add (see
 //! [`emem_add`]). [`lookup_native`] is `fast_mem::fw_lookup` up to its swap:
 //! `fw::map_lookup`, R0, or the same fault (`fast_run::fault` at the op, then the block
-//! leaves through [`faulted`]), then the issue cycles into `Cx::extra`; its result is the
+//! leaves through `faulted`), then the issue cycles into `Cx::extra`; its result is the
 //! wait, and the block does what `after_fw` does with it (`x64::block`).
 //!
 //! The lookup of an array is inline in the block where the block knows R1 names the map

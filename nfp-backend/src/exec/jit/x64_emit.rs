@@ -50,8 +50,8 @@ pub(super) struct NoWait {
 
 /// The steps of a block; each step's cold exit label is pushed to `exits`. Returns the
 /// ALU operation whose host flags are still those of the stored condition codes at the
-/// end, if any ([`unless_taken`] then branches on them), and, when the step at `sink` was
-/// a compare (`x64::compare_at`), its operands (its result is not in eax: the tail's
+/// end, if any (`x64_branch::unless_taken` then branches on them), and, when the step at
+/// `sink` was a compare (`x64::compare_at`), its operands (its result is not in eax: the tail's
 /// `x64_branch::store_sunk` recomputes it). The step at `sink` stores no flags (the
 /// block's tail does, `x64_branch::sink_at`). `pending`: the flags of the
 /// block before, not stored, which the exits that may see them recompute

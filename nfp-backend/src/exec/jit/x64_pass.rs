@@ -16,7 +16,7 @@
 //! iff `n + extra + wait < pass_limit`; a pass writes `Segment { busy: n - mark_n, wait }`
 //! at `seg_at`, moves `seg_at` on, sets `mark_n = n` (see `fast_run::Cx::mark_n`), lowers
 //! `pass_limit` by `wait`, and pays the run at the op after the swap (`fast_run::pay`:
-//! the same [`super::x64::pay`] as a branch's). When the swap does not pass, or the room
+//! the same [`super::x64_lag::pay`] as a branch's). When the swap does not pass, or the room
 //! for segments is full (`seg_at == seg_end`: growing it is Rust's), nothing has been
 //! written and the block jumps to a Rust function that calls `swap_or_pass` with the same
 //! arguments (`x64_mem::ctm_swap`, `x64_call::emem_swap`, `x64_call::lookup_swap`), which

@@ -110,7 +110,7 @@ fn slot_offsets(v: &[Val]) -> Vec<i32> {
 /// a `ctm` read whose exit recomputes nothing else, see [`deferred`]; not a branch, a carry
 /// in, a call), and none of those steps may write `p`'s operands. Flags still pending at
 /// the end must be taken on by the block after, with nothing reading them on the way
-/// (`x64::compile` checks). `sink` as for [`emit`].
+/// (`x64::compile` checks). `sink` as for [`super::x64_emit::emit`].
 pub(super) fn pending_redos(
     steps: &[Step],
     p: Redo,
