@@ -138,42 +138,21 @@ impl Histogram {
         self.merge_sparse(other);
     }
 
-    /// [`Histogram::merge`] of `other`, whose [`Histogram::count`] the caller knows to be
-    /// `count`: `other`'s dense part is read from its largest value down, run by run of
-    /// `RUN` counts, only until its counts add up to `count` (all of it if `count` is
-    /// larger; a smaller one would leave counts out, which debug builds assert against).
+    /// [`Histogram::merge`] of `other`, taken, whose [`Histogram::count`] the caller knows
+    /// to be `count`: `other`'s dense part is read from its largest value down, run by run
+    /// of `RUN` counts, only until its counts add up to `count` (all of it if `count` is
+    /// larger; a smaller one would leave counts out, which debug builds assert against). Its
+    /// counts are zeroed as they are added, and its dense part, all zeros then, is kept as a
+    /// spare buffer (see `spare`) for the next histogram whose dense part grows.
     ///
-    /// Why: per-packet costs cluster far above 0 (the demo's busy cycles are 313 on every
-    /// packet, its service cycles ~300-1,066), and the dense part starts at 0, so reading up
-    /// from 0 passed mostly zeros. The report merges two histograms of each ME, whose packet
-    /// count it has (`MeStats::processed`): ~170 k host instructions and ~5.5% of a
-    /// 1,000-frame call's time on Agilio CX's 50 MEs (callgrind and perf, `simspeed repeat
-    /// 1000 1`), a fixed cost per call.
-    pub fn merge_counted(&mut self, other: &Histogram, count: u64) {
-        debug_assert_eq!(other.count(), count);
-        let len = self.grow_for(other);
-        let mut left = count.saturating_sub(other.n);
-        let runs = self.dense[..len].rchunks_mut(RUN);
-        for (a, b) in runs.zip(other.dense[..len].rchunks(RUN)) {
-            if left == 0 {
-                break;
-            }
-            let n: u64 = b.iter().sum();
-            if n > 0 {
-                for (a, b) in a.iter_mut().zip(b) {
-                    *a += *b;
-                }
-                left = left.saturating_sub(n);
-            }
-        }
-        self.merge_sparse(other);
-    }
-
-    /// [`Histogram::merge_counted`] of `other`, taken: its counts are zeroed as they are
-    /// added, and its dense part, all zeros then, is kept as a spare buffer (see `spare`)
-    /// for the next histogram whose dense part grows.
+    /// Why from the top down to the count: per-packet costs cluster far above 0 (the demo's
+    /// busy cycles are 313 on every packet, its service cycles ~300-1,066), and the dense
+    /// part starts at 0, so reading up from 0 passed mostly zeros. The report merges two
+    /// histograms of each ME, whose packet count it has (`MeStats::processed`): ~170 k host
+    /// instructions and ~5.5% of a 1,000-frame call's time on Agilio CX's 50 MEs (callgrind
+    /// and perf, `simspeed repeat 1000 1`), a fixed cost per call.
     ///
-    /// Why: every `simulate` call builds each ME's busy and service histograms from empty,
+    /// Why taken: every `simulate` call builds each ME's busy and service histograms from empty,
     /// and their dense parts grew from 0 to the largest value recorded (the demo: 313 and
     /// ~1,066 cycles, ~11 KB an ME), a `realloc` and a `memset` at every doubling, then
     /// were freed after the report merged them: callgrind, a warm 1,000-frame call of
@@ -501,8 +480,8 @@ mod tests {
             let mut counted = merged.clone();
             merged.merge(&other);
             proptest::prop_assert_eq!(&merged, &recorded);
-            // Merged knowing the count: the same.
-            counted.merge_counted(&other, b.len() as u64);
+            // Merged knowing the count, taking `other`: the same.
+            counted.merge_counted_from(other.clone(), b.len() as u64);
             proptest::prop_assert_eq!(&counted, &recorded);
             for h in [&merged, &other] {
                 let p = h.p50_p99();
